@@ -1,0 +1,1 @@
+//! FHIRPath engine over Flint's FHIR resource model.

@@ -1,0 +1,1 @@
+//! FHIR RESTful API over HTTP (axum).

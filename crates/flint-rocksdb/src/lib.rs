@@ -1,0 +1,1 @@
+//! RocksDB storage adapter: key-value store, transaction log and resource store.

@@ -1,0 +1,1 @@
+//! The flint binary: configuration, storage wiring, metrics, HTTP server.
