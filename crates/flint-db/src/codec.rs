@@ -1,0 +1,227 @@
+//! Byte encodings of index keys and values.
+//!
+//! Integers are big-endian so byte order equals numeric order; `desc(t)` is `!t` so newer
+//! versions sort first. Resource ids are at most 64 bytes of `[A-Za-z0-9\-.]` and never contain
+//! `0x00`, which therefore serves as the id terminator wherever an id is followed by more key.
+
+use crate::{ContentHash, T};
+
+/// A type id: a stable 4-byte hash of the resource type name (FNV-1a, 32 bit).
+pub fn tid(type_name: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in type_name.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// `!t` as 8 big-endian bytes: newer t first.
+pub fn desc_t(t: T) -> [u8; 8] {
+    (!t).to_be_bytes()
+}
+
+/// Inverse of [`desc_t`].
+pub fn read_desc_t(b: &[u8]) -> T {
+    !read_u64(b)
+}
+
+/// Reads 8 big-endian bytes (zero if too short).
+pub fn read_u64(b: &[u8]) -> u64 {
+    b.get(..8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// Reads 4 big-endian bytes (zero if too short).
+pub fn read_u32(b: &[u8]) -> u32 {
+    b.get(..4)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .map(u32::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// What a version did to its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionOp {
+    /// The resource was created by this version.
+    Create,
+    /// The resource was updated.
+    Put,
+    /// The resource was deleted.
+    Delete,
+}
+
+/// The value stored for each version in the as-of indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionValue {
+    /// Content hash (all zero for deletions).
+    pub hash: ContentHash,
+    /// Number of versions of the resource up to and including this one.
+    pub num_changes: u64,
+    /// What this version did.
+    pub op: VersionOp,
+}
+
+impl VersionValue {
+    /// Encodes as `hash(32) · num_changes(8) · op(1)`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(41);
+        v.extend_from_slice(&self.hash.0);
+        v.extend_from_slice(&self.num_changes.to_be_bytes());
+        v.push(match self.op {
+            VersionOp::Create => 1,
+            VersionOp::Put => 0,
+            VersionOp::Delete => 2,
+        });
+        v
+    }
+
+    /// Decodes [`VersionValue::encode`]'s output.
+    pub fn decode(b: &[u8]) -> Option<VersionValue> {
+        if b.len() < 41 {
+            return None;
+        }
+        let hash = ContentHash(b[..32].try_into().ok()?);
+        let op = match b[40] {
+            1 => VersionOp::Create,
+            2 => VersionOp::Delete,
+            _ => VersionOp::Put,
+        };
+        Some(VersionValue {
+            hash,
+            num_changes: read_u64(&b[32..40]),
+            op,
+        })
+    }
+}
+
+/// `tid · id · 0x00`: the prefix of all ResourceAsOf keys of one resource.
+pub fn resource_prefix(tid: u32, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + id.len() + 8);
+    k.extend_from_slice(&tid.to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// ResourceAsOf key `tid · id · 0x00 · desc(t)`.
+pub fn resource_as_of_key(tid: u32, id: &str, t: T) -> Vec<u8> {
+    let mut k = resource_prefix(tid, id);
+    k.extend_from_slice(&desc_t(t));
+    k
+}
+
+/// Splits a ResourceAsOf key into `(tid, id, t)`.
+pub fn decode_resource_as_of_key(k: &[u8]) -> Option<(u32, &str, T)> {
+    if k.len() < 4 + 1 + 8 {
+        return None;
+    }
+    let tid = read_u32(k);
+    let id = std::str::from_utf8(&k[4..k.len() - 9]).ok()?;
+    Some((tid, id, read_desc_t(&k[k.len() - 8..])))
+}
+
+/// TypeAsOf key `tid · desc(t) · id`.
+pub fn type_as_of_key(tid: u32, t: T, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12 + id.len());
+    k.extend_from_slice(&tid.to_be_bytes());
+    k.extend_from_slice(&desc_t(t));
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Splits a TypeAsOf key into `(tid, t, id)`.
+pub fn decode_type_as_of_key(k: &[u8]) -> Option<(u32, T, &str)> {
+    if k.len() < 12 {
+        return None;
+    }
+    Some((
+        read_u32(k),
+        read_desc_t(&k[4..12]),
+        std::str::from_utf8(&k[12..]).ok()?,
+    ))
+}
+
+/// SystemAsOf key `desc(t) · tid · id`.
+pub fn system_as_of_key(t: T, tid: u32, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12 + id.len());
+    k.extend_from_slice(&desc_t(t));
+    k.extend_from_slice(&tid.to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Splits a SystemAsOf key into `(t, tid, id)`.
+pub fn decode_system_as_of_key(k: &[u8]) -> Option<(T, u32, &str)> {
+    if k.len() < 12 {
+        return None;
+    }
+    Some((
+        read_desc_t(k),
+        read_u32(&k[8..12]),
+        std::str::from_utf8(&k[12..]).ok()?,
+    ))
+}
+
+/// Stats value `total(8) · num_changes(8)`.
+pub fn encode_stats(total: u64, changes: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&total.to_be_bytes());
+    v.extend_from_slice(&changes.to_be_bytes());
+    v
+}
+
+/// Decodes [`encode_stats`]'s output into `(total, num_changes)`.
+pub fn decode_stats(b: &[u8]) -> (u64, u64) {
+    (read_u64(b), read_u64(b.get(8..).unwrap_or(&[])))
+}
+
+/// ReferencedBy key `target tid · target id · 0x00 · source tid · source id`.
+pub fn referenced_by_key(target_tid: u32, target_id: &str, src_tid: u32, src_id: &str) -> Vec<u8> {
+    let mut k = resource_prefix(target_tid, target_id);
+    k.extend_from_slice(&src_tid.to_be_bytes());
+    k.extend_from_slice(src_id.as_bytes());
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desc_t_orders_newest_first() {
+        assert!(desc_t(2) < desc_t(1));
+        assert_eq!(read_desc_t(&desc_t(42)), 42);
+    }
+
+    #[test]
+    fn resource_keys_do_not_interleave_for_prefix_ids() {
+        let t = tid("Patient");
+        let a = resource_as_of_key(t, "abc", 1);
+        let b = resource_as_of_key(t, "abcd", 7);
+        assert!(a < b);
+        assert!(!b.starts_with(&resource_prefix(t, "abc")));
+        assert_eq!(decode_resource_as_of_key(&b), Some((t, "abcd", 7)));
+    }
+
+    #[test]
+    fn version_value_round_trips() {
+        let v = VersionValue {
+            hash: ContentHash::of(b"x"),
+            num_changes: 3,
+            op: VersionOp::Delete,
+        };
+        assert_eq!(VersionValue::decode(&v.encode()), Some(v));
+        assert_eq!(VersionValue::decode(&[1, 2]), None);
+    }
+
+    #[test]
+    fn tids_are_distinct_for_all_resource_types() {
+        let mut seen = std::collections::HashSet::new();
+        for ty in flint_model::defs::definitions().resource_types() {
+            assert!(seen.insert(tid(ty)), "tid collision for {ty}");
+        }
+    }
+}

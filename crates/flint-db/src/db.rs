@@ -1,0 +1,374 @@
+//! A database value: the index read as of a fixed logical time `t`. Cheap to clone; every read
+//! of one request (and every page of one paged result) uses the same value.
+
+use crate::codec::{self, VersionOp, VersionValue};
+use crate::error::{DbError, ErrorKind, Result};
+use crate::kv::{Cf, KvStore, scan_prefix};
+use crate::store::ResourceStore;
+use crate::{ContentHash, T};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Storage shared by all database values of a node.
+pub(crate) struct Storage {
+    pub kv: Arc<dyn KvStore>,
+    pub store: Arc<dyn ResourceStore>,
+    pub cache: moka::sync::Cache<ContentHash, Bytes>,
+    pub instants: moka::sync::Cache<T, i64>,
+}
+
+/// One version of one resource, as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceHandle {
+    /// Resource type.
+    pub type_name: String,
+    /// Resource id.
+    pub id: String,
+    /// The transaction that wrote this version (`meta.versionId`).
+    pub t: T,
+    /// Content hash (all zero for deletions).
+    pub hash: ContentHash,
+    /// Number of versions up to and including this one.
+    pub num_changes: u64,
+    /// What this version did.
+    pub op: VersionOp,
+}
+
+impl ResourceHandle {
+    /// Whether this version is a deletion.
+    pub fn is_deleted(&self) -> bool {
+        self.op == VersionOp::Delete
+    }
+
+    fn from_value(type_name: &str, id: &str, t: T, v: VersionValue) -> Self {
+        ResourceHandle {
+            type_name: type_name.to_string(),
+            id: id.to_string(),
+            t,
+            hash: v.hash,
+            num_changes: v.num_changes,
+            op: v.op,
+        }
+    }
+}
+
+/// A history entry: a handle and the instant of its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The version.
+    pub handle: ResourceHandle,
+    /// Its transaction's instant (ms since the epoch).
+    pub instant_ms: i64,
+}
+
+/// A database value as of `t`.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) storage: Arc<Storage>,
+    t: T,
+}
+
+impl Db {
+    pub(crate) fn new(storage: Arc<Storage>, t: T) -> Self {
+        Db { storage, t }
+    }
+
+    /// The logical time of this value.
+    pub fn t(&self) -> T {
+        self.t
+    }
+
+    /// The same database as of an earlier `t` (clamped to this value's `t`).
+    pub fn as_of(&self, t: T) -> Db {
+        Db::new(self.storage.clone(), t.min(self.t))
+    }
+
+    fn kv(&self) -> &dyn KvStore {
+        &*self.storage.kv
+    }
+
+    /// The newest version of `type/id` at or before `t` (possibly a deletion).
+    pub fn resource(&self, type_name: &str, id: &str) -> Option<ResourceHandle> {
+        self.version_at_or_before(type_name, id, self.t)
+    }
+
+    /// The version of `type/id` written exactly at `vt`, if it is visible at this `t`.
+    pub fn version(&self, type_name: &str, id: &str, vt: T) -> Option<ResourceHandle> {
+        if vt > self.t {
+            return None;
+        }
+        self.version_at_or_before(type_name, id, vt)
+            .filter(|h| h.t == vt)
+    }
+
+    fn version_at_or_before(&self, type_name: &str, id: &str, t: T) -> Option<ResourceHandle> {
+        let tid = codec::tid(type_name);
+        let prefix = codec::resource_prefix(tid, id);
+        let mut c = self.kv().cursor(Cf::ResourceAsOf);
+        c.seek(&codec::resource_as_of_key(tid, id, t));
+        if c.valid() && c.key().starts_with(&prefix) {
+            let vt = codec::read_desc_t(&c.key()[prefix.len()..]);
+            let v = VersionValue::decode(c.value())?;
+            return Some(ResourceHandle::from_value(type_name, id, vt, v));
+        }
+        None
+    }
+
+    /// Versions of one resource, newest first, starting at `start_t` (inclusive), not older
+    /// than `since_t`, at most `limit`.
+    pub fn instance_history(
+        &self,
+        type_name: &str,
+        id: &str,
+        start_t: Option<T>,
+        since_t: T,
+        limit: usize,
+    ) -> Vec<ResourceHandle> {
+        let tid = codec::tid(type_name);
+        let prefix = codec::resource_prefix(tid, id);
+        let start = codec::resource_as_of_key(tid, id, start_t.unwrap_or(self.t).min(self.t));
+        let mut out = Vec::new();
+        scan_prefix(self.kv(), Cf::ResourceAsOf, &prefix, &start, |k, v| {
+            let t = codec::read_desc_t(&k[prefix.len()..]);
+            if t < since_t || out.len() >= limit {
+                return false;
+            }
+            if let Some(v) = VersionValue::decode(v) {
+                out.push(ResourceHandle::from_value(type_name, id, t, v));
+            }
+            true
+        });
+        out
+    }
+
+    /// Versions of all resources of a type, newest first, starting at `(start_t, start_id)`.
+    pub fn type_history(
+        &self,
+        type_name: &str,
+        start: Option<(T, &str)>,
+        since_t: T,
+        limit: usize,
+    ) -> Vec<ResourceHandle> {
+        let tid = codec::tid(type_name);
+        let prefix = tid.to_be_bytes();
+        let (st, sid) = start.unwrap_or((self.t, ""));
+        let start_key = codec::type_as_of_key(tid, st.min(self.t), sid);
+        let mut out = Vec::new();
+        scan_prefix(self.kv(), Cf::TypeAsOf, &prefix, &start_key, |k, v| {
+            let Some((_, t, id)) = codec::decode_type_as_of_key(k) else {
+                return true;
+            };
+            if t < since_t || out.len() >= limit {
+                return false;
+            }
+            if let Some(v) = VersionValue::decode(v) {
+                out.push(ResourceHandle::from_value(type_name, id, t, v));
+            }
+            true
+        });
+        out
+    }
+
+    /// Versions of all resources, newest first, starting at `(start_t, start_type, start_id)`.
+    pub fn system_history(
+        &self,
+        start: Option<(T, &str, &str)>,
+        since_t: T,
+        limit: usize,
+    ) -> Vec<ResourceHandle> {
+        let (st, sty, sid) = start.unwrap_or((self.t, "", ""));
+        let start_key = if sty.is_empty() {
+            codec::desc_t(st.min(self.t)).to_vec()
+        } else {
+            codec::system_as_of_key(st.min(self.t), codec::tid(sty), sid)
+        };
+        let mut out = Vec::new();
+        scan_prefix(self.kv(), Cf::SystemAsOf, &[], &start_key, |k, v| {
+            let Some((t, tid, id)) = codec::decode_system_as_of_key(k) else {
+                return true;
+            };
+            if t < since_t || out.len() >= limit {
+                return false;
+            }
+            if let (Some(v), Some(ty)) = (VersionValue::decode(v), type_name_of(tid)) {
+                out.push(ResourceHandle::from_value(ty, id, t, v));
+            }
+            true
+        });
+        out
+    }
+
+    /// Current (non-deleted) resources of a type in id order, starting at `start_id`.
+    pub fn type_list(
+        &self,
+        type_name: &str,
+        start_id: Option<&str>,
+        limit: usize,
+    ) -> Vec<ResourceHandle> {
+        let tid = codec::tid(type_name);
+        let prefix = tid.to_be_bytes();
+        let start = match start_id {
+            Some(id) => codec::resource_prefix(tid, id),
+            None => prefix.to_vec(),
+        };
+        let mut out = Vec::new();
+        let mut last_id: Option<Vec<u8>> = None;
+        scan_prefix(self.kv(), Cf::ResourceAsOf, &prefix, &start, |k, v| {
+            if out.len() >= limit {
+                return false;
+            }
+            let Some((_, id, t)) = codec::decode_resource_as_of_key(k) else {
+                return true;
+            };
+            // Versions of one id are contiguous, newest first: take the first one <= self.t.
+            if last_id.as_deref() == Some(id.as_bytes()) || t > self.t {
+                return true;
+            }
+            last_id = Some(id.as_bytes().to_vec());
+            if let Some(v) = VersionValue::decode(v)
+                && v.op != VersionOp::Delete
+            {
+                out.push(ResourceHandle::from_value(type_name, id, t, v));
+            }
+            true
+        });
+        out
+    }
+
+    fn stats(&self, cf: Cf, prefix: &[u8]) -> (u64, u64) {
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(&codec::desc_t(self.t));
+        let mut out = (0, 0);
+        scan_prefix(self.kv(), cf, prefix, &key, |_, v| {
+            out = codec::decode_stats(v);
+            false
+        });
+        out
+    }
+
+    /// Number of current resources of a type.
+    pub fn type_total(&self, type_name: &str) -> u64 {
+        self.stats(Cf::TypeStats, &codec::tid(type_name).to_be_bytes())
+            .0
+    }
+
+    /// Number of versions of all resources of a type.
+    pub fn type_changes(&self, type_name: &str) -> u64 {
+        self.stats(Cf::TypeStats, &codec::tid(type_name).to_be_bytes())
+            .1
+    }
+
+    /// Number of current resources of all types.
+    pub fn system_total(&self) -> u64 {
+        self.stats(Cf::SystemStats, &[]).0
+    }
+
+    /// Number of versions of all resources.
+    pub fn system_changes(&self) -> u64 {
+        self.stats(Cf::SystemStats, &[]).1
+    }
+
+    /// The commit instant (ms since the epoch) of transaction `t`.
+    pub fn instant(&self, t: T) -> Option<i64> {
+        if let Some(i) = self.storage.instants.get(&t) {
+            return Some(i);
+        }
+        let v = self.kv().get(Cf::TxSuccess, &codec::desc_t(t)).ok()??;
+        let i = codec::read_u64(&v) as i64;
+        self.storage.instants.insert(t, i);
+        Some(i)
+    }
+
+    /// The smallest `t` committed at or after `instant_ms` (`self.t + 1` if none).
+    pub fn t_since(&self, instant_ms: i64) -> T {
+        let mut out = self.t + 1;
+        scan_prefix(
+            self.kv(),
+            Cf::TByInstant,
+            &[],
+            &(instant_ms.max(0) as u64).to_be_bytes(),
+            |k, _| {
+                out = codec::read_u64(k.get(8..).unwrap_or(&[]));
+                false
+            },
+        );
+        out
+    }
+
+    /// The error of a rejected transaction `t`, if it was rejected.
+    pub fn tx_error(&self, t: T) -> Option<DbError> {
+        let v = self.kv().get(Cf::TxError, &codec::desc_t(t)).ok()??;
+        Some(
+            serde_json::from_slice(&v)
+                .unwrap_or_else(|_| DbError::new(ErrorKind::Fault, "transaction failed")),
+        )
+    }
+
+    /// The stored content (canonical JSON without versionId/lastUpdated) of a version.
+    pub async fn pull(&self, handle: &ResourceHandle) -> Result<Bytes> {
+        self.pull_hash(&handle.hash).await
+    }
+
+    /// The stored content of `hash`.
+    pub async fn pull_hash(&self, hash: &ContentHash) -> Result<Bytes> {
+        if let Some(b) = self.storage.cache.get(hash) {
+            return Ok(b);
+        }
+        match self.storage.store.get(hash).await? {
+            Some(b) => {
+                self.storage.cache.insert(*hash, b.clone());
+                Ok(b)
+            }
+            None => Err(DbError::fault(format!(
+                "resource content {} missing from the resource store",
+                hash.to_hex()
+            ))),
+        }
+    }
+
+    /// The stored contents of many versions, in order.
+    pub async fn pull_many(&self, handles: &[ResourceHandle]) -> Result<Vec<Bytes>> {
+        let mut out: Vec<Option<Bytes>> = handles
+            .iter()
+            .map(|h| self.storage.cache.get(&h.hash))
+            .collect();
+        let missing: Vec<ContentHash> = handles
+            .iter()
+            .zip(&out)
+            .filter(|(_, b)| b.is_none())
+            .map(|(h, _)| h.hash)
+            .collect();
+        if !missing.is_empty() {
+            let mut fetched = self.storage.store.multi_get(&missing).await?.into_iter();
+            for (slot, h) in out.iter_mut().zip(handles) {
+                if slot.is_none() {
+                    let b = fetched.next().flatten().ok_or_else(|| {
+                        DbError::fault(format!(
+                            "resource content {} missing from the resource store",
+                            h.hash.to_hex()
+                        ))
+                    })?;
+                    self.storage.cache.insert(h.hash, b.clone());
+                    *slot = Some(b);
+                }
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+}
+
+/// The resource type whose [`codec::tid`] is `tid`.
+pub fn type_name_of(tid: u32) -> Option<&'static str> {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static MAP: OnceLock<HashMap<u32, &'static str>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        flint_model::defs::definitions()
+            .resource_types()
+            .iter()
+            .map(|t| (codec::tid(t), t.as_str()))
+            .collect()
+    })
+    .get(&tid)
+    .copied()
+}

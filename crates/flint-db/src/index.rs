@@ -1,0 +1,318 @@
+//! The transaction indexer: verifies one log entry against the database before it and turns it
+//! into one atomic batch of index rows, ending in the `TxSuccess` marker, or a `TxError` row.
+//!
+//! Verification happens here, in log order, on every node, so every node decides the same
+//! outcome for the same transaction (preconditions, id collisions, referential integrity).
+
+use crate::codec::{self, VersionOp, VersionValue};
+use crate::db::Db;
+use crate::error::{DbError, ErrorKind, Result};
+use crate::kv::{Cf, KvStore, WriteBatch, scan_prefix};
+use crate::log::{IfNoneMatch, TxEntry, TxOp};
+use crate::{ContentHash, T};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Format version of the index rows; a mismatch at start-up asks for a rebuild.
+pub const INDEX_VERSION: u64 = 1;
+
+/// The newest transaction the index has processed (committed or rejected), 0 if none.
+pub fn head_t(kv: &dyn KvStore) -> T {
+    let mut head = 0;
+    for cf in [Cf::TxSuccess, Cf::TxError] {
+        scan_prefix(kv, cf, &[], &[], |k, _| {
+            head = head.max(codec::read_desc_t(k));
+            false
+        });
+    }
+    head
+}
+
+/// Checks (or, for an empty index, writes) the index format version.
+pub fn check_version(kv: &dyn KvStore) -> Result<()> {
+    match kv.get(Cf::Meta, b"version")? {
+        Some(v) if codec::read_u64(&v) == INDEX_VERSION => Ok(()),
+        Some(v) => Err(DbError::fault(format!(
+            "incompatible index version {} (expected {INDEX_VERSION}): delete the index directory \
+             to rebuild it from the transaction log",
+            codec::read_u64(&v)
+        ))),
+        None => {
+            let mut b = WriteBatch::default();
+            b.put(
+                Cf::Meta,
+                b"version".to_vec(),
+                INDEX_VERSION.to_be_bytes().to_vec(),
+            );
+            kv.write(b, true)
+        }
+    }
+}
+
+struct NewVersion<'a> {
+    type_name: &'a str,
+    id: &'a str,
+    value: VersionValue,
+    refs: &'a [(String, String)],
+}
+
+/// Indexes `entry` on top of `before` (the database as of `entry.t - 1`). Returns the outcome of
+/// the transaction; storage faults are the outer error.
+pub fn index_tx(kv: &dyn KvStore, before: &Db, entry: &TxEntry) -> Result<Result<(), DbError>> {
+    let t = entry.t;
+    match verify(before, entry) {
+        Ok(versions) => {
+            let mut b = WriteBatch::default();
+            write_versions(before, t, &versions, &mut b);
+            b.put(
+                Cf::TxSuccess,
+                codec::desc_t(t).to_vec(),
+                (entry.instant_ms as u64).to_be_bytes().to_vec(),
+            );
+            let mut k = (entry.instant_ms.max(0) as u64).to_be_bytes().to_vec();
+            k.extend_from_slice(&t.to_be_bytes());
+            b.put(Cf::TByInstant, k, Vec::new());
+            kv.write(b, false)?;
+            Ok(Ok(()))
+        }
+        Err(e) => {
+            let mut b = WriteBatch::default();
+            b.put(
+                Cf::TxError,
+                codec::desc_t(t).to_vec(),
+                serde_json::to_vec(&e).unwrap_or_default(),
+            );
+            kv.write(b, false)?;
+            Ok(Err(e))
+        }
+    }
+}
+
+fn conflict(msg: String) -> DbError {
+    DbError::new(ErrorKind::Conflict, msg)
+}
+
+fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, DbError> {
+    let mut seen = HashSet::new();
+    for c in &entry.cmds {
+        if !seen.insert((c.type_name.as_str(), c.id.as_str())) {
+            return Err(DbError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "Duplicate resource `{}/{}` in one transaction.",
+                    c.type_name, c.id
+                ),
+            ));
+        }
+    }
+    // Each touched resource after this transaction: its references if it exists, None if not.
+    let mut after: HashMap<(&str, &str), Option<&[(String, String)]>> = HashMap::new();
+    let mut versions = Vec::new();
+    for c in &entry.cmds {
+        let current = before.resource(&c.type_name, &c.id);
+        let live = current.as_ref().filter(|h| !h.is_deleted());
+        let changes = current.as_ref().map_or(0, |h| h.num_changes);
+        match c.op {
+            TxOp::Create | TxOp::Put => {
+                if c.op == TxOp::Create && current.is_some() {
+                    return Err(conflict(format!(
+                        "Resource `{}/{}` already exists.",
+                        c.type_name, c.id
+                    )));
+                }
+                check_preconditions(c, current.as_ref())?;
+                let hash = c.hash.unwrap_or(ContentHash::DELETED);
+                if live.is_some_and(|h| h.hash == hash) {
+                    // Identical content: no new version.
+                    after.insert((&c.type_name, &c.id), Some(&c.refs));
+                    continue;
+                }
+                let op = if live.is_some() {
+                    VersionOp::Put
+                } else {
+                    VersionOp::Create
+                };
+                after.insert((&c.type_name, &c.id), Some(&c.refs));
+                versions.push(NewVersion {
+                    type_name: &c.type_name,
+                    id: &c.id,
+                    value: VersionValue {
+                        hash,
+                        num_changes: changes + 1,
+                        op,
+                    },
+                    refs: &c.refs,
+                });
+            }
+            TxOp::Delete => {
+                after.insert((&c.type_name, &c.id), None);
+                if live.is_none() {
+                    continue;
+                }
+                versions.push(NewVersion {
+                    type_name: &c.type_name,
+                    id: &c.id,
+                    value: VersionValue {
+                        hash: ContentHash::DELETED,
+                        num_changes: changes + 1,
+                        op: VersionOp::Delete,
+                    },
+                    refs: &[],
+                });
+            }
+        }
+    }
+    // Referential integrity, against the state after the whole transaction.
+    for c in entry.cmds.iter().filter(|c| c.check_refs) {
+        match c.op {
+            TxOp::Create | TxOp::Put => {
+                for (rt, rid) in &c.refs {
+                    let exists = match after.get(&(rt.as_str(), rid.as_str())) {
+                        Some(e) => e.is_some(),
+                        None => before.resource(rt, rid).is_some_and(|h| !h.is_deleted()),
+                    };
+                    if !exists {
+                        return Err(conflict(format!(
+                            "Referential integrity violated. Resource `{rt}/{rid}` doesn't exist."
+                        )));
+                    }
+                }
+            }
+            TxOp::Delete => {
+                if let Some((st, sid)) = referencing(before, &c.type_name, &c.id, &after) {
+                    return Err(conflict(format!(
+                        "Referential integrity violated. Resource `{}/{}` is referenced by `{st}/{sid}`.",
+                        c.type_name, c.id
+                    )));
+                }
+            }
+        }
+    }
+    Ok(versions)
+}
+
+fn check_preconditions(
+    c: &crate::log::TxCmd,
+    current: Option<&crate::ResourceHandle>,
+) -> Result<(), DbError> {
+    let current_t = current.filter(|h| !h.is_deleted()).map(|h| h.t);
+    if !c.if_match.is_empty() && !current_t.is_some_and(|t| c.if_match.contains(&t)) {
+        return Err(DbError::new(
+            ErrorKind::PreconditionFailed,
+            format!(
+                "Precondition `If-Match` failed: the current version of `{}/{}` is {}.",
+                c.type_name,
+                c.id,
+                current_t.map_or("none".to_string(), |t| t.to_string())
+            ),
+        ));
+    }
+    match c.if_none_match {
+        Some(IfNoneMatch::Any) if current_t.is_some() => Err(DbError::new(
+            ErrorKind::PreconditionFailed,
+            format!(
+                "Precondition `If-None-Match: *` failed: resource `{}/{}` exists.",
+                c.type_name, c.id
+            ),
+        )),
+        Some(IfNoneMatch::Version(v)) if current_t == Some(v) => Err(DbError::new(
+            ErrorKind::PreconditionFailed,
+            format!(
+                "Precondition `If-None-Match` failed: the current version of `{}/{}` is {v}.",
+                c.type_name, c.id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A resource other than `type/id` that references it after the transaction.
+fn referencing(
+    before: &Db,
+    type_name: &str,
+    id: &str,
+    after: &HashMap<(&str, &str), Option<&[(String, String)]>>,
+) -> Option<(String, String)> {
+    let prefix = codec::resource_prefix(codec::tid(type_name), id);
+    let mut found = None;
+    scan_prefix(
+        &*before.storage.kv,
+        Cf::ReferencedBy,
+        &prefix,
+        &prefix,
+        |k, v| {
+            let rest = &k[prefix.len()..];
+            let Some(src_type) = crate::db::type_name_of(codec::read_u32(rest)) else {
+                return true;
+            };
+            let Ok(src_id) = std::str::from_utf8(rest.get(4..).unwrap_or(&[])) else {
+                return true;
+            };
+            if (src_type, src_id) == (type_name, id) {
+                return true;
+            }
+            let refers = match after.get(&(src_type, src_id)) {
+                // Written in this transaction: its new references decide.
+                Some(Some(refs)) => refs.iter().any(|(rt, rid)| rt == type_name && rid == id),
+                Some(None) => false,
+                None => before
+                    .resource(src_type, src_id)
+                    .is_some_and(|h| !h.is_deleted() && h.hash.0[..] == *v),
+            };
+            if refers {
+                found = Some((src_type.to_string(), src_id.to_string()));
+            }
+            !refers
+        },
+    );
+    found
+}
+
+fn write_versions(before: &Db, t: T, versions: &[NewVersion<'_>], b: &mut WriteBatch) {
+    let mut type_delta: BTreeMap<&str, (i64, u64)> = BTreeMap::new();
+    for v in versions {
+        let tid = codec::tid(v.type_name);
+        let val = v.value.encode();
+        b.put(
+            Cf::ResourceAsOf,
+            codec::resource_as_of_key(tid, v.id, t),
+            val.clone(),
+        );
+        b.put(
+            Cf::TypeAsOf,
+            codec::type_as_of_key(tid, t, v.id),
+            val.clone(),
+        );
+        b.put(Cf::SystemAsOf, codec::system_as_of_key(t, tid, v.id), val);
+        for (rt, rid) in v.refs {
+            b.put(
+                Cf::ReferencedBy,
+                codec::referenced_by_key(codec::tid(rt), rid, tid, v.id),
+                v.value.hash.0.to_vec(),
+            );
+        }
+        let d = type_delta.entry(v.type_name).or_default();
+        d.1 += 1;
+        match v.value.op {
+            VersionOp::Create => d.0 += 1,
+            VersionOp::Delete => d.0 -= 1,
+            VersionOp::Put => {}
+        }
+    }
+    let (mut sys_total, mut sys_changes) = (before.system_total(), before.system_changes());
+    for (ty, (dt, dc)) in type_delta {
+        let total = (before.type_total(ty) as i64 + dt).max(0) as u64;
+        let changes = before.type_changes(ty) + dc;
+        let mut k = codec::tid(ty).to_be_bytes().to_vec();
+        k.extend_from_slice(&codec::desc_t(t));
+        b.put(Cf::TypeStats, k, codec::encode_stats(total, changes));
+        sys_total = (sys_total as i64 + dt).max(0) as u64;
+        sys_changes += dc;
+    }
+    if !versions.is_empty() {
+        b.put(
+            Cf::SystemStats,
+            codec::desc_t(t).to_vec(),
+            codec::encode_stats(sys_total, sys_changes),
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! A database node: owns the index, runs the indexer over the transaction log, accepts writes
+//! and hands out database values.
+
+use crate::db::{Db, Storage};
+use crate::error::{DbError, ErrorKind, Result};
+use crate::index;
+use crate::kv::KvStore;
+use crate::log::{TxCmd, TxLog};
+use crate::store::ResourceStore;
+use crate::{ContentHash, T};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Settings of a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Maximum number of resource contents kept in the in-memory cache.
+    pub resource_cache_size: u64,
+    /// How long a read waits to catch up with the log end, and a write for its indexing.
+    pub sync_timeout: Duration,
+    /// Maximum number of submitted but not yet indexed transactions (then 503).
+    pub max_in_flight: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            resource_cache_size: 100_000,
+            sync_timeout: Duration::from_secs(10),
+            max_in_flight: 1024,
+        }
+    }
+}
+
+/// The outcome of a committed transaction.
+#[derive(Clone)]
+pub struct TxOutcome {
+    /// The transaction's `t`.
+    pub t: T,
+    /// The database as of `t`.
+    pub db: Db,
+}
+
+struct Inner {
+    storage: Arc<Storage>,
+    log: Arc<dyn TxLog>,
+    /// Newest `t` the indexer has processed.
+    indexed: watch::Sender<T>,
+    config: NodeConfig,
+    in_flight: AtomicUsize,
+    closing: AtomicBool,
+}
+
+/// A database node. Clone it freely; all clones share one indexer.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl Node {
+    /// Starts a node over the given storage: checks the index version, then spawns the indexer,
+    /// which first catches up with the log (rebuilding an empty index from `t = 1`).
+    pub async fn start(
+        kv: Arc<dyn KvStore>,
+        log: Arc<dyn TxLog>,
+        store: Arc<dyn ResourceStore>,
+        config: NodeConfig,
+    ) -> Result<Node> {
+        index::check_version(&*kv)?;
+        let head = index::head_t(&*kv);
+        let storage = Arc::new(Storage {
+            kv,
+            store,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(config.resource_cache_size)
+                .build(),
+            instants: moka::sync::Cache::new(100_000),
+        });
+        let inner = Arc::new(Inner {
+            storage,
+            log,
+            indexed: watch::channel(head).0,
+            config,
+            in_flight: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+        });
+        tokio::spawn(run_indexer(Arc::downgrade(&inner)));
+        Ok(Node { inner })
+    }
+
+    /// The newest database value this node has indexed.
+    pub fn db(&self) -> Db {
+        Db::new(self.inner.storage.clone(), *self.inner.indexed.borrow())
+    }
+
+    /// The newest `t` this node has indexed.
+    pub fn indexed_t(&self) -> T {
+        *self.inner.indexed.borrow()
+    }
+
+    /// A database value that includes every transaction committed to the log before this call
+    /// (waits for the indexer up to the sync timeout, then 503).
+    pub async fn sync(&self) -> Result<Db> {
+        let last = self.inner.log.last_t().await?;
+        self.sync_to(last).await
+    }
+
+    /// A database value as of exactly `t`, once this node has indexed it.
+    pub async fn sync_to(&self, t: T) -> Result<Db> {
+        self.wait_indexed(t).await?;
+        Ok(Db::new(self.inner.storage.clone(), t))
+    }
+
+    async fn wait_indexed(&self, t: T) -> Result<()> {
+        let mut rx = self.inner.indexed.subscribe();
+        match tokio::time::timeout(self.inner.config.sync_timeout, rx.wait_for(|i| *i >= t)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(DbError::unavailable("the database node is shutting down")),
+            Err(_) => Err(DbError::unavailable(format!(
+                "timeout while waiting for the index to reach t = {t}"
+            ))),
+        }
+    }
+
+    /// Writes a transaction: stores `contents` in the resource store, appends `cmds` to the
+    /// log and waits until this node has indexed it. Returns the database as of the
+    /// transaction, or the error the indexer decided (409, 412, ...).
+    pub async fn transact(
+        &self,
+        cmds: Vec<TxCmd>,
+        contents: Vec<(ContentHash, Bytes)>,
+    ) -> Result<TxOutcome> {
+        if self.inner.closing.load(Ordering::Acquire) {
+            return Err(DbError::unavailable("the database node is shutting down"));
+        }
+        let n = self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _guard = InFlight(&self.inner.in_flight);
+        if n >= self.inner.config.max_in_flight {
+            return Err(DbError::unavailable(
+                "too many transactions in flight; retry later",
+            ));
+        }
+        if !contents.is_empty() {
+            self.inner.storage.store.put(contents).await?;
+        }
+        let t = self.inner.log.submit(cmds).await?;
+        self.wait_indexed(t).await?;
+        let db = Db::new(self.inner.storage.clone(), t);
+        match db.tx_error(t) {
+            Some(e) => Err(e),
+            None => Ok(TxOutcome { t, db }),
+        }
+    }
+
+    /// Stops accepting writes; in-flight ones still finish.
+    pub fn close(&self) {
+        self.inner.closing.store(true, Ordering::Release);
+    }
+
+    /// Number of transactions submitted by this node and not yet indexed.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for TxOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TxOutcome(t = {})", self.t)
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The indexer loop: polls the log from the index head and indexes transactions in order. It
+/// never gives up: storage faults are logged and retried with back-off. It stops when the node
+/// is dropped.
+async fn run_indexer(weak: std::sync::Weak<Inner>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let from = *inner.indexed.borrow() + 1;
+        let log = inner.log.clone();
+        drop(inner);
+        let polled = log.poll(from, 500, Duration::from_millis(200)).await;
+        let Some(inner) = weak.upgrade() else { return };
+        let result = match polled {
+            Ok(entries) => index_entries(&inner, entries),
+            Err(e) => Err(e),
+        };
+        drop(inner);
+        match result {
+            Ok(()) => backoff = Duration::from_millis(50),
+            Err(e) => {
+                tracing::error!(error = %e, "indexer failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn index_entries(inner: &Inner, entries: Vec<crate::log::TxEntry>) -> Result<()> {
+    for entry in entries {
+        let head = *inner.indexed.borrow();
+        if entry.t <= head {
+            continue;
+        }
+        if entry.t != head + 1 {
+            return Err(DbError::new(
+                ErrorKind::Fault,
+                format!(
+                    "transaction log gap: expected t = {}, got {}",
+                    head + 1,
+                    entry.t
+                ),
+            ));
+        }
+        let before = Db::new(inner.storage.clone(), head);
+        if let Err(e) = index::index_tx(&*inner.storage.kv, &before, &entry)? {
+            tracing::debug!(t = entry.t, error = %e, "transaction rejected");
+        }
+        inner.indexed.send_replace(entry.t);
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! The content-addressed resource store: `hash → canonical JSON bytes`, values never change.
+//! Implementations: in-memory, RocksDB (standalone), Cassandra (distributed).
+
+use crate::ContentHash;
+use crate::error::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Stores resource contents by their hash.
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    /// The content of `hash`, if stored.
+    async fn get(&self, hash: &ContentHash) -> Result<Option<Bytes>>;
+    /// The contents of many hashes, in order.
+    async fn multi_get(&self, hashes: &[ContentHash]) -> Result<Vec<Option<Bytes>>> {
+        let mut out = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            out.push(self.get(h).await?);
+        }
+        Ok(out)
+    }
+    /// Stores contents durably (returns after they survive a crash).
+    async fn put(&self, entries: Vec<(ContentHash, Bytes)>) -> Result<()>;
+}

@@ -1,0 +1,265 @@
+//! Behaviour of a node over the in-memory adapters: versions, preconditions, referential
+//! integrity, history, stats and index rebuild.
+
+use bytes::Bytes;
+use flint_db::codec::VersionOp;
+use flint_db::mem::{MemKv, MemLog, MemStore};
+use flint_db::{
+    ContentHash, ErrorKind, IfNoneMatch, KvStore, Node, NodeConfig, TxCmd, TxLog, TxOp,
+};
+use std::sync::Arc;
+
+struct Fixture {
+    node: Node,
+    log: Arc<MemLog>,
+    store: Arc<MemStore>,
+}
+
+async fn fixture() -> Fixture {
+    let log = Arc::new(MemLog::new());
+    let store = Arc::new(MemStore::new());
+    let node = Node::start(
+        Arc::new(MemKv::new()),
+        log.clone(),
+        store.clone(),
+        NodeConfig::default(),
+    )
+    .await
+    .unwrap();
+    Fixture { node, log, store }
+}
+
+fn content(s: &str) -> (ContentHash, Bytes) {
+    (ContentHash::of(s.as_bytes()), Bytes::from(s.to_string()))
+}
+
+async fn put(node: &Node, ty: &str, id: &str, body: &str) -> flint_db::error::Result<u64> {
+    let (h, b) = content(body);
+    let mut c = TxCmd::new(TxOp::Put, ty, id, Some(h));
+    c.check_refs = true;
+    node.transact(vec![c], vec![(h, b)]).await.map(|o| o.t)
+}
+
+#[tokio::test]
+async fn put_creates_then_updates_and_identical_content_keeps_the_version() {
+    let f = fixture().await;
+    let t1 = put(&f.node, "Patient", "a", "v1").await.unwrap();
+    let db = f.node.db();
+    let h = db.resource("Patient", "a").unwrap();
+    assert_eq!((h.t, h.op, h.num_changes), (t1, VersionOp::Create, 1));
+    assert_eq!(db.pull(&h).await.unwrap(), Bytes::from("v1"));
+
+    let t2 = put(&f.node, "Patient", "a", "v2").await.unwrap();
+    let h2 = f.node.db().resource("Patient", "a").unwrap();
+    assert_eq!((h2.t, h2.op, h2.num_changes), (t2, VersionOp::Put, 2));
+
+    let t3 = put(&f.node, "Patient", "a", "v2").await.unwrap();
+    assert!(t3 > t2);
+    let h3 = f.node.db().resource("Patient", "a").unwrap();
+    assert_eq!(h3.t, t2, "identical content must not create a version");
+    assert_eq!(f.node.db().type_changes("Patient"), 2);
+    assert_eq!(f.node.db().type_total("Patient"), 1);
+
+    // The older database value still sees version 1.
+    assert_eq!(
+        f.node.db().as_of(t1).resource("Patient", "a").unwrap().t,
+        t1
+    );
+    assert_eq!(f.node.db().version("Patient", "a", t1).unwrap().t, t1);
+    assert!(f.node.db().version("Patient", "a", t3).is_none());
+}
+
+#[tokio::test]
+async fn create_of_existing_id_conflicts() {
+    let f = fixture().await;
+    put(&f.node, "Patient", "a", "v1").await.unwrap();
+    let (h, b) = content("v9");
+    let err = f
+        .node
+        .transact(
+            vec![TxCmd::new(TxOp::Create, "Patient", "a", Some(h))],
+            vec![(h, b)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+}
+
+#[tokio::test]
+async fn if_match_and_if_none_match() {
+    let f = fixture().await;
+    let t1 = put(&f.node, "Patient", "a", "v1").await.unwrap();
+    let (h, b) = content("v2");
+    let mut c = TxCmd::new(TxOp::Put, "Patient", "a", Some(h));
+    c.if_match = vec![t1 + 100];
+    let err = f
+        .node
+        .transact(vec![c.clone()], vec![(h, b.clone())])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::PreconditionFailed);
+    c.if_match = vec![t1 + 100, t1];
+    f.node
+        .transact(vec![c], vec![(h, b.clone())])
+        .await
+        .unwrap();
+
+    let mut c = TxCmd::new(TxOp::Put, "Patient", "a", Some(ContentHash::of(b"v3")));
+    c.if_none_match = Some(IfNoneMatch::Any);
+    let err = f
+        .node
+        .transact(vec![c], vec![content("v3")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::PreconditionFailed);
+
+    let mut c = TxCmd::new(TxOp::Put, "Patient", "new", Some(h));
+    c.if_none_match = Some(IfNoneMatch::Any);
+    f.node.transact(vec![c], vec![(h, b)]).await.unwrap();
+}
+
+#[tokio::test]
+async fn referential_integrity_on_write_and_delete() {
+    let f = fixture().await;
+    let (h, b) = content("obs");
+    let mut obs = TxCmd::new(TxOp::Put, "Observation", "o", Some(h));
+    obs.refs = vec![("Patient".into(), "p".into())];
+    obs.check_refs = true;
+    let err = f
+        .node
+        .transact(vec![obs.clone()], vec![(h, b.clone())])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(err.message.contains("Patient/p"), "{}", err.message);
+
+    // Creating both in one transaction works.
+    let (ph, pb) = content("p");
+    let mut pat = TxCmd::new(TxOp::Put, "Patient", "p", Some(ph));
+    pat.check_refs = true;
+    f.node
+        .transact(vec![obs.clone(), pat], vec![(h, b), (ph, pb)])
+        .await
+        .unwrap();
+
+    let mut del = TxCmd::new(TxOp::Delete, "Patient", "p", None);
+    del.check_refs = true;
+    let err = f
+        .node
+        .transact(vec![del.clone()], vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(err.message.contains("Observation/o"), "{}", err.message);
+
+    // Deleting the referencing resource in the same transaction is fine.
+    let mut del_obs = TxCmd::new(TxOp::Delete, "Observation", "o", None);
+    del_obs.check_refs = true;
+    let out = f.node.transact(vec![del, del_obs], vec![]).await.unwrap();
+    assert!(out.db.resource("Patient", "p").unwrap().is_deleted());
+    assert_eq!(out.db.system_total(), 0);
+}
+
+#[tokio::test]
+async fn reference_dropped_by_update_no_longer_blocks_delete() {
+    let f = fixture().await;
+    put(&f.node, "Patient", "p", "p").await.unwrap();
+    let (h, b) = content("obs1");
+    let mut obs = TxCmd::new(TxOp::Put, "Observation", "o", Some(h));
+    obs.refs = vec![("Patient".into(), "p".into())];
+    obs.check_refs = true;
+    f.node.transact(vec![obs], vec![(h, b)]).await.unwrap();
+    put(&f.node, "Observation", "o", "obs2-without-ref")
+        .await
+        .unwrap();
+    let mut del = TxCmd::new(TxOp::Delete, "Patient", "p", None);
+    del.check_refs = true;
+    f.node.transact(vec![del], vec![]).await.unwrap();
+}
+
+#[tokio::test]
+async fn delete_is_idempotent_and_history_lists_versions_newest_first() {
+    let f = fixture().await;
+    let t1 = put(&f.node, "Patient", "a", "v1").await.unwrap();
+    let t2 = put(&f.node, "Patient", "a", "v2").await.unwrap();
+    let t3 = f
+        .node
+        .transact(vec![TxCmd::new(TxOp::Delete, "Patient", "a", None)], vec![])
+        .await
+        .unwrap()
+        .t;
+    let t4 = f
+        .node
+        .transact(vec![TxCmd::new(TxOp::Delete, "Patient", "a", None)], vec![])
+        .await
+        .unwrap()
+        .t;
+    let db = f.node.db();
+    assert_eq!(db.resource("Patient", "a").unwrap().t, t3);
+    assert!(t4 > t3);
+    let hist = db.instance_history("Patient", "a", None, 0, 10);
+    assert_eq!(
+        hist.iter().map(|h| h.t).collect::<Vec<_>>(),
+        vec![t3, t2, t1]
+    );
+    assert_eq!(db.instance_history("Patient", "a", Some(t2), 0, 1)[0].t, t2);
+    assert_eq!(db.type_history("Patient", None, t2, 10).len(), 2);
+    assert_eq!(db.system_history(None, 0, 10).len(), 3);
+    assert!(db.type_list("Patient", None, 10).is_empty());
+    let since = db.instant(t2).unwrap();
+    assert!(db.t_since(since) <= t2);
+}
+
+#[tokio::test]
+async fn type_list_orders_by_id_and_pages() {
+    let f = fixture().await;
+    for id in ["b", "a", "c", "ab"] {
+        put(&f.node, "Patient", id, id).await.unwrap();
+    }
+    put(&f.node, "Observation", "x", "x").await.unwrap();
+    let db = f.node.db();
+    let ids: Vec<_> = db
+        .type_list("Patient", None, 10)
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(ids, vec!["a", "ab", "b", "c"]);
+    let ids: Vec<_> = db
+        .type_list("Patient", Some("ab"), 2)
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(ids, vec!["ab", "b"]);
+    assert_eq!(db.system_total(), 5);
+}
+
+#[tokio::test]
+async fn a_new_node_rebuilds_the_same_database_from_the_log() {
+    let f = fixture().await;
+    put(&f.node, "Patient", "a", "v1").await.unwrap();
+    put(&f.node, "Patient", "a", "v2").await.unwrap();
+    let _ = f
+        .node
+        .transact(vec![TxCmd::new(TxOp::Create, "Patient", "a", None)], vec![])
+        .await;
+    put(&f.node, "Patient", "b", "b").await.unwrap();
+    let db = f.node.db();
+
+    let kv2: Arc<dyn KvStore> = Arc::new(MemKv::new());
+    let node2 = Node::start(kv2, f.log.clone(), f.store.clone(), NodeConfig::default())
+        .await
+        .unwrap();
+    let db2 = node2.sync().await.unwrap();
+    assert_eq!(db2.t(), db.t());
+    assert_eq!(f.log.last_t().await.unwrap(), db.t());
+    for id in ["a", "b"] {
+        assert_eq!(db.resource("Patient", id), db2.resource("Patient", id));
+        assert_eq!(
+            db.instance_history("Patient", id, None, 0, 10),
+            db2.instance_history("Patient", id, None, 0, 10)
+        );
+    }
+    assert_eq!(db.system_total(), db2.system_total());
+    assert_eq!(db.system_changes(), db2.system_changes());
+    assert!(db2.tx_error(3).is_some());
+}
