@@ -63,7 +63,7 @@ pub(crate) fn decode(s: &str, format: &str) -> Option<Vec<u8>> {
         "base64" => b64_decode(s, B64),
         "urlbase64" => b64_decode(s, B64URL),
         "hex" => {
-            if s.len() % 2 != 0 {
+            if !s.len().is_multiple_of(2) {
                 return None;
             }
             (0..s.len())
@@ -186,11 +186,23 @@ mod tests {
     #[test]
     fn roundtrips() {
         assert_eq!(encode(b"test", "base64").as_deref(), Some("dGVzdA=="));
-        assert_eq!(encode(b"subjects?_d", "urlbase64").as_deref(), Some("c3ViamVjdHM_X2Q="));
-        assert_eq!(decode("c3ViamVjdHM/X2Q=", "base64").as_deref(), Some(&b"subjects?_d"[..]));
+        assert_eq!(
+            encode(b"subjects?_d", "urlbase64").as_deref(),
+            Some("c3ViamVjdHM_X2Q=")
+        );
+        assert_eq!(
+            decode("c3ViamVjdHM/X2Q=", "base64").as_deref(),
+            Some(&b"subjects?_d"[..])
+        );
         assert_eq!(decode("74657374", "hex").as_deref(), Some(&b"test"[..]));
-        assert_eq!(escape("\"1<2\"", "html").as_deref(), Some("&quot;1&lt;2&quot;"));
-        assert_eq!(unescape("&quot;1&lt;2&quot;", "html").as_deref(), Some("\"1<2\""));
+        assert_eq!(
+            escape("\"1<2\"", "html").as_deref(),
+            Some("&quot;1&lt;2&quot;")
+        );
+        assert_eq!(
+            unescape("&quot;1&lt;2&quot;", "html").as_deref(),
+            Some("\"1<2\"")
+        );
         assert_eq!(unescape("\\\"1<2\\\"", "json").as_deref(), Some("\"1<2\""));
     }
 }

@@ -42,9 +42,7 @@ pub(crate) fn equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
         (Item::Integer(x), Item::Integer(y)) => Some(x == y),
         (Item::Decimal(x), Item::Decimal(y)) => Some(x == y),
         (Item::String(x), Item::String(y)) => Some(x == y),
-        (Item::Date(x), Item::Date(y)) => {
-            cmp_eq(x.to_datetime().compare(&y.to_datetime()))
-        }
+        (Item::Date(x), Item::Date(y)) => cmp_eq(x.to_datetime().compare(&y.to_datetime())),
         (Item::DateTime(x), Item::DateTime(y)) => cmp_eq(x.compare(y)),
         (Item::Time(x), Item::Time(y)) => cmp_eq(x.compare(y)),
         (Item::Quantity(x), Item::Quantity(y)) => quantity_cmp(x, y).map(|o| o == Ordering::Equal),
@@ -129,9 +127,7 @@ fn json_equivalent(x: &Value, y: &Value) -> bool {
     match (x, y) {
         (Value::String(a), Value::String(b)) => normalize_ws_lower(a) == normalize_ws_lower(b),
         (Value::Object(a), Value::Object(b)) => {
-            let keys = |m: &serde_json::Map<String, Value>| {
-                m.keys().filter(|k| *k != "id").count()
-            };
+            let keys = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "id").count();
             keys(a) == keys(b)
                 && a.iter()
                     .filter(|(k, _)| *k != "id")

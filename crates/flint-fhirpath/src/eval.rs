@@ -168,10 +168,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                         unit: q.unit,
                     }),
                     _ => {
-                        return Err(Error::execution(format!(
-                            "cannot negate {}",
-                            i.type_name()
-                        )));
+                        return Err(Error::execution(format!("cannot negate {}", i.type_name())));
                     }
                 }])
             }
@@ -359,7 +356,11 @@ fn members<'a>(input: &[Item<'a>], name: &Name, term: bool) -> Result<Coll<'a>, 
         match item {
             Item::Node(n) => {
                 if term
-                    && name.name.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+                    && name
+                        .name
+                        .as_bytes()
+                        .first()
+                        .is_some_and(u8::is_ascii_uppercase)
                     && model::fhir_type_is(n.ty, n.def, &name.name)
                 {
                     out.push(item.clone());

@@ -241,7 +241,10 @@ const TABLE: &[(&str, Func, usize, usize)] = &[
 
 /// Looks up a function by name: (canonical name, function, min args, max args).
 pub(crate) fn lookup(name: &str) -> Option<(&'static str, Func, usize, usize)> {
-    TABLE.iter().find(|t| t.0 == name).map(|t| (t.0, t.1, t.2, t.3))
+    TABLE
+        .iter()
+        .find(|t| t.0 == name)
+        .map(|t| (t.0, t.1, t.2, t.3))
 }
 
 /// Compiles a FHIRPath regular expression (single-line mode; anchored when `full`).
@@ -474,16 +477,29 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 Ok(out)
             }
             Func::OfType => {
-                let ts = call.ty.as_ref().ok_or_else(|| Error::semantic("ofType needs a type"))?;
+                let ts = call
+                    .ty
+                    .as_ref()
+                    .ok_or_else(|| Error::semantic("ofType needs a type"))?;
                 Ok(input.iter().filter(|i| is_type(i, ts)).cloned().collect())
             }
             Func::Is => {
-                let ts = call.ty.as_ref().ok_or_else(|| Error::semantic("is needs a type"))?;
-                Ok(opt(single(input, name)?.map(|i| Item::Boolean(is_type(i, ts)))))
+                let ts = call
+                    .ty
+                    .as_ref()
+                    .ok_or_else(|| Error::semantic("is needs a type"))?;
+                Ok(opt(
+                    single(input, name)?.map(|i| Item::Boolean(is_type(i, ts)))
+                ))
             }
             Func::As => {
-                let ts = call.ty.as_ref().ok_or_else(|| Error::semantic("as needs a type"))?;
-                Ok(opt(single(input, name)?.filter(|i| is_type(i, ts)).cloned()))
+                let ts = call
+                    .ty
+                    .as_ref()
+                    .ok_or_else(|| Error::semantic("as needs a type"))?;
+                Ok(opt(single(input, name)?
+                    .filter(|i| is_type(i, ts))
+                    .cloned()))
             }
             Func::Single => Ok(opt(single(input, name)?.cloned())),
             Func::First => Ok(opt(input.first().cloned())),
@@ -648,7 +664,8 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 let Some(s) = self.input_str(input, name)? else {
                     return Ok(Vec::new());
                 };
-                let (Some(p), Some(r)) = (self.str_arg(call, 0, scope)?, self.str_arg(call, 1, scope)?)
+                let (Some(p), Some(r)) =
+                    (self.str_arg(call, 0, scope)?, self.str_arg(call, 1, scope)?)
                 else {
                     return Ok(Vec::new());
                 };
@@ -789,9 +806,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 }
             }
             Func::HasValue => Ok(boolean(match input {
-                [Item::Node(n)] => {
-                    n.is_primitive() && n.value.is_some_and(|v| !v.is_null())
-                }
+                [Item::Node(n)] => n.is_primitive() && n.value.is_some_and(|v| !v.is_null()),
                 [Item::Type(_)] => false,
                 [_] => true,
                 _ => false,
@@ -844,7 +859,12 @@ impl<'c, 'a> Evaluator<'c, 'a> {
         }
     }
 
-    fn math(&self, call: &Call, input: &[Item<'a>], scope: &Scope<'_, 'a>) -> Result<Coll<'a>, Error> {
+    fn math(
+        &self,
+        call: &Call,
+        input: &[Item<'a>],
+        scope: &Scope<'_, 'a>,
+    ) -> Result<Coll<'a>, Error> {
         let name = call.name;
         let Some(i) = single(input, name)? else {
             return Ok(Vec::new());
@@ -885,7 +905,10 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                     RoundingStrategy::MidpointAwayFromZero,
                 )))
             }
-            Func::Exp => x.to_f64().and_then(|f| f64_to_decimal(f.exp())).map(Item::Decimal),
+            Func::Exp => x
+                .to_f64()
+                .and_then(|f| f64_to_decimal(f.exp()))
+                .map(Item::Decimal),
             Func::Ln => x
                 .to_f64()
                 .filter(|f| *f > 0.0)
@@ -950,16 +973,19 @@ impl<'c, 'a> Evaluator<'c, 'a> {
         }
         keyed.sort_by(|(a, _), (b, _)| {
             for (idx, (x, y)) in a.iter().zip(b).enumerate() {
+                // Items without a key come first in either direction.
                 let o = match (x, y) {
                     (None, None) => std::cmp::Ordering::Equal,
                     (None, Some(_)) => std::cmp::Ordering::Less,
                     (Some(_), None) => std::cmp::Ordering::Greater,
-                    (Some(x), Some(y)) => compare::sort_order(x, y),
-                };
-                let o = if call.descending.get(idx).copied().unwrap_or(false) {
-                    o.reverse()
-                } else {
-                    o
+                    (Some(x), Some(y)) => {
+                        let o = compare::sort_order(x, y);
+                        if call.descending.get(idx).copied().unwrap_or(false) {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    }
                 };
                 if o != std::cmp::Ordering::Equal {
                     return o;
@@ -979,7 +1005,11 @@ impl<'c, 'a> Evaluator<'c, 'a> {
             other => text_of(other, "resolve").ok()?,
         };
         let reference = reference.as_ref();
-        let root = self.ctx.root_resource.as_ref().or(self.ctx.resource.as_ref());
+        let root = self
+            .ctx
+            .root_resource
+            .as_ref()
+            .or(self.ctx.resource.as_ref());
         let root_value = root.and_then(Item::as_node).and_then(|n| n.value);
         if let Some(id) = reference.strip_prefix('#') {
             let root_value = root_value?;
@@ -1023,9 +1053,9 @@ fn find_in_bundle<'a>(bundle: &'a Value, reference: &str) -> Option<&'a Value> {
         return None;
     }
     let entries = bundle.get("entry")?.as_array()?;
-    let by_url = entries.iter().find(|e| {
-        e.get("fullUrl").and_then(Value::as_str) == Some(reference)
-    });
+    let by_url = entries
+        .iter()
+        .find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(reference));
     if let Some(e) = by_url {
         return e.get("resource");
     }

@@ -30,6 +30,8 @@
 //! `checkModifiers`, `defineVariable`; these return [`ErrorKind::Unsupported`]. The `patch`
 //! module implements JSON Patch and FHIRPath Patch on top of the engine.
 
+#![warn(missing_docs)]
+
 mod codec;
 mod compare;
 mod error;

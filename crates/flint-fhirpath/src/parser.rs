@@ -458,7 +458,12 @@ fn type_from_expr(e: &Expr) -> Result<TypeSpec, Error> {
     }
 }
 
-fn make_call(base: Option<Expr>, name: &str, mut args: Vec<Expr>, pos: usize) -> Result<Expr, Error> {
+fn make_call(
+    base: Option<Expr>,
+    name: &str,
+    mut args: Vec<Expr>,
+    pos: usize,
+) -> Result<Expr, Error> {
     let Some((fname, func, min, max)) = lookup(name) else {
         return Err(Error::semantic(format!(
             "unknown function '{name}' (at offset {pos})"
@@ -503,7 +508,10 @@ fn make_call(base: Option<Expr>, name: &str, mut args: Vec<Expr>, pos: usize) ->
         }
         Func::Matches | Func::MatchesFull | Func::ReplaceMatches => {
             if let Some(Expr::Literal(Item::String(pat))) = args.first() {
-                call.regex = Some(crate::functions::compile_regex(pat, func == Func::MatchesFull)?);
+                call.regex = Some(crate::functions::compile_regex(
+                    pat,
+                    func == Func::MatchesFull,
+                )?);
             }
         }
         _ => {}

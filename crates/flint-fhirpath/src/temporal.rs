@@ -355,9 +355,7 @@ impl DateTime {
             if c.done() {
                 return Some(dt);
             }
-            if date.day.is_none() {
-                return None;
-            }
+            date.day?;
             dt.time = Some(parse_time_part(&mut c)?);
             dt.offset = parse_offset(&mut c)?;
         }
@@ -396,9 +394,7 @@ impl DateTime {
                 minute: t
                     .and_then(|t| t.minute)
                     .map(|_| ((rem / 60_000) % 60) as u8),
-                second: t
-                    .and_then(|t| t.second)
-                    .map(|_| ((rem / 1000) % 60) as u8),
+                second: t.and_then(|t| t.second).map(|_| ((rem / 1000) % 60) as u8),
                 millis: t.and_then(|t| t.millis).map(|_| (rem % 1000) as u16),
             }),
             offset: self.offset,
@@ -587,13 +583,11 @@ fn add_days(d: Date, days: i64) -> Option<Date> {
         (Some(m), Some(day)) => {
             let n = days_from_civil(d.year, m, day).checked_add(days)?;
             let (y, m, day) = civil_from_days(n);
-            (1..=9999)
-                .contains(&y)
-                .then_some(Date {
-                    year: y,
-                    month: Some(m),
-                    day: Some(day),
-                })
+            (1..=9999).contains(&y).then_some(Date {
+                year: y,
+                month: Some(m),
+                day: Some(day),
+            })
         }
         // Coarser precision: convert days to months/years, truncating.
         (Some(_), None) => add_months(d, days / 30),
@@ -720,7 +714,10 @@ mod tests {
             "2015-02-04T14:34:28.123+10:00",
             "2015-02-04T14:34:28Z",
         ] {
-            assert_eq!(DateTime::parse(s).map(|d| d.to_string()).as_deref(), Some(s));
+            assert_eq!(
+                DateTime::parse(s).map(|d| d.to_string()).as_deref(),
+                Some(s)
+            );
         }
         assert!(DateTime::parse("2015-13").is_none());
         assert!(DateTime::parse("2015-02-30").is_none());
@@ -748,14 +745,25 @@ mod tests {
     #[test]
     fn arithmetic() {
         let d = Date::parse("1973-12-25").unwrap();
-        assert_eq!(add_to_date(d, 1, CalendarUnit::Month).unwrap().to_string(), "1974-01-25");
-        assert_eq!(add_to_date(d, 7, CalendarUnit::Day).unwrap().to_string(), "1974-01-01");
+        assert_eq!(
+            add_to_date(d, 1, CalendarUnit::Month).unwrap().to_string(),
+            "1974-01-25"
+        );
+        assert_eq!(
+            add_to_date(d, 7, CalendarUnit::Day).unwrap().to_string(),
+            "1974-01-01"
+        );
         let dt = DateTime::parse("1973-12-25T00:00:00.000+10:00").unwrap();
         assert_eq!(
             dt.add(10, CalendarUnit::Millisecond).unwrap().to_string(),
             "1973-12-25T00:00:00.010+10:00"
         );
         let jan31 = Date::parse("2021-01-31").unwrap();
-        assert_eq!(add_to_date(jan31, 1, CalendarUnit::Month).unwrap().to_string(), "2021-02-28");
+        assert_eq!(
+            add_to_date(jan31, 1, CalendarUnit::Month)
+                .unwrap()
+                .to_string(),
+            "2021-02-28"
+        );
     }
 }

@@ -9,7 +9,10 @@ fn eval_strings(expr: &str, res: &Value) -> Vec<String> {
         .evaluate(res)
         .unwrap()
         .iter()
-        .map(|i| i.to_fhirpath_string().unwrap_or_else(|| format!("<{}>", i.type_name())))
+        .map(|i| {
+            i.to_fhirpath_string()
+                .unwrap_or_else(|| format!("<{}>", i.type_name()))
+        })
         .collect()
 }
 
@@ -18,9 +21,20 @@ fn paths_and_choice() {
     let obs = json!({"resourceType": "Observation", "status": "final",
         "valueQuantity": {"value": 185, "unit": "lbs", "system": "http://unitsofmeasure.org", "code": "[lb_av]"}});
     assert_eq!(eval_strings("Observation.value.unit", &obs), vec!["lbs"]);
-    assert_eq!(eval_strings("Observation.value is Quantity", &obs), vec!["true"]);
-    assert_eq!(eval_strings("Observation.value < 200 '[lb_av]'", &obs), vec!["true"]);
-    assert!(compile("Observation.valueQuantity").unwrap().evaluate(&obs).is_err());
+    assert_eq!(
+        eval_strings("Observation.value is Quantity", &obs),
+        vec!["true"]
+    );
+    assert_eq!(
+        eval_strings("Observation.value < 200 '[lb_av]'", &obs),
+        vec!["true"]
+    );
+    assert!(
+        compile("Observation.valueQuantity")
+            .unwrap()
+            .evaluate(&obs)
+            .is_err()
+    );
 }
 
 #[test]

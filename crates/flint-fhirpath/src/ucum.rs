@@ -158,7 +158,12 @@ const ATOMS: &[(&str, bool, &str, &str)] = &[
     ("[foz_us]", false, "0.0078125", "[gal_us]"),
     ("[cup_us]", false, "8", "[foz_us]"),
     ("[tbs_us]", false, "0.5", "[foz_us]"),
-    ("[tsp_us]", false, "0.33333333333333333333333333", "[tbs_us]"),
+    (
+        "[tsp_us]",
+        false,
+        "0.33333333333333333333333333",
+        "[tbs_us]",
+    ),
     ("[drp]", false, "0.05", "mL"),
     ("[mesh_i]", false, "1", "[in_i]-1"),
     ("[cal_IT]", true, "4.1868", "J"),
@@ -429,7 +434,10 @@ mod tests {
     fn conversions() {
         assert_eq!(convert(d("4"), "g", "mg"), Some(d("4000")));
         assert_eq!(convert(d("1"), "wk", "d"), Some(d("7")));
-        assert_eq!(convert(d("7"), "days", "wk").map(|v| v.normalize()), Some(d("1")));
+        assert_eq!(
+            convert(d("7"), "days", "wk").map(|v| v.normalize()),
+            Some(d("1"))
+        );
         assert_eq!(convert(d("1"), "year", "a"), None);
         assert_eq!(convert(d("1"), "[lb_av]", "g"), Some(d("453.59237")));
         assert_eq!(
