@@ -1,1 +1,404 @@
-//! RocksDB storage adapter: key-value store, transaction log and resource store.
+//! RocksDB storage adapter for the `standalone` variant: the index store (one column family per
+//! index), the transaction log and the resource store, each its own RocksDB database.
+//!
+//! Durability: the transaction log and the resource store write with `sync = true` (WAL fsync),
+//! so a write acknowledged to a client survives `kill -9` and power loss; the index store does
+//! not sync, since it can always be rebuilt from the other two. Concurrent writers share fsyncs:
+//! the log has a single storer thread that commits every queued transaction in one synced batch
+//! (group commit), and RocksDB groups concurrent synced resource-store writes the same way.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use flint_db::error::{DbError, Result};
+use flint_db::kv::{Cf, KvCursor, KvStore, WriteBatch as FlintBatch};
+use flint_db::log::{TxCmd, TxEntry, TxLog, decode_cmds, encode_cmds};
+use flint_db::store::ResourceStore;
+use flint_db::{ContentHash, T};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DBRawIterator,
+    Options, WriteBatch, WriteOptions,
+};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+fn err(e: rocksdb::Error) -> DbError {
+    DbError::fault(format!("RocksDB: {e}"))
+}
+
+/// Tuning shared by the three databases.
+#[derive(Clone)]
+pub struct RocksConfig {
+    /// Shared LRU block cache.
+    pub block_cache: Cache,
+}
+
+impl RocksConfig {
+    /// A configuration with a block cache of `block_cache_bytes`.
+    pub fn new(block_cache_bytes: usize) -> Self {
+        RocksConfig {
+            block_cache: Cache::new_lru_cache(block_cache_bytes),
+        }
+    }
+
+    fn options(&self) -> Options {
+        let mut o = Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_bottommost_compression_type(DBCompressionType::Zstd);
+        o.set_level_compaction_dynamic_level_bytes(true);
+        o.set_max_background_jobs(2);
+        let mut t = BlockBasedOptions::default();
+        t.set_block_cache(&self.block_cache);
+        t.set_block_size(16 * 1024);
+        t.set_cache_index_and_filter_blocks(true);
+        t.set_bloom_filter(10.0, false);
+        o.set_block_based_table_factory(&t);
+        o
+    }
+}
+
+fn open(path: &Path, config: &RocksConfig, cfs: &[&str]) -> Result<DB> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| DbError::fault(format!("cannot create {}: {e}", path.display())))?;
+    let opts = config.options();
+    let descs = cfs
+        .iter()
+        .map(|n| ColumnFamilyDescriptor::new(*n, config.options()));
+    DB::open_cf_descriptors(&opts, path, descs).map_err(err)
+}
+
+/// The index store: a RocksDB database with one column family per [`Cf`].
+pub struct RocksKv {
+    db: DB,
+}
+
+impl RocksKv {
+    /// Opens (or creates) the index store at `path`.
+    pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
+        let names: Vec<&str> = Cf::ALL.iter().map(|c| c.name()).collect();
+        Ok(RocksKv {
+            db: open(path, config, &names)?,
+        })
+    }
+
+    fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(cf.name())
+            .ok_or_else(|| DbError::fault(format!("column family {} missing", cf.name())))
+    }
+}
+
+impl KvStore for RocksKv {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(err)
+    }
+
+    fn write(&self, batch: FlintBatch, sync: bool) -> Result<()> {
+        let mut b = WriteBatch::default();
+        for w in batch.writes {
+            let cf = self.cf(w.cf)?;
+            match w.value {
+                Some(v) => b.put_cf(cf, w.key, v),
+                None => b.delete_cf(cf, w.key),
+            }
+        }
+        let mut o = WriteOptions::default();
+        o.set_sync(sync);
+        self.db.write_opt(b, &o).map_err(err)
+    }
+
+    fn cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_> {
+        match self.cf(cf) {
+            Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf(h)))),
+            Err(_) => Box::new(RocksCursor(None)),
+        }
+    }
+}
+
+struct RocksCursor<'a>(Option<DBRawIterator<'a>>);
+
+impl KvCursor for RocksCursor<'_> {
+    fn seek(&mut self, key: &[u8]) {
+        if let Some(i) = &mut self.0 {
+            i.seek(key);
+        }
+    }
+    fn valid(&self) -> bool {
+        self.0.as_ref().is_some_and(|i| i.valid())
+    }
+    fn key(&self) -> &[u8] {
+        self.0.as_ref().and_then(|i| i.key()).unwrap_or(&[])
+    }
+    fn value(&self) -> &[u8] {
+        self.0.as_ref().and_then(|i| i.value()).unwrap_or(&[])
+    }
+    fn next(&mut self) {
+        if let Some(i) = &mut self.0 {
+            i.next();
+        }
+    }
+}
+
+type Submission = (Vec<TxCmd>, oneshot::Sender<Result<T>>);
+
+/// The transaction log in a RocksDB database: key `t` (8 bytes big-endian), value
+/// `instant_ms(8) · encoded commands`. One storer thread assigns `t` and commits all queued
+/// transactions in one synced write batch.
+pub struct RocksLog {
+    db: Arc<DB>,
+    tx: Option<mpsc::Sender<Submission>>,
+    storer: Option<std::thread::JoinHandle<()>>,
+    last_t: Arc<watch::Sender<T>>,
+}
+
+impl Drop for RocksLog {
+    fn drop(&mut self) {
+        // Closing the channel ends the storer after it committed what is queued.
+        self.tx.take();
+        if let Some(h) = self.storer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl RocksLog {
+    /// Opens (or creates) the log at `path` and starts its storer thread.
+    pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
+        let db = Arc::new(open(path, config, &["default"])?);
+        let (last, last_instant) = {
+            let mut it = db.raw_iterator();
+            it.seek_to_last();
+            match (it.key(), it.value()) {
+                (Some(k), Some(v)) => (read_u64(k), read_u64(v) as i64),
+                _ => (0, 0),
+            }
+        };
+        let last_t = Arc::new(watch::channel(last).0);
+        let (tx, rx) = mpsc::channel::<Submission>();
+        let (sdb, slast) = (db.clone(), last_t.clone());
+        let storer = std::thread::Builder::new()
+            .name("flint-tx-log-storer".into())
+            .spawn(move || store_loop(&sdb, &rx, &slast, last, last_instant))
+            .map_err(|e| DbError::fault(format!("cannot start the log storer: {e}")))?;
+        Ok(RocksLog {
+            db,
+            tx: Some(tx),
+            storer: Some(storer),
+            last_t,
+        })
+    }
+}
+
+fn read_u64(b: &[u8]) -> u64 {
+    flint_db::codec::read_u64(b)
+}
+
+fn store_loop(
+    db: &DB,
+    rx: &mpsc::Receiver<Submission>,
+    last_t: &watch::Sender<T>,
+    mut t: T,
+    mut instant: i64,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            group.push(more);
+        }
+        instant = instant.max(flint_db::mem::now_ms());
+        let mut batch = WriteBatch::default();
+        for (i, (cmds, _)) in group.iter().enumerate() {
+            let mut v = (instant as u64).to_be_bytes().to_vec();
+            v.extend_from_slice(&encode_cmds(cmds));
+            batch.put((t + 1 + i as u64).to_be_bytes(), v);
+        }
+        let mut o = WriteOptions::default();
+        o.set_sync(true);
+        match db.write_opt(batch, &o) {
+            Ok(()) => {
+                for (_, reply) in group {
+                    t += 1;
+                    let _ = reply.send(Ok(t));
+                }
+                last_t.send_replace(t);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "transaction log write failed");
+                for (_, reply) in group {
+                    let _ = reply.send(Err(DbError::unavailable(format!(
+                        "transaction log write failed: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TxLog for RocksLog {
+    async fn submit(&self, cmds: Vec<TxCmd>) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .as_ref()
+            .ok_or_else(|| DbError::unavailable("the transaction log is closed"))?
+            .send((cmds, reply))
+            .map_err(|_| DbError::unavailable("the transaction log is closed"))?;
+        rx.await
+            .map_err(|_| DbError::unavailable("the transaction log is closed"))?
+    }
+
+    async fn poll(&self, from: T, max: usize, timeout: Duration) -> Result<Vec<TxEntry>> {
+        flint_db::mem::wait_for_t(&self.last_t, from, timeout).await;
+        let last = *self.last_t.borrow();
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator();
+        it.seek(from.to_be_bytes());
+        while it.valid() && out.len() < max {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let t = read_u64(k);
+            if t > last {
+                break;
+            }
+            out.push(TxEntry {
+                t,
+                instant_ms: read_u64(v) as i64,
+                cmds: decode_cmds(v.get(8..).unwrap_or(&[]))?,
+            });
+            it.next();
+        }
+        it.status().map_err(err)?;
+        Ok(out)
+    }
+
+    async fn last_t(&self) -> Result<T> {
+        Ok(*self.last_t.borrow())
+    }
+}
+
+/// The resource store in a RocksDB database: key content hash, value canonical JSON bytes.
+pub struct RocksStore {
+    db: Arc<DB>,
+}
+
+impl RocksStore {
+    /// Opens (or creates) the resource store at `path`.
+    pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
+        Ok(RocksStore {
+            db: Arc::new(open(path, config, &["default"])?),
+        })
+    }
+}
+
+#[async_trait]
+impl ResourceStore for RocksStore {
+    async fn get(&self, hash: &ContentHash) -> Result<Option<Bytes>> {
+        Ok(self.db.get(hash.0).map_err(err)?.map(Bytes::from))
+    }
+
+    async fn multi_get(&self, hashes: &[ContentHash]) -> Result<Vec<Option<Bytes>>> {
+        self.db
+            .multi_get(hashes.iter().map(|h| h.0))
+            .into_iter()
+            .map(|r| r.map(|o| o.map(Bytes::from)).map_err(err))
+            .collect()
+    }
+
+    async fn put(&self, entries: Vec<(ContentHash, Bytes)>) -> Result<()> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut b = WriteBatch::default();
+            for (h, v) in entries {
+                b.put(h.0, v);
+            }
+            let mut o = WriteOptions::default();
+            o.set_sync(true);
+            db.write_opt(b, &o).map_err(err)
+        })
+        .await
+        .map_err(|e| DbError::fault(format!("resource store write task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flint_db::log::TxOp;
+
+    #[tokio::test]
+    async fn log_survives_reopen_and_keeps_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RocksConfig::new(1 << 20);
+        {
+            let log = RocksLog::open(dir.path(), &cfg).unwrap();
+            let mut handles = Vec::new();
+            let log = Arc::new(log);
+            for i in 0..20 {
+                let log = log.clone();
+                handles.push(tokio::spawn(async move {
+                    log.submit(vec![TxCmd::new(
+                        TxOp::Delete,
+                        "Patient",
+                        &i.to_string(),
+                        None,
+                    )])
+                    .await
+                    .unwrap()
+                }));
+            }
+            let mut ts: Vec<T> = Vec::new();
+            for h in handles {
+                ts.push(h.await.unwrap());
+            }
+            ts.sort();
+            assert_eq!(ts, (1..=20).collect::<Vec<_>>());
+        }
+        let log = RocksLog::open(dir.path(), &cfg).unwrap();
+        assert_eq!(log.last_t().await.unwrap(), 20);
+        let entries = log.poll(5, 100, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(entries.len(), 16);
+        assert!(entries.windows(2).all(|w| w[0].t + 1 == w[1].t));
+        assert!(
+            entries
+                .windows(2)
+                .all(|w| w[0].instant_ms <= w[1].instant_ms)
+        );
+        assert_eq!(log.submit(vec![]).await.unwrap(), 21);
+    }
+
+    #[tokio::test]
+    async fn store_and_kv_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RocksConfig::new(1 << 20);
+        let store = RocksStore::open(&dir.path().join("r"), &cfg).unwrap();
+        let h = ContentHash::of(b"abc");
+        store.put(vec![(h, Bytes::from("abc"))]).await.unwrap();
+        assert_eq!(store.get(&h).await.unwrap(), Some(Bytes::from("abc")));
+        let missing = ContentHash::of(b"nope");
+        assert_eq!(
+            store.multi_get(&[missing, h]).await.unwrap(),
+            vec![None, Some(Bytes::from("abc"))]
+        );
+
+        let kv = RocksKv::open(&dir.path().join("i"), &cfg).unwrap();
+        let mut b = FlintBatch::default();
+        b.put(Cf::TypeAsOf, b"b".to_vec(), b"2".to_vec());
+        b.put(Cf::TypeAsOf, b"a".to_vec(), b"1".to_vec());
+        b.put(Cf::TypeStats, b"a".to_vec(), b"x".to_vec());
+        kv.write(b, false).unwrap();
+        let mut c = kv.cursor(Cf::TypeAsOf);
+        c.seek(b"");
+        let mut keys = vec![];
+        while c.valid() {
+            keys.push(c.key().to_vec());
+            c.next();
+        }
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(kv.get(Cf::TypeStats, b"a").unwrap(), Some(b"x".to_vec()));
+    }
+}
