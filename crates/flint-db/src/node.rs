@@ -52,6 +52,8 @@ struct Inner {
     config: NodeConfig,
     in_flight: AtomicUsize,
     closing: AtomicBool,
+    stop: tokio::sync::Notify,
+    indexer: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A database node. Clone it freely; all clones share one indexer.
@@ -86,8 +88,11 @@ impl Node {
             config,
             in_flight: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            stop: tokio::sync::Notify::new(),
+            indexer: parking_lot::Mutex::new(None),
         });
-        tokio::spawn(run_indexer(Arc::downgrade(&inner)));
+        let handle = tokio::spawn(run_indexer(Arc::downgrade(&inner)));
+        *inner.indexer.lock() = Some(handle);
         Ok(Node { inner })
     }
 
@@ -160,6 +165,21 @@ impl Node {
         self.inner.closing.store(true, Ordering::Release);
     }
 
+    /// Stops accepting writes, waits for in-flight ones (up to the sync timeout) and stops the
+    /// indexer, releasing the storage.
+    pub async fn shutdown(&self) {
+        self.close();
+        let deadline = tokio::time::Instant::now() + self.inner.config.sync_timeout;
+        while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.inner.stop.notify_one();
+        let handle = self.inner.indexer.lock().take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+
     /// Number of transactions submitted by this node and not yet indexed.
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Acquire)
@@ -189,8 +209,12 @@ async fn run_indexer(weak: std::sync::Weak<Inner>) {
         let Some(inner) = weak.upgrade() else { return };
         let from = *inner.indexed.borrow() + 1;
         let log = inner.log.clone();
+        let polled = tokio::select! {
+            p = log.poll(from, 500, Duration::from_millis(200)) => p,
+            _ = inner.stop.notified() => return,
+        };
         drop(inner);
-        let polled = log.poll(from, 500, Duration::from_millis(200)).await;
+        drop(log);
         let Some(inner) = weak.upgrade() else { return };
         let result = match polled {
             Ok(entries) => index_entries(&inner, entries),
