@@ -90,11 +90,18 @@ pub(crate) fn union_into<'a>(out: &mut Coll<'a>, items: impl IntoIterator<Item =
 
 /// Identity for nodes that are the same JSON value, `=` otherwise.
 pub(crate) fn same_item(a: &Item<'_>, b: &Item<'_>) -> bool {
-    if let (Item::Node(x), Item::Node(y)) = (a, b)
-        && let (Some(p), Some(q)) = (x.value, y.value)
-        && std::ptr::eq(p, q)
-    {
-        return true;
+    match (a, b) {
+        (Item::Node(x), Item::Node(y)) => {
+            if let (Some(p), Some(q)) = (x.value, y.value)
+                && std::ptr::eq(p, q)
+            {
+                return true;
+            }
+        }
+        (Item::Integer(x), Item::Integer(y)) => return x == y,
+        (Item::String(x), Item::String(y)) => return x == y,
+        (Item::Boolean(x), Item::Boolean(y)) => return x == y,
+        _ => {}
     }
     compare::equals(a, b) == Some(true)
 }

@@ -261,6 +261,10 @@ pub(crate) fn compile_regex(pat: &str, full: bool) -> Result<Regex, Error> {
         .map_err(|e| Error::execution(format!("invalid regular expression '{pat}': {e}")))
 }
 
+/// Upper bound on the items `repeat()` may produce (it could otherwise loop forever on
+/// computed values such as `1.repeat($this + 1)`).
+const REPEAT_LIMIT: usize = 10_000;
+
 static EXTENSION: LazyLock<Name> = LazyLock::new(|| Name::new("extension"));
 static EMPTY_OBJECT: LazyLock<Value> = LazyLock::new(|| Value::Object(serde_json::Map::new()));
 
@@ -463,6 +467,11 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 let mut out: Coll<'a> = Vec::new();
                 let mut frontier: Coll<'a> = input.to_vec();
                 while !frontier.is_empty() {
+                    if out.len() > REPEAT_LIMIT {
+                        return Err(Error::execution(format!(
+                            "repeat() produced more than {REPEAT_LIMIT} items"
+                        )));
+                    }
                     let mut next = Vec::new();
                     for (i, item) in frontier.iter().enumerate() {
                         for r in self.lambda(e, item, i, None)? {
@@ -1405,7 +1414,7 @@ fn decimal_boundary(d: Decimal, precision: Option<i64>, high: bool) -> Option<De
         return None;
     }
     let p = p as u32;
-    let half = Decimal::new(5, d.scale().checked_add(1)?);
+    let half = Decimal::try_new(5, d.scale().checked_add(1)?).ok()?;
     let away = |m: Decimal| -> Option<Decimal> {
         let v = m.checked_add(half)?;
         let mut r = v.round_dp_with_strategy(p, RoundingStrategy::MidpointAwayFromZero);

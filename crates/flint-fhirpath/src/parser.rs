@@ -116,7 +116,11 @@ pub(crate) enum Expr {
 /// Parses a whole expression.
 pub(crate) fn parse(src: &str) -> Result<Expr, Error> {
     let toks = tokenize(src)?;
-    let mut p = Parser { toks, i: 0 };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+    };
     let e = p.expr(0)?;
     match &p.peek().tok {
         Tok::Eof => Ok(e),
@@ -127,7 +131,11 @@ pub(crate) fn parse(src: &str) -> Result<Expr, Error> {
 struct Parser {
     toks: Vec<Token>,
     i: usize,
+    depth: usize,
 }
+
+/// Maximum nesting of sub-expressions (guards the recursive parser's stack).
+const MAX_DEPTH: usize = 200;
 
 const EOF: Token = Token {
     tok: Tok::Eof,
@@ -217,6 +225,19 @@ impl Parser {
     }
 
     fn expr(&mut self, min: u8) -> Result<Expr, Error> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Error::syntax(
+                self.peek().pos,
+                "expression nested too deeply",
+            ));
+        }
+        let r = self.expr_inner(min);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self, min: u8) -> Result<Expr, Error> {
         let mut lhs = self.unary()?;
         while let Some((op, prec, is_as)) = self.peek_op() {
             if prec < min {
@@ -244,8 +265,16 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, Error> {
         if self.is_sym("-") {
             self.i += 1;
-            let e = self.unary()?;
-            return Ok(Expr::Neg(Box::new(e)));
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(Error::syntax(
+                    self.peek().pos,
+                    "expression nested too deeply",
+                ));
+            }
+            let e = self.unary();
+            self.depth -= 1;
+            return Ok(Expr::Neg(Box::new(e?)));
         }
         if self.is_sym("+") {
             self.i += 1;
@@ -256,17 +285,36 @@ impl Parser {
 
     fn postfix(&mut self) -> Result<Expr, Error> {
         let mut e = self.term()?;
+        let start_depth = self.depth;
+        let r = self.postfix_steps(&mut e);
+        self.depth = start_depth;
+        r.map(|()| e)
+    }
+
+    /// Applies `.invocation` and `[index]` steps; each counts as one level of nesting.
+    fn postfix_steps(&mut self, e: &mut Expr) -> Result<(), Error> {
         loop {
+            if self.is_sym(".") || self.is_sym("[") {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(Error::syntax(
+                        self.peek().pos,
+                        "expression nested too deeply",
+                    ));
+                }
+            }
+            let base = std::mem::replace(e, Expr::Empty);
             if self.is_sym(".") {
                 self.i += 1;
-                e = self.invocation(Some(e))?;
+                *e = self.invocation(Some(base))?;
             } else if self.is_sym("[") {
                 self.i += 1;
                 let idx = self.expr(0)?;
                 self.expect_sym("]")?;
-                e = Expr::Indexer(Box::new(e), Box::new(idx));
+                *e = Expr::Indexer(Box::new(base), Box::new(idx));
             } else {
-                return Ok(e);
+                *e = base;
+                return Ok(());
             }
         }
     }

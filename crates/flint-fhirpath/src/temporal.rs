@@ -483,7 +483,11 @@ impl DateTime {
                 };
                 let ms = ms / unit_ms * unit_ms;
                 let base = self.local_millis()?;
-                let r = self.with_local_millis(base.checked_add(ms)?);
+                let target = base.checked_add(ms)?;
+                if target.abs() > 400_000_000_000_000 {
+                    return None;
+                }
+                let r = self.with_local_millis(target);
                 (1..=9999).contains(&r.date.year).then_some(r)
             }
         }
@@ -563,7 +567,10 @@ fn add_months(d: Date, months: i64) -> Option<Date> {
             ..d
         });
     };
-    let total = i64::from(d.year) * 12 + i64::from(m) - 1 + months;
+    let total = i64::from(d.year)
+        .checked_mul(12)?
+        .checked_add(i64::from(m) - 1)?
+        .checked_add(months)?;
     let year = total.div_euclid(12);
     if !(1..=9999).contains(&year) {
         return None;
@@ -582,6 +589,9 @@ fn add_days(d: Date, days: i64) -> Option<Date> {
     match (d.month, d.day) {
         (Some(m), Some(day)) => {
             let n = days_from_civil(d.year, m, day).checked_add(days)?;
+            if n.abs() > 4_000_000 {
+                return None;
+            }
             let (y, m, day) = civil_from_days(n);
             (1..=9999).contains(&y).then_some(Date {
                 year: y,
@@ -620,7 +630,7 @@ pub fn add_to_time(t: Time, amount: i64, unit: CalendarUnit) -> Option<Time> {
         _ => 1,
     };
     let ms = unit.millis().checked_mul(amount)? / unit_ms * unit_ms;
-    let total = (t.total_millis() + ms).rem_euclid(86_400_000);
+    let total = t.total_millis().checked_add(ms)?.rem_euclid(86_400_000);
     Some(Time {
         hour: (total / 3_600_000) as u8,
         minute: t.minute.map(|_| ((total / 60_000) % 60) as u8),

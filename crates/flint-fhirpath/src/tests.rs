@@ -1,6 +1,7 @@
 //! Unit tests of the engine on small inline resources.
 
 use super::*;
+use crate::temporal::DateTime;
 use serde_json::json;
 
 fn eval_strings(expr: &str, res: &Value) -> Vec<String> {
@@ -44,4 +45,210 @@ fn literals_and_math() {
     assert_eq!(eval_strings("1 / 2", &p), vec!["0.5"]);
     assert_eq!(eval_strings("@1973-12-25 + 7 days", &p), vec!["1974-01-01"]);
     assert_eq!(eval_strings("(1 | 2 | 2).count()", &p), vec!["2"]);
+}
+
+#[test]
+fn node_locations_and_types() {
+    let p = json!({"resourceType": "Patient", "name": [{"given": ["a", null], "_given": [null, {"extension": [{"url": "u", "valueString": "x"}]}]}],
+        "contained": [{"resourceType": "Organization", "id": "o1", "name": "Org"}]});
+    let items = compile("Patient.name.given").unwrap().evaluate(&p).unwrap();
+    assert_eq!(items.len(), 2);
+    let locs: Vec<_> = items
+        .iter()
+        .map(|i| i.as_node().unwrap().location(&p).unwrap())
+        .collect();
+    use PathSegment::{Index, Key};
+    assert_eq!(
+        locs[0],
+        vec![Key("name".into()), Index(0), Key("given".into()), Index(0)]
+    );
+    assert_eq!(
+        locs[1],
+        vec![Key("name".into()), Index(0), Key("given".into()), Index(1)]
+    );
+    assert_eq!(items[0].type_name(), "string");
+    let org = compile("contained.name").unwrap().evaluate(&p).unwrap();
+    assert_eq!(org[0].type_name(), "string");
+    assert_eq!(
+        org[0].as_node().unwrap().location(&p).unwrap(),
+        vec![Key("contained".into()), Index(0), Key("name".into())]
+    );
+    let id = compile("contained.id").unwrap().evaluate(&p).unwrap();
+    assert_eq!(id[0].type_name(), "id");
+    assert_eq!(
+        eval_strings("contained.ofType(Organization).name", &p),
+        vec!["Org"]
+    );
+}
+
+#[test]
+fn resolve_contained_bundle_stub_and_resolver() {
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "contained": [{"resourceType": "Patient", "id": "p1", "gender": "female"}],
+        "subject": {"reference": "#p1"},
+        "performer": [{"reference": "Practitioner/9"}, {"reference": "http://x.org/fhir/Organization/2/_history/3"}, {"display": "no ref"}]});
+    assert_eq!(
+        eval_strings("Observation.subject.resolve().gender", &obs),
+        vec!["female"]
+    );
+    assert_eq!(
+        eval_strings(
+            "Observation.performer.where(resolve() is Practitioner).reference",
+            &obs
+        ),
+        vec!["Practitioner/9"]
+    );
+    assert_eq!(
+        eval_strings("Observation.performer.resolve().type().name", &obs),
+        vec!["Practitioner", "Organization"]
+    );
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Patient", "id": "a", "gender": "male"}},
+        {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "urn:uuid:1"}}}]});
+    assert_eq!(
+        eval_strings("Bundle.entry[1].resource.subject.resolve().gender", &bundle),
+        vec!["male"]
+    );
+
+    struct One(Value);
+    impl Resolver for One {
+        fn resolve(&self, reference: &str) -> Option<&Value> {
+            (reference == "Practitioner/9").then_some(&self.0)
+        }
+    }
+    let r = One(json!({"resourceType": "Practitioner", "id": "9", "gender": "other"}));
+    let ctx = EvalContext::new(&obs).with_resolver(&r);
+    let e = compile("Observation.performer.resolve().ofType(Practitioner).gender").unwrap();
+    let got: Vec<_> = e
+        .evaluate_with(&ctx)
+        .unwrap()
+        .iter()
+        .filter_map(Item::to_fhirpath_string)
+        .collect();
+    assert_eq!(got, vec!["other"]);
+    let no_stubs = EvalContext::new(&obs).with_reference_stubs(false);
+    let e = compile("Observation.performer.resolve()").unwrap();
+    assert!(e.evaluate_with(&no_stubs).unwrap().is_empty());
+}
+
+#[test]
+fn context_variables_clock_and_trace() {
+    let p = json!({"resourceType": "Patient", "birthDate": "2000-02-29"});
+    let now = DateTime::parse("2024-03-01T10:00:00Z").unwrap();
+    let traced = std::cell::RefCell::new(Vec::new());
+    let sink =
+        |name: &str, items: &[Item<'_>]| traced.borrow_mut().push((name.to_string(), items.len()));
+    let ctx = EvalContext::new(&p)
+        .with_now(now)
+        .with_variable("limit", vec![Item::Integer(3)])
+        .with_trace(&sink);
+    let e = compile(
+        "today() = @2024-03-01 and %limit + 1 = 4 and Patient.birthDate.trace('bd') < today()",
+    )
+    .unwrap();
+    assert_eq!(e.evaluate_bool(&ctx).unwrap(), Some(true));
+    assert_eq!(traced.borrow().as_slice(), &[("bd".to_string(), 1)]);
+    let e = compile("%missing").unwrap();
+    assert!(e.evaluate_with(&ctx).is_err());
+    assert_eq!(
+        compile("%resource.birthDate = %context.birthDate")
+            .unwrap()
+            .evaluate_bool(&ctx)
+            .unwrap(),
+        Some(true)
+    );
+}
+
+#[test]
+fn errors_not_panics() {
+    let p = json!({"resourceType": "Patient", "name": [{"given": ["a"]}, {"given": ["b"]}]});
+    for bad in [
+        "",
+        "(",
+        "Patient.",
+        "1 +",
+        "'abc",
+        "`x",
+        "@2015-13-01",
+        "Patient.name[",
+        "foo(",
+        "nosuchfunction()",
+        "where()",
+        "1 is",
+        "Patient.as(1)",
+        "%",
+        "$nothing",
+        "@T25:00",
+        "{",
+        "1 'a' +",
+        "'a'.matches('(')",
+    ] {
+        assert!(compile(bad).is_err(), "{bad} should not compile");
+    }
+    for bad_eval in [
+        "Patient.name.given.substring(0).single()",
+        "Patient.name.given + 1",
+        "Patient.name.given.startsWith('a')",
+        "(1|2) < 3",
+        "Patient.name.as(HumanName)",
+    ] {
+        let e = compile(bad_eval).unwrap();
+        assert!(
+            e.evaluate(&p).is_err(),
+            "{bad_eval} should fail at run time"
+        );
+    }
+    // Overflow and division by zero give empty, not panics.
+    for empty in [
+        "9223372036854775807 + 1",
+        "1 / 0",
+        "1 div 0",
+        "1.0 mod 0",
+        "(-1).sqrt()",
+        "0.ln()",
+    ] {
+        let r = compile(empty).unwrap().evaluate(&p).unwrap();
+        assert!(r.is_empty(), "{empty} gave {r:?}");
+    }
+    // Odd JSON does not break navigation.
+    let odd = json!({"resourceType": "Patient", "name": "not-an-array", "gender": 5, "birthDate": {"x": 1}, "unknown": [1, {"a": 2}]});
+    for expr in [
+        "Patient.name.given",
+        "Patient.gender.upper()",
+        "Patient.birthDate < today()",
+        "Patient.descendants()",
+        "Patient.unknown",
+    ] {
+        let _ = compile(expr).unwrap().evaluate(&odd);
+    }
+    let not_resource = json!([1, 2, 3]);
+    let _ = compile("children()").unwrap().evaluate(&not_resource);
+}
+
+#[test]
+fn resource_limits() {
+    let p = json!({"resourceType": "Patient"});
+    let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+    assert!(compile(&deep).is_err());
+    let negs = format!("{}1", "-".repeat(5000));
+    assert!(compile(&negs).is_err());
+    let chain = format!("Patient{}", ".name".repeat(3000));
+    let _ = compile(&chain).map(|e| e.evaluate(&p));
+    assert!(
+        compile("1.repeat($this + 1)")
+            .unwrap()
+            .evaluate(&p)
+            .is_err()
+    );
+    for e in [
+        "0.0000000000000000000000000001.lowBoundary()",
+        "@2020-01-01 + 9223372036854775807 days",
+        "@2020-01-01 + 9223372036854775807 months",
+        "@2020-01-01T10:00:00 + 9223372036854775807 milliseconds",
+        "@T10:00 + 9223372036854775807 hours",
+        "@2020-01-01 + 1000000000 days",
+        "99999999999999999999999999999",
+    ] {
+        let _ = compile(e).map(|x| x.evaluate(&p));
+    }
 }

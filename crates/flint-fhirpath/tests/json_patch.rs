@@ -57,7 +57,13 @@ fn json_patch_edge_cases() {
     let r = json_patch(&doc, &json!([{"op": "add", "path": "/a/3", "value": 4}])).unwrap();
     assert_eq!(r["a"], json!([1, 2, 3, 4]));
     // A value cannot be moved into its own child.
-    assert!(json_patch(&doc, &json!([{"op": "move", "from": "/b", "path": "/b/c/d"}])).is_err());
+    assert!(
+        json_patch(
+            &doc,
+            &json!([{"op": "move", "from": "/b", "path": "/b/c/d"}])
+        )
+        .is_err()
+    );
     // copy, and test with numbers compared by value.
     let r = json_patch(
         &doc,
