@@ -10,9 +10,12 @@
 use crate::error::Error;
 use crate::temporal::{Date, DateTime, Time};
 use crate::value::{Item, Node, Quantity, decimal_from_text};
-use flint_model::defs::{Kind, TypeDef, definitions};
+use flint_model::defs::{Definitions, Kind, TypeDef, definitions};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::LazyLock;
 
 const UCUM: &str = "http://unitsofmeasure.org";
 
@@ -75,6 +78,15 @@ pub(crate) fn navigate<'a>(
         }
         return Ok(());
     };
+    if name
+        .name
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_uppercase)
+    {
+        // FHIR element names start in lower case; a capitalised name is a type name.
+        return Ok(());
+    }
     if let Some(el) = def.element(&name.name) {
         if el.choice {
             for (k, v) in obj {
@@ -146,7 +158,7 @@ fn push_values<'a>(
     let def = if ty == "Resource" {
         None
     } else {
-        definitions().type_def(ty)
+        type_def_of(ty)
     };
     let make = |value: Option<&'a Value>, ext: Option<&'a Value>| -> Option<Item<'a>> {
         let value = value.filter(|v| !v.is_null());
@@ -268,6 +280,68 @@ fn companion<'a>(obj: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
     obj.get(&format!("_{k}"))
 }
 
+/// A hasher for pointer-sized keys (the keys are already well distributed).
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl std::hash::Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type PtrMap = HashMap<usize, &'static TypeDef, BuildHasherDefault<PtrHasher>>;
+
+/// Type definitions keyed by the address of the type-code strings in the element
+/// definitions, so navigation resolves a child's type without hashing its name.
+static TYPE_BY_CODE_PTR: LazyLock<PtrMap> = LazyLock::new(|| {
+    let defs = definitions();
+    let mut m = PtrMap::default();
+    for name in defs.resource_types() {
+        collect_codes(defs, name, &mut m, 0);
+    }
+    m
+});
+
+fn collect_codes(defs: &'static Definitions, name: &str, m: &mut PtrMap, depth: usize) {
+    let Some(td) = defs.type_def(name) else {
+        return;
+    };
+    if depth > 12 {
+        return;
+    }
+    for el in &td.elements {
+        for t in &el.types {
+            let key = t.as_ptr() as usize;
+            if m.contains_key(&key) {
+                continue;
+            }
+            if let Some(d) = defs.type_def(t) {
+                m.insert(key, d);
+                collect_codes(defs, t, m, depth + 1);
+            }
+        }
+    }
+}
+
+/// The definition of type `ty`, fast for type codes taken from element definitions.
+fn type_def_of(ty: &'static str) -> Option<&'static TypeDef> {
+    match TYPE_BY_CODE_PTR.get(&(ty.as_ptr() as usize)) {
+        Some(d) => Some(d),
+        None => definitions().type_def(ty),
+    }
+}
+
 /// The system type a FHIR primitive type maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sys {
@@ -352,6 +426,12 @@ pub(crate) fn fhir_type_is(ty: &str, def: Option<&TypeDef>, target: &str) -> boo
     }
     match def {
         Some(d) if d.kind == Kind::PrimitiveType => false,
+        // R4 resources derive only from DomainResource or Resource.
+        Some(d) if d.kind == Kind::Resource && !d.is_abstract => match target {
+            "Resource" => true,
+            "DomainResource" => d.base.as_deref() == Some("DomainResource"),
+            _ => false,
+        },
         _ => definitions().is_subtype(ty, target),
     }
 }
