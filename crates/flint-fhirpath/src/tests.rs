@@ -252,3 +252,47 @@ fn resource_limits() {
         let _ = compile(e).map(|x| x.evaluate(&p));
     }
 }
+
+#[test]
+fn primitive_type_hierarchy() {
+    let params = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "string", "valueString": "string"},
+        {"name": "integer", "valueInteger": 1},
+        {"name": "uuid", "valueUuid": "urn:uuid:79a14950-442c-11ed-b878-0242ac120002"},
+        {"name": "decimal", "valueDecimal": 1.0},
+        {"name": "pos", "valuePositiveInt": 3}]});
+    for (e, want) in [
+        ("Parameters.parameter[0].value.is(FHIR.string)", "true"),
+        ("Parameters.parameter[1].value.is(FHIR.integer)", "true"),
+        ("Parameters.parameter[2].value.is(FHIR.uuid)", "true"),
+        ("Parameters.parameter[2].value.is(FHIR.uri)", "true"),
+        ("Parameters.parameter[2].value.is(FHIR.string)", "false"),
+        ("Parameters.parameter[3].value.is(FHIR.decimal)", "true"),
+        ("Parameters.parameter[4].value.is(FHIR.integer)", "true"),
+        ("Parameters.parameter[4].value + 1", "4"),
+    ] {
+        assert_eq!(eval_strings(e, &params), vec![want], "{e}");
+    }
+    let p = json!({"resourceType": "Patient", "gender": "male"});
+    assert_eq!(eval_strings("Patient.gender.is(code)", &p), vec!["true"]);
+    assert!(eval_strings("Patient.gender.ofType(string)", &p).is_empty());
+}
+
+#[test]
+fn period_invariants() {
+    let p = json!({"resourceType": "Patient", "identifier": [{"period": {"start": "2001-05-06", "end": "2001-05-06T10:10:10Z"}}]});
+    assert_eq!(
+        eval_strings(
+            "Patient.identifier.period.all(start.hasValue().not() or end.hasValue().not() or (start <= end))",
+            &p
+        ),
+        vec!["false"]
+    );
+    assert_eq!(
+        eval_strings(
+            "Patient.identifier.period.all(start.empty() or end.empty() or (start.lowBoundary() < end.highBoundary()))",
+            &p
+        ),
+        vec!["true"]
+    );
+}
