@@ -195,6 +195,8 @@ fn load_input(dir: &Path, file: &str) -> Result<Value, String> {
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if file.ends_with(".json") {
         serde_json::from_slice(&bytes).map_err(|e| format!("bad JSON {file}: {e}"))
+    } else if cfg!(feature = "xml-tests") {
+        parse_xml(&bytes).map_err(|e| format!("bad XML {file}: {e}"))
     } else {
         let Some((_, twin)) = JSON_TWINS.iter().find(|(x, _)| *x == file) else {
             return Err(format!(
@@ -205,6 +207,18 @@ fn load_input(dir: &Path, file: &str) -> Result<Value, String> {
         let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
         serde_json::from_slice(&bytes).map_err(|e| format!("bad JSON {twin}: {e}"))
     }
+}
+
+#[cfg(feature = "xml-tests")]
+fn parse_xml(bytes: &[u8]) -> Result<Value, String> {
+    flint_model::xml::parse_resource(bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "xml-tests"))]
+fn parse_xml(_: &[u8]) -> Result<Value, String> {
+    Err(format!(
+        "{UNAVAILABLE}: built without the xml-tests feature"
+    ))
 }
 
 /// The type name the test file uses for an item.
@@ -345,9 +359,11 @@ fn hl7_fhirpath_r4_suite() {
     for case in &cases {
         let outcome = run_case(case, &mut inputs, &dir);
         let twin_gap = TWIN_GAPS.iter().find(|(n, _)| *n == case.name).filter(|_| {
-            case.input
-                .as_deref()
-                .is_some_and(|f| JSON_TWINS.iter().any(|(x, _)| *x == f))
+            !cfg!(feature = "xml-tests")
+                && case
+                    .input
+                    .as_deref()
+                    .is_some_and(|f| JSON_TWINS.iter().any(|(x, _)| *x == f))
         });
         if let Some((_, reason)) = SKIP.iter().find(|(n, _)| *n == case.name).or(twin_gap) {
             skipped += 1;
