@@ -101,7 +101,11 @@ fn type_suffix_eq(ty: &str, suffix: &str) -> bool {
 
 fn de_max<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Max, D::Error> {
     let s = String::deserialize(d)?;
-    Ok(if s == "1" || s == "0" { Max::One } else { Max::Many })
+    Ok(if s == "1" || s == "0" {
+        Max::One
+    } else {
+        Max::Many
+    })
 }
 
 /// A type: primitive, complex, resource or backbone element.
