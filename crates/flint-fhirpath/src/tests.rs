@@ -296,3 +296,22 @@ fn period_invariants() {
         vec!["true"]
     );
 }
+
+#[test]
+fn compiled_expressions_are_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Expression>();
+    let e = std::sync::Arc::new(compile("Patient.name.given").unwrap());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                let p = json!({"resourceType": "Patient", "name": [{"given": ["a"]}]});
+                e.evaluate(&p).map(|r| r.len()).unwrap_or(0)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().ok(), Some(1));
+    }
+}
