@@ -1,9 +1,6 @@
 //! Runs the HL7 FHIRPath Patch cases of `fhir-patch-tests.xml` (resources in FHIR XML, read
-//! with `flint_model::xml::parse_resource`). Built only with the `xml-tests` feature until
-//! flint-model provides the XML parser. Every case applies the `diff` forwards (`mode` `both`
-//! additionally means a diff engine could derive it, which is not this crate's business).
-
-#![cfg(feature = "xml-tests")]
+//! with `flint_model::xml::parse_resource`). Every case applies the `diff` forwards (`mode`
+//! `both` additionally means a diff engine could derive it, which is not this crate's business).
 
 use flint_fhirpath::patch::fhirpath_patch;
 use serde_json::Value;

@@ -33,35 +33,6 @@ const SKIP: &[(&str, &str)] = &[
     ),
 ];
 
-/// TEMPORARY, until `flint_model::xml::parse_resource` exists: XML inputs are read from their
-/// official JSON twins in `fhir-examples`; inputs without a twin are reported unavailable and
-/// their cases skipped.
-const JSON_TWINS: &[(&str, &str)] = &[
-    ("patient-example.xml", "Patient-example.json"),
-    ("observation-example.xml", "Observation-example.json"),
-    ("questionnaire-example.xml", "Questionnaire-3141.json"),
-];
-
-/// Cases whose expected output depends on content the JSON twin lacks (skipped only while
-/// twins are used).
-const TWIN_GAPS: &[(&str, &str)] = &[
-    (
-        "testFHIRPathIsFunction8",
-        "the twin lacks the test input's patient-age extension",
-    ),
-    (
-        "testFHIRPathIsFunction9",
-        "the twin lacks the test input's patient-age extension",
-    ),
-    (
-        "testFHIRPathIsFunction10",
-        "the twin lacks the test input's patient-age extension",
-    ),
-];
-
-/// Prefix of the load error for inputs that cannot be read yet (skipped, not failed).
-const UNAVAILABLE: &str = "input unavailable";
-
 #[derive(Debug, Default)]
 struct Case {
     group: String,
@@ -195,30 +166,9 @@ fn load_input(dir: &Path, file: &str) -> Result<Value, String> {
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if file.ends_with(".json") {
         serde_json::from_slice(&bytes).map_err(|e| format!("bad JSON {file}: {e}"))
-    } else if cfg!(feature = "xml-tests") {
-        parse_xml(&bytes).map_err(|e| format!("bad XML {file}: {e}"))
     } else {
-        let Some((_, twin)) = JSON_TWINS.iter().find(|(x, _)| *x == file) else {
-            return Err(format!(
-                "{UNAVAILABLE}: {file} is XML and the XML parser is not available yet"
-            ));
-        };
-        let p = dir.join("../fhir-examples").join(twin);
-        let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("bad JSON {twin}: {e}"))
+        flint_model::xml::parse_resource(&bytes).map_err(|e| format!("bad XML {file}: {e}"))
     }
-}
-
-#[cfg(feature = "xml-tests")]
-fn parse_xml(bytes: &[u8]) -> Result<Value, String> {
-    flint_model::xml::parse_resource(bytes).map_err(|e| e.to_string())
-}
-
-#[cfg(not(feature = "xml-tests"))]
-fn parse_xml(_: &[u8]) -> Result<Value, String> {
-    Err(format!(
-        "{UNAVAILABLE}: built without the xml-tests feature"
-    ))
 }
 
 /// The type name the test file uses for an item.
@@ -355,28 +305,13 @@ fn hl7_fhirpath_r4_suite() {
     let mut inputs = HashMap::new();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let mut failures = Vec::new();
-    let mut unavailable = Vec::new();
     for case in &cases {
         let outcome = run_case(case, &mut inputs, &dir);
-        let twin_gap = TWIN_GAPS.iter().find(|(n, _)| *n == case.name).filter(|_| {
-            !cfg!(feature = "xml-tests")
-                && case
-                    .input
-                    .as_deref()
-                    .is_some_and(|f| JSON_TWINS.iter().any(|(x, _)| *x == f))
-        });
-        if let Some((_, reason)) = SKIP.iter().find(|(n, _)| *n == case.name).or(twin_gap) {
+        if let Some((_, reason)) = SKIP.iter().find(|(n, _)| *n == case.name) {
             skipped += 1;
             if outcome.is_ok() {
                 println!("note: skipped case {} passes now ({reason})", case.name);
             }
-            continue;
-        }
-        if let Err(why) = &outcome
-            && why.starts_with(UNAVAILABLE)
-        {
-            skipped += 1;
-            unavailable.push(format!("{}: {why}", case.name));
             continue;
         }
         match outcome {
@@ -400,11 +335,8 @@ fn hl7_fhirpath_r4_suite() {
         println!("FAIL {f}");
     }
     println!("skipped ({skipped}):");
-    for (n, r) in SKIP.iter().chain(TWIN_GAPS) {
+    for (n, r) in SKIP {
         println!("  {n}: {r}");
-    }
-    for u in &unavailable {
-        println!("  {u}");
     }
     println!("fhirpath: {passed} passed, {failed} failed, {skipped} skipped");
     assert_eq!(failed, 0, "{failed} FHIRPath test cases failed");
