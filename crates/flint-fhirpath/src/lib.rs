@@ -23,7 +23,12 @@
 //!   `where(resolve() is Patient)` works without fetching (see
 //!   [`EvalContext::with_reference_stubs`]);
 //! - navigating to the JSON name of a choice element (`Observation.valueQuantity`) is a
-//!   semantic error, as in FHIRPath on FHIR; other unknown names yield an empty collection.
+//!   semantic error, as in FHIRPath on FHIR; other unknown names yield an empty collection;
+//! - type tests follow the R4 type hierarchy (`uuid` is a `uri`), except that `code` is not a
+//!   `string`, as the HL7 test suite expects;
+//! - a date-time with a time part compared to one without a timezone while the other has one
+//!   gives an empty (unknown) result, as the HL7 test suite expects;
+//! - there is no "strict" mode: expressions are not statically type-checked.
 //!
 //! Unsupported: terminology functions (`memberOf`, `subsumes`, `subsumedBy`), `conformsTo`
 //! with profiles other than core base definitions, `elementDefinition`, `slice`,
