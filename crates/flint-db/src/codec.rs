@@ -45,8 +45,10 @@ pub fn read_u32(b: &[u8]) -> u32 {
 /// What a version did to its resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionOp {
-    /// The resource was created by this version.
+    /// The resource was created by this version (POST).
     Create,
+    /// The resource was created by an update (PUT of a new or deleted resource).
+    UpdateCreate,
     /// The resource was updated.
     Put,
     /// The resource was deleted.
@@ -64,6 +66,13 @@ pub struct VersionValue {
     pub op: VersionOp,
 }
 
+impl VersionOp {
+    /// Whether this version created the resource (by POST or PUT).
+    pub fn is_create(self) -> bool {
+        matches!(self, VersionOp::Create | VersionOp::UpdateCreate)
+    }
+}
+
 impl VersionValue {
     /// Encodes as `hash(32) · num_changes(8) · op(1)`.
     pub fn encode(&self) -> Vec<u8> {
@@ -74,6 +83,7 @@ impl VersionValue {
             VersionOp::Create => 1,
             VersionOp::Put => 0,
             VersionOp::Delete => 2,
+            VersionOp::UpdateCreate => 3,
         });
         v
     }
@@ -87,6 +97,7 @@ impl VersionValue {
         let op = match b[40] {
             1 => VersionOp::Create,
             2 => VersionOp::Delete,
+            3 => VersionOp::UpdateCreate,
             _ => VersionOp::Put,
         };
         Some(VersionValue {

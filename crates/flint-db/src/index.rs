@@ -126,10 +126,10 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Db
                     after.insert((&c.type_name, &c.id), Some(&c.refs));
                     continue;
                 }
-                let op = if live.is_some() {
-                    VersionOp::Put
-                } else {
-                    VersionOp::Create
+                let op = match (live.is_some(), c.op) {
+                    (true, _) => VersionOp::Put,
+                    (false, TxOp::Create) => VersionOp::Create,
+                    (false, _) => VersionOp::UpdateCreate,
                 };
                 after.insert((&c.type_name, &c.id), Some(&c.refs));
                 versions.push(NewVersion {
@@ -293,7 +293,7 @@ fn write_versions(before: &Db, t: T, versions: &[NewVersion<'_>], b: &mut WriteB
         let d = type_delta.entry(v.type_name).or_default();
         d.1 += 1;
         match v.value.op {
-            VersionOp::Create => d.0 += 1,
+            VersionOp::Create | VersionOp::UpdateCreate => d.0 += 1,
             VersionOp::Delete => d.0 -= 1,
             VersionOp::Put => {}
         }

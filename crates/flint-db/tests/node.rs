@@ -46,7 +46,7 @@ async fn put_creates_then_updates_and_identical_content_keeps_the_version() {
     let t1 = put(&f.node, "Patient", "a", "v1").await.unwrap();
     let db = f.node.db();
     let h = db.resource("Patient", "a").unwrap();
-    assert_eq!((h.t, h.op, h.num_changes), (t1, VersionOp::Create, 1));
+    assert_eq!((h.t, h.op, h.num_changes), (t1, VersionOp::UpdateCreate, 1));
     assert_eq!(db.pull(&h).await.unwrap(), Bytes::from("v1"));
 
     let t2 = put(&f.node, "Patient", "a", "v2").await.unwrap();

@@ -1,1 +1,95 @@
-//! FHIR RESTful API over HTTP (axum).
+//! FHIR RESTful API over HTTP (axum): interactions, batch/transaction bundles, history,
+//! capabilities, content negotiation and `OperationOutcome` errors.
+//!
+//! Requests are parsed once into a [`api::FhirRequest`] and answered by interaction functions
+//! that return an [`api::Reply`]; the same functions answer the entries of batch and
+//! transaction bundles. Writes are split into *prepare* (validate, hash, build the transaction
+//! command) and *reply* (read the outcome from the database value at the transaction's `t`), so
+//! a transaction bundle becomes one transaction-log entry.
+
+pub mod api;
+pub mod bundle;
+pub mod capabilities;
+pub mod format;
+pub mod history;
+pub mod http;
+pub mod interaction;
+pub mod outcome;
+pub mod resource;
+
+use flint_db::Node;
+use std::sync::Arc;
+
+/// Settings of the REST layer.
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    /// Public base URL without the context path (e.g. `http://localhost:8080`).
+    pub base_url: String,
+    /// Path of the FHIR API (e.g. `/fhir`).
+    pub context_path: String,
+    /// Refuse references to missing resources and deletes of referenced ones (409).
+    pub enforce_referential_integrity: bool,
+    /// Page size when `_count` is absent.
+    pub default_page_size: usize,
+    /// Largest accepted `_count`.
+    pub max_page_size: usize,
+    /// Largest accepted request body in bytes (then 413).
+    pub max_body_size: usize,
+    /// The storage variant's name, for the CapabilityStatement.
+    pub storage: String,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            base_url: "http://localhost:8080".into(),
+            context_path: "/fhir".into(),
+            enforce_referential_integrity: true,
+            default_page_size: 50,
+            max_page_size: 10_000,
+            max_body_size: 64 * 1024 * 1024,
+            storage: "in-memory".into(),
+        }
+    }
+}
+
+/// Shared state of all requests.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    node: Node,
+    config: RestConfig,
+}
+
+impl AppState {
+    /// State over a database node.
+    pub fn new(node: Node, mut config: RestConfig) -> Self {
+        while config.base_url.ends_with('/') {
+            config.base_url.pop();
+        }
+        let cp = config.context_path.trim_matches('/');
+        config.context_path = if cp.is_empty() {
+            String::new()
+        } else {
+            format!("/{cp}")
+        };
+        AppState {
+            inner: Arc::new(StateInner { node, config }),
+        }
+    }
+
+    /// The database node.
+    pub fn node(&self) -> &Node {
+        &self.inner.node
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RestConfig {
+        &self.inner.config
+    }
+}
+
+pub use http::router;

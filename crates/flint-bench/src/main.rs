@@ -1,0 +1,165 @@
+//! `flint-bench`: runs a named scenario against a FHIR server with N concurrent clients for a
+//! fixed time and prints requests/s, resources/s and latency percentiles.
+//!
+//! Scenarios: `create` (POST one Patient), `read` (GET one of the Patients created during a
+//! warm-up), `tx100` (POST a transaction bundle of 100 resources: 20 Patients with 4
+//! Observations each, referencing them by `urn:uuid`).
+
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scenario {
+    Create,
+    Read,
+    Tx100,
+}
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(about = "Load tool for FHIR servers")]
+struct Args {
+    /// Base URL of the FHIR API.
+    #[arg(long, default_value = "http://localhost:8080/fhir")]
+    base: String,
+    /// The scenario to run.
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// Number of concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+fn patient(i: u64) -> Value {
+    json!({"resourceType": "Patient", "identifier": [{"system": "urn:bench", "value": i.to_string()}],
+           "name": [{"family": format!("Family{i}"), "given": ["Bench"]}],
+           "gender": if i % 2 == 0 { "female" } else { "male" }, "birthDate": "1970-01-01"})
+}
+
+fn tx100(seed: u64) -> Value {
+    let mut entries = Vec::with_capacity(100);
+    for p in 0..20u64 {
+        let purl = format!("urn:uuid:00000000-0000-4000-8000-{:012x}", seed * 100 + p);
+        entries.push(json!({"fullUrl": purl, "resource": patient(seed * 100 + p), "request": {"method": "POST", "url": "Patient"}}));
+        for o in 0..4 {
+            entries.push(json!({"resource": {"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "subject": {"reference": purl},
+                "effectiveDateTime": "2020-01-01T00:00:00Z",
+                "valueQuantity": {"value": 70 + o, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}},
+                "request": {"method": "POST", "url": "Observation"}}));
+        }
+    }
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients * 2)
+        .build()?;
+    let mut ids = Vec::new();
+    if let Scenario::Read = args.scenario {
+        for i in 0..1000 {
+            let r = client
+                .post(format!("{}/Patient", args.base))
+                .header("content-type", "application/fhir+json")
+                .header("prefer", "return=representation")
+                .body(patient(i).to_string())
+                .send()
+                .await?;
+            let v: Value = r.json().await?;
+            ids.push(v["id"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    let ids = Arc::new(ids);
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let (client, base, ids, counter, errors) = (
+            client.clone(),
+            args.base.clone(),
+            ids.clone(),
+            counter.clone(),
+            errors.clone(),
+        );
+        let scenario = args.scenario;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = c as u64 * 1_000_000;
+            while Instant::now() < deadline {
+                i += 1;
+                let start = Instant::now();
+                let req = match scenario {
+                    Scenario::Create => client
+                        .post(format!("{base}/Patient"))
+                        .header("content-type", "application/fhir+json")
+                        .header("prefer", "return=minimal")
+                        .body(patient(i).to_string()),
+                    Scenario::Read => {
+                        let id = &ids[(i as usize) % ids.len().max(1)];
+                        client.get(format!("{base}/Patient/{id}"))
+                    }
+                    Scenario::Tx100 => client
+                        .post(base.clone())
+                        .header("content-type", "application/fhir+json")
+                        .body(tx100(i).to_string()),
+                };
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(start.elapsed());
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await?);
+    }
+    let secs = started.elapsed().as_secs_f64().max(args.seconds as f64);
+    all.sort();
+    let n = counter.load(Ordering::Relaxed);
+    let per_request = match args.scenario {
+        Scenario::Tx100 => 100,
+        _ => 1,
+    };
+    println!(
+        "scenario={:?} clients={} seconds={:.1} requests={} errors={} req/s={:.0} resources/s={:.0} p50={:.2}ms p95={:.2}ms p99={:.2}ms",
+        args.scenario,
+        args.clients,
+        secs,
+        n,
+        errors.load(Ordering::Relaxed),
+        n as f64 / secs,
+        (n * per_request) as f64 / secs,
+        percentile(&all, 0.50),
+        percentile(&all, 0.95),
+        percentile(&all, 0.99)
+    );
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! Batch and transaction bundles.
+//!
+//! A batch answers each entry on its own (each write its own transaction). A transaction is
+//! all-or-nothing and becomes one transaction-log entry: server ids are assigned, references
+//! between entries (`urn:uuid:`/`urn:oid:` full URLs, absolute and relative RESTful URLs) are
+//! rewritten, all writes are prepared and committed together, and GET entries are answered
+//! afterwards against the database value of the transaction.
+
+use crate::api::{Body, FhirRequest, Payload, Reply, Return};
+use crate::http::dispatch;
+use crate::interaction::{self, Ctx, Prepared, WriteKind};
+use crate::outcome::{FhirError, FhirResult};
+use crate::resource::{self, format_instant, strip_version_meta};
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// An entry's request, parsed.
+struct EntryRequest {
+    method: String,
+    path: Vec<String>,
+    query: Vec<(String, String)>,
+    url: String,
+}
+
+fn entry_path(i: usize) -> String {
+    format!("Bundle.entry[{i}]")
+}
+
+fn parse_entry_request(ctx: &Ctx, i: usize, entry: &Value) -> FhirResult<EntryRequest> {
+    let req = entry.get("request").ok_or_else(|| {
+        FhirError::invalid("Missing request in bundle entry.")
+            .at(format!("{}.request", entry_path(i)))
+    })?;
+    let method = req
+        .get("method")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            FhirError::invalid("Missing request method.")
+                .at(format!("{}.request.method", entry_path(i)))
+        })?
+        .to_ascii_uppercase();
+    let url = req.get("url").and_then(Value::as_str).ok_or_else(|| {
+        FhirError::invalid("Missing request url.").at(format!("{}.request.url", entry_path(i)))
+    })?;
+    let rel = url
+        .strip_prefix(&ctx.base)
+        .map(|r| r.trim_start_matches('/'))
+        .unwrap_or(url)
+        .trim_start_matches('/');
+    if rel.contains("://") {
+        return Err(FhirError::invalid(format!(
+            "The request url `{url}` points to another server."
+        ))
+        .at(format!("{}.request.url", entry_path(i))));
+    }
+    let (path, query) = rel.split_once('?').unwrap_or((rel, ""));
+    Ok(EntryRequest {
+        method,
+        path: path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect(),
+        query: form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect(),
+        url: url.to_string(),
+    })
+}
+
+fn header(entry: &Value, name: &str) -> Option<String> {
+    entry
+        .get("request")
+        .and_then(|r| r.get(name))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// `POST [base]` with a Bundle of type batch or transaction.
+pub async fn process(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
+    if resource::type_of(&bundle) != "Bundle" {
+        return Err(FhirError::invalid(format!(
+            "Expected a Bundle but got `{}`.",
+            resource::type_of(&bundle)
+        ))
+        .at("resourceType"));
+    }
+    match bundle.get("type").and_then(Value::as_str) {
+        Some("batch") => batch(ctx, bundle, prefer).await,
+        Some("transaction") => transaction(ctx, bundle, prefer).await,
+        other => Err(FhirError::invalid(format!(
+            "Expected a Bundle of type batch or transaction but got `{}`.",
+            other.unwrap_or("none")
+        ))
+        .at("Bundle.type")),
+    }
+}
+
+fn entries(bundle: &Value) -> Vec<Value> {
+    bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn entry_request(
+    ctx: &Ctx,
+    i: usize,
+    entry: &Value,
+    prefer: Option<Return>,
+) -> FhirResult<FhirRequest> {
+    let er = parse_entry_request(ctx, i, entry)?;
+    Ok(FhirRequest {
+        method: er.method,
+        path: er.path,
+        query: er.query,
+        if_match: header(entry, "ifMatch"),
+        if_none_match: header(entry, "ifNoneMatch"),
+        if_none_exist: header(entry, "ifNoneExist"),
+        prefer_return: prefer,
+        payload: match entry.get("resource") {
+            Some(r) => Payload::Resource(r.clone()),
+            None => Payload::None,
+        },
+    })
+}
+
+async fn batch(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
+    let mut out = Vec::new();
+    for (i, entry) in entries(&bundle).iter().enumerate() {
+        let reply = match entry_request(ctx, i, entry, Some(prefer.unwrap_or(Return::Minimal))) {
+            Ok(req) if req.method == "POST" && req.path.is_empty() => Reply::error(
+                &FhirError::unsupported("Nested batch or transaction bundles are not supported.")
+                    .at(format!("{}.request", entry_path(i))),
+            ),
+            Ok(req) => Box::pin(dispatch(ctx, req)).await,
+            Err(e) => Reply::error(&e),
+        };
+        out.push(response_entry(reply));
+    }
+    Ok(response_bundle("batch-response", out))
+}
+
+fn status_text(status: u16) -> String {
+    match StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(r) => format!("{status} {r}"),
+        None => status.to_string(),
+    }
+}
+
+/// Turns a reply into a response bundle entry.
+fn response_entry(reply: Reply) -> Value {
+    let mut response = Map::new();
+    response.insert("status".into(), json!(status_text(reply.status)));
+    if let Some(l) = &reply.location {
+        response.insert("location".into(), json!(l));
+    }
+    if let Some(t) = reply.etag {
+        response.insert("etag".into(), json!(format!("W/\"{t}\"")));
+    }
+    if let Some(ms) = reply.last_modified {
+        response.insert("lastModified".into(), json!(format_instant(ms)));
+    }
+    let mut entry = Map::new();
+    match reply.body {
+        Body::Stored(s) => match s.to_value() {
+            Ok(v) => {
+                entry.insert("resource".into(), v);
+            }
+            Err(e) => {
+                response.insert("outcome".into(), e.to_outcome());
+            }
+        },
+        Body::Resource(v) | Body::Read(v) => {
+            if reply.status >= 400 || resource::type_of(&v) == "OperationOutcome" {
+                response.insert("outcome".into(), v);
+            } else {
+                entry.insert("resource".into(), v);
+            }
+        }
+        Body::Raw(..) | Body::None => {}
+    }
+    entry.insert("response".into(), Value::Object(response));
+    Value::Object(entry)
+}
+
+fn response_bundle(ty: &str, entries: Vec<Value>) -> Reply {
+    let mut b = json!({"resourceType": "Bundle", "type": ty});
+    if !entries.is_empty() {
+        b["entry"] = Value::Array(entries);
+    }
+    Reply::new(200, Body::Resource(b))
+}
+
+/// The base of an absolute RESTful URL `.../Type/id` (everything before `/Type/id`).
+fn restful_base(full_url: &str) -> Option<&str> {
+    let (rest, _id) = full_url.rsplit_once('/')?;
+    let (base, ty) = rest.rsplit_once('/')?;
+    flint_model::defs::definitions()
+        .is_resource_type(ty)
+        .then_some(base)
+}
+
+enum Planned {
+    Write(usize, Prepared),
+    Read(usize, FhirRequest),
+}
+
+async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
+    let mut entries = entries(&bundle);
+    // 1. Ids for creates and the map of full URLs to their new local references.
+    let mut ids: HashMap<usize, String> = HashMap::new();
+    let mut map: HashMap<String, String> = HashMap::new();
+    let mut requests = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let er = parse_entry_request(ctx, i, entry)?;
+        let full_url = entry.get("fullUrl").and_then(Value::as_str);
+        match (er.method.as_str(), er.path.as_slice()) {
+            ("POST", [ty]) => {
+                let id = resource::new_id();
+                if let Some(f) = full_url {
+                    map.insert(f.to_string(), format!("{ty}/{id}"));
+                }
+                ids.insert(i, id);
+            }
+            ("PUT", [ty, id]) | ("PATCH", [ty, id]) => {
+                if let Some(f) = full_url {
+                    map.insert(f.to_string(), format!("{ty}/{id}"));
+                }
+            }
+            _ => {}
+        }
+        requests.push(er);
+    }
+    // 2. Rewrite references between entries.
+    for entry in entries.iter_mut() {
+        let full_url = entry
+            .get("fullUrl")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let base = full_url
+            .as_deref()
+            .and_then(restful_base)
+            .map(str::to_string);
+        if let Some(r) = entry.get_mut("resource") {
+            flint_model::refs::for_each_reference_mut(r, |reference| {
+                if let Some(new) = map.get(reference.as_str()) {
+                    *reference = new.clone();
+                } else if let Some(b) = &base
+                    && !reference.contains(':')
+                    && !reference.starts_with('#')
+                    && let Some(new) = map.get(&format!("{b}/{reference}"))
+                {
+                    *reference = new.clone();
+                }
+            });
+        }
+    }
+    // 3. Prepare every write; any error fails the whole transaction.
+    let db = ctx.state.node().sync().await?;
+    let mut planned = Vec::with_capacity(entries.len());
+    for (i, (entry, er)) in entries.iter().zip(requests).enumerate() {
+        let at = |e: FhirError| {
+            if e.expression.is_some() && e.status == StatusCode::BAD_REQUEST {
+                e.within(&format!("{}.resource", entry_path(i)))
+            } else if e.expression.is_none() {
+                e.at(format!("{}.request.url", entry_path(i)))
+            } else {
+                e
+            }
+        };
+        let resource_of = |entry: &Value| -> FhirResult<Value> {
+            let mut v = entry.get("resource").cloned().ok_or_else(|| {
+                FhirError::invalid("Missing resource in bundle entry.")
+                    .at(format!("{}.resource", entry_path(i)))
+            })?;
+            // The bundle was validated as a whole; rewriting references keeps it valid.
+            strip_version_meta(&mut v);
+            Ok(v)
+        };
+        let p = match (er.method.as_str(), er.path.as_slice()) {
+            ("POST", [ty]) => {
+                if header(entry, "ifNoneExist").is_some() {
+                    return Err(at(FhirError::unsupported(
+                        "Conditional create (ifNoneExist) needs search, which this build does not support yet.",
+                    )));
+                }
+                let v = resource_of(entry).map_err(at)?;
+                let id = ids.remove(&i).unwrap_or_else(resource::new_id);
+                interaction::prepare_create(ctx, ty, v, id).map_err(at)?
+            }
+            ("PUT", [ty, id]) => {
+                let v = resource_of(entry).map_err(at)?;
+                interaction::prepare_update(
+                    ctx,
+                    ty,
+                    id,
+                    v,
+                    header(entry, "ifMatch").as_deref(),
+                    header(entry, "ifNoneMatch").as_deref(),
+                )
+                .map_err(at)?
+            }
+            ("DELETE", [ty, id]) => interaction::prepare_delete(ctx, ty, id).map_err(at)?,
+            ("PATCH", [ty, id]) => {
+                let req = entry_request(ctx, i, entry, None)?;
+                prepare_patch(ctx, &db, ty, id, &req).await.map_err(at)?
+            }
+            ("GET", _) => {
+                planned.push(Planned::Read(i, entry_request(ctx, i, entry, None)?));
+                continue;
+            }
+            (m, p) => {
+                let what = if p.len() <= 1 && (m == "PUT" || m == "DELETE") {
+                    "Conditional update and delete need search, which this build does not support yet."
+                        .to_string()
+                } else {
+                    format!("Unsupported request `{m} {}` in a transaction.", er.url)
+                };
+                return Err(at(FhirError::unsupported(what)));
+            }
+        };
+        planned.push(Planned::Write(i, p));
+    }
+    let writes: Vec<Prepared> = planned
+        .iter()
+        .filter_map(|p| match p {
+            Planned::Write(_, w) => Some(w.clone()),
+            Planned::Read(..) => None,
+        })
+        .collect();
+    let ret = prefer.unwrap_or(Return::Minimal);
+    // 4. Commit, then answer in entry order; reads see the transaction's result.
+    let out = if writes.is_empty() {
+        None
+    } else {
+        Some(interaction::commit(ctx, &writes).await?)
+    };
+    let mut replies: Vec<(usize, Value)> = Vec::with_capacity(planned.len());
+    for p in planned {
+        match p {
+            Planned::Write(i, w) => {
+                if let Some(out) = &out {
+                    let mut r = interaction::write_reply(ctx, &w, out, ret);
+                    if w.kind == WriteKind::Delete {
+                        r.status = 204;
+                        r.body = Body::None;
+                    }
+                    replies.push((i, response_entry(r)));
+                }
+            }
+            Planned::Read(i, req) => {
+                let r = Box::pin(dispatch(ctx, req)).await;
+                replies.push((i, response_entry(r)));
+            }
+        }
+    }
+    replies.sort_by_key(|(i, _)| *i);
+    Ok(response_bundle(
+        "transaction-response",
+        replies.into_iter().map(|(_, v)| v).collect(),
+    ))
+}
+
+async fn prepare_patch(
+    ctx: &Ctx,
+    db: &flint_db::Db,
+    ty: &str,
+    id: &str,
+    req: &FhirRequest,
+) -> FhirResult<Prepared> {
+    let (mut v, current_t) = interaction::current(db, ty, id).await?;
+    strip_version_meta(&mut v);
+    let patched = interaction::apply_patch(&v, &req.payload)?;
+    let if_match = req
+        .if_match
+        .clone()
+        .unwrap_or_else(|| current_t.to_string());
+    interaction::prepare_update(ctx, ty, id, patched, Some(&if_match), None)
+}

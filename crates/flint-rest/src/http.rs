@@ -1,0 +1,439 @@
+//! The HTTP surface: one handler parses every request under the context path into a
+//! [`FhirRequest`], [`dispatch`] routes it to an interaction, and the [`Reply`] is rendered in
+//! the negotiated format. `/health` answers liveness checks.
+
+use crate::AppState;
+use crate::api::{Body, FhirRequest, Payload, Reply, Return};
+use crate::format::{self, Accept, Format};
+use crate::history::{self, Scope};
+use crate::interaction::{self, Ctx};
+use crate::outcome::FhirError;
+use crate::{bundle, capabilities};
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use std::time::Instant;
+
+/// The application's router: `/health` and everything under the context path.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health).head(health))
+        .fallback(handle)
+        .with_state(state)
+}
+
+async fn health() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain")], "OK")
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The public base URL of a request: `BASE_URL` unless `X-Forwarded-Host`/`-Proto` or
+/// `Forwarded` say otherwise; with the context path.
+fn request_base(state: &AppState, headers: &HeaderMap) -> String {
+    let cfg = state.config();
+    let mut host = header_str(headers, "x-forwarded-host").map(str::to_string);
+    let mut proto = header_str(headers, "x-forwarded-proto").map(str::to_string);
+    if let Some(fwd) = header_str(headers, "forwarded") {
+        for part in fwd.split(',').next().unwrap_or("").split(';') {
+            if let Some((k, v)) = part.trim().split_once('=') {
+                let v = v.trim_matches('"').to_string();
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "host" => host = Some(v),
+                    "proto" => proto = Some(v),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let origin = match host {
+        Some(h) => format!("{}://{h}", proto.as_deref().unwrap_or("http")),
+        None => cfg.base_url.clone(),
+    };
+    format!("{origin}{}", cfg.context_path)
+}
+
+fn parse_prefer(headers: &HeaderMap) -> Option<Return> {
+    let prefer = header_str(headers, "prefer")?;
+    prefer.split([',', ';']).find_map(|p| {
+        match p.trim().strip_prefix("return=")?.trim_matches('"') {
+            "minimal" => Some(Return::Minimal),
+            "representation" => Some(Return::Representation),
+            "OperationOutcome" => Some(Return::OperationOutcome),
+            _ => None,
+        }
+    })
+}
+
+/// Which interaction a request is, for metrics.
+fn interaction_name(req: &FhirRequest) -> &'static str {
+    let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
+    match (req.method.as_str(), p.as_slice()) {
+        ("GET", ["metadata"]) => "capabilities",
+        ("POST", []) => "transaction",
+        ("GET", ["_history"]) => "history-system",
+        ("GET", [_]) => "search-type",
+        ("POST", [_]) => "create",
+        ("GET", [_, "_history"]) => "history-type",
+        ("GET", [_, _]) => "read",
+        ("PUT", [_, _]) => "update",
+        ("PATCH", [_, _]) => "patch",
+        ("DELETE", [_, _]) => "delete",
+        ("GET", [_, _, "_history"]) => "history-instance",
+        ("GET", [_, _, "_history", _]) => "vread",
+        _ => "other",
+    }
+}
+
+async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    let start = Instant::now();
+    let (parts, body) = request.into_parts();
+    let cfg = state.config();
+    let base = request_base(&state, &parts.headers);
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let param = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let pretty = param("_pretty") == Some("true");
+    let accept = match format::negotiate(param("_format"), header_str(&parts.headers, "accept")) {
+        Ok(a) => a,
+        Err(e) => {
+            return render(
+                Reply::error(&e),
+                Format::Json,
+                false,
+                &Accept::Fhir(Format::Json),
+                &[],
+            );
+        }
+    };
+    let out_format = match accept {
+        Accept::Fhir(f) => f,
+        Accept::Other(_) => Format::Json,
+    };
+    let path = parts.uri.path();
+    let Some(rest) = path
+        .strip_prefix(cfg.context_path.as_str())
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    else {
+        let e = FhirError::not_found(format!("No FHIR endpoint at `{path}`."));
+        return render(Reply::error(&e), out_format, pretty, &accept, &[]);
+    };
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let bytes = match axum::body::to_bytes(body, cfg.max_body_size).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = FhirError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-costly",
+                format!(
+                    "The request body is larger than the limit of {} bytes.",
+                    cfg.max_body_size
+                ),
+            );
+            return render(Reply::error(&e), out_format, pretty, &accept, &[]);
+        }
+    };
+    let content_type = header_str(&parts.headers, "content-type");
+    let payload = if bytes.is_empty() {
+        Payload::None
+    } else {
+        match format::request_format(content_type, &bytes) {
+            Some(f) => Payload::Fhir(f, bytes),
+            None => Payload::Raw(
+                content_type
+                    .and_then(|c| c.split(';').next())
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase(),
+                bytes,
+            ),
+        }
+    };
+    let req = FhirRequest {
+        method: parts.method.as_str().to_ascii_uppercase(),
+        path: segments,
+        query,
+        if_match: header_str(&parts.headers, "if-match").map(str::to_string),
+        if_none_match: header_str(&parts.headers, "if-none-match").map(str::to_string),
+        if_none_exist: header_str(&parts.headers, "if-none-exist").map(str::to_string),
+        prefer_return: parse_prefer(&parts.headers),
+        payload,
+    };
+    let interaction = interaction_name(&req);
+    let ctx = Ctx {
+        state: state.clone(),
+        base,
+    };
+    let subset = subset_params(&req);
+    let reply = dispatch(&ctx, req).await;
+    let status = reply.status;
+    let response = render(reply, out_format, pretty, &accept, &subset);
+    metrics::counter!("http_fhir_requests_total", "interaction" => interaction, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("http_fhir_request_duration_seconds", "interaction" => interaction)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// `_summary`/`_elements` of a request, applied to read replies.
+fn subset_params(req: &FhirRequest) -> Vec<(String, String)> {
+    req.query
+        .iter()
+        .filter(|(k, _)| k == "_summary" || k == "_elements")
+        .cloned()
+        .collect()
+}
+
+fn apply_subset(
+    v: serde_json::Value,
+    subset: &[(String, String)],
+) -> Result<serde_json::Value, FhirError> {
+    use flint_model::subset::{Summary, elements, summary};
+    let mut v = v;
+    for (k, val) in subset {
+        if k == "_summary" {
+            let mode = match val.as_str() {
+                "true" => Some(Summary::True),
+                "text" => Some(Summary::Text),
+                "data" => Some(Summary::Data),
+                "false" => None,
+                other => {
+                    return Err(FhirError::invalid(format!(
+                        "Invalid `_summary` value `{other}`: expected true, text, data or false."
+                    ))
+                    .at("_summary"));
+                }
+            };
+            if let Some(m) = mode {
+                v = summary(&v, m);
+            }
+        } else {
+            let names: Vec<&str> = val
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !names.is_empty() {
+                v = elements(&v, &names);
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn render(
+    reply: Reply,
+    format: Format,
+    pretty: bool,
+    accept: &Accept,
+    subset: &[(String, String)],
+) -> Response {
+    let mut status =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut headers = HeaderMap::new();
+    if let Some(t) = reply.etag
+        && let Ok(v) = HeaderValue::from_str(&format!("W/\"{t}\""))
+    {
+        headers.insert(header::ETAG, v);
+    }
+    if let Some(ms) = reply.last_modified
+        && let Ok(v) = HeaderValue::from_str(&crate::resource::http_date(ms))
+    {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(l) = &reply.location
+        && let Ok(v) = HeaderValue::from_str(l)
+    {
+        headers.insert(header::LOCATION, v);
+    }
+    let body = match reply.body {
+        Body::None => Bytes::new(),
+        Body::Raw(ct, b) => {
+            if let Ok(v) = HeaderValue::from_str(&ct) {
+                headers.insert(header::CONTENT_TYPE, v);
+            }
+            b
+        }
+        Body::Stored(s)
+            if format == Format::Json
+                && !pretty
+                && subset.is_empty()
+                && !matches!(accept, Accept::Other(_)) =>
+        {
+            match s.to_json() {
+                Ok(b) => {
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(format.content_type()),
+                    );
+                    Bytes::from(b)
+                }
+                Err(e) => {
+                    status = e.status;
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(format.content_type()),
+                    );
+                    Bytes::from(format.encode(&e.to_outcome(), pretty))
+                }
+            }
+        }
+        Body::Stored(s) => {
+            let reply_body = match s.to_value() {
+                Ok(v) => Body::Read(v),
+                Err(e) => {
+                    status = e.status;
+                    Body::Resource(e.to_outcome())
+                }
+            };
+            let mut r = Reply::new(status.as_u16(), reply_body);
+            r.etag = reply.etag;
+            r.last_modified = reply.last_modified;
+            r.location = reply.location;
+            return render(r, format, pretty, accept, subset);
+        }
+        Body::Read(v) => {
+            let raw_binary = matches!(accept, Accept::Other(_))
+                && crate::resource::type_of(&v) == "Binary"
+                && subset.is_empty();
+            if raw_binary && let Some(Body::Raw(ct, b)) = interaction::binary_raw(&v) {
+                if let Ok(h) = HeaderValue::from_str(&ct) {
+                    headers.insert(header::CONTENT_TYPE, h);
+                }
+                b
+            } else {
+                let v = match apply_subset(v, subset) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        status = e.status;
+                        e.to_outcome()
+                    }
+                };
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                );
+                Bytes::from(format.encode(&v, pretty))
+            }
+        }
+        Body::Resource(v) => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            Bytes::from(format.encode(&v, pretty))
+        }
+    };
+    (status, headers, AxumBody::from(body)).into_response()
+}
+
+fn type_and_id(ty: &str, id: &str) -> Result<(), FhirError> {
+    interaction::check_type(ty)?;
+    interaction::check_id(id)
+}
+
+/// Routes a request to its interaction. Used by the HTTP handler and by bundle entries.
+pub async fn dispatch(ctx: &Ctx, req: FhirRequest) -> Reply {
+    Reply::from_result(dispatch_inner(ctx, req).await)
+}
+
+async fn read_db(ctx: &Ctx) -> Result<flint_db::Db, FhirError> {
+    Ok(ctx.state.node().sync().await?)
+}
+
+async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirError> {
+    let path: Vec<String> = req.path.clone();
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    let method = req.method.clone();
+    let not_allowed = || Err(FhirError::method_not_allowed(&method, &p.join("/")));
+    match p.as_slice() {
+        [] => match method.as_str() {
+            "POST" => {
+                let bundle = interaction::payload_resource("Bundle", &req.payload)?;
+                bundle::process(ctx, bundle, req.prefer_return).await
+            }
+            "GET" => Err(FhirError::unsupported(
+                "System-level search is not supported by this build yet.",
+            )),
+            _ => not_allowed(),
+        },
+        ["metadata"] => match method.as_str() {
+            "GET" => capabilities::capabilities(ctx),
+            _ => not_allowed(),
+        },
+        ["_history"] => match method.as_str() {
+            "GET" => history::history(ctx, Scope::System, &req).await,
+            _ => not_allowed(),
+        },
+        [ty] => match method.as_str() {
+            "POST" => interaction::create(ctx, ty, &req).await,
+            "GET" => {
+                interaction::check_type(ty)?;
+                Err(FhirError::unsupported(format!(
+                    "Search on `{ty}` is not supported by this build yet."
+                )))
+            }
+            "PUT" | "DELETE" => {
+                interaction::check_type(ty)?;
+                Err(FhirError::unsupported(
+                    "Conditional update and delete need search, which this build does not support yet.",
+                ))
+            }
+            _ => not_allowed(),
+        },
+        [ty, "_history"] => match method.as_str() {
+            "GET" => history::history(ctx, Scope::Type(ty), &req).await,
+            _ => not_allowed(),
+        },
+        [ty, id] => match method.as_str() {
+            "GET" => {
+                type_and_id(ty, id)?;
+                interaction::read(&read_db(ctx).await?, ty, id).await
+            }
+            "PUT" => interaction::update(ctx, ty, id, &req).await,
+            "DELETE" => interaction::delete(ctx, ty, id, &req).await,
+            "PATCH" => {
+                if let Payload::Fhir(Format::Json, b) = &req.payload {
+                    // JSON Patch documents are JSON arrays, FHIRPath Patch is a Parameters object.
+                    if b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'[') {
+                        req.payload = Payload::Raw("application/json-patch+json".into(), b.clone());
+                    }
+                }
+                interaction::patch(ctx, ty, id, &req).await
+            }
+            _ => not_allowed(),
+        },
+        [ty, id, "_history"] => match method.as_str() {
+            "GET" => history::history(ctx, Scope::Instance(ty, id), &req).await,
+            _ => not_allowed(),
+        },
+        [ty, id, "_history", vid] => match method.as_str() {
+            "GET" => {
+                type_and_id(ty, id)?;
+                interaction::vread(&read_db(ctx).await?, ty, id, vid).await
+            }
+            _ => not_allowed(),
+        },
+        _ => Err(FhirError::not_found(format!(
+            "No FHIR endpoint at `{}`.",
+            p.join("/")
+        ))),
+    }
+}

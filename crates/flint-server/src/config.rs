@@ -1,0 +1,273 @@
+//! Configuration from environment variables, with Blaze's names and defaults. Every value is
+//! checked at start-up; an invalid one stops the server with a message naming the variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The storage variant (`STORAGE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Everything in memory (the default).
+    InMemory,
+    /// Embedded RocksDB.
+    Standalone,
+    /// Kafka + Cassandra (not in this build yet).
+    Distributed,
+}
+
+impl Storage {
+    /// The variable's spelling of the variant.
+    pub fn name(self) -> &'static str {
+        match self {
+            Storage::InMemory => "in-memory",
+            Storage::Standalone => "standalone",
+            Storage::Distributed => "distributed",
+        }
+    }
+}
+
+/// The server's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `STORAGE`.
+    pub storage: Storage,
+    /// `BASE_URL`.
+    pub base_url: String,
+    /// `CONTEXT_PATH`.
+    pub context_path: String,
+    /// `SERVER_PORT`.
+    pub server_port: u16,
+    /// `METRICS_SERVER_PORT`.
+    pub metrics_server_port: u16,
+    /// `LOG_LEVEL`.
+    pub log_level: String,
+    /// `INDEX_DB_DIR`.
+    pub index_db_dir: PathBuf,
+    /// `TRANSACTION_DB_DIR`.
+    pub transaction_db_dir: PathBuf,
+    /// `RESOURCE_DB_DIR`.
+    pub resource_db_dir: PathBuf,
+    /// `DB_BLOCK_CACHE_SIZE` in MiB.
+    pub db_block_cache_size_mib: usize,
+    /// `DB_RESOURCE_CACHE_SIZE`: number of resource contents cached.
+    pub db_resource_cache_size: u64,
+    /// `DB_SYNC_TIMEOUT` in ms.
+    pub db_sync_timeout: Duration,
+    /// `DB_MAX_IN_FLIGHT_TRANSACTIONS`.
+    pub db_max_in_flight_transactions: usize,
+    /// `ENFORCE_REFERENTIAL_INTEGRITY`.
+    pub enforce_referential_integrity: bool,
+    /// `MAX_REQUEST_BODY_SIZE` in bytes.
+    pub max_request_body_size: usize,
+    /// `FHIR_DEFAULT_PAGE_SIZE`.
+    pub default_page_size: usize,
+    /// `FHIR_MAX_PAGE_SIZE`.
+    pub max_page_size: usize,
+}
+
+/// Every variable the server reads, with its default and meaning (for `flint --help`).
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "STORAGE",
+        "in-memory",
+        "in-memory | standalone | distributed",
+    ),
+    (
+        "BASE_URL",
+        "http://localhost:8080",
+        "public base URL (X-Forwarded-* and Forwarded override it per request)",
+    ),
+    ("CONTEXT_PATH", "/fhir", "path of the FHIR API"),
+    (
+        "SERVER_PORT",
+        "8080",
+        "HTTP port of the FHIR API and /health",
+    ),
+    (
+        "METRICS_SERVER_PORT",
+        "8081",
+        "HTTP port of the Prometheus /metrics endpoint",
+    ),
+    ("LOG_LEVEL", "info", "trace | debug | info | warn | error"),
+    (
+        "INDEX_DB_DIR",
+        "data/index",
+        "RocksDB directory of the index (standalone)",
+    ),
+    (
+        "TRANSACTION_DB_DIR",
+        "data/transaction",
+        "RocksDB directory of the transaction log (standalone)",
+    ),
+    (
+        "RESOURCE_DB_DIR",
+        "data/resource",
+        "RocksDB directory of the resource store (standalone)",
+    ),
+    ("DB_BLOCK_CACHE_SIZE", "128", "RocksDB block cache in MiB"),
+    (
+        "DB_RESOURCE_CACHE_SIZE",
+        "100000",
+        "number of resource contents kept in memory",
+    ),
+    (
+        "DB_SYNC_TIMEOUT",
+        "10000",
+        "ms a request waits for the index (then 503)",
+    ),
+    (
+        "DB_MAX_IN_FLIGHT_TRANSACTIONS",
+        "1024",
+        "submitted but unindexed transactions per node (then 503)",
+    ),
+    (
+        "ENFORCE_REFERENTIAL_INTEGRITY",
+        "true",
+        "refuse dangling local references and deletes of referenced resources",
+    ),
+    (
+        "MAX_REQUEST_BODY_SIZE",
+        "67108864",
+        "largest request body in bytes (then 413)",
+    ),
+    ("FHIR_DEFAULT_PAGE_SIZE", "50", "page size without _count"),
+    ("FHIR_MAX_PAGE_SIZE", "10000", "largest _count"),
+];
+
+fn bad(name: &str, value: &str, expected: &str) -> String {
+    format!("invalid value `{value}` of environment variable {name}: expected {expected}")
+}
+
+impl Config {
+    /// Reads the configuration through `get` (normally `std::env::var`); blank means default.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let var = |name: &str| -> String {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| {
+                    VARIABLES
+                        .iter()
+                        .find(|(n, _, _)| *n == name)
+                        .map(|(_, d, _)| d.to_string())
+                        .unwrap_or_default()
+                })
+        };
+        fn num<T: std::str::FromStr>(name: &str, v: String, expected: &str) -> Result<T, String> {
+            v.parse().map_err(|_| bad(name, &v, expected))
+        }
+        let storage = match var("STORAGE").as_str() {
+            "in-memory" => Storage::InMemory,
+            "standalone" => Storage::Standalone,
+            "distributed" => Storage::Distributed,
+            v => return Err(bad("STORAGE", v, "in-memory, standalone or distributed")),
+        };
+        let base_url = var("BASE_URL");
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(bad("BASE_URL", &base_url, "an http:// or https:// URL"));
+        }
+        let context_path = var("CONTEXT_PATH");
+        if context_path.contains(['?', '#', ' ']) {
+            return Err(bad(
+                "CONTEXT_PATH",
+                &context_path,
+                "a URL path such as /fhir",
+            ));
+        }
+        let log_level = var("LOG_LEVEL").to_ascii_lowercase();
+        if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str()) {
+            return Err(bad(
+                "LOG_LEVEL",
+                &log_level,
+                "trace, debug, info, warn or error",
+            ));
+        }
+        let enforce = match var("ENFORCE_REFERENTIAL_INTEGRITY")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "true" => true,
+            "false" => false,
+            v => return Err(bad("ENFORCE_REFERENTIAL_INTEGRITY", v, "true or false")),
+        };
+        let positive = |name: &str| -> Result<usize, String> {
+            let v: usize = num(name, var(name), "a positive integer")?;
+            if v == 0 {
+                return Err(bad(name, "0", "a positive integer"));
+            }
+            Ok(v)
+        };
+        let port =
+            |name: &str| -> Result<u16, String> { num(name, var(name), "a port number 0-65535") };
+        Ok(Config {
+            storage,
+            base_url,
+            context_path,
+            server_port: port("SERVER_PORT")?,
+            metrics_server_port: port("METRICS_SERVER_PORT")?,
+            log_level,
+            index_db_dir: PathBuf::from(var("INDEX_DB_DIR")),
+            transaction_db_dir: PathBuf::from(var("TRANSACTION_DB_DIR")),
+            resource_db_dir: PathBuf::from(var("RESOURCE_DB_DIR")),
+            db_block_cache_size_mib: num(
+                "DB_BLOCK_CACHE_SIZE",
+                var("DB_BLOCK_CACHE_SIZE"),
+                "a size in MiB",
+            )?,
+            db_resource_cache_size: num(
+                "DB_RESOURCE_CACHE_SIZE",
+                var("DB_RESOURCE_CACHE_SIZE"),
+                "a number of resources",
+            )?,
+            db_sync_timeout: Duration::from_millis(positive("DB_SYNC_TIMEOUT")? as u64),
+            db_max_in_flight_transactions: positive("DB_MAX_IN_FLIGHT_TRANSACTIONS")?,
+            enforce_referential_integrity: enforce,
+            max_request_body_size: positive("MAX_REQUEST_BODY_SIZE")?,
+            default_page_size: positive("FHIR_DEFAULT_PAGE_SIZE")?,
+            max_page_size: positive("FHIR_MAX_PAGE_SIZE")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|n| m.get(n).cloned())
+    }
+
+    #[test]
+    fn defaults_match_blaze() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.storage, Storage::InMemory);
+        assert_eq!((c.server_port, c.metrics_server_port), (8080, 8081));
+        assert_eq!(c.context_path, "/fhir");
+        assert!(c.enforce_referential_integrity);
+        assert_eq!(c.db_sync_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (k, v) in [
+            ("STORAGE", "sqlite"),
+            ("SERVER_PORT", "80800"),
+            ("ENFORCE_REFERENTIAL_INTEGRITY", "yes"),
+            ("DB_SYNC_TIMEOUT", "0"),
+            ("BASE_URL", "localhost"),
+            ("LOG_LEVEL", "loud"),
+        ] {
+            let e = cfg(&[(k, v)]).unwrap_err();
+            assert!(e.contains(k) && e.contains(v), "{e}");
+        }
+        assert_eq!(
+            cfg(&[("STORAGE", "  ")]).unwrap().storage,
+            Storage::InMemory
+        );
+    }
+}

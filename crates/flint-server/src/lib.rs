@@ -1,1 +1,0 @@
-//! The flint binary: configuration, storage wiring, metrics, HTTP server.

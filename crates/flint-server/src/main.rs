@@ -1,0 +1,171 @@
+//! The `flint` binary: reads the configuration, opens the storage variant, starts the database
+//! node, the Prometheus exporter and the HTTP server, and shuts down gracefully on SIGTERM.
+
+mod config;
+
+use config::{Config, Storage, VARIABLES};
+use flint_db::mem::{MemKv, MemLog, MemStore};
+use flint_db::{KvStore, Node, NodeConfig, ResourceStore, TxLog};
+use flint_rest::{AppState, RestConfig};
+use flint_rocksdb::{RocksConfig, RocksKv, RocksLog, RocksStore};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+fn print_help() {
+    println!("flint {}: a FHIR R4 server\n", env!("CARGO_PKG_VERSION"));
+    println!("Configured with environment variables (blank or unset = default):\n");
+    for (name, default, meaning) in VARIABLES {
+        println!("  {name:<32} {meaning} (default: {default})");
+    }
+}
+
+type Parts = (Arc<dyn KvStore>, Arc<dyn TxLog>, Arc<dyn ResourceStore>);
+
+fn open_storage(c: &Config) -> Result<Parts, String> {
+    match c.storage {
+        Storage::InMemory => Ok((
+            Arc::new(MemKv::new()),
+            Arc::new(MemLog::new()),
+            Arc::new(MemStore::new()),
+        )),
+        Storage::Standalone => {
+            let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
+            let open_err = |what: &str, dir: &std::path::Path, e: flint_db::DbError| {
+                format!("cannot open the {what} in {}: {e}", dir.display())
+            };
+            let kv = RocksKv::open(&c.index_db_dir, &rc)
+                .map_err(|e| open_err("index (INDEX_DB_DIR)", &c.index_db_dir, e))?;
+            let log = RocksLog::open(&c.transaction_db_dir, &rc).map_err(|e| {
+                open_err(
+                    "transaction log (TRANSACTION_DB_DIR)",
+                    &c.transaction_db_dir,
+                    e,
+                )
+            })?;
+            let store = RocksStore::open(&c.resource_db_dir, &rc)
+                .map_err(|e| open_err("resource store (RESOURCE_DB_DIR)", &c.resource_db_dir, e))?;
+            Ok((Arc::new(kv), Arc::new(log), Arc::new(store)))
+        }
+        Storage::Distributed => Err(
+            "STORAGE=distributed (Kafka and Cassandra) is not available in this build yet; \
+             use in-memory or standalone"
+                .to_string(),
+        ),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+async fn run(c: Config) -> Result<(), String> {
+    let (kv, log, store) = open_storage(&c)?;
+    let node = Node::start(
+        kv,
+        log,
+        store,
+        NodeConfig {
+            resource_cache_size: c.db_resource_cache_size,
+            sync_timeout: c.db_sync_timeout,
+            max_in_flight: c.db_max_in_flight_transactions,
+        },
+    )
+    .await
+    .map_err(|e| format!("cannot start the database: {e}"))?;
+    // Catch up with the log before serving (rebuilds a deleted index).
+    let db = node.sync().await.or_else(|_| Ok::<_, String>(node.db()))?;
+    tracing::info!(t = db.t(), storage = c.storage.name(), "database ready");
+
+    let metrics_addr = SocketAddr::from(([0, 0, 0, 0], c.metrics_server_port));
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(metrics_addr)
+        .install()
+        .map_err(|e| {
+            format!("cannot start the metrics server on {metrics_addr} (METRICS_SERVER_PORT): {e}")
+        })?;
+
+    let state = AppState::new(
+        node.clone(),
+        RestConfig {
+            base_url: c.base_url.clone(),
+            context_path: c.context_path.clone(),
+            enforce_referential_integrity: c.enforce_referential_integrity,
+            default_page_size: c.default_page_size,
+            max_page_size: c.max_page_size,
+            max_body_size: c.max_request_body_size,
+            storage: c.storage.name().to_string(),
+        },
+    );
+    let addr = SocketAddr::from(([0, 0, 0, 0], c.server_port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (SERVER_PORT): {e}"))?;
+    tracing::info!(%addr, base_url = %c.base_url, context_path = %c.context_path, "FHIR server listening");
+    axum::serve(listener, flint_rest::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    node.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        print_help();
+        return ExitCode::SUCCESS;
+    }
+    let c = match Config::from_lookup(|n| std::env::var(n).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flint: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(format!(
+                "{lvl},hyper=warn,h2=warn",
+                lvl = c.log_level
+            ))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flint: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(c)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("flint: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Test support: runs the real `flint` binary on a free port and talks to it over HTTP.
+#![allow(dead_code)]
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server process.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub base: String,
+    pub client: Client,
+    pub storage: &'static str,
+    pub data: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The storage variants every interaction test runs on.
+pub const VARIANTS: [&str; 2] = ["in-memory", "standalone"];
+
+impl Server {
+    /// Starts a server with `STORAGE=storage` (standalone data in a fresh temp dir).
+    pub fn start(storage: &'static str, env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data = tmp.path().to_path_buf();
+        let mut s = Server::start_in(storage, Some(&data), env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server whose standalone data lives in `data`.
+    pub fn start_in(storage: &'static str, data: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut all: Vec<(String, String)> = vec![
+            ("STORAGE".into(), storage.into()),
+            ("SERVER_PORT".into(), port.to_string()),
+            ("METRICS_SERVER_PORT".into(), free_port().to_string()),
+            ("BASE_URL".into(), format!("http://127.0.0.1:{port}")),
+            ("LOG_LEVEL".into(), "warn".into()),
+        ];
+        if let Some(d) = data {
+            for (k, sub) in [
+                ("INDEX_DB_DIR", "index"),
+                ("TRANSACTION_DB_DIR", "transaction"),
+                ("RESOURCE_DB_DIR", "resource"),
+            ] {
+                all.push((k.into(), d.join(sub).display().to_string()));
+            }
+        }
+        for (k, v) in env {
+            all.retain(|(n, _)| n != k);
+            all.push((k.to_string(), v.to_string()));
+        }
+        let child = spawn(&all);
+        let s = Server {
+            child,
+            port,
+            base: format!("http://127.0.0.1:{port}/fhir"),
+            client: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            storage,
+            data: data.map(Path::to_path_buf),
+            env: all,
+            _tmp: None,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("http://127.0.0.1:{}/health", self.port);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.client.get(&url).send()
+                && r.status().is_success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server on port {} did not become ready", self.port);
+    }
+
+    /// `kill -9` and start again with the same configuration and data.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.env);
+        self.wait_ready();
+    }
+
+    /// The absolute URL of `path` under the FHIR base.
+    pub fn url(&self, path: &str) -> String {
+        if path.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        }
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path))
+    }
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.client.delete(self.url(path))
+    }
+    pub fn post_json(&self, path: &str, body: &Value) -> RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+    }
+    pub fn put_json(&self, path: &str, body: &Value) -> RequestBuilder {
+        self.client
+            .put(self.url(path))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+    }
+    pub fn patch(&self, path: &str, content_type: &str, body: &str) -> RequestBuilder {
+        self.client
+            .patch(self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(env: &[(String, String)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_flint"))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the flint binary")
+}
+
+/// Status and parsed JSON body of a response.
+pub fn json(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().unwrap_or_default();
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, v)
+}
+
+/// Asserts an OperationOutcome with `status` and returns its first issue.
+pub fn outcome(r: Response, status: u16) -> Value {
+    let (s, v) = json(r);
+    assert_eq!(s, status, "unexpected status, body: {v}");
+    assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
+    v["issue"][0].clone()
+}
