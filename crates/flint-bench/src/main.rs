@@ -39,7 +39,7 @@ struct Args {
 fn patient(i: u64) -> Value {
     json!({"resourceType": "Patient", "identifier": [{"system": "urn:bench", "value": i.to_string()}],
            "name": [{"family": format!("Family{i}"), "given": ["Bench"]}],
-           "gender": if i % 2 == 0 { "female" } else { "male" }, "birthDate": "1970-01-01"})
+           "gender": if i.is_multiple_of(2) { "female" } else { "male" }, "birthDate": "1970-01-01"})
 }
 
 fn tx100(seed: u64) -> Value {

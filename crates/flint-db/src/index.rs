@@ -48,6 +48,10 @@ pub fn check_version(kv: &dyn KvStore) -> Result<()> {
     }
 }
 
+/// Each resource a transaction touches: its references if it exists afterwards, `None` if the
+/// transaction deletes it.
+type After<'a> = HashMap<(&'a str, &'a str), Option<&'a [(String, String)]>>;
+
 struct NewVersion<'a> {
     type_name: &'a str,
     id: &'a str,
@@ -105,7 +109,7 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Db
         }
     }
     // Each touched resource after this transaction: its references if it exists, None if not.
-    let mut after: HashMap<(&str, &str), Option<&[(String, String)]>> = HashMap::new();
+    let mut after: After<'_> = HashMap::new();
     let mut versions = Vec::new();
     for c in &entry.cmds {
         let current = before.resource(&c.type_name, &c.id);
@@ -230,7 +234,7 @@ fn referencing(
     before: &Db,
     type_name: &str,
     id: &str,
-    after: &HashMap<(&str, &str), Option<&[(String, String)]>>,
+    after: &After<'_>,
 ) -> Option<(String, String)> {
     let prefix = codec::resource_prefix(codec::tid(type_name), id);
     let mut found = None;

@@ -207,7 +207,7 @@ mod tests {
             c.next();
         }
         assert_eq!(seen, vec![b"b".to_vec(), b"c".to_vec()]);
-        assert!(kv.cursor(Cf::TxError).valid() == false);
+        assert!(!kv.cursor(Cf::TxError).valid());
     }
 
     #[tokio::test]

@@ -215,7 +215,7 @@ fn validate_element(
             Some(_) => {
                 return Err(ModelError::at(
                     "A repeating primitive's `_` companion must be an array.",
-                    format!("{path}"),
+                    path,
                 ));
             }
             None => None,

@@ -590,15 +590,12 @@ fn history_paging_is_stable_while_writes_arrive() {
             .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
             .collect();
         let mut page = page1;
-        loop {
-            let Some(next) = page["link"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|l| l["relation"] == "next")
-            else {
-                break;
-            };
+        while let Some(next) = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
             let (st, p) = json(s.client.get(next["url"].as_str().unwrap()).send().unwrap());
             assert_eq!(st, 200);
             ids.extend(
