@@ -436,9 +436,10 @@ pub fn validate_primitive(
             let Value::String(s) = &v else {
                 return Err(bad("expected a string"));
             };
-            if !s.trim_start().starts_with("<div") {
-                return Err(bad("narrative must be an XHTML <div> element"));
+            if has_control_chars(s) {
+                return Err(bad("control characters are not allowed"));
             }
+            check_xhtml(s).map_err(|m| bad(&m))?;
         }
         _ => {
             let Value::String(s) = &v else {
@@ -446,6 +447,11 @@ pub fn validate_primitive(
             };
             if s.is_empty() {
                 return Err(bad("empty strings are not allowed"));
+            }
+            if has_control_chars(s) {
+                return Err(bad(
+                    "control characters other than tab, CR and LF are not allowed",
+                ));
             }
             if !defs.is_primitive(ty) {
                 return Err(bad("unknown primitive type"));
@@ -464,6 +470,53 @@ pub fn validate_primitive(
         }
     }
     Ok(v)
+}
+
+/// Whether `s` has characters below U+0020 other than tab, CR and LF (XML cannot carry them).
+fn has_control_chars(s: &str) -> bool {
+    s.bytes()
+        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n'))
+}
+
+/// Checks that a narrative is one well-formed XHTML `div` element (no DOCTYPE, nothing after).
+fn check_xhtml(s: &str) -> Result<(), String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(s);
+    let mut depth = 0usize;
+    let mut seen_root = false;
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) => {
+                if depth == 0 {
+                    if seen_root || e.local_name().as_ref() != b"div" {
+                        return Err("narrative must be one XHTML <div> element".into());
+                    }
+                    seen_root = true;
+                }
+                depth += 1;
+            }
+            Ok(Event::Empty(e)) => {
+                if depth == 0 {
+                    if seen_root || e.local_name().as_ref() != b"div" {
+                        return Err("narrative must be one XHTML <div> element".into());
+                    }
+                    seen_root = true;
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Eof) => break,
+            Ok(Event::DocType(_)) => return Err("DOCTYPE is not allowed in a narrative".into()),
+            Ok(Event::Text(t)) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+                return Err("text outside the narrative <div>".into());
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("narrative is not well-formed XHTML ({e})")),
+        }
+    }
+    if !seen_root || depth != 0 {
+        return Err("narrative must be one well-formed XHTML <div> element".into());
+    }
+    Ok(())
 }
 
 fn truncate(s: &str) -> String {
