@@ -190,12 +190,8 @@ impl<'a> Parser<'a> {
             let raw = self.input.get(start..end).unwrap_or(&[]);
             let s = String::from_utf8(raw.to_vec())
                 .map_err(|_| ModelError::at("The narrative is not UTF-8.", p.clone()))?;
-            // XML 1.0 end-of-line handling: CR LF and lone CR become LF.
-            let s = if s.contains('\r') {
-                s.replace("\r\n", "\n").replace('\r', "\n")
-            } else {
-                s
-            };
+            // Copied verbatim (line ends included), so JSON -> XML -> JSON keeps the narrative's
+            // exact text.
             push(map, &name, Value::String(s), is_array);
             return Ok(());
         }
