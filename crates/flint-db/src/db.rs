@@ -114,6 +114,33 @@ impl Db {
         None
     }
 
+    /// Scans an as-of index from `start` within `prefix`, newest first, collecting versions
+    /// not older than `since_t`, at most `limit`. `key` splits a key into `(type, id, t)`.
+    fn scan_versions<'k>(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        start: &[u8],
+        since_t: T,
+        limit: usize,
+        key: impl Fn(&[u8]) -> Option<(&'k str, String, T)>,
+    ) -> Vec<ResourceHandle> {
+        let mut out = Vec::new();
+        scan_prefix(self.kv(), cf, prefix, start, |k, v| {
+            let Some((ty, id, t)) = key(k) else {
+                return true;
+            };
+            if t < since_t || out.len() >= limit {
+                return false;
+            }
+            if let Some(v) = VersionValue::decode(v) {
+                out.push(ResourceHandle::from_value(ty, &id, t, v));
+            }
+            true
+        });
+        out
+    }
+
     /// Versions of one resource, newest first, starting at `start_t` (inclusive), not older
     /// than `since_t`, at most `limit`.
     pub fn instance_history(
@@ -127,18 +154,10 @@ impl Db {
         let tid = codec::tid(type_name);
         let prefix = codec::resource_prefix(tid, id);
         let start = codec::resource_as_of_key(tid, id, start_t.unwrap_or(self.t).min(self.t));
-        let mut out = Vec::new();
-        scan_prefix(self.kv(), Cf::ResourceAsOf, &prefix, &start, |k, v| {
-            let t = codec::read_desc_t(&k[prefix.len()..]);
-            if t < since_t || out.len() >= limit {
-                return false;
-            }
-            if let Some(v) = VersionValue::decode(v) {
-                out.push(ResourceHandle::from_value(type_name, id, t, v));
-            }
-            true
-        });
-        out
+        let n = prefix.len();
+        self.scan_versions(Cf::ResourceAsOf, &prefix, &start, since_t, limit, |k| {
+            Some((type_name, id.to_string(), codec::read_desc_t(k.get(n..)?)))
+        })
     }
 
     /// Versions of all resources of a type, newest first, starting at `(start_t, start_id)`.
@@ -150,23 +169,19 @@ impl Db {
         limit: usize,
     ) -> Vec<ResourceHandle> {
         let tid = codec::tid(type_name);
-        let prefix = tid.to_be_bytes();
         let (st, sid) = start.unwrap_or((self.t, ""));
         let start_key = codec::type_as_of_key(tid, st.min(self.t), sid);
-        let mut out = Vec::new();
-        scan_prefix(self.kv(), Cf::TypeAsOf, &prefix, &start_key, |k, v| {
-            let Some((_, t, id)) = codec::decode_type_as_of_key(k) else {
-                return true;
-            };
-            if t < since_t || out.len() >= limit {
-                return false;
-            }
-            if let Some(v) = VersionValue::decode(v) {
-                out.push(ResourceHandle::from_value(type_name, id, t, v));
-            }
-            true
-        });
-        out
+        self.scan_versions(
+            Cf::TypeAsOf,
+            &tid.to_be_bytes(),
+            &start_key,
+            since_t,
+            limit,
+            |k| {
+                let (_, t, id) = codec::decode_type_as_of_key(k)?;
+                Some((type_name, id.to_string(), t))
+            },
+        )
     }
 
     /// Versions of all resources, newest first, starting at `(start_t, start_type, start_id)`.
@@ -182,20 +197,10 @@ impl Db {
         } else {
             codec::system_as_of_key(st.min(self.t), codec::tid(sty), sid)
         };
-        let mut out = Vec::new();
-        scan_prefix(self.kv(), Cf::SystemAsOf, &[], &start_key, |k, v| {
-            let Some((t, tid, id)) = codec::decode_system_as_of_key(k) else {
-                return true;
-            };
-            if t < since_t || out.len() >= limit {
-                return false;
-            }
-            if let (Some(v), Some(ty)) = (VersionValue::decode(v), type_name_of(tid)) {
-                out.push(ResourceHandle::from_value(ty, id, t, v));
-            }
-            true
-        });
-        out
+        self.scan_versions(Cf::SystemAsOf, &[], &start_key, since_t, limit, |k| {
+            let (t, tid, id) = codec::decode_system_as_of_key(k)?;
+            Some((type_name_of(tid)?, id.to_string(), t))
+        })
     }
 
     /// Current (non-deleted) resources of a type in id order, starting at `start_id`.

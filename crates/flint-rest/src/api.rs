@@ -51,6 +51,25 @@ pub struct FhirRequest {
     pub payload: Payload,
 }
 
+/// Splits a URL path into percent-decoded segments (empty segments dropped).
+pub fn path_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// Parses a query string into name/value pairs in order.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
 impl FhirRequest {
     /// The first value of query parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {

@@ -57,18 +57,8 @@ fn parse_entry_request(ctx: &Ctx, i: usize, entry: &Value) -> FhirResult<EntryRe
     let (path, query) = rel.split_once('?').unwrap_or((rel, ""));
     Ok(EntryRequest {
         method,
-        path: path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-            .collect(),
-        query: form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect(),
+        path: crate::api::path_segments(path),
+        query: crate::api::query_pairs(query),
         url: url.to_string(),
     })
 }

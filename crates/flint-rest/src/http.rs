@@ -96,11 +96,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let cfg = state.config();
     let base = request_base(&state, &parts.headers);
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = crate::api::query_pairs(parts.uri.query().unwrap_or(""));
     let param = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let pretty = param("_pretty") == Some("true");
     let accept = match format::negotiate(param("_format"), header_str(&parts.headers, "accept")) {
@@ -127,15 +123,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         let e = FhirError::not_found(format!("No FHIR endpoint at `{path}`."));
         return render(Reply::error(&e), out_format, pretty, &accept, &[]);
     };
-    let segments: Vec<String> = rest
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segments = crate::api::path_segments(rest);
     let bytes = match axum::body::to_bytes(body, cfg.max_body_size).await {
         Ok(b) => b,
         Err(_) => {

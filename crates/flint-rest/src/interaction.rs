@@ -390,13 +390,13 @@ pub async fn create(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult
         ));
     }
     let p = prepare_create(ctx, type_name, v, resource::new_id())?;
+    commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Representation)).await
+}
+
+/// Commits one prepared write as its own transaction and builds its reply.
+async fn commit_one(ctx: &Ctx, p: Prepared, ret: Return) -> FhirResult<Reply> {
     let out = commit(ctx, std::slice::from_ref(&p)).await?;
-    Ok(write_reply(
-        ctx,
-        &p,
-        &out,
-        req.prefer_return.unwrap_or(Return::Representation),
-    ))
+    Ok(write_reply(ctx, &p, &out, ret))
 }
 
 /// `PUT [type]/[id]`.
@@ -414,25 +414,13 @@ pub async fn update(ctx: &Ctx, type_name: &str, id: &str, req: &FhirRequest) -> 
         req.if_match.as_deref(),
         req.if_none_match.as_deref(),
     )?;
-    let out = commit(ctx, std::slice::from_ref(&p)).await?;
-    Ok(write_reply(
-        ctx,
-        &p,
-        &out,
-        req.prefer_return.unwrap_or(Return::Representation),
-    ))
+    commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Representation)).await
 }
 
 /// `DELETE [type]/[id]`.
 pub async fn delete(ctx: &Ctx, type_name: &str, id: &str, req: &FhirRequest) -> FhirResult<Reply> {
     let p = prepare_delete(ctx, type_name, id)?;
-    let out = commit(ctx, std::slice::from_ref(&p)).await?;
-    Ok(write_reply(
-        ctx,
-        &p,
-        &out,
-        req.prefer_return.unwrap_or(Return::Minimal),
-    ))
+    commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Minimal)).await
 }
 
 /// Applies a PATCH document to the current resource and validates the result.
