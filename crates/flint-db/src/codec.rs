@@ -197,6 +197,70 @@ pub fn referenced_by_key(target_tid: u32, target_id: &str, src_tid: u32, src_id:
     k
 }
 
+/// Appends `value` with every `0x00` escaped as `0x00 0xFF`: order-preserving, and the
+/// terminator `0x00 0x00` ([`VALUE_END`]) sorts before any continuation, so an exact value is a
+/// key prefix that no longer value shares.
+pub fn push_escaped(out: &mut Vec<u8>, value: &[u8]) {
+    for &b in value {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+}
+
+/// Terminator of an escaped value inside a key.
+pub const VALUE_END: [u8; 2] = [0, 0];
+
+/// The 4-byte hash of a search parameter code (FNV-1a, like [`tid`]).
+pub fn param_hash(code: &str) -> u32 {
+    tid(code)
+}
+
+/// SearchParamValue prefix `param hash · tid` of one parameter of one type.
+pub fn search_prefix(param: u32, tid: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(40);
+    k.extend_from_slice(&param.to_be_bytes());
+    k.extend_from_slice(&tid.to_be_bytes());
+    k
+}
+
+/// SearchParamValue key `param · tid · esc(value) · 00 00 · id · len(id) · hash prefix`.
+pub fn search_key(param: u32, tid: u32, value: &[u8], id: &str, hash: &ContentHash) -> Vec<u8> {
+    let mut k = search_prefix(param, tid);
+    push_escaped(&mut k, value);
+    k.extend_from_slice(&VALUE_END);
+    k.extend_from_slice(id.as_bytes());
+    k.push(id.len() as u8);
+    k.extend_from_slice(&hash.0[..4]);
+    k
+}
+
+/// The `(id, hash prefix)` at the end of a SearchParamValue key.
+pub fn search_key_target(k: &[u8]) -> Option<(&str, [u8; 4])> {
+    let n = k.len();
+    let hp: [u8; 4] = k.get(n.checked_sub(4)?..)?.try_into().ok()?;
+    let id_len = *k.get(n.checked_sub(5)?)? as usize;
+    let id_start = n.checked_sub(5 + id_len)?;
+    let id = std::str::from_utf8(k.get(id_start..n - 5)?).ok()?;
+    Some((id, hp))
+}
+
+/// ResourceValue key `tid · id · 0x00 · hash prefix · param · value`.
+pub fn resource_value_key(
+    tid: u32,
+    id: &str,
+    hash: &ContentHash,
+    param: u32,
+    value: &[u8],
+) -> Vec<u8> {
+    let mut k = resource_prefix(tid, id);
+    k.extend_from_slice(&hash.0[..4]);
+    k.extend_from_slice(&param.to_be_bytes());
+    k.extend_from_slice(value);
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +279,26 @@ mod tests {
         assert!(a < b);
         assert!(!b.starts_with(&resource_prefix(t, "abc")));
         assert_eq!(decode_resource_as_of_key(&b), Some((t, "abcd", 7)));
+    }
+
+    #[test]
+    fn escaped_values_keep_order_and_exactness() {
+        let h = ContentHash::of(b"x");
+        let k = |v: &[u8]| search_key(1, 2, v, "id", &h);
+        assert!(k(b"a") < k(b"a\0"));
+        assert!(k(b"a\0") < k(b"a\x01"));
+        assert!(k(b"ab") < k(b"b"));
+        let mut exact = search_prefix(1, 2);
+        push_escaped(&mut exact, b"a");
+        exact.extend_from_slice(&VALUE_END);
+        assert!(k(b"a").starts_with(&exact));
+        assert!(!k(b"a\0").starts_with(&exact));
+        assert!(!k(b"ab").starts_with(&exact));
+        assert_eq!(
+            search_key_target(&k(b"a\0b")),
+            Some(("id", [h.0[0], h.0[1], h.0[2], h.0[3]]))
+        );
+        assert_eq!(search_key_target(&[1]), None);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::db::Db;
 use crate::error::{DbError, ErrorKind, Result};
 use crate::kv::{Cf, KvStore, WriteBatch, scan_prefix};
 use crate::log::{IfNoneMatch, TxEntry, TxOp};
+use crate::search::ResourceIndexer;
 use crate::{ContentHash, T};
+use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Format version of the index rows; a mismatch at start-up asks for a rebuild.
@@ -59,14 +61,30 @@ struct NewVersion<'a> {
     refs: &'a [(String, String)],
 }
 
+/// Resource contents and the hook that turns them into search-index entries.
+pub struct SearchIndexing<'a> {
+    /// Computes the entries.
+    pub indexer: &'a dyn ResourceIndexer,
+    /// Contents of the transaction's new versions, by hash.
+    pub contents: &'a HashMap<ContentHash, Bytes>,
+}
+
 /// Indexes `entry` on top of `before` (the database as of `entry.t - 1`). Returns the outcome of
 /// the transaction; storage faults are the outer error.
-pub fn index_tx(kv: &dyn KvStore, before: &Db, entry: &TxEntry) -> Result<Result<(), DbError>> {
+pub fn index_tx(
+    kv: &dyn KvStore,
+    before: &Db,
+    entry: &TxEntry,
+    search: Option<&SearchIndexing<'_>>,
+) -> Result<Result<(), DbError>> {
     let t = entry.t;
     match verify(before, entry) {
         Ok(versions) => {
             let mut b = WriteBatch::default();
             write_versions(before, t, &versions, &mut b);
+            if let Some(s) = search {
+                write_search_entries(s, &versions, &mut b);
+            }
             b.put(
                 Cf::TxSuccess,
                 codec::desc_t(t).to_vec(),
@@ -269,6 +287,41 @@ fn referencing(
         },
     );
     found
+}
+
+/// Writes the search-index rows of each new (non-deleted) version. An extraction failure skips
+/// that resource's rows with a warning; it never fails the transaction.
+fn write_search_entries(s: &SearchIndexing<'_>, versions: &[NewVersion<'_>], b: &mut WriteBatch) {
+    for v in versions.iter().filter(|v| v.value.op != VersionOp::Delete) {
+        let Some(content) = s.contents.get(&v.value.hash) else {
+            tracing::warn!(
+                type_name = v.type_name,
+                id = v.id,
+                "content missing while indexing"
+            );
+            continue;
+        };
+        let entries = match s.indexer.entries(v.type_name, content) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(type_name = v.type_name, id = v.id, error = %e, "search indexing failed");
+                continue;
+            }
+        };
+        let tid = codec::tid(v.type_name);
+        for (param, value) in entries {
+            b.put(
+                Cf::SearchParamValue,
+                codec::search_key(param, tid, &value, v.id, &v.value.hash),
+                Vec::new(),
+            );
+            b.put(
+                Cf::ResourceValue,
+                codec::resource_value_key(tid, v.id, &v.value.hash, param, &value),
+                Vec::new(),
+            );
+        }
+    }
 }
 
 fn write_versions(before: &Db, t: T, versions: &[NewVersion<'_>], b: &mut WriteBatch) {

@@ -27,11 +27,17 @@ pub enum Cf {
     /// `target tid · target id · 0x00 · source tid · source id` → source hash: who references whom
     /// (referential integrity on delete).
     ReferencedBy,
+    /// `param hash · tid · esc(value) · 0x00 0x00 · id · len(id) · hash prefix(4)` → empty:
+    /// resources by search-parameter value, the main search index.
+    SearchParamValue,
+    /// `tid · id · 0x00 · hash prefix(4) · param hash · value` → empty: the search-parameter
+    /// values of each resource version (for filtering and sorting).
+    ResourceValue,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 10] = [
+    pub const ALL: [Cf; 12] = [
         Cf::Meta,
         Cf::ResourceAsOf,
         Cf::TypeAsOf,
@@ -42,6 +48,8 @@ impl Cf {
         Cf::TypeStats,
         Cf::SystemStats,
         Cf::ReferencedBy,
+        Cf::SearchParamValue,
+        Cf::ResourceValue,
     ];
 
     /// The column family's name in RocksDB.
@@ -57,6 +65,8 @@ impl Cf {
             Cf::TypeStats => "type-stats-index",
             Cf::SystemStats => "system-stats-index",
             Cf::ReferencedBy => "referenced-by-index",
+            Cf::SearchParamValue => "search-param-value-index",
+            Cf::ResourceValue => "resource-value-index",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod kv;
 pub mod log;
 pub mod mem;
 pub mod node;
+pub mod search;
 pub mod store;
 
 pub use db::{Db, HistoryEntry, ResourceHandle};
@@ -23,6 +24,7 @@ pub use error::{DbError, ErrorKind};
 pub use kv::{Cf, KvCursor, KvStore, WriteBatch};
 pub use log::{IfNoneMatch, TxCmd, TxEntry, TxLog, TxOp};
 pub use node::{Node, NodeConfig, TxOutcome};
+pub use search::{IndexEntry, ResourceIndexer, ValueMatch};
 pub use store::ResourceStore;
 
 use sha2::{Digest, Sha256};

@@ -5,17 +5,19 @@ use crate::db::{Db, Storage};
 use crate::error::{DbError, ErrorKind, Result};
 use crate::index;
 use crate::kv::KvStore;
-use crate::log::{TxCmd, TxLog};
+use crate::log::{TxCmd, TxEntry, TxLog};
+use crate::search::ResourceIndexer;
 use crate::store::ResourceStore;
 use crate::{ContentHash, T};
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// Settings of a node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeConfig {
     /// Maximum number of resource contents kept in the in-memory cache.
     pub resource_cache_size: u64,
@@ -23,6 +25,19 @@ pub struct NodeConfig {
     pub sync_timeout: Duration,
     /// Maximum number of submitted but not yet indexed transactions (then 503).
     pub max_in_flight: usize,
+    /// Computes search-index entries of new versions (none: no search index is written).
+    pub resource_indexer: Option<Arc<dyn ResourceIndexer>>,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("resource_cache_size", &self.resource_cache_size)
+            .field("sync_timeout", &self.sync_timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("resource_indexer", &self.resource_indexer.is_some())
+            .finish()
+    }
 }
 
 impl Default for NodeConfig {
@@ -31,6 +46,7 @@ impl Default for NodeConfig {
             resource_cache_size: 100_000,
             sync_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
+            resource_indexer: None,
         }
     }
 }
@@ -217,7 +233,7 @@ async fn run_indexer(weak: std::sync::Weak<Inner>) {
         drop(log);
         let Some(inner) = weak.upgrade() else { return };
         let result = match polled {
-            Ok(entries) => index_entries(&inner, entries),
+            Ok(entries) => index_entries(&inner, entries).await,
             Err(e) => Err(e),
         };
         drop(inner);
@@ -232,7 +248,36 @@ async fn run_indexer(weak: std::sync::Weak<Inner>) {
     }
 }
 
-fn index_entries(inner: &Inner, entries: Vec<crate::log::TxEntry>) -> Result<()> {
+/// Contents of the new versions of `entry`, by hash (for search indexing).
+async fn fetch_contents(inner: &Inner, entry: &TxEntry) -> Result<HashMap<ContentHash, Bytes>> {
+    let hashes: Vec<ContentHash> = entry
+        .cmds
+        .iter()
+        .filter_map(|c| c.hash)
+        .filter(|h| *h != ContentHash::DELETED)
+        .collect();
+    let mut out = HashMap::with_capacity(hashes.len());
+    let mut missing = Vec::new();
+    for h in hashes {
+        match inner.storage.cache.get(&h) {
+            Some(b) => {
+                out.insert(h, b);
+            }
+            None => missing.push(h),
+        }
+    }
+    if !missing.is_empty() {
+        let fetched = inner.storage.store.multi_get(&missing).await?;
+        for (h, b) in missing.into_iter().zip(fetched) {
+            if let Some(b) = b {
+                out.insert(h, b);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn index_entries(inner: &Inner, entries: Vec<TxEntry>) -> Result<()> {
     for entry in entries {
         let head = *inner.indexed.borrow();
         if entry.t <= head {
@@ -249,7 +294,20 @@ fn index_entries(inner: &Inner, entries: Vec<crate::log::TxEntry>) -> Result<()>
             ));
         }
         let before = Db::new(inner.storage.clone(), head);
-        if let Err(e) = index::index_tx(&*inner.storage.kv, &before, &entry)? {
+        let contents = match &inner.config.resource_indexer {
+            Some(_) => fetch_contents(inner, &entry).await?,
+            None => HashMap::new(),
+        };
+        let search =
+            inner
+                .config
+                .resource_indexer
+                .as_deref()
+                .map(|indexer| index::SearchIndexing {
+                    indexer,
+                    contents: &contents,
+                });
+        if let Err(e) = index::index_tx(&*inner.storage.kv, &before, &entry, search.as_ref())? {
             tracing::debug!(t = entry.t, error = %e, "transaction rejected");
         }
         inner.indexed.send_replace(entry.t);

@@ -87,6 +87,7 @@ async fn run(c: Config) -> Result<(), String> {
             resource_cache_size: c.db_resource_cache_size,
             sync_timeout: c.db_sync_timeout,
             max_in_flight: c.db_max_in_flight_transactions,
+            resource_indexer: None,
         },
     )
     .await

@@ -1,0 +1,116 @@
+//! The storage side of search: a hook that turns a resource version into search-index entries
+//! at indexing time, and scans of the search index at a database value's `t`.
+//!
+//! What the values mean (normalised strings, token forms, date intervals, ...) is decided by
+//! the hook's implementation (the search crate); this module stores opaque, order-preserving
+//! value bytes under a parameter hash. A scan hit only counts if the hash prefix in the key
+//! matches the resource's version current at `t`, which discards entries of older versions and
+//! of rejected transactions without ever deleting them.
+
+use crate::codec::{self, VALUE_END};
+use crate::db::{Db, ResourceHandle};
+use crate::error::Result;
+use crate::kv::{Cf, scan_prefix};
+use std::collections::BTreeMap;
+
+/// One search-index entry of a resource version: a parameter hash ([`codec::param_hash`] of
+/// its code) and an encoded value.
+pub type IndexEntry = (u32, Vec<u8>);
+
+/// Computes the search-index entries of resource versions while the indexer writes them.
+pub trait ResourceIndexer: Send + Sync {
+    /// The entries of a resource version given its canonical JSON content.
+    fn entries(&self, type_name: &str, content: &[u8]) -> Result<Vec<IndexEntry>>;
+}
+
+/// Which values of a parameter a scan selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueMatch {
+    /// Exactly this value.
+    Exact(Vec<u8>),
+    /// Every value starting with these bytes.
+    Prefix(Vec<u8>),
+    /// Values in `[from, to)` (byte order of the encodings); `None` is unbounded.
+    Range(Option<Vec<u8>>, Option<Vec<u8>>),
+}
+
+impl Db {
+    /// Current resources of `type_name` having a value of parameter `param` that `m` selects,
+    /// in id order.
+    pub fn search(&self, type_name: &str, param: u32, m: &ValueMatch) -> Vec<ResourceHandle> {
+        let tid = codec::tid(type_name);
+        let base = codec::search_prefix(param, tid);
+        let (start, prefix, end) = match m {
+            ValueMatch::Exact(v) => {
+                let mut p = base.clone();
+                codec::push_escaped(&mut p, v);
+                p.extend_from_slice(&VALUE_END);
+                (p.clone(), p, None)
+            }
+            ValueMatch::Prefix(v) => {
+                let mut p = base.clone();
+                codec::push_escaped(&mut p, v);
+                (p.clone(), p, None)
+            }
+            ValueMatch::Range(from, to) => {
+                let mut s = base.clone();
+                if let Some(f) = from {
+                    codec::push_escaped(&mut s, f);
+                }
+                let e = to.as_ref().map(|t| {
+                    let mut e = base.clone();
+                    codec::push_escaped(&mut e, t);
+                    e
+                });
+                (s, base.clone(), e)
+            }
+        };
+        let mut hits: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+        let mut checked: BTreeMap<String, bool> = BTreeMap::new();
+        scan_prefix(
+            &*self.storage.kv,
+            Cf::SearchParamValue,
+            &prefix,
+            &start,
+            |k, _| {
+                if end.as_ref().is_some_and(|e| k >= e.as_slice()) {
+                    return false;
+                }
+                let Some((id, hp)) = codec::search_key_target(k) else {
+                    return true;
+                };
+                if checked.contains_key(id) {
+                    return true;
+                }
+                let current = self
+                    .resource(type_name, id)
+                    .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp);
+                checked.insert(id.to_string(), current.is_some());
+                if let Some(h) = current {
+                    hits.insert(id.to_string(), h);
+                }
+                true
+            },
+        );
+        hits.into_values().collect()
+    }
+
+    /// The values of parameter `param` of a resource version (from the ResourceValue index).
+    pub fn resource_values(&self, handle: &ResourceHandle, param: u32) -> Vec<Vec<u8>> {
+        let mut prefix = codec::resource_prefix(codec::tid(&handle.type_name), &handle.id);
+        prefix.extend_from_slice(&handle.hash.0[..4]);
+        prefix.extend_from_slice(&param.to_be_bytes());
+        let mut out = Vec::new();
+        scan_prefix(
+            &*self.storage.kv,
+            Cf::ResourceValue,
+            &prefix,
+            &prefix,
+            |k, _| {
+                out.push(k[prefix.len()..].to_vec());
+                true
+            },
+        );
+        out
+    }
+}

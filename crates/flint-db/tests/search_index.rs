@@ -1,0 +1,137 @@
+//! The search index written by the indexer through a `ResourceIndexer` hook and scanned at a
+//! database value's `t`: only versions current at `t` match.
+
+use bytes::Bytes;
+use flint_db::codec::param_hash;
+use flint_db::mem::{MemKv, MemLog, MemStore};
+use flint_db::{ContentHash, Node, NodeConfig, ResourceIndexer, TxCmd, TxOp, ValueMatch};
+use std::sync::Arc;
+
+/// Indexes `"name"` and `"n"` (a number, big-endian) of JSON objects.
+struct Toy;
+
+impl ResourceIndexer for Toy {
+    fn entries(
+        &self,
+        _type_name: &str,
+        content: &[u8],
+    ) -> flint_db::error::Result<Vec<(u32, Vec<u8>)>> {
+        let v: serde_json::Value =
+            serde_json::from_slice(content).map_err(|e| flint_db::DbError::fault(e.to_string()))?;
+        let mut out = Vec::new();
+        if let Some(s) = v["name"].as_str() {
+            out.push((param_hash("name"), s.as_bytes().to_vec()));
+        }
+        if let Some(n) = v["n"].as_u64() {
+            out.push((param_hash("n"), n.to_be_bytes().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+async fn node() -> Node {
+    let config = NodeConfig {
+        resource_indexer: Some(Arc::new(Toy)),
+        ..NodeConfig::default()
+    };
+    Node::start(
+        Arc::new(MemKv::new()),
+        Arc::new(MemLog::new()),
+        Arc::new(MemStore::new()),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+async fn put(node: &Node, id: &str, body: &str) -> u64 {
+    let h = ContentHash::of(body.as_bytes());
+    node.transact(
+        vec![TxCmd::new(TxOp::Put, "Patient", id, Some(h))],
+        vec![(h, Bytes::from(body.to_string()))],
+    )
+    .await
+    .unwrap()
+    .t
+}
+
+fn ids(hs: Vec<flint_db::ResourceHandle>) -> Vec<String> {
+    hs.into_iter().map(|h| h.id).collect()
+}
+
+#[tokio::test]
+async fn search_sees_only_versions_current_at_t() {
+    let node = node().await;
+    put(&node, "a", r#"{"name":"alice","n":5}"#).await;
+    put(&node, "b", r#"{"name":"alina","n":7}"#).await;
+    let t_before = put(&node, "c", r#"{"name":"bob","n":9}"#).await;
+    put(&node, "a", r#"{"name":"carol","n":5}"#).await;
+    node.transact(vec![TxCmd::new(TxOp::Delete, "Patient", "b", None)], vec![])
+        .await
+        .unwrap();
+    let db = node.db();
+    let name = param_hash("name");
+    assert_eq!(
+        ids(db.search("Patient", name, &ValueMatch::Prefix(b"ali".to_vec()))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(db.search("Patient", name, &ValueMatch::Exact(b"carol".to_vec()))),
+        vec!["a"]
+    );
+    assert_eq!(
+        ids(db.search("Patient", name, &ValueMatch::Exact(b"caro".to_vec()))),
+        Vec::<String>::new()
+    );
+    // The older database value still sees the older versions.
+    let old = db.as_of(t_before);
+    assert_eq!(
+        ids(old.search("Patient", name, &ValueMatch::Prefix(b"ali".to_vec()))),
+        vec!["a", "b"]
+    );
+    // Ranges over order-preserving encodings.
+    let n = param_hash("n");
+    let r = ValueMatch::Range(
+        Some(6u64.to_be_bytes().to_vec()),
+        Some(10u64.to_be_bytes().to_vec()),
+    );
+    assert_eq!(ids(db.search("Patient", n, &r)), vec!["c"]);
+    assert_eq!(ids(old.search("Patient", n, &r)), vec!["b", "c"]);
+    assert_eq!(ids(db.search("Observation", n, &r)), Vec::<String>::new());
+    let h = db.resource("Patient", "a").unwrap();
+    assert_eq!(db.resource_values(&h, name), vec![b"carol".to_vec()]);
+}
+
+#[tokio::test]
+async fn rejected_transactions_leave_no_matches() {
+    let node = node().await;
+    put(&node, "a", r#"{"name":"x"}"#).await;
+    let h = ContentHash::of(br#"{"name":"ghost"}"#);
+    let mut c = TxCmd::new(TxOp::Put, "Patient", "a", Some(h));
+    c.if_match = vec![999];
+    assert!(
+        node.transact(
+            vec![c],
+            vec![(h, Bytes::from_static(br#"{"name":"ghost"}"#))]
+        )
+        .await
+        .is_err()
+    );
+    let db = node.db();
+    assert!(
+        db.search(
+            "Patient",
+            param_hash("name"),
+            &ValueMatch::Exact(b"ghost".to_vec())
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        ids(db.search(
+            "Patient",
+            param_hash("name"),
+            &ValueMatch::Exact(b"x".to_vec())
+        )),
+        vec!["a"]
+    );
+}
