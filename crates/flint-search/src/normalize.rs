@@ -1,0 +1,78 @@
+//! String normalisation for `string` search parameters.
+//!
+//! Both indexed strings and query strings are normalised the same way: Unicode compatibility
+//! decomposition (NFKD) with combining marks dropped (accents removed: `Müller` → `muller`),
+//! case folding by lowercasing, every character that is neither a letter nor a digit turned
+//! into a space (punctuation, symbols, control characters), and runs of whitespace collapsed
+//! to one space with leading and trailing space trimmed. Letters without a decomposition
+//! (`ß`, `æ`, `ø`) are kept as lowercase letters. Matching then is prefix (default),
+//! substring (`:contains`) or, per word, prefix (`:text` on tokens).
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Normalises `s` for string search (see the module documentation).
+pub fn normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    for c in s.nfkd() {
+        if is_combining_mark(c) {
+            continue;
+        }
+        if c.is_alphanumeric() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            for l in c.to_lowercase() {
+                out.push(l);
+            }
+        } else {
+            pending_space = true;
+        }
+    }
+    out
+}
+
+/// Whether normalised `text` has a word starting with normalised `query` (or starts with it).
+pub(crate) fn word_prefix(text: &str, query: &str) -> bool {
+    if query.is_empty() {
+        return true;
+    }
+    text.starts_with(query)
+        || text
+            .match_indices(' ')
+            .any(|(i, _)| text[i + 1..].starts_with(query))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises() {
+        assert_eq!(
+            normalize("  Müller-Lüdenscheidt,  Hans "),
+            "muller ludenscheidt hans"
+        );
+        assert_eq!(normalize("ÉLODIE"), "elodie");
+        assert_eq!(normalize("O'Brien"), "o brien");
+        assert_eq!(normalize("Straße"), "straße");
+        assert_eq!(normalize("ﬁne\t\n tuning!!"), "fine tuning");
+        assert_eq!(normalize("Chalmers"), "chalmers");
+        assert_eq!(normalize("..."), "");
+        assert_eq!(normalize(""), "");
+        assert_eq!(normalize("São Paulo"), "sao paulo");
+        assert_eq!(normalize("Ångström 12.5"), "angstrom 12 5");
+        assert_eq!(normalize("İstanbul"), "istanbul");
+        assert_eq!(normalize("日本語"), "日本語");
+    }
+
+    #[test]
+    fn word_prefixes() {
+        assert!(word_prefix("body weight", "wei"));
+        assert!(word_prefix("body weight", "body w"));
+        assert!(!word_prefix("body weight", "eight"));
+        assert!(word_prefix("x", ""));
+    }
+}
