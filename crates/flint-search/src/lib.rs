@@ -4,11 +4,18 @@
 
 #![warn(missing_docs)]
 
+pub mod date;
 mod error;
+mod extract;
 pub mod normalize;
 pub mod registry;
+pub mod value;
 
+pub use date::DateRange;
 pub use error::Error;
 pub use registry::{
     BundleReport, Component, ParamRef, ParamType, Registry, SearchParam, Unsupported,
+};
+pub use value::{
+    GeoPoint, IndexValue, NumberValue, QuantityValue, ReferenceValue, StringValue, TokenValue,
 };
