@@ -7,12 +7,19 @@
 pub mod date;
 mod error;
 mod extract;
+pub mod matching;
 pub mod normalize;
+pub mod query;
 pub mod registry;
 pub mod value;
 
 pub use date::DateRange;
 pub use error::Error;
+pub use matching::NeedsDatabase;
+pub use query::{
+    Clause, Include, Modifier, ParamClause, Prefix, Query, QueryParser, QueryValue, ResultParams,
+    SortKey, parse_query,
+};
 pub use registry::{
     BundleReport, Component, ParamRef, ParamType, Registry, SearchParam, Unsupported,
 };
