@@ -157,26 +157,26 @@ impl Modifier {
             }
             _ => return None,
         };
-        let ok = match (&m, kind) {
-            (Modifier::Missing, _) => true,
-            (Modifier::Exact | Modifier::Contains, T::String) => true,
-            (
-                Modifier::Text
-                | Modifier::Not
-                | Modifier::Above
-                | Modifier::Below
-                | Modifier::In
-                | Modifier::NotIn
-                | Modifier::OfType,
-                T::Token,
-            ) => true,
-            (
-                Modifier::Identifier | Modifier::Above | Modifier::Below | Modifier::Type(_),
-                T::Reference,
-            ) => true,
-            (Modifier::Above | Modifier::Below, T::Uri) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (&m, kind),
+            (Modifier::Missing, _)
+                | (Modifier::Exact | Modifier::Contains, T::String)
+                | (
+                    Modifier::Text
+                        | Modifier::Not
+                        | Modifier::Above
+                        | Modifier::Below
+                        | Modifier::In
+                        | Modifier::NotIn
+                        | Modifier::OfType,
+                    T::Token,
+                )
+                | (
+                    Modifier::Identifier | Modifier::Above | Modifier::Below | Modifier::Type(_),
+                    T::Reference,
+                )
+                | (Modifier::Above | Modifier::Below, T::Uri)
+        );
         ok.then_some(m)
     }
 }
