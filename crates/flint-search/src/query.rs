@@ -1221,9 +1221,8 @@ fn reference_query(
                 "the reference type `{t}` contradicts the modifier `:{ty}`"
             ));
         }
-        if !targets.is_empty() && !targets.iter().any(|x| x == t) {
-            return Err(format!("`{t}` is not a target type of this parameter"));
-        }
+        // A type outside the declared targets is accepted: stored data may hold such
+        // references (three of the official examples do), and the search is then answered.
         return Ok(ReferenceQuery::Local {
             type_name: Some(t.to_string()),
             id: id.to_string(),
@@ -1233,7 +1232,7 @@ fn reference_query(
     if !flint_model::is_valid_id(s) {
         return Err("not a valid resource id".into());
     }
-    let type_name = ty.or_else(|| (targets.len() == 1).then(|| targets[0].clone()));
+    let type_name = ty.or_else(|| targets.first().filter(|_| targets.len() == 1).cloned());
     Ok(ReferenceQuery::Local {
         type_name,
         id: s.to_string(),

@@ -62,3 +62,98 @@ fn extracts_all_examples() {
     );
     assert!(resources >= 700, "only {resources} examples read");
 }
+
+fn esc(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if matches!(c, '\\' | ',' | '|' | '$') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Every extracted value is found again by a query built from it, and matching any parsed
+/// query against any example's values never panics.
+#[test]
+fn extracted_values_match_queries_built_from_them() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir-examples");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let reg = Registry::r4();
+    let (mut checked, mut unparsable) = (0usize, 0usize);
+    for e in entries.flatten() {
+        let Ok(bytes) = std::fs::read(e.path()) else {
+            continue;
+        };
+        let Ok(res) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        let ty = res["resourceType"].as_str().unwrap_or_default().to_string();
+        let Ok(vals) = reg.extract(&res) else {
+            continue;
+        };
+        for (p, v) in &vals {
+            let queries: Vec<(String, String)> = match v {
+                IndexValue::Token(t) => match (&t.system, &t.code) {
+                    (Some(s), Some(c)) => vec![
+                        (p.code.clone(), format!("{}|{}", esc(s), esc(c))),
+                        (p.code.clone(), esc(c)),
+                    ],
+                    (None, Some(c)) => vec![(p.code.clone(), format!("|{}", esc(c)))],
+                    _ => vec![],
+                },
+                IndexValue::String(s) if !s.normalized.is_empty() => vec![
+                    (format!("{}:exact", p.code), esc(&s.exact)),
+                    (p.code.clone(), esc(&s.exact)),
+                    (format!("{}:contains", p.code), esc(&s.exact)),
+                ],
+                IndexValue::Reference(flint_search::ReferenceValue::Local {
+                    type_name,
+                    id,
+                    ..
+                }) => vec![(p.code.clone(), format!("{type_name}/{id}"))],
+                IndexValue::Uri(u) => vec![(p.code.clone(), esc(u))],
+                IndexValue::Number(n) => n
+                    .value
+                    .map(|d| vec![(p.code.clone(), d.to_string())])
+                    .unwrap_or_default(),
+                IndexValue::Quantity(q) => match (q.number.value, &q.system, &q.code) {
+                    (Some(d), Some(s), Some(c)) => {
+                        vec![(p.code.clone(), format!("{d}|{}|{}", esc(s), esc(c)))]
+                    }
+                    _ => vec![],
+                },
+                _ => vec![],
+            };
+            for (k, val) in queries {
+                let Ok(q) = flint_search::parse_query(&reg, &ty, &[(k.clone(), val.clone())])
+                else {
+                    unparsable += 1;
+                    continue;
+                };
+                let Some(clause) = q.clauses.first() else {
+                    unparsable += 1;
+                    continue;
+                };
+                let own: Vec<IndexValue> = vals
+                    .iter()
+                    .filter(|(x, _)| x.code == p.code)
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                assert_eq!(
+                    clause.matches(&own),
+                    Ok(true),
+                    "{ty}?{k}={val} in {}",
+                    e.path().display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} self-queries matched, {unparsable} not parsable");
+    assert!(checked > 3000);
+    assert_eq!(unparsable, 0);
+}
