@@ -21,6 +21,7 @@
 //! - extraction ([`Registry::extract`]): FHIRPath results to index values;
 //! - [`query`]: URL parameters to clauses and result parameters ([`parse_query`]);
 //! - [`matching`]: clause semantics over index values ([`Clause::matches`]);
+//! - [`sort`]: sort keys for `_sort`;
 //! - [`normalize`]: string normalisation.
 //!
 //! `_lastUpdated` is registered and extracted from `meta.lastUpdated` when present; stored
@@ -36,6 +37,7 @@ pub mod matching;
 pub mod normalize;
 pub mod query;
 pub mod registry;
+pub mod sort;
 pub mod value;
 
 pub use date::DateRange;
