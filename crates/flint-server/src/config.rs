@@ -63,6 +63,44 @@ pub struct Config {
     pub default_page_size: usize,
     /// `FHIR_MAX_PAGE_SIZE`.
     pub max_page_size: usize,
+    /// Kafka settings (`DB_KAFKA_*`), read for `STORAGE=distributed`.
+    pub kafka: KafkaSettings,
+    /// Cassandra settings (`DB_CASSANDRA_*`), read for `STORAGE=distributed`.
+    pub cassandra: CassandraSettings,
+}
+
+/// `DB_KAFKA_*` settings.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `DB_KAFKA_BOOTSTRAP_SERVERS`.
+    pub bootstrap_servers: String,
+    /// `DB_KAFKA_TOPIC`.
+    pub topic: String,
+    /// `DB_KAFKA_MAX_REQUEST_SIZE`.
+    pub max_request_size: usize,
+    /// `DB_KAFKA_COMPRESSION_TYPE`.
+    pub compression_type: String,
+    /// `DB_KAFKA_SECURITY_PROTOCOL`.
+    pub security_protocol: String,
+    /// librdkafka SSL properties from `DB_KAFKA_SSL_*`.
+    pub ssl: Vec<(String, String)>,
+}
+
+/// `DB_CASSANDRA_*` settings.
+#[derive(Debug, Clone)]
+pub struct CassandraSettings {
+    /// `DB_CASSANDRA_CONTACT_POINTS`.
+    pub contact_points: Vec<String>,
+    /// `DB_CASSANDRA_USERNAME`.
+    pub username: String,
+    /// `DB_CASSANDRA_PASSWORD`.
+    pub password: String,
+    /// `DB_CASSANDRA_KEY_SPACE`.
+    pub keyspace: String,
+    /// `DB_CASSANDRA_PUT_CONSISTENCY_LEVEL`.
+    pub put_consistency: String,
+    /// `DB_CASSANDRA_REQUEST_TIMEOUT` (ms).
+    pub request_timeout: Duration,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -132,6 +170,75 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     ("FHIR_DEFAULT_PAGE_SIZE", "50", "page size without _count"),
     ("FHIR_MAX_PAGE_SIZE", "10000", "largest _count"),
+    (
+        "DB_KAFKA_BOOTSTRAP_SERVERS",
+        "localhost:9092",
+        "Kafka brokers (distributed)",
+    ),
+    (
+        "DB_KAFKA_TOPIC",
+        "flint-tx",
+        "the transaction-log topic: 1 partition, LogAppendTime, retention.ms=-1",
+    ),
+    (
+        "DB_KAFKA_MAX_REQUEST_SIZE",
+        "1048576",
+        "largest encoded transaction in bytes",
+    ),
+    (
+        "DB_KAFKA_COMPRESSION_TYPE",
+        "snappy",
+        "none | gzip | snappy | lz4",
+    ),
+    ("DB_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT | SSL"),
+    (
+        "DB_KAFKA_SSL_CA_LOCATION",
+        "",
+        "PEM file of the CA that signed the broker certificates (SSL)",
+    ),
+    (
+        "DB_KAFKA_SSL_CERTIFICATE_LOCATION",
+        "",
+        "PEM client certificate (SSL client authentication)",
+    ),
+    ("DB_KAFKA_SSL_KEY_LOCATION", "", "PEM client private key"),
+    (
+        "DB_KAFKA_SSL_KEY_PASSWORD",
+        "",
+        "password of the client private key",
+    ),
+    (
+        "DB_KAFKA_SSL_KEYSTORE_LOCATION",
+        "",
+        "PKCS#12 client key store (instead of the PEM files)",
+    ),
+    (
+        "DB_KAFKA_SSL_KEYSTORE_PASSWORD",
+        "",
+        "password of the PKCS#12 key store",
+    ),
+    (
+        "DB_CASSANDRA_CONTACT_POINTS",
+        "localhost:9042",
+        "comma-separated host:port list (distributed)",
+    ),
+    ("DB_CASSANDRA_USERNAME", "cassandra", "Cassandra user"),
+    ("DB_CASSANDRA_PASSWORD", "cassandra", "Cassandra password"),
+    (
+        "DB_CASSANDRA_KEY_SPACE",
+        "flint",
+        "keyspace with the resources and clauses tables",
+    ),
+    (
+        "DB_CASSANDRA_PUT_CONSISTENCY_LEVEL",
+        "TWO",
+        "write consistency (ONE on a non-replicated keyspace)",
+    ),
+    (
+        "DB_CASSANDRA_REQUEST_TIMEOUT",
+        "2000",
+        "ms per Cassandra request",
+    ),
 ];
 
 fn bad(name: &str, value: &str, expected: &str) -> String {
@@ -225,6 +332,82 @@ impl Config {
             max_request_body_size: positive("MAX_REQUEST_BODY_SIZE")?,
             default_page_size: positive("FHIR_DEFAULT_PAGE_SIZE")?,
             max_page_size: positive("FHIR_MAX_PAGE_SIZE")?,
+            kafka: KafkaSettings {
+                bootstrap_servers: var("DB_KAFKA_BOOTSTRAP_SERVERS"),
+                topic: var("DB_KAFKA_TOPIC"),
+                max_request_size: positive("DB_KAFKA_MAX_REQUEST_SIZE")?,
+                compression_type: match var("DB_KAFKA_COMPRESSION_TYPE")
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
+                    c @ ("none" | "gzip" | "snappy" | "lz4") => c.to_string(),
+                    c => {
+                        return Err(bad(
+                            "DB_KAFKA_COMPRESSION_TYPE",
+                            c,
+                            "none, gzip, snappy or lz4 (zstd is not in this build)",
+                        ));
+                    }
+                },
+                security_protocol: match var("DB_KAFKA_SECURITY_PROTOCOL")
+                    .to_ascii_uppercase()
+                    .as_str()
+                {
+                    p @ ("PLAINTEXT" | "SSL") => p.to_string(),
+                    p => return Err(bad("DB_KAFKA_SECURITY_PROTOCOL", p, "PLAINTEXT or SSL")),
+                },
+                ssl: [
+                    ("DB_KAFKA_SSL_CA_LOCATION", "ssl.ca.location"),
+                    (
+                        "DB_KAFKA_SSL_CERTIFICATE_LOCATION",
+                        "ssl.certificate.location",
+                    ),
+                    ("DB_KAFKA_SSL_KEY_LOCATION", "ssl.key.location"),
+                    ("DB_KAFKA_SSL_KEY_PASSWORD", "ssl.key.password"),
+                    ("DB_KAFKA_SSL_KEYSTORE_LOCATION", "ssl.keystore.location"),
+                    ("DB_KAFKA_SSL_KEYSTORE_PASSWORD", "ssl.keystore.password"),
+                ]
+                .iter()
+                .filter_map(|(env, prop)| {
+                    let v = var(env);
+                    (!v.is_empty()).then(|| (prop.to_string(), v))
+                })
+                .collect(),
+            },
+            cassandra: CassandraSettings {
+                contact_points: var("DB_CASSANDRA_CONTACT_POINTS")
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                username: var("DB_CASSANDRA_USERNAME"),
+                password: var("DB_CASSANDRA_PASSWORD"),
+                keyspace: {
+                    let ks = var("DB_CASSANDRA_KEY_SPACE");
+                    if ks.is_empty() || !ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        return Err(bad(
+                            "DB_CASSANDRA_KEY_SPACE",
+                            &ks,
+                            "a keyspace name of letters, digits and _",
+                        ));
+                    }
+                    ks
+                },
+                put_consistency: {
+                    let c = var("DB_CASSANDRA_PUT_CONSISTENCY_LEVEL");
+                    if flint_cassandra::parse_consistency(&c).is_none() {
+                        return Err(bad(
+                            "DB_CASSANDRA_PUT_CONSISTENCY_LEVEL",
+                            &c,
+                            "ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM or LOCAL_ONE",
+                        ));
+                    }
+                    c
+                },
+                request_timeout: Duration::from_millis(
+                    positive("DB_CASSANDRA_REQUEST_TIMEOUT")? as u64
+                ),
+            },
         })
     }
 }

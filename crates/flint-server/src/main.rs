@@ -22,7 +22,7 @@ fn print_help() {
 
 type Parts = (Arc<dyn KvStore>, Arc<dyn TxLog>, Arc<dyn ResourceStore>);
 
-fn open_storage(c: &Config) -> Result<Parts, String> {
+async fn open_storage(c: &Config) -> Result<Parts, String> {
     match c.storage {
         Storage::InMemory => Ok((
             Arc::new(MemKv::new()),
@@ -47,11 +47,49 @@ fn open_storage(c: &Config) -> Result<Parts, String> {
                 .map_err(|e| open_err("resource store (RESOURCE_DB_DIR)", &c.resource_db_dir, e))?;
             Ok((Arc::new(kv), Arc::new(log), Arc::new(store)))
         }
-        Storage::Distributed => Err(
-            "STORAGE=distributed (Kafka and Cassandra) is not available in this build yet; \
-             use in-memory or standalone"
-                .to_string(),
-        ),
+        Storage::Distributed => {
+            let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
+            let kv = RocksKv::open(&c.index_db_dir, &rc).map_err(|e| {
+                format!(
+                    "cannot open the index (INDEX_DB_DIR) in {}: {e}",
+                    c.index_db_dir.display()
+                )
+            })?;
+            let k = &c.kafka;
+            let log = flint_kafka::KafkaLog::open(flint_kafka::KafkaConfig {
+                bootstrap_servers: k.bootstrap_servers.clone(),
+                topic: k.topic.clone(),
+                max_request_size: k.max_request_size,
+                compression_type: k.compression_type.clone(),
+                security_protocol: k.security_protocol.clone(),
+                extra: k.ssl.clone(),
+                request_timeout: std::time::Duration::from_secs(30),
+            })
+            .await
+            .map_err(|e| {
+                format!(
+                    "Kafka (DB_KAFKA_BOOTSTRAP_SERVERS={}): {e}",
+                    k.bootstrap_servers
+                )
+            })?;
+            let cs = &c.cassandra;
+            let store = flint_cassandra::CassandraStore::open(&flint_cassandra::CassandraConfig {
+                contact_points: cs.contact_points.clone(),
+                username: cs.username.clone(),
+                password: cs.password.clone(),
+                keyspace: cs.keyspace.clone(),
+                put_consistency: cs.put_consistency.clone(),
+                request_timeout: cs.request_timeout,
+            })
+            .await
+            .map_err(|e| {
+                format!(
+                    "Cassandra (DB_CASSANDRA_CONTACT_POINTS={}): {e}",
+                    cs.contact_points.join(",")
+                )
+            })?;
+            Ok((Arc::new(kv), Arc::new(log), Arc::new(store)))
+        }
     }
 }
 
@@ -78,7 +116,7 @@ async fn shutdown_signal() {
 }
 
 async fn run(c: Config) -> Result<(), String> {
-    let (kv, log, store) = open_storage(&c)?;
+    let (kv, log, store) = open_storage(&c).await?;
     let node = Node::start(
         kv,
         log,

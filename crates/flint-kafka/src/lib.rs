@@ -1,0 +1,240 @@
+//! The transaction log of the distributed variant: one Apache Kafka topic with a single
+//! partition. A transaction is one record (the encoded commands); its `t` is the record's offset
+//! plus one and its instant the broker's `LogAppendTime`, so every node sees the same `t` and
+//! instant. The producer is idempotent with `acks=all`; consumers read `read_committed` from an
+//! explicitly assigned partition and never commit offsets (a node's position is its index head).
+
+use async_trait::async_trait;
+use flint_db::T;
+use flint_db::error::{DbError, Result};
+use flint_db::log::{TxCmd, TxEntry, TxLog, decode_cmds, encode_cmds};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Connection settings (Blaze's `DB_KAFKA_*` variables).
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `DB_KAFKA_BOOTSTRAP_SERVERS`.
+    pub bootstrap_servers: String,
+    /// The transaction topic.
+    pub topic: String,
+    /// `DB_KAFKA_MAX_REQUEST_SIZE` in bytes.
+    pub max_request_size: usize,
+    /// `DB_KAFKA_COMPRESSION_TYPE`: none, gzip, snappy, lz4 or zstd.
+    pub compression_type: String,
+    /// `DB_KAFKA_SECURITY_PROTOCOL`: PLAINTEXT or SSL.
+    pub security_protocol: String,
+    /// Extra librdkafka properties (SSL locations and passwords).
+    pub extra: Vec<(String, String)>,
+    /// How long a produce may take before the write fails with 503.
+    pub request_timeout: Duration,
+}
+
+impl KafkaConfig {
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers).set(
+            "security.protocol",
+            self.security_protocol.to_ascii_lowercase(),
+        );
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> DbError {
+    DbError::unavailable(format!("Kafka {what}: {e}"))
+}
+
+/// The Kafka transaction log.
+pub struct KafkaLog {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    consumer: Mutex<(StreamConsumer, Option<i64>)>,
+    watermarks: Arc<BaseConsumer>,
+}
+
+impl KafkaLog {
+    /// Connects producer and consumers and checks the topic (one partition, `LogAppendTime`,
+    /// unlimited retention); a misconfigured topic is an error that says what to fix.
+    pub async fn open(config: KafkaConfig) -> Result<Self> {
+        let producer: FutureProducer = config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", &config.compression_type)
+            .set("message.max.bytes", config.max_request_size.to_string())
+            .set(
+                "delivery.timeout.ms",
+                config.request_timeout.as_millis().to_string(),
+            )
+            .create()
+            .map_err(|e| err("producer", e))?;
+        let consumer_config = || {
+            let mut c = config.client();
+            c.set("group.id", "flint-node")
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed")
+                .set("auto.offset.reset", "earliest")
+                .set(
+                    "fetch.message.max.bytes",
+                    config.max_request_size.to_string(),
+                );
+            c
+        };
+        let consumer: StreamConsumer =
+            consumer_config().create().map_err(|e| err("consumer", e))?;
+        let watermarks: BaseConsumer =
+            consumer_config().create().map_err(|e| err("consumer", e))?;
+        let log = KafkaLog {
+            config,
+            producer,
+            consumer: Mutex::new((consumer, None)),
+            watermarks: Arc::new(watermarks),
+        };
+        log.check_topic().await?;
+        Ok(log)
+    }
+
+    async fn check_topic(&self) -> Result<()> {
+        let topic = self.config.topic.clone();
+        let md = self
+            .watermarks
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .map_err(|e| err("metadata", e))?;
+        let partitions = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        if partitions != 1 {
+            return Err(DbError::fault(format!(
+                "Kafka topic `{topic}` must exist with exactly one partition (found {partitions}); \
+                 create it with --partitions 1 --config message.timestamp.type=LogAppendTime \
+                 --config retention.ms=-1"
+            )));
+        }
+        let admin: AdminClient<DefaultClientContext> =
+            self.config.client().create().map_err(|e| err("admin", e))?;
+        let described = admin
+            .describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new())
+            .await
+            .map_err(|e| err("describe configs", e))?;
+        for r in described.into_iter().flatten() {
+            let get = |name: &str| r.get(name).and_then(|e| e.value.clone());
+            if get("message.timestamp.type").as_deref() != Some("LogAppendTime") {
+                return Err(DbError::fault(format!(
+                    "Kafka topic `{topic}` must have message.timestamp.type=LogAppendTime \
+                     (kafka-configs --alter --entity-type topics --entity-name {topic} \
+                     --add-config message.timestamp.type=LogAppendTime)"
+                )));
+            }
+            if get("retention.ms").as_deref() != Some("-1") {
+                return Err(DbError::fault(format!(
+                    "Kafka topic `{topic}` must keep records forever (retention.ms=-1): the log \
+                     is the source every node's index is built from"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TxLog for KafkaLog {
+    async fn submit(&self, cmds: Vec<TxCmd>) -> Result<T> {
+        let payload = encode_cmds(&cmds);
+        if payload.len() > self.config.max_request_size {
+            return Err(DbError::new(
+                flint_db::ErrorKind::Unprocessable,
+                format!(
+                    "The transaction is {} bytes, more than DB_KAFKA_MAX_REQUEST_SIZE ({}); split it.",
+                    payload.len(),
+                    self.config.max_request_size
+                ),
+            ));
+        }
+        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&self.config.topic)
+            .payload(payload.as_slice())
+            .partition(0);
+        match self
+            .producer
+            .send(record, self.config.request_timeout)
+            .await
+        {
+            Ok(delivery) => Ok(delivery.offset as T + 1),
+            Err((e, _)) => Err(err("produce", e)),
+        }
+    }
+
+    async fn poll(&self, from: T, max: usize, timeout: Duration) -> Result<Vec<TxEntry>> {
+        let mut guard = self.consumer.lock().await;
+        let (consumer, next) = &mut *guard;
+        let offset = from.saturating_sub(1) as i64;
+        if *next != Some(offset) {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&self.config.topic, 0, Offset::Offset(offset))
+                .map_err(|e| err("assign", e))?;
+            consumer.assign(&tpl).map_err(|e| err("assign", e))?;
+            *next = Some(offset);
+        }
+        let mut out = Vec::new();
+        let mut wait = timeout;
+        while out.len() < max {
+            let msg = match tokio::time::timeout(wait, consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(e)) => return Err(err("consume", e)),
+                Ok(Ok(m)) => m,
+            };
+            wait = Duration::from_millis(1);
+            let t = msg.offset() as T + 1;
+            *next = Some(msg.offset() + 1);
+            let (instant_ms, cmds) = match (msg.timestamp(), msg.payload().map(decode_cmds)) {
+                (Timestamp::LogAppendTime(ms), Some(Ok(cmds))) => (ms, cmds),
+                (ts, _) => {
+                    // Not a Flint transaction (wrong timestamp type or payload): an empty
+                    // transaction keeps t dense on every node.
+                    tracing::warn!(t, ?ts, "skipping an invalid transaction log record");
+                    (
+                        match ts {
+                            Timestamp::LogAppendTime(ms) | Timestamp::CreateTime(ms) => ms,
+                            Timestamp::NotAvailable => 0,
+                        },
+                        Vec::new(),
+                    )
+                }
+            };
+            out.push(TxEntry {
+                t,
+                instant_ms,
+                cmds,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn last_t(&self) -> Result<T> {
+        // A blocking librdkafka call: keep it off the async workers.
+        let (consumer, topic, timeout) = (
+            self.watermarks.clone(),
+            self.config.topic.clone(),
+            self.config.request_timeout,
+        );
+        let (_, high) =
+            tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, timeout))
+                .await
+                .map_err(|e| err("end offset", e))?
+                .map_err(|e| err("end offset", e))?;
+        Ok(high.max(0) as T)
+    }
+}
