@@ -725,6 +725,14 @@ mod tests {
     }
 
     #[test]
+    fn shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Registry>();
+        assert_send_sync::<crate::Query>();
+        assert_send_sync::<crate::IndexValue>();
+    }
+
+    #[test]
     fn compartments() {
         let r = Registry::r4();
         assert_eq!(
