@@ -63,44 +63,10 @@ pub struct Config {
     pub default_page_size: usize,
     /// `FHIR_MAX_PAGE_SIZE`.
     pub max_page_size: usize,
-    /// Kafka settings (`DB_KAFKA_*`), read for `STORAGE=distributed`.
-    pub kafka: KafkaSettings,
-    /// Cassandra settings (`DB_CASSANDRA_*`), read for `STORAGE=distributed`.
-    pub cassandra: CassandraSettings,
-}
-
-/// `DB_KAFKA_*` settings.
-#[derive(Debug, Clone)]
-pub struct KafkaSettings {
-    /// `DB_KAFKA_BOOTSTRAP_SERVERS`.
-    pub bootstrap_servers: String,
-    /// `DB_KAFKA_TOPIC`.
-    pub topic: String,
-    /// `DB_KAFKA_MAX_REQUEST_SIZE`.
-    pub max_request_size: usize,
-    /// `DB_KAFKA_COMPRESSION_TYPE`.
-    pub compression_type: String,
-    /// `DB_KAFKA_SECURITY_PROTOCOL`.
-    pub security_protocol: String,
-    /// librdkafka SSL properties from `DB_KAFKA_SSL_*`.
-    pub ssl: Vec<(String, String)>,
-}
-
-/// `DB_CASSANDRA_*` settings.
-#[derive(Debug, Clone)]
-pub struct CassandraSettings {
-    /// `DB_CASSANDRA_CONTACT_POINTS`.
-    pub contact_points: Vec<String>,
-    /// `DB_CASSANDRA_USERNAME`.
-    pub username: String,
-    /// `DB_CASSANDRA_PASSWORD`.
-    pub password: String,
-    /// `DB_CASSANDRA_KEY_SPACE`.
-    pub keyspace: String,
-    /// `DB_CASSANDRA_PUT_CONSISTENCY_LEVEL`.
-    pub put_consistency: String,
-    /// `DB_CASSANDRA_REQUEST_TIMEOUT` (ms).
-    pub request_timeout: Duration,
+    /// Kafka settings (`DB_KAFKA_*`), used for `STORAGE=distributed`.
+    pub kafka: flint_kafka::KafkaConfig,
+    /// Cassandra settings (`DB_CASSANDRA_*`), used for `STORAGE=distributed`.
+    pub cassandra: flint_cassandra::CassandraConfig,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -332,7 +298,7 @@ impl Config {
             max_request_body_size: positive("MAX_REQUEST_BODY_SIZE")?,
             default_page_size: positive("FHIR_DEFAULT_PAGE_SIZE")?,
             max_page_size: positive("FHIR_MAX_PAGE_SIZE")?,
-            kafka: KafkaSettings {
+            kafka: flint_kafka::KafkaConfig {
                 bootstrap_servers: var("DB_KAFKA_BOOTSTRAP_SERVERS"),
                 topic: var("DB_KAFKA_TOPIC"),
                 max_request_size: positive("DB_KAFKA_MAX_REQUEST_SIZE")?,
@@ -356,7 +322,7 @@ impl Config {
                     p @ ("PLAINTEXT" | "SSL") => p.to_string(),
                     p => return Err(bad("DB_KAFKA_SECURITY_PROTOCOL", p, "PLAINTEXT or SSL")),
                 },
-                ssl: [
+                extra: [
                     ("DB_KAFKA_SSL_CA_LOCATION", "ssl.ca.location"),
                     (
                         "DB_KAFKA_SSL_CERTIFICATE_LOCATION",
@@ -373,8 +339,9 @@ impl Config {
                     (!v.is_empty()).then(|| (prop.to_string(), v))
                 })
                 .collect(),
+                request_timeout: Duration::from_secs(30),
             },
-            cassandra: CassandraSettings {
+            cassandra: flint_cassandra::CassandraConfig {
                 contact_points: var("DB_CASSANDRA_CONTACT_POINTS")
                     .split(',')
                     .map(|s| s.trim().to_string())

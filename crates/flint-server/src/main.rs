@@ -55,39 +55,22 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                     c.index_db_dir.display()
                 )
             })?;
-            let k = &c.kafka;
-            let log = flint_kafka::KafkaLog::open(flint_kafka::KafkaConfig {
-                bootstrap_servers: k.bootstrap_servers.clone(),
-                topic: k.topic.clone(),
-                max_request_size: k.max_request_size,
-                compression_type: k.compression_type.clone(),
-                security_protocol: k.security_protocol.clone(),
-                extra: k.ssl.clone(),
-                request_timeout: std::time::Duration::from_secs(30),
-            })
-            .await
-            .map_err(|e| {
-                format!(
-                    "Kafka (DB_KAFKA_BOOTSTRAP_SERVERS={}): {e}",
-                    k.bootstrap_servers
-                )
-            })?;
-            let cs = &c.cassandra;
-            let store = flint_cassandra::CassandraStore::open(&flint_cassandra::CassandraConfig {
-                contact_points: cs.contact_points.clone(),
-                username: cs.username.clone(),
-                password: cs.password.clone(),
-                keyspace: cs.keyspace.clone(),
-                put_consistency: cs.put_consistency.clone(),
-                request_timeout: cs.request_timeout,
-            })
-            .await
-            .map_err(|e| {
-                format!(
-                    "Cassandra (DB_CASSANDRA_CONTACT_POINTS={}): {e}",
-                    cs.contact_points.join(",")
-                )
-            })?;
+            let log = flint_kafka::KafkaLog::open(c.kafka.clone())
+                .await
+                .map_err(|e| {
+                    format!(
+                        "Kafka (DB_KAFKA_BOOTSTRAP_SERVERS={}): {e}",
+                        c.kafka.bootstrap_servers
+                    )
+                })?;
+            let store = flint_cassandra::CassandraStore::open(&c.cassandra)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "Cassandra (DB_CASSANDRA_CONTACT_POINTS={}): {e}",
+                        c.cassandra.contact_points.join(",")
+                    )
+                })?;
             Ok((Arc::new(kv), Arc::new(log), Arc::new(store)))
         }
     }
