@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real Apache Kafka (KRaft, one combined broker/controller) and Apache Cassandra (one node) on
 # loopback for the distributed storage variant's tests and benchmarks. Everything comes from
-# Maven Central (and cqlsh from PyPI) and is cached under .cache/services (ignored by git).
+# Maven Central (and cqlsh from PyPI) and is cached under .cache/services (ignored by git), or
+# under $FLINT_SERVICES_CACHE when set.
 #
 #   scripts/services.sh fetch                 download Kafka, Cassandra and cqlsh (idempotent)
 #   scripts/services.sh kafka start|stop      start/stop the broker on 127.0.0.1:${KAFKA_PORT:-19092}
@@ -14,7 +15,7 @@
 # Data lives in ${SERVICES_DATA:-.cache/services/data}; `stop` keeps it, `clean` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$PWD/.cache/services"
+root="${FLINT_SERVICES_CACHE:-$PWD/.cache/services}"
 data="${SERVICES_DATA:-$root/data}"
 kafka_version=4.1.1
 cassandra_version=5.0.6
