@@ -173,3 +173,88 @@ pub fn outcome(r: Response, status: u16) -> Value {
     assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
     v["issue"][0].clone()
 }
+
+/// The URL of a search: `query` is `Type?params`, `Patient/1/Observation?params`, `?params`
+/// (system search) or an absolute URL (a paging link).
+pub fn search_url(s: &Server, query: &str) -> String {
+    if query.starts_with("http://") || query.starts_with("https://") {
+        query.to_string()
+    } else if query.starts_with('?') {
+        format!("{}{query}", s.base)
+    } else {
+        s.url(query)
+    }
+}
+
+/// The `url` of the bundle link with `relation`, if any.
+pub fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_string)
+}
+
+/// One search request (GET of `query`, see [`search_url`]): asserts status 200, a `searchset`
+/// Bundle with a `self` link, and entries whose `fullUrl` is `[base]/[type]/[id]` with search
+/// mode `match` or `include`.
+pub fn search_page(s: &Server, query: &str) -> Value {
+    let url = search_url(s, query);
+    let (st, b) = json(s.client.get(&url).send().expect("search request"));
+    assert_eq!(st, 200, "GET {url}: {b}");
+    check_searchset(s, &url, &b);
+    b
+}
+
+/// The checks of [`search_page`] on a bundle already fetched.
+pub fn check_searchset(s: &Server, url: &str, b: &Value) {
+    assert_eq!(b["resourceType"], "Bundle", "GET {url}: {b}");
+    assert_eq!(b["type"], "searchset", "GET {url}: {b}");
+    assert!(link(b, "self").is_some(), "GET {url}: no self link: {b}");
+    for e in b["entry"].as_array().into_iter().flatten() {
+        let r = &e["resource"];
+        let (t, id) = (r["resourceType"].as_str(), r["id"].as_str());
+        let (t, id) = (
+            t.unwrap_or_else(|| panic!("GET {url}: entry without resourceType: {e}")),
+            id.unwrap_or_else(|| panic!("GET {url}: entry without id: {e}")),
+        );
+        assert_eq!(
+            e["fullUrl"].as_str(),
+            Some(s.url(&format!("{t}/{id}")).as_str()),
+            "GET {url}: fullUrl"
+        );
+        let mode = e["search"]["mode"].as_str();
+        assert!(
+            matches!(mode, Some("match" | "include")),
+            "GET {url}: search.mode {mode:?}"
+        );
+    }
+}
+
+/// All pages of a search, following `next` links; the first page first.
+pub fn search_all_pages(s: &Server, query: &str) -> Vec<Value> {
+    let mut pages = vec![search_page(s, query)];
+    while let Some(next) = link(pages.last().unwrap(), "next") {
+        assert!(pages.len() < 100_000, "endless paging for {query}");
+        pages.push(search_page(s, &next));
+    }
+    pages
+}
+
+/// The entries of `bundle` with search mode `mode`, as `Type/id`.
+pub fn entries_with_mode(bundle: &Value, mode: &str) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == mode)
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap_or_default(),
+                e["resource"]["id"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
