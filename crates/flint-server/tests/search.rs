@@ -10,22 +10,55 @@ use common::{
     search_url,
 };
 use serde_json::{Value, json};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::sleep;
 use std::time::Duration;
 
 const LOINC: &str = "http://loinc.org";
 const UCUM: &str = "http://unitsofmeasure.org";
 
-fn each_variant(test: impl Fn(&Server)) {
-    for v in VARIANTS {
+thread_local! {
+    /// Failed checks of the running test (each test runs on its own thread): [`expect`] records
+    /// a mismatch and goes on, so one run reports every failing query of a test.
+    static FAILURES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn fail(msg: String) {
+    FAILURES.with(|f| f.borrow_mut().push(msg));
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Runs `test` on a fresh server of each variant, then fails with every recorded failure.
+fn run_on(variants: &[&'static str], test: impl Fn(&Server)) {
+    for v in variants {
         let s = Server::start(v, &[]);
-        test(&s);
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| test(&s))) {
+            fail(format!("[{v}] aborted: {}", panic_message(p)));
+        }
     }
+    let failures = FAILURES.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    assert!(
+        failures.is_empty(),
+        "{} failed check(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn each_variant(test: impl Fn(&Server)) {
+    run_on(&VARIANTS, test);
 }
 
 fn in_memory(test: impl Fn(&Server)) {
-    test(&Server::start("in-memory", &[]));
+    run_on(&["in-memory"], test);
 }
 
 /// `PUT [type]/[id]` of `r` (which carries its id); returns the stored resource.
@@ -93,11 +126,10 @@ fn ordered_ids(s: &Server, query: &str) -> Vec<String> {
     matches(s, query).iter().map(|t| strip_type(t)).collect()
 }
 
-/// Asserts that `query` matches exactly the resources `expected` (ids, any order).
+/// Checks that `query` matches exactly the resources `expected` (ids, any order); a mismatch
+/// or an error response is recorded as a failure and the test goes on.
 fn expect(s: &Server, query: &str, expected: &[&str]) {
-    let mut e: Vec<String> = expected.iter().map(|x| x.to_string()).collect();
-    e.sort();
-    assert_eq!(ids(s, query), e, "[{}] GET {query}", s.storage);
+    expect_ignoring(s, query, expected, &[]);
 }
 
 /// Like [`expect`] but ignores the resources `ignored` (where the specification leaves the
@@ -105,11 +137,21 @@ fn expect(s: &Server, query: &str, expected: &[&str]) {
 fn expect_ignoring(s: &Server, query: &str, expected: &[&str], ignored: &[&str]) {
     let mut e: Vec<String> = expected.iter().map(|x| x.to_string()).collect();
     e.sort();
-    let got: Vec<String> = ids(s, query)
-        .into_iter()
-        .filter(|id| !ignored.contains(&id.as_str()))
-        .collect();
-    assert_eq!(got, e, "[{}] GET {query} (ignoring {ignored:?})", s.storage);
+    match catch_unwind(AssertUnwindSafe(|| ids(s, query))) {
+        Ok(got) => {
+            let got: Vec<String> = got
+                .into_iter()
+                .filter(|id| !ignored.contains(&id.as_str()))
+                .collect();
+            if got != e {
+                fail(format!(
+                    "[{}] GET {query}\n    expected {e:?}\n    got      {got:?}",
+                    s.storage
+                ));
+            }
+        }
+        Err(p) => fail(format!("[{}] GET {query}: {}", s.storage, panic_message(p))),
+    }
 }
 
 /// The included entries of a single-page search as sorted `Type/id`; asserts each appears once.
@@ -446,23 +488,28 @@ fn date_parameters() {
         let ap = ids(s, "Observation?date=ap2020-03-05T00:00:00Z");
         assert!(ap.contains(&"d2".to_string()), "ap: {ap:?}");
 
-        // Encounter.date on period; a period without end is ongoing (open-ended).
+        // Encounter.date on period; a period without end is ongoing (open-ended). A date without
+        // time zone in a query may be read in any zone (UTC-12..UTC+14), so the stored instants
+        // lie more than a day away from every date-only boundary queried.
         put(s, encounter("e1", json!({"start": "2020-01-01T10:00:00Z"})));
         put(
             s,
             encounter(
                 "e2",
-                json!({"start": "2019-05-01T10:00:00Z", "end": "2019-05-03T10:00:00Z"}),
+                json!({"start": "2019-05-10T12:00:00Z", "end": "2019-05-20T12:00:00Z"}),
             ),
         );
         expect(s, "Encounter?date=gt2030", &["e1"]);
         expect(s, "Encounter?date=gt2030-01-01T00:00:00Z", &["e1"]);
         expect(s, "Encounter?date=lt2019-01-01", &[]);
-        expect(s, "Encounter?date=lt2019-05-02", &["e2"]);
-        expect(s, "Encounter?date=ge2019-05-05", &["e1"]);
+        expect(s, "Encounter?date=lt2019-05-15", &["e2"]);
+        expect(s, "Encounter?date=gt2019-05-15", &["e1", "e2"]);
+        expect(s, "Encounter?date=lt2019-05-05", &[]);
+        expect(s, "Encounter?date=ge2019-05-25", &["e1"]);
         expect(s, "Encounter?date=2019-05", &["e2"]);
         expect(s, "Encounter?date=2019", &["e2"]);
-        expect(s, "Encounter?date=ge2019-05-02&date=le2019-05-02", &["e2"]);
+        expect(s, "Encounter?date=ge2019-05-15&date=le2019-05-15", &["e2"]);
+        expect(s, "Encounter?date=2019-05-15", &[]);
         expect(s, "Encounter?date=sa2019-12-30", &["e1"]);
         expect(s, "Encounter?date=2020", &[]);
     });

@@ -214,6 +214,12 @@ pub fn check_searchset(s: &Server, url: &str, b: &Value) {
     assert!(link(b, "self").is_some(), "GET {url}: no self link: {b}");
     for e in b["entry"].as_array().into_iter().flatten() {
         let r = &e["resource"];
+        // search.mode `outcome`: an OperationOutcome with warnings about the search (R4
+        // Bundle.entry.search.mode), not a result.
+        if e["search"]["mode"] == "outcome" {
+            assert_eq!(r["resourceType"], "OperationOutcome", "GET {url}: {e}");
+            continue;
+        }
         let (t, id) = (r["resourceType"].as_str(), r["id"].as_str());
         let (t, id) = (
             t.unwrap_or_else(|| panic!("GET {url}: entry without resourceType: {e}")),
