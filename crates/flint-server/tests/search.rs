@@ -243,6 +243,25 @@ fn string_parameters() {
         common::check_searchset(s, &url, &b);
         assert_eq!(entries_with_mode(&b, "match"), vec!["Patient/s1"]);
         assert_eq!(b["total"], 1);
+        // The next links of a POST search lead through all its matches.
+        let (st, b) = json(
+            s.client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("family=joh&_count=1")
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(st, 200, "POST _search: {b}");
+        assert_eq!(b["total"], 2, "{b}");
+        let mut seen = entries_with_mode(&b, "match");
+        let mut page = b;
+        while let Some(next) = link(&page, "next") {
+            page = search_page(s, &next);
+            seen.extend(entries_with_mode(&page, "match"));
+        }
+        seen.sort();
+        assert_eq!(seen, ["Patient/s1", "Patient/s2"], "[{}]", s.storage);
     });
 }
 
@@ -340,6 +359,26 @@ fn token_parameters() {
         expect(s, "Patient?identifier=|456", &["k3"]);
         expect(s, "Patient?identifier=http://ids/other|", &["k2"]);
         expect(s, "Patient?identifier=http://ids/mrn|456", &[]);
+
+        // Search sees current versions only: an update's old values no longer match, deleted
+        // resources match nothing (search.html: search applies to the current resources).
+        put(
+            s,
+            json!({"resourceType": "Patient", "id": "k2", "gender": "female", "active": false,
+                "identifier": [{"system": "http://ids/other", "value": "123"}]}),
+        );
+        expect(s, "Patient?gender=male", &[]);
+        expect(s, "Patient?gender=female", &["k1", "k2", "k3"]);
+        assert_eq!(s.delete("Patient/k3").send().unwrap().status(), 204);
+        expect(s, "Patient?gender=female", &["k1", "k2"]);
+        expect(s, "Patient?identifier=|456", &[]);
+        expect(s, "Patient?gender:missing=true", &["k4"]);
+        expect(s, "Patient", &["k1", "k2", "k4"]);
+        assert_eq!(s.delete("Observation/t5").send().unwrap().status(), 204);
+        expect(s, "Observation?code:not=1234-5", &["t4"]);
+        expect(s, "Observation?category:missing=true", &["t2", "t3", "t4"]);
+        // A type without resources: an empty searchset with total 0.
+        expect(s, "Encounter", &[]);
     });
 }
 
@@ -951,6 +990,23 @@ fn compartment_system_and_batch_search_and_handling() {
             .send()
             .unwrap();
         outcome(r, 400);
+        // A malformed value of a known parameter cannot be executed: 4xx with an
+        // OperationOutcome (search.html#errors).
+        for bad in [
+            "Patient?birthdate=notadate",
+            "Observation?value-quantity=abc",
+            "Patient?_count=many",
+        ] {
+            let (st, v) = json(
+                s.get(bad)
+                    .header("prefer", "handling=strict")
+                    .send()
+                    .unwrap(),
+            );
+            if !(400..500).contains(&st) || v["resourceType"] != "OperationOutcome" {
+                fail(format!("[{}] GET {bad} (strict): {st} {v}", s.storage));
+            }
+        }
         let r = s
             .get("Patient?gender=male")
             .header("prefer", "handling=strict")
