@@ -858,6 +858,36 @@ fn chaining_and_reverse_chaining() {
             "Organization?_has:Patient:organization:_has:Observation:patient:code=1234-5",
             &["org1"],
         );
+
+        // Chains and _has follow the current versions of the resources they pass through.
+        put(
+            s,
+            json!({"resourceType": "Patient", "id": "p1", "gender": "male",
+                "name": [{"family": "Parker", "given": ["Pedro"]}],
+                "identifier": [{"system": "http://ids", "value": "123"}],
+                "managingOrganization": {"reference": "Organization/org1"}}),
+        );
+        expect(s, "Observation?subject:Patient.name=peter", &[]);
+        expect(s, "Observation?subject:Patient.name=pedro", &["o1", "o3"]);
+        put(
+            s,
+            json!({"resourceType": "Patient", "id": "p2", "gender": "female",
+                "name": [{"family": "Smith", "given": ["Paul"]}],
+                "identifier": [{"system": "http://ids", "value": "456"}],
+                "managingOrganization": {"reference": "Organization/org1"}}),
+        );
+        expect(
+            s,
+            "Encounter?subject:Patient.organization.name=acme",
+            &["e1", "e2", "e3"],
+        );
+        assert_eq!(s.delete("Observation/o1").send().unwrap().status(), 204);
+        expect(s, "Patient?_has:Observation:patient:code=1234-5", &[]);
+        expect(
+            s,
+            "Organization?_has:Patient:organization:_has:Observation:patient:code=1234-5",
+            &[],
+        );
     });
 }
 
@@ -923,6 +953,13 @@ fn include_and_revinclude() {
             "Observation?code=1234-5&_include=Observation:subject&_include=Patient:organization",
             &["Observation/o1"],
             &["Patient/p1"],
+        );
+        // Deleted resources are not included.
+        assert_eq!(s.delete("Observation/o3").send().unwrap().status(), 204);
+        check(
+            "Patient?_id=p1&_revinclude=Observation:subject",
+            &["Patient/p1"],
+            &["Observation/o1"],
         );
     });
 }
@@ -1187,6 +1224,13 @@ fn paging_is_complete_and_stable_while_writes_arrive() {
                 json!({"resourceType": "Patient", "name": [{"family": "Pager"}], "birthDate": "1962-06-01"}),
             );
             late += 1;
+            if pages == 1 {
+                // An update of a match already returned must not make it appear again.
+                let id = strip_type(&seen[0]);
+                let (_, mut p) = json(s.get(&format!("Patient/{id}")).send().unwrap());
+                p["name"][0]["given"] = json!(["Updated"]);
+                put(s, p);
+            }
             page = search_page(s, &next);
             pages += 1;
             let m = entries_with_mode(&page, "match");
