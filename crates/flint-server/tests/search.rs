@@ -1044,6 +1044,25 @@ fn compartment_system_and_batch_search_and_handling() {
                 fail(format!("[{}] GET {bad} (strict): {st} {v}", s.storage));
             }
         }
+        // An unknown modifier on a known parameter under strict handling: 400 (search.html#errors;
+        // R5 search.html#modifiers makes rejecting it a SHALL whatever the handling, R4 lets a
+        // lenient server ignore what it does not support).
+        let r = s
+            .get("Patient?family:bogus=x")
+            .header("prefer", "handling=strict")
+            .send()
+            .unwrap();
+        outcome(r, 400);
+        // Search results in XML: a searchset Bundle.
+        let r = s.get("Patient?_id=p1&_format=xml").send().unwrap();
+        assert_eq!(r.status(), 200);
+        let xml = r.text().unwrap();
+        assert!(
+            xml.contains("<Bundle xmlns=\"http://hl7.org/fhir\">")
+                && xml.contains("<type value=\"searchset\"/>")
+                && xml.contains("<id value=\"p1\"/>"),
+            "{xml}"
+        );
         let r = s
             .get("Patient?gender=male")
             .header("prefer", "handling=strict")
