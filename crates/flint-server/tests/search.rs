@@ -199,7 +199,8 @@ fn string_parameters() {
         );
         put(
             s,
-            json!({"resourceType": "Patient", "id": "s5", "gender": "male"}),
+            json!({"resourceType": "Patient", "id": "s5", "gender": "male",
+                "address": [{"line": ["1 Main St"], "city": "São Paulo", "country": "BR"}]}),
         );
 
         // Default string search: the field equals or starts with the value, after normalising
@@ -225,6 +226,13 @@ fn string_parameters() {
         expect(s, "Patient?family:contains=ohn", &["s1", "s2", "s4"]);
         expect(s, "Patient?family:contains=LLE", &["s3"]);
         expect(s, "Patient?name:contains=ed", &["s4"]);
+        // Address parameters: each string part of the Address, same prefix rule.
+        expect(s, "Patient?address-city=sao", &["s5"]);
+        expect(s, "Patient?address-city=SÃO%20P", &["s5"]);
+        expect(s, "Patient?address-city=paulo", &[]);
+        expect(s, "Patient?address=1%20main", &["s5"]);
+        expect(s, "Patient?address=sao", &["s5"]);
+        expect(s, "Patient?address-country=br", &["s5"]);
         // :missing=true: resources without a value; false: resources with one.
         expect(s, "Patient?name:missing=true", &["s5"]);
         expect(s, "Patient?name:missing=false", &["s1", "s2", "s3", "s4"]);
