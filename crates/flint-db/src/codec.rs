@@ -246,19 +246,28 @@ pub fn search_key_target(k: &[u8]) -> Option<(&str, [u8; 4])> {
     Some((id, hp))
 }
 
-/// ResourceValue key `tid · id · 0x00 · hash prefix · param · value`.
-pub fn resource_value_key(
-    tid: u32,
-    id: &str,
-    hash: &ContentHash,
-    param: u32,
-    value: &[u8],
-) -> Vec<u8> {
+/// ResourceValue key `tid · id · 0x00 · hash prefix(4)`: one value blob per version.
+pub fn resource_value_key(tid: u32, id: &str, hash: &ContentHash) -> Vec<u8> {
     let mut k = resource_prefix(tid, id);
     k.extend_from_slice(&hash.0[..4]);
-    k.extend_from_slice(&param.to_be_bytes());
-    k.extend_from_slice(value);
     k
+}
+
+/// The escaped value bytes of a SearchParamValue key whose prefix is `prefix_len` bytes long
+/// and whose id is `id_len` bytes long (everything between the prefix and [`VALUE_END`]).
+pub fn search_key_value(k: &[u8], prefix_len: usize, id_len: usize) -> Option<&[u8]> {
+    let end = k.len().checked_sub(5 + id_len + VALUE_END.len())?;
+    k.get(prefix_len..end)
+}
+
+/// Appends the unescaped form of `escaped` (see [`push_escaped`]) to `out`.
+pub fn unescape_into(escaped: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < escaped.len() {
+        let b = escaped[i];
+        out.push(b);
+        i += if b == 0 { 2 } else { 1 };
+    }
 }
 
 #[cfg(test)]

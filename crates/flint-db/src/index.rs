@@ -15,7 +15,7 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Format version of the index rows; a mismatch at start-up asks for a rebuild.
-pub const INDEX_VERSION: u64 = 1;
+pub const INDEX_VERSION: u64 = 2;
 
 /// The newest transaction the index has processed (committed or rejected), 0 if none.
 pub fn head_t(kv: &dyn KvStore) -> T {
@@ -301,7 +301,7 @@ fn write_search_entries(s: &SearchIndexing<'_>, versions: &[NewVersion<'_>], b: 
             );
             continue;
         };
-        let entries = match s.indexer.entries(v.type_name, content) {
+        let indexed = match s.indexer.index(v.type_name, content) {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(type_name = v.type_name, id = v.id, error = %e, "search indexing failed");
@@ -309,18 +309,18 @@ fn write_search_entries(s: &SearchIndexing<'_>, versions: &[NewVersion<'_>], b: 
             }
         };
         let tid = codec::tid(v.type_name);
-        for (param, value) in entries {
+        for (param, value) in indexed.entries {
             b.put(
                 Cf::SearchParamValue,
                 codec::search_key(param, tid, &value, v.id, &v.value.hash),
                 Vec::new(),
             );
-            b.put(
-                Cf::ResourceValue,
-                codec::resource_value_key(tid, v.id, &v.value.hash, param, &value),
-                Vec::new(),
-            );
         }
+        b.put(
+            Cf::ResourceValue,
+            codec::resource_value_key(tid, v.id, &v.value.hash),
+            indexed.values,
+        );
     }
 }
 

@@ -30,8 +30,8 @@ pub enum Cf {
     /// `param hash · tid · esc(value) · 0x00 0x00 · id · len(id) · hash prefix(4)` → empty:
     /// resources by search-parameter value, the main search index.
     SearchParamValue,
-    /// `tid · id · 0x00 · hash prefix(4) · param hash · value` → empty: the search-parameter
-    /// values of each resource version (for filtering and sorting).
+    /// `tid · id · 0x00 · hash prefix(4)` → value blob: all search-parameter values of each
+    /// resource version (for filtering, sorting and includes).
     ResourceValue,
 }
 

@@ -24,7 +24,7 @@ pub use error::{DbError, ErrorKind};
 pub use kv::{Cf, KvCursor, KvStore, WriteBatch};
 pub use log::{IfNoneMatch, TxCmd, TxEntry, TxLog, TxOp};
 pub use node::{Node, NodeConfig, TxOutcome};
-pub use search::{IndexEntry, ResourceIndexer, ValueMatch};
+pub use search::{IndexEntry, Indexed, ResourceIndexer, ValueMatch};
 pub use store::ResourceStore;
 
 use sha2::{Digest, Sha256};

@@ -11,16 +11,26 @@ use crate::codec::{self, VALUE_END};
 use crate::db::{Db, ResourceHandle};
 use crate::error::Result;
 use crate::kv::{Cf, scan_prefix};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One search-index entry of a resource version: a parameter hash ([`codec::param_hash`] of
 /// its code) and an encoded value.
 pub type IndexEntry = (u32, Vec<u8>);
 
+/// What the search hook computed for one resource version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Indexed {
+    /// Entries of the SearchParamValue index.
+    pub entries: Vec<IndexEntry>,
+    /// An opaque blob of all index values of the version, kept in the ResourceValue index for
+    /// filtering, sorting and includes without reading the resource.
+    pub values: Vec<u8>,
+}
+
 /// Computes the search-index entries of resource versions while the indexer writes them.
 pub trait ResourceIndexer: Send + Sync {
-    /// The entries of a resource version given its canonical JSON content.
-    fn entries(&self, type_name: &str, content: &[u8]) -> Result<Vec<IndexEntry>>;
+    /// The entries and value blob of a resource version given its canonical JSON content.
+    fn index(&self, type_name: &str, content: &[u8]) -> Result<Indexed>;
 }
 
 /// Which values of a parameter a scan selects.
@@ -38,6 +48,18 @@ impl Db {
     /// Current resources of `type_name` having a value of parameter `param` that `m` selects,
     /// in id order.
     pub fn search(&self, type_name: &str, param: u32, m: &ValueMatch) -> Vec<ResourceHandle> {
+        self.search_filtered(type_name, param, m, |_| true)
+    }
+
+    /// Like [`Db::search`], keeping only entries whose (unescaped) value `accept` approves.
+    /// `m` narrows the scan; `accept` decides each value exactly.
+    pub fn search_filtered(
+        &self,
+        type_name: &str,
+        param: u32,
+        m: &ValueMatch,
+        mut accept: impl FnMut(&[u8]) -> bool,
+    ) -> Vec<ResourceHandle> {
         let tid = codec::tid(type_name);
         let base = codec::search_prefix(param, tid);
         let (start, prefix, end) = match m {
@@ -66,7 +88,8 @@ impl Db {
             }
         };
         let mut hits: BTreeMap<String, ResourceHandle> = BTreeMap::new();
-        let mut checked: BTreeMap<String, bool> = BTreeMap::new();
+        let mut checked: HashMap<String, bool> = HashMap::new();
+        let mut value = Vec::with_capacity(64);
         scan_prefix(
             &*self.storage.kv,
             Cf::SearchParamValue,
@@ -79,7 +102,26 @@ impl Db {
                 let Some((id, hp)) = codec::search_key_target(k) else {
                     return true;
                 };
+                if checked.get(id) == Some(&true) {
+                    return true;
+                }
+                let Some(raw) = codec::search_key_value(k, base.len(), id.len()) else {
+                    return true;
+                };
+                value.clear();
+                codec::unescape_into(raw, &mut value);
+                if !accept(&value) {
+                    return true;
+                }
                 if checked.contains_key(id) {
+                    // Seen with another hash prefix (an older version): check this one.
+                    if let Some(h) = self.resource(type_name, id)
+                        && !h.is_deleted()
+                        && h.hash.0[..4] == hp
+                    {
+                        checked.insert(id.to_string(), true);
+                        hits.insert(id.to_string(), h);
+                    }
                     return true;
                 }
                 let current = self
@@ -95,22 +137,10 @@ impl Db {
         hits.into_values().collect()
     }
 
-    /// The values of parameter `param` of a resource version (from the ResourceValue index).
-    pub fn resource_values(&self, handle: &ResourceHandle, param: u32) -> Vec<Vec<u8>> {
-        let mut prefix = codec::resource_prefix(codec::tid(&handle.type_name), &handle.id);
-        prefix.extend_from_slice(&handle.hash.0[..4]);
-        prefix.extend_from_slice(&param.to_be_bytes());
-        let mut out = Vec::new();
-        scan_prefix(
-            &*self.storage.kv,
-            Cf::ResourceValue,
-            &prefix,
-            &prefix,
-            |k, _| {
-                out.push(k[prefix.len()..].to_vec());
-                true
-            },
-        );
-        out
+    /// The value blob the search hook stored for a resource version, if any.
+    pub fn index_values(&self, handle: &ResourceHandle) -> Option<Vec<u8>> {
+        let key =
+            codec::resource_value_key(codec::tid(&handle.type_name), &handle.id, &handle.hash);
+        self.storage.kv.get(Cf::ResourceValue, &key).ok().flatten()
     }
 }

@@ -4,18 +4,14 @@
 use bytes::Bytes;
 use flint_db::codec::param_hash;
 use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{ContentHash, Node, NodeConfig, ResourceIndexer, TxCmd, TxOp, ValueMatch};
+use flint_db::{ContentHash, Indexed, Node, NodeConfig, ResourceIndexer, TxCmd, TxOp, ValueMatch};
 use std::sync::Arc;
 
 /// Indexes `"name"` and `"n"` (a number, big-endian) of JSON objects.
 struct Toy;
 
 impl ResourceIndexer for Toy {
-    fn entries(
-        &self,
-        _type_name: &str,
-        content: &[u8],
-    ) -> flint_db::error::Result<Vec<(u32, Vec<u8>)>> {
+    fn index(&self, _type_name: &str, content: &[u8]) -> flint_db::error::Result<Indexed> {
         let v: serde_json::Value =
             serde_json::from_slice(content).map_err(|e| flint_db::DbError::fault(e.to_string()))?;
         let mut out = Vec::new();
@@ -25,7 +21,10 @@ impl ResourceIndexer for Toy {
         if let Some(n) = v["n"].as_u64() {
             out.push((param_hash("n"), n.to_be_bytes().to_vec()));
         }
-        Ok(out)
+        Ok(Indexed {
+            entries: out,
+            values: content.to_vec(),
+        })
     }
 }
 
@@ -99,7 +98,20 @@ async fn search_sees_only_versions_current_at_t() {
     assert_eq!(ids(old.search("Patient", n, &r)), vec!["b", "c"]);
     assert_eq!(ids(db.search("Observation", n, &r)), Vec::<String>::new());
     let h = db.resource("Patient", "a").unwrap();
-    assert_eq!(db.resource_values(&h, name), vec![b"carol".to_vec()]);
+    assert_eq!(
+        db.index_values(&h).as_deref(),
+        Some(&br#"{"name":"carol","n":5}"#[..])
+    );
+    // A filter sees unescaped values (zero bytes included) and decides each one.
+    let all = ValueMatch::Prefix(Vec::new());
+    assert_eq!(
+        ids(db.search_filtered("Patient", n, &all, |v| v == 9u64.to_be_bytes())),
+        vec!["c"]
+    );
+    assert_eq!(
+        ids(old.search_filtered("Patient", name, &all, |v| v.ends_with(b"na"))),
+        vec!["b"]
+    );
 }
 
 #[tokio::test]

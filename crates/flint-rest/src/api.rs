@@ -47,6 +47,8 @@ pub struct FhirRequest {
     pub if_none_exist: Option<String>,
     /// `Prefer: return=`; `None` when absent.
     pub prefer_return: Option<Return>,
+    /// `Prefer: handling=strict` (unknown search parameters are errors).
+    pub strict: bool,
     /// The body.
     pub payload: Payload,
 }

@@ -114,6 +114,7 @@ fn entry_request(
         if_none_match: header(entry, "ifNoneMatch"),
         if_none_exist: header(entry, "ifNoneExist"),
         prefer_return: prefer,
+        strict: false,
         payload: match entry.get("resource") {
             Some(r) => Payload::Resource(r.clone()),
             None => Payload::None,
@@ -203,12 +204,51 @@ fn restful_base(full_url: &str) -> Option<&str> {
 enum Planned {
     Write(usize, Prepared),
     Read(usize, FhirRequest),
+    /// A conditional create that matched an existing resource.
+    Existing(usize, Reply),
+    /// A conditional delete (its deletions are `Silent`).
+    Deleted(usize),
+    /// A write without its own response entry.
+    Silent(Prepared),
+}
+
+/// Whether a reference is a conditional one (`Type?params`).
+fn is_conditional_reference(reference: &str) -> bool {
+    reference.split_once('?').is_some_and(|(ty, _)| {
+        !ty.contains('/') && flint_model::defs::definitions().is_resource_type(ty)
+    })
+}
+
+/// Resolves `Type?params` to the `Type/id` of its single match.
+fn resolve_conditional(ctx: &Ctx, db: &flint_db::Db, reference: &str) -> FhirResult<String> {
+    let (ty, q) = reference.split_once('?').unwrap_or((reference, ""));
+    let params = interaction::condition_params(q);
+    let found = crate::search::matches(ctx, db, ty, &params)?;
+    match found.as_slice() {
+        [h] => Ok(format!("{ty}/{}", h.id)),
+        [] => Err(FhirError::new(
+            StatusCode::BAD_REQUEST,
+            "not-found",
+            format!("The conditional reference `{reference}` matches no resource."),
+        )),
+        more => Err(FhirError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "multiple-matches",
+            format!(
+                "The conditional reference `{reference}` matches {} resources; expected one.",
+                more.len()
+            ),
+        )),
+    }
 }
 
 async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
     let mut entries = entries(&bundle);
-    // 1. Ids for creates and the map of full URLs to their new local references.
+    let db = ctx.state.node().sync().await?;
+    // 1. Ids for creates and the map of full URLs to their new local references; conditional
+    //    creates matching an existing resource refer to it and write nothing.
     let mut ids: HashMap<usize, String> = HashMap::new();
+    let mut existing: HashMap<usize, Reply> = HashMap::new();
     let mut map: HashMap<String, String> = HashMap::new();
     let mut requests = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
@@ -216,11 +256,27 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
         let full_url = entry.get("fullUrl").and_then(Value::as_str);
         match (er.method.as_str(), er.path.as_slice()) {
             ("POST", [ty]) => {
-                let id = resource::new_id();
-                if let Some(f) = full_url {
-                    map.insert(f.to_string(), format!("{ty}/{id}"));
+                let found = match header(entry, "ifNoneExist") {
+                    Some(cond) => interaction::conditional_match_at(ctx, &db, ty, &cond)
+                        .await
+                        .map_err(|e| e.at(format!("{}.request.ifNoneExist", entry_path(i))))?,
+                    None => None,
+                };
+                match found {
+                    Some((id, reply)) => {
+                        if let Some(f) = full_url {
+                            map.insert(f.to_string(), format!("{ty}/{id}"));
+                        }
+                        existing.insert(i, reply);
+                    }
+                    None => {
+                        let id = resource::new_id();
+                        if let Some(f) = full_url {
+                            map.insert(f.to_string(), format!("{ty}/{id}"));
+                        }
+                        ids.insert(i, id);
+                    }
                 }
-                ids.insert(i, id);
             }
             ("PUT", [ty, id]) | ("PATCH", [ty, id]) => {
                 if let Some(f) = full_url {
@@ -231,8 +287,10 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
         }
         requests.push(er);
     }
-    // 2. Rewrite references between entries.
-    for entry in entries.iter_mut() {
+    // 2. Rewrite references between entries and resolve conditional references
+    //    (`Patient?identifier=...`) against the database before the transaction.
+    let mut conditional: HashMap<String, FhirResult<String>> = HashMap::new();
+    for (i, entry) in entries.iter_mut().enumerate() {
         let full_url = entry
             .get("fullUrl")
             .and_then(Value::as_str)
@@ -242,6 +300,7 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
             .and_then(restful_base)
             .map(str::to_string);
         if let Some(r) = entry.get_mut("resource") {
+            let mut pending = Vec::new();
             flint_model::refs::for_each_reference_mut(r, |reference| {
                 if let Some(new) = map.get(reference.as_str()) {
                     *reference = new.clone();
@@ -251,12 +310,29 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
                     && let Some(new) = map.get(&format!("{b}/{reference}"))
                 {
                     *reference = new.clone();
+                } else if is_conditional_reference(reference) {
+                    pending.push(reference.clone());
                 }
             });
+            for c in pending {
+                if !conditional.contains_key(&c) {
+                    let resolved = resolve_conditional(ctx, &db, &c);
+                    conditional.insert(c.clone(), resolved);
+                }
+                if let Some(Err(e)) = conditional.get(&c) {
+                    return Err(e.clone().at(format!("{}.resource", entry_path(i))));
+                }
+            }
+            if !conditional.is_empty() {
+                flint_model::refs::for_each_reference_mut(r, |reference| {
+                    if let Some(Ok(new)) = conditional.get(reference.as_str()) {
+                        *reference = new.clone();
+                    }
+                });
+            }
         }
     }
     // 3. Prepare every write; any error fails the whole transaction.
-    let db = ctx.state.node().sync().await?;
     let mut planned = Vec::with_capacity(entries.len());
     for (i, (entry, er)) in entries.iter().zip(requests).enumerate() {
         let at = |e: FhirError| {
@@ -278,12 +354,13 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
             Ok(v)
         };
         let p = match (er.method.as_str(), er.path.as_slice()) {
-            ("POST", [ty]) => {
-                if header(entry, "ifNoneExist").is_some() {
-                    return Err(at(FhirError::unsupported(
-                        "Conditional create (ifNoneExist) needs search, which this build does not support yet.",
-                    )));
+            ("POST", [_]) if existing.contains_key(&i) => {
+                if let Some(r) = existing.remove(&i) {
+                    planned.push(Planned::Existing(i, r));
                 }
+                continue;
+            }
+            ("POST", [ty]) => {
                 let v = resource_of(entry).map_err(at)?;
                 let id = ids.remove(&i).unwrap_or_else(resource::new_id);
                 interaction::prepare_create(ctx, ty, v, id).map_err(at)?
@@ -300,7 +377,32 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
                 )
                 .map_err(at)?
             }
+            ("PUT", [ty]) => {
+                let mut v = resource_of(entry).map_err(at)?;
+                let id =
+                    interaction::conditional_update_id(ctx, &db, ty, &v, &er.query).map_err(at)?;
+                resource::set_id(&mut v, &id);
+                interaction::prepare_update(
+                    ctx,
+                    ty,
+                    &id,
+                    v,
+                    header(entry, "ifMatch").as_deref(),
+                    header(entry, "ifNoneMatch").as_deref(),
+                )
+                .map_err(at)?
+            }
             ("DELETE", [ty, id]) => interaction::prepare_delete(ctx, ty, id).map_err(at)?,
+            ("DELETE", [ty]) => {
+                let ids =
+                    interaction::conditional_delete_ids(ctx, &db, ty, &er.query).map_err(at)?;
+                for id in ids {
+                    let p = interaction::prepare_delete(ctx, ty, &id).map_err(at)?;
+                    planned.push(Planned::Silent(p));
+                }
+                planned.push(Planned::Deleted(i));
+                continue;
+            }
             ("PATCH", [ty, id]) => {
                 let req = entry_request(ctx, i, entry, None)?;
                 prepare_patch(ctx, &db, ty, id, &req).await.map_err(at)?
@@ -309,14 +411,11 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
                 planned.push(Planned::Read(i, entry_request(ctx, i, entry, None)?));
                 continue;
             }
-            (m, p) => {
-                let what = if p.len() <= 1 && (m == "PUT" || m == "DELETE") {
-                    "Conditional update and delete need search, which this build does not support yet."
-                        .to_string()
-                } else {
-                    format!("Unsupported request `{m} {}` in a transaction.", er.url)
-                };
-                return Err(at(FhirError::unsupported(what)));
+            (m, _) => {
+                return Err(at(FhirError::unsupported(format!(
+                    "Unsupported request `{m} {}` in a transaction.",
+                    er.url
+                ))));
             }
         };
         planned.push(Planned::Write(i, p));
@@ -324,8 +423,8 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
     let writes: Vec<Prepared> = planned
         .iter()
         .filter_map(|p| match p {
-            Planned::Write(_, w) => Some(w.clone()),
-            Planned::Read(..) => None,
+            Planned::Write(_, w) | Planned::Silent(w) => Some(w.clone()),
+            _ => None,
         })
         .collect();
     let ret = prefer.unwrap_or(Return::Minimal);
@@ -338,6 +437,9 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
     let mut replies: Vec<(usize, Value)> = Vec::with_capacity(planned.len());
     for p in planned {
         match p {
+            Planned::Existing(i, r) => replies.push((i, response_entry(r))),
+            Planned::Deleted(i) => replies.push((i, response_entry(Reply::new(204, Body::None)))),
+            Planned::Silent(_) => {}
             Planned::Write(i, w) => {
                 if let Some(out) = &out {
                     let mut r = interaction::write_reply(ctx, &w, out, ret);

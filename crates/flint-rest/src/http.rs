@@ -8,7 +8,7 @@ use crate::format::{self, Accept, Format};
 use crate::history::{self, Scope};
 use crate::interaction::{self, Ctx};
 use crate::outcome::FhirError;
-use crate::{bundle, capabilities};
+use crate::{bundle, capabilities, search};
 use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
@@ -71,6 +71,16 @@ fn parse_prefer(headers: &HeaderMap) -> Option<Return> {
     })
 }
 
+/// Whether `Prefer: handling=strict` was sent (lenient is the default).
+fn prefers_strict(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|p| {
+            p.split([',', ';'])
+                .any(|x| x.trim().eq_ignore_ascii_case("handling=strict"))
+        })
+    })
+}
+
 /// Which interaction a request is, for metrics.
 fn interaction_name(req: &FhirRequest) -> &'static str {
     let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
@@ -78,6 +88,10 @@ fn interaction_name(req: &FhirRequest) -> &'static str {
         ("GET", ["metadata"]) => "capabilities",
         ("POST", []) => "transaction",
         ("GET", ["_history"]) => "history-system",
+        ("GET", []) => "search-system",
+        ("GET", ["__page", _]) => "search-page",
+        ("POST", [_, "_search"]) => "search-type",
+        ("GET", [_, _, t]) if *t != "_history" => "search-compartment",
         ("GET", [_]) => "search-type",
         ("POST", [_]) => "create",
         ("GET", [_, "_history"]) => "history-type",
@@ -162,6 +176,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         if_none_match: header_str(&parts.headers, "if-none-match").map(str::to_string),
         if_none_exist: header_str(&parts.headers, "if-none-exist").map(str::to_string),
         prefer_return: parse_prefer(&parts.headers),
+        strict: prefers_strict(&parts.headers),
         payload,
     };
     let interaction = interaction_name(&req);
@@ -357,9 +372,10 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
                 let bundle = interaction::payload_resource("Bundle", &req.payload)?;
                 bundle::process(ctx, bundle, req.prefer_return).await
             }
-            "GET" => Err(FhirError::unsupported(
-                "System-level search is not supported by this build yet.",
-            )),
+            "GET" => {
+                let params = search::request_params(&req)?;
+                search::search(ctx, search::Scope::System, params, req.strict).await
+            }
             _ => not_allowed(),
         },
         ["metadata"] => match method.as_str() {
@@ -373,16 +389,21 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         [ty] => match method.as_str() {
             "POST" => interaction::create(ctx, ty, &req).await,
             "GET" => {
-                interaction::check_type(ty)?;
-                Err(FhirError::unsupported(format!(
-                    "Search on `{ty}` is not supported by this build yet."
-                )))
+                let params = search::request_params(&req)?;
+                search::search(ctx, search::Scope::Type(ty.to_string()), params, req.strict).await
             }
-            "PUT" | "DELETE" => {
-                interaction::check_type(ty)?;
-                Err(FhirError::unsupported(
-                    "Conditional update and delete need search, which this build does not support yet.",
-                ))
+            "PUT" => interaction::conditional_update(ctx, ty, &req).await,
+            "DELETE" => interaction::conditional_delete(ctx, ty, &req).await,
+            _ => not_allowed(),
+        },
+        ["__page", token] => match method.as_str() {
+            "GET" | "POST" => search::page(ctx, token).await,
+            _ => not_allowed(),
+        },
+        [ty, "_search"] => match method.as_str() {
+            "POST" => {
+                let params = search::request_params(&req)?;
+                search::search(ctx, search::Scope::Type(ty.to_string()), params, req.strict).await
             }
             _ => not_allowed(),
         },
@@ -405,6 +426,15 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
                     }
                 }
                 interaction::patch(ctx, ty, id, &req).await
+            }
+            _ => not_allowed(),
+        },
+        [comp, id, ty] if *ty != "_history" => match method.as_str() {
+            "GET" => {
+                let params = search::request_params(&req)?;
+                let scope =
+                    search::Scope::Compartment(comp.to_string(), id.to_string(), ty.to_string());
+                search::search(ctx, scope, params, req.strict).await
             }
             _ => not_allowed(),
         },

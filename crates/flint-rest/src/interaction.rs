@@ -384,14 +384,190 @@ pub fn payload_resource(type_name: &str, payload: &Payload) -> FhirResult<Value>
 pub async fn create(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
     check_type(type_name)?;
     let v = payload_resource(type_name, &req.payload)?;
-    if req.if_none_exist.is_some() {
-        return Err(FhirError::unsupported(
-            "Conditional create (If-None-Exist) needs search, which this build does not support yet.",
-        ));
+    if let Some(cond) = &req.if_none_exist
+        && let Some(existing) = conditional_match(ctx, type_name, cond).await?
+    {
+        return Ok(existing);
     }
     let p = prepare_create(ctx, type_name, v, resource::new_id())?;
     commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Representation)).await
 }
+
+/// The query pairs of a condition (`If-None-Exist` value or URL query).
+pub fn condition_params(cond: &str) -> Vec<(String, String)> {
+    crate::api::query_pairs(cond.trim_start_matches('?'))
+}
+
+/// The single current match of a conditional create's condition, as its 200 reply; `None` if
+/// nothing matches; 412 for several matches.
+pub async fn conditional_match(
+    ctx: &Ctx,
+    type_name: &str,
+    cond: &str,
+) -> FhirResult<Option<Reply>> {
+    let db = ctx.state.node().sync().await?;
+    Ok(conditional_match_at(ctx, &db, type_name, cond)
+        .await?
+        .map(|(_, r)| r))
+}
+
+/// Like [`conditional_match`] at `db`, with the matching id.
+pub async fn conditional_match_at(
+    ctx: &Ctx,
+    db: &Db,
+    type_name: &str,
+    cond: &str,
+) -> FhirResult<Option<(String, Reply)>> {
+    let params = condition_params(cond);
+    if !crate::search::has_criteria(ctx, type_name, &params)? {
+        return Ok(None);
+    }
+    let found = crate::search::matches(ctx, db, type_name, &params)?;
+    match found.as_slice() {
+        [] => Ok(None),
+        [h] => {
+            let s = pull(db, h).await?;
+            Ok(Some((h.id.clone(), ok_reply(db, h, 200, Body::Stored(s)))))
+        }
+        more => Err(precondition_failed(type_name, cond, more.len())),
+    }
+}
+
+/// The id a conditional update writes: the body's (or a new one) without a match, the
+/// match's with one; 412 for several.
+pub fn conditional_update_id(
+    ctx: &Ctx,
+    db: &Db,
+    type_name: &str,
+    v: &Value,
+    query: &[(String, String)],
+) -> FhirResult<String> {
+    if !crate::search::has_criteria(ctx, type_name, query)? {
+        return Err(FhirError::invalid(
+            "A conditional update needs search parameters that select the resource.",
+        ));
+    }
+    let found = crate::search::matches(ctx, db, type_name, query)?;
+    let body_id = v.get("id").and_then(Value::as_str).map(str::to_string);
+    match found.as_slice() {
+        [] => Ok(body_id.unwrap_or_else(resource::new_id)),
+        [h] => {
+            if let Some(b) = &body_id
+                && *b != h.id
+            {
+                return Err(FhirError::invalid(format!(
+                    "The resource id `{b}` differs from the id `{}` of the resource matching the condition.",
+                    h.id
+                ))
+                .at("id"));
+            }
+            Ok(h.id.clone())
+        }
+        more => Err(precondition_failed(
+            type_name,
+            &query_text(query),
+            more.len(),
+        )),
+    }
+}
+
+/// The ids a conditional delete removes (limits as [`conditional_delete`]).
+pub fn conditional_delete_ids(
+    ctx: &Ctx,
+    db: &Db,
+    type_name: &str,
+    query: &[(String, String)],
+) -> FhirResult<Vec<String>> {
+    let found = crate::search::matches(ctx, db, type_name, query)?;
+    if found.len() > 1 && !ctx.state.config().allow_multiple_delete {
+        return Err(precondition_failed(
+            type_name,
+            &query_text(query),
+            found.len(),
+        ));
+    }
+    if found.len() > MAX_CONDITIONAL_DELETE {
+        return Err(FhirError::new(
+            StatusCode::CONFLICT,
+            "too-costly",
+            format!(
+                "The condition matches {} resources; conditional delete deletes at most {MAX_CONDITIONAL_DELETE}.",
+                found.len()
+            ),
+        ));
+    }
+    Ok(found.into_iter().map(|h| h.id).collect())
+}
+
+fn query_text(query: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query.iter())
+        .finish()
+}
+
+fn precondition_failed(type_name: &str, cond: &str, n: usize) -> FhirError {
+    FhirError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "multiple-matches",
+        format!("The condition `{type_name}?{cond}` matches {n} resources; expected at most one."),
+    )
+}
+
+/// `PUT [type]?[search]`: no match creates (with the body's id, if any), one match updates
+/// it, several are a 412.
+pub async fn conditional_update(
+    ctx: &Ctx,
+    type_name: &str,
+    req: &FhirRequest,
+) -> FhirResult<Reply> {
+    check_type(type_name)?;
+    let mut v = payload_resource(type_name, &req.payload)?;
+    let db = ctx.state.node().sync().await?;
+    let id = conditional_update_id(ctx, &db, type_name, &v, &req.query)?;
+    resource::set_id(&mut v, &id);
+    let p = prepare_update(
+        ctx,
+        type_name,
+        &id,
+        v,
+        req.if_match.as_deref(),
+        req.if_none_match.as_deref(),
+    )?;
+    commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Representation)).await
+}
+
+/// `DELETE [type]?[search]`: deletes the match (all matches up to 10,000 with
+/// `ALLOW_MULTIPLE_DELETE`); no match is a success. One transaction.
+pub async fn conditional_delete(
+    ctx: &Ctx,
+    type_name: &str,
+    req: &FhirRequest,
+) -> FhirResult<Reply> {
+    check_type(type_name)?;
+    let db = ctx.state.node().sync().await?;
+    let ids = conditional_delete_ids(ctx, &db, type_name, &req.query)?;
+    if !ids.is_empty() {
+        let prepared = ids
+            .iter()
+            .map(|id| prepare_delete(ctx, type_name, id))
+            .collect::<FhirResult<Vec<_>>>()?;
+        commit(ctx, &prepared).await?;
+    }
+    if req.prefer_return == Some(Return::OperationOutcome) {
+        return Ok(Reply::new(
+            200,
+            Body::Resource(serde_json::json!({
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "information", "code": "success",
+                    "diagnostics": format!("Successfully deleted {} {type_name} resources.", ids.len())}]
+            })),
+        ));
+    }
+    Ok(Reply::new(204, Body::None))
+}
+
+/// Most resources one conditional delete removes (as Blaze).
+pub const MAX_CONDITIONAL_DELETE: usize = 10_000;
 
 /// Commits one prepared write as its own transaction and builds its reply.
 async fn commit_one(ctx: &Ctx, p: Prepared, ret: Return) -> FhirResult<Reply> {

@@ -16,6 +16,7 @@ pub mod http;
 pub mod interaction;
 pub mod outcome;
 pub mod resource;
+pub mod search;
 
 use flint_db::Node;
 use std::sync::Arc;
@@ -37,6 +38,10 @@ pub struct RestConfig {
     pub max_body_size: usize,
     /// The storage variant's name, for the CapabilityStatement.
     pub storage: String,
+    /// Conditional delete may delete more than one resource (`ALLOW_MULTIPLE_DELETE`).
+    pub allow_multiple_delete: bool,
+    /// Key sealing page links (all nodes serving one database need the same key).
+    pub page_key: [u8; 32],
 }
 
 impl Default for RestConfig {
@@ -49,6 +54,8 @@ impl Default for RestConfig {
             max_page_size: 10_000,
             max_body_size: 64 * 1024 * 1024,
             storage: "in-memory".into(),
+            allow_multiple_delete: false,
+            page_key: rand::random(),
         }
     }
 }
@@ -62,11 +69,12 @@ pub struct AppState {
 struct StateInner {
     node: Node,
     config: RestConfig,
+    engine: flint_search::Engine,
 }
 
 impl AppState {
-    /// State over a database node.
-    pub fn new(node: Node, mut config: RestConfig) -> Self {
+    /// State over a database node whose index was written by `engine`'s indexer.
+    pub fn new(node: Node, mut config: RestConfig, engine: flint_search::Engine) -> Self {
         while config.base_url.ends_with('/') {
             config.base_url.pop();
         }
@@ -77,7 +85,11 @@ impl AppState {
             format!("/{cp}")
         };
         AppState {
-            inner: Arc::new(StateInner { node, config }),
+            inner: Arc::new(StateInner {
+                node,
+                config,
+                engine,
+            }),
         }
     }
 
@@ -89,6 +101,16 @@ impl AppState {
     /// The settings.
     pub fn config(&self) -> &RestConfig {
         &self.inner.config
+    }
+
+    /// The search engine.
+    pub fn engine(&self) -> &flint_search::Engine {
+        &self.inner.engine
+    }
+
+    /// The search parameter registry.
+    pub fn registry(&self) -> &flint_search::Registry {
+        self.inner.engine.registry()
     }
 }
 

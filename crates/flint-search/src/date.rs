@@ -32,7 +32,7 @@ pub const MAX_EAST: i64 = 14 * HOUR;
 pub const MAX_WEST: i64 = 12 * HOUR;
 
 /// An inclusive interval of instants in epoch milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct DateRange {
     /// First instant (inclusive); [`DateRange::MIN`] when open.
     pub start: i64,

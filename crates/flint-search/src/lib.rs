@@ -22,6 +22,8 @@
 //! - [`query`]: URL parameters to clauses and result parameters ([`parse_query`]);
 //! - [`matching`]: clause semantics over index values ([`Clause::matches`]);
 //! - [`sort`]: sort keys for `_sort`;
+//! - [`keys`]: index key encodings and the scans answering each query value;
+//! - [`engine`]: the indexer hook and query execution over a database value;
 //! - [`normalize`]: string normalisation.
 //!
 //! `_lastUpdated` is registered and extracted from `meta.lastUpdated` when present; stored
@@ -31,8 +33,10 @@
 #![warn(missing_docs)]
 
 pub mod date;
+pub mod engine;
 mod error;
 mod extract;
+pub mod keys;
 pub mod matching;
 pub mod normalize;
 pub mod query;
@@ -41,6 +45,7 @@ pub mod sort;
 pub mod value;
 
 pub use date::DateRange;
+pub use engine::{Engine, SearchIndexer};
 pub use error::Error;
 pub use matching::NeedsDatabase;
 pub use query::{

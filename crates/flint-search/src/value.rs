@@ -11,13 +11,14 @@ use crate::date::DateRange;
 use crate::normalize::normalize;
 use flint_fhirpath::ucum;
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
 /// The UCUM code system URI.
 pub const UCUM: &str = "http://unitsofmeasure.org";
 
 /// One search index value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum IndexValue {
     /// A `string` parameter value.
     String(StringValue),
@@ -40,7 +41,7 @@ pub enum IndexValue {
 }
 
 /// A string value, as written and normalised.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StringValue {
     /// The text as written (for `:exact`).
     pub exact: String,
@@ -59,7 +60,7 @@ impl StringValue {
 }
 
 /// A token: an optional system and code, with the text `:text` searches.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TokenValue {
     /// Coding.system, Identifier.system, ContactPoint.system; `None` for plain codes.
     pub system: Option<String>,
@@ -73,7 +74,7 @@ pub struct TokenValue {
 }
 
 /// A reference value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReferenceValue {
     /// A relative literal reference `Type/id` or `Type/id/_history/vid`.
     Local {
@@ -163,14 +164,17 @@ pub(crate) fn split_local(s: &str) -> Option<(&str, &str, Option<&str>)> {
 }
 
 /// A number: an exact decimal with its implicit precision range, or a range of values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NumberValue {
     /// The value as written, for point values; `None` for ranges (Range, `<5`).
+    #[serde(with = "opt_decimal")]
     pub value: Option<Decimal>,
     /// Lower bound: `value − 0.5 × 10^-scale` for decimal points, the exact value for
     /// integers, the low end for ranges; `None` is unbounded.
+    #[serde(with = "opt_decimal")]
     pub low: Option<Decimal>,
     /// Upper bound, likewise (`value + 0.5 × 10^-scale` for decimal points).
+    #[serde(with = "opt_decimal")]
     pub high: Option<Decimal>,
 }
 
@@ -227,6 +231,21 @@ impl NumberValue {
     }
 }
 
+/// Decimals in value blobs and keys: their exact 16-byte form (compact, and readable by
+/// formats without self-description such as postcard).
+mod opt_decimal {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        d.map(|d| d.serialize()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Ok(Option::<[u8; 16]>::deserialize(d)?.map(Decimal::deserialize))
+    }
+}
+
 /// `0.5 × 10^-scale`.
 pub(crate) fn half_unit(scale: u32) -> Decimal {
     Decimal::try_new(5, scale + 1).unwrap_or(Decimal::ZERO)
@@ -244,7 +263,7 @@ pub(crate) fn parse_decimal(s: &str) -> Option<Decimal> {
 }
 
 /// A quantity: a number with system, code and unit, plus its UCUM canonical form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuantityValue {
     /// The value (point or range).
     pub number: NumberValue,
@@ -310,7 +329,7 @@ fn canonical_unit(dims: &[i8]) -> String {
 }
 
 /// A geographic position (WGS84 degrees).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GeoPoint {
     /// Latitude in degrees.
     pub latitude: f64,

@@ -57,6 +57,12 @@ pub struct Config {
     pub db_max_in_flight_transactions: usize,
     /// `ENFORCE_REFERENTIAL_INTEGRITY`.
     pub enforce_referential_integrity: bool,
+    /// `ALLOW_MULTIPLE_DELETE`.
+    pub allow_multiple_delete: bool,
+    /// `DB_SEARCH_PARAM_BUNDLE`: a Bundle of custom SearchParameters, if set.
+    pub search_param_bundle: Option<PathBuf>,
+    /// `PAGE_SECRET`: seeds the page-link key; random per start when unset.
+    pub page_secret: Option<String>,
     /// `MAX_REQUEST_BODY_SIZE` in bytes.
     pub max_request_body_size: usize,
     /// `FHIR_DEFAULT_PAGE_SIZE`.
@@ -128,6 +134,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "ENFORCE_REFERENTIAL_INTEGRITY",
         "true",
         "refuse dangling local references and deletes of referenced resources",
+    ),
+    (
+        "ALLOW_MULTIPLE_DELETE",
+        "false",
+        "conditional delete may delete several resources (at most 10,000)",
+    ),
+    (
+        "DB_SEARCH_PARAM_BUNDLE",
+        "",
+        "JSON Bundle of custom SearchParameter resources",
+    ),
+    (
+        "PAGE_SECRET",
+        "",
+        "secret sealing page links (same on every node; random per start if unset)",
     ),
     (
         "MAX_REQUEST_BODY_SIZE",
@@ -255,14 +276,15 @@ impl Config {
                 "trace, debug, info, warn or error",
             ));
         }
-        let enforce = match var("ENFORCE_REFERENTIAL_INTEGRITY")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "true" => true,
-            "false" => false,
-            v => return Err(bad("ENFORCE_REFERENTIAL_INTEGRITY", v, "true or false")),
+        let boolean = |name: &str| -> Result<bool, String> {
+            match var(name).to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                v => Err(bad(name, v, "true or false")),
+            }
         };
+        let enforce = boolean("ENFORCE_REFERENTIAL_INTEGRITY")?;
+        let optional = |name: &str| Some(var(name)).filter(|v| !v.is_empty());
         let positive = |name: &str| -> Result<usize, String> {
             let v: usize = num(name, var(name), "a positive integer")?;
             if v == 0 {
@@ -295,6 +317,9 @@ impl Config {
             db_sync_timeout: Duration::from_millis(positive("DB_SYNC_TIMEOUT")? as u64),
             db_max_in_flight_transactions: positive("DB_MAX_IN_FLIGHT_TRANSACTIONS")?,
             enforce_referential_integrity: enforce,
+            allow_multiple_delete: boolean("ALLOW_MULTIPLE_DELETE")?,
+            search_param_bundle: optional("DB_SEARCH_PARAM_BUNDLE").map(PathBuf::from),
+            page_secret: optional("PAGE_SECRET"),
             max_request_body_size: positive("MAX_REQUEST_BODY_SIZE")?,
             default_page_size: positive("FHIR_DEFAULT_PAGE_SIZE")?,
             max_page_size: positive("FHIR_MAX_PAGE_SIZE")?,

@@ -98,7 +98,40 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
+/// The search engine over the R4 parameters plus those of `DB_SEARCH_PARAM_BUNDLE`.
+fn search_engine(c: &Config) -> Result<flint_search::Engine, String> {
+    let mut registry = flint_search::Registry::r4();
+    if let Some(path) = &c.search_param_bundle {
+        let bytes = std::fs::read(path).map_err(|e| {
+            format!(
+                "cannot read {} (DB_SEARCH_PARAM_BUNDLE): {e}",
+                path.display()
+            )
+        })?;
+        let report = registry
+            .add_bundle(&bytes)
+            .map_err(|e| format!("{} (DB_SEARCH_PARAM_BUNDLE): {e}", path.display()))?;
+        tracing::info!(
+            added = report.added.len(),
+            replaced = report.replaced.len(),
+            unsupported = report.unsupported.len(),
+            "custom search parameters loaded"
+        );
+    }
+    Ok(flint_search::Engine::new(std::sync::Arc::new(registry)))
+}
+
+/// The page-link key: SHA-256 of `PAGE_SECRET`, or random (links then die with the process).
+fn page_key(secret: Option<&str>) -> [u8; 32] {
+    use sha2::Digest;
+    match secret {
+        Some(s) => sha2::Sha256::digest(s.as_bytes()).into(),
+        None => rand::random(),
+    }
+}
+
 async fn run(c: Config) -> Result<(), String> {
+    let engine = search_engine(&c)?;
     let (kv, log, store) = open_storage(&c).await?;
     let node = Node::start(
         kv,
@@ -108,7 +141,7 @@ async fn run(c: Config) -> Result<(), String> {
             resource_cache_size: c.db_resource_cache_size,
             sync_timeout: c.db_sync_timeout,
             max_in_flight: c.db_max_in_flight_transactions,
-            resource_indexer: None,
+            resource_indexer: Some(engine.indexer()),
         },
     )
     .await
@@ -135,7 +168,10 @@ async fn run(c: Config) -> Result<(), String> {
             max_page_size: c.max_page_size,
             max_body_size: c.max_request_body_size,
             storage: c.storage.name().to_string(),
+            allow_multiple_delete: c.allow_multiple_delete,
+            page_key: page_key(c.page_secret.as_deref()),
         },
+        engine,
     );
     let addr = SocketAddr::from(([0, 0, 0, 0], c.server_port));
     let listener = tokio::net::TcpListener::bind(addr)

@@ -45,10 +45,15 @@ fn capability_statement_and_health() {
             .map(|i| i["code"].as_str().unwrap())
             .collect();
         assert!(codes.contains(&"patch") && codes.contains(&"vread"));
-        assert!(
-            !codes.contains(&"search-type"),
-            "search is not in this build"
-        );
+        assert!(codes.contains(&"search-type"));
+        let params: Vec<&str> = patient["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(params.contains(&"birthdate") && params.contains(&"_sort"));
+        assert_eq!(patient["conditionalCreate"], true);
         let r = s
             .client
             .get(format!("http://127.0.0.1:{}/health", s.port))

@@ -1,0 +1,433 @@
+//! Search interactions: type search (`GET [type]?…`, `POST [type]/_search`), system search
+//! (`GET [base]?_type=…`), compartment search (`GET [base]/Patient/[id]/[type]?…`), page
+//! links, and the searches behind conditional interactions.
+//!
+//! Every page of a search is computed at the database value `t` of its first page. Page links
+//! (`[base]/__page/[token]`) carry the scope, the parameters, `t` and the offset sealed with
+//! ChaCha20-Poly1305 under the server's page key: intermediaries never see the query (which
+//! matters for `POST _search`), a changed link fails authentication (400) and links expire
+//! after [`PAGE_LIFETIME_MS`] (410).
+
+use crate::api::{Body, FhirRequest, Payload, Reply};
+use crate::interaction::{Ctx, check_type};
+use crate::outcome::{FhirError, FhirResult};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use flint_db::{Db, ResourceHandle, T};
+use flint_search::query::{Summary, Total};
+use flint_search::{Error as SearchError, Query, QueryParser};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// How long a page link stays valid.
+pub const PAGE_LIFETIME_MS: i64 = 24 * 3_600_000;
+
+/// Parameters that are not search criteria and never fail a search.
+const TRANSPORT_PARAMS: [&str; 2] = ["_format", "_pretty"];
+
+/// Where a search looks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// One resource type.
+    Type(String),
+    /// All types, or those of `_type`.
+    System,
+    /// `[compartment]/[id]/[type]`.
+    Compartment(String, String, String),
+}
+
+/// The sealed content of a page link.
+#[derive(Debug, Serialize, Deserialize)]
+struct PageState {
+    scope: Scope,
+    params: Vec<(String, String)>,
+    t: T,
+    offset: usize,
+    strict: bool,
+    expires_ms: i64,
+}
+
+/// The search parameters of a request: the URL's, plus a form body for `POST _search`.
+pub fn request_params(req: &FhirRequest) -> FhirResult<Vec<(String, String)>> {
+    let mut params = req.query.clone();
+    match &req.payload {
+        Payload::None => {}
+        Payload::Raw(ct, bytes) if ct == "application/x-www-form-urlencoded" => {
+            params.extend(form_urlencoded::parse(bytes).into_owned());
+        }
+        _ => {
+            return Err(FhirError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not-supported",
+                "A search with POST takes its parameters as application/x-www-form-urlencoded.",
+            ));
+        }
+    }
+    Ok(params)
+}
+
+/// Answers a search in `scope` with `params`.
+pub async fn search(
+    ctx: &Ctx,
+    scope: Scope,
+    params: Vec<(String, String)>,
+    strict: bool,
+) -> FhirResult<Reply> {
+    match &scope {
+        Scope::Type(ty) => check_type(ty)?,
+        Scope::Compartment(c, id, ty) => {
+            check_type(c)?;
+            crate::interaction::check_id(id)?;
+            check_type(ty)?;
+        }
+        Scope::System => {}
+    }
+    let db = ctx.state.node().sync().await?;
+    run(ctx, &db, scope, params, strict, 0).await
+}
+
+/// `GET [base]/__page/[token]`.
+pub async fn page(ctx: &Ctx, token: &str) -> FhirResult<Reply> {
+    let state = open(ctx, token)?;
+    if state.expires_ms < flint_db::mem::now_ms() {
+        return Err(FhirError::new(
+            StatusCode::GONE,
+            "expired",
+            "This page link has expired; run the search again.",
+        ));
+    }
+    let db = ctx.state.node().sync_to(state.t).await?;
+    run(
+        ctx,
+        &db,
+        state.scope,
+        state.params,
+        state.strict,
+        state.offset,
+    )
+    .await
+}
+
+/// Parses `params` for `ty` (dropping transport parameters); strict handling turns the first
+/// unknown or unsupported parameter into the error.
+pub fn parse(ctx: &Ctx, ty: &str, params: &[(String, String)], strict: bool) -> FhirResult<Query> {
+    let own = format!("{}/", ctx.base);
+    let params: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !TRANSPORT_PARAMS.contains(&k.as_str()) && k != "_type")
+        .map(|(k, v)| {
+            // References to this server's own base URL are local references.
+            if v.contains(&own) && is_reference_param(ctx, ty, k) {
+                (k.clone(), v.replace(&own, ""))
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect();
+    let q = QueryParser::new(ctx.state.registry())
+        .parse(ty, &params)
+        .map_err(search_error)?;
+    if strict {
+        q.strict().map_err(search_error)
+    } else {
+        Ok(q)
+    }
+}
+
+/// Whether `key` (a parameter name with optional modifier) names a reference parameter of `ty`.
+fn is_reference_param(ctx: &Ctx, ty: &str, key: &str) -> bool {
+    let code = key.split([':', '.']).next().unwrap_or(key);
+    ctx.state
+        .registry()
+        .param(ty, code)
+        .is_some_and(|p| p.kind == flint_search::ParamType::Reference)
+}
+
+/// The OperationOutcome error of a search problem (400, with the parameter as expression).
+pub fn search_error(e: SearchError) -> FhirError {
+    let at = match &e {
+        SearchError::UnknownParameter { code, .. }
+        | SearchError::UnknownModifier { code, .. }
+        | SearchError::Unsupported { code, .. }
+        | SearchError::InvalidValue { code, .. } => Some(code.clone()),
+        _ => None,
+    };
+    let mut err = match &e {
+        SearchError::UnknownResourceType(_) => FhirError::not_found(format!("{e}.")),
+        _ => FhirError::invalid(format!("{e}.")),
+    };
+    if matches!(e, SearchError::Unsupported { .. }) {
+        err.code = "not-supported";
+    }
+    match at {
+        Some(a) => err.at(a),
+        None => err,
+    }
+}
+
+/// All current resources matching `params` on `ty` at `db` (strict parsing), for conditional
+/// interactions.
+pub fn matches(
+    ctx: &Ctx,
+    db: &Db,
+    ty: &str,
+    params: &[(String, String)],
+) -> FhirResult<Vec<ResourceHandle>> {
+    let q = parse(ctx, ty, params, true)?;
+    ctx.state.engine().execute(db, &q).map_err(search_error)
+}
+
+/// Whether a condition has search criteria (not only result parameters); conditional
+/// interactions without criteria are refused.
+pub fn has_criteria(ctx: &Ctx, ty: &str, params: &[(String, String)]) -> FhirResult<bool> {
+    Ok(!parse(ctx, ty, params, true)?.clauses.is_empty())
+}
+
+async fn run(
+    ctx: &Ctx,
+    db: &Db,
+    scope: Scope,
+    params: Vec<(String, String)>,
+    strict: bool,
+    offset: usize,
+) -> FhirResult<Reply> {
+    let engine = ctx.state.engine();
+    // One query per searched type.
+    let mut queries: Vec<Query> = Vec::new();
+    match &scope {
+        Scope::Type(ty) | Scope::Compartment(_, _, ty) => {
+            queries.push(parse(ctx, ty, &params, strict)?)
+        }
+        Scope::System => {
+            let types: Vec<String> = match params.iter().find(|(k, _)| k == "_type") {
+                Some((_, v)) => {
+                    let mut ts = Vec::new();
+                    for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                        check_type(t).map_err(|e| e.at("_type"))?;
+                        ts.push(t.to_string());
+                    }
+                    ts
+                }
+                None => flint_model::defs::definitions()
+                    .resource_types()
+                    .iter()
+                    .filter(|t| db.type_total(t) > 0)
+                    .cloned()
+                    .collect(),
+            };
+            for ty in types {
+                queries.push(parse(ctx, &ty, &params, strict)?);
+            }
+        }
+    }
+    let mut all: Vec<ResourceHandle> = Vec::new();
+    for q in &queries {
+        let found = match &scope {
+            Scope::Compartment(c, id, _) => engine.execute_in_compartment(db, c, id, q),
+            _ => engine.execute(db, q),
+        }
+        .map_err(search_error)?;
+        all.extend(found);
+    }
+    let first = queries.first();
+    let result = first.map(|q| q.result.clone()).unwrap_or_default();
+    let cfg = ctx.state.config();
+    let count = (result.count.map_or(cfg.default_page_size, |c| c as usize)).min(cfg.max_page_size);
+    let summary_count = result.summary == Some(Summary::Count);
+    let total = all.len();
+    let page: Vec<ResourceHandle> = if summary_count {
+        Vec::new()
+    } else {
+        all.iter().skip(offset).take(count).cloned().collect()
+    };
+    let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
+    if result.total != Some(Total::None) || summary_count {
+        bundle["total"] = json!(total);
+    }
+    // Links.
+    let now = flint_db::mem::now_ms();
+    let link = |off: usize| -> FhirResult<String> {
+        seal(
+            ctx,
+            &PageState {
+                scope: scope.clone(),
+                params: params.clone(),
+                t: db.t(),
+                offset: off,
+                strict,
+                expires_ms: now + PAGE_LIFETIME_MS,
+            },
+        )
+    };
+    let mut links =
+        vec![json!({"relation": "self", "url": self_link(ctx, &scope, &params, offset)})];
+    if !summary_count && count > 0 {
+        links.push(json!({"relation": "first", "url": link(0)?}));
+        if offset > 0 {
+            links.push(json!({"relation": "previous", "url": link(offset.saturating_sub(count))?}));
+        }
+        if offset + count < total {
+            links.push(json!({"relation": "next", "url": link(offset + count)?}));
+        }
+    }
+    bundle["link"] = Value::Array(links);
+    // Entries: the page's matches, then includes, then an outcome for ignored parameters.
+    let mut entries = Vec::with_capacity(page.len());
+    let subset = Subset::of(&result);
+    for (h, v) in page.iter().zip(materialize_all(db, &page).await?) {
+        entries.push(entry(ctx, h, subset.apply(v), "match"));
+    }
+    if !page.is_empty() {
+        for q in &queries {
+            let of_type: Vec<ResourceHandle> = page
+                .iter()
+                .filter(|h| h.type_name == q.resource_type)
+                .cloned()
+                .collect();
+            let inc = engine.includes(db, q, &of_type);
+            for (h, v) in inc.iter().zip(materialize_all(db, &inc).await?) {
+                entries.push(entry(ctx, h, subset.apply(v), "include"));
+            }
+        }
+    }
+    let ignored: Vec<String> = queries
+        .iter()
+        .flat_map(|q| q.ignored.iter().map(|e| e.to_string()))
+        .collect();
+    if !ignored.is_empty() && offset == 0 {
+        let issues: Vec<Value> = ignored
+            .iter()
+            .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("Ignored: {m}.")}))
+            .collect();
+        entries.push(json!({
+            "resource": {"resourceType": "OperationOutcome", "issue": issues},
+            "search": {"mode": "outcome"}
+        }));
+    }
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(Reply::new(200, Body::Resource(bundle)))
+}
+
+fn entry(ctx: &Ctx, h: &ResourceHandle, resource: Value, mode: &str) -> Value {
+    json!({
+        "fullUrl": ctx.url(&h.type_name, &h.id),
+        "resource": resource,
+        "search": {"mode": mode}
+    })
+}
+
+/// The resources of `handles` with version metadata, in order.
+async fn materialize_all(db: &Db, handles: &[ResourceHandle]) -> FhirResult<Vec<Value>> {
+    let bytes = db.pull_many(handles).await?;
+    let mut out = Vec::with_capacity(handles.len());
+    for (h, b) in handles.iter().zip(bytes) {
+        let s = crate::api::Stored {
+            bytes: b,
+            t: h.t,
+            instant_ms: db.instant(h.t).unwrap_or(0),
+        };
+        out.push(s.to_value()?);
+    }
+    Ok(out)
+}
+
+/// `_summary` and `_elements` applied to each entry.
+struct Subset {
+    summary: Option<flint_model::subset::Summary>,
+    elements: Vec<String>,
+}
+
+impl Subset {
+    fn of(r: &flint_search::ResultParams) -> Subset {
+        use flint_model::subset::Summary as S;
+        Subset {
+            summary: match r.summary {
+                Some(Summary::True) => Some(S::True),
+                Some(Summary::Text) => Some(S::Text),
+                Some(Summary::Data) => Some(S::Data),
+                _ => None,
+            },
+            elements: r.elements.clone(),
+        }
+    }
+
+    fn apply(&self, v: Value) -> Value {
+        let mut v = v;
+        if let Some(m) = self.summary {
+            v = flint_model::subset::summary(&v, m);
+        }
+        if !self.elements.is_empty() {
+            let names: Vec<&str> = self.elements.iter().map(String::as_str).collect();
+            v = flint_model::subset::elements(&v, &names);
+        }
+        v
+    }
+}
+
+/// The self link: the search as a GET URL (offset as `__offset` on later pages).
+fn self_link(ctx: &Ctx, scope: &Scope, params: &[(String, String)], offset: usize) -> String {
+    let path = match scope {
+        Scope::Type(t) => t.clone(),
+        Scope::System => String::new(),
+        Scope::Compartment(c, id, t) => format!("{c}/{id}/{t}"),
+    };
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    ser.extend_pairs(params.iter());
+    if offset > 0 {
+        ser.append_pair("__offset", &offset.to_string());
+    }
+    let q = ser.finish();
+    let base = if path.is_empty() {
+        ctx.base.clone()
+    } else {
+        format!("{}/{path}", ctx.base)
+    };
+    if q.is_empty() {
+        base
+    } else {
+        format!("{base}?{q}")
+    }
+}
+
+fn cipher(ctx: &Ctx) -> ChaCha20Poly1305 {
+    ChaCha20Poly1305::new(Key::from_slice(&ctx.state.config().page_key))
+}
+
+fn seal(ctx: &Ctx, state: &PageState) -> FhirResult<String> {
+    let plain = serde_json::to_vec(state)
+        .map_err(|e| FhirError::from(flint_db::DbError::fault(e.to_string())))?;
+    let nonce: [u8; 12] = rand::random();
+    let mut out = nonce.to_vec();
+    let sealed = cipher(ctx)
+        .encrypt(Nonce::from_slice(&nonce), plain.as_slice())
+        .map_err(|_| FhirError::from(flint_db::DbError::fault("cannot seal a page link")))?;
+    out.extend_from_slice(&sealed);
+    Ok(format!(
+        "{}/__page/{}",
+        ctx.base,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+    ))
+}
+
+fn open(ctx: &Ctx, token: &str) -> FhirResult<PageState> {
+    let bad = || {
+        FhirError::invalid(
+            "Invalid page link: it was changed, or made by a server with another page key.",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    if raw.len() < 12 {
+        return Err(bad());
+    }
+    let (nonce, sealed) = raw.split_at(12);
+    let plain = cipher(ctx)
+        .decrypt(Nonce::from_slice(nonce), sealed)
+        .map_err(|_| bad())?;
+    serde_json::from_slice(&plain).map_err(|_| bad())
+}

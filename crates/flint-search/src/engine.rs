@@ -1,0 +1,609 @@
+//! Search execution over a database value: the indexer hook that writes index entries and
+//! value blobs at indexing time, and the evaluation of parsed queries with index scans.
+//!
+//! Evaluation at one database value `t` (so every page of a search sees the same data):
+//! 1. each clause becomes a set of current resources (sorted by id): parameter clauses by
+//!    scans of the SearchParamValue index with exact filters ([`crate::keys`]), chains by
+//!    evaluating the target clause and looking up references to its results, `_has` by
+//!    evaluating the referencing type and reading its references from the value blobs, `_id`
+//!    by direct lookups, `_lastUpdated` from the transaction instants;
+//! 2. selective clauses are intersected first; clauses that would read a whole parameter
+//!    (`:not`, `:missing`, open date ranges, numbers, quantities) are checked against the
+//!    candidates' value blobs when the candidates are few, else intersected as sets;
+//! 3. `_sort` keys come from the value blobs ([`crate::sort`]), ties and the default order
+//!    are by id.
+//!
+//! Not supported here (an [`Error::Unsupported`]): token `:in`, `:not-in`, `:above`, `:below`
+//! (no terminology server yet), reference `:above`/`:below`, `_list`.
+
+use crate::date::DateRange;
+use crate::error::Error;
+use crate::keys::{self, Scan};
+use crate::query::{Clause, Include, Modifier, ParamClause, Query, QueryValue, SortKey};
+use crate::registry::{ParamRef, ParamType, Registry};
+use crate::sort::{SortValue, sort_value};
+use crate::value::{IndexValue, ReferenceValue};
+use flint_db::codec::param_hash;
+use flint_db::{Db, DbError, Indexed, ResourceHandle, ResourceIndexer, ValueMatch};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Candidates up to this many are checked against value blobs instead of scanning a broad
+/// clause's whole parameter.
+const VERIFY_LIMIT: usize = 4096;
+/// Inner chain results above this many are joined by one filtered reference scan instead of
+/// one lookup per target.
+const CHAIN_LOOKUP_LIMIT: usize = 256;
+/// Rounds of `:iterate` includes.
+const MAX_ITERATE: usize = 8;
+
+/// The values of one resource version, decoded from its blob: `(param hash, value)`.
+pub type BlobValues = Vec<(u32, IndexValue)>;
+
+/// The search hook for [`flint_db::NodeConfig::resource_indexer`]: extracts every parameter's
+/// values with the registry and encodes them as index entries plus one value blob.
+pub struct SearchIndexer {
+    registry: Arc<Registry>,
+}
+
+impl SearchIndexer {
+    /// An indexer for the parameters of `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        SearchIndexer { registry }
+    }
+}
+
+impl ResourceIndexer for SearchIndexer {
+    fn index(&self, type_name: &str, content: &[u8]) -> flint_db::error::Result<Indexed> {
+        let resource: serde_json::Value =
+            serde_json::from_slice(content).map_err(|e| DbError::fault(e.to_string()))?;
+        let values = match self.registry.extract(&resource) {
+            Ok(v) => v,
+            // One failing expression must not hide the resource from every other parameter.
+            Err(_) => {
+                let mut out = Vec::new();
+                for p in self.registry.params_of(type_name) {
+                    if let Ok(vs) = self.registry.extract_param(p, &resource) {
+                        out.extend(vs.into_iter().map(|v| (p.clone(), v)));
+                    }
+                }
+                out
+            }
+        };
+        let mut entries = Vec::with_capacity(values.len() * 2);
+        let mut buf = Vec::new();
+        let mut blob: BlobValues = Vec::with_capacity(values.len());
+        for (p, v) in values {
+            let h = param_hash(&p.code);
+            buf.clear();
+            keys::entries(&v, &mut buf);
+            entries.extend(buf.drain(..).map(|k| (h, k)));
+            blob.push((h, v));
+        }
+        entries.sort_unstable();
+        entries.dedup();
+        let values = postcard::to_stdvec(&blob).map_err(|e| DbError::fault(e.to_string()))?;
+        Ok(Indexed { entries, values })
+    }
+}
+
+/// Decodes a value blob written by [`SearchIndexer`].
+pub fn decode_blob(bytes: &[u8]) -> BlobValues {
+    postcard::from_bytes(bytes).unwrap_or_default()
+}
+
+/// Executes queries against database values.
+#[derive(Clone)]
+pub struct Engine {
+    registry: Arc<Registry>,
+}
+
+/// A set of current resources of one type, sorted by id.
+type Set = Vec<ResourceHandle>;
+
+impl Engine {
+    /// An engine over the parameters of `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Engine { registry }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The indexer hook writing what this engine reads.
+    pub fn indexer(&self) -> Arc<dyn ResourceIndexer> {
+        Arc::new(SearchIndexer::new(self.registry.clone()))
+    }
+
+    /// All matches of `query` at `db`, in `_sort` order (by id without `_sort`).
+    pub fn execute(&self, db: &Db, query: &Query) -> Result<Vec<ResourceHandle>, Error> {
+        let mut set = self.evaluate(db, &query.resource_type, &query.clauses, None)?;
+        self.sort(db, &mut set, &query.result.sort);
+        Ok(set)
+    }
+
+    /// All matches of `query` inside the compartment `compartment/id` (e.g. `Patient/p1`), in
+    /// `_sort` order. Resource types that are not members of the compartment match nothing.
+    pub fn execute_in_compartment(
+        &self,
+        db: &Db,
+        compartment: &str,
+        id: &str,
+        query: &Query,
+    ) -> Result<Vec<ResourceHandle>, Error> {
+        let ty = &query.resource_type;
+        let key = keys::reference_key(compartment, id);
+        let mut members: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+        for code in self.registry.compartment_params(compartment, ty) {
+            if self.registry.param(ty, code).is_none() {
+                continue;
+            }
+            for h in db.search(ty, param_hash(code), &ValueMatch::Exact(key.clone())) {
+                members.insert(h.id.clone(), h);
+            }
+        }
+        if ty == compartment
+            && let Some(h) = db.resource(ty, id).filter(|h| !h.is_deleted())
+        {
+            members.insert(h.id.clone(), h);
+        }
+        let base: Set = members.into_values().collect();
+        let mut set = self.evaluate(db, ty, &query.clauses, Some(base))?;
+        self.sort(db, &mut set, &query.result.sort);
+        Ok(set)
+    }
+
+    /// Evaluates AND-ed clauses on `ty`, optionally within `base`.
+    fn evaluate(
+        &self,
+        db: &Db,
+        ty: &str,
+        clauses: &[Clause],
+        base: Option<Set>,
+    ) -> Result<Set, Error> {
+        let (selective, broad): (Vec<&Clause>, Vec<&Clause>) =
+            clauses.iter().partition(|c| self.is_selective(c));
+        let mut acc = base;
+        for c in selective {
+            if acc.as_ref().is_some_and(Vec::is_empty) {
+                return Ok(Vec::new());
+            }
+            let s = self.clause_set(db, ty, c)?;
+            acc = Some(match acc {
+                Some(a) => intersect(a, &s),
+                None => s,
+            });
+        }
+        for c in broad {
+            acc = Some(match acc {
+                Some(a) if a.len() <= VERIFY_LIMIT => self.verify(db, a, c)?,
+                Some(a) => {
+                    let s = self.clause_set(db, ty, c)?;
+                    intersect(a, &s)
+                }
+                None => self.clause_set(db, ty, c)?,
+            });
+        }
+        Ok(match acc {
+            Some(a) => a,
+            None => db.type_list(ty, None, usize::MAX),
+        })
+    }
+
+    fn is_selective(&self, c: &Clause) -> bool {
+        match c {
+            Clause::Param(p) => {
+                if p.param.code == "_id" {
+                    return true;
+                }
+                if p.param.code == "_lastUpdated" {
+                    return false;
+                }
+                match &p.modifier {
+                    Some(Modifier::Not | Modifier::Missing) => false,
+                    m => p
+                        .values
+                        .iter()
+                        .all(|q| keys::plan(q, m.as_ref()).is_none_or(|s| s.selective)),
+                }
+            }
+            Clause::Chain { .. } | Clause::Has { .. } | Clause::List(_) => true,
+        }
+    }
+
+    /// Keeps the handles of `set` matching broad clause `c`, reading their value blobs.
+    fn verify(&self, db: &Db, set: Set, c: &Clause) -> Result<Set, Error> {
+        let Clause::Param(p) = c else {
+            let s = self.clause_set(db, set.first().map_or("", |h| &h.type_name), c)?;
+            return Ok(intersect(set, &s));
+        };
+        let mut out = Vec::with_capacity(set.len());
+        if p.param.code == "_lastUpdated" {
+            for h in set {
+                if last_updated_matches(db, p, &h) {
+                    out.push(h);
+                }
+            }
+            return Ok(out);
+        }
+        check_supported(p)?;
+        let h = param_hash(&p.param.code);
+        for handle in set {
+            let values: Vec<IndexValue> = db
+                .index_values(&handle)
+                .map(|b| decode_blob(&b))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(ph, _)| *ph == h)
+                .map(|(_, v)| v)
+                .collect();
+            if p.matches(&values).map_err(|e| unsupported(p, e.reason))? {
+                out.push(handle);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The set of current `ty` resources matching one clause.
+    fn clause_set(&self, db: &Db, ty: &str, c: &Clause) -> Result<Set, Error> {
+        match c {
+            Clause::Param(p) => self.param_set(db, ty, p),
+            Clause::Chain { param, targets } => {
+                let h = param_hash(&param.code);
+                let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+                for (target_type, inner) in targets {
+                    let inner_set = self.clause_set(db, target_type, inner)?;
+                    if inner_set.is_empty() {
+                        continue;
+                    }
+                    if inner_set.len() <= CHAIN_LOOKUP_LIMIT {
+                        for t in &inner_set {
+                            let key = keys::reference_key(target_type, &t.id);
+                            for s in db.search(ty, h, &ValueMatch::Exact(key)) {
+                                out.insert(s.id.clone(), s);
+                            }
+                        }
+                    } else {
+                        let ids: HashSet<&str> = inner_set.iter().map(|t| t.id.as_str()).collect();
+                        let mut pre = b"r".to_vec();
+                        pre.extend_from_slice(target_type.as_bytes());
+                        pre.push(b'/');
+                        let tt = target_type.as_str();
+                        for s in db.search_filtered(ty, h, &ValueMatch::Prefix(pre), |v| {
+                            keys::parse_reference_key(v)
+                                .is_some_and(|(t, id)| t == tt && ids.contains(id))
+                        }) {
+                            out.insert(s.id.clone(), s);
+                        }
+                    }
+                }
+                Ok(out.into_values().collect())
+            }
+            Clause::Has {
+                source_type,
+                reference,
+                inner,
+            } => {
+                let sources = self.clause_set(db, source_type, inner)?;
+                let h = param_hash(&reference.code);
+                let mut ids = HashSet::new();
+                for s in &sources {
+                    for (ph, v) in db
+                        .index_values(s)
+                        .map(|b| decode_blob(&b))
+                        .unwrap_or_default()
+                    {
+                        if ph == h
+                            && let IndexValue::Reference(ReferenceValue::Local {
+                                type_name,
+                                id,
+                                ..
+                            }) = v
+                            && type_name == ty
+                        {
+                            ids.insert(id);
+                        }
+                    }
+                }
+                Ok(lookup(db, ty, ids))
+            }
+            Clause::List(_) => Err(Error::Unsupported {
+                code: "_list".into(),
+                reason: "list membership is not supported yet".into(),
+            }),
+        }
+    }
+
+    fn param_set(&self, db: &Db, ty: &str, p: &ParamClause) -> Result<Set, Error> {
+        if p.param.code == "_id" && p.modifier.is_none() {
+            let ids = p.values.iter().filter_map(|q| match q {
+                QueryValue::Token(t) => t.code.clone(),
+                _ => None,
+            });
+            return Ok(lookup(db, ty, ids));
+        }
+        if p.param.code == "_lastUpdated" {
+            let all = db.type_list(ty, None, usize::MAX);
+            return Ok(all
+                .into_iter()
+                .filter(|h| last_updated_matches(db, p, h))
+                .collect());
+        }
+        check_supported(p)?;
+        let h = param_hash(&p.param.code);
+        match &p.modifier {
+            Some(Modifier::Missing) => {
+                let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+                for q in &p.values {
+                    let QueryValue::Missing(missing) = q else {
+                        continue;
+                    };
+                    let s = keys::any_value();
+                    let has = db.search_filtered(ty, h, &s.range, &s.filter);
+                    let part = if *missing {
+                        difference(db.type_list(ty, None, usize::MAX), &has)
+                    } else {
+                        has
+                    };
+                    out.extend(part.into_iter().map(|x| (x.id.clone(), x)));
+                }
+                Ok(out.into_values().collect())
+            }
+            Some(Modifier::Not) => {
+                let positive = self.union_of_values(db, ty, h, &p.values, None);
+                Ok(difference(db.type_list(ty, None, usize::MAX), &positive))
+            }
+            m => Ok(self.union_of_values(db, ty, h, &p.values, m.as_ref())),
+        }
+    }
+
+    fn union_of_values(
+        &self,
+        db: &Db,
+        ty: &str,
+        h: u32,
+        values: &[QueryValue],
+        m: Option<&Modifier>,
+    ) -> Set {
+        let scans: Vec<Scan> = values.iter().filter_map(|q| keys::plan(q, m)).collect();
+        if scans.len() == 1 {
+            let s = &scans[0];
+            return db.search_filtered(ty, h, &s.range, &s.filter);
+        }
+        let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+        for s in &scans {
+            for x in db.search_filtered(ty, h, &s.range, &s.filter) {
+                out.insert(x.id.clone(), x);
+            }
+        }
+        out.into_values().collect()
+    }
+
+    /// Sorts by the `_sort` keys (resources without a key last), then by id.
+    fn sort(&self, db: &Db, set: &mut Set, keys: &[SortKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut keyed: Vec<(Vec<Option<SortValue>>, ResourceHandle)> = std::mem::take(set)
+            .into_iter()
+            .map(|h| {
+                let blob = if keys.iter().any(|k| !is_meta_sort(&k.param)) {
+                    db.index_values(&h)
+                        .map(|b| decode_blob(&b))
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let ks = keys
+                    .iter()
+                    .map(|k| match k.param.code.as_str() {
+                        "_id" => Some(SortValue::Text(h.id.clone())),
+                        "_lastUpdated" => Some(SortValue::Instant(h.t as i64)),
+                        code => {
+                            let ph = param_hash(code);
+                            let vals: Vec<IndexValue> = blob
+                                .iter()
+                                .filter(|(p, _)| *p == ph)
+                                .map(|(_, v)| v.clone())
+                                .collect();
+                            sort_value(&vals, k.descending)
+                        }
+                    })
+                    .collect();
+                (ks, h)
+            })
+            .collect();
+        keyed.sort_by(|(a, ha), (b, hb)| {
+            for ((x, y), k) in a.iter().zip(b).zip(keys) {
+                let o = match (x, y) {
+                    (Some(x), Some(y)) if k.descending => y.cmp(x),
+                    (Some(x), Some(y)) => x.cmp(y),
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => Ordering::Equal,
+                };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            ha.id.cmp(&hb.id)
+        });
+        *set = keyed.into_iter().map(|(_, h)| h).collect();
+    }
+
+    /// The resources `_include` and `_revinclude` add to `page` (the page's matches), without
+    /// duplicates and without the matches themselves, in discovery order.
+    pub fn includes(&self, db: &Db, query: &Query, page: &[ResourceHandle]) -> Vec<ResourceHandle> {
+        let r = &query.result;
+        if r.include.is_empty() && r.revinclude.is_empty() {
+            return Vec::new();
+        }
+        let mut seen: HashSet<(String, String)> = page
+            .iter()
+            .map(|h| (h.type_name.clone(), h.id.clone()))
+            .collect();
+        let mut out = Vec::new();
+        let mut frontier: Vec<ResourceHandle> = page.to_vec();
+        for round in 0..=MAX_ITERATE {
+            let mut next = Vec::new();
+            for inc in r.include.iter().filter(|i| round == 0 || i.iterate) {
+                for h in frontier.iter().filter(|h| h.type_name == inc.source_type) {
+                    for target in self.forward(db, h, inc) {
+                        if seen.insert((target.type_name.clone(), target.id.clone())) {
+                            next.push(target);
+                        }
+                    }
+                }
+            }
+            for inc in r.revinclude.iter().filter(|i| round == 0 || i.iterate) {
+                for h in &frontier {
+                    for source in self.reverse(db, h, inc) {
+                        if seen.insert((source.type_name.clone(), source.id.clone())) {
+                            next.push(source);
+                        }
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            out.extend(next.iter().cloned());
+            frontier = next;
+        }
+        out
+    }
+
+    /// Targets of `h`'s references through `inc`'s parameter (all reference parameters for `*`).
+    fn forward(&self, db: &Db, h: &ResourceHandle, inc: &Include) -> Vec<ResourceHandle> {
+        let params: Vec<u32> = match &inc.param {
+            Some(p) => vec![param_hash(&p.code)],
+            None => self
+                .registry
+                .params_of(&h.type_name)
+                .filter(|p| p.kind == ParamType::Reference)
+                .map(|p| param_hash(&p.code))
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for (ph, v) in db
+            .index_values(h)
+            .map(|b| decode_blob(&b))
+            .unwrap_or_default()
+        {
+            if !params.contains(&ph) {
+                continue;
+            }
+            if let IndexValue::Reference(ReferenceValue::Local { type_name, id, .. }) = v
+                && inc.target_type.as_ref().is_none_or(|t| *t == type_name)
+                && let Some(t) = db.resource(&type_name, &id).filter(|t| !t.is_deleted())
+            {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// Resources of `inc.source_type` referencing `h` through `inc`'s parameter.
+    fn reverse(&self, db: &Db, h: &ResourceHandle, inc: &Include) -> Vec<ResourceHandle> {
+        if inc.target_type.as_ref().is_some_and(|t| *t != h.type_name) {
+            return Vec::new();
+        }
+        let params: Vec<&ParamRef> = match &inc.param {
+            Some(p) => vec![p],
+            None => self
+                .registry
+                .params_of(&inc.source_type)
+                .filter(|p| p.kind == ParamType::Reference)
+                .collect(),
+        };
+        let key = keys::reference_key(&h.type_name, &h.id);
+        let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+        for p in params {
+            for s in db.search(
+                &inc.source_type,
+                param_hash(&p.code),
+                &ValueMatch::Exact(key.clone()),
+            ) {
+                out.insert(s.id.clone(), s);
+            }
+        }
+        out.into_values().collect()
+    }
+}
+
+fn is_meta_sort(p: &ParamRef) -> bool {
+    matches!(p.code.as_str(), "_id" | "_lastUpdated")
+}
+
+fn check_supported(p: &ParamClause) -> Result<(), Error> {
+    match &p.modifier {
+        Some(Modifier::In | Modifier::NotIn) => Err(unsupported(
+            p,
+            "value set membership needs a terminology service",
+        )),
+        Some(Modifier::Above | Modifier::Below) if p.param.kind != ParamType::Uri => Err(
+            unsupported(p, "subsumption needs a terminology service or hierarchy"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn unsupported(p: &ParamClause, reason: &str) -> Error {
+    Error::Unsupported {
+        code: match &p.modifier {
+            Some(m) => format!("{}:{}", p.param.code, m.as_str()),
+            None => p.param.code.clone(),
+        },
+        reason: reason.to_string(),
+    }
+}
+
+fn last_updated_matches(db: &Db, p: &ParamClause, h: &ResourceHandle) -> bool {
+    let Some(ms) = db.instant(h.t) else {
+        return false;
+    };
+    let v = IndexValue::Date(DateRange {
+        start: ms,
+        end: ms,
+        floating: false,
+    });
+    p.matches(std::slice::from_ref(&v)).unwrap_or(false)
+}
+
+/// Current resources of `ty` with these ids, sorted by id.
+fn lookup(db: &Db, ty: &str, ids: impl IntoIterator<Item = String>) -> Set {
+    let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+    for id in ids {
+        if out.contains_key(&id) {
+            continue;
+        }
+        if let Some(h) = db.resource(ty, &id).filter(|h| !h.is_deleted()) {
+            out.insert(id, h);
+        }
+    }
+    out.into_values().collect()
+}
+
+/// Handles of `a` whose ids are in `b` (both sorted by id).
+fn intersect(a: Set, b: &Set) -> Set {
+    let mut j = 0;
+    a.into_iter()
+        .filter(|x| {
+            while j < b.len() && b[j].id < x.id {
+                j += 1;
+            }
+            j < b.len() && b[j].id == x.id
+        })
+        .collect()
+}
+
+/// Handles of `a` whose ids are not in `b` (both sorted by id).
+fn difference(a: Set, b: &Set) -> Set {
+    let ids: HashMap<&str, ()> = b.iter().map(|h| (h.id.as_str(), ())).collect();
+    a.into_iter()
+        .filter(|x| !ids.contains_key(x.id.as_str()))
+        .collect()
+}
