@@ -9,7 +9,7 @@ use crate::db::Db;
 use crate::error::{DbError, ErrorKind, Result};
 use crate::kv::{Cf, KvStore, WriteBatch, scan_prefix};
 use crate::log::{IfNoneMatch, TxEntry, TxOp};
-use crate::search::ResourceIndexer;
+use crate::search::{Indexed, ResourceIndexer};
 use crate::{ContentHash, T};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -61,12 +61,43 @@ struct NewVersion<'a> {
     refs: &'a [(String, String)],
 }
 
-/// Resource contents and the hook that turns them into search-index entries.
+/// The search-index entries of a transaction's new versions, computed by the indexer hook
+/// beforehand (in parallel), by content hash.
 pub struct SearchIndexing<'a> {
-    /// Computes the entries.
-    pub indexer: &'a dyn ResourceIndexer,
-    /// Contents of the transaction's new versions, by hash.
-    pub contents: &'a HashMap<ContentHash, Bytes>,
+    /// The hook's result per content hash (an error leaves the version unindexed).
+    pub indexed: &'a HashMap<ContentHash, Result<Indexed>>,
+}
+
+/// Runs `indexer` over `contents` (content hash → type and bytes) on up to `threads` threads.
+pub fn index_contents(
+    indexer: &dyn ResourceIndexer,
+    contents: Vec<(ContentHash, &str, Bytes)>,
+    threads: usize,
+) -> HashMap<ContentHash, Result<Indexed>> {
+    let threads = threads.clamp(1, contents.len().max(1));
+    if threads == 1 {
+        return contents
+            .into_iter()
+            .map(|(h, ty, b)| (h, indexer.index(ty, &b)))
+            .collect();
+    }
+    let chunk = contents.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = contents
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(h, ty, b)| (*h, indexer.index(ty, b)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 /// Indexes `entry` on top of `before` (the database as of `entry.t - 1`). Returns the outcome of
@@ -293,33 +324,33 @@ fn referencing(
 /// that resource's rows with a warning; it never fails the transaction.
 fn write_search_entries(s: &SearchIndexing<'_>, versions: &[NewVersion<'_>], b: &mut WriteBatch) {
     for v in versions.iter().filter(|v| v.value.op != VersionOp::Delete) {
-        let Some(content) = s.contents.get(&v.value.hash) else {
-            tracing::warn!(
-                type_name = v.type_name,
-                id = v.id,
-                "content missing while indexing"
-            );
-            continue;
-        };
-        let indexed = match s.indexer.index(v.type_name, content) {
-            Ok(e) => e,
-            Err(e) => {
+        let indexed = match s.indexed.get(&v.value.hash) {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
                 tracing::warn!(type_name = v.type_name, id = v.id, error = %e, "search indexing failed");
+                continue;
+            }
+            None => {
+                tracing::warn!(
+                    type_name = v.type_name,
+                    id = v.id,
+                    "content missing while indexing"
+                );
                 continue;
             }
         };
         let tid = codec::tid(v.type_name);
-        for (param, value) in indexed.entries {
+        for (param, value) in &indexed.entries {
             b.put(
                 Cf::SearchParamValue,
-                codec::search_key(param, tid, &value, v.id, &v.value.hash),
+                codec::search_key(*param, tid, value, v.id, &v.value.hash),
                 Vec::new(),
             );
         }
         b.put(
             Cf::ResourceValue,
             codec::resource_value_key(tid, v.id, &v.value.hash),
-            indexed.values,
+            indexed.values.clone(),
         );
     }
 }

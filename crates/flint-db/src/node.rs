@@ -294,19 +294,29 @@ async fn index_entries(inner: &Inner, entries: Vec<TxEntry>) -> Result<()> {
             ));
         }
         let before = Db::new(inner.storage.clone(), head);
-        let contents = match &inner.config.resource_indexer {
-            Some(_) => fetch_contents(inner, &entry).await?,
+        let indexed = match &inner.config.resource_indexer {
+            Some(indexer) => {
+                let contents = fetch_contents(inner, &entry).await?;
+                let work: Vec<(ContentHash, &str, Bytes)> = entry
+                    .cmds
+                    .iter()
+                    .filter_map(|c| {
+                        let h = c.hash?;
+                        Some((h, c.type_name.as_str(), contents.get(&h)?.clone()))
+                    })
+                    .collect();
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                // Small transactions are not worth the threads.
+                let threads = if work.len() < 16 { 1 } else { threads };
+                index::index_contents(&**indexer, work, threads)
+            }
             None => HashMap::new(),
         };
-        let search =
-            inner
-                .config
-                .resource_indexer
-                .as_deref()
-                .map(|indexer| index::SearchIndexing {
-                    indexer,
-                    contents: &contents,
-                });
+        let search = inner
+            .config
+            .resource_indexer
+            .as_ref()
+            .map(|_| index::SearchIndexing { indexed: &indexed });
         if let Err(e) = index::index_tx(&*inner.storage.kv, &before, &entry, search.as_ref())? {
             tracing::debug!(t = entry.t, error = %e, "transaction rejected");
         }
