@@ -134,11 +134,14 @@ pub fn statement(ctx: &Ctx) -> FhirResult<Value> {
             ],
             "documentation": format!(
                 "Search: all R4 parameters of the official definitions with every modifier and \
-                 prefix except token `:in`, `:not-in`, `:above`, `:below` and reference \
-                 `:above`/`:below` (no terminology service yet), `_list`, `_text`, `_content`, \
-                 `_filter`, `_query` and `_contained`. Unsupported parameters: {}. Compartment \
-                 search: GET [base]/[Compartment]/[id]/[type] for every R4 compartment. \
-                 Conditional references in transactions are resolved before the transaction.",
+                 prefix. Token `:in`/`:not-in` use ValueSets stored here (expansion, or \
+                 compose.include with concepts, is-a/descendent-of filters and whole systems; \
+                 exclude is not applied), token `:above`/`:below` the concept hierarchy of a \
+                 stored CodeSystem, `_list` stored Lists. Not supported: reference \
+                 `:above`/`:below`, `_text`, `_content`, `_filter`, `_query`, `_contained`. \
+                 `_total` is always accurate. Unsupported parameters: {}. Compartment search: \
+                 GET [base]/[Compartment]/[id]/[type] for every R4 compartment. Conditional \
+                 references in transactions are resolved before the transaction.",
                 unsupported.join(", ")
             ),
             "compartment": [

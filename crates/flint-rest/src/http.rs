@@ -374,7 +374,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
             }
             "GET" => {
                 let params = search::request_params(&req)?;
-                search::search(ctx, search::Scope::System, params, req.strict).await
+                search::search(ctx, search::Scope::System, params, req.strict, false).await
             }
             _ => not_allowed(),
         },
@@ -390,7 +390,8 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
             "POST" => interaction::create(ctx, ty, &req).await,
             "GET" => {
                 let params = search::request_params(&req)?;
-                search::search(ctx, search::Scope::Type(ty.to_string()), params, req.strict).await
+                let scope = search::Scope::Type(ty.to_string());
+                search::search(ctx, scope, params, req.strict, false).await
             }
             "PUT" => interaction::conditional_update(ctx, ty, &req).await,
             "DELETE" => interaction::conditional_delete(ctx, ty, &req).await,
@@ -403,7 +404,8 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         [ty, "_search"] => match method.as_str() {
             "POST" => {
                 let params = search::request_params(&req)?;
-                search::search(ctx, search::Scope::Type(ty.to_string()), params, req.strict).await
+                let scope = search::Scope::Type(ty.to_string());
+                search::search(ctx, scope, params, req.strict, true).await
             }
             _ => not_allowed(),
         },
@@ -434,7 +436,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
                 let params = search::request_params(&req)?;
                 let scope =
                     search::Scope::Compartment(comp.to_string(), id.to_string(), ty.to_string());
-                search::search(ctx, scope, params, req.strict).await
+                search::search(ctx, scope, params, req.strict, false).await
             }
             _ => not_allowed(),
         },

@@ -16,7 +16,10 @@ use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use flint_db::{Db, ResourceHandle, T};
-use flint_search::query::{Summary, Total};
+use flint_search::ParamType;
+use flint_search::query::{
+    Clause, Modifier, ParamClause, QueryValue, Summary, SystemMatch, TokenQuery, Total,
+};
 use flint_search::{Error as SearchError, Query, QueryParser};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -46,6 +49,9 @@ struct PageState {
     t: T,
     offset: usize,
     strict: bool,
+    /// The search came as `POST _search`: links never show its parameters.
+    #[serde(default)]
+    post: bool,
     expires_ms: i64,
 }
 
@@ -74,6 +80,7 @@ pub async fn search(
     scope: Scope,
     params: Vec<(String, String)>,
     strict: bool,
+    post: bool,
 ) -> FhirResult<Reply> {
     match &scope {
         Scope::Type(ty) => check_type(ty)?,
@@ -85,7 +92,7 @@ pub async fn search(
         Scope::System => {}
     }
     let db = ctx.state.node().sync().await?;
-    run(ctx, &db, scope, params, strict, 0).await
+    run(ctx, &db, scope, params, strict, post, 0).await
 }
 
 /// `GET [base]/__page/[token]`.
@@ -105,6 +112,7 @@ pub async fn page(ctx: &Ctx, token: &str) -> FhirResult<Reply> {
         state.scope,
         state.params,
         state.strict,
+        state.post,
         state.offset,
     )
     .await
@@ -176,6 +184,11 @@ pub fn matches(
     params: &[(String, String)],
 ) -> FhirResult<Vec<ResourceHandle>> {
     let q = parse(ctx, ty, params, true)?;
+    if needs_stored(&q) {
+        return Err(FhirError::unsupported(
+            "Conditions with `:in`, `:not-in`, `:above`, `:below` or `_list` are not supported.",
+        ));
+    }
     ctx.state.engine().execute(db, &q).map_err(search_error)
 }
 
@@ -191,6 +204,7 @@ async fn run(
     scope: Scope,
     params: Vec<(String, String)>,
     strict: bool,
+    post: bool,
     offset: usize,
 ) -> FhirResult<Reply> {
     let engine = ctx.state.engine();
@@ -220,6 +234,11 @@ async fn run(
             for ty in types {
                 queries.push(parse(ctx, &ty, &params, strict)?);
             }
+        }
+    }
+    for q in &mut queries {
+        if needs_stored(q) {
+            resolve_stored(ctx, db, q).await?;
         }
     }
     let mut all: Vec<ResourceHandle> = Vec::new();
@@ -257,6 +276,7 @@ async fn run(
                 t: db.t(),
                 offset: off,
                 strict,
+                post,
                 expires_ms: now + PAGE_LIFETIME_MS,
             },
         )
@@ -430,4 +450,295 @@ fn open(ctx: &Ctx, token: &str) -> FhirResult<PageState> {
         .decrypt(Nonce::from_slice(nonce), sealed)
         .map_err(|_| bad())?;
     serde_json::from_slice(&plain).map_err(|_| bad())
+}
+
+/// Whether a query has clauses that [`resolve_stored`] must rewrite.
+fn needs_stored(q: &Query) -> bool {
+    fn clause(c: &Clause) -> bool {
+        match c {
+            Clause::Param(p) => matches!(
+                p.modifier,
+                Some(Modifier::In | Modifier::NotIn | Modifier::Above | Modifier::Below)
+            ),
+            Clause::Chain { targets, .. } => targets.iter().any(|(_, c)| clause(c)),
+            Clause::Has { inner, .. } => clause(inner),
+            Clause::List(_) => true,
+        }
+    }
+    q.clauses.iter().any(clause)
+}
+
+/// Rewrites the clauses that need stored resources into plain ones before execution:
+/// token `:in`/`:not-in` (codes of a stored ValueSet), token `:below`/`:above` (the code and
+/// its descendants/ancestors in a stored CodeSystem) and `_list` (the members of stored
+/// Lists), recursively inside chains and `_has`.
+pub async fn resolve_stored(ctx: &Ctx, db: &Db, query: &mut Query) -> FhirResult<()> {
+    let ty = query.resource_type.clone();
+    for c in &mut query.clauses {
+        resolve_clause(ctx, db, &ty, c).await?;
+    }
+    Ok(())
+}
+
+fn resolve_clause<'a>(
+    ctx: &'a Ctx,
+    db: &'a Db,
+    ty: &'a str,
+    clause: &'a mut Clause,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = FhirResult<()>> + Send + 'a>> {
+    Box::pin(async move {
+        match clause {
+            Clause::Param(p) => resolve_param(ctx, db, p).await,
+            Clause::Chain { targets, .. } => {
+                for (t, inner) in targets.iter_mut() {
+                    resolve_clause(ctx, db, t, inner).await?;
+                }
+                Ok(())
+            }
+            Clause::Has {
+                source_type, inner, ..
+            } => {
+                let st = source_type.clone();
+                resolve_clause(ctx, db, &st, inner).await
+            }
+            Clause::List(ids) => {
+                let mut members = Vec::new();
+                for list_id in ids.iter() {
+                    let Some(h) = db.resource("List", list_id).filter(|h| !h.is_deleted()) else {
+                        continue;
+                    };
+                    let list = crate::interaction::materialize(db, &h).await?;
+                    for e in list["entry"].as_array().into_iter().flatten() {
+                        if let Some((t, id)) = e["item"]["reference"]
+                            .as_str()
+                            .and_then(|r| r.split_once('/'))
+                            && t == ty
+                            && !id.contains('/')
+                        {
+                            members.push(QueryValue::Token(TokenQuery {
+                                system: SystemMatch::Any,
+                                code: Some(id.to_string()),
+                            }));
+                        }
+                    }
+                }
+                let param = ctx
+                    .state
+                    .registry()
+                    .param(ty, "_id")
+                    .cloned()
+                    .ok_or_else(|| {
+                        FhirError::invalid(format!("`_list` does not apply to `{ty}`.")).at("_list")
+                    })?;
+                *clause = Clause::Param(ParamClause {
+                    param,
+                    modifier: None,
+                    values: members,
+                });
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn resolve_param(ctx: &Ctx, db: &Db, p: &mut ParamClause) -> FhirResult<()> {
+    let code = |m: &str| format!("{}:{m}", p.param.code);
+    match p.modifier.clone() {
+        Some(m @ (Modifier::In | Modifier::NotIn)) => {
+            let mut values = Vec::new();
+            for v in &p.values {
+                if let QueryValue::ValueSet(url) = v {
+                    values.extend(
+                        value_set_codes(ctx, db, url)
+                            .await
+                            .map_err(|e| e.at(code(m.as_str())))?,
+                    );
+                }
+            }
+            p.values = values;
+            p.modifier = (m == Modifier::NotIn).then_some(Modifier::Not);
+            Ok(())
+        }
+        Some(m @ (Modifier::Above | Modifier::Below)) if p.param.kind == ParamType::Token => {
+            let mut values = Vec::new();
+            for v in &p.values {
+                let QueryValue::Token(TokenQuery {
+                    system: SystemMatch::Is(system),
+                    code: Some(c),
+                }) = v
+                else {
+                    return Err(FhirError::invalid(format!(
+                        "`:{}` needs a value `system|code`.",
+                        m.as_str()
+                    ))
+                    .at(code(m.as_str())));
+                };
+                let cs = code_system(ctx, db, system).await?.ok_or_else(|| {
+                    FhirError::invalid(format!(
+                        "No CodeSystem with url `{system}` is stored, so `:{}` cannot be evaluated.",
+                        m.as_str()
+                    ))
+                    .at(code(m.as_str()))
+                })?;
+                let related = if m == Modifier::Below {
+                    descendants(&cs, c)
+                } else {
+                    ancestors(&cs, c)
+                };
+                values.extend(related.into_iter().map(|code| {
+                    QueryValue::Token(TokenQuery {
+                        system: SystemMatch::Is(system.clone()),
+                        code: Some(code),
+                    })
+                }));
+            }
+            p.values = values;
+            p.modifier = None;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The current resource of `ty` with canonical `url` (a `url|version` picks the version).
+async fn by_url(ctx: &Ctx, db: &Db, ty: &str, url: &str) -> FhirResult<Option<Value>> {
+    let found = matches(ctx, db, ty, &[("url".to_string(), url.to_string())])?;
+    match found.first() {
+        Some(h) => Ok(Some(crate::interaction::materialize(db, h).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn code_system(ctx: &Ctx, db: &Db, url: &str) -> FhirResult<Option<Value>> {
+    by_url(ctx, db, "CodeSystem", url).await
+}
+
+/// The token values a stored ValueSet stands for: its expansion if it has one, else its
+/// `compose.include` (listed concepts, `is-a`/`descendent-of` filters over stored
+/// CodeSystems, whole systems). `compose.exclude` is not applied.
+async fn value_set_codes(ctx: &Ctx, db: &Db, url: &str) -> FhirResult<Vec<QueryValue>> {
+    let vs = by_url(ctx, db, "ValueSet", url)
+        .await?
+        .ok_or_else(|| FhirError::invalid(format!("No ValueSet with url `{url}` is stored.")))?;
+    let token = |system: Option<&str>, code: Option<&str>| {
+        QueryValue::Token(TokenQuery {
+            system: system.map_or(SystemMatch::Any, |s| SystemMatch::Is(s.to_string())),
+            code: code.map(str::to_string),
+        })
+    };
+    let mut out = Vec::new();
+    if let Some(contains) = vs["expansion"]["contains"].as_array() {
+        let mut stack: Vec<&Value> = contains.iter().collect();
+        while let Some(c) = stack.pop() {
+            if let Some(code) = c["code"].as_str() {
+                out.push(token(c["system"].as_str(), Some(code)));
+            }
+            stack.extend(c["contains"].as_array().into_iter().flatten());
+        }
+        return Ok(out);
+    }
+    for inc in vs["compose"]["include"].as_array().into_iter().flatten() {
+        let system = inc["system"].as_str();
+        let concepts = inc["concept"].as_array();
+        let filters = inc["filter"].as_array();
+        if let Some(cs) = concepts {
+            for c in cs {
+                out.push(token(system, c["code"].as_str()));
+            }
+        }
+        if let (Some(fs), Some(sys)) = (filters, system) {
+            let stored = code_system(ctx, db, sys).await?;
+            for f in fs {
+                let (Some(op), Some(value)) = (f["op"].as_str(), f["value"].as_str()) else {
+                    continue;
+                };
+                let Some(cs) = &stored else {
+                    return Err(FhirError::invalid(format!(
+                        "ValueSet `{url}` filters CodeSystem `{sys}`, which is not stored."
+                    )));
+                };
+                let mut codes = descendants(cs, value);
+                match op {
+                    "is-a" => {}
+                    "descendent-of" => codes.retain(|c| c != value),
+                    other => {
+                        return Err(FhirError::unsupported(format!(
+                            "ValueSet `{url}` uses the filter operator `{other}`; only is-a and \
+                             descendent-of are supported."
+                        )));
+                    }
+                }
+                out.extend(codes.iter().map(|c| token(Some(sys), Some(c))));
+            }
+        }
+        if concepts.is_none() && filters.is_none() && system.is_some() {
+            out.push(token(system, None));
+        }
+    }
+    Ok(out)
+}
+
+/// `code` and every code below it in the CodeSystem's concept tree (nesting and `parent`
+/// properties), or just `code` when the CodeSystem does not have it.
+fn descendants(cs: &Value, code: &str) -> Vec<String> {
+    let edges = hierarchy(cs);
+    let mut out = vec![code.to_string()];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].clone();
+        for (p, c) in &edges {
+            if *p == parent && !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `code` and every code above it.
+fn ancestors(cs: &Value, code: &str) -> Vec<String> {
+    let edges = hierarchy(cs);
+    let mut out = vec![code.to_string()];
+    let mut i = 0;
+    while i < out.len() {
+        let child = out[i].clone();
+        for (p, c) in &edges {
+            if *c == child && !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// (parent, child) pairs of a CodeSystem: nested concepts and `parent`/`child` properties.
+fn hierarchy(cs: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(Option<String>, &Value)> = cs["concept"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| (None, c))
+        .collect();
+    while let Some((parent, c)) = stack.pop() {
+        let Some(code) = c["code"].as_str() else {
+            continue;
+        };
+        if let Some(p) = parent {
+            out.push((p, code.to_string()));
+        }
+        for prop in c["property"].as_array().into_iter().flatten() {
+            match (prop["code"].as_str(), prop["valueCode"].as_str()) {
+                (Some("parent"), Some(p)) => out.push((p.to_string(), code.to_string())),
+                (Some("child"), Some(ch)) => out.push((code.to_string(), ch.to_string())),
+                _ => {}
+            }
+        }
+        for child in c["concept"].as_array().into_iter().flatten() {
+            stack.push((Some(code.to_string()), child));
+        }
+    }
+    out
 }

@@ -13,8 +13,10 @@
 //! 3. `_sort` keys come from the value blobs ([`crate::sort`]), ties and the default order
 //!    are by id.
 //!
-//! Not supported here (an [`Error::Unsupported`]): token `:in`, `:not-in`, `:above`, `:below`
-//! (no terminology server yet), reference `:above`/`:below`, `_list`.
+//! Not answered here (an [`Error::Unsupported`]): token `:in`, `:not-in`, `:above`, `:below`
+//! and `_list` need stored ValueSets, CodeSystems and Lists; the REST layer rewrites them into
+//! plain token and `_id` clauses before execution. Reference `:above`/`:below` are not
+//! supported.
 
 use crate::date::DateRange;
 use crate::error::Error;
