@@ -262,7 +262,7 @@ fn synthea_load_and_search() {
         Ok("in-memory") => "in-memory",
         _ => "standalone",
     };
-    let s = Server::start(storage, &[]);
+    let mut s = Server::start(storage, &[]);
 
     // Load: the batch bundles (names starting with 0-) first, then the patients.
     let t = Instant::now();
@@ -272,7 +272,23 @@ fn synthea_load_and_search() {
         .partition(|(f, _)| f.file_name().unwrap().to_string_lossy().starts_with("0-"));
     assert_eq!(first.len(), 2, "two batch bundles");
     for (f, b) in first.iter().chain(&rest) {
-        let (st, v) = json(s.post_json("", b).send().unwrap());
+        let started = Instant::now();
+        let r = match s.post_json("", b).send() {
+            Ok(r) => r,
+            Err(e) => panic!(
+                "{}: {e:?}; server process: {:?}",
+                f.display(),
+                s.child.try_wait()
+            ),
+        };
+        let (st, v) = json(r);
+        if started.elapsed().as_secs() >= 5 {
+            println!(
+                "slow: {} took {:.1} s",
+                f.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         assert_eq!(st, 200, "{}: {v}", f.display());
         for e in v["entry"].as_array().unwrap() {
             let status = e["response"]["status"].as_str().unwrap_or_default();
