@@ -1,10 +1,11 @@
 //! A database node: owns the index, runs the indexer over the transaction log, accepts writes
 //! and hands out database values.
 
+use crate::codec;
 use crate::db::{Db, Storage};
 use crate::error::{DbError, ErrorKind, Result};
 use crate::index;
-use crate::kv::KvStore;
+use crate::kv::{Cf, KvStore, WriteBatch};
 use crate::log::{TxCmd, TxEntry, TxLog};
 use crate::search::ResourceIndexer;
 use crate::store::ResourceStore;
@@ -115,6 +116,76 @@ impl Node {
     /// The newest database value this node has indexed.
     pub fn db(&self) -> Db {
         Db::new(self.inner.storage.clone(), *self.inner.indexed.borrow())
+    }
+
+    /// Re-indexes the search entries of every current resource when the search parameters'
+    /// `fingerprint` differs from the one the index was built with (a changed
+    /// `DB_SEARCH_PARAM_BUNDLE`, say): old entries are removed using each version's value
+    /// blob, new ones written. Returns the number of resources re-indexed, `None` when the
+    /// fingerprint matched. Call before serving writes.
+    pub async fn reindex_if_changed(&self, fingerprint: &[u8]) -> Result<Option<u64>> {
+        const KEY: &[u8] = b"search-params";
+        let Some(indexer) = self.inner.config.resource_indexer.clone() else {
+            return Ok(None);
+        };
+        let kv = self.inner.storage.kv.clone();
+        if kv.get(Cf::Meta, KEY)?.as_deref() == Some(fingerprint) {
+            return Ok(None);
+        }
+        let db = self.sync().await?;
+        let mut n = 0u64;
+        for ty in flint_model::defs::definitions().resource_types() {
+            let mut start: Option<String> = None;
+            loop {
+                let mut page = db.type_list(ty, start.as_deref(), 512);
+                if start.is_some() && !page.is_empty() {
+                    page.remove(0);
+                }
+                let Some(last) = page.last() else { break };
+                start = Some(last.id.clone());
+                let contents = db.pull_many(&page).await?;
+                let tid = codec::tid(ty);
+                let mut b = WriteBatch::default();
+                for (h, content) in page.iter().zip(contents) {
+                    if let Some(old) = db.index_values(h) {
+                        for (param, value) in indexer.entries_of_values(&old) {
+                            b.delete(
+                                Cf::SearchParamValue,
+                                codec::search_key(param, tid, &value, &h.id, &h.hash),
+                            );
+                        }
+                    }
+                    match indexer.index(ty, &content) {
+                        Ok(indexed) => {
+                            for (param, value) in &indexed.entries {
+                                b.put(
+                                    Cf::SearchParamValue,
+                                    codec::search_key(*param, tid, value, &h.id, &h.hash),
+                                    Vec::new(),
+                                );
+                            }
+                            b.put(
+                                Cf::ResourceValue,
+                                codec::resource_value_key(tid, &h.id, &h.hash),
+                                indexed.values,
+                            );
+                        }
+                        Err(e) => {
+                            tracing::warn!(type_name = %ty, id = %h.id, error = %e, "re-indexing failed")
+                        }
+                    }
+                    n += 1;
+                }
+                kv.write(b, false)?;
+                if page.len() < 511 {
+                    break;
+                }
+            }
+        }
+        let mut b = WriteBatch::default();
+        b.put(Cf::Meta, KEY.to_vec(), fingerprint.to_vec());
+        kv.write(b, true)?;
+        Ok(Some(n))
     }
 
     /// The newest `t` this node has indexed.

@@ -31,6 +31,12 @@ pub struct Indexed {
 pub trait ResourceIndexer: Send + Sync {
     /// The entries and value blob of a resource version given its canonical JSON content.
     fn index(&self, type_name: &str, content: &[u8]) -> Result<Indexed>;
+
+    /// The entries a value blob written by [`ResourceIndexer::index`] stands for (so a
+    /// re-index can remove them); empty when unknown.
+    fn entries_of_values(&self, _values: &[u8]) -> Vec<IndexEntry> {
+        Vec::new()
+    }
 }
 
 /// Which values of a parameter a scan selects.

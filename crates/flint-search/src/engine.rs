@@ -88,6 +88,17 @@ impl ResourceIndexer for SearchIndexer {
         let values = postcard::to_stdvec(&blob).map_err(|e| DbError::fault(e.to_string()))?;
         Ok(Indexed { entries, values })
     }
+
+    fn entries_of_values(&self, values: &[u8]) -> Vec<flint_db::IndexEntry> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for (h, v) in decode_blob(values) {
+            buf.clear();
+            keys::entries(&v, &mut buf);
+            out.extend(buf.drain(..).map(|k| (h, k)));
+        }
+        out
+    }
 }
 
 /// Decodes a value blob written by [`SearchIndexer`].

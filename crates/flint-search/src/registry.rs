@@ -292,6 +292,33 @@ impl Registry {
         &self.params
     }
 
+    /// A digest of every parameter's URL, code, type, bases and expression: an index built
+    /// for another fingerprint needs re-indexing.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut lines: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    p.url,
+                    p.code,
+                    p.kind.as_str(),
+                    p.base.join(","),
+                    p.expression
+                )
+            })
+            .collect();
+        lines.sort();
+        let mut h = sha2::Sha256::new();
+        for l in lines {
+            h.update(l.as_bytes());
+            h.update(b"\n");
+        }
+        h.finalize().into()
+    }
+
     /// The known but unsupported parameters, with reasons.
     pub fn unsupported(&self) -> &[Unsupported] {
         &self.unsupported

@@ -132,6 +132,7 @@ fn page_key(secret: Option<&str>) -> [u8; 32] {
 
 async fn run(c: Config) -> Result<(), String> {
     let engine = search_engine(&c)?;
+    let fingerprint = engine.registry().fingerprint();
     let (kv, log, store) = open_storage(&c).await?;
     let node = Node::start(
         kv,
@@ -148,6 +149,15 @@ async fn run(c: Config) -> Result<(), String> {
     .map_err(|e| format!("cannot start the database: {e}"))?;
     // Catch up with the log before serving (rebuilds a deleted index).
     let db = node.sync().await.or_else(|_| Ok::<_, String>(node.db()))?;
+    // Search parameters changed since the index was built: re-index current resources.
+    match node.reindex_if_changed(&fingerprint).await {
+        Ok(Some(n)) => tracing::info!(
+            resources = n,
+            "search index rebuilt for changed search parameters"
+        ),
+        Ok(None) => {}
+        Err(e) => return Err(format!("cannot re-index: {e}")),
+    }
     tracing::info!(t = db.t(), storage = c.storage.name(), "database ready");
 
     let metrics_addr = SocketAddr::from(([0, 0, 0, 0], c.metrics_server_port));

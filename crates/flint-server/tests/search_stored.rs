@@ -129,3 +129,44 @@ fn value_sets_code_systems_and_lists() {
         );
     }
 }
+
+/// A custom parameter added later through `DB_SEARCH_PARAM_BUNDLE` finds resources stored
+/// before: the server re-indexes when the parameters change.
+#[test]
+fn custom_parameters_reindex_existing_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in("standalone", Some(dir.path()), &[]);
+    let with_ext = |id: &str, colour: &str| {
+        json!({"resourceType": "Patient", "id": id, "extension": [
+            {"url": "http://x/colour", "valueString": colour}]})
+    };
+    put(&s, "Patient/a", with_ext("a", "red"));
+    put(&s, "Patient/b", with_ext("b", "blue"));
+    let strict = |s: &Server| {
+        s.get("Patient?colour=red")
+            .header("prefer", "handling=strict")
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(strict(&s), 400, "unknown before the bundle");
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
+        "resourceType": "SearchParameter", "url": "http://x/SearchParameter/colour",
+        "name": "colour", "status": "active", "description": "favourite colour",
+        "code": "colour", "base": ["Patient"], "type": "string",
+        "expression": "Patient.extension('http://x/colour').value"}}]});
+    let path = dir.path().join("params.json");
+    std::fs::write(&path, bundle.to_string()).unwrap();
+    drop(s);
+    s = Server::start_in(
+        "standalone",
+        Some(dir.path()),
+        &[("DB_SEARCH_PARAM_BUNDLE", path.to_str().unwrap())],
+    );
+    assert_eq!(strict(&s), 200);
+    assert_eq!(ids(&s, "Patient?colour=red"), ["a"]);
+    assert_eq!(ids(&s, "Patient?colour=b"), ["b"]);
+    // New writes are indexed with the custom parameter too.
+    put(&s, "Patient/c", with_ext("c", "reddish"));
+    assert_eq!(ids(&s, "Patient?colour=red"), ["a", "c"]);
+}
