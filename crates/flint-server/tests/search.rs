@@ -911,7 +911,31 @@ fn include_and_revinclude() {
             assert_eq!(m, matches, "[{}] matches of {q}", s.storage);
             assert_eq!(page["total"], matches.len(), "[{}] total of {q}", s.storage);
             assert_eq!(included(&page), includes, "[{}] includes of {q}", s.storage);
+            // A resource appears once per bundle even if it is both a match and a target of
+            // an include (Bundle invariant bdl-7: fullUrl unique).
+            let urls: Vec<&str> = page["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["fullUrl"].as_str())
+                .collect();
+            let distinct: BTreeSet<&&str> = urls.iter().collect();
+            assert_eq!(distinct.len(), urls.len(), "[{}] {q}: {urls:?}", s.storage);
         };
+        let mut hm = obs("hm", loinc("9999-9"));
+        hm["hasMember"] = json!([{"reference": "Observation/o2"}]);
+        put(s, hm);
+        check(
+            "Observation?code=9999-9&_include=Observation:has-member",
+            &["Observation/hm", "Observation/o2", "Observation/o3"],
+            &[],
+        );
+        check(
+            "Observation?_id=hm&_include=Observation:has-member",
+            &["Observation/hm"],
+            &["Observation/o2"],
+        );
+        assert_eq!(s.delete("Observation/hm").send().unwrap().status(), 204);
         // _include adds the referenced resources with search.mode=include, each once, and they
         // do not count in total (search.html#include).
         check(
@@ -1383,6 +1407,23 @@ fn conditional_create_update_and_delete() {
         let (_, read) = json(s.get(&format!("Patient/{uid}")).send().unwrap());
         assert_eq!(read["name"][0]["family"], "Beta");
         expect(s, "Patient?identifier=http://cu|1", &[&uid]);
+        // One match and a body id: it must be the matching resource's id (else 400).
+        let mut with_id = p("http://cu", "1", "Epsilon");
+        with_id["id"] = json!("someone-else");
+        outcome(cu(&with_id), 400);
+        with_id["id"] = json!(uid.clone());
+        let (st, v) = json(cu(&with_id));
+        assert_eq!((st, v["id"].as_str()), (200, Some(uid.as_str())), "{v}");
+        // No match and a body id: the server treats it as update as create of that id (R4).
+        let nomatch = |id: &str| {
+            let mut b = p("http://cu", "2", "Zeta");
+            b["id"] = json!(id);
+            s.put_json("Patient?identifier=http://cu|2", &b)
+                .send()
+                .unwrap()
+        };
+        let (st, v) = json(nomatch("cu-new"));
+        assert_eq!((st, v["id"].as_str()), (201, Some("cu-new")), "{v}");
         create(s, p("http://cu", "1", "Gamma"));
         outcome(cu(&p("http://cu", "1", "Delta")), 412);
 
@@ -1505,5 +1546,14 @@ fn conditional_references_in_transactions() {
         );
         expect(s, "Patient?identifier=http://cr|1", &[&target]);
         assert_eq!(ids(s, "Patient?identifier=http://cr|3").len(), 1);
+        // ifNoneExist with several matches fails the whole transaction (412).
+        let b = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Patient", "identifier": ident("http://cr", "5")},
+             "request": {"method": "POST", "url": "Patient"}},
+            {"resource": {"resourceType": "Patient", "identifier": ident("http://cr", "2")},
+             "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=http://cr|2"}},
+        ]});
+        outcome(s.post_json("", &b).send().unwrap(), 412);
+        expect(s, "Patient?identifier=http://cr|5", &[]);
     });
 }
