@@ -681,31 +681,25 @@ async fn value_set_codes(ctx: &Ctx, db: &Db, url: &str) -> FhirResult<Vec<QueryV
 /// `code` and every code below it in the CodeSystem's concept tree (nesting and `parent`
 /// properties), or just `code` when the CodeSystem does not have it.
 fn descendants(cs: &Value, code: &str) -> Vec<String> {
-    let edges = hierarchy(cs);
-    let mut out = vec![code.to_string()];
-    let mut i = 0;
-    while i < out.len() {
-        let parent = out[i].clone();
-        for (p, c) in &edges {
-            if *p == parent && !out.contains(c) {
-                out.push(c.clone());
-            }
-        }
-        i += 1;
-    }
-    out
+    closure(cs, code, false)
 }
 
 /// `code` and every code above it.
 fn ancestors(cs: &Value, code: &str) -> Vec<String> {
+    closure(cs, code, true)
+}
+
+/// `code` and every code reachable from it, downwards or `up`wards in the hierarchy.
+fn closure(cs: &Value, code: &str, up: bool) -> Vec<String> {
     let edges = hierarchy(cs);
     let mut out = vec![code.to_string()];
     let mut i = 0;
     while i < out.len() {
-        let child = out[i].clone();
+        let from = out[i].clone();
         for (p, c) in &edges {
-            if *c == child && !out.contains(p) {
-                out.push(p.clone());
+            let (a, b) = if up { (c, p) } else { (p, c) };
+            if *a == from && !out.contains(b) {
+                out.push(b.clone());
             }
         }
         i += 1;

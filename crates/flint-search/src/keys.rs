@@ -126,6 +126,14 @@ fn kind(k: u8, s: &str) -> Vec<u8> {
     v
 }
 
+/// `kind · a · 0x1F · b`.
+fn pair(k: u8, a: &str, b: &str) -> Vec<u8> {
+    let mut v = kind(k, a);
+    v.push(US);
+    v.extend_from_slice(b.as_bytes());
+    v
+}
+
 fn local_key(type_name: &str, id: &str) -> Vec<u8> {
     let mut k = kind(b'r', type_name);
     k.push(b'/');
@@ -339,30 +347,15 @@ pub fn plan(q: &QueryValue, modifier: Option<&Modifier>) -> Option<Scan> {
                 if version.is_some() {
                     return None;
                 }
-                let mut k = kind(b'i', id);
-                k.push(US);
-                prefix(k)
+                prefix(pair(b'i', id, ""))
             }
             ReferenceQuery::Url { url, version } => match version {
                 Some(v) => exact(url_key(url, Some(v))),
-                None => {
-                    let mut k = kind(b'u', url);
-                    k.push(US);
-                    prefix(k)
-                }
+                None => prefix(pair(b'u', url, "")),
             },
             ReferenceQuery::Identifier(t) => match (&t.system, &t.code) {
-                (SystemMatch::Is(s), Some(c)) => {
-                    let mut k = kind(b'y', s);
-                    k.push(US);
-                    k.extend_from_slice(c.as_bytes());
-                    exact(k)
-                }
-                (SystemMatch::Is(s), None) => {
-                    let mut k = kind(b'y', s);
-                    k.push(US);
-                    prefix(k)
-                }
+                (SystemMatch::Is(s), Some(c)) => exact(pair(b'y', s, c)),
+                (SystemMatch::Is(s), None) => prefix(pair(b'y', s, "")),
                 (SystemMatch::None, code) => {
                     let mut k = vec![b'y', US];
                     match code {
@@ -409,11 +402,7 @@ pub fn plan(q: &QueryValue, modifier: Option<&Modifier>) -> Option<Scan> {
             }
             _ => match u.split_once('|') {
                 Some((url, v)) => exact(url_key(url, Some(v))),
-                None => {
-                    let mut k = kind(b'u', u);
-                    k.push(US);
-                    prefix(k)
-                }
+                None => prefix(pair(b'u', u, "")),
             },
         },
         QueryValue::Date(d) => {
@@ -494,27 +483,10 @@ fn date_bounds(p: Prefix, r: &DateRange, approx: &DateRange) -> (Option<i64>, Op
 
 fn token_scan(t: &TokenQuery) -> Option<Scan> {
     Some(match (&t.system, &t.code) {
-        (SystemMatch::Any, Some(c)) => {
-            let mut k = kind(b'c', c);
-            k.push(US);
-            prefix(k)
-        }
-        (SystemMatch::None, Some(c)) => {
-            let mut k = kind(b'c', c);
-            k.push(US);
-            exact(k)
-        }
-        (SystemMatch::Is(s), Some(c)) => {
-            let mut k = kind(b'c', c);
-            k.push(US);
-            k.extend_from_slice(s.as_bytes());
-            exact(k)
-        }
-        (SystemMatch::Is(s), None) => {
-            let mut k = kind(b's', s);
-            k.push(US);
-            prefix(k)
-        }
+        (SystemMatch::Any, Some(c)) => prefix(pair(b'c', c, "")),
+        (SystemMatch::None, Some(c)) => exact(pair(b'c', c, "")),
+        (SystemMatch::Is(s), Some(c)) => exact(pair(b'c', c, s)),
+        (SystemMatch::Is(s), None) => prefix(pair(b's', s, "")),
         (_, None) => return None,
     })
 }
