@@ -1557,3 +1557,53 @@ fn conditional_references_in_transactions() {
         expect(s, "Patient?identifier=http://cr|5", &[]);
     });
 }
+
+#[test]
+fn near_source_total_none_and_include_all() {
+    in_memory(|s| {
+        // near (search.html#special, Location.position): `lat|long|distance|unit`, great-circle
+        // distance. Berlin Mitte, Potsdam (≈ 27 km away) and Hamburg (≈ 255 km away).
+        for (id, lat, long) in [
+            ("mitte", 52.520, 13.405),
+            ("potsdam", 52.391, 13.064),
+            ("hamburg", 53.551, 9.993),
+        ] {
+            put(
+                s,
+                json!({"resourceType": "Location", "id": id,
+                    "position": {"latitude": lat, "longitude": long}}),
+            );
+        }
+        expect(s, "Location?near=52.52|13.405|5|km", &["mitte"]);
+        expect(s, "Location?near=52.52|13.405|50|km", &["mitte", "potsdam"]);
+        expect(
+            s,
+            "Location?near=52.52|13.405|300|km",
+            &["mitte", "potsdam", "hamburg"],
+        );
+        // _source is meta.source (a uri).
+        put(
+            s,
+            json!({"resourceType": "Patient", "id": "src",
+                "meta": {"source": "http://lab.example/feed"}}),
+        );
+        put(s, json!({"resourceType": "Patient", "id": "nosrc"}));
+        expect(s, "Patient?_source=http://lab.example/feed", &["src"]);
+        // _total=none: no Bundle.total; the matches are still returned (search.html#total).
+        let (st, b) = json(s.get("Patient?_total=none").send().unwrap());
+        assert_eq!(st, 200, "{b}");
+        assert!(b.get("total").is_none(), "{b}");
+        assert_eq!(b["entry"].as_array().map_or(0, Vec::len), 2);
+        // _include=* follows every reference parameter of the matches.
+        put(
+            s,
+            json!({"resourceType": "Encounter", "id": "enc", "status": "finished",
+                "class": {"code": "AMB"}, "subject": {"reference": "Patient/src"},
+                "location": [{"location": {"reference": "Location/mitte"}}]}),
+        );
+        let (_, b) = json(s.get("Encounter?_id=enc&_include=*").send().unwrap());
+        let mut inc = included(&b);
+        inc.sort();
+        assert_eq!(inc, ["Location/mitte", "Patient/src"], "{b}");
+    });
+}
