@@ -127,6 +127,86 @@ pub enum Body {
     Stored(Stored),
     /// Raw bytes with a content type (Binary).
     Raw(String, Bytes),
+    /// A Bundle whose entries hold stored resource versions: rendered as compact JSON by
+    /// splicing the stored bytes, parsed only for other formats.
+    Bundle(StreamedBundle),
+}
+
+/// A Bundle with stored entries (search results).
+#[derive(Debug, Clone)]
+pub struct StreamedBundle {
+    /// The Bundle without `entry`.
+    pub head: Value,
+    /// The entries in order.
+    pub entries: Vec<StreamedEntry>,
+}
+
+/// One entry of a [`StreamedBundle`].
+#[derive(Debug, Clone)]
+pub enum StreamedEntry {
+    /// `fullUrl`, a stored resource and its `search.mode`.
+    Stored(String, Stored, &'static str),
+    /// An entry built as a tree.
+    Value(Value),
+}
+
+impl StreamedEntry {
+    fn to_value(&self) -> FhirResult<Value> {
+        Ok(match self {
+            StreamedEntry::Stored(url, s, mode) => serde_json::json!({
+                "fullUrl": url, "resource": s.to_value()?, "search": {"mode": mode}
+            }),
+            StreamedEntry::Value(v) => v.clone(),
+        })
+    }
+}
+
+impl StreamedBundle {
+    /// The whole Bundle as a tree.
+    pub fn to_value(&self) -> FhirResult<Value> {
+        let mut b = self.head.clone();
+        if !self.entries.is_empty() {
+            let entries = self
+                .entries
+                .iter()
+                .map(StreamedEntry::to_value)
+                .collect::<FhirResult<Vec<_>>>()?;
+            b["entry"] = Value::Array(entries);
+        }
+        Ok(b)
+    }
+
+    /// Compact FHIR JSON, splicing version metadata into the stored bytes.
+    pub fn to_json(&self) -> FhirResult<Vec<u8>> {
+        let head = flint_model::json::to_vec(&self.head, false);
+        if self.entries.is_empty() {
+            return Ok(head);
+        }
+        let mut out = Vec::with_capacity(head.len() + self.entries.len() * 1024);
+        out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+        out.extend_from_slice(b",\"entry\":[");
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match e {
+                StreamedEntry::Stored(url, s, mode) => {
+                    out.extend_from_slice(b"{\"fullUrl\":");
+                    out.extend_from_slice(&serde_json::to_vec(url).unwrap_or_default());
+                    out.extend_from_slice(b",\"resource\":");
+                    out.extend_from_slice(&s.to_json()?);
+                    out.extend_from_slice(b",\"search\":{\"mode\":\"");
+                    out.extend_from_slice(mode.as_bytes());
+                    out.extend_from_slice(b"\"}}");
+                }
+                StreamedEntry::Value(v) => {
+                    out.extend_from_slice(&flint_model::json::to_vec(v, false));
+                }
+            }
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
 }
 
 /// A reply, independent of transport.

@@ -178,6 +178,14 @@ fn response_entry(reply: Reply) -> Value {
                 entry.insert("resource".into(), v);
             }
         }
+        Body::Bundle(b) => match b.to_value() {
+            Ok(v) => {
+                entry.insert("resource".into(), v);
+            }
+            Err(e) => {
+                response.insert("outcome".into(), e.to_outcome());
+            }
+        },
         Body::Raw(..) | Body::None => {}
     }
     entry.insert("response".into(), Value::Object(response));

@@ -312,6 +312,32 @@ fn render(
             r.location = reply.location;
             return render(r, format, pretty, accept, subset);
         }
+        Body::Bundle(b) if format == Format::Json && !pretty => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            match b.to_json() {
+                Ok(bytes) => Bytes::from(bytes),
+                Err(e) => {
+                    status = e.status;
+                    Bytes::from(format.encode(&e.to_outcome(), pretty))
+                }
+            }
+        }
+        Body::Bundle(b) => {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            match b.to_value() {
+                Ok(v) => Bytes::from(format.encode(&v, pretty)),
+                Err(e) => {
+                    status = e.status;
+                    Bytes::from(format.encode(&e.to_outcome(), pretty))
+                }
+            }
+        }
         Body::Read(v) => {
             let raw_binary = matches!(accept, Accept::Other(_))
                 && crate::resource::type_of(&v) == "Binary"

@@ -8,7 +8,7 @@
 //! matters for `POST _search`), a changed link fails authentication (400) and links expire
 //! after [`PAGE_LIFETIME_MS`] (410).
 
-use crate::api::{Body, FhirRequest, Payload, Reply};
+use crate::api::{Body, FhirRequest, Payload, Reply, Stored, StreamedBundle, StreamedEntry};
 use crate::interaction::{Ctx, check_type};
 use crate::outcome::{FhirError, FhirResult};
 use axum::http::StatusCode;
@@ -296,9 +296,18 @@ async fn run(
     // Entries: the page's matches, then includes, then an outcome for ignored parameters.
     let mut entries = Vec::with_capacity(page.len());
     let subset = Subset::of(&result);
-    for (h, v) in page.iter().zip(materialize_all(db, &page).await?) {
-        entries.push(entry(ctx, h, subset.apply(v), "match"));
-    }
+    let mut add = |handles: &[ResourceHandle], stored: Vec<Stored>, mode: &'static str| {
+        for (h, s) in handles.iter().zip(stored) {
+            let url = ctx.url(&h.type_name, &h.id);
+            entries.push(if subset.is_empty() {
+                StreamedEntry::Stored(url, s, mode)
+            } else {
+                StreamedEntry::Value(entry(&url, subset.apply(s.to_value()?), mode))
+            });
+        }
+        Ok::<_, FhirError>(())
+    };
+    add(&page, stored_all(db, &page).await?, "match")?;
     if !page.is_empty() {
         for q in &queries {
             let of_type: Vec<ResourceHandle> = page
@@ -307,9 +316,7 @@ async fn run(
                 .cloned()
                 .collect();
             let inc = engine.includes(db, q, &of_type);
-            for (h, v) in inc.iter().zip(materialize_all(db, &inc).await?) {
-                entries.push(entry(ctx, h, subset.apply(v), "include"));
-            }
+            add(&inc, stored_all(db, &inc).await?, "include")?;
         }
     }
     let ignored: Vec<String> = queries
@@ -321,38 +328,40 @@ async fn run(
             .iter()
             .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("Ignored: {m}.")}))
             .collect();
-        entries.push(json!({
+        entries.push(StreamedEntry::Value(json!({
             "resource": {"resourceType": "OperationOutcome", "issue": issues},
             "search": {"mode": "outcome"}
-        }));
+        })));
     }
-    if !entries.is_empty() {
-        bundle["entry"] = Value::Array(entries);
-    }
-    Ok(Reply::new(200, Body::Resource(bundle)))
+    Ok(Reply::new(
+        200,
+        Body::Bundle(StreamedBundle {
+            head: bundle,
+            entries,
+        }),
+    ))
 }
 
-fn entry(ctx: &Ctx, h: &ResourceHandle, resource: Value, mode: &str) -> Value {
+fn entry(url: &str, resource: Value, mode: &str) -> Value {
     json!({
-        "fullUrl": ctx.url(&h.type_name, &h.id),
+        "fullUrl": url,
         "resource": resource,
         "search": {"mode": mode}
     })
 }
 
-/// The resources of `handles` with version metadata, in order.
-async fn materialize_all(db: &Db, handles: &[ResourceHandle]) -> FhirResult<Vec<Value>> {
+/// The stored versions of `handles`, in order.
+async fn stored_all(db: &Db, handles: &[ResourceHandle]) -> FhirResult<Vec<Stored>> {
     let bytes = db.pull_many(handles).await?;
-    let mut out = Vec::with_capacity(handles.len());
-    for (h, b) in handles.iter().zip(bytes) {
-        let s = crate::api::Stored {
+    Ok(handles
+        .iter()
+        .zip(bytes)
+        .map(|(h, b)| Stored {
             bytes: b,
             t: h.t,
             instant_ms: db.instant(h.t).unwrap_or(0),
-        };
-        out.push(s.to_value()?);
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// `_summary` and `_elements` applied to each entry.
@@ -373,6 +382,10 @@ impl Subset {
             },
             elements: r.elements.clone(),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.summary.is_none() && self.elements.is_empty()
     }
 
     fn apply(&self, v: Value) -> Value {
