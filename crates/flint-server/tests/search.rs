@@ -1154,32 +1154,21 @@ fn sort_summary_total_and_elements() {
         // _sort: ascending by default, '-' descending, later keys break ties
         // (search.html#_sort).
         let order = |q: &str| ordered_ids(s, q);
-        assert_eq!(order("Patient?_sort=birthdate"), ["s4", "s2", "s1", "s3"]);
-        assert_eq!(order("Patient?_sort=-birthdate"), ["s3", "s1", "s2", "s4"]);
-        assert_eq!(
-            order("Patient?_sort=family,given"),
-            ["s2", "s1", "s3", "s4"]
-        );
-        assert_eq!(
-            order("Patient?_sort=family,-given"),
-            ["s1", "s2", "s3", "s4"]
-        );
-        assert_eq!(
-            order("Patient?_sort=-family,given"),
-            ["s4", "s3", "s2", "s1"]
-        );
-        assert_eq!(
-            order("Patient?_sort=_lastUpdated"),
-            ["s3", "s1", "s4", "s2"]
-        );
-        assert_eq!(
-            order("Patient?_sort=-_lastUpdated"),
-            ["s2", "s4", "s1", "s3"]
-        );
-        assert_eq!(
-            order("Patient?gender=female&_sort=birthdate"),
-            ["s2", "s1", "s3"]
-        );
+        for (q, want) in [
+            ("Patient?_sort=birthdate", vec!["s4", "s2", "s1", "s3"]),
+            ("Patient?_sort=-birthdate", vec!["s3", "s1", "s2", "s4"]),
+            ("Patient?_sort=family,given", vec!["s2", "s1", "s3", "s4"]),
+            ("Patient?_sort=family,-given", vec!["s1", "s2", "s3", "s4"]),
+            ("Patient?_sort=-family,given", vec!["s4", "s3", "s2", "s1"]),
+            ("Patient?_sort=_lastUpdated", vec!["s3", "s1", "s4", "s2"]),
+            ("Patient?_sort=-_lastUpdated", vec!["s2", "s4", "s1", "s3"]),
+            (
+                "Patient?gender=female&_sort=birthdate",
+                vec!["s2", "s1", "s3"],
+            ),
+        ] {
+            assert_eq!(order(q), want, "GET {q}");
+        }
         // Sorting holds across pages.
         assert_eq!(
             order("Patient?_sort=birthdate&_count=1"),
