@@ -3,7 +3,10 @@
 //!
 //! Scenarios: `create` (POST one Patient), `read` (GET one of the Patients created during a
 //! warm-up), `tx100` (POST a transaction bundle of 100 resources: 20 Patients with 4
-//! Observations each, referencing them by `urn:uuid`).
+//! Observations each, referencing them by `urn:uuid`), `tx2` (one Patient and one Observation
+//! referencing it), `history` (the first page of `Patient/_history`), `search` (GET
+//! `[base]/[--query]`: resources/s counts the returned entries, or `Bundle.total` for
+//! `_summary=count` queries).
 
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
@@ -16,6 +19,9 @@ enum Scenario {
     Create,
     Read,
     Tx100,
+    Tx2,
+    History,
+    Search,
 }
 
 /// Command-line arguments.
@@ -34,6 +40,10 @@ struct Args {
     /// Seconds to run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// The search of the `search` scenario, relative to the base (e.g.
+    /// `Observation?code=http://loinc.org|8302-2&_summary=count`).
+    #[arg(long, default_value = "Patient?_summary=count")]
+    query: String,
 }
 
 fn patient(i: u64) -> Value {
@@ -57,6 +67,27 @@ fn tx100(seed: u64) -> Value {
         }
     }
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+fn tx2(seed: u64) -> Value {
+    let purl = format!("urn:uuid:00000000-0000-4000-9000-{seed:012x}");
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": purl, "resource": patient(seed), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "subject": {"reference": purl}, "effectiveDateTime": "2020-01-01T00:00:00Z",
+            "valueQuantity": {"value": 70, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}},
+         "request": {"method": "POST", "url": "Observation"}}]})
+}
+
+/// Resources a search answer stands for: `Bundle.total` for counts, else its entries.
+fn search_resources(body: &[u8], count_only: bool) -> u64 {
+    if count_only {
+        let v: Value = serde_json::from_slice(body).unwrap_or_default();
+        return v["total"].as_u64().unwrap_or(0);
+    }
+    let needle = b"\"fullUrl\"";
+    body.windows(needle.len()).filter(|w| w == needle).count() as u64
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -89,16 +120,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let ids = Arc::new(ids);
     let counter = Arc::new(AtomicU64::new(0));
+    let resources = Arc::new(AtomicU64::new(0));
+    let query = Arc::new(args.query.clone());
+    let count_only = args.query.contains("_summary=count");
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for c in 0..args.clients {
-        let (client, base, ids, counter, errors) = (
+        let (client, base, ids, counter, errors, resources, query) = (
             client.clone(),
             args.base.clone(),
             ids.clone(),
             counter.clone(),
             errors.clone(),
+            resources.clone(),
+            query.clone(),
         );
         let scenario = args.scenario;
         tasks.push(tokio::spawn(async move {
@@ -121,12 +157,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .post(base.clone())
                         .header("content-type", "application/fhir+json")
                         .body(tx100(i).to_string()),
+                    Scenario::Tx2 => client
+                        .post(base.clone())
+                        .header("content-type", "application/fhir+json")
+                        .body(tx2(i).to_string()),
+                    Scenario::History => client.get(format!("{base}/Patient/_history")),
+                    Scenario::Search => client.get(format!("{base}/{query}")),
                 };
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
+                        let body = r.bytes().await.unwrap_or_default();
                         lat.push(start.elapsed());
                         counter.fetch_add(1, Ordering::Relaxed);
+                        let n = match scenario {
+                            Scenario::Tx100 => 100,
+                            Scenario::Tx2 => 2,
+                            Scenario::Search => search_resources(&body, count_only),
+                            _ => 1,
+                        };
+                        resources.fetch_add(n, Ordering::Relaxed);
                     }
                     _ => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -144,10 +193,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = started.elapsed().as_secs_f64().max(args.seconds as f64);
     all.sort();
     let n = counter.load(Ordering::Relaxed);
-    let per_request = match args.scenario {
-        Scenario::Tx100 => 100,
-        _ => 1,
-    };
+    let res = resources.load(Ordering::Relaxed);
     println!(
         "scenario={:?} clients={} seconds={:.1} requests={} errors={} req/s={:.0} resources/s={:.0} p50={:.2}ms p95={:.2}ms p99={:.2}ms",
         args.scenario,
@@ -156,7 +202,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         n,
         errors.load(Ordering::Relaxed),
         n as f64 / secs,
-        (n * per_request) as f64 / secs,
+        res as f64 / secs,
         percentile(&all, 0.50),
         percentile(&all, 0.95),
         percentile(&all, 0.99)
