@@ -15,7 +15,7 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Format version of the index rows; a mismatch at start-up asks for a rebuild.
-pub const INDEX_VERSION: u64 = 2;
+pub const INDEX_VERSION: u64 = 3;
 
 /// The newest transaction the index has processed (committed or rejected), 0 if none.
 pub fn head_t(kv: &dyn KvStore) -> T {

@@ -85,8 +85,10 @@ impl ResourceIndexer for SearchIndexer {
         }
         entries.sort_unstable();
         entries.dedup();
-        let values = postcard::to_stdvec(&blob).map_err(|e| DbError::fault(e.to_string()))?;
-        Ok(Indexed { entries, values })
+        Ok(Indexed {
+            entries,
+            values: encode_blob(&blob),
+        })
     }
 
     fn entries_of_values(&self, values: &[u8]) -> Vec<flint_db::IndexEntry> {
@@ -101,9 +103,61 @@ impl ResourceIndexer for SearchIndexer {
     }
 }
 
-/// Decodes a value blob written by [`SearchIndexer`].
+/// Encodes a value blob: per parameter (in the order given, consecutive values of one
+/// parameter together) a frame `param hash(4) · length(4) · postcard(values)`, so a reader
+/// decodes only the parameters it needs.
+pub fn encode_blob(values: &[(u32, IndexValue)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let h = values[i].0;
+        let j = values[i..]
+            .iter()
+            .position(|(x, _)| *x != h)
+            .map_or(values.len(), |n| i + n);
+        let group: Vec<&IndexValue> = values[i..j].iter().map(|(_, v)| v).collect();
+        if let Ok(b) = postcard::to_stdvec(&group) {
+            out.extend_from_slice(&h.to_be_bytes());
+            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            out.extend_from_slice(&b);
+        }
+        i = j;
+    }
+    out
+}
+
+/// The frames of a blob: `(param hash, encoded values)`.
+fn frames(bytes: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let h = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+        let n = u32::from_be_bytes(rest.get(4..8)?.try_into().ok()?) as usize;
+        let body = rest.get(8..8 + n)?;
+        rest = &rest[8 + n..];
+        Some((h, body))
+    })
+}
+
+/// Decodes a whole value blob written by [`SearchIndexer`].
 pub fn decode_blob(bytes: &[u8]) -> BlobValues {
-    postcard::from_bytes(bytes).unwrap_or_default()
+    let mut out = Vec::new();
+    for (h, body) in frames(bytes) {
+        let vs: Vec<IndexValue> = postcard::from_bytes(body).unwrap_or_default();
+        out.extend(vs.into_iter().map(|v| (h, v)));
+    }
+    out
+}
+
+/// The values of one parameter (by hash) in a value blob, decoding nothing else.
+pub fn blob_values(bytes: &[u8], param: u32) -> Vec<IndexValue> {
+    let mut out = Vec::new();
+    for (h, body) in frames(bytes) {
+        if h == param {
+            let vs: Vec<IndexValue> = postcard::from_bytes(body).unwrap_or_default();
+            out.extend(vs);
+        }
+    }
+    out
 }
 
 /// Executes queries against database values.
@@ -247,12 +301,8 @@ impl Engine {
         for handle in set {
             let values: Vec<IndexValue> = db
                 .index_values(&handle)
-                .map(|b| decode_blob(&b))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(ph, _)| *ph == h)
-                .map(|(_, v)| v)
-                .collect();
+                .map(|b| blob_values(&b, h))
+                .unwrap_or_default();
             if p.matches(&values).map_err(|e| unsupported(p, e.reason))? {
                 out.push(handle);
             }
@@ -304,17 +354,14 @@ impl Engine {
                 let h = param_hash(&reference.code);
                 let mut ids = HashSet::new();
                 for s in &sources {
-                    for (ph, v) in db
+                    for v in db
                         .index_values(s)
-                        .map(|b| decode_blob(&b))
+                        .map(|b| blob_values(&b, h))
                         .unwrap_or_default()
                     {
-                        if ph == h
-                            && let IndexValue::Reference(ReferenceValue::Local {
-                                type_name,
-                                id,
-                                ..
-                            }) = v
+                        if let IndexValue::Reference(ReferenceValue::Local {
+                            type_name, id, ..
+                        }) = v
                             && type_name == ty
                         {
                             ids.insert(id);
@@ -404,9 +451,7 @@ impl Engine {
             .into_iter()
             .map(|h| {
                 let blob = if keys.iter().any(|k| !is_meta_sort(&k.param)) {
-                    db.index_values(&h)
-                        .map(|b| decode_blob(&b))
-                        .unwrap_or_default()
+                    db.index_values(&h).unwrap_or_default()
                 } else {
                     Vec::new()
                 };
@@ -415,15 +460,7 @@ impl Engine {
                     .map(|k| match k.param.code.as_str() {
                         "_id" => Some(SortValue::Text(h.id.clone())),
                         "_lastUpdated" => Some(SortValue::Instant(h.t as i64)),
-                        code => {
-                            let ph = param_hash(code);
-                            let vals: Vec<IndexValue> = blob
-                                .iter()
-                                .filter(|(p, _)| *p == ph)
-                                .map(|(_, v)| v.clone())
-                                .collect();
-                            sort_value(&vals, k.descending)
-                        }
+                        code => sort_value(&blob_values(&blob, param_hash(code)), k.descending),
                     })
                     .collect();
                 (ks, h)

@@ -255,3 +255,30 @@ async fn chains_has_sort_includes_and_compartments() {
     assert!(!ids(&engine.execute(&now, &q).unwrap()).contains(&"p0".to_string()));
     assert!(ids(&engine.execute(&now.as_of(before), &q).unwrap()).contains(&"p0".to_string()));
 }
+
+#[test]
+fn value_blobs_round_trip_and_decode_one_parameter() {
+    use flint_search::engine::{blob_values, decode_blob, encode_blob};
+    let reg = Registry::r4();
+    let obs = &observations()[3];
+    let values: Vec<(u32, flint_search::IndexValue)> = reg
+        .extract(obs)
+        .unwrap()
+        .into_iter()
+        .map(|(p, v)| (flint_db::codec::param_hash(&p.code), v))
+        .collect();
+    assert!(values.len() > 5);
+    let blob = encode_blob(&values);
+    assert_eq!(decode_blob(&blob), values);
+    let code = flint_db::codec::param_hash("code");
+    let want: Vec<_> = values
+        .iter()
+        .filter(|(h, _)| *h == code)
+        .map(|(_, v)| v.clone())
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(blob_values(&blob, code), want);
+    assert!(blob_values(&blob, 12345).is_empty());
+    // A truncated blob yields what is whole, never a panic.
+    assert!(decode_blob(&blob[..blob.len() - 1]).len() < values.len());
+}
