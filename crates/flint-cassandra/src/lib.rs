@@ -31,6 +31,10 @@ pub struct CassandraConfig {
     pub put_consistency: String,
     /// `DB_CASSANDRA_REQUEST_TIMEOUT`.
     pub request_timeout: Duration,
+    /// `DB_CASSANDRA_MAX_CONCURRENT_REQUESTS`: requests in flight at once; more wait in a queue.
+    pub max_concurrent_requests: usize,
+    /// `DB_CASSANDRA_MAX_REQUEST_QUEUE_SIZE`: requests waiting for a slot; more get a 503.
+    pub max_request_queue_size: usize,
 }
 
 /// Parses a consistency level name.
@@ -56,9 +60,25 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> DbError {
 /// The Cassandra resource store.
 pub struct CassandraStore {
     session: Session,
+    keyspace: String,
     put: PreparedStatement,
     get_one: PreparedStatement,
     get_quorum: PreparedStatement,
+    /// Slots for concurrent requests (`DB_CASSANDRA_MAX_CONCURRENT_REQUESTS`).
+    slots: tokio::sync::Semaphore,
+    /// Requests running or waiting for a slot.
+    queued: std::sync::atomic::AtomicUsize,
+    max_queued: usize,
+    request_timeout: Duration,
+}
+
+/// Releases a request's place in the queue.
+struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl CassandraStore {
@@ -101,10 +121,81 @@ impl CassandraStore {
         let get_quorum = prepare(select, Consistency::Quorum).await?;
         Ok(CassandraStore {
             session,
+            keyspace: ks.clone(),
             put,
             get_one,
             get_quorum,
+            slots: tokio::sync::Semaphore::new(config.max_concurrent_requests.max(1)),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            max_queued: config.max_concurrent_requests + config.max_request_queue_size,
+            request_timeout: config.request_timeout,
         })
+    }
+
+    /// Runs one request within the concurrency limit, timing it (`request` names the metric
+    /// label); a full queue is a 503.
+    async fn limited<F: std::future::Future<Output = Result<R>>, R>(
+        &self,
+        request: &'static str,
+        f: F,
+    ) -> Result<R> {
+        use std::sync::atomic::Ordering;
+        let n = self.queued.fetch_add(1, Ordering::AcqRel);
+        let _queued = Queued(&self.queued);
+        if n >= self.max_queued {
+            return Err(DbError::unavailable(
+                "too many Cassandra requests queued (DB_CASSANDRA_MAX_REQUEST_QUEUE_SIZE)",
+            ));
+        }
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| unavailable("request slot", e))?;
+        let started = std::time::Instant::now();
+        let result = f.await;
+        metrics::histogram!("flint_cassandra_request_duration_seconds", "request" => request)
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("flint_cassandra_request_errors_total", "request" => request)
+                .increment(1);
+        }
+        result
+    }
+
+    /// A 32-byte secret shared by every node of the deployment, kept in the `clauses` table
+    /// under `name`: the first node to ask creates it (a lightweight transaction), every later
+    /// one reads the same value. Used for the page-link key when `PAGE_SECRET` is unset.
+    pub async fn shared_secret(&self, name: &str, fresh: [u8; 32]) -> Result<[u8; 32]> {
+        let ks = &self.keyspace;
+        let mut insert = scylla::statement::unprepared::Statement::new(format!(
+            "INSERT INTO {ks}.clauses (\"token\", content) VALUES (?, ?) IF NOT EXISTS"
+        ));
+        insert.set_consistency(Consistency::Quorum);
+        insert.set_request_timeout(Some(self.request_timeout));
+        self.session
+            .query_unpaged(insert, (name, fresh.as_slice()))
+            .await
+            .map_err(|e| unavailable("create shared secret", e))?;
+        let mut select = scylla::statement::unprepared::Statement::new(format!(
+            "SELECT content FROM {ks}.clauses WHERE \"token\" = ?"
+        ));
+        select.set_consistency(Consistency::Serial);
+        select.set_request_timeout(Some(self.request_timeout));
+        let rows = self
+            .session
+            .query_unpaged(select, (name,))
+            .await
+            .map_err(|e| unavailable("read shared secret", e))?
+            .into_rows_result()
+            .map_err(|e| unavailable("read shared secret", e))?;
+        let row: Option<(Vec<u8>,)> = rows
+            .maybe_first_row()
+            .map_err(|e| unavailable("read shared secret", e))?;
+        row.and_then(|(b,)| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .ok_or_else(|| {
+                DbError::fault(format!("shared secret `{name}` is missing or malformed"))
+            })
     }
 
     async fn get_with(
@@ -113,10 +204,13 @@ impl CassandraStore {
         hash: &ContentHash,
     ) -> Result<Option<Bytes>> {
         let result = self
-            .session
-            .execute_unpaged(stmt, (hash.to_hex(),))
-            .await
-            .map_err(|e| unavailable("read", e))?;
+            .limited("get", async {
+                self.session
+                    .execute_unpaged(stmt, (hash.to_hex(),))
+                    .await
+                    .map_err(|e| unavailable("read", e))
+            })
+            .await?;
         let rows = result
             .into_rows_result()
             .map_err(|e| unavailable("read", e))?;
@@ -139,11 +233,13 @@ impl ResourceStore for CassandraStore {
     }
 
     async fn put(&self, entries: Vec<(ContentHash, Bytes)>) -> Result<()> {
-        try_join_all(entries.iter().map(|(h, b)| async move {
-            self.session
-                .execute_unpaged(&self.put, (h.to_hex(), b.as_ref()))
-                .await
-                .map_err(|e| unavailable("write", e))
+        try_join_all(entries.iter().map(|(h, b)| {
+            self.limited("put", async move {
+                self.session
+                    .execute_unpaged(&self.put, (h.to_hex(), b.as_ref()))
+                    .await
+                    .map_err(|e| unavailable("write", e))
+            })
         }))
         .await?;
         Ok(())

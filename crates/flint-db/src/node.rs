@@ -71,6 +71,47 @@ struct Inner {
     closing: AtomicBool,
     stop: tokio::sync::Notify,
     indexer: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// What the lag monitor and the indexer last observed.
+    status: parking_lot::Mutex<Observed>,
+}
+
+/// Observations behind [`NodeStatus`].
+#[derive(Default)]
+struct Observed {
+    /// The log end (`t` of the newest committed transaction) and when it was read.
+    log_end: Option<(T, std::time::Instant)>,
+    /// The oldest log end not yet indexed and when it was first seen (lag-time estimate).
+    behind_since: Option<(T, std::time::Instant)>,
+    /// The last error of the log-end check, with when it happened.
+    log_error: Option<(String, std::time::Instant)>,
+    /// The last error of the indexer (cleared when it indexes again), with when it happened.
+    indexer_error: Option<(String, std::time::Instant)>,
+    /// Log-append instant of the newest indexed transaction (ms since the epoch).
+    indexed_instant_ms: Option<i64>,
+}
+
+/// A snapshot of a node's health: how far its index is behind the transaction log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeStatus {
+    /// Newest `t` this node has indexed.
+    pub indexed_t: T,
+    /// Newest `t` of the log as last read (none before the first successful check).
+    pub log_end_t: Option<T>,
+    /// Seconds since the log end was last read successfully.
+    pub log_end_age_seconds: Option<f64>,
+    /// Transactions committed to the log and not yet indexed here.
+    pub lag_transactions: u64,
+    /// How long the oldest known unindexed transaction has waited (0 when caught up; sampled
+    /// once a second, so a lower bound within a second).
+    pub lag_seconds: f64,
+    /// The last failure to read the log end, if it is recent (the last 60 s).
+    pub log_error: Option<String>,
+    /// The last indexer failure since it last made progress.
+    pub indexer_error: Option<String>,
+    /// Log-append time of the newest indexed transaction, in milliseconds since the Unix epoch.
+    pub indexed_instant_ms: Option<i64>,
+    /// Transactions submitted by this node and not yet indexed.
+    pub in_flight: usize,
 }
 
 /// A database node. Clone it freely; all clones share one indexer.
@@ -107,9 +148,11 @@ impl Node {
             closing: AtomicBool::new(false),
             stop: tokio::sync::Notify::new(),
             indexer: parking_lot::Mutex::new(None),
+            status: parking_lot::Mutex::new(Observed::default()),
         });
         let handle = tokio::spawn(run_indexer(Arc::downgrade(&inner)));
         *inner.indexer.lock() = Some(handle);
+        tokio::spawn(run_lag_monitor(Arc::downgrade(&inner)));
         Ok(Node { inner })
     }
 
@@ -188,6 +231,11 @@ impl Node {
         Ok(Some(n))
     }
 
+    /// How long reads wait for the index to reach the log end (`DB_SYNC_TIMEOUT`).
+    pub fn sync_timeout(&self) -> Duration {
+        self.inner.config.sync_timeout
+    }
+
     /// The newest `t` this node has indexed.
     pub fn indexed_t(&self) -> T {
         *self.inner.indexed.borrow()
@@ -196,8 +244,41 @@ impl Node {
     /// A database value that includes every transaction committed to the log before this call
     /// (waits for the indexer up to the sync timeout, then 503).
     pub async fn sync(&self) -> Result<Db> {
-        let last = self.inner.log.last_t().await?;
+        let last = read_log_end(&self.inner).await?;
         self.sync_to(last).await
+    }
+
+    /// How far this node's index is behind the log, as last observed (the log end is read once
+    /// a second and on every sync).
+    pub fn status(&self) -> NodeStatus {
+        let inner = &self.inner;
+        let indexed_t = *inner.indexed.borrow();
+        let o = inner.status.lock();
+        let now = std::time::Instant::now();
+        let log_end_t = o.log_end.map(|(t, _)| t);
+        let lag_transactions = log_end_t.map_or(0, |e| e.saturating_sub(indexed_t));
+        let lag_seconds = match o.behind_since {
+            Some((_, since)) if lag_transactions > 0 => now.duration_since(since).as_secs_f64(),
+            _ => 0.0,
+        };
+        let recent = |e: &Option<(String, std::time::Instant)>| {
+            e.as_ref()
+                .filter(|(_, at)| now.duration_since(*at) < Duration::from_secs(60))
+                .map(|(m, _)| m.clone())
+        };
+        NodeStatus {
+            indexed_t,
+            log_end_t,
+            log_end_age_seconds: o
+                .log_end
+                .map(|(_, at)| now.duration_since(at).as_secs_f64()),
+            lag_transactions,
+            lag_seconds,
+            log_error: recent(&o.log_error),
+            indexer_error: o.indexer_error.as_ref().map(|(m, _)| m.clone()),
+            indexed_instant_ms: o.indexed_instant_ms,
+            in_flight: self.in_flight(),
+        }
     }
 
     /// A database value as of exactly `t`, once this node has indexed it.
@@ -311,6 +392,10 @@ async fn run_indexer(weak: std::sync::Weak<Inner>) {
         match result {
             Ok(()) => backoff = Duration::from_millis(50),
             Err(e) => {
+                if let Some(inner) = weak.upgrade() {
+                    inner.status.lock().indexer_error =
+                        Some((e.to_string(), std::time::Instant::now()));
+                }
                 tracing::error!(error = %e, "indexer failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -340,8 +425,19 @@ async fn fetch_contents(inner: &Inner, entry: &TxEntry) -> Result<HashMap<Conten
     if !missing.is_empty() {
         let fetched = inner.storage.store.multi_get(&missing).await?;
         for (h, b) in missing.into_iter().zip(fetched) {
-            if let Some(b) = b {
-                out.insert(h, b);
+            match b {
+                Some(b) => {
+                    out.insert(h, b);
+                }
+                // The writer stored the content before it appended the transaction: a miss
+                // means the store cannot serve it right now (a replica down). Retry rather than
+                // index the version without its search entries.
+                None => {
+                    return Err(DbError::unavailable(format!(
+                        "resource content {h:?} of t = {} not found in the resource store",
+                        entry.t
+                    )));
+                }
             }
         }
     }
@@ -392,6 +488,54 @@ async fn index_entries(inner: &Inner, entries: Vec<TxEntry>) -> Result<()> {
             tracing::debug!(t = entry.t, error = %e, "transaction rejected");
         }
         inner.indexed.send_replace(entry.t);
+        let mut o = inner.status.lock();
+        o.indexed_instant_ms = Some(entry.instant_ms);
+        o.indexer_error = None;
+        drop(o);
+        metrics::gauge!("flint_index_t").set(entry.t as f64);
     }
     Ok(())
+}
+
+/// Reads the log end, recording it (or the failure) for [`Node::status`] and the lag metrics.
+async fn read_log_end(inner: &Inner) -> Result<T> {
+    let started = std::time::Instant::now();
+    let result = inner.log.last_t().await;
+    let now = std::time::Instant::now();
+    metrics::histogram!("flint_log_end_duration_seconds").record((now - started).as_secs_f64());
+    let mut o = inner.status.lock();
+    match &result {
+        Ok(end) => {
+            let end = *end;
+            o.log_end = Some((end, now));
+            let indexed = *inner.indexed.borrow();
+            o.behind_since = match o.behind_since {
+                _ if end <= indexed => None,
+                // Still behind a transaction seen earlier: keep its time.
+                Some((t, since)) if t > indexed => Some((t, since)),
+                _ => Some((end, now)),
+            };
+            let lag = end.saturating_sub(indexed);
+            metrics::gauge!("flint_log_end_t").set(end as f64);
+            metrics::gauge!("flint_index_lag_transactions").set(lag as f64);
+            let secs = o.behind_since.map_or(0.0, |(_, s)| (now - s).as_secs_f64());
+            metrics::gauge!("flint_index_lag_seconds").set(secs);
+        }
+        Err(e) => o.log_error = Some((e.to_string(), now)),
+    }
+    result
+}
+
+/// Reads the log end once a second so that the lag is known even when no request comes in.
+async fn run_lag_monitor(weak: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let _ = read_log_end(&inner).await;
+    }
 }

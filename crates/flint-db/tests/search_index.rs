@@ -147,3 +147,61 @@ async fn rejected_transactions_leave_no_matches() {
         vec!["a"]
     );
 }
+
+#[tokio::test]
+async fn content_missing_from_the_store_stalls_indexing_until_it_appears() {
+    use flint_db::{ResourceStore, TxLog};
+    let log = Arc::new(MemLog::new());
+    let store = Arc::new(MemStore::new());
+    let node = Node::start(
+        Arc::new(MemKv::new()),
+        log.clone(),
+        store.clone(),
+        NodeConfig {
+            resource_indexer: Some(Arc::new(Toy)),
+            sync_timeout: std::time::Duration::from_millis(300),
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    // A transaction whose content the store cannot serve yet (a replica down, say).
+    let body = r#"{"name":"late"}"#;
+    let h = ContentHash::of(body.as_bytes());
+    log.submit(vec![TxCmd::new(TxOp::Put, "Patient", "a", Some(h))])
+        .await
+        .unwrap();
+    let Err(e) = node.sync().await else {
+        panic!("synced past a transaction whose content is missing")
+    };
+    assert_eq!(e.kind, flint_db::ErrorKind::Unavailable, "{e}");
+    let st = node.status();
+    assert_eq!(
+        (st.indexed_t, st.log_end_t, st.lag_transactions),
+        (0, Some(1), 1)
+    );
+    assert!(st.indexer_error.is_some(), "{st:?}");
+
+    // Once the content is there, the indexer catches up by itself, with the search entries.
+    store
+        .put(vec![(h, Bytes::from(body.to_string()))])
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let db = loop {
+        match node.sync().await {
+            Ok(db) => break db,
+            Err(_) if std::time::Instant::now() < deadline => {}
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let found = db.search(
+        "Patient",
+        param_hash("name"),
+        &ValueMatch::Exact(b"late".to_vec()),
+    );
+    assert_eq!(ids(found), vec!["a"]);
+    let st = node.status();
+    assert_eq!((st.indexed_t, st.lag_transactions), (1, 0));
+    assert!(st.indexer_error.is_none(), "{st:?}");
+}

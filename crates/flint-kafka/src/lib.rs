@@ -13,7 +13,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,42 @@ pub struct KafkaConfig {
     pub extra: Vec<(String, String)>,
     /// How long a produce may take before the write fails with 503.
     pub request_timeout: Duration,
+    /// How long reading the log end may take (`DB_SYNC_TIMEOUT`: a read then answers 503).
+    pub end_offset_timeout: Duration,
+}
+
+/// Checks that the SSL files librdkafka will read are in a format it reads: PEM for the CA,
+/// certificate and key; PKCS#12 for a key store. A Java key store (JKS, as a Blaze deployment
+/// has) is refused with the keytool command that converts it.
+pub fn check_ssl_files(extra: &[(String, String)]) -> Result<()> {
+    for (prop, path) in extra {
+        let pem = matches!(
+            prop.as_str(),
+            "ssl.ca.location" | "ssl.certificate.location" | "ssl.key.location"
+        );
+        if !pem && prop != "ssl.keystore.location" {
+            continue;
+        }
+        let head = std::fs::read(path)
+            .map_err(|e| DbError::fault(format!("cannot read {path} ({prop}): {e}")))?;
+        let jks = head.starts_with(&[0xFE, 0xED, 0xFE, 0xED]);
+        let is_pem = head.windows(10).take(4096).any(|w| w == b"-----BEGIN");
+        if jks {
+            return Err(DbError::fault(format!(
+                "{path} is a Java key store (JKS), which librdkafka cannot read; convert it: \
+                 keytool -importkeystore -srckeystore {path} -srcstoretype JKS \
+                 -destkeystore store.p12 -deststoretype PKCS12 (then `openssl pkcs12 -in \
+                 store.p12 -nokeys` gives the PEM certificates of a trust store)"
+            )));
+        }
+        if pem && !is_pem {
+            return Err(DbError::fault(format!(
+                "{path} ({prop}) is not a PEM file; a PKCS#12 trust store converts with \
+                 `openssl pkcs12 -in {path} -nokeys -out ca.pem`"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl KafkaConfig {
@@ -59,7 +95,8 @@ fn err(what: &str, e: impl std::fmt::Display) -> DbError {
 /// The Kafka transaction log.
 pub struct KafkaLog {
     config: KafkaConfig,
-    producer: FutureProducer,
+    /// The producer and its generation; replaced when librdkafka reports a fatal error.
+    producer: parking_lot::RwLock<(FutureProducer, u64)>,
     consumer: Mutex<(StreamConsumer, Option<i64>)>,
     watermarks: Arc<BaseConsumer>,
 }
@@ -68,18 +105,8 @@ impl KafkaLog {
     /// Connects producer and consumers and checks the topic (one partition, `LogAppendTime`,
     /// unlimited retention); a misconfigured topic is an error that says what to fix.
     pub async fn open(config: KafkaConfig) -> Result<Self> {
-        let producer: FutureProducer = config
-            .client()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", &config.compression_type)
-            .set("message.max.bytes", config.max_request_size.to_string())
-            .set(
-                "delivery.timeout.ms",
-                config.request_timeout.as_millis().to_string(),
-            )
-            .create()
-            .map_err(|e| err("producer", e))?;
+        check_ssl_files(&config.extra)?;
+        let producer = Self::producer(&config)?;
         let consumer_config = || {
             let mut c = config.client();
             c.set("group.id", "flint-node")
@@ -98,12 +125,43 @@ impl KafkaLog {
             consumer_config().create().map_err(|e| err("consumer", e))?;
         let log = KafkaLog {
             config,
-            producer,
+            producer: parking_lot::RwLock::new((producer, 0)),
             consumer: Mutex::new((consumer, None)),
             watermarks: Arc::new(watermarks),
         };
         log.check_topic().await?;
         Ok(log)
+    }
+
+    fn producer(config: &KafkaConfig) -> Result<FutureProducer> {
+        config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", &config.compression_type)
+            .set("message.max.bytes", config.max_request_size.to_string())
+            .set(
+                "delivery.timeout.ms",
+                config.request_timeout.as_millis().to_string(),
+            )
+            .create()
+            .map_err(|e| err("producer", e))
+    }
+
+    /// Replaces the producer after a fatal librdkafka error (an idempotent producer that lost
+    /// its sequence state cannot go on), unless another request already did.
+    fn renew_producer(&self, generation: u64) {
+        let mut guard = self.producer.write();
+        if guard.1 != generation {
+            return;
+        }
+        match Self::producer(&self.config) {
+            Ok(p) => {
+                tracing::warn!("Kafka producer had a fatal error; replaced it");
+                *guard = (p, generation + 1);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot replace the Kafka producer"),
+        }
     }
 
     async fn check_topic(&self) -> Result<()> {
@@ -167,13 +225,22 @@ impl TxLog for KafkaLog {
         let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&self.config.topic)
             .payload(payload.as_slice())
             .partition(0);
-        match self
-            .producer
-            .send(record, self.config.request_timeout)
-            .await
-        {
+        let (producer, generation) = self.producer.read().clone();
+        let started = std::time::Instant::now();
+        let sent = producer.send(record, self.config.request_timeout).await;
+        metrics::histogram!("flint_kafka_request_duration_seconds", "request" => "produce")
+            .record(started.elapsed().as_secs_f64());
+        match sent {
             Ok(delivery) => Ok(delivery.offset as T + 1),
-            Err((e, _)) => Err(err("produce", e)),
+            Err((e, _)) => {
+                if let Some(fatal) = producer.client().fatal_error() {
+                    tracing::error!(?fatal, "fatal Kafka producer error");
+                    self.renew_producer(generation);
+                }
+                // The record may or may not have been appended: the client sees a 503 and
+                // must read before it retries (the write is applied at most once).
+                Err(err("produce", e))
+            }
         }
     }
 
@@ -228,13 +295,17 @@ impl TxLog for KafkaLog {
         let (consumer, topic, timeout) = (
             self.watermarks.clone(),
             self.config.topic.clone(),
-            self.config.request_timeout,
+            self.config.end_offset_timeout,
         );
-        let (_, high) =
+        let started = std::time::Instant::now();
+        let result =
             tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, timeout))
-                .await
-                .map_err(|e| err("end offset", e))?
-                .map_err(|e| err("end offset", e))?;
+                .await;
+        metrics::histogram!("flint_kafka_request_duration_seconds", "request" => "end_offset")
+            .record(started.elapsed().as_secs_f64());
+        let (_, high) = result
+            .map_err(|e| err("end offset", e))?
+            .map_err(|e| err("end offset", e))?;
         Ok(high.max(0) as T)
     }
 }

@@ -26,8 +26,41 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn health() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain")], "OK")
+/// `/health`: `OK` as text (liveness, as Blaze answers). With `?detail` (or `Accept:
+/// application/json`) a JSON report of the node: storage variant, indexed `t`, log end, lag in
+/// transactions and seconds, recent log and indexer errors; status 503 and `"status":
+/// "DEGRADED"` when the log end cannot be read, the indexer is failing or the lag exceeds the
+/// sync timeout.
+async fn health(State(state): State<AppState>, req: Request) -> Response {
+    let wants_detail = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "detail" || p.starts_with("detail="))
+    }) || header_str(req.headers(), "accept")
+        .is_some_and(|a| a.contains("application/json"));
+    if !wants_detail {
+        return ([(header::CONTENT_TYPE, "text/plain")], "OK").into_response();
+    }
+    let node = state.node();
+    let st = node.status();
+    let degraded = st.log_error.is_some()
+        || st.indexer_error.is_some()
+        || st.lag_seconds > node.sync_timeout().as_secs_f64();
+    let body = serde_json::json!({
+        "status": if degraded { "DEGRADED" } else { "UP" },
+        "storage": state.config().storage,
+        "node": st,
+    });
+    let code = if degraded {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

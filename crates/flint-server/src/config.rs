@@ -195,6 +195,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "password of the client private key",
     ),
     (
+        "DB_KAFKA_SSL_TRUSTSTORE_LOCATION",
+        "",
+        "Blaze's name for the CA file; must be PEM here (DB_KAFKA_SSL_CA_LOCATION)",
+    ),
+    (
+        "DB_KAFKA_SSL_TRUSTSTORE_PASSWORD",
+        "",
+        "accepted for Blaze compatibility; a PEM trust store has no password",
+    ),
+    (
+        "DB_KAFKA_DELIVERY_TIMEOUT",
+        "30000",
+        "ms a write waits for the log to take its transaction (then 503)",
+    ),
+    (
         "DB_KAFKA_SSL_KEYSTORE_LOCATION",
         "",
         "PKCS#12 client key store (instead of the PEM files)",
@@ -225,6 +240,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "DB_CASSANDRA_REQUEST_TIMEOUT",
         "2000",
         "ms per Cassandra request",
+    ),
+    (
+        "DB_CASSANDRA_MAX_CONCURRENT_REQUESTS",
+        "1024",
+        "Cassandra requests in flight per node; more wait",
+    ),
+    (
+        "DB_CASSANDRA_MAX_REQUEST_QUEUE_SIZE",
+        "100000",
+        "Cassandra requests waiting per node; more get 503",
     ),
 ];
 
@@ -349,6 +374,7 @@ impl Config {
                 },
                 extra: [
                     ("DB_KAFKA_SSL_CA_LOCATION", "ssl.ca.location"),
+                    ("DB_KAFKA_SSL_TRUSTSTORE_LOCATION", "ssl.ca.location"),
                     (
                         "DB_KAFKA_SSL_CERTIFICATE_LOCATION",
                         "ssl.certificate.location",
@@ -364,7 +390,10 @@ impl Config {
                     (!v.is_empty()).then(|| (prop.to_string(), v))
                 })
                 .collect(),
-                request_timeout: Duration::from_secs(30),
+                request_timeout: Duration::from_millis(
+                    positive("DB_KAFKA_DELIVERY_TIMEOUT")? as u64
+                ),
+                end_offset_timeout: Duration::from_millis(positive("DB_SYNC_TIMEOUT")? as u64),
             },
             cassandra: flint_cassandra::CassandraConfig {
                 contact_points: var("DB_CASSANDRA_CONTACT_POINTS")
@@ -399,6 +428,12 @@ impl Config {
                 request_timeout: Duration::from_millis(
                     positive("DB_CASSANDRA_REQUEST_TIMEOUT")? as u64
                 ),
+                max_concurrent_requests: positive("DB_CASSANDRA_MAX_CONCURRENT_REQUESTS")?,
+                max_request_queue_size: num(
+                    "DB_CASSANDRA_MAX_REQUEST_QUEUE_SIZE",
+                    var("DB_CASSANDRA_MAX_REQUEST_QUEUE_SIZE"),
+                    "a number of requests",
+                )?,
             },
         })
     }

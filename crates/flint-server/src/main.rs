@@ -20,14 +20,22 @@ fn print_help() {
     }
 }
 
-type Parts = (Arc<dyn KvStore>, Arc<dyn TxLog>, Arc<dyn ResourceStore>);
+/// The opened storage: index, log, resource store, and the page-link key.
+type Parts = (
+    Arc<dyn KvStore>,
+    Arc<dyn TxLog>,
+    Arc<dyn ResourceStore>,
+    [u8; 32],
+);
 
 async fn open_storage(c: &Config) -> Result<Parts, String> {
+    let key = page_key(c.page_secret.as_deref());
     match c.storage {
         Storage::InMemory => Ok((
             Arc::new(MemKv::new()),
             Arc::new(MemLog::new()),
             Arc::new(MemStore::new()),
+            key,
         )),
         Storage::Standalone => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
@@ -45,7 +53,7 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
             })?;
             let store = RocksStore::open(&c.resource_db_dir, &rc)
                 .map_err(|e| open_err("resource store (RESOURCE_DB_DIR)", &c.resource_db_dir, e))?;
-            Ok((Arc::new(kv), Arc::new(log), Arc::new(store)))
+            Ok((Arc::new(kv), Arc::new(log), Arc::new(store), key))
         }
         Storage::Distributed => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
@@ -71,7 +79,16 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                         c.cassandra.contact_points.join(",")
                     )
                 })?;
-            Ok((Arc::new(kv), Arc::new(log), Arc::new(store)))
+            // Page links must open on every node: without PAGE_SECRET all nodes share a
+            // random key kept in Cassandra.
+            let key = match c.page_secret {
+                Some(_) => key,
+                None => store
+                    .shared_secret("flint:page-key", rand::random())
+                    .await
+                    .map_err(|e| format!("Cassandra: cannot read the shared page key: {e}"))?,
+            };
+            Ok((Arc::new(kv), Arc::new(log), Arc::new(store), key))
         }
     }
 }
@@ -121,7 +138,8 @@ fn search_engine(c: &Config) -> Result<flint_search::Engine, String> {
     Ok(flint_search::Engine::new(std::sync::Arc::new(registry)))
 }
 
-/// The page-link key: SHA-256 of `PAGE_SECRET`, or random (links then die with the process).
+/// The page-link key: SHA-256 of `PAGE_SECRET`, or random (links then die with the process,
+/// except in the distributed variant, where the nodes share one random key in Cassandra).
 fn page_key(secret: Option<&str>) -> [u8; 32] {
     use sha2::Digest;
     match secret {
@@ -133,7 +151,7 @@ fn page_key(secret: Option<&str>) -> [u8; 32] {
 async fn run(c: Config) -> Result<(), String> {
     let engine = search_engine(&c)?;
     let fingerprint = engine.registry().fingerprint();
-    let (kv, log, store) = open_storage(&c).await?;
+    let (kv, log, store, page_key) = open_storage(&c).await?;
     let node = Node::start(
         kv,
         log,
@@ -179,7 +197,7 @@ async fn run(c: Config) -> Result<(), String> {
             max_body_size: c.max_request_body_size,
             storage: c.storage.name().to_string(),
             allow_multiple_delete: c.allow_multiple_delete,
-            page_key: page_key(c.page_secret.as_deref()),
+            page_key,
         },
         engine,
     );

@@ -4,83 +4,16 @@
 //! history; a killed node resumes, and a node with a wiped index rebuilds it from the log.
 
 mod common;
+#[path = "common/services.rs"]
+mod services;
 
-use common::{Server, json};
+use common::{Server, json, link};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn repo() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Services {
-    env: Vec<(String, String)>,
-}
-
-impl Services {
-    fn run(&self, args: &[&str]) {
-        let st = Command::new("bash")
-            .arg(repo().join("scripts/services.sh"))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .status()
-            .expect("run scripts/services.sh");
-        assert!(st.success(), "scripts/services.sh {args:?} failed");
-    }
-
-    fn start(data: &Path) -> Services {
-        let s = Services {
-            env: vec![
-                ("SERVICES_DATA".into(), data.display().to_string()),
-                ("KAFKA_PORT".into(), free_port().to_string()),
-                ("KAFKA_CONTROLLER_PORT".into(), free_port().to_string()),
-                ("CASSANDRA_PORT".into(), free_port().to_string()),
-                ("CASSANDRA_STORAGE_PORT".into(), free_port().to_string()),
-            ],
-        };
-        s.run(&["kafka", "start"]);
-        s.run(&["topic", "flint-tx"]);
-        s.run(&["cassandra", "start"]);
-        s.run(&["keyspace", "flint", "1"]);
-        s
-    }
-
-    fn port(&self, name: &str) -> &str {
-        &self.env.iter().find(|(k, _)| k == name).unwrap().1
-    }
-
-    fn node_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (
-                "DB_KAFKA_BOOTSTRAP_SERVERS",
-                format!("127.0.0.1:{}", self.port("KAFKA_PORT")),
-            ),
-            (
-                "DB_CASSANDRA_CONTACT_POINTS",
-                format!("127.0.0.1:{}", self.port("CASSANDRA_PORT")),
-            ),
-            ("DB_CASSANDRA_PUT_CONSISTENCY_LEVEL", "ONE".into()),
-        ]
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        self.run(&["stop"]);
-    }
-}
+use services::{Options, Services};
+use std::path::Path;
 
 fn start_node(services: &Services, dir: &Path) -> Server {
-    let env = services.node_env();
+    let env = services.node_env("ONE");
     let index = dir.join("index").display().to_string();
     let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     all.push(("INDEX_DB_DIR", &index));
@@ -90,7 +23,14 @@ fn start_node(services: &Services, dir: &Path) -> Server {
 #[test]
 fn two_nodes_share_one_log_and_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let services = Services::start(&tmp.path().join("services"));
+    let services = Services::start(
+        &tmp.path().join("services"),
+        Options {
+            cassandra_nodes: 1,
+            replication: 1,
+            ssl: false,
+        },
+    );
     let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
     let a = start_node(&services, &a_dir);
     let mut b = start_node(&services, &b_dir);
@@ -140,6 +80,66 @@ fn two_nodes_share_one_log_and_store() {
         a.post_json("Observation", &obs).send().unwrap().status(),
         409
     );
+
+    // Paging links made by one node open on the other (no PAGE_SECRET: the nodes share a key
+    // kept in Cassandra), including the sealed links of a POST search.
+    for i in 0..7 {
+        let p = json!({"resourceType": "Patient", "name": [{"family": "Pager", "given": [format!("n{i}")]}]});
+        assert_eq!(a.post_json("Patient", &p).send().unwrap().status(), 201);
+    }
+    for post in [false, true] {
+        let first = if post {
+            a.client
+                .post(a.url("Patient/_search"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("family=Pager&_count=2")
+                .send()
+                .unwrap()
+        } else {
+            a.get("Patient?family=Pager&_count=2").send().unwrap()
+        };
+        let (st, mut page) = json(first);
+        assert_eq!(st, 200, "{page}");
+        let mut seen = Vec::new();
+        let mut hops = 0;
+        loop {
+            for e in page["entry"].as_array().into_iter().flatten() {
+                seen.push(e["resource"]["id"].as_str().unwrap().to_string());
+            }
+            let Some(next) = link(&page, "next") else {
+                break;
+            };
+            // Alternate nodes for every page.
+            let node = if hops % 2 == 0 { &b } else { &a };
+            let path = next.split_once("/fhir/").unwrap().1;
+            let (st, p) = json(node.get(path).send().unwrap());
+            assert_eq!(st, 200, "page {hops} on the other node: {p}");
+            page = p;
+            hops += 1;
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 7, "post = {post}: {seen:?}");
+        assert_eq!(hops, 3);
+    }
+
+    // Health detail and metrics: caught up with the log; Kafka and Cassandra timings.
+    let (st, h) = b.health_detail();
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["status"], "UP", "{h}");
+    assert_eq!(h["storage"], "distributed", "{h}");
+    let indexed = h["node"]["indexed_t"].as_u64().unwrap();
+    assert!(indexed >= 48, "{h}");
+    assert_eq!(h["node"]["lag_transactions"], 0, "{h}");
+    let m = a.metrics();
+    for name in [
+        "flint_index_lag_transactions",
+        "flint_index_lag_seconds",
+        "flint_kafka_request_duration_seconds",
+        "flint_cassandra_request_duration_seconds",
+    ] {
+        assert!(m.contains(name), "metric {name} missing:\n{m}");
+    }
 
     // kill -9 of node B, restart: it resumes from its index.
     b.kill_and_restart();

@@ -17,6 +17,8 @@ pub struct Server {
     pub storage: &'static str,
     pub data: Option<PathBuf>,
     env: Vec<(String, String)>,
+    /// Group id the process runs with (lets firewall rules single out one node).
+    gid: Option<u32>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -42,6 +44,16 @@ impl Server {
 
     /// Starts a server whose standalone data lives in `data`.
     pub fn start_in(storage: &'static str, data: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        Server::start_as(storage, data, env, None)
+    }
+
+    /// Like [`Server::start_in`], with the process in group `gid` when given.
+    pub fn start_as(
+        storage: &'static str,
+        data: Option<&Path>,
+        env: &[(&str, &str)],
+        gid: Option<u32>,
+    ) -> Server {
         let port = free_port();
         let mut all: Vec<(String, String)> = vec![
             ("STORAGE".into(), storage.into()),
@@ -63,7 +75,7 @@ impl Server {
             all.retain(|(n, _)| n != k);
             all.push((k.to_string(), v.to_string()));
         }
-        let child = spawn(&all);
+        let child = spawn(&all, gid);
         let s = Server {
             child,
             port,
@@ -75,6 +87,7 @@ impl Server {
             storage,
             data: data.map(Path::to_path_buf),
             env: all,
+            gid,
             _tmp: None,
         };
         s.wait_ready();
@@ -97,10 +110,48 @@ impl Server {
 
     /// `kill -9` and start again with the same configuration and data.
     pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.restart();
+    }
+
+    /// `kill -9` the process (see [`Server::restart`]).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.env);
+    }
+
+    /// Starts the process again with the same configuration and data and waits until ready.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.env, self.gid);
         self.wait_ready();
+    }
+
+    /// The value of an environment variable the process was started with.
+    pub fn env_value(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The Prometheus text of the metrics port.
+    pub fn metrics(&self) -> String {
+        let port = self.env_value("METRICS_SERVER_PORT").expect("metrics port");
+        self.client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .and_then(|r| r.text())
+            .expect("metrics")
+    }
+
+    /// The JSON of `/health?detail`: (status code, body).
+    pub fn health_detail(&self) -> (u16, Value) {
+        json(
+            self.client
+                .get(format!("http://127.0.0.1:{}/health?detail", self.port))
+                .send()
+                .expect("health"),
+        )
     }
 
     /// The absolute URL of `path` under the FHIR base.
@@ -145,9 +196,12 @@ impl Drop for Server {
     }
 }
 
-fn spawn(env: &[(String, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_flint"))
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+fn spawn(env: &[(String, String)], gid: Option<u32>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flint"));
+    if let Some(gid) = gid {
+        std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
