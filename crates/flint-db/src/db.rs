@@ -68,6 +68,14 @@ pub struct Db {
     t: T,
 }
 
+/// A ResourceAsOf cursor kept across look-ups (see [`Db::as_of_cursor`]).
+pub(crate) struct AsOfCursor<'a> {
+    cursor: Box<dyn crate::kv::KvCursor + 'a>,
+    key: Vec<u8>,
+    /// Look-ups left that seek without trying forward steps first.
+    skip_steps: u32,
+}
+
 impl Db {
     pub(crate) fn new(storage: Arc<Storage>, t: T) -> Self {
         Db { storage, t }
@@ -99,6 +107,63 @@ impl Db {
         }
         self.version_at_or_before(type_name, id, vt)
             .filter(|h| h.t == vt)
+    }
+
+    /// A cursor for many [`Db::resource_at`] look-ups in a row (a scan's hits): it is
+    /// created once and, when look-ups go in key order, steps forward instead of seeking.
+    pub(crate) fn as_of_cursor(&self) -> AsOfCursor<'_> {
+        AsOfCursor {
+            cursor: self.kv().cursor(Cf::ResourceAsOf),
+            key: Vec::with_capacity(64),
+            skip_steps: 0,
+        }
+    }
+
+    /// [`Db::resource`] through a reused cursor; `tid` is [`codec::tid`] of `type_name`.
+    pub(crate) fn resource_at(
+        &self,
+        cur: &mut AsOfCursor<'_>,
+        type_name: &str,
+        tid: u32,
+        id: &str,
+    ) -> Option<ResourceHandle> {
+        let AsOfCursor {
+            cursor: c,
+            key,
+            skip_steps,
+        } = cur;
+        key.clear();
+        key.extend_from_slice(&tid.to_be_bytes());
+        key.extend_from_slice(id.as_bytes());
+        key.push(0);
+        let prefix_len = key.len();
+        key.extend_from_slice(&codec::desc_t(self.t));
+        // Forward steps are much cheaper than a seek when the target is close ahead (dense
+        // hits); when stepping did not reach it, seek directly for a while (sparse hits).
+        let mut positioned = false;
+        if *skip_steps > 0 {
+            *skip_steps -= 1;
+        } else if c.valid() && c.key() < key.as_slice() {
+            for _ in 0..4 {
+                c.next();
+                if !c.valid() || c.key() >= key.as_slice() {
+                    positioned = true;
+                    break;
+                }
+            }
+            if !positioned {
+                *skip_steps = 32;
+            }
+        }
+        if !positioned {
+            c.seek(key);
+        }
+        if c.valid() && c.key().starts_with(&key[..prefix_len]) {
+            let vt = codec::read_desc_t(&c.key()[prefix_len..]);
+            let v = VersionValue::decode(c.value())?;
+            return Some(ResourceHandle::from_value(type_name, id, vt, v));
+        }
+        None
     }
 
     fn version_at_or_before(&self, type_name: &str, id: &str, t: T) -> Option<ResourceHandle> {

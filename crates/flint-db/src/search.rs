@@ -11,7 +11,6 @@ use crate::codec::{self, VALUE_END};
 use crate::db::{Db, ResourceHandle};
 use crate::error::Result;
 use crate::kv::{Cf, scan_prefix};
-use std::collections::{BTreeMap, HashMap};
 
 /// One search-index entry of a resource version: a parameter hash ([`codec::param_hash`] of
 /// its code) and an encoded value.
@@ -93,8 +92,11 @@ impl Db {
                 (s, base.clone(), e)
             }
         };
-        let mut hits: BTreeMap<String, ResourceHandle> = BTreeMap::new();
-        let mut checked: HashMap<String, bool> = HashMap::new();
+        // One value's entries come in id order and an id's entries are adjacent, so an exact
+        // scan yields sorted, distinct hits. Ranges and prefixes span values: sort and dedup.
+        let in_id_order = matches!(m, ValueMatch::Exact(_));
+        let mut hits: Vec<ResourceHandle> = Vec::with_capacity(256);
+        let mut cur = self.as_of_cursor();
         let mut value = Vec::with_capacity(64);
         scan_prefix(
             &*self.storage.kv,
@@ -108,7 +110,7 @@ impl Db {
                 let Some((id, hp)) = codec::search_key_target(k) else {
                     return true;
                 };
-                if checked.get(id) == Some(&true) {
+                if hits.last().is_some_and(|h| h.id == id) {
                     return true;
                 }
                 let Some(raw) = codec::search_key_value(k, base.len(), id.len()) else {
@@ -119,28 +121,22 @@ impl Db {
                 if !accept(&value) {
                     return true;
                 }
-                if checked.contains_key(id) {
-                    // Seen with another hash prefix (an older version): check this one.
-                    if let Some(h) = self.resource(type_name, id)
-                        && !h.is_deleted()
-                        && h.hash.0[..4] == hp
-                    {
-                        checked.insert(id.to_string(), true);
-                        hits.insert(id.to_string(), h);
-                    }
-                    return true;
-                }
-                let current = self
-                    .resource(type_name, id)
-                    .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp);
-                checked.insert(id.to_string(), current.is_some());
-                if let Some(h) = current {
-                    hits.insert(id.to_string(), h);
+                // Entries of older versions and rejected transactions carry another hash
+                // prefix than the current version's: they do not count.
+                if let Some(h) = self
+                    .resource_at(&mut cur, type_name, tid, id)
+                    .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp)
+                {
+                    hits.push(h);
                 }
                 true
             },
         );
-        hits.into_values().collect()
+        if !in_id_order {
+            hits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            hits.dedup_by(|a, b| a.id == b.id);
+        }
+        hits
     }
 
     /// The value blob the search hook stored for a resource version, if any.

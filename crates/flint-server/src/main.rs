@@ -12,6 +12,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc instead of the system allocator: search and indexing allocate many small, short-
+/// lived values, and glibc's malloc showed up at 15–20 % of a counting profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn print_help() {
     println!("flint {}: a FHIR R4 server\n", env!("CARGO_PKG_VERSION"));
     println!("Configured with environment variables (blank or unset = default):\n");
