@@ -94,6 +94,11 @@ impl CassandraStore {
             .known_nodes(&config.contact_points)
             .user(&config.username, &config.password)
             .connection_timeout(config.request_timeout)
+            // A heartbeat every 2 s; a connection silent for longer than a request may take
+            // is closed and re-opened, so a node recovers within seconds of a network
+            // partition healing rather than waiting out TCP retransmission back-off.
+            .keepalive_interval(Duration::from_secs(2))
+            .keepalive_timeout(config.request_timeout.max(Duration::from_secs(2)))
             .build()
             .await
             .map_err(|e| unavailable("connect", e))?;

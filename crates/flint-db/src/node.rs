@@ -104,9 +104,9 @@ pub struct NodeStatus {
     /// How long the oldest known unindexed transaction has waited (0 when caught up; sampled
     /// once a second, so a lower bound within a second).
     pub lag_seconds: f64,
-    /// The last failure to read the log end, if it is recent (the last 60 s).
+    /// The failure of the last attempt to read the log end (none once one succeeds).
     pub log_error: Option<String>,
-    /// The last indexer failure since it last made progress.
+    /// The failure of the indexer's last attempt (none once one succeeds).
     pub indexer_error: Option<String>,
     /// Log-append time of the newest indexed transaction, in milliseconds since the Unix epoch.
     pub indexed_instant_ms: Option<i64>,
@@ -390,7 +390,12 @@ async fn run_indexer(weak: std::sync::Weak<Inner>) {
         };
         drop(inner);
         match result {
-            Ok(()) => backoff = Duration::from_millis(50),
+            Ok(()) => {
+                backoff = Duration::from_millis(50);
+                if let Some(inner) = weak.upgrade() {
+                    inner.status.lock().indexer_error = None;
+                }
+            }
             Err(e) => {
                 if let Some(inner) = weak.upgrade() {
                     inner.status.lock().indexer_error =
@@ -398,7 +403,8 @@ async fn run_indexer(weak: std::sync::Weak<Inner>) {
                 }
                 tracing::error!(error = %e, "indexer failed; retrying");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // At most a second between attempts: a node resumes soon after a fault ends.
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -508,6 +514,7 @@ async fn read_log_end(inner: &Inner) -> Result<T> {
         Ok(end) => {
             let end = *end;
             o.log_end = Some((end, now));
+            o.log_error = None;
             let indexed = *inner.indexed.borrow();
             o.behind_since = match o.behind_since {
                 _ if end <= indexed => None,

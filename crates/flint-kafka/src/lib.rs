@@ -77,10 +77,17 @@ pub fn check_ssl_files(extra: &[(String, String)]) -> Result<()> {
 impl KafkaConfig {
     fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap_servers).set(
-            "security.protocol",
-            self.security_protocol.to_ascii_lowercase(),
-        );
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set(
+                "security.protocol",
+                self.security_protocol.to_ascii_lowercase(),
+            )
+            // Fail requests on a silent connection after 10 s (librdkafka then reconnects)
+            // and retry a lost broker at least every second, so a node recovers soon after
+            // a broker restart or a partition heals.
+            .set("socket.timeout.ms", "10000")
+            .set("socket.keepalive.enable", "true")
+            .set("reconnect.backoff.max.ms", "1000");
         for (k, v) in &self.extra {
             c.set(k, v);
         }
@@ -92,12 +99,25 @@ fn err(what: &str, e: impl std::fmt::Display) -> DbError {
     DbError::unavailable(format!("Kafka {what}: {e}"))
 }
 
+/// The indexer's consumer and where it stands.
+struct Reader {
+    consumer: StreamConsumer,
+    /// The offset the consumer will deliver next (`None`: assign before reading).
+    next: Option<i64>,
+    /// Since when polls have delivered nothing.
+    quiet_since: std::time::Instant,
+}
+
+/// After this long without a record the consumer is re-assigned at its position: a cheap
+/// guard against a fetcher that stopped after a broker restart.
+const REASSIGN_AFTER: Duration = Duration::from_secs(5);
+
 /// The Kafka transaction log.
 pub struct KafkaLog {
     config: KafkaConfig,
     /// The producer and its generation; replaced when librdkafka reports a fatal error.
     producer: parking_lot::RwLock<(FutureProducer, u64)>,
-    consumer: Mutex<(StreamConsumer, Option<i64>)>,
+    consumer: Mutex<Reader>,
     watermarks: Arc<BaseConsumer>,
 }
 
@@ -107,30 +127,37 @@ impl KafkaLog {
     pub async fn open(config: KafkaConfig) -> Result<Self> {
         check_ssl_files(&config.extra)?;
         let producer = Self::producer(&config)?;
-        let consumer_config = || {
-            let mut c = config.client();
-            c.set("group.id", "flint-node")
-                .set("enable.auto.commit", "false")
-                .set("isolation.level", "read_committed")
-                .set("auto.offset.reset", "earliest")
-                .set(
-                    "fetch.message.max.bytes",
-                    config.max_request_size.to_string(),
-                );
-            c
-        };
-        let consumer: StreamConsumer =
-            consumer_config().create().map_err(|e| err("consumer", e))?;
-        let watermarks: BaseConsumer =
-            consumer_config().create().map_err(|e| err("consumer", e))?;
+        let consumer: StreamConsumer = Self::consumer_config(&config)
+            .create()
+            .map_err(|e| err("consumer", e))?;
+        let watermarks: BaseConsumer = Self::consumer_config(&config)
+            .create()
+            .map_err(|e| err("consumer", e))?;
         let log = KafkaLog {
             config,
             producer: parking_lot::RwLock::new((producer, 0)),
-            consumer: Mutex::new((consumer, None)),
+            consumer: Mutex::new(Reader {
+                consumer,
+                next: None,
+                quiet_since: std::time::Instant::now(),
+            }),
             watermarks: Arc::new(watermarks),
         };
         log.check_topic().await?;
         Ok(log)
+    }
+
+    fn consumer_config(config: &KafkaConfig) -> ClientConfig {
+        let mut c = config.client();
+        c.set("group.id", "flint-node")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "fetch.message.max.bytes",
+                config.max_request_size.to_string(),
+            );
+        c
     }
 
     fn producer(config: &KafkaConfig) -> Result<FutureProducer> {
@@ -246,26 +273,40 @@ impl TxLog for KafkaLog {
 
     async fn poll(&self, from: T, max: usize, timeout: Duration) -> Result<Vec<TxEntry>> {
         let mut guard = self.consumer.lock().await;
-        let (consumer, next) = &mut *guard;
+        let reader = &mut *guard;
         let offset = from.saturating_sub(1) as i64;
-        if *next != Some(offset) {
+        if reader.quiet_since.elapsed() > REASSIGN_AFTER {
+            reader.next = None;
+            reader.quiet_since = std::time::Instant::now();
+        }
+        if reader.next != Some(offset) {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&self.config.topic, 0, Offset::Offset(offset))
                 .map_err(|e| err("assign", e))?;
-            consumer.assign(&tpl).map_err(|e| err("assign", e))?;
-            *next = Some(offset);
+            reader.consumer.assign(&tpl).map_err(|e| err("assign", e))?;
+            reader.next = Some(offset);
         }
         let mut out = Vec::new();
         let mut wait = timeout;
         while out.len() < max {
-            let msg = match tokio::time::timeout(wait, consumer.recv()).await {
+            let msg = match tokio::time::timeout(wait, reader.consumer.recv()).await {
                 Err(_) => break,
-                Ok(Err(e)) => return Err(err("consume", e)),
+                Ok(Err(e)) => {
+                    // A broker went away (or worse): start over with a fresh consumer at the
+                    // index head once the caller retries, rather than trust its fetch state.
+                    match Self::consumer_config(&self.config).create() {
+                        Ok(c) => reader.consumer = c,
+                        Err(e) => tracing::error!(error = %e, "cannot recreate the Kafka consumer"),
+                    }
+                    reader.next = None;
+                    return Err(err("consume", e));
+                }
                 Ok(Ok(m)) => m,
             };
+            reader.quiet_since = std::time::Instant::now();
             wait = Duration::from_millis(1);
             let t = msg.offset() as T + 1;
-            *next = Some(msg.offset() + 1);
+            reader.next = Some(msg.offset() + 1);
             let (instant_ms, cmds) = match (msg.timestamp(), msg.payload().map(decode_cmds)) {
                 (Timestamp::LogAppendTime(ms), Some(Ok(cmds))) => (ms, cmds),
                 (ts, _) => {
