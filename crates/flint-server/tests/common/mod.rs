@@ -201,8 +201,24 @@ fn spawn(env: &[(String, String)], gid: Option<u32>) -> Child {
     if let Some(gid) = gid {
         std::os::unix::process::CommandExt::gid(&mut cmd, gid);
     }
+    // FLINT_TEST_LOGS=dir keeps each server's log (tracing writes to stdout) in
+    // dir/flint-<port>.log, for debugging.
+    let stdout = match std::env::var_os("FLINT_TEST_LOGS") {
+        Some(dir) => {
+            let port = env
+                .iter()
+                .find(|(k, _)| k == "SERVER_PORT")
+                .map_or("0", |(_, v)| v.as_str());
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(Path::new(&dir).join(format!("flint-{port}.log")))
+                .map_or(Stdio::null(), Stdio::from)
+        }
+        None => Stdio::null(),
+    };
     cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the flint binary")
