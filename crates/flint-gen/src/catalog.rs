@@ -5,7 +5,7 @@
 //! loaded into one server. The batch bundle `0-organizations.json` PUTs them.
 
 use crate::codes::{NPI, ORG_PROV};
-use crate::json::{Style, object};
+use crate::json::{Obj, Style, object};
 use std::sync::OnceLock;
 
 /// A city: name, state, ZIP prefix (3 digits), time-zone offset in minutes east of UTC.
@@ -355,27 +355,44 @@ fn practitioner_npi(i: usize) -> String {
     format!("99991{:05}", i + 1)
 }
 
-fn org_address(i: usize) -> (String, &'static City, String) {
+/// The `address` field of organization `i`; its practitioners share it.
+fn org_address(o: &mut Obj, i: usize) {
     let city = &CITIES[i / 2];
     let line = street_line(100 + 37 * i as u64, 5 * i as u64 + 2);
     let zip = format!("{}{:02}", city.zip3, (i * 17) % 100);
-    (line, city, zip)
+    o.arr("address", |a| {
+        a.obj(|o| {
+            o.arr("line", |a| a.str(&line));
+            o.str("city", city.name);
+            o.str("state", city.state);
+            o.str("postalCode", &zip);
+            o.str("country", "US");
+        })
+    });
+}
+
+/// A catalog resource as JSON: its type, `id`, NPI identifier and `active`, then the fields `f`
+/// adds.
+fn catalog_json(ty: &str, id: &str, npi: &str, f: impl FnOnce(&mut Obj)) -> String {
+    let mut s = String::with_capacity(600);
+    object(&mut s, Style::Ndjson, |o| {
+        o.str("resourceType", ty);
+        o.str("id", id);
+        o.arr("identifier", |a| {
+            a.obj(|o| {
+                o.str("system", NPI);
+                o.str("value", npi);
+            })
+        });
+        o.bool("active", true);
+        f(o);
+    });
+    s
 }
 
 /// Organization `i` as JSON (with `id`).
 pub fn organization_json(i: usize) -> String {
-    let mut s = String::with_capacity(600);
-    let (line, city, zip) = org_address(i);
-    object(&mut s, Style::Ndjson, |o| {
-        o.str("resourceType", "Organization");
-        o.str("id", &org_id(i));
-        o.arr("identifier", |a| {
-            a.obj(|o| {
-                o.str("system", NPI);
-                o.str("value", &org_npi(i));
-            })
-        });
-        o.bool("active", true);
+    catalog_json("Organization", &org_id(i), &org_npi(i), |o| {
         o.concepts("type", &ORG_PROV);
         o.str("name", &org_name(i));
         o.arr("telecom", |a| {
@@ -385,39 +402,25 @@ pub fn organization_json(i: usize) -> String {
                 o.str("use", "work");
             })
         });
-        o.arr("address", |a| {
-            a.obj(|o| {
-                o.arr("line", |a| a.str(&line));
-                o.str("city", city.name);
-                o.str("state", city.state);
-                o.str("postalCode", &zip);
-                o.str("country", "US");
-            })
-        });
-    });
-    s
+        org_address(o, i);
+    })
 }
 
 /// Practitioner `i` as JSON (with `id`).
 pub fn practitioner_json(i: usize) -> String {
-    let mut s = String::with_capacity(600);
     let (given, family, female) = practitioner_name(i);
     let org = if i % 5 < 3 {
         clinic_of(i / 5)
     } else {
         hospital_of(i / 5)
     };
-    let (line, city, zip) = org_address(org);
-    object(&mut s, Style::Ndjson, |o| {
-        o.str("resourceType", "Practitioner");
-        o.str("id", &practitioner_id(i));
-        o.arr("identifier", |a| {
-            a.obj(|o| {
-                o.str("system", NPI);
-                o.str("value", &practitioner_npi(i));
-            })
-        });
-        o.bool("active", true);
+    let email = format!(
+        "{}.{}@example.org",
+        given.to_lowercase(),
+        family.to_lowercase().replace('\'', "")
+    );
+    let (id, npi) = (practitioner_id(i), practitioner_npi(i));
+    catalog_json("Practitioner", &id, &npi, |o| {
         o.arr("name", |a| {
             a.obj(|o| {
                 o.str("family", family);
@@ -428,29 +431,13 @@ pub fn practitioner_json(i: usize) -> String {
         o.arr("telecom", |a| {
             a.obj(|o| {
                 o.str("system", "email");
-                o.str(
-                    "value",
-                    &format!(
-                        "{}.{}@example.org",
-                        given.to_lowercase(),
-                        family.to_lowercase().replace('\'', "")
-                    ),
-                );
+                o.str("value", &email);
                 o.str("use", "work");
             })
         });
-        o.arr("address", |a| {
-            a.obj(|o| {
-                o.arr("line", |a| a.str(&line));
-                o.str("city", city.name);
-                o.str("state", city.state);
-                o.str("postalCode", &zip);
-                o.str("country", "US");
-            })
-        });
+        org_address(o, org);
         o.str("gender", if female { "female" } else { "male" });
-    });
-    s
+    })
 }
 
 /// The batch bundle that PUTs every Organization and Practitioner.

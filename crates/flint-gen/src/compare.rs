@@ -220,15 +220,28 @@ fn union_top(a: &HashMap<String, usize>, b: &HashMap<String, usize>, n: usize) -
     out
 }
 
-fn code_table(
+/// The section on the codes of resource type `ty` (counted in `ra` for `a`, `rb` for `b`): how
+/// many are distinct, how much of each side the other covers, and the shares of the top 15 of
+/// each, with their units when `with_units`.
+fn code_section(
     s: &mut String,
-    codes: &[String],
+    ty: &str,
     ra: &HashMap<String, usize>,
     rb: &HashMap<String, usize>,
     a: &Profile,
     b: &Profile,
     with_units: bool,
 ) {
+    let _ = writeln!(
+        s,
+        "\n### {ty} codes (top 15 of each; share of all {ty}s)\n\n\
+         Distinct codes: Synthea {}, flint-gen {}. Synthea {ty}s whose code flint-gen also \
+         generates: {:.1}%; flint-gen {ty}s whose code occurs in Synthea: {:.1}%.\n",
+        ra.len(),
+        rb.len(),
+        coverage(ra, rb),
+        coverage(rb, ra)
+    );
     let (ta, tb) = (ra.values().sum::<usize>(), rb.values().sum::<usize>());
     if with_units {
         let _ = writeln!(
@@ -241,7 +254,7 @@ fn code_table(
             "| code | display | Synthea | flint-gen |\n|---|---|---:|---:|"
         );
     }
-    for c in codes {
+    for c in &union_top(ra, rb, 15) {
         let d = a
             .displays
             .get(c)
@@ -273,6 +286,28 @@ fn code_table(
                 pct(nb, tb)
             );
         }
+    }
+}
+
+/// A section headed `heading` with the share of each `column` value among `ra`'s counts and
+/// among `rb`'s.
+fn share_section(
+    s: &mut String,
+    heading: &str,
+    column: &str,
+    ra: &BTreeMap<String, usize>,
+    rb: &BTreeMap<String, usize>,
+) {
+    let _ = writeln!(s, "\n### {heading}\n");
+    let _ = writeln!(s, "| {column} | Synthea | flint-gen |\n|---|---:|---:|");
+    let keys: BTreeSet<&String> = ra.keys().chain(rb.keys()).collect();
+    let (ta, tb) = (ra.values().sum(), rb.values().sum());
+    for k in keys {
+        let (na, nb) = (
+            ra.get(k).copied().unwrap_or(0),
+            rb.get(k).copied().unwrap_or(0),
+        );
+        let _ = writeln!(s, "| {k} | {:.2}% | {:.2}% |", pct(na, ta), pct(nb, tb));
     }
 }
 
@@ -337,70 +372,32 @@ pub fn report(a: &Profile, b: &Profile) -> String {
         );
     }
 
-    let _ = writeln!(s, "\n### Observation categories\n");
-    let _ = writeln!(s, "| category | Synthea | flint-gen |\n|---|---:|---:|");
-    let cats: BTreeSet<&String> = a
-        .obs_categories
-        .keys()
-        .chain(b.obs_categories.keys())
-        .collect();
-    let (ta, tb) = (
-        a.obs_categories.values().sum(),
-        b.obs_categories.values().sum(),
-    );
-    for c in cats {
-        let (na, nb) = (
-            a.obs_categories.get(c).copied().unwrap_or(0),
-            b.obs_categories.get(c).copied().unwrap_or(0),
-        );
-        let _ = writeln!(s, "| {c} | {:.2}% | {:.2}% |", pct(na, ta), pct(nb, tb));
-    }
-
-    let _ = writeln!(s, "\n### Encounter classes\n");
-    let _ = writeln!(s, "| class | Synthea | flint-gen |\n|---|---:|---:|");
-    let classes: BTreeSet<&String> = a.enc_classes.keys().chain(b.enc_classes.keys()).collect();
-    let (ta, tb) = (a.enc_classes.values().sum(), b.enc_classes.values().sum());
-    for c in classes {
-        let (na, nb) = (
-            a.enc_classes.get(c).copied().unwrap_or(0),
-            b.enc_classes.get(c).copied().unwrap_or(0),
-        );
-        let _ = writeln!(s, "| {c} | {:.2}% | {:.2}% |", pct(na, ta), pct(nb, tb));
-    }
-
-    let _ = writeln!(
-        s,
-        "\n### Observation codes (top 15 of each; share of all Observations)\n\n\
-         Distinct codes: Synthea {}, flint-gen {}. Synthea Observations whose code flint-gen also \
-         generates: {:.1}%; flint-gen Observations whose code occurs in Synthea: {:.1}%.\n",
-        a.obs_codes.len(),
-        b.obs_codes.len(),
-        coverage(&a.obs_codes, &b.obs_codes),
-        coverage(&b.obs_codes, &a.obs_codes)
-    );
-    code_table(
+    share_section(
         &mut s,
-        &union_top(&a.obs_codes, &b.obs_codes, 15),
+        "Observation categories",
+        "category",
+        &a.obs_categories,
+        &b.obs_categories,
+    );
+    share_section(
+        &mut s,
+        "Encounter classes",
+        "class",
+        &a.enc_classes,
+        &b.enc_classes,
+    );
+    code_section(
+        &mut s,
+        "Observation",
         &a.obs_codes,
         &b.obs_codes,
         a,
         b,
         true,
     );
-
-    let _ = writeln!(
-        s,
-        "\n### Condition codes (top 15 of each; share of all Conditions)\n\n\
-         Distinct codes: Synthea {}, flint-gen {}. Synthea Conditions whose code flint-gen also \
-         generates: {:.1}%; flint-gen Conditions whose code occurs in Synthea: {:.1}%.\n",
-        a.cond_codes.len(),
-        b.cond_codes.len(),
-        coverage(&a.cond_codes, &b.cond_codes),
-        coverage(&b.cond_codes, &a.cond_codes)
-    );
-    code_table(
+    code_section(
         &mut s,
-        &union_top(&a.cond_codes, &b.cond_codes, 15),
+        "Condition",
         &a.cond_codes,
         &b.cond_codes,
         a,

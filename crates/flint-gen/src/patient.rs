@@ -24,26 +24,63 @@ pub struct Resource {
 pub fn generate(seed: u64, index: u64, window: &Window, style: Style) -> Vec<Resource> {
     let mut g = Gen::new(seed, index, *window, style);
     g.run();
-    g.out
+    g.sink.out
 }
 
-fn emit(
-    out: &mut Vec<Resource>,
+/// The resources of one patient, as they are written, and the JSON style they are written in.
+struct Sink {
     style: Style,
-    ty: &'static str,
-    id: Id,
-    capacity: usize,
-    f: impl FnOnce(&mut Obj),
-) {
-    let mut json = String::with_capacity(capacity);
-    object(&mut json, style, |o| {
-        o.str("resourceType", ty);
-        if style == Style::Ndjson {
-            o.str("id", id.as_str());
-        }
-        f(o);
+    out: Vec<Resource>,
+}
+
+impl Sink {
+    /// Writes resource `id` of type `ty`: `f` adds the fields after `resourceType` (and `id`).
+    fn emit(&mut self, ty: &'static str, id: Id, capacity: usize, f: impl FnOnce(&mut Obj)) {
+        let mut json = String::with_capacity(capacity);
+        object(&mut json, self.style, |o| {
+            o.str("resourceType", ty);
+            if self.style == Style::Ndjson {
+                o.str("id", id.as_str());
+            }
+            f(o);
+        });
+        self.out.push(Resource { ty, id, json });
+    }
+}
+
+/// The fields a Claim or an ExplanationOfBenefit for encounter `enc` opens with: status, type,
+/// use, patient, and the encounter's period as billable period and its end as creation time.
+fn billing_head(o: &mut Obj, ty: &Code, patient: &Id, enc: &Enc) {
+    o.str("status", "active");
+    o.concept("type", ty);
+    o.str("use", "claim");
+    o.reference("patient", Ref::Local("Patient", patient));
+    o.period("billablePeriod", &enc.start_s, &enc.end_s);
+    o.str("created", &enc.end_s);
+}
+
+/// The opening of a Claim for encounter `enc`: [`billing_head`], then the encounter's
+/// organization as provider and a normal priority.
+fn claim_head(o: &mut Obj, ty: &Code, patient: &Id, enc: &Enc) {
+    let names = catalog::names();
+    billing_head(o, ty, patient, enc);
+    o.reference_display(
+        "provider",
+        Ref::Shared("Organization", &names.org_ids[enc.org]),
+        &names.org_names[enc.org],
+    );
+    o.codings_only("priority", &PRIORITY_NORMAL);
+}
+
+/// A Claim's insurance: the patient's payer, the one (focal) coverage.
+fn claim_insurance(o: &mut Obj, payer: &str) {
+    o.arr("insurance", |a| {
+        a.obj(|o| {
+            o.int("sequence", 1);
+            o.bool("focal", true);
+            o.obj("coverage", |o| o.str("display", payer));
+        })
     });
-    out.push(Resource { ty, id, json });
 }
 
 /// Chronic disease kinds.
@@ -311,6 +348,17 @@ struct Enc {
     prescribed: Vec<&'static str>,
 }
 
+/// Where an encounter takes place; it sets the class, organization and practitioner.
+#[derive(Clone, Copy)]
+enum Setting {
+    /// An ambulatory visit at the patient's clinic.
+    Clinic,
+    /// The emergency room of the patient's hospital.
+    Emergency,
+    /// A stay in the patient's hospital.
+    Inpatient,
+}
+
 /// Timeline events, in processing order within a day.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Ev {
@@ -496,6 +544,17 @@ fn interp(table: &[(f64, f64)], x: f64) -> f64 {
     table[table.len() - 1].1
 }
 
+/// A resting rate by age: `child` under 1, 3, 6 and 12 years, else the patient's `adult` baseline.
+fn by_child_age(age: f64, child: [f64; 4], adult: f64) -> f64 {
+    match age {
+        a if a < 1.0 => child[0],
+        a if a < 3.0 => child[1],
+        a if a < 6.0 => child[2],
+        a if a < 12.0 => child[3],
+        _ => adult,
+    }
+}
+
 /// Median height (cm) by age, boys and girls (CDC/WHO growth charts, rounded).
 const HEIGHT_M: [(f64, f64); 23] = [
     (0.0, 49.9),
@@ -609,11 +668,10 @@ const HEAD: [(f64, f64); 7] = [
 
 struct Gen {
     rng: Rng,
-    style: Style,
     win: Window,
     seed: u64,
     index: u64,
-    out: Vec<Resource>,
+    sink: Sink,
     p: Person,
     pid: Id,
     chronic: Vec<Chronic>,
@@ -633,11 +691,13 @@ impl Gen {
         let p = Person::draw(&mut rng, &win);
         let mut g = Gen {
             rng,
-            style,
             win,
             seed,
             index,
-            out: Vec::with_capacity(1024),
+            sink: Sink {
+                style,
+                out: Vec::with_capacity(1024),
+            },
             p,
             pid,
             chronic: Vec::new(),
@@ -957,7 +1017,7 @@ impl Gen {
             (true, true, 1 | 3) => Some("Mrs."),
             (true, true, _) => Some("Ms."),
         };
-        emit(&mut self.out, self.style, "Patient", self.pid, 1200, |o| {
+        self.sink.emit("Patient", self.pid, 1200, |o| {
             o.arr("identifier", |a| {
                 a.obj(|o| {
                     o.concept("type", &ID_MR);
@@ -1017,17 +1077,22 @@ impl Gen {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Starts an encounter of `kind` at `start` in `setting`: draws its practitioner, then its
+    /// length in seconds with `duration`, and writes the Encounter resource.
     fn begin(
         &mut self,
+        setting: Setting,
         start: i64,
-        duration: i64,
-        class: Code,
+        duration: impl FnOnce(&mut Self) -> i64,
         kind: Code,
-        org: usize,
-        pract: usize,
         reason: Option<&Code>,
     ) -> Enc {
+        let (class, org, pract) = match setting {
+            Setting::Clinic => (CLASS_AMB, self.p.clinic, self.clinic_practitioner()),
+            Setting::Emergency => (CLASS_EMER, self.p.hospital, self.hospital_practitioner()),
+            Setting::Inpatient => (CLASS_IMP, self.p.hospital, self.hospital_practitioner()),
+        };
+        let duration = duration(self);
         let id = self.rng.uuid();
         let end = start + duration;
         let start_s = time::datetime(start, self.p.tz);
@@ -1035,7 +1100,7 @@ impl Gen {
         let vit = self.stamp(start, 0, 900);
         let lab = self.stamp(start, 3600, 4 * 3600);
         let names = catalog::names();
-        emit(&mut self.out, self.style, "Encounter", id, 900, |o| {
+        self.sink.emit("Encounter", id, 900, |o| {
             o.str("status", "finished");
             o.coding("class", &class);
             o.concepts("type", &kind);
@@ -1087,7 +1152,7 @@ impl Gen {
         let abatement_s = abatement
             .filter(|a| *a < self.win.end)
             .map(|a| time::datetime(a, tz));
-        emit(&mut self.out, self.style, "Condition", id, 800, |o| {
+        self.sink.emit("Condition", id, 800, |o| {
             let status = if abatement_s.is_some() {
                 &CLINICAL_RESOLVED
             } else {
@@ -1117,7 +1182,7 @@ impl Gen {
         } else {
             &enc.vit
         };
-        emit(&mut self.out, self.style, "Observation", id, 700, |o| {
+        self.sink.emit("Observation", id, 700, |o| {
             o.str("status", "final");
             o.concepts("category", cat);
             o.concept("code", code);
@@ -1155,33 +1220,27 @@ impl Gen {
     fn report(&mut self, enc: &Enc, code: &Code, results: &[Id]) -> Id {
         let id = self.rng.uuid();
         let names = catalog::names();
-        emit(
-            &mut self.out,
-            self.style,
-            "DiagnosticReport",
-            id,
-            400 + 60 * results.len(),
-            |o| {
-                o.str("status", "final");
-                o.concepts("category", &DR_LAB);
-                o.concept("code", code);
-                o.reference("subject", Ref::Local("Patient", &self.pid));
-                o.reference("encounter", Ref::Local("Encounter", &enc.id));
-                o.str("effectiveDateTime", &enc.lab.eff);
-                o.str("issued", &enc.lab.issued);
-                o.arr("performer", |a| {
-                    a.reference_display(
-                        Ref::Shared("Organization", &names.org_ids[enc.org]),
-                        &names.org_names[enc.org],
-                    )
-                });
-                let refs: Vec<Ref> = results
-                    .iter()
-                    .map(|r| Ref::Local("Observation", r))
-                    .collect();
-                o.references("result", &refs);
-            },
-        );
+        let capacity = 400 + 60 * results.len();
+        self.sink.emit("DiagnosticReport", id, capacity, |o| {
+            o.str("status", "final");
+            o.concepts("category", &DR_LAB);
+            o.concept("code", code);
+            o.reference("subject", Ref::Local("Patient", &self.pid));
+            o.reference("encounter", Ref::Local("Encounter", &enc.id));
+            o.str("effectiveDateTime", &enc.lab.eff);
+            o.str("issued", &enc.lab.issued);
+            o.arr("performer", |a| {
+                a.reference_display(
+                    Ref::Shared("Organization", &names.org_ids[enc.org]),
+                    &names.org_names[enc.org],
+                )
+            });
+            let refs: Vec<Ref> = results
+                .iter()
+                .map(|r| Ref::Local("Observation", r))
+                .collect();
+            o.references("result", &refs);
+        });
         id
     }
 
@@ -1209,7 +1268,7 @@ impl Gen {
         let id = self.rng.uuid();
         let start_s = time::datetime(start, self.p.tz);
         let end_s = time::datetime(start + minutes * 60, self.p.tz);
-        emit(&mut self.out, self.style, "Procedure", id, 600, |o| {
+        self.sink.emit("Procedure", id, 600, |o| {
             o.str("status", "completed");
             o.concept("code", code);
             o.reference("subject", Ref::Local("Patient", &self.pid));
@@ -1225,7 +1284,7 @@ impl Gen {
 
     fn immunization(&mut self, enc: &mut Enc, vaccine: &Code) {
         let id = self.rng.uuid();
-        emit(&mut self.out, self.style, "Immunization", id, 500, |o| {
+        self.sink.emit("Immunization", id, 500, |o| {
             o.str("status", "completed");
             o.concept("vaccineCode", vaccine);
             o.reference("patient", Ref::Local("Patient", &self.pid));
@@ -1246,77 +1305,53 @@ impl Gen {
     ) {
         let id = self.rng.uuid();
         let names = catalog::names();
-        emit(
-            &mut self.out,
-            self.style,
-            "MedicationRequest",
-            id,
-            900,
-            |o| {
-                o.str("status", status);
-                o.str("intent", "order");
-                o.concept("medicationCodeableConcept", med);
-                o.reference("subject", Ref::Local("Patient", &self.pid));
-                o.reference("encounter", Ref::Local("Encounter", &enc.id));
-                o.str("authoredOn", &enc.start_s);
-                o.reference_display(
-                    "requester",
-                    Ref::Shared("Practitioner", &names.practitioner_ids[enc.pract]),
-                    &names.practitioner_names[enc.pract],
-                );
-                if let Some(r) = &reason {
-                    o.references("reasonReference", &[Ref::Local("Condition", r)]);
-                }
-                o.arr("dosageInstruction", |a| {
-                    a.obj(|o| {
-                        o.int("sequence", 1);
-                        if !prn {
-                            o.obj("timing", |o| {
-                                o.obj("repeat", |o| {
-                                    o.int("frequency", 1);
-                                    o.dec("period", 1.0, 1);
-                                    o.str("periodUnit", "d");
-                                })
-                            });
-                        }
-                        o.bool("asNeededBoolean", prn);
-                        if !prn {
-                            o.arr("doseAndRate", |a| {
-                                a.obj(|o| {
-                                    o.concept("type", &DOSE_ORDERED);
-                                    o.obj("doseQuantity", |o| o.dec("value", 1.0, 1));
-                                })
-                            });
-                        }
-                    })
-                });
-            },
-        );
+        self.sink.emit("MedicationRequest", id, 900, |o| {
+            o.str("status", status);
+            o.str("intent", "order");
+            o.concept("medicationCodeableConcept", med);
+            o.reference("subject", Ref::Local("Patient", &self.pid));
+            o.reference("encounter", Ref::Local("Encounter", &enc.id));
+            o.str("authoredOn", &enc.start_s);
+            o.reference_display(
+                "requester",
+                Ref::Shared("Practitioner", &names.practitioner_ids[enc.pract]),
+                &names.practitioner_names[enc.pract],
+            );
+            if let Some(r) = &reason {
+                o.references("reasonReference", &[Ref::Local("Condition", r)]);
+            }
+            o.arr("dosageInstruction", |a| {
+                a.obj(|o| {
+                    o.int("sequence", 1);
+                    if !prn {
+                        o.obj("timing", |o| {
+                            o.obj("repeat", |o| {
+                                o.int("frequency", 1);
+                                o.dec("period", 1.0, 1);
+                                o.str("periodUnit", "d");
+                            })
+                        });
+                    }
+                    o.bool("asNeededBoolean", prn);
+                    if !prn {
+                        o.arr("doseAndRate", |a| {
+                            a.obj(|o| {
+                                o.concept("type", &DOSE_ORDERED);
+                                o.obj("doseQuantity", |o| o.dec("value", 1.0, 1));
+                            })
+                        });
+                    }
+                })
+            });
+        });
         enc.prescribed.push(med.display);
         // The pharmacy claim for the prescription.
         let claim = self.rng.uuid();
         let cost = self.rng.uniform(8.0, 180.0);
-        emit(&mut self.out, self.style, "Claim", claim, 900, |o| {
-            o.str("status", "active");
-            o.concept("type", &CLAIM_PHARMACY);
-            o.str("use", "claim");
-            o.reference("patient", Ref::Local("Patient", &self.pid));
-            o.period("billablePeriod", &enc.start_s, &enc.end_s);
-            o.str("created", &enc.end_s);
-            o.reference_display(
-                "provider",
-                Ref::Shared("Organization", &names.org_ids[enc.org]),
-                &names.org_names[enc.org],
-            );
-            o.codings_only("priority", &PRIORITY_NORMAL);
+        self.sink.emit("Claim", claim, 900, |o| {
+            claim_head(o, &CLAIM_PHARMACY, &self.pid, enc);
             o.reference("prescription", Ref::Local("MedicationRequest", &id));
-            o.arr("insurance", |a| {
-                a.obj(|o| {
-                    o.int("sequence", 1);
-                    o.bool("focal", true);
-                    o.obj("coverage", |o| o.str("display", self.p.payer));
-                })
-            });
+            claim_insurance(o, self.p.payer);
             o.arr("item", |a| {
                 a.obj(|o| {
                     o.int("sequence", 1);
@@ -1356,7 +1391,7 @@ impl Gen {
         };
         let pract = Ref::Shared("Practitioner", &names.practitioner_ids[enc.pract]);
         let org = Ref::Shared("Organization", &names.org_ids[enc.org]);
-        emit(&mut self.out, self.style, "CareTeam", team, 1200, |o| {
+        self.sink.emit("CareTeam", team, 1200, |o| {
             o.str("status", if done { "inactive" } else { "active" });
             o.reference("subject", Ref::Local("Patient", &self.pid));
             o.reference("encounter", Ref::Local("Encounter", &enc.id));
@@ -1380,7 +1415,7 @@ impl Gen {
                 a.reference_display(org, &names.org_names[enc.org])
             });
         });
-        emit(&mut self.out, self.style, "CarePlan", id, 1200, |o| {
+        self.sink.emit("CarePlan", id, 1200, |o| {
             o.str("status", if done { "completed" } else { "active" });
             o.str("intent", "order");
             o.arr("category", |a| {
@@ -1450,23 +1485,16 @@ impl Gen {
     fn med_admin(&mut self, enc: &Enc, med: &Code, t: i64, reason: Option<Id>) {
         let id = self.rng.uuid();
         let t_s = time::datetime(t, self.p.tz);
-        emit(
-            &mut self.out,
-            self.style,
-            "MedicationAdministration",
-            id,
-            600,
-            |o| {
-                o.str("status", "completed");
-                o.concept("medicationCodeableConcept", med);
-                o.reference("subject", Ref::Local("Patient", &self.pid));
-                o.reference("context", Ref::Local("Encounter", &enc.id));
-                o.str("effectiveDateTime", &t_s);
-                if let Some(r) = &reason {
-                    o.references("reasonReference", &[Ref::Local("Condition", r)]);
-                }
-            },
-        );
+        self.sink.emit("MedicationAdministration", id, 600, |o| {
+            o.str("status", "completed");
+            o.concept("medicationCodeableConcept", med);
+            o.reference("subject", Ref::Local("Patient", &self.pid));
+            o.reference("context", Ref::Local("Encounter", &enc.id));
+            o.str("effectiveDateTime", &t_s);
+            if let Some(r) = &reason {
+                o.references("reasonReference", &[Ref::Local("Condition", r)]);
+            }
+        });
     }
 
     /// Closes an encounter: its clinical note (DiagnosticReport and DocumentReference), Claim
@@ -1479,63 +1507,50 @@ impl Gen {
             &names.practitioner_names[enc.pract],
         );
         let org = (&names.org_ids[enc.org], &names.org_names[enc.org]);
+        let capacity = 900 + note.len();
         let dr = self.rng.uuid();
-        emit(
-            &mut self.out,
-            self.style,
-            "DiagnosticReport",
-            dr,
-            900 + note.len(),
-            |o| {
-                o.str("status", "final");
-                o.concepts("category", &NOTE_HP);
-                o.concept("code", &NOTE_HP);
-                o.reference("subject", Ref::Local("Patient", &self.pid));
-                o.reference("encounter", Ref::Local("Encounter", &enc.id));
-                o.str("effectiveDateTime", &enc.start_s);
-                o.str("issued", &enc.vit.issued);
-                o.arr("performer", |a| {
-                    a.reference_display(Ref::Shared("Practitioner", pract.0), pract.1)
-                });
-                o.arr("presentedForm", |a| {
-                    a.obj(|o| {
+        self.sink.emit("DiagnosticReport", dr, capacity, |o| {
+            o.str("status", "final");
+            o.concepts("category", &NOTE_HP);
+            o.concept("code", &NOTE_HP);
+            o.reference("subject", Ref::Local("Patient", &self.pid));
+            o.reference("encounter", Ref::Local("Encounter", &enc.id));
+            o.str("effectiveDateTime", &enc.start_s);
+            o.str("issued", &enc.vit.issued);
+            o.arr("performer", |a| {
+                a.reference_display(Ref::Shared("Practitioner", pract.0), pract.1)
+            });
+            o.arr("presentedForm", |a| {
+                a.obj(|o| {
+                    o.str("contentType", "text/plain; charset=utf-8");
+                    o.str("data", &note);
+                })
+            });
+        });
+        let doc = self.rng.uuid();
+        self.sink.emit("DocumentReference", doc, capacity, |o| {
+            o.str("status", "current");
+            o.concept("type", &NOTE_HP);
+            o.concepts("category", &DOC_CLINICAL_NOTE);
+            o.reference("subject", Ref::Local("Patient", &self.pid));
+            o.str("date", &enc.vit.issued);
+            o.arr("author", |a| {
+                a.reference_display(Ref::Shared("Practitioner", pract.0), pract.1)
+            });
+            o.reference_display("custodian", Ref::Shared("Organization", org.0), org.1);
+            o.arr("content", |a| {
+                a.obj(|o| {
+                    o.obj("attachment", |o| {
                         o.str("contentType", "text/plain; charset=utf-8");
                         o.str("data", &note);
                     })
-                });
-            },
-        );
-        let doc = self.rng.uuid();
-        emit(
-            &mut self.out,
-            self.style,
-            "DocumentReference",
-            doc,
-            900 + note.len(),
-            |o| {
-                o.str("status", "current");
-                o.concept("type", &NOTE_HP);
-                o.concepts("category", &DOC_CLINICAL_NOTE);
-                o.reference("subject", Ref::Local("Patient", &self.pid));
-                o.str("date", &enc.vit.issued);
-                o.arr("author", |a| {
-                    a.reference_display(Ref::Shared("Practitioner", pract.0), pract.1)
-                });
-                o.reference_display("custodian", Ref::Shared("Organization", org.0), org.1);
-                o.arr("content", |a| {
-                    a.obj(|o| {
-                        o.obj("attachment", |o| {
-                            o.str("contentType", "text/plain; charset=utf-8");
-                            o.str("data", &note);
-                        })
-                    })
-                });
-                o.obj("context", |o| {
-                    o.references("encounter", &[Ref::Local("Encounter", &enc.id)]);
-                    o.period("period", &enc.start_s, &enc.end_s);
-                });
-            },
-        );
+                })
+            });
+            o.obj("context", |o| {
+                o.references("encounter", &[Ref::Local("Encounter", &enc.id)]);
+                o.period("period", &enc.start_s, &enc.end_s);
+            });
+        });
         let base = match enc.class.code {
             "IMP" => 2500.0 * ((enc.end - enc.start) as f64 / DAY as f64).max(1.0),
             "EMER" => 900.0,
@@ -1549,95 +1564,64 @@ impl Gen {
             &CLAIM_INSTITUTIONAL
         };
         let claim = self.rng.uuid();
-        emit(
-            &mut self.out,
-            self.style,
-            "Claim",
-            claim,
-            1200 + 150 * enc.billed.len(),
-            |o| {
-                o.str("status", "active");
-                o.concept("type", claim_type);
-                o.str("use", "claim");
-                o.reference("patient", Ref::Local("Patient", &self.pid));
-                o.period("billablePeriod", &enc.start_s, &enc.end_s);
-                o.str("created", &enc.end_s);
-                o.reference_display("provider", Ref::Shared("Organization", org.0), org.1);
-                o.codings_only("priority", &PRIORITY_NORMAL);
-                if !enc.diagnoses.is_empty() {
-                    o.arr("diagnosis", |a| {
-                        for (i, d) in enc.diagnoses.iter().enumerate() {
-                            a.obj(|o| {
-                                o.int("sequence", i as i64 + 1);
-                                o.reference("diagnosisReference", Ref::Local("Condition", d));
-                            });
-                        }
-                    });
-                }
-                o.arr("insurance", |a| {
-                    a.obj(|o| {
-                        o.int("sequence", 1);
-                        o.bool("focal", true);
-                        o.obj("coverage", |o| o.str("display", self.p.payer));
-                    })
-                });
-                o.arr("item", |a| {
-                    a.obj(|o| {
-                        o.int("sequence", 1);
-                        o.concept("productOrService", &enc.kind);
-                        o.references("encounter", &[Ref::Local("Encounter", &enc.id)]);
-                    });
-                    for (i, c) in enc.billed.iter().enumerate() {
+        let capacity = 1200 + 150 * enc.billed.len();
+        self.sink.emit("Claim", claim, capacity, |o| {
+            claim_head(o, claim_type, &self.pid, &enc);
+            if !enc.diagnoses.is_empty() {
+                o.arr("diagnosis", |a| {
+                    for (i, d) in enc.diagnoses.iter().enumerate() {
                         a.obj(|o| {
-                            o.int("sequence", i as i64 + 2);
-                            o.concept("productOrService", c);
+                            o.int("sequence", i as i64 + 1);
+                            o.reference("diagnosisReference", Ref::Local("Condition", d));
                         });
                     }
                 });
-                o.money("total", total);
-            },
-        );
+            }
+            claim_insurance(o, self.p.payer);
+            o.arr("item", |a| {
+                a.obj(|o| {
+                    o.int("sequence", 1);
+                    o.concept("productOrService", &enc.kind);
+                    o.references("encounter", &[Ref::Local("Encounter", &enc.id)]);
+                });
+                for (i, c) in enc.billed.iter().enumerate() {
+                    a.obj(|o| {
+                        o.int("sequence", i as i64 + 2);
+                        o.concept("productOrService", c);
+                    });
+                }
+            });
+            o.money("total", total);
+        });
         let eob = self.rng.uuid();
-        emit(
-            &mut self.out,
-            self.style,
-            "ExplanationOfBenefit",
-            eob,
-            1400,
-            |o| {
-                o.str("status", "active");
-                o.concept("type", claim_type);
-                o.str("use", "claim");
-                o.reference("patient", Ref::Local("Patient", &self.pid));
-                o.period("billablePeriod", &enc.start_s, &enc.end_s);
-                o.str("created", &enc.end_s);
-                o.obj("insurer", |o| o.str("display", self.p.payer));
-                o.reference_display("provider", Ref::Shared("Practitioner", pract.0), pract.1);
-                o.reference("claim", Ref::Local("Claim", &claim));
-                o.str("outcome", "complete");
-                o.arr("insurance", |a| {
-                    a.obj(|o| {
-                        o.bool("focal", true);
-                        o.obj("coverage", |o| o.str("display", self.p.payer));
-                    })
-                });
-                o.arr("item", |a| {
-                    a.obj(|o| {
-                        o.int("sequence", 1);
-                        o.concept("productOrService", &enc.kind);
-                        o.period("servicedPeriod", &enc.start_s, &enc.end_s);
-                        o.references("encounter", &[Ref::Local("Encounter", &enc.id)]);
-                    })
-                });
-                o.arr("total", |a| {
-                    a.obj(|o| {
-                        o.concept("category", &ADJ_SUBMITTED);
-                        o.money("amount", total);
-                    })
-                });
-                o.obj("payment", |o| o.money("amount", paid));
-            },
-        );
+        self.sink.emit("ExplanationOfBenefit", eob, 1400, |o| {
+            billing_head(o, claim_type, &self.pid, &enc);
+            o.obj("insurer", |o| o.str("display", self.p.payer));
+            o.reference_display("provider", Ref::Shared("Practitioner", pract.0), pract.1);
+            o.reference("claim", Ref::Local("Claim", &claim));
+            o.str("outcome", "complete");
+            o.arr("insurance", |a| {
+                a.obj(|o| {
+                    o.bool("focal", true);
+                    o.obj("coverage", |o| o.str("display", self.p.payer));
+                })
+            });
+            o.arr("item", |a| {
+                a.obj(|o| {
+                    o.int("sequence", 1);
+                    o.concept("productOrService", &enc.kind);
+                    o.period("servicedPeriod", &enc.start_s, &enc.end_s);
+                    o.references("encounter", &[Ref::Local("Encounter", &enc.id)]);
+                })
+            });
+            o.arr("total", |a| {
+                a.obj(|o| {
+                    o.concept("category", &ADJ_SUBMITTED);
+                    o.money("amount", total);
+                })
+            });
+            o.obj("payment", |o| o.money("amount", paid));
+        });
     }
 
     fn note_text(&self, enc: &Enc) -> String {
@@ -1727,24 +1711,12 @@ impl Gen {
     }
 
     fn heart_rate(&mut self, age: f64, fever: bool) -> f64 {
-        let base = match age {
-            a if a < 1.0 => 130.0,
-            a if a < 3.0 => 112.0,
-            a if a < 6.0 => 100.0,
-            a if a < 12.0 => 88.0,
-            _ => self.p.hr,
-        };
+        let base = by_child_age(age, [130.0, 112.0, 100.0, 88.0], self.p.hr);
         base + if fever { 14.0 } else { 0.0 } + self.rng.normal(0.0, 5.0)
     }
 
     fn respiratory_rate(&mut self, age: f64, sick: bool) -> f64 {
-        let base = match age {
-            a if a < 1.0 => 36.0,
-            a if a < 3.0 => 28.0,
-            a if a < 6.0 => 22.0,
-            a if a < 12.0 => 19.0,
-            _ => self.p.rr,
-        };
+        let base = by_child_age(age, [36.0, 28.0, 22.0, 19.0], self.p.rr);
         base + if sick { 4.0 } else { 0.0 } + self.rng.normal(0.0, 1.2)
     }
 
@@ -2068,57 +2040,36 @@ impl Gen {
         }
     }
 
+    /// The medications for a chronic condition: a first-line drug, then each add-on with its
+    /// chance.
     fn choose_meds(&mut self, kind: Kind) -> Vec<Code> {
-        let mut m = Vec::new();
-        match kind {
-            Kind::Hypertension => {
-                m.push(MED_LISINOPRIL);
-                if self.rng.chance(0.5) {
-                    m.push(MED_HCTZ);
-                }
-                if self.rng.chance(0.3) {
-                    m.push(MED_AMLODIPINE);
-                }
+        let (first, add_ons): (Code, &[(Code, f64)]) = match kind {
+            Kind::Hypertension => (MED_LISINOPRIL, &[(MED_HCTZ, 0.5), (MED_AMLODIPINE, 0.3)]),
+            Kind::Diabetes => (MED_METFORMIN, &[(MED_INSULIN, 0.25)]),
+            Kind::Hyperlipidemia => {
+                let statin = if self.rng.chance(0.6) {
+                    MED_SIMVASTATIN_10
+                } else {
+                    MED_SIMVASTATIN_20
+                };
+                (statin, &[])
             }
-            Kind::Diabetes => {
-                m.push(MED_METFORMIN);
-                if self.rng.chance(0.25) {
-                    m.push(MED_INSULIN);
-                }
-            }
-            Kind::Hyperlipidemia => m.push(if self.rng.chance(0.6) {
-                MED_SIMVASTATIN_10
-            } else {
-                MED_SIMVASTATIN_20
-            }),
-            Kind::Asthma => {
-                m.push(MED_FLUTICASONE);
-                if self.rng.chance(0.8) {
-                    m.push(MED_ALBUTEROL);
-                }
-            }
-            Kind::Copd => m.push(MED_FLUTICASONE_SALMETEROL),
-            Kind::Chd => {
-                m.push(MED_CLOPIDOGREL);
-                if self.rng.chance(0.5) {
-                    m.push(MED_NITROGLYCERIN);
-                }
-            }
-            Kind::Afib => {
-                m.push(MED_WARFARIN);
-                if self.rng.chance(0.4) {
-                    m.push(MED_DIGOXIN);
-                }
-            }
+            Kind::Asthma => (MED_FLUTICASONE, &[(MED_ALBUTEROL, 0.8)]),
+            Kind::Copd => (MED_FLUTICASONE_SALMETEROL, &[]),
+            Kind::Chd => (MED_CLOPIDOGREL, &[(MED_NITROGLYCERIN, 0.5)]),
+            Kind::Afib => (MED_WARFARIN, &[(MED_DIGOXIN, 0.4)]),
             Kind::BackPain | Kind::NeckPain => {
-                m.push(
-                    *self
-                        .rng
-                        .pick(&[MED_ACETAMINOPHEN_325, MED_NAPROXEN, MED_HYDROCODONE]),
-                )
+                let analgesics = [MED_ACETAMINOPHEN_325, MED_NAPROXEN, MED_HYDROCODONE];
+                (*self.rng.pick(&analgesics), &[])
             }
-            Kind::OaKnee => m.push(MED_NAPROXEN),
-            _ => {}
+            Kind::OaKnee => (MED_NAPROXEN, &[]),
+            _ => return Vec::new(),
+        };
+        let mut m = vec![first];
+        for (med, p) in add_ons {
+            if self.rng.chance(*p) {
+                m.push(*med);
+            }
         }
         m
     }
@@ -2153,10 +2104,7 @@ impl Gen {
         } else {
             ENC_GENERAL_EXAM
         };
-        let pract = self.clinic_practitioner();
-        let dur = self.rng.int(15, 40) * 60;
-        let clinic = self.p.clinic;
-        let mut enc = self.begin(t, dur, CLASS_AMB, kind, clinic, pract, None);
+        let mut enc = self.begin(Setting::Clinic, t, |g| g.rng.int(15, 40) * 60, kind, None);
         if age >= 18.0 {
             self.diagnose_pending(&mut enc, false);
         } else {
@@ -2342,10 +2290,7 @@ impl Gen {
         } else {
             ENC_PROBLEM
         };
-        let pract = self.clinic_practitioner();
-        let dur = self.rng.int(15, 30) * 60;
-        let clinic = self.p.clinic;
-        let mut enc = self.begin(t, dur, CLASS_AMB, kind, clinic, pract, None);
+        let mut enc = self.begin(Setting::Clinic, t, |g| g.rng.int(15, 30) * 60, kind, None);
         self.diagnose_pending(&mut enc, false);
         // Vital signs.
         let h = self.height(age);
@@ -2398,23 +2343,17 @@ impl Gen {
     fn acute(&mut self, day: i64) {
         let t = self.clinic_time(day);
         let age = self.age(t);
-        let weights: Vec<f64> = ACUTE
-            .iter()
-            .map(|a| {
-                if a.female_only && !self.p.female {
-                    0.0
-                } else if age < 18.0 {
-                    a.child
-                } else {
-                    a.adult
-                }
-            })
-            .collect();
-        let a = &ACUTE[self.rng.weighted(&weights)];
-        let pract = self.clinic_practitioner();
-        let dur = self.rng.int(15, 40) * 60;
-        let clinic = self.p.clinic;
-        let mut enc = self.begin(t, dur, CLASS_AMB, ENC_SYMPTOM, clinic, pract, Some(&a.code));
+        let a = self.rng.pick_weighted(&ACUTE, |a| {
+            if a.female_only && !self.p.female {
+                0.0
+            } else if age < 18.0 {
+                a.child
+            } else {
+                a.adult
+            }
+        });
+        let dur = |g: &mut Self| g.rng.int(15, 40) * 60;
+        let mut enc = self.begin(Setting::Clinic, t, dur, ENC_SYMPTOM, Some(&a.code));
         let resolve = t + self.rng.int(7, 21) * DAY;
         let main = self.condition(&mut enc, &a.code, t, Some(resolve));
         let mut fever = false;
@@ -2474,21 +2413,15 @@ impl Gen {
     fn injury(&mut self, day: i64) {
         let t = self.any_time(day);
         let age = self.age(t);
-        let weights: Vec<f64> = INJURIES
-            .iter()
-            .map(|i| {
-                if i.0 == WHIPLASH && age < 16.0 {
-                    0.0
-                } else {
-                    i.1
-                }
-            })
-            .collect();
-        let (code, _, procs) = INJURIES[self.rng.weighted(&weights)];
-        let pract = self.hospital_practitioner();
-        let dur = self.rng.int(60, 240) * 60;
-        let hospital = self.p.hospital;
-        let mut enc = self.begin(t, dur, CLASS_EMER, ENC_ER, hospital, pract, Some(&code));
+        let (code, _, procs) = *self.rng.pick_weighted(&INJURIES, |i| {
+            if i.0 == WHIPLASH && age < 16.0 {
+                0.0
+            } else {
+                i.1
+            }
+        });
+        let dur = |g: &mut Self| g.rng.int(60, 240) * 60;
+        let mut enc = self.begin(Setting::Emergency, t, dur, ENC_ER, Some(&code));
         let heal = t + self.rng.int(21, 56) * DAY;
         let cond = self.condition(&mut enc, &code, t, Some(heal));
         let (plan, activities) = injury_plan(&code);
@@ -2521,17 +2454,8 @@ impl Gen {
     fn covid(&mut self, day: i64) {
         let t = self.clinic_time(day);
         let age = self.age(t);
-        let pract = self.clinic_practitioner();
-        let clinic = self.p.clinic;
-        let mut enc = self.begin(
-            t,
-            1800,
-            CLASS_AMB,
-            ENC_SYMPTOM,
-            clinic,
-            pract,
-            Some(&SUSPECTED_COVID),
-        );
+        let reason = Some(&SUSPECTED_COVID);
+        let mut enc = self.begin(Setting::Clinic, t, |_| 1800, ENC_SYMPTOM, reason);
         self.condition(&mut enc, &SUSPECTED_COVID, t, Some(t + 3600));
         let resolve = t + self.rng.int(14, 28) * DAY;
         let mut fever = false;
@@ -2593,23 +2517,13 @@ impl Gen {
         }
         let t = self.any_time(day);
         let age = self.age(t);
-        let pract = self.hospital_practitioner();
-        let hospital = self.p.hospital;
         let kind = if covid.is_some() {
             ENC_ISOLATION
         } else {
             ENC_ADMISSION
         };
         let reason = if covid.is_some() { COVID } else { PNEUMONIA };
-        let mut enc = self.begin(
-            t,
-            stay * DAY,
-            CLASS_IMP,
-            kind,
-            hospital,
-            pract,
-            Some(&reason),
-        );
+        let mut enc = self.begin(Setting::Inpatient, t, |_| stay * DAY, kind, Some(&reason));
         let discharge = t + stay * DAY;
         let recovered = discharge + self.rng.int(7, 21) * DAY;
         let pneumonia = self.condition(&mut enc, &PNEUMONIA, t, Some(recovered));
@@ -2671,14 +2585,12 @@ impl Gen {
     fn prenatal(&mut self, day: i64, week: u8) {
         let t = self.clinic_time(day);
         let age = self.age(t);
-        let pract = self.clinic_practitioner();
-        let clinic = self.p.clinic;
         let kind = if week == 8 {
             ENC_PRENATAL_INITIAL
         } else {
             ENC_PRENATAL
         };
-        let mut enc = self.begin(t, 1800, CLASS_AMB, kind, clinic, pract, None);
+        let mut enc = self.begin(Setting::Clinic, t, |_| 1800, kind, None);
         if week == 8 {
             let end = self.pregnancy_end;
             let id = self.condition(&mut enc, &PREGNANCY, t, Some(end));
@@ -2745,17 +2657,8 @@ impl Gen {
     fn miscarriage(&mut self, day: i64) {
         let t = self.any_time(day);
         let age = self.age(t);
-        let pract = self.clinic_practitioner();
-        let clinic = self.p.clinic;
-        let mut enc = self.begin(
-            t,
-            3600,
-            CLASS_AMB,
-            ENC_PRENATAL,
-            clinic,
-            pract,
-            Some(&MISCARRIAGE),
-        );
+        let reason = Some(&MISCARRIAGE);
+        let mut enc = self.begin(Setting::Clinic, t, |_| 3600, ENC_PRENATAL, reason);
         let heal = t + 30 * DAY;
         self.condition(&mut enc, &MISCARRIAGE, t, Some(heal));
         self.vitals_sick(&enc, age, false, None, true);
@@ -2766,20 +2669,13 @@ impl Gen {
     fn delivery(&mut self, day: i64) {
         let t = self.any_time(day);
         let age = self.age(t);
-        let pract = self.hospital_practitioner();
-        let hospital = self.p.hospital;
-        let stay = if self.rng.chance(0.3) { 3 } else { 2 };
-        let stay = stay.min(self.last_day - day).max(1);
         let reason = self.pregnancy;
-        let mut enc = self.begin(
-            t,
-            stay * DAY,
-            CLASS_IMP,
-            ENC_OBSTETRIC,
-            hospital,
-            pract,
-            None,
-        );
+        // The length of stay is drawn after the practitioner.
+        let stay = |g: &mut Self| {
+            let stay = if g.rng.chance(0.3) { 3 } else { 2 };
+            stay.min(g.last_day - day).max(1) * DAY
+        };
+        let mut enc = self.begin(Setting::Inpatient, t, stay, ENC_OBSTETRIC, None);
         if self.rng.chance(0.6) {
             self.procedure(&mut enc, &PROC_EPIDURAL, 30, reason);
         }
@@ -2800,9 +2696,7 @@ impl Gen {
     fn postnatal(&mut self, day: i64) {
         let t = self.clinic_time(day);
         let age = self.age(t);
-        let pract = self.clinic_practitioner();
-        let clinic = self.p.clinic;
-        let mut enc = self.begin(t, 1800, CLASS_AMB, ENC_POSTNATAL, clinic, pract, None);
+        let mut enc = self.begin(Setting::Clinic, t, |_| 1800, ENC_POSTNATAL, None);
         let h = self.height(age);
         let w = self.weight(age, h) + 3.0;
         self.obs_q(&enc, &CAT_VITAL, &BODY_WEIGHT, w);

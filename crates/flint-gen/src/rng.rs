@@ -106,6 +106,13 @@ impl Rng {
         weights.len() - 1
     }
 
+    /// One element of a non-empty slice, drawn with the weights `weight` gives the elements
+    /// (as [`Rng::weighted`] does).
+    pub fn pick_weighted<'a, T>(&mut self, xs: &'a [T], weight: impl Fn(&T) -> f64) -> &'a T {
+        let weights: Vec<f64> = xs.iter().map(weight).collect();
+        &xs[self.weighted(&weights)]
+    }
+
     /// A fresh UUID v4 from the stream.
     pub fn uuid(&mut self) -> Id {
         let mut b = [0u8; 16];
