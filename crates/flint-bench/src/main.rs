@@ -5,8 +5,8 @@
 //! warm-up), `tx100` (POST a transaction bundle of 100 resources: 20 Patients with 4
 //! Observations each, referencing them by `urn:uuid`), `tx2` (one Patient and one Observation
 //! referencing it), `history` (the first page of `Patient/_history`), `search` (GET
-//! `[base]/[--query]`: resources/s counts the returned entries, or `Bundle.total` for
-//! `_summary=count` queries).
+//! `[base]/[--query]`, or POST `[type]/_search` with `--post`: resources/s counts the returned
+//! entries, or `Bundle.total` for `_summary=count` queries).
 
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
@@ -42,8 +42,12 @@ struct Args {
     seconds: u64,
     /// The search of the `search` scenario, relative to the base (e.g.
     /// `Observation?code=http://loinc.org|8302-2&_summary=count`).
+    /// `@file` reads the query from a file (for long ones, e.g. a thousand patient ids).
     #[arg(long, default_value = "Patient?_summary=count")]
     query: String,
+    /// Send the search as `POST [base]/[type]/_search` with the parameters as a form body.
+    #[arg(long)]
+    post: bool,
 }
 
 fn patient(i: u64) -> Value {
@@ -121,8 +125,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ids = Arc::new(ids);
     let counter = Arc::new(AtomicU64::new(0));
     let resources = Arc::new(AtomicU64::new(0));
-    let query = Arc::new(args.query.clone());
-    let count_only = args.query.contains("_summary=count");
+    let query_text = match args.query.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)?.trim().to_string(),
+        None => args.query.clone(),
+    };
+    let count_only = query_text.contains("_summary=count");
+    let post = args.post;
+    let query = Arc::new(query_text);
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
@@ -162,6 +171,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .header("content-type", "application/fhir+json")
                         .body(tx2(i).to_string()),
                     Scenario::History => client.get(format!("{base}/Patient/_history")),
+                    Scenario::Search if post => {
+                        let (path, params) = query.split_once('?').unwrap_or((&query, ""));
+                        client
+                            .post(format!("{base}/{path}/_search"))
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(params.to_string())
+                    }
                     Scenario::Search => client.get(format!("{base}/{query}")),
                 };
                 match req.send().await {

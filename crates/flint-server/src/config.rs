@@ -175,7 +175,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "DB_KAFKA_COMPRESSION_TYPE",
         "snappy",
-        "none | gzip | snappy | lz4",
+        "none | gzip | snappy | lz4 | zstd",
     ),
     ("DB_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT | SSL"),
     (
@@ -357,11 +357,16 @@ impl Config {
                     .as_str()
                 {
                     c @ ("none" | "gzip" | "snappy" | "lz4") => c.to_string(),
+                    "zstd" if cfg!(feature = "kafka-zstd") => "zstd".to_string(),
                     c => {
                         return Err(bad(
                             "DB_KAFKA_COMPRESSION_TYPE",
                             c,
-                            "none, gzip, snappy or lz4 (zstd is not in this build)",
+                            if cfg!(feature = "kafka-zstd") {
+                                "none, gzip, snappy, lz4 or zstd"
+                            } else {
+                                "none, gzip, snappy or lz4 (built without kafka-zstd)"
+                            },
                         ));
                     }
                 },
