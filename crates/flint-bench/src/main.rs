@@ -6,7 +6,9 @@
 //! Observations each, referencing them by `urn:uuid`), `tx2` (one Patient and one Observation
 //! referencing it), `history` (the first page of `Patient/_history`), `search` (GET
 //! `[base]/[--query]`, or POST `[type]/_search` with `--post`: resources/s counts the returned
-//! entries, or `Bundle.total` for `_summary=count` queries).
+//! entries, or `Bundle.total` for `_summary=count` queries), `download` (the whole result of
+//! `--query`, following `next` links page by page, as a bulk export does: one request is
+//! the whole download, resources/s counts every entry of every page).
 
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
@@ -22,6 +24,7 @@ enum Scenario {
     Tx2,
     History,
     Search,
+    Download,
 }
 
 /// Command-line arguments.
@@ -82,6 +85,29 @@ fn tx2(seed: u64) -> Value {
             "subject": {"reference": purl}, "effectiveDateTime": "2020-01-01T00:00:00Z",
             "valueQuantity": {"value": 70, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}},
          "request": {"method": "POST", "url": "Observation"}}]})
+}
+
+/// Fetches every page of a search from `url` on, following `next` links; the number of
+/// entries, or `None` on any failure.
+async fn download(client: &reqwest::Client, url: &str) -> Option<u64> {
+    let mut next = Some(url.to_string());
+    let mut n = 0;
+    while let Some(url) = next.take() {
+        let r = client.get(&url).send().await.ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        let page: Value = r.json().await.ok()?;
+        n += page["entry"].as_array().map_or(0, |e| e.len() as u64);
+        next = page["link"].as_array().and_then(|links| {
+            links
+                .iter()
+                .find(|l| l["relation"] == "next")
+                .and_then(|l| l["url"].as_str())
+                .map(str::to_string)
+        });
+    }
+    Some(n)
 }
 
 /// Resources a search answer stands for: `Bundle.total` for counts, else its entries.
@@ -178,8 +204,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             .header("content-type", "application/x-www-form-urlencoded")
                             .body(params.to_string())
                     }
-                    Scenario::Search => client.get(format!("{base}/{query}")),
+                    Scenario::Search | Scenario::Download => client.get(format!("{base}/{query}")),
                 };
+                if let Scenario::Download = scenario {
+                    match download(&client, &format!("{base}/{query}")).await {
+                        Some(n) => {
+                            lat.push(start.elapsed());
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            resources.fetch_add(n, Ordering::Relaxed);
+                        }
+                        None => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    continue;
+                }
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
                         let body = r.bytes().await.unwrap_or_default();

@@ -70,6 +70,7 @@ struct StateInner {
     node: Node,
     config: RestConfig,
     engine: flint_search::Engine,
+    results: search::ResultCache,
 }
 
 impl AppState {
@@ -89,6 +90,7 @@ impl AppState {
                 node,
                 config,
                 engine,
+                results: search::result_cache(),
             }),
         }
     }
@@ -106,6 +108,11 @@ impl AppState {
     /// The search engine.
     pub fn engine(&self) -> &flint_search::Engine {
         &self.inner.engine
+    }
+
+    /// Complete result lists of recent multi-page searches, by query and `t`.
+    pub(crate) fn results(&self) -> &search::ResultCache {
+        &self.inner.results
     }
 
     /// The search parameter registry.

@@ -23,6 +23,7 @@ use flint_search::query::{
 use flint_search::{Error as SearchError, Query, QueryParser};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// How long a page link stays valid.
 pub const PAGE_LIFETIME_MS: i64 = 24 * 3_600_000;
@@ -192,6 +193,38 @@ pub fn matches(
     ctx.state.engine().execute(db, &q).map_err(search_error)
 }
 
+/// Complete result lists of multi-page searches, keyed by scope and parameters (without the
+/// page size) and `t`; bounded by the number of handles held.
+pub(crate) type ResultCache = moka::sync::Cache<(String, flint_db::T), Arc<Vec<ResourceHandle>>>;
+
+/// The cache of result lists: at most a million handles (roughly 100 MB), idle ones dropped
+/// after ten minutes.
+pub(crate) fn result_cache() -> ResultCache {
+    moka::sync::Cache::builder()
+        .weigher(|_, v: &Arc<Vec<ResourceHandle>>| v.len().min(u32::MAX as usize) as u32)
+        .max_capacity(1_000_000)
+        .time_to_idle(std::time::Duration::from_secs(600))
+        .build()
+}
+
+/// The parameters that select the result list, in a canonical order (not the page size or
+/// the result shape, which only change what a page shows).
+fn cache_params(params: &[(String, String)]) -> String {
+    let mut ps: Vec<&(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "_count" | "_elements" | "_format" | "_pretty"))
+        .collect();
+    ps.sort();
+    let mut out = String::new();
+    for (k, v) in ps {
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+        out.push('&');
+    }
+    out
+}
+
 /// Whether a condition has search criteria (not only result parameters); conditional
 /// interactions without criteria are refused.
 pub fn has_criteria(ctx: &Ctx, ty: &str, params: &[(String, String)]) -> FhirResult<bool> {
@@ -236,25 +269,38 @@ async fn run(
             }
         }
     }
-    for q in &mut queries {
-        if needs_stored(q) {
-            resolve_stored(ctx, db, q).await?;
-        }
-    }
-    let mut all: Vec<ResourceHandle> = Vec::new();
-    for q in &queries {
-        let found = match &scope {
-            Scope::Compartment(c, id, _) => engine.execute_in_compartment(db, c, id, q),
-            _ => engine.execute(db, q),
-        }
-        .map_err(search_error)?;
-        all.extend(found);
-    }
     let first = queries.first();
     let result = first.map(|q| q.result.clone()).unwrap_or_default();
     let cfg = ctx.state.config();
     let count = (result.count.map_or(cfg.default_page_size, |c| c as usize)).min(cfg.max_page_size);
     let summary_count = result.summary == Some(Summary::Count);
+    // Later pages of a search reuse the result list its first page computed at the same `t`
+    // (the list is immutable at `t`); without it, paging through n results costs n²/count.
+    let key = (format!("{scope:?}\u{0}{}", cache_params(&params)), db.t());
+    let all: Arc<Vec<ResourceHandle>> = match ctx.state.results().get(&key) {
+        Some(hit) => hit,
+        None => {
+            for q in &mut queries {
+                if needs_stored(q) {
+                    resolve_stored(ctx, db, q).await?;
+                }
+            }
+            let mut all: Vec<ResourceHandle> = Vec::new();
+            for q in &queries {
+                let found = match &scope {
+                    Scope::Compartment(c, id, _) => engine.execute_in_compartment(db, c, id, q),
+                    _ => engine.execute(db, q),
+                }
+                .map_err(search_error)?;
+                all.extend(found);
+            }
+            let all = Arc::new(all);
+            if !summary_count && all.len() > count {
+                ctx.state.results().insert(key, all.clone());
+            }
+            all
+        }
+    };
     let total = all.len();
     let page: Vec<ResourceHandle> = if summary_count {
         Vec::new()
