@@ -119,6 +119,55 @@ pub struct KafkaLog {
     producer: parking_lot::RwLock<(FutureProducer, u64)>,
     consumer: Mutex<Reader>,
     watermarks: Arc<BaseConsumer>,
+    /// Readers waiting for the log end; one request answers every reader queued before it
+    /// started (see [`KafkaLog::last_t`]).
+    end_waiters: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<Result<T>>>,
+}
+
+/// Log-end requests in flight at once. One is best measured: concurrent watermark requests
+/// on one librdkafka handle queue behind each other and split the readers into smaller
+/// rounds (reads at 16 clients: 7,629/s with one round, 2,962/s with four).
+const END_OFFSET_ROUNDS: usize = 1;
+
+/// Answers log-end requests in rounds: takes every waiting reader, asks the broker once, and
+/// gives all of them the answer. Every answer comes from a request that started after its
+/// readers asked, so reads stay linearizable, and N concurrent reads cost one round trip
+/// instead of N. Up to [`END_OFFSET_ROUNDS`] rounds run at once; readers arriving while all
+/// are out join the next one.
+async fn end_offset_rounds(
+    consumer: Arc<BaseConsumer>,
+    topic: String,
+    timeout: Duration,
+    mut waiters: tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<Result<T>>>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(END_OFFSET_ROUNDS));
+    while let Some(first) = waiters.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut round = vec![first];
+        while let Ok(w) = waiters.try_recv() {
+            round.push(w);
+        }
+        let (c, t) = (consumer.clone(), topic.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            // A blocking librdkafka call: keep it off the async workers.
+            let result =
+                tokio::task::spawn_blocking(move || c.fetch_watermarks(&t, 0, timeout)).await;
+            metrics::histogram!("flint_kafka_request_duration_seconds", "request" => "end_offset")
+                .record(started.elapsed().as_secs_f64());
+            let answer: Result<T> = match result {
+                Ok(Ok((_, high))) => Ok(high.max(0) as T),
+                Ok(Err(e)) => Err(err("end offset", e)),
+                Err(e) => Err(err("end offset", e)),
+            };
+            for w in round {
+                let _ = w.send(answer.clone());
+            }
+            drop(slot);
+        });
+    }
 }
 
 impl KafkaLog {
@@ -130,9 +179,18 @@ impl KafkaLog {
         let consumer: StreamConsumer = Self::consumer_config(&config)
             .create()
             .map_err(|e| err("consumer", e))?;
-        let watermarks: BaseConsumer = Self::consumer_config(&config)
-            .create()
-            .map_err(|e| err("consumer", e))?;
+        let watermarks: Arc<BaseConsumer> = Arc::new(
+            Self::consumer_config(&config)
+                .create()
+                .map_err(|e| err("consumer", e))?,
+        );
+        let (end_waiters, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(end_offset_rounds(
+            watermarks.clone(),
+            config.topic.clone(),
+            config.end_offset_timeout,
+            rx,
+        ));
         let log = KafkaLog {
             config,
             producer: parking_lot::RwLock::new((producer, 0)),
@@ -141,7 +199,8 @@ impl KafkaLog {
                 next: None,
                 quiet_since: std::time::Instant::now(),
             }),
-            watermarks: Arc::new(watermarks),
+            watermarks,
+            end_waiters,
         };
         log.check_topic().await?;
         Ok(log)
@@ -332,21 +391,11 @@ impl TxLog for KafkaLog {
     }
 
     async fn last_t(&self) -> Result<T> {
-        // A blocking librdkafka call: keep it off the async workers.
-        let (consumer, topic, timeout) = (
-            self.watermarks.clone(),
-            self.config.topic.clone(),
-            self.config.end_offset_timeout,
-        );
-        let started = std::time::Instant::now();
-        let result =
-            tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, 0, timeout))
-                .await;
-        metrics::histogram!("flint_kafka_request_duration_seconds", "request" => "end_offset")
-            .record(started.elapsed().as_secs_f64());
-        let (_, high) = result
-            .map_err(|e| err("end offset", e))?
-            .map_err(|e| err("end offset", e))?;
-        Ok(high.max(0) as T)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.end_waiters
+            .send(tx)
+            .map_err(|_| DbError::unavailable("Kafka log-end task stopped"))?;
+        rx.await
+            .map_err(|_| DbError::unavailable("Kafka log-end task stopped"))?
     }
 }
