@@ -317,6 +317,12 @@ impl Node {
             ));
         }
         if !contents.is_empty() {
+            // The indexer needs these contents next (search values): keep them in the cache
+            // rather than read back from the store what was just written (in the distributed
+            // variant a Cassandra read per resource).
+            for (h, b) in &contents {
+                self.inner.storage.cache.insert(*h, b.clone());
+            }
             self.inner.storage.store.put(contents).await?;
         }
         let t = self.inner.log.submit(cmds).await?;
