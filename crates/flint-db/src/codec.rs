@@ -253,6 +253,11 @@ pub fn resource_value_key(tid: u32, id: &str, hash: &ContentHash) -> Vec<u8> {
     k
 }
 
+/// Superseded key `tid · id · 0x00 · hash prefix(4)` (the layout of [`resource_value_key`]).
+pub fn superseded_key(tid: u32, id: &str, hash: &ContentHash) -> Vec<u8> {
+    resource_value_key(tid, id, hash)
+}
+
 /// The escaped value bytes of a SearchParamValue key whose prefix is `prefix_len` bytes long
 /// and whose id is `id_len` bytes long (everything between the prefix and [`VALUE_END`]).
 pub fn search_key_value(k: &[u8], prefix_len: usize, id_len: usize) -> Option<&[u8]> {

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Format version of the index rows; a mismatch at start-up asks for a rebuild.
-pub const INDEX_VERSION: u64 = 3;
+pub const INDEX_VERSION: u64 = 4;
 
 /// The newest transaction the index has processed (committed or rejected), 0 if none.
 pub fn head_t(kv: &dyn KvStore) -> T {
@@ -59,6 +59,11 @@ struct NewVersion<'a> {
     id: &'a str,
     value: VersionValue,
     refs: &'a [(String, String)],
+    /// Content hash of the live version this one replaces (none after a deletion or for a
+    /// new resource).
+    previous: Option<ContentHash>,
+    /// Whether the resource had any version before (possibly a deletion).
+    existed: bool,
 }
 
 /// The search-index entries of a transaction's new versions, computed by the indexer hook
@@ -194,6 +199,8 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Db
                         op,
                     },
                     refs: &c.refs,
+                    previous: live.map(|h| h.hash),
+                    existed: current.is_some(),
                 });
             }
             TxOp::Delete => {
@@ -210,6 +217,8 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Db
                         op: VersionOp::Delete,
                     },
                     refs: &[],
+                    previous: live.map(|h| h.hash),
+                    existed: true,
                 });
             }
         }
@@ -355,6 +364,29 @@ fn write_search_entries(s: &SearchIndexing<'_>, versions: &[NewVersion<'_>], b: 
     }
 }
 
+/// Keeps the Superseded index true after `v`: the replaced version's entries stop being
+/// current at `t` (unless the new version shares their hash prefix, and with it the entries'
+/// keys), and entries of the new version that an earlier version left behind are current again.
+fn write_superseded(t: T, tid: u32, v: &NewVersion<'_>, b: &mut WriteBatch) {
+    let new_prefix = &v.value.hash.0[..4];
+    let live_again = v.value.op != VersionOp::Delete;
+    if let Some(prev) = &v.previous
+        && (!live_again || prev.0[..4] != *new_prefix)
+    {
+        b.put(
+            Cf::Superseded,
+            codec::superseded_key(tid, v.id, prev),
+            t.to_be_bytes().to_vec(),
+        );
+    }
+    if live_again && v.existed {
+        b.delete(
+            Cf::Superseded,
+            codec::superseded_key(tid, v.id, &v.value.hash),
+        );
+    }
+}
+
 fn write_versions(before: &Db, t: T, versions: &[NewVersion<'_>], b: &mut WriteBatch) {
     let mut type_delta: BTreeMap<&str, (i64, u64)> = BTreeMap::new();
     for v in versions {
@@ -371,6 +403,7 @@ fn write_versions(before: &Db, t: T, versions: &[NewVersion<'_>], b: &mut WriteB
             val.clone(),
         );
         b.put(Cf::SystemAsOf, codec::system_as_of_key(t, tid, v.id), val);
+        write_superseded(t, tid, v, b);
         for (rt, rid) in v.refs {
             b.put(
                 Cf::ReferencedBy,

@@ -33,11 +33,16 @@ pub enum Cf {
     /// `tid · id · 0x00 · hash prefix(4)` → value blob: all search-parameter values of each
     /// resource version (for filtering, sorting and includes).
     ResourceValue,
+    /// `tid · id · 0x00 · hash prefix(4)` → `t(8)`: versions whose search entries stopped being
+    /// current at `t` (superseded by other content, or deleted). A version current again later
+    /// (same content restored) has its row removed. Lets counting skip the per-hit version
+    /// look-up for resources not changed after the count's `t`.
+    Superseded,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 12] = [
+    pub const ALL: [Cf; 13] = [
         Cf::Meta,
         Cf::ResourceAsOf,
         Cf::TypeAsOf,
@@ -50,6 +55,7 @@ impl Cf {
         Cf::ReferencedBy,
         Cf::SearchParamValue,
         Cf::ResourceValue,
+        Cf::Superseded,
     ];
 
     /// The column family's name in RocksDB.
@@ -67,6 +73,7 @@ impl Cf {
             Cf::ReferencedBy => "referenced-by-index",
             Cf::SearchParamValue => "search-param-value-index",
             Cf::ResourceValue => "resource-value-index",
+            Cf::Superseded => "superseded-index",
         }
     }
 

@@ -7,10 +7,12 @@
 //! matches the resource's version current at `t`, which discards entries of older versions and
 //! of rejected transactions without ever deleting them.
 
+use crate::T;
 use crate::codec::{self, VALUE_END};
 use crate::db::{Db, ResourceHandle};
 use crate::error::Result;
-use crate::kv::{Cf, scan_prefix};
+use crate::kv::{Cf, KvCursor, scan_prefix};
+use std::collections::HashSet;
 
 /// One search-index entry of a resource version: a parameter hash ([`codec::param_hash`] of
 /// its code) and an encoded value.
@@ -63,9 +65,43 @@ impl Db {
         type_name: &str,
         param: u32,
         m: &ValueMatch,
-        mut accept: impl FnMut(&[u8]) -> bool,
+        accept: impl FnMut(&[u8]) -> bool,
     ) -> Vec<ResourceHandle> {
         let tid = codec::tid(type_name);
+        let mut hits: Vec<ResourceHandle> = Vec::with_capacity(256);
+        let mut cur = self.as_of_cursor();
+        self.scan_entries(tid, param, m, accept, |id, hp| {
+            // One value's entries come in id order and an id's entries are adjacent.
+            if hits.last().is_some_and(|h| h.id == id) {
+                return;
+            }
+            // Entries of older versions carry another hash prefix than the current
+            // version's: they do not count.
+            if let Some(h) = self
+                .resource_at(&mut cur, type_name, tid, id)
+                .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp)
+            {
+                hits.push(h);
+            }
+        });
+        // An exact scan yields sorted, distinct hits. Ranges and prefixes span values.
+        if !matches!(m, ValueMatch::Exact(_)) {
+            hits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            hits.dedup_by(|a, b| a.id == b.id);
+        }
+        hits
+    }
+
+    /// Calls `hit(id, hash prefix)` for every SearchParamValue entry of `param` on type `tid`
+    /// that `m` selects and whose unescaped value `accept` approves, in key order.
+    fn scan_entries(
+        &self,
+        tid: u32,
+        param: u32,
+        m: &ValueMatch,
+        mut accept: impl FnMut(&[u8]) -> bool,
+        mut hit: impl FnMut(&str, [u8; 4]),
+    ) {
         let base = codec::search_prefix(param, tid);
         let (start, prefix, end) = match m {
             ValueMatch::Exact(v) => {
@@ -92,11 +128,6 @@ impl Db {
                 (s, base.clone(), e)
             }
         };
-        // One value's entries come in id order and an id's entries are adjacent, so an exact
-        // scan yields sorted, distinct hits. Ranges and prefixes span values: sort and dedup.
-        let in_id_order = matches!(m, ValueMatch::Exact(_));
-        let mut hits: Vec<ResourceHandle> = Vec::with_capacity(256);
-        let mut cur = self.as_of_cursor();
         let mut value = Vec::with_capacity(64);
         scan_prefix(
             &*self.storage.kv,
@@ -110,33 +141,135 @@ impl Db {
                 let Some((id, hp)) = codec::search_key_target(k) else {
                     return true;
                 };
-                if hits.last().is_some_and(|h| h.id == id) {
-                    return true;
-                }
                 let Some(raw) = codec::search_key_value(k, base.len(), id.len()) else {
                     return true;
                 };
                 value.clear();
                 codec::unescape_into(raw, &mut value);
-                if !accept(&value) {
-                    return true;
-                }
-                // Entries of older versions and rejected transactions carry another hash
-                // prefix than the current version's: they do not count.
-                if let Some(h) = self
-                    .resource_at(&mut cur, type_name, tid, id)
-                    .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp)
-                {
-                    hits.push(h);
+                if accept(&value) {
+                    hit(id, hp);
                 }
                 true
             },
         );
-        if !in_id_order {
-            hits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-            hits.dedup_by(|a, b| a.id == b.id);
+    }
+
+    /// Number of current resources of `type_name` having a value of parameter `param` that
+    /// one of `scans` (a value match and an exact filter, as for [`Db::search_filtered`])
+    /// selects. Equal to the length of the union of those searches, but without a version
+    /// look-up per hit: an entry is current unless the Superseded index says its version was
+    /// replaced at or before `t`; only resources changed after `t` are looked up.
+    pub fn count_search(
+        &self,
+        type_name: &str,
+        param: u32,
+        scans: &[(&ValueMatch, &dyn Fn(&[u8]) -> bool)],
+    ) -> usize {
+        let tid = codec::tid(type_name);
+        for _ in 0..3 {
+            let Some((newest, changed)) = self.changed_after_t(tid, CHANGED_LIMIT) else {
+                break;
+            };
+            let n = self.count_entries(type_name, tid, param, scans, &changed);
+            // A version of this type written during the scan may have added entries that
+            // `changed` does not cover: count again.
+            if self.changed_after_t(tid, 0).map(|(t, _)| t) == Some(newest) {
+                return n;
+            }
         }
-        hits
+        let mut ids: Vec<String> = Vec::new();
+        for (m, f) in scans {
+            ids.extend(
+                self.search_filtered(type_name, param, m, |v| f(v))
+                    .into_iter()
+                    .map(|h| h.id),
+            );
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
+    fn count_entries(
+        &self,
+        type_name: &str,
+        tid: u32,
+        param: u32,
+        scans: &[(&ValueMatch, &dyn Fn(&[u8]) -> bool)],
+        changed: &HashSet<String>,
+    ) -> usize {
+        let mut cur = self.as_of_cursor();
+        let mut sup = SupersededCursor::new(self, tid);
+        let mut current = |id: &str, hp: [u8; 4]| {
+            if changed.contains(id) {
+                self.resource_at(&mut cur, type_name, tid, id)
+                    .is_some_and(|h| !h.is_deleted() && h.hash.0[..4] == hp)
+            } else {
+                sup.is_current(id, hp)
+            }
+        };
+        if let [(m @ ValueMatch::Exact(_), f)] = scans {
+            // Exact scans yield an id's entries next to each other: count distinct ids.
+            let mut n = 0;
+            let mut last: Vec<u8> = Vec::with_capacity(64);
+            self.scan_entries(
+                tid,
+                param,
+                m,
+                |v| f(v),
+                |id, hp| {
+                    if last == id.as_bytes() || !current(id, hp) {
+                        return;
+                    }
+                    last.clear();
+                    last.extend_from_slice(id.as_bytes());
+                    n += 1;
+                },
+            );
+            return n;
+        }
+        let mut ids: Vec<Box<str>> = Vec::new();
+        for (m, f) in scans {
+            self.scan_entries(
+                tid,
+                param,
+                m,
+                |v| f(v),
+                |id, hp| {
+                    if current(id, hp) {
+                        ids.push(id.into());
+                    }
+                },
+            );
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
+    /// The newest `t` of any version of type `tid` (0 if none) and the ids of that type with
+    /// versions after this value's `t`; `None` when there are more than `limit` of those.
+    fn changed_after_t(&self, tid: u32, limit: usize) -> Option<(T, HashSet<String>)> {
+        let prefix = tid.to_be_bytes();
+        let mut newest = 0;
+        let mut changed = HashSet::new();
+        let mut over = false;
+        scan_prefix(&*self.storage.kv, Cf::TypeAsOf, &prefix, &prefix, |k, _| {
+            let Some((_, vt, id)) = codec::decode_type_as_of_key(k) else {
+                return true;
+            };
+            newest = newest.max(vt);
+            if vt <= self.t() || limit == 0 {
+                return false;
+            }
+            if changed.len() >= limit {
+                over = true;
+                return false;
+            }
+            changed.insert(id.to_string());
+            true
+        });
+        (!over).then_some((newest, changed))
     }
 
     /// The value blob the search hook stored for a resource version, if any.
@@ -144,5 +277,57 @@ impl Db {
         let key =
             codec::resource_value_key(codec::tid(&handle.type_name), &handle.id, &handle.hash);
         self.storage.kv.get(Cf::ResourceValue, &key).ok().flatten()
+    }
+}
+
+/// Resources changed after a count's `t` beyond which counting looks every hit up instead.
+const CHANGED_LIMIT: usize = 4096;
+
+/// Answers "was this version superseded at or before `t`?" for a scan's hits with one cursor
+/// over the Superseded index: hits mostly come in key order, and the index is small (only
+/// replaced versions), so most answers are one comparison with the cursor's key.
+struct SupersededCursor<'a> {
+    cursor: Box<dyn KvCursor + 'a>,
+    t: T,
+    key: Vec<u8>,
+    /// The previous target: a smaller one needs a new seek.
+    last: Vec<u8>,
+    seeked: bool,
+}
+
+impl<'a> SupersededCursor<'a> {
+    fn new(db: &'a Db, tid: u32) -> Self {
+        SupersededCursor {
+            cursor: db.storage.kv.cursor(Cf::Superseded),
+            t: db.t(),
+            key: tid.to_be_bytes().to_vec(),
+            last: Vec::new(),
+            seeked: false,
+        }
+    }
+
+    fn is_current(&mut self, id: &str, hp: [u8; 4]) -> bool {
+        self.key.truncate(4);
+        self.key.extend_from_slice(id.as_bytes());
+        self.key.push(0);
+        self.key.extend_from_slice(&hp);
+        let c = &mut self.cursor;
+        if !self.seeked || self.key < self.last {
+            c.seek(&self.key);
+            self.seeked = true;
+        } else if c.valid() && c.key() < self.key.as_slice() {
+            let mut steps = 0;
+            while c.valid() && c.key() < self.key.as_slice() {
+                if steps == 4 {
+                    c.seek(&self.key);
+                    break;
+                }
+                c.next();
+                steps += 1;
+            }
+        }
+        self.last.clear();
+        self.last.extend_from_slice(&self.key);
+        !(c.valid() && c.key() == self.key.as_slice() && codec::read_u64(c.value()) <= self.t)
     }
 }

@@ -277,31 +277,48 @@ async fn run(
     // Later pages of a search reuse the result list its first page computed at the same `t`
     // (the list is immutable at `t`); without it, paging through n results costs n²/count.
     let key = (format!("{scope:?}\u{0}{}", cache_params(&params)), db.t());
-    let all: Arc<Vec<ResourceHandle>> = match ctx.state.results().get(&key) {
-        Some(hit) => hit,
+    let cached = if summary_count {
+        None
+    } else {
+        ctx.state.results().get(&key)
+    };
+    let (all, total): (Arc<Vec<ResourceHandle>>, usize) = match cached {
+        Some(hit) => {
+            let n = hit.len();
+            (hit, n)
+        }
         None => {
             for q in &mut queries {
                 if needs_stored(q) {
                     resolve_stored(ctx, db, q).await?;
                 }
             }
-            let mut all: Vec<ResourceHandle> = Vec::new();
-            for q in &queries {
-                let found = match &scope {
-                    Scope::Compartment(c, id, _) => engine.execute_in_compartment(db, c, id, q),
-                    _ => engine.execute(db, q),
+            if summary_count && !matches!(scope, Scope::Compartment(..)) {
+                // Counting needs no handles: the engine counts from the index.
+                let mut n = 0;
+                for q in &queries {
+                    n += engine.count(db, q).map_err(search_error)?;
                 }
-                .map_err(search_error)?;
-                all.extend(found);
+                (Arc::new(Vec::new()), n)
+            } else {
+                let mut all: Vec<ResourceHandle> = Vec::new();
+                for q in &queries {
+                    let found = match &scope {
+                        Scope::Compartment(c, id, _) => engine.execute_in_compartment(db, c, id, q),
+                        _ => engine.execute(db, q),
+                    }
+                    .map_err(search_error)?;
+                    all.extend(found);
+                }
+                let all = Arc::new(all);
+                if !summary_count && all.len() > count {
+                    ctx.state.results().insert(key, all.clone());
+                }
+                let n = all.len();
+                (all, n)
             }
-            let all = Arc::new(all);
-            if !summary_count && all.len() > count {
-                ctx.state.results().insert(key, all.clone());
-            }
-            all
         }
     };
-    let total = all.len();
     let page: Vec<ResourceHandle> = if summary_count {
         Vec::new()
     } else {

@@ -192,6 +192,34 @@ impl Engine {
         Ok(set)
     }
 
+    /// Number of matches of `query` at `db` (what `_summary=count` reports). A query of one
+    /// parameter clause is counted from the index without building handles; others count
+    /// [`Engine::execute`]'s result.
+    pub fn count(&self, db: &Db, query: &Query) -> Result<usize, Error> {
+        let ty = &query.resource_type;
+        match query.clauses.as_slice() {
+            [] => return Ok(db.type_total(ty) as usize),
+            [Clause::Param(p)]
+                if !matches!(p.param.code.as_str(), "_id" | "_lastUpdated")
+                    && !matches!(p.modifier, Some(Modifier::Not | Modifier::Missing)) =>
+            {
+                check_supported(p)?;
+                let scans: Vec<Scan> = p
+                    .values
+                    .iter()
+                    .filter_map(|q| keys::plan(q, p.modifier.as_ref()))
+                    .collect();
+                let scans: Vec<(&ValueMatch, &dyn Fn(&[u8]) -> bool)> = scans
+                    .iter()
+                    .map(|s| (&s.range, &*s.filter as &dyn Fn(&[u8]) -> bool))
+                    .collect();
+                return Ok(db.count_search(ty, param_hash(&p.param.code), &scans));
+            }
+            _ => {}
+        }
+        Ok(self.execute(db, query)?.len())
+    }
+
     /// All matches of `query` inside the compartment `compartment/id` (e.g. `Patient/p1`), in
     /// `_sort` order. Resource types that are not members of the compartment match nothing.
     pub fn execute_in_compartment(
