@@ -139,7 +139,7 @@ pub trait KvCursor {
 pub trait KvStore: Send + Sync {
     /// The value of `key` in `cf`.
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    /// Applies `batch` atomically; `sync` waits until it is durable.
+    /// Applies `batch` atomically; `sync` waits until it and every earlier batch are durable.
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<()>;
     /// A new cursor over `cf` (unpositioned: call `seek` first).
     fn cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_>;
