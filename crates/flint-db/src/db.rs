@@ -13,8 +13,8 @@ use std::sync::Arc;
 pub(crate) struct Storage {
     pub kv: Arc<dyn KvStore>,
     pub store: Arc<dyn ResourceStore>,
-    pub cache: moka::sync::Cache<ContentHash, Bytes>,
-    pub instants: moka::sync::Cache<T, i64>,
+    pub cache: crate::cache::Cache<ContentHash, Bytes>,
+    pub instants: crate::cache::Cache<T, i64>,
 }
 
 /// One version of one resource, as the index knows it.

@@ -8,6 +8,7 @@
 //! (preconditions, referential integrity) and writes one atomic batch of index rows ending in the
 //! `TxSuccess` marker (or a `TxError` row). A [`Db`] reads the index as of a fixed `t`.
 
+pub mod cache;
 pub mod codec;
 pub mod db;
 pub mod error;

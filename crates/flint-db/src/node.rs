@@ -134,10 +134,8 @@ impl Node {
         let storage = Arc::new(Storage {
             kv,
             store,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(config.resource_cache_size)
-                .build(),
-            instants: moka::sync::Cache::new(100_000),
+            cache: crate::cache::new(config.resource_cache_size as usize),
+            instants: crate::cache::new(100_000),
         });
         let inner = Arc::new(Inner {
             storage,
