@@ -105,6 +105,26 @@ impl Stored {
         Ok(v)
     }
 
+    /// Appends compact FHIR JSON with version metadata to `out`, spliced into the stored
+    /// bytes when possible; `instants` remembers the last formatted instant.
+    fn write_json(
+        &self,
+        out: &mut Vec<u8>,
+        instants: &mut Option<(i64, String)>,
+    ) -> FhirResult<()> {
+        let instant = match instants {
+            Some((ms, s)) if *ms == self.instant_ms => s,
+            _ => {
+                let s = crate::resource::format_instant(self.instant_ms);
+                &instants.insert((self.instant_ms, s)).1
+            }
+        };
+        if !crate::resource::splice_version_meta_into(out, &self.bytes, self.t, instant) {
+            out.extend_from_slice(&flint_model::json::to_vec(&self.to_value()?, false));
+        }
+        Ok(())
+    }
+
     /// Compact FHIR JSON with version metadata, spliced into the stored bytes when possible.
     pub fn to_json(&self) -> FhirResult<Vec<u8>> {
         match crate::resource::splice_version_meta(&self.bytes, self.t, self.instant_ms) {
@@ -183,6 +203,7 @@ impl StreamedBundle {
             return Ok(head);
         }
         let mut out = Vec::with_capacity(head.len() + self.entries.len() * 1024);
+        let mut instants = None;
         out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
         out.extend_from_slice(b",\"entry\":[");
         for (i, e) in self.entries.iter().enumerate() {
@@ -192,9 +213,11 @@ impl StreamedBundle {
             match e {
                 StreamedEntry::Stored(url, s, mode) => {
                     out.extend_from_slice(b"{\"fullUrl\":");
-                    out.extend_from_slice(&serde_json::to_vec(url).unwrap_or_default());
+                    serde_json::to_writer(&mut out, url).map_err(|e| {
+                        FhirError::from(flint_db::DbError::fault(format!("writing JSON: {e}")))
+                    })?;
                     out.extend_from_slice(b",\"resource\":");
-                    out.extend_from_slice(&s.to_json()?);
+                    s.write_json(&mut out, &mut instants)?;
                     out.extend_from_slice(b",\"search\":{\"mode\":\"");
                     out.extend_from_slice(mode.as_bytes());
                     out.extend_from_slice(b"\"}}");

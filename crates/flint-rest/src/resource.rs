@@ -242,46 +242,76 @@ mod tests {
 /// the new members are spliced in. Returns `None` for shapes it does not handle (then the
 /// caller parses); the output equals what [`set_version_meta`] and compact writing produce.
 pub fn splice_version_meta(stored: &[u8], t: T, instant_ms: i64) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(stored.len() + 80);
+    splice_version_meta_into(&mut out, stored, t, &format_instant(instant_ms)).then_some(out)
+}
+
+/// [`splice_version_meta`] appending to `out`, with the instant already formatted (a page of
+/// results mostly shares a few transactions). Returns `false`, leaving `out` as it was, for
+/// shapes it does not handle.
+pub fn splice_version_meta_into(out: &mut Vec<u8>, stored: &[u8], t: T, instant: &str) -> bool {
     const HEAD: &[u8] = b"{\"resourceType\":\"";
-    let rest = stored.strip_prefix(HEAD)?;
-    let type_end = rest.iter().position(|&b| b == b'"')?;
+    let Some(rest) = stored.strip_prefix(HEAD) else {
+        return false;
+    };
+    let Some(type_end) = rest.iter().position(|&b| b == b'"') else {
+        return false;
+    };
     let mut pos = HEAD.len() + type_end + 1;
     let after_type = &stored[pos..];
     let id_head: &[u8] = b",\"id\":\"";
     if after_type.starts_with(id_head) {
         let id_start = pos + id_head.len();
-        let id_len = stored[id_start..].iter().position(|&b| b == b'"')?;
+        let Some(id_len) = stored[id_start..].iter().position(|&b| b == b'"') else {
+            return false;
+        };
         if stored[id_start..id_start + id_len].contains(&b'\\') {
-            return None;
+            return false;
         }
         pos = id_start + id_len + 1;
     }
     let tail = &stored[pos..];
     if tail.starts_with(b",\"_id\"") {
-        return None;
+        return false;
     }
-    let version = format!(
-        "\"versionId\":\"{t}\",\"lastUpdated\":\"{}\"",
-        format_instant(instant_ms)
-    );
-    let mut out = Vec::with_capacity(stored.len() + version.len() + 12);
+    let meta_rest = tail.strip_prefix(b",\"meta\":{");
+    if meta_rest.is_some_and(|m| {
+        m.starts_with(b"}") || m.starts_with(b"\"id\"") || m.starts_with(b"\"extension\"")
+    }) {
+        return false;
+    }
+    out.reserve(stored.len() + instant.len() + 60);
     out.extend_from_slice(&stored[..pos]);
-    out.extend_from_slice(b",\"meta\":{");
-    out.extend_from_slice(version.as_bytes());
-    if let Some(meta_rest) = tail.strip_prefix(b",\"meta\":{") {
-        if meta_rest.starts_with(b"}")
-            || meta_rest.starts_with(b"\"id\"")
-            || meta_rest.starts_with(b"\"extension\"")
-        {
-            return None;
+    out.extend_from_slice(b",\"meta\":{\"versionId\":\"");
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(format_u64(t, &mut buf));
+    out.extend_from_slice(b"\",\"lastUpdated\":\"");
+    out.extend_from_slice(instant.as_bytes());
+    out.push(b'"');
+    match meta_rest {
+        Some(m) => {
+            out.push(b',');
+            out.extend_from_slice(m);
         }
-        out.push(b',');
-        out.extend_from_slice(meta_rest);
-    } else {
-        out.push(b'}');
-        out.extend_from_slice(tail);
+        None => {
+            out.push(b'}');
+            out.extend_from_slice(tail);
+        }
     }
-    Some(out)
+    true
+}
+
+/// The decimal digits of `n`, written into the end of `buf`.
+fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 #[cfg(test)]

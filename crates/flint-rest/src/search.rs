@@ -416,13 +416,25 @@ fn entry(url: &str, resource: Value, mode: &str) -> Value {
 /// The stored versions of `handles`, in order.
 async fn stored_all(db: &Db, handles: &[ResourceHandle]) -> FhirResult<Vec<Stored>> {
     let bytes = db.pull_many(handles).await?;
+    // Results often come from a few transactions (bundles): look each instant up once.
+    let mut last: Option<(flint_db::T, i64)> = None;
     Ok(handles
         .iter()
         .zip(bytes)
-        .map(|(h, b)| Stored {
-            bytes: b,
-            t: h.t,
-            instant_ms: db.instant(h.t).unwrap_or(0),
+        .map(|(h, b)| {
+            let instant_ms = match last {
+                Some((t, ms)) if t == h.t => ms,
+                _ => {
+                    let ms = db.instant(h.t).unwrap_or(0);
+                    last = Some((h.t, ms));
+                    ms
+                }
+            };
+            Stored {
+                bytes: b,
+                t: h.t,
+                instant_ms,
+            }
         })
         .collect())
 }
