@@ -163,7 +163,7 @@ impl Db {
         &self,
         type_name: &str,
         param: u32,
-        scans: &[(&ValueMatch, &dyn Fn(&[u8]) -> bool)],
+        scans: &[ValueScan<'_>],
     ) -> usize {
         let tid = codec::tid(type_name);
         for _ in 0..3 {
@@ -195,7 +195,7 @@ impl Db {
         type_name: &str,
         tid: u32,
         param: u32,
-        scans: &[(&ValueMatch, &dyn Fn(&[u8]) -> bool)],
+        scans: &[ValueScan<'_>],
         changed: &HashSet<String>,
     ) -> usize {
         let mut cur = self.as_of_cursor();
@@ -279,6 +279,9 @@ impl Db {
         self.storage.kv.get(Cf::ResourceValue, &key).ok().flatten()
     }
 }
+
+/// One scan of a count: a value match and the exact filter of each entry's value.
+pub type ValueScan<'a> = (&'a ValueMatch, &'a dyn Fn(&[u8]) -> bool);
 
 /// Resources changed after a count's `t` beyond which counting looks every hit up instead.
 const CHANGED_LIMIT: usize = 4096;

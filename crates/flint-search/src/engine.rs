@@ -209,7 +209,7 @@ impl Engine {
                     .iter()
                     .filter_map(|q| keys::plan(q, p.modifier.as_ref()))
                     .collect();
-                let scans: Vec<(&ValueMatch, &dyn Fn(&[u8]) -> bool)> = scans
+                let scans: Vec<flint_db::search::ValueScan<'_>> = scans
                     .iter()
                     .map(|s| (&s.range, &*s.filter as &dyn Fn(&[u8]) -> bool))
                     .collect();
