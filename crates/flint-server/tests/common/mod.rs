@@ -54,54 +54,71 @@ impl Server {
         env: &[(&str, &str)],
         gid: Option<u32>,
     ) -> Server {
-        let port = free_port();
-        let mut all: Vec<(String, String)> = vec![
-            ("STORAGE".into(), storage.into()),
-            ("SERVER_PORT".into(), port.to_string()),
-            ("METRICS_SERVER_PORT".into(), free_port().to_string()),
-            ("BASE_URL".into(), format!("http://127.0.0.1:{port}")),
-            ("LOG_LEVEL".into(), "warn".into()),
-        ];
-        if let Some(d) = data {
-            for (k, sub) in [
-                ("INDEX_DB_DIR", "index"),
-                ("TRANSACTION_DB_DIR", "transaction"),
-                ("RESOURCE_DB_DIR", "resource"),
-            ] {
-                all.push((k.into(), d.join(sub).display().to_string()));
+        // A port found free can be taken by another socket before the server binds it (tests
+        // run in parallel): when the server exits before it is ready, try other ports.
+        for attempt in 1.. {
+            let port = free_port();
+            let mut all: Vec<(String, String)> = vec![
+                ("STORAGE".into(), storage.into()),
+                ("SERVER_PORT".into(), port.to_string()),
+                ("METRICS_SERVER_PORT".into(), free_port().to_string()),
+                ("BASE_URL".into(), format!("http://127.0.0.1:{port}")),
+                ("LOG_LEVEL".into(), "warn".into()),
+            ];
+            if let Some(d) = data {
+                for (k, sub) in [
+                    ("INDEX_DB_DIR", "index"),
+                    ("TRANSACTION_DB_DIR", "transaction"),
+                    ("RESOURCE_DB_DIR", "resource"),
+                ] {
+                    all.push((k.into(), d.join(sub).display().to_string()));
+                }
+            }
+            for (k, v) in env {
+                all.retain(|(n, _)| n != k);
+                all.push((k.to_string(), v.to_string()));
+            }
+            let child = spawn(&all, gid);
+            let mut s = Server {
+                child,
+                port,
+                base: format!("http://127.0.0.1:{port}/fhir"),
+                client: Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .expect("client"),
+                storage,
+                data: data.map(Path::to_path_buf),
+                env: all,
+                gid,
+                _tmp: None,
+            };
+            match s.wait_ready() {
+                Ok(()) => return s,
+                Err(status) if attempt < 3 => {
+                    eprintln!(
+                        "server on port {port} exited before it was ready ({status}); retrying"
+                    )
+                }
+                Err(status) => panic!("server on port {port} exited before it was ready: {status}"),
             }
         }
-        for (k, v) in env {
-            all.retain(|(n, _)| n != k);
-            all.push((k.to_string(), v.to_string()));
-        }
-        let child = spawn(&all, gid);
-        let s = Server {
-            child,
-            port,
-            base: format!("http://127.0.0.1:{port}/fhir"),
-            client: Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
-            storage,
-            data: data.map(Path::to_path_buf),
-            env: all,
-            gid,
-            _tmp: None,
-        };
-        s.wait_ready();
-        s
+        unreachable!()
     }
 
-    fn wait_ready(&self) {
+    /// Waits until the server answers `/health`; `Err` with its exit status if it exits
+    /// first. Panics when it is not ready within a minute.
+    fn wait_ready(&mut self) -> Result<(), std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = format!("http://127.0.0.1:{}/health", self.port);
         while Instant::now() < deadline {
             if let Ok(r) = self.client.get(&url).send()
                 && r.status().is_success()
             {
-                return;
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -123,7 +140,12 @@ impl Server {
     /// Starts the process again with the same configuration and data and waits until ready.
     pub fn restart(&mut self) {
         self.child = spawn(&self.env, self.gid);
-        self.wait_ready();
+        if let Err(status) = self.wait_ready() {
+            panic!(
+                "server on port {} exited after a restart: {status}",
+                self.port
+            );
+        }
     }
 
     /// The value of an environment variable the process was started with.
