@@ -61,11 +61,17 @@ impl RocksConfig {
     }
 }
 
-fn open(path: &Path, config: &RocksConfig, cfs: &[&str], atomic_flush: bool) -> Result<DB> {
+/// Bound of the index store's write-ahead log: beyond it, RocksDB flushes the column families
+/// holding the oldest log file.
+const INDEX_MAX_WAL_BYTES: u64 = 256 << 20;
+
+fn open(path: &Path, config: &RocksConfig, cfs: &[&str], max_wal: Option<u64>) -> Result<DB> {
     std::fs::create_dir_all(path)
         .map_err(|e| DbError::fault(format!("cannot create {}: {e}", path.display())))?;
     let mut opts = config.options();
-    opts.set_atomic_flush(atomic_flush);
+    if let Some(bytes) = max_wal {
+        opts.set_max_total_wal_size(bytes);
+    }
     let descs = cfs
         .iter()
         .map(|n| ColumnFamilyDescriptor::new(*n, config.options()));
@@ -74,10 +80,9 @@ fn open(path: &Path, config: &RocksConfig, cfs: &[&str], atomic_flush: bool) -> 
 
 /// The index store: a RocksDB database with one column family per [`Cf`].
 ///
-/// Unsynced batches (every indexed transaction) skip the write-ahead log: the index is
-/// rebuilt from the transaction log anyway, and atomic flushes keep the column families
-/// consistent with each other, so after a crash the index is whole as of some earlier `t`
-/// and the node re-indexes from there. Synced batches (the format version) use the log.
+/// Its write-ahead log is bounded (`max_total_wal_size`): with thirteen column families, a
+/// log file is only deleted once every family has flushed what it holds, and the rarely
+/// written ones kept gigabytes of log alive (3.8 GB of 4.8 GB after 961k resources).
 pub struct RocksKv {
     db: DB,
 }
@@ -87,7 +92,7 @@ impl RocksKv {
     pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
         let names: Vec<&str> = Cf::ALL.iter().map(|c| c.name()).collect();
         Ok(RocksKv {
-            db: open(path, config, &names, true)?,
+            db: open(path, config, &names, Some(INDEX_MAX_WAL_BYTES))?,
         })
     }
 
@@ -104,14 +109,6 @@ impl KvStore for RocksKv {
     }
 
     fn write(&self, batch: FlintBatch, sync: bool) -> Result<()> {
-        if sync {
-            // Earlier batches skipped the WAL: make them durable before this one.
-            let cfs: Vec<&rocksdb::ColumnFamily> =
-                Cf::ALL.iter().filter_map(|c| self.cf(*c).ok()).collect();
-            self.db
-                .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())
-                .map_err(err)?;
-        }
         let mut b = WriteBatch::default();
         for w in batch.writes {
             let cf = self.cf(w.cf)?;
@@ -122,7 +119,6 @@ impl KvStore for RocksKv {
         }
         let mut o = WriteOptions::default();
         o.set_sync(sync);
-        o.disable_wal(!sync);
         self.db.write_opt(b, &o).map_err(err)
     }
 
@@ -183,7 +179,7 @@ impl Drop for RocksLog {
 impl RocksLog {
     /// Opens (or creates) the log at `path` and starts its storer thread.
     pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
-        let db = Arc::new(open(path, config, &["default"], false)?);
+        let db = Arc::new(open(path, config, &["default"], None)?);
         let (last, last_instant) = {
             let mut it = db.raw_iterator();
             it.seek_to_last();
@@ -305,7 +301,7 @@ impl RocksStore {
     /// Opens (or creates) the resource store at `path`.
     pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
         Ok(RocksStore {
-            db: Arc::new(open(path, config, &["default"], false)?),
+            db: Arc::new(open(path, config, &["default"], None)?),
         })
     }
 }
