@@ -159,12 +159,7 @@ impl Db {
     /// selects. Equal to the length of the union of those searches, but without a version
     /// look-up per hit: an entry is current unless the Superseded index says its version was
     /// replaced at or before `t`; only resources changed after `t` are looked up.
-    pub fn count_search(
-        &self,
-        type_name: &str,
-        param: u32,
-        scans: &[ValueScan<'_>],
-    ) -> usize {
+    pub fn count_search(&self, type_name: &str, param: u32, scans: &[ValueScan<'_>]) -> usize {
         let tid = codec::tid(type_name);
         for _ in 0..3 {
             let Some((newest, changed)) = self.changed_after_t(tid, CHANGED_LIMIT) else {
