@@ -34,17 +34,17 @@ ten="8310-5,29463-7,8867-4,8302-2,39156-5,8462-4,8480-6,9279-1,72514-3,2339-0"
 tenq=$(echo "$ten" | sed "s/\([^,]*\)/${loinc}\1/g; s/,/%2C/g")
 count "Observation?code=$tenq"
 if [ -n "$data" ]; then
-  many=$(ls "$data" | head -100 | sed "s|^|$data/|" | xargs python3 -c '
-import json, sys
+  many=$(python3 -c '
+import json, os, sys
 codes = []
-for f in sys.argv[1:]:
-    for e in json.load(open(f)).get("entry", []):
+for f in sorted(os.listdir(sys.argv[1]))[:100]:
+    for e in json.load(open(os.path.join(sys.argv[1], f))).get("entry", []):
         r = e.get("resource", {})
         if r.get("resourceType") == "Observation":
             for c in r.get("code", {}).get("coding", []):
                 if c.get("system") == "http://loinc.org" and c["code"] not in codes:
                     codes.append(c["code"])
-print(" ".join(codes[:100]))')
+print(" ".join(codes[:100]))' "$data")
   manyq=$(for c in $many; do printf '%s%s%%2C' "$loinc" "$c"; done | sed 's/%2C$//')
   run "count: Observation?code=<$(echo "$many" | wc -w) codes>" --scenario search --clients 4 \
     --query "Observation?code=$manyq&_summary=count"
