@@ -48,18 +48,12 @@ impl RocksConfig {
         o.create_if_missing(true);
         o.create_missing_column_families(true);
         o.set_compression_type(DBCompressionType::Lz4);
-        o.set_bottommost_compression_type(match layout {
-            Layout::Scanned => DBCompressionType::Zstd,
-            Layout::PointRead => DBCompressionType::Lz4,
-        });
+        o.set_bottommost_compression_type(layout.last_level_compression());
         o.set_level_compaction_dynamic_level_bytes(true);
         o.set_max_background_jobs(2);
         let mut t = BlockBasedOptions::default();
         t.set_block_cache(&self.block_cache);
-        t.set_block_size(match layout {
-            Layout::Scanned => 16 * 1024,
-            Layout::PointRead => 4 * 1024,
-        });
+        t.set_block_size(layout.block_size());
         t.set_cache_index_and_filter_blocks(true);
         t.set_bloom_filter(10.0, false);
         o.set_block_based_table_factory(&t);
@@ -76,6 +70,22 @@ enum Layout {
     /// block for one resource, so 4 KiB LZ4 blocks. On 9.7 M resources: 3.4x the gets per
     /// second of 16 KiB Zstd blocks for 1.65x the disk (docs/performance.md).
     PointRead,
+}
+
+impl Layout {
+    fn block_size(self) -> usize {
+        match self {
+            Layout::Scanned => 16 * 1024,
+            Layout::PointRead => 4 * 1024,
+        }
+    }
+
+    fn last_level_compression(self) -> DBCompressionType {
+        match self {
+            Layout::Scanned => DBCompressionType::Zstd,
+            Layout::PointRead => DBCompressionType::Lz4,
+        }
+    }
 }
 
 /// Bound of the index store's write-ahead log: beyond it, RocksDB flushes the column families
