@@ -268,6 +268,49 @@ impl Db {
         })
     }
 
+    /// The current versions of `ids` of a type (which are in ascending order; ids without a
+    /// current version are left out).
+    pub fn resources<'a>(
+        &self,
+        type_name: &str,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<ResourceHandle> {
+        let tid = codec::tid(type_name);
+        let mut cur = self.as_of_cursor();
+        ids.into_iter()
+            .filter_map(|id| {
+                self.resource_at(&mut cur, type_name, tid, id)
+                    .filter(|h| !h.is_deleted())
+            })
+            .collect()
+    }
+
+    /// The ids of the current (non-deleted) resources of a type.
+    pub fn type_ids(&self, type_name: &str) -> crate::ids::IdList {
+        let tid = codec::tid(type_name);
+        let prefix = tid.to_be_bytes();
+        let mut out = crate::ids::IdListBuilder::default();
+        let mut seen = false;
+        let mut last_id: Vec<u8> = Vec::with_capacity(64);
+        scan_prefix(self.kv(), Cf::ResourceAsOf, &prefix, &prefix, |k, v| {
+            let Some((_, id, t)) = codec::decode_resource_as_of_key(k) else {
+                return true;
+            };
+            // Versions of one id are contiguous, newest first: take the first one <= self.t.
+            if (seen && last_id == id.as_bytes()) || t > self.t {
+                return true;
+            }
+            seen = true;
+            last_id.clear();
+            last_id.extend_from_slice(id.as_bytes());
+            if VersionValue::decode(v).is_some_and(|v| v.op != VersionOp::Delete) {
+                out.push(id);
+            }
+            true
+        });
+        out.finish()
+    }
+
     /// Current (non-deleted) resources of a type in id order, starting at `start_id`.
     pub fn type_list(
         &self,

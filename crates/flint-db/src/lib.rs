@@ -12,6 +12,7 @@ pub mod cache;
 pub mod codec;
 pub mod db;
 pub mod error;
+pub mod ids;
 pub mod index;
 pub mod kv;
 pub mod log;
@@ -22,6 +23,7 @@ pub mod store;
 
 pub use db::{Db, HistoryEntry, ResourceHandle};
 pub use error::{DbError, ErrorKind};
+pub use ids::IdList;
 pub use kv::{Cf, KvCursor, KvStore, WriteBatch};
 pub use log::{IfNoneMatch, TxCmd, TxEntry, TxLog, TxOp};
 pub use node::{Node, NodeConfig, TxOutcome};

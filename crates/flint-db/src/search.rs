@@ -9,8 +9,9 @@
 
 use crate::T;
 use crate::codec::{self, VALUE_END};
-use crate::db::{Db, ResourceHandle};
+use crate::db::{AsOfCursor, Db, ResourceHandle};
 use crate::error::Result;
+use crate::ids::{IdList, IdListBuilder};
 use crate::kv::{Cf, KvCursor, scan_prefix};
 use std::collections::HashSet;
 
@@ -160,86 +161,94 @@ impl Db {
     /// look-up per hit: an entry is current unless the Superseded index says its version was
     /// replaced at or before `t`; only resources changed after `t` are looked up.
     pub fn count_search(&self, type_name: &str, param: u32, scans: &[ValueScan<'_>]) -> usize {
-        let tid = codec::tid(type_name);
-        for _ in 0..3 {
-            let Some((newest, changed)) = self.changed_after_t(tid, CHANGED_LIMIT) else {
-                break;
-            };
-            let n = self.count_entries(type_name, tid, param, scans, &changed);
-            // A version of this type written during the scan may have added entries that
-            // `changed` does not cover: count again.
-            if self.changed_after_t(tid, 0).map(|(t, _)| t) == Some(newest) {
+        if let [(m @ ValueMatch::Exact(_), f)] = scans {
+            // Exact scans yield an id's entries next to each other: count distinct ids.
+            let counted = self.stable_scan(type_name, |current| {
+                let mut n = 0;
+                let mut last: Vec<u8> = Vec::with_capacity(64);
+                self.scan_entries(
+                    current.tid,
+                    param,
+                    m,
+                    |v| f(v),
+                    |id, hp| {
+                        if last == id.as_bytes() || !current.is(id, hp) {
+                            return;
+                        }
+                        last.clear();
+                        last.extend_from_slice(id.as_bytes());
+                        n += 1;
+                    },
+                );
+                n
+            });
+            if let Some(n) = counted {
                 return n;
             }
         }
-        let mut ids: Vec<String> = Vec::new();
-        for (m, f) in scans {
-            ids.extend(
-                self.search_filtered(type_name, param, m, |v| f(v))
-                    .into_iter()
-                    .map(|h| h.id),
-            );
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+        self.search_ids(type_name, param, scans).len()
     }
 
-    fn count_entries(
+    /// The ids of the current resources of `type_name` having a value of parameter `param`
+    /// that one of `scans` selects, checked like [`Db::count_search`] counts them (without a
+    /// version look-up per hit).
+    pub fn search_ids(&self, type_name: &str, param: u32, scans: &[ValueScan<'_>]) -> IdList {
+        let found = self.stable_scan(type_name, |current| {
+            let mut ids = IdListBuilder::default();
+            for (m, f) in scans {
+                self.scan_entries(
+                    current.tid,
+                    param,
+                    m,
+                    |v| f(v),
+                    |id, hp| {
+                        if !ids.last_is(id) && current.is(id, hp) {
+                            ids.push(id);
+                        }
+                    },
+                );
+            }
+            ids.finish()
+        });
+        if let Some(ids) = found {
+            return ids;
+        }
+        let mut ids = IdListBuilder::default();
+        for (m, f) in scans {
+            for h in self.search_filtered(type_name, param, m, |v| f(v)) {
+                ids.push(&h.id);
+            }
+        }
+        ids.finish()
+    }
+
+    /// Runs `scan` with a [`Current`] check for `type_name` and returns its result, unless
+    /// versions of the type written meanwhile may have been missed three times in a row or
+    /// too many resources changed after `t` (then `None`: look every hit up instead).
+    fn stable_scan<R>(
         &self,
         type_name: &str,
-        tid: u32,
-        param: u32,
-        scans: &[ValueScan<'_>],
-        changed: &HashSet<String>,
-    ) -> usize {
-        let mut cur = self.as_of_cursor();
-        let mut sup = SupersededCursor::new(self, tid);
-        let mut current = |id: &str, hp: [u8; 4]| {
-            if changed.contains(id) {
-                self.resource_at(&mut cur, type_name, tid, id)
-                    .is_some_and(|h| !h.is_deleted() && h.hash.0[..4] == hp)
-            } else {
-                sup.is_current(id, hp)
+        mut scan: impl FnMut(&mut Current<'_>) -> R,
+    ) -> Option<R> {
+        let tid = codec::tid(type_name);
+        for _ in 0..3 {
+            let (newest, changed) = self.changed_after_t(tid, CHANGED_LIMIT)?;
+            let mut current = Current {
+                db: self,
+                type_name,
+                tid,
+                changed,
+                cursor: self.as_of_cursor(),
+                superseded: SupersededCursor::new(self, tid),
+            };
+            let r = scan(&mut current);
+            // A version of this type written during the scan may have added entries that
+            // `changed` does not cover: scan again.
+            if self.changed_after_t(tid, 0).map(|(t, _)| t) == Some(newest) {
+                return Some(r);
             }
-        };
-        if let [(m @ ValueMatch::Exact(_), f)] = scans {
-            // Exact scans yield an id's entries next to each other: count distinct ids.
-            let mut n = 0;
-            let mut last: Vec<u8> = Vec::with_capacity(64);
-            self.scan_entries(
-                tid,
-                param,
-                m,
-                |v| f(v),
-                |id, hp| {
-                    if last == id.as_bytes() || !current(id, hp) {
-                        return;
-                    }
-                    last.clear();
-                    last.extend_from_slice(id.as_bytes());
-                    n += 1;
-                },
-            );
-            return n;
         }
-        let mut ids: Vec<Box<str>> = Vec::new();
-        for (m, f) in scans {
-            self.scan_entries(
-                tid,
-                param,
-                m,
-                |v| f(v),
-                |id, hp| {
-                    if current(id, hp) {
-                        ids.push(id.into());
-                    }
-                },
-            );
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+        None
     }
 
     /// The newest `t` of any version of type `tid` (0 if none) and the ids of that type with
@@ -280,6 +289,31 @@ pub type ValueScan<'a> = (&'a ValueMatch, &'a dyn Fn(&[u8]) -> bool);
 
 /// Resources changed after a count's `t` beyond which counting looks every hit up instead.
 const CHANGED_LIMIT: usize = 4096;
+
+/// Decides whether a scan's entry `(id, hash prefix)` belongs to the version of `id` current
+/// at the database value's `t`.
+struct Current<'a> {
+    db: &'a Db,
+    type_name: &'a str,
+    tid: u32,
+    /// Resources with versions after `t`: looked up (their newest version may supersede the
+    /// entry's without being `t`'s).
+    changed: HashSet<String>,
+    cursor: AsOfCursor<'a>,
+    superseded: SupersededCursor<'a>,
+}
+
+impl Current<'_> {
+    fn is(&mut self, id: &str, hp: [u8; 4]) -> bool {
+        if self.changed.contains(id) {
+            self.db
+                .resource_at(&mut self.cursor, self.type_name, self.tid, id)
+                .is_some_and(|h| !h.is_deleted() && h.hash.0[..4] == hp)
+        } else {
+            self.superseded.is_current(id, hp)
+        }
+    }
+}
 
 /// Answers "was this version superseded at or before `t`?" for a scan's hits with one cursor
 /// over the Superseded index: hits mostly come in key order, and the index is small (only

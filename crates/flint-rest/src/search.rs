@@ -20,7 +20,7 @@ use flint_search::ParamType;
 use flint_search::query::{
     Clause, Modifier, ParamClause, QueryValue, Summary, SystemMatch, TokenQuery, Total,
 };
-use flint_search::{Error as SearchError, Query, QueryParser};
+use flint_search::{Error as SearchError, Matches, Query, QueryParser};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -193,18 +193,38 @@ pub fn matches(
     ctx.state.engine().execute(db, &q).map_err(search_error)
 }
 
-/// Complete result lists of multi-page searches, keyed by scope and parameters (without the
-/// page size) and `t`; bounded by the number of handles held.
-pub(crate) type ResultCache = moka::sync::Cache<(String, flint_db::T), Arc<Vec<ResourceHandle>>>;
+/// Complete result lists of multi-page searches (one segment per searched type), keyed by
+/// scope and parameters (without the page size) and `t`; bounded by the memory they hold.
+pub(crate) type ResultCache = moka::sync::Cache<(String, flint_db::T), Arc<Vec<Matches>>>;
 
-/// The cache of result lists: at most a million handles (roughly 100 MB), idle ones dropped
-/// after ten minutes.
+/// The cache of result lists: at most 128 MiB (about six million ids of 16 characters), idle
+/// ones dropped after ten minutes.
 pub(crate) fn result_cache() -> ResultCache {
     moka::sync::Cache::builder()
-        .weigher(|_, v: &Arc<Vec<ResourceHandle>>| v.len().min(u32::MAX as usize) as u32)
-        .max_capacity(1_000_000)
+        .weigher(|_, v: &Arc<Vec<Matches>>| {
+            let bytes: usize = v.iter().map(Matches::heap_bytes).sum();
+            (bytes / 1024).min(u32::MAX as usize) as u32
+        })
+        .max_capacity(128 * 1024)
         .time_to_idle(std::time::Duration::from_secs(600))
         .build()
+}
+
+/// The versions of matches `offset..offset + count` of a result list's segments.
+fn page_of(db: &Db, all: &[Matches], mut offset: usize, count: usize) -> Vec<ResourceHandle> {
+    let mut out = Vec::new();
+    for m in all {
+        if out.len() >= count {
+            break;
+        }
+        if offset >= m.len() {
+            offset -= m.len();
+            continue;
+        }
+        out.extend(m.page(db, offset, count - out.len()));
+        offset = 0;
+    }
+    out
 }
 
 /// The parameters that select the result list, in a canonical order (not the page size or
@@ -282,9 +302,9 @@ async fn run(
     } else {
         ctx.state.results().get(&key)
     };
-    let (all, total): (Arc<Vec<ResourceHandle>>, usize) = match cached {
+    let (all, total): (Arc<Vec<Matches>>, usize) = match cached {
         Some(hit) => {
-            let n = hit.len();
+            let n = hit.iter().map(Matches::len).sum();
             (hit, n)
         }
         None => {
@@ -301,20 +321,20 @@ async fn run(
                 }
                 (Arc::new(Vec::new()), n)
             } else {
-                let mut all: Vec<ResourceHandle> = Vec::new();
+                let mut all: Vec<Matches> = Vec::new();
                 for q in &queries {
                     let found = match &scope {
-                        Scope::Compartment(c, id, _) => engine.execute_in_compartment(db, c, id, q),
-                        _ => engine.execute(db, q),
+                        Scope::Compartment(c, id, _) => engine.matches_in_compartment(db, c, id, q),
+                        _ => engine.matches(db, q),
                     }
                     .map_err(search_error)?;
-                    all.extend(found);
+                    all.push(found);
                 }
+                let n = all.iter().map(Matches::len).sum();
                 let all = Arc::new(all);
-                if !summary_count && all.len() > count {
+                if !summary_count && n > count {
                     ctx.state.results().insert(key, all.clone());
                 }
-                let n = all.len();
                 (all, n)
             }
         }
@@ -322,7 +342,7 @@ async fn run(
     let page: Vec<ResourceHandle> = if summary_count {
         Vec::new()
     } else {
-        all.iter().skip(offset).take(count).cloned().collect()
+        page_of(db, &all, offset, count)
     };
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
     if result.total != Some(Total::None) || summary_count {

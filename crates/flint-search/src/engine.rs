@@ -2,7 +2,7 @@
 //! value blobs at indexing time, and the evaluation of parsed queries with index scans.
 //!
 //! Evaluation at one database value `t` (so every page of a search sees the same data):
-//! 1. each clause becomes a set of current resources (sorted by id): parameter clauses by
+//! 1. each clause becomes a sorted list of the ids of current resources: parameter clauses by
 //!    scans of the SearchParamValue index with exact filters ([`crate::keys`]), chains by
 //!    evaluating the target clause and looking up references to its results, `_has` by
 //!    evaluating the referencing type and reading its references from the value blobs, `_id`
@@ -26,9 +26,10 @@ use crate::registry::{ParamRef, ParamType, Registry};
 use crate::sort::{SortValue, sort_value};
 use crate::value::{IndexValue, ReferenceValue};
 use flint_db::codec::param_hash;
-use flint_db::{Db, DbError, Indexed, ResourceHandle, ResourceIndexer, ValueMatch};
+use flint_db::search::ValueScan;
+use flint_db::{Db, DbError, IdList, Indexed, ResourceHandle, ResourceIndexer, ValueMatch};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// Candidates up to this many are checked against value blobs instead of scanning a broad
@@ -166,8 +167,67 @@ pub struct Engine {
     registry: Arc<Registry>,
 }
 
-/// A set of current resources of one type, sorted by id.
-type Set = Vec<ResourceHandle>;
+/// A set of current resources of one type: their ids (versions are looked up only where a
+/// clause needs their value blobs, and for the page served).
+type Set = IdList;
+
+/// The matches of a query at a database value: ids in id order, resolved to versions page by
+/// page, or versions in `_sort` order (sorting reads every match's values anyway).
+#[derive(Debug, Clone)]
+pub enum Matches {
+    /// Current resources of one type, in id order.
+    Ids {
+        /// Their resource type.
+        type_name: String,
+        /// Their ids.
+        ids: IdList,
+    },
+    /// Resource versions in the order to serve them.
+    Handles(Vec<ResourceHandle>),
+}
+
+impl Matches {
+    /// Number of matches.
+    pub fn len(&self) -> usize {
+        match self {
+            Matches::Ids { ids, .. } => ids.len(),
+            Matches::Handles(h) => h.len(),
+        }
+    }
+
+    /// Whether nothing matched.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The versions of matches `offset..offset + count` at `db` (the value the matches were
+    /// computed at).
+    pub fn page(&self, db: &Db, offset: usize, count: usize) -> Vec<ResourceHandle> {
+        match self {
+            Matches::Ids { type_name, ids } => {
+                let end = offset.saturating_add(count).min(ids.len());
+                db.resources(type_name, (offset.min(end)..end).map(|i| ids.get(i)))
+            }
+            Matches::Handles(h) => h.iter().skip(offset).take(count).cloned().collect(),
+        }
+    }
+
+    /// The versions of all matches.
+    pub fn into_handles(self, db: &Db) -> Vec<ResourceHandle> {
+        match self {
+            Matches::Ids { type_name, ids } => db.resources(&type_name, ids.iter()),
+            Matches::Handles(h) => h,
+        }
+    }
+
+    /// Approximate heap bytes held (for bounding caches of result lists).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Matches::Ids { ids, .. } => ids.heap_bytes(),
+            Matches::Handles(h) => h.len() * 160,
+        }
+    }
+}
 
 impl Engine {
     /// An engine over the parameters of `registry`.
@@ -187,9 +247,13 @@ impl Engine {
 
     /// All matches of `query` at `db`, in `_sort` order (by id without `_sort`).
     pub fn execute(&self, db: &Db, query: &Query) -> Result<Vec<ResourceHandle>, Error> {
-        let mut set = self.evaluate(db, &query.resource_type, &query.clauses, None)?;
-        self.sort(db, &mut set, &query.result.sort);
-        Ok(set)
+        Ok(self.matches(db, query)?.into_handles(db))
+    }
+
+    /// Like [`Engine::execute`], resolving versions only when sorting needs them.
+    pub fn matches(&self, db: &Db, query: &Query) -> Result<Matches, Error> {
+        let set = self.evaluate(db, &query.resource_type, &query.clauses, None)?;
+        Ok(self.sorted(db, &query.resource_type, set, &query.result.sort))
     }
 
     /// Number of matches of `query` at `db` (what `_summary=count` reports). A query of one
@@ -217,7 +281,9 @@ impl Engine {
             }
             _ => {}
         }
-        Ok(self.execute(db, query)?.len())
+        Ok(self
+            .evaluate(db, &query.resource_type, &query.clauses, None)?
+            .len())
     }
 
     /// All matches of `query` inside the compartment `compartment/id` (e.g. `Patient/p1`), in
@@ -229,26 +295,39 @@ impl Engine {
         id: &str,
         query: &Query,
     ) -> Result<Vec<ResourceHandle>, Error> {
+        Ok(self
+            .matches_in_compartment(db, compartment, id, query)?
+            .into_handles(db))
+    }
+
+    /// Like [`Engine::execute_in_compartment`], resolving versions only when sorting needs
+    /// them.
+    pub fn matches_in_compartment(
+        &self,
+        db: &Db,
+        compartment: &str,
+        id: &str,
+        query: &Query,
+    ) -> Result<Matches, Error> {
         let ty = &query.resource_type;
         let key = keys::reference_key(compartment, id);
-        let mut members: BTreeMap<String, ResourceHandle> = BTreeMap::new();
-        for code in self.registry.compartment_params(compartment, ty) {
-            if self.registry.param(ty, code).is_none() {
-                continue;
-            }
-            for h in db.search(ty, param_hash(code), &ValueMatch::Exact(key.clone())) {
-                members.insert(h.id.clone(), h);
-            }
+        let codes: Vec<u32> = self
+            .registry
+            .compartment_params(compartment, ty)
+            .iter()
+            .filter(|code| self.registry.param(ty, code).is_some())
+            .map(|code| param_hash(code))
+            .collect();
+        let exact = ValueMatch::Exact(key);
+        let mut members = IdList::new();
+        for h in codes {
+            members = members.union(&db.search_ids(ty, h, &[(&exact, &|_| true)]));
         }
-        if ty == compartment
-            && let Some(h) = db.resource(ty, id).filter(|h| !h.is_deleted())
-        {
-            members.insert(h.id.clone(), h);
+        if ty == compartment && db.resource(ty, id).is_some_and(|h| !h.is_deleted()) {
+            members = members.union(&IdList::from_sorted([id]));
         }
-        let base: Set = members.into_values().collect();
-        let mut set = self.evaluate(db, ty, &query.clauses, Some(base))?;
-        self.sort(db, &mut set, &query.result.sort);
-        Ok(set)
+        let set = self.evaluate(db, ty, &query.clauses, Some(members))?;
+        Ok(self.sorted(db, ty, set, &query.result.sort))
     }
 
     /// Evaluates AND-ed clauses on `ty`, optionally within `base`.
@@ -263,28 +342,25 @@ impl Engine {
             clauses.iter().partition(|c| self.is_selective(c));
         let mut acc = base;
         for c in selective {
-            if acc.as_ref().is_some_and(Vec::is_empty) {
-                return Ok(Vec::new());
+            if acc.as_ref().is_some_and(IdList::is_empty) {
+                return Ok(IdList::new());
             }
             let s = self.clause_set(db, ty, c)?;
             acc = Some(match acc {
-                Some(a) => intersect(a, &s),
+                Some(a) => a.intersect(&s),
                 None => s,
             });
         }
         for c in broad {
             acc = Some(match acc {
-                Some(a) if a.len() <= VERIFY_LIMIT => self.verify(db, a, c)?,
-                Some(a) => {
-                    let s = self.clause_set(db, ty, c)?;
-                    intersect(a, &s)
-                }
+                Some(a) if a.len() <= VERIFY_LIMIT => self.verify(db, ty, a, c)?,
+                Some(a) => a.intersect(&self.clause_set(db, ty, c)?),
                 None => self.clause_set(db, ty, c)?,
             });
         }
         Ok(match acc {
             Some(a) => a,
-            None => db.type_list(ty, None, usize::MAX),
+            None => db.type_ids(ty),
         })
     }
 
@@ -309,33 +385,34 @@ impl Engine {
         }
     }
 
-    /// Keeps the handles of `set` matching broad clause `c`, reading their value blobs.
-    fn verify(&self, db: &Db, set: Set, c: &Clause) -> Result<Set, Error> {
+    /// Keeps the resources of `set` (of type `ty`) matching broad clause `c`, reading their
+    /// value blobs.
+    fn verify(&self, db: &Db, ty: &str, set: Set, c: &Clause) -> Result<Set, Error> {
         let Clause::Param(p) = c else {
-            let s = self.clause_set(db, set.first().map_or("", |h| &h.type_name), c)?;
-            return Ok(intersect(set, &s));
+            return Ok(set.intersect(&self.clause_set(db, ty, c)?));
         };
-        let mut out = Vec::with_capacity(set.len());
+        let handles = db.resources(ty, set.iter());
         if p.param.code == "_lastUpdated" {
-            for h in set {
-                if last_updated_matches(db, p, &h) {
-                    out.push(h);
-                }
-            }
-            return Ok(out);
+            return Ok(IdList::from_sorted(
+                handles
+                    .iter()
+                    .filter(|h| last_updated_matches(db, p, h))
+                    .map(|h| h.id.as_str()),
+            ));
         }
         check_supported(p)?;
         let h = param_hash(&p.param.code);
-        for handle in set {
+        let mut out = Vec::with_capacity(handles.len());
+        for handle in &handles {
             let values: Vec<IndexValue> = db
-                .index_values(&handle)
+                .index_values(handle)
                 .map(|b| blob_values(&b, h))
                 .unwrap_or_default();
             if p.matches(&values).map_err(|e| unsupported(p, e.reason))? {
-                out.push(handle);
+                out.push(handle.id.as_str());
             }
         }
-        Ok(out)
+        Ok(IdList::from_sorted(out))
     }
 
     /// The set of current `ty` resources matching one clause.
@@ -344,34 +421,35 @@ impl Engine {
             Clause::Param(p) => self.param_set(db, ty, p),
             Clause::Chain { param, targets } => {
                 let h = param_hash(&param.code);
-                let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+                let mut out = IdList::new();
                 for (target_type, inner) in targets {
                     let inner_set = self.clause_set(db, target_type, inner)?;
                     if inner_set.is_empty() {
                         continue;
                     }
-                    if inner_set.len() <= CHAIN_LOOKUP_LIMIT {
-                        for t in &inner_set {
-                            let key = keys::reference_key(target_type, &t.id);
-                            for s in db.search(ty, h, &ValueMatch::Exact(key)) {
-                                out.insert(s.id.clone(), s);
-                            }
-                        }
+                    let found = if inner_set.len() <= CHAIN_LOOKUP_LIMIT {
+                        let matches: Vec<ValueMatch> = inner_set
+                            .iter()
+                            .map(|id| ValueMatch::Exact(keys::reference_key(target_type, id)))
+                            .collect();
+                        let scans: Vec<ValueScan<'_>> =
+                            matches.iter().map(|m| (m, &accept_all as _)).collect();
+                        db.search_ids(ty, h, &scans)
                     } else {
-                        let ids: HashSet<&str> = inner_set.iter().map(|t| t.id.as_str()).collect();
+                        let ids: HashSet<&str> = inner_set.iter().collect();
                         let mut pre = b"r".to_vec();
                         pre.extend_from_slice(target_type.as_bytes());
                         pre.push(b'/');
                         let tt = target_type.as_str();
-                        for s in db.search_filtered(ty, h, &ValueMatch::Prefix(pre), |v| {
+                        let of_inner = |v: &[u8]| {
                             keys::parse_reference_key(v)
                                 .is_some_and(|(t, id)| t == tt && ids.contains(id))
-                        }) {
-                            out.insert(s.id.clone(), s);
-                        }
-                    }
+                        };
+                        db.search_ids(ty, h, &[(&ValueMatch::Prefix(pre), &of_inner)])
+                    };
+                    out = out.union(&found);
                 }
-                Ok(out.into_values().collect())
+                Ok(out)
             }
             Clause::Has {
                 source_type,
@@ -379,6 +457,7 @@ impl Engine {
                 inner,
             } => {
                 let sources = self.clause_set(db, source_type, inner)?;
+                let sources = db.resources(source_type, sources.iter());
                 let h = param_hash(&reference.code);
                 let mut ids = HashSet::new();
                 for s in &sources {
@@ -415,34 +494,35 @@ impl Engine {
         }
         if p.param.code == "_lastUpdated" {
             let all = db.type_list(ty, None, usize::MAX);
-            return Ok(all
-                .into_iter()
-                .filter(|h| last_updated_matches(db, p, h))
-                .collect());
+            return Ok(IdList::from_sorted(
+                all.iter()
+                    .filter(|h| last_updated_matches(db, p, h))
+                    .map(|h| h.id.as_str()),
+            ));
         }
         check_supported(p)?;
         let h = param_hash(&p.param.code);
         match &p.modifier {
             Some(Modifier::Missing) => {
-                let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
+                let mut out = IdList::new();
                 for q in &p.values {
                     let QueryValue::Missing(missing) = q else {
                         continue;
                     };
                     let s = keys::any_value();
-                    let has = db.search_filtered(ty, h, &s.range, &s.filter);
+                    let has = db.search_ids(ty, h, &[(&s.range, &*s.filter)]);
                     let part = if *missing {
-                        difference(db.type_list(ty, None, usize::MAX), &has)
+                        db.type_ids(ty).difference(&has)
                     } else {
                         has
                     };
-                    out.extend(part.into_iter().map(|x| (x.id.clone(), x)));
+                    out = out.union(&part);
                 }
-                Ok(out.into_values().collect())
+                Ok(out)
             }
             Some(Modifier::Not) => {
                 let positive = self.union_of_values(db, ty, h, &p.values, None);
-                Ok(difference(db.type_list(ty, None, usize::MAX), &positive))
+                Ok(db.type_ids(ty).difference(&positive))
             }
             m => Ok(self.union_of_values(db, ty, h, &p.values, m.as_ref())),
         }
@@ -457,25 +537,21 @@ impl Engine {
         m: Option<&Modifier>,
     ) -> Set {
         let scans: Vec<Scan> = values.iter().filter_map(|q| keys::plan(q, m)).collect();
-        if scans.len() == 1 {
-            let s = &scans[0];
-            return db.search_filtered(ty, h, &s.range, &s.filter);
-        }
-        let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
-        for s in &scans {
-            for x in db.search_filtered(ty, h, &s.range, &s.filter) {
-                out.insert(x.id.clone(), x);
-            }
-        }
-        out.into_values().collect()
+        let scans: Vec<ValueScan<'_>> = scans.iter().map(|s| (&s.range, &*s.filter as _)).collect();
+        db.search_ids(ty, h, &scans)
     }
 
-    /// Sorts by the `_sort` keys (resources without a key last), then by id.
-    fn sort(&self, db: &Db, set: &mut Set, keys: &[SortKey]) {
+    /// The matches in `_sort` order (resources without a key last, then by id); in id order
+    /// as ids without `_sort`.
+    fn sorted(&self, db: &Db, ty: &str, set: Set, keys: &[SortKey]) -> Matches {
         if keys.is_empty() {
-            return;
+            return Matches::Ids {
+                type_name: ty.to_string(),
+                ids: set,
+            };
         }
-        let mut keyed: Vec<(Vec<Option<SortValue>>, ResourceHandle)> = std::mem::take(set)
+        let mut keyed: Vec<(Vec<Option<SortValue>>, ResourceHandle)> = db
+            .resources(ty, set.iter())
             .into_iter()
             .map(|h| {
                 let blob = if keys.iter().any(|k| !is_meta_sort(&k.param)) {
@@ -509,7 +585,7 @@ impl Engine {
             }
             ha.id.cmp(&hb.id)
         });
-        *set = keyed.into_iter().map(|(_, h)| h).collect();
+        Matches::Handles(keyed.into_iter().map(|(_, h)| h).collect())
     }
 
     /// The resources `_include` and `_revinclude` add to `page` (the page's matches), without
@@ -651,37 +727,15 @@ fn last_updated_matches(db: &Db, p: &ParamClause, h: &ResourceHandle) -> bool {
     p.matches(std::slice::from_ref(&v)).unwrap_or(false)
 }
 
-/// Current resources of `ty` with these ids, sorted by id.
+/// Current resources of `ty` with these ids.
 fn lookup(db: &Db, ty: &str, ids: impl IntoIterator<Item = String>) -> Set {
-    let mut out: BTreeMap<String, ResourceHandle> = BTreeMap::new();
-    for id in ids {
-        if out.contains_key(&id) {
-            continue;
-        }
-        if let Some(h) = db.resource(ty, &id).filter(|h| !h.is_deleted()) {
-            out.insert(id, h);
-        }
-    }
-    out.into_values().collect()
+    let ids: Vec<String> = ids.into_iter().collect();
+    let wanted = IdList::from_unsorted(ids.iter().map(String::as_str));
+    let found = db.resources(ty, wanted.iter());
+    IdList::from_sorted(found.iter().map(|h| h.id.as_str()))
 }
 
-/// Handles of `a` whose ids are in `b` (both sorted by id).
-fn intersect(a: Set, b: &Set) -> Set {
-    let mut j = 0;
-    a.into_iter()
-        .filter(|x| {
-            while j < b.len() && b[j].id < x.id {
-                j += 1;
-            }
-            j < b.len() && b[j].id == x.id
-        })
-        .collect()
-}
-
-/// Handles of `a` whose ids are not in `b` (both sorted by id).
-fn difference(a: Set, b: &Set) -> Set {
-    let ids: HashMap<&str, ()> = b.iter().map(|h| (h.id.as_str(), ())).collect();
-    a.into_iter()
-        .filter(|x| !ids.contains_key(x.id.as_str()))
-        .collect()
+/// The exact filter of a scan that keeps every value.
+fn accept_all(_: &[u8]) -> bool {
+    true
 }

@@ -45,7 +45,7 @@ pub mod sort;
 pub mod value;
 
 pub use date::DateRange;
-pub use engine::{Engine, SearchIndexer};
+pub use engine::{Engine, Matches, SearchIndexer};
 pub use error::Error;
 pub use matching::NeedsDatabase;
 pub use query::{

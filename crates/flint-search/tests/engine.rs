@@ -254,6 +254,26 @@ async fn chains_has_sort_includes_and_compartments() {
     let q = parse_query(&reg, "Patient", &flint_pairs("gender=female")).unwrap();
     assert!(!ids(&engine.execute(&now, &q).unwrap()).contains(&"p0".to_string()));
     assert!(ids(&engine.execute(&now.as_of(before), &q).unwrap()).contains(&"p0".to_string()));
+    // Unions of values: the old version's entries never count twice or at the wrong `t`.
+    let run_at = |db: &flint_db::Db, query: &str| {
+        let q = parse_query(&reg, "Patient", &flint_pairs(query)).unwrap();
+        let got = ids(&engine.execute(db, &q).unwrap());
+        assert_eq!(engine.count(db, &q).unwrap(), got.len(), "{query}");
+        got
+    };
+    let both = run_at(&now, "gender=female,other");
+    assert_eq!(both.iter().filter(|id| *id == "p0").count(), 1);
+    assert_eq!(both.len(), 4);
+    assert_eq!(run_at(&now, "gender=other"), vec!["p0"]);
+    assert!(run_at(&now.as_of(before), "gender=other").is_empty());
+    assert!(run_at(&now, "gender:not=female").contains(&"p0".to_string()));
+    assert!(!run_at(&now.as_of(before), "gender:not=female").contains(&"p0".to_string()));
+    // A deletion removes the resource from every list.
+    let del = TxCmd::new(TxOp::Delete, "Patient", "p0", None);
+    node.transact(vec![del], vec![]).await.unwrap();
+    let after = node.sync().await.unwrap();
+    assert!(!run_at(&after, "gender=female,other,male").contains(&"p0".to_string()));
+    assert!(run_at(&after.as_of(before), "gender=female,other").contains(&"p0".to_string()));
 }
 
 #[test]
