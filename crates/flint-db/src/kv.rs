@@ -141,8 +141,17 @@ pub trait KvStore: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Applies `batch` atomically; `sync` waits until it and every earlier batch are durable.
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<()>;
+    /// The values of many keys of `cf` (given in ascending order), in order.
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(cf, k)).collect()
+    }
     /// A new cursor over `cf` (unpositioned: call `seek` first).
     fn cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_>;
+    /// Moves what only memory and the write-ahead log hold into the store's files, so the
+    /// next start replays no log (called on graceful shutdown).
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Calls `f(key, value)` for every entry of `cf` whose key starts with `prefix`, beginning at

@@ -350,6 +350,11 @@ impl Node {
         if let Some(h) = handle {
             let _ = h.await;
         }
+        let kv = self.inner.storage.kv.clone();
+        let flushed = tokio::task::spawn_blocking(move || kv.flush()).await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "could not flush the index store on shutdown");
+        }
     }
 
     /// Number of transactions submitted by this node and not yet indexed.

@@ -161,6 +161,24 @@ impl KvStore for RocksKv {
         self.db.write_opt(b, &o).map_err(err)
     }
 
+    fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.db
+            .batched_multi_get_cf(self.cf(cf)?, keys, true)
+            .into_iter()
+            .map(|r| r.map(|o| o.map(|v| v.to_vec())).map_err(err))
+            .collect()
+    }
+
+    fn flush(&self) -> Result<()> {
+        let cfs = Cf::ALL
+            .iter()
+            .map(|c| self.cf(*c))
+            .collect::<Result<Vec<_>>>()?;
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())
+            .map_err(err)
+    }
+
     fn cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_> {
         match self.cf(cf) {
             Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf(h)))),
@@ -450,5 +468,43 @@ mod tests {
         }
         assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(kv.get(Cf::TypeStats, b"a").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(
+            kv.multi_get(
+                Cf::TypeAsOf,
+                &[b"a".to_vec(), b"ab".to_vec(), b"b".to_vec()]
+            )
+            .unwrap(),
+            vec![Some(b"1".to_vec()), None, Some(b"2".to_vec())]
+        );
+    }
+
+    #[test]
+    fn flushed_index_store_reopens_without_a_log_to_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RocksConfig::new(1 << 20);
+        let wal_bytes = |dir: &Path| -> u64 {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .map(|e| e.metadata().unwrap().len())
+                .sum()
+        };
+        {
+            let kv = RocksKv::open(dir.path(), &cfg).unwrap();
+            let mut b = FlintBatch::default();
+            for i in 0..1000u32 {
+                b.put(Cf::ResourceAsOf, i.to_be_bytes().to_vec(), vec![7; 100]);
+            }
+            kv.write(b, true).unwrap();
+            assert!(wal_bytes(dir.path()) > 100_000);
+            kv.flush().unwrap();
+        }
+        let kv = RocksKv::open(dir.path(), &cfg).unwrap();
+        assert_eq!(wal_bytes(dir.path()), 0);
+        assert_eq!(
+            kv.get(Cf::ResourceAsOf, &999u32.to_be_bytes()).unwrap(),
+            Some(vec![7; 100])
+        );
     }
 }
