@@ -57,8 +57,9 @@ count "Observation?category=laboratory&patient.birthdate=le1950"
 count "Procedure?subject:Patient.birthdate=le1950"
 count "Observation?date=2020"
 count "Patient?birthdate=le1970"
-# Code and a thousand patients, by POST _search.
-ids=$(curl -sf "$base/Patient?_count=1000&_elements=id" | python3 -c '
+# Code and a thousand patients of the population (patients with a body height: the
+# transaction scenario below adds patients with one body weight only), by POST _search.
+ids=$(curl -sf "$base/Patient?_has:Observation:patient:code=${loinc}8302-2&_count=1000&_elements=id" | python3 -c '
 import json, sys
 print(",".join("Patient/" + e["resource"]["id"] for e in json.load(sys.stdin).get("entry", [])))')
 q=$(mktemp); trap 'rm -f "$q"' EXIT

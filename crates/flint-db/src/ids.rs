@@ -2,7 +2,8 @@
 //! query over millions of hits holds ids (about 20 bytes each) instead of resource handles,
 //! and resolves versions only for the page it serves.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 
 /// Distinct resource ids in byte order, stored back to back with their end offsets.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -147,23 +148,25 @@ impl IdList {
 pub struct IdListBuilder {
     bytes: Vec<u8>,
     ends: Vec<u32>,
-    /// Whether every id pushed so far was greater than the one before.
-    sorted: bool,
+    /// Index (into `ends`) of the first id of each ascending run after the first: a union of
+    /// scans pushes one sorted run per scan, which [`IdListBuilder::finish`] merges.
+    runs: Vec<usize>,
     started: bool,
 }
+
+/// Runs up to this many are merged; more are sorted.
+const MAX_MERGED_RUNS: usize = 256;
 
 impl IdListBuilder {
     /// Adds an id.
     pub fn push(&mut self, id: &str) {
         if !self.started {
             self.started = true;
-            self.sorted = true;
-        } else if self.sorted {
-            let last = self.last();
-            match last.cmp(id.as_bytes()) {
+        } else {
+            match self.last().cmp(id.as_bytes()) {
                 Ordering::Less => {}
                 Ordering::Equal => return,
-                Ordering::Greater => self.sorted = false,
+                Ordering::Greater => self.runs.push(self.ends.len()),
             }
         }
         self.bytes.extend_from_slice(id.as_bytes());
@@ -176,7 +179,6 @@ impl IdListBuilder {
             return;
         }
         self.started = true;
-        self.sorted = true;
         self.bytes.extend_from_slice(id.as_bytes());
         self.ends.push(self.bytes.len() as u32);
     }
@@ -192,6 +194,34 @@ impl IdListBuilder {
         &self.bytes[start..]
     }
 
+    /// Merges the ascending runs (a k-way merge: much cheaper than sorting for few runs).
+    fn merge_runs(self) -> IdList {
+        let list = IdList {
+            bytes: self.bytes,
+            ends: self.ends,
+        };
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(&self.runs);
+        bounds.push(list.len());
+        let mut heap: BinaryHeap<Reverse<(&str, usize, usize)>> = bounds
+            .windows(2)
+            .filter(|w| w[0] < w[1])
+            .map(|w| Reverse((list.get(w[0]), w[0], w[1])))
+            .collect();
+        let mut out = IdListBuilder {
+            bytes: Vec::with_capacity(list.bytes.len()),
+            ends: Vec::with_capacity(list.len()),
+            ..IdListBuilder::default()
+        };
+        while let Some(Reverse((id, i, end))) = heap.pop() {
+            out.push_sorted(id);
+            if i + 1 < end {
+                heap.push(Reverse((list.get(i + 1), i + 1, end)));
+            }
+        }
+        out.bytes_sorted()
+    }
+
     fn bytes_sorted(self) -> IdList {
         IdList {
             bytes: self.bytes,
@@ -201,8 +231,11 @@ impl IdListBuilder {
 
     /// The sorted, distinct list.
     pub fn finish(self) -> IdList {
-        if !self.started || self.sorted {
+        if self.runs.is_empty() {
             return self.bytes_sorted();
+        }
+        if self.runs.len() < MAX_MERGED_RUNS {
+            return self.merge_runs();
         }
         let mut spans: Vec<(u32, u32)> = Vec::with_capacity(self.ends.len());
         let mut start = 0;
@@ -239,6 +272,19 @@ mod tests {
         let s = IdList::from_sorted(["a", "a", "b"]);
         assert_eq!(ids(&s), ["a", "b"]);
         assert!(IdList::from_unsorted([]).is_empty());
+        // Few runs are merged, many are sorted: both give the same list.
+        let few: Vec<String> = (0..3)
+            .flat_map(|r| (0..50).map(move |i| format!("{:03}", i * 3 + r)))
+            .collect();
+        let want: Vec<String> = (0..150).map(|i| format!("{i:03}")).collect();
+        assert_eq!(
+            ids(&IdList::from_unsorted(few.iter().map(String::as_str))),
+            want
+        );
+        let many: Vec<String> = (0..600).rev().map(|i| format!("{i:03}")).collect();
+        let l = IdList::from_unsorted(many.iter().map(String::as_str));
+        assert_eq!(l.len(), 600);
+        assert!(l.iter().zip(l.iter().skip(1)).all(|(a, b)| a < b));
     }
 
     #[test]

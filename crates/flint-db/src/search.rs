@@ -74,7 +74,7 @@ impl Db {
         self.scan_entries(tid, param, m, accept, |id, hp| {
             // One value's entries come in id order and an id's entries are adjacent.
             if hits.last().is_some_and(|h| h.id == id) {
-                return;
+                return true;
             }
             // Entries of older versions carry another hash prefix than the current
             // version's: they do not count.
@@ -84,6 +84,7 @@ impl Db {
             {
                 hits.push(h);
             }
+            true
         });
         // An exact scan yields sorted, distinct hits. Ranges and prefixes span values.
         if !matches!(m, ValueMatch::Exact(_)) {
@@ -94,14 +95,15 @@ impl Db {
     }
 
     /// Calls `hit(id, hash prefix)` for every SearchParamValue entry of `param` on type `tid`
-    /// that `m` selects and whose unescaped value `accept` approves, in key order.
+    /// that `m` selects and whose unescaped value `accept` approves, in key order, until it
+    /// returns `false`.
     fn scan_entries(
         &self,
         tid: u32,
         param: u32,
         m: &ValueMatch,
         mut accept: impl FnMut(&[u8]) -> bool,
-        mut hit: impl FnMut(&str, [u8; 4]),
+        mut hit: impl FnMut(&str, [u8; 4]) -> bool,
     ) {
         let base = codec::search_prefix(param, tid);
         let (start, prefix, end) = match m {
@@ -147,10 +149,7 @@ impl Db {
                 };
                 value.clear();
                 codec::unescape_into(raw, &mut value);
-                if accept(&value) {
-                    hit(id, hp);
-                }
-                true
+                !accept(&value) || hit(id, hp)
             },
         );
     }
@@ -173,11 +172,12 @@ impl Db {
                     |v| f(v),
                     |id, hp| {
                         if last == id.as_bytes() || !current.is(id, hp) {
-                            return;
+                            return true;
                         }
                         last.clear();
                         last.extend_from_slice(id.as_bytes());
                         n += 1;
+                        true
                     },
                 );
                 n
@@ -193,8 +193,24 @@ impl Db {
     /// that one of `scans` selects, checked like [`Db::count_search`] counts them (without a
     /// version look-up per hit).
     pub fn search_ids(&self, type_name: &str, param: u32, scans: &[ValueScan<'_>]) -> IdList {
+        self.search_ids_bounded(type_name, param, scans, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// Like [`Db::search_ids`], but `None` as soon as the scans select more than
+    /// `max_entries` index entries: a caller with few candidates checks them instead of
+    /// reading a large part of the index.
+    pub fn search_ids_bounded(
+        &self,
+        type_name: &str,
+        param: u32,
+        scans: &[ValueScan<'_>],
+        max_entries: usize,
+    ) -> Option<IdList> {
         let found = self.stable_scan(type_name, |current| {
             let mut ids = IdListBuilder::default();
+            let mut budget = max_entries;
+            let mut over = false;
             for (m, f) in scans {
                 self.scan_entries(
                     current.tid,
@@ -202,24 +218,39 @@ impl Db {
                     m,
                     |v| f(v),
                     |id, hp| {
+                        if budget == 0 {
+                            over = true;
+                            return false;
+                        }
+                        budget -= 1;
                         if !ids.last_is(id) && current.is(id, hp) {
                             ids.push(id);
                         }
+                        true
                     },
                 );
+                if over {
+                    return None;
+                }
             }
-            ids.finish()
+            Some(ids.finish())
         });
         if let Some(ids) = found {
             return ids;
         }
         let mut ids = IdListBuilder::default();
+        let mut n = 0usize;
         for (m, f) in scans {
-            for h in self.search_filtered(type_name, param, m, |v| f(v)) {
+            let hits = self.search_filtered(type_name, param, m, |v| f(v));
+            n = n.saturating_add(hits.len());
+            if n > max_entries {
+                return None;
+            }
+            for h in hits {
                 ids.push(&h.id);
             }
         }
-        ids.finish()
+        Some(ids.finish())
     }
 
     /// Runs `scan` with a [`Current`] check for `type_name` and returns its result, unless
@@ -274,6 +305,18 @@ impl Db {
             true
         });
         (!over).then_some((newest, changed))
+    }
+
+    /// The value blobs of many resource versions of one type (sorted by id), in order.
+    pub fn index_values_many(&self, handles: &[ResourceHandle]) -> Vec<Option<Vec<u8>>> {
+        let keys: Vec<Vec<u8>> = handles
+            .iter()
+            .map(|h| codec::resource_value_key(codec::tid(&h.type_name), &h.id, &h.hash))
+            .collect();
+        match self.storage.kv.multi_get(Cf::ResourceValue, &keys) {
+            Ok(v) => v,
+            Err(_) => handles.iter().map(|h| self.index_values(h)).collect(),
+        }
     }
 
     /// The value blob the search hook stored for a resource version, if any.

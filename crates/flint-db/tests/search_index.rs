@@ -276,6 +276,21 @@ async fn count_agrees_with_search_at_every_t() {
             db.count_search("Patient", name, &[(a, &yes), (b, &yes)]),
             union.len()
         );
+        // The same union as a list of ids, and bounded by the entries it may read.
+        let both: [flint_db::search::ValueScan<'_>; 2] = [(a, &yes), (b, &yes)];
+        let got = db.search_ids("Patient", name, &both);
+        assert_eq!(got.iter().collect::<Vec<_>>(), union, "at t={t}");
+        assert_eq!(
+            db.search_ids_bounded("Patient", name, &both, usize::MAX),
+            Some(got)
+        );
+        if !union.is_empty() {
+            // Every match has at least one entry: fewer entries than matches cannot suffice.
+            assert_eq!(
+                db.search_ids_bounded("Patient", name, &both, union.len() - 1),
+                None
+            );
+        }
     }
     assert!(
         nonzero > 100,

@@ -35,6 +35,11 @@ use std::sync::Arc;
 /// Candidates up to this many are checked against value blobs instead of scanning a broad
 /// clause's whole parameter.
 const VERIFY_LIMIT: usize = 4096;
+/// Index entries a broad clause's scan may read per candidate before the candidates are
+/// checked against their value blobs instead. A blob check costs about as much as a dozen
+/// entries of a scan (10,000 patients: ~20 µs against ~1.7 µs), so giving up on the scan at
+/// that ratio costs at most twice the cheaper plan.
+const BROAD_SCAN_FACTOR: usize = 12;
 /// Inner chain results above this many are joined by one filtered reference scan instead of
 /// one lookup per target.
 const CHAIN_LOOKUP_LIMIT: usize = 256;
@@ -354,7 +359,13 @@ impl Engine {
         for c in broad {
             acc = Some(match acc {
                 Some(a) if a.len() <= VERIFY_LIMIT => self.verify(db, ty, a, c)?,
-                Some(a) => a.intersect(&self.clause_set(db, ty, c)?),
+                Some(a) => {
+                    let limit = a.len().saturating_mul(BROAD_SCAN_FACTOR);
+                    match self.bounded_clause_set(db, ty, c, limit)? {
+                        Some(s) => a.intersect(&s),
+                        None => self.verify(db, ty, a, c)?,
+                    }
+                }
                 None => self.clause_set(db, ty, c)?,
             });
         }
@@ -403,16 +414,47 @@ impl Engine {
         check_supported(p)?;
         let h = param_hash(&p.param.code);
         let mut out = Vec::with_capacity(handles.len());
-        for handle in &handles {
-            let values: Vec<IndexValue> = db
-                .index_values(handle)
-                .map(|b| blob_values(&b, h))
-                .unwrap_or_default();
-            if p.matches(&values).map_err(|e| unsupported(p, e.reason))? {
-                out.push(handle.id.as_str());
+        // Blobs are read in batches (one multi-get per batch of ids in key order).
+        for chunk in handles.chunks(1024) {
+            for (handle, blob) in chunk.iter().zip(db.index_values_many(chunk)) {
+                let values = blob.map(|b| blob_values(&b, h)).unwrap_or_default();
+                if p.matches(&values).map_err(|e| unsupported(p, e.reason))? {
+                    out.push(handle.id.as_str());
+                }
             }
         }
         Ok(IdList::from_sorted(out))
+    }
+
+    /// [`Engine::clause_set`] of a broad clause, or `None` when it would read more than
+    /// `limit` index entries.
+    fn bounded_clause_set(
+        &self,
+        db: &Db,
+        ty: &str,
+        c: &Clause,
+        limit: usize,
+    ) -> Result<Option<Set>, Error> {
+        let Clause::Param(p) = c else {
+            return self.clause_set(db, ty, c).map(Some);
+        };
+        let whole_type = p.param.code == "_lastUpdated"
+            || matches!(p.modifier, Some(Modifier::Not | Modifier::Missing));
+        if whole_type {
+            // These read every resource of the type.
+            if db.type_total(ty) as usize > limit {
+                return Ok(None);
+            }
+            return self.clause_set(db, ty, c).map(Some);
+        }
+        check_supported(p)?;
+        let scans: Vec<Scan> = p
+            .values
+            .iter()
+            .filter_map(|q| keys::plan(q, p.modifier.as_ref()))
+            .collect();
+        let scans: Vec<ValueScan<'_>> = scans.iter().map(|s| (&s.range, &*s.filter as _)).collect();
+        Ok(db.search_ids_bounded(ty, param_hash(&p.param.code), &scans, limit))
     }
 
     /// The set of current `ty` resources matching one clause.
