@@ -237,16 +237,26 @@ impl IdListBuilder {
         if self.runs.len() < MAX_MERGED_RUNS {
             return self.merge_runs();
         }
-        let mut spans: Vec<(u32, u32)> = Vec::with_capacity(self.ends.len());
+        // Sorted by the first eight bytes as a number first (one comparison for most pairs;
+        // ids hold no NUL bytes, so zero padding keeps byte order), then by the whole id.
+        let bytes = &self.bytes;
+        let mut spans: Vec<(u64, u32, u32)> = Vec::with_capacity(self.ends.len());
         let mut start = 0;
         for &e in &self.ends {
-            spans.push((start, e));
+            let id = &bytes[start as usize..e as usize];
+            let mut head = [0u8; 8];
+            let n = id.len().min(8);
+            head[..n].copy_from_slice(&id[..n]);
+            spans.push((u64::from_be_bytes(head), start, e));
             start = e;
         }
-        let bytes = &self.bytes;
-        let slice = |&(s, e): &(u32, u32)| &bytes[s as usize..e as usize];
-        spans.sort_unstable_by(|a, b| slice(a).cmp(slice(b)));
-        let mut out = IdListBuilder::default();
+        let slice = |&(_, s, e): &(u64, u32, u32)| &bytes[s as usize..e as usize];
+        spans.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| slice(a).cmp(slice(b))));
+        let mut out = IdListBuilder {
+            bytes: Vec::with_capacity(bytes.len()),
+            ends: Vec::with_capacity(spans.len()),
+            ..IdListBuilder::default()
+        };
         for s in &spans {
             // Spans are whole `&str`s.
             out.push_sorted(std::str::from_utf8(slice(s)).unwrap_or_default());
