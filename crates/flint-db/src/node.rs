@@ -459,7 +459,45 @@ async fn fetch_contents(inner: &Inner, entry: &TxEntry) -> Result<HashMap<Conten
     Ok(out)
 }
 
+/// Resource versions whose search values are extracted together (bounds the memory held).
+const EXTRACT_GROUP: usize = 4096;
+
 async fn index_entries(inner: &Inner, entries: Vec<TxEntry>) -> Result<()> {
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start;
+        let mut versions = 0;
+        while end < entries.len() && (end == start || versions < EXTRACT_GROUP) {
+            versions += entries[end].cmds.len();
+            end += 1;
+        }
+        index_group(inner, &entries[start..end]).await?;
+        start = end;
+    }
+    Ok(())
+}
+
+async fn index_group(inner: &Inner, entries: &[TxEntry]) -> Result<()> {
+    // Search values depend on the contents only: extract them for the whole group at once,
+    // on every core, before the serial part (verification and index writes) runs.
+    let indexed = match &inner.config.resource_indexer {
+        Some(indexer) => {
+            let head = *inner.indexed.borrow();
+            let mut work: Vec<(ContentHash, &str, Bytes)> = Vec::new();
+            for entry in entries.iter().filter(|e| e.t > head) {
+                let contents = fetch_contents(inner, entry).await?;
+                work.extend(entry.cmds.iter().filter_map(|c| {
+                    let h = c.hash?;
+                    Some((h, c.type_name.as_str(), contents.get(&h)?.clone()))
+                }));
+            }
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // Small batches are not worth the threads.
+            let threads = if work.len() < 16 { 1 } else { threads };
+            index::index_contents(&**indexer, work, threads)
+        }
+        None => HashMap::new(),
+    };
     for entry in entries {
         let head = *inner.indexed.borrow();
         if entry.t <= head {
@@ -476,30 +514,12 @@ async fn index_entries(inner: &Inner, entries: Vec<TxEntry>) -> Result<()> {
             ));
         }
         let before = Db::new(inner.storage.clone(), head);
-        let indexed = match &inner.config.resource_indexer {
-            Some(indexer) => {
-                let contents = fetch_contents(inner, &entry).await?;
-                let work: Vec<(ContentHash, &str, Bytes)> = entry
-                    .cmds
-                    .iter()
-                    .filter_map(|c| {
-                        let h = c.hash?;
-                        Some((h, c.type_name.as_str(), contents.get(&h)?.clone()))
-                    })
-                    .collect();
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                // Small transactions are not worth the threads.
-                let threads = if work.len() < 16 { 1 } else { threads };
-                index::index_contents(&**indexer, work, threads)
-            }
-            None => HashMap::new(),
-        };
         let search = inner
             .config
             .resource_indexer
             .as_ref()
             .map(|_| index::SearchIndexing { indexed: &indexed });
-        if let Err(e) = index::index_tx(&*inner.storage.kv, &before, &entry, search.as_ref())? {
+        if let Err(e) = index::index_tx(&*inner.storage.kv, &before, entry, search.as_ref())? {
             tracing::debug!(t = entry.t, error = %e, "transaction rejected");
         }
         inner.indexed.send_replace(entry.t);
