@@ -273,15 +273,8 @@ impl Engine {
                     && !matches!(p.modifier, Some(Modifier::Not | Modifier::Missing)) =>
             {
                 check_supported(p)?;
-                let scans: Vec<Scan> = p
-                    .values
-                    .iter()
-                    .filter_map(|q| keys::plan(q, p.modifier.as_ref()))
-                    .collect();
-                let scans: Vec<flint_db::search::ValueScan<'_>> = scans
-                    .iter()
-                    .map(|s| (&s.range, &*s.filter as &dyn Fn(&[u8]) -> bool))
-                    .collect();
+                let plans = plan_values(&p.values, p.modifier.as_ref());
+                let scans = value_scans(&plans);
                 return Ok(db.count_search(ty, param_hash(&p.param.code), &scans));
             }
             _ => {}
@@ -448,12 +441,8 @@ impl Engine {
             return self.clause_set(db, ty, c).map(Some);
         }
         check_supported(p)?;
-        let scans: Vec<Scan> = p
-            .values
-            .iter()
-            .filter_map(|q| keys::plan(q, p.modifier.as_ref()))
-            .collect();
-        let scans: Vec<ValueScan<'_>> = scans.iter().map(|s| (&s.range, &*s.filter as _)).collect();
+        let plans = plan_values(&p.values, p.modifier.as_ref());
+        let scans = value_scans(&plans);
         Ok(db.search_ids_bounded(ty, param_hash(&p.param.code), &scans, limit))
     }
 
@@ -578,8 +567,8 @@ impl Engine {
         values: &[QueryValue],
         m: Option<&Modifier>,
     ) -> Set {
-        let scans: Vec<Scan> = values.iter().filter_map(|q| keys::plan(q, m)).collect();
-        let scans: Vec<ValueScan<'_>> = scans.iter().map(|s| (&s.range, &*s.filter as _)).collect();
+        let plans = plan_values(values, m);
+        let scans = value_scans(&plans);
         db.search_ids(ty, h, &scans)
     }
 
@@ -775,6 +764,22 @@ fn lookup(db: &Db, ty: &str, ids: impl IntoIterator<Item = String>) -> Set {
     let wanted = IdList::from_unsorted(ids.iter().map(String::as_str));
     let found = db.resources(ty, wanted.iter());
     IdList::from_sorted(found.iter().map(|h| h.id.as_str()))
+}
+
+/// The index scans of a clause's values under `modifier`.
+fn plan_values(values: &[QueryValue], modifier: Option<&Modifier>) -> Vec<Scan> {
+    values
+        .iter()
+        .filter_map(|q| keys::plan(q, modifier))
+        .collect()
+}
+
+/// Planned scans as the database's (value match, exact filter) pairs.
+fn value_scans(plans: &[Scan]) -> Vec<ValueScan<'_>> {
+    plans
+        .iter()
+        .map(|s| (&s.range, &*s.filter as &dyn Fn(&[u8]) -> bool))
+        .collect()
 }
 
 /// The exact filter of a scan that keeps every value.
