@@ -166,7 +166,11 @@ impl IdListBuilder {
             match self.last().cmp(id.as_bytes()) {
                 Ordering::Less => {}
                 Ordering::Equal => return,
-                Ordering::Greater => self.runs.push(self.ends.len()),
+                // Beyond the runs that are merged, their starts are not needed.
+                Ordering::Greater if self.runs.len() < MAX_MERGED_RUNS => {
+                    self.runs.push(self.ends.len())
+                }
+                Ordering::Greater => {}
             }
         }
         self.bytes.extend_from_slice(id.as_bytes());
@@ -237,20 +241,21 @@ impl IdListBuilder {
         if self.runs.len() < MAX_MERGED_RUNS {
             return self.merge_runs();
         }
-        // Sorted by the first eight bytes as a number first (one comparison for most pairs;
-        // ids hold no NUL bytes, so zero padding keeps byte order), then by the whole id.
+        // Sorted by the first sixteen bytes as a number first (one comparison decides all
+        // server-assigned ids, which share long time prefixes; ids hold no NUL bytes, so zero
+        // padding keeps byte order), then by the whole id.
         let bytes = &self.bytes;
-        let mut spans: Vec<(u64, u32, u32)> = Vec::with_capacity(self.ends.len());
+        let mut spans: Vec<(u128, u32, u32)> = Vec::with_capacity(self.ends.len());
         let mut start = 0;
         for &e in &self.ends {
             let id = &bytes[start as usize..e as usize];
-            let mut head = [0u8; 8];
-            let n = id.len().min(8);
+            let mut head = [0u8; 16];
+            let n = id.len().min(16);
             head[..n].copy_from_slice(&id[..n]);
-            spans.push((u64::from_be_bytes(head), start, e));
+            spans.push((u128::from_be_bytes(head), start, e));
             start = e;
         }
-        let slice = |&(_, s, e): &(u64, u32, u32)| &bytes[s as usize..e as usize];
+        let slice = |&(_, s, e): &(u128, u32, u32)| &bytes[s as usize..e as usize];
         spans.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| slice(a).cmp(slice(b))));
         let mut out = IdListBuilder {
             bytes: Vec::with_capacity(bytes.len()),
