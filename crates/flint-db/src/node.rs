@@ -351,9 +351,12 @@ impl Node {
             let _ = h.await;
         }
         let kv = self.inner.storage.kv.clone();
-        let flushed = tokio::task::spawn_blocking(move || kv.flush()).await;
-        if let Ok(Err(e)) = flushed {
-            tracing::warn!(error = %e, "could not flush the index store on shutdown");
+        let store = self.inner.storage.store.clone();
+        let log = self.inner.log.clone();
+        let flushed =
+            tokio::task::spawn_blocking(move || [kv.flush(), store.flush(), log.flush()]).await;
+        for e in flushed.into_iter().flatten().filter_map(|r| r.err()) {
+            tracing::warn!(error = %e, "could not flush a store on shutdown");
         }
     }
 

@@ -308,6 +308,10 @@ fn store_loop(
 
 #[async_trait]
 impl TxLog for RocksLog {
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(err)
+    }
+
     async fn submit(&self, cmds: Vec<TxCmd>) -> Result<T> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -365,6 +369,10 @@ impl RocksStore {
 
 #[async_trait]
 impl ResourceStore for RocksStore {
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(err)
+    }
+
     async fn get(&self, hash: &ContentHash) -> Result<Option<Bytes>> {
         Ok(self.db.get(hash.0).map_err(err)?.map(Bytes::from))
     }
@@ -506,5 +514,29 @@ mod tests {
             kv.get(Cf::ResourceAsOf, &999u32.to_be_bytes()).unwrap(),
             Some(vec![7; 100])
         );
+
+        // The resource store and the log too.
+        let (sdir, ldir) = (dir.path().join("r"), dir.path().join("l"));
+        let h = ContentHash::of(b"abc");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = RocksStore::open(&sdir, &cfg).unwrap();
+            store.put(vec![(h, Bytes::from("abc"))]).await.unwrap();
+            let log = RocksLog::open(&ldir, &cfg).unwrap();
+            log.submit(vec![]).await.unwrap();
+            assert!(wal_bytes(&sdir) > 0 && wal_bytes(&ldir) > 0);
+            store.flush().unwrap();
+            TxLog::flush(&log).unwrap();
+        });
+        let store = RocksStore::open(&sdir, &cfg).unwrap();
+        let log = RocksLog::open(&ldir, &cfg).unwrap();
+        assert_eq!((wal_bytes(&sdir), wal_bytes(&ldir)), (0, 0));
+        rt.block_on(async {
+            assert_eq!(store.get(&h).await.unwrap(), Some(Bytes::from("abc")));
+            assert_eq!(log.last_t().await.unwrap(), 1);
+        });
     }
 }
