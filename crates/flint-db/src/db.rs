@@ -287,25 +287,9 @@ impl Db {
 
     /// The ids of the current (non-deleted) resources of a type.
     pub fn type_ids(&self, type_name: &str) -> crate::ids::IdList {
-        let tid = codec::tid(type_name);
-        let prefix = tid.to_be_bytes();
         let mut out = crate::ids::IdListBuilder::default();
-        let mut seen = false;
-        let mut last_id: Vec<u8> = Vec::with_capacity(64);
-        scan_prefix(self.kv(), Cf::ResourceAsOf, &prefix, &prefix, |k, v| {
-            let Some((_, id, t)) = codec::decode_resource_as_of_key(k) else {
-                return true;
-            };
-            // Versions of one id are contiguous, newest first: take the first one <= self.t.
-            if (seen && last_id == id.as_bytes()) || t > self.t {
-                return true;
-            }
-            seen = true;
-            last_id.clear();
-            last_id.extend_from_slice(id.as_bytes());
-            if VersionValue::decode(v).is_some_and(|v| v.op != VersionOp::Delete) {
-                out.push(id);
-            }
+        self.scan_current(type_name, None, |id, _, _| {
+            out.push(id);
             true
         });
         out.finish()
@@ -318,34 +302,49 @@ impl Db {
         start_id: Option<&str>,
         limit: usize,
     ) -> Vec<ResourceHandle> {
+        let mut out = Vec::new();
+        self.scan_current(type_name, start_id, |id, t, v| {
+            if out.len() >= limit {
+                return false;
+            }
+            out.push(ResourceHandle::from_value(type_name, id, t, v));
+            true
+        });
+        out
+    }
+
+    /// Calls `f(id, t, version)` for the current (non-deleted) version at this `t` of every
+    /// resource of a type in id order, starting at `start_id`, until it returns `false`.
+    fn scan_current(
+        &self,
+        type_name: &str,
+        start_id: Option<&str>,
+        mut f: impl FnMut(&str, T, VersionValue) -> bool,
+    ) {
         let tid = codec::tid(type_name);
         let prefix = tid.to_be_bytes();
         let start = match start_id {
             Some(id) => codec::resource_prefix(tid, id),
             None => prefix.to_vec(),
         };
-        let mut out = Vec::new();
-        let mut last_id: Option<Vec<u8>> = None;
+        let mut seen = false;
+        let mut last_id: Vec<u8> = Vec::with_capacity(64);
         scan_prefix(self.kv(), Cf::ResourceAsOf, &prefix, &start, |k, v| {
-            if out.len() >= limit {
-                return false;
-            }
             let Some((_, id, t)) = codec::decode_resource_as_of_key(k) else {
                 return true;
             };
             // Versions of one id are contiguous, newest first: take the first one <= self.t.
-            if last_id.as_deref() == Some(id.as_bytes()) || t > self.t {
+            if (seen && last_id == id.as_bytes()) || t > self.t {
                 return true;
             }
-            last_id = Some(id.as_bytes().to_vec());
-            if let Some(v) = VersionValue::decode(v)
-                && v.op != VersionOp::Delete
-            {
-                out.push(ResourceHandle::from_value(type_name, id, t, v));
+            seen = true;
+            last_id.clear();
+            last_id.extend_from_slice(id.as_bytes());
+            match VersionValue::decode(v) {
+                Some(v) if v.op != VersionOp::Delete => f(id, t, v),
+                _ => true,
             }
-            true
         });
-        out
     }
 
     fn stats(&self, cf: Cf, prefix: &[u8]) -> (u64, u64) {

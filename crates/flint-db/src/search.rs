@@ -307,16 +307,21 @@ impl Db {
         (!over).then_some((newest, changed))
     }
 
-    /// The value blobs of many resource versions of one type (sorted by id), in order.
+    /// The value blobs of many resource versions of one type (sorted by id), in order, read
+    /// with one multi-get per batch of 1,024.
     pub fn index_values_many(&self, handles: &[ResourceHandle]) -> Vec<Option<Vec<u8>>> {
-        let keys: Vec<Vec<u8>> = handles
-            .iter()
-            .map(|h| codec::resource_value_key(codec::tid(&h.type_name), &h.id, &h.hash))
-            .collect();
-        match self.storage.kv.multi_get(Cf::ResourceValue, &keys) {
-            Ok(v) => v,
-            Err(_) => handles.iter().map(|h| self.index_values(h)).collect(),
+        let mut out = Vec::with_capacity(handles.len());
+        for chunk in handles.chunks(1024) {
+            let keys: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|h| codec::resource_value_key(codec::tid(&h.type_name), &h.id, &h.hash))
+                .collect();
+            match self.storage.kv.multi_get(Cf::ResourceValue, &keys) {
+                Ok(v) => out.extend(v),
+                Err(_) => out.extend(chunk.iter().map(|h| self.index_values(h))),
+            }
         }
+        out
     }
 
     /// The value blob the search hook stored for a resource version, if any.

@@ -319,7 +319,7 @@ impl Engine {
         let exact = ValueMatch::Exact(key);
         let mut members = IdList::new();
         for h in codes {
-            members = members.union(&db.search_ids(ty, h, &[(&exact, &|_| true)]));
+            members = members.union(&db.search_ids(ty, h, &[(&exact, &accept_all)]));
         }
         if ty == compartment && db.resource(ty, id).is_some_and(|h| !h.is_deleted()) {
             members = members.union(&IdList::from_sorted([id]));
@@ -407,13 +407,10 @@ impl Engine {
         check_supported(p)?;
         let h = param_hash(&p.param.code);
         let mut out = Vec::with_capacity(handles.len());
-        // Blobs are read in batches (one multi-get per batch of ids in key order).
-        for chunk in handles.chunks(1024) {
-            for (handle, blob) in chunk.iter().zip(db.index_values_many(chunk)) {
-                let values = blob.map(|b| blob_values(&b, h)).unwrap_or_default();
-                if p.matches(&values).map_err(|e| unsupported(p, e.reason))? {
-                    out.push(handle.id.as_str());
-                }
+        for (handle, blob) in handles.iter().zip(db.index_values_many(&handles)) {
+            let values = blob.map(|b| blob_values(&b, h)).unwrap_or_default();
+            if p.matches(&values).map_err(|e| unsupported(p, e.reason))? {
+                out.push(handle.id.as_str());
             }
         }
         Ok(IdList::from_sorted(out))
@@ -491,12 +488,8 @@ impl Engine {
                 let sources = db.resources(source_type, sources.iter());
                 let h = param_hash(&reference.code);
                 let mut ids = HashSet::new();
-                for s in &sources {
-                    for v in db
-                        .index_values(s)
-                        .map(|b| blob_values(&b, h))
-                        .unwrap_or_default()
-                    {
+                for blob in db.index_values_many(&sources) {
+                    for v in blob.map(|b| blob_values(&b, h)).unwrap_or_default() {
                         if let IndexValue::Reference(ReferenceValue::Local {
                             type_name, id, ..
                         }) = v
@@ -581,15 +574,18 @@ impl Engine {
                 ids: set,
             };
         }
-        let mut keyed: Vec<(Vec<Option<SortValue>>, ResourceHandle)> = db
-            .resources(ty, set.iter())
+        let handles = db.resources(ty, set.iter());
+        // Blobs only when a key is a search parameter (not `_id` or `_lastUpdated`).
+        let blobs = if keys.iter().any(|k| !is_meta_sort(&k.param)) {
+            db.index_values_many(&handles)
+        } else {
+            vec![None; handles.len()]
+        };
+        let mut keyed: Vec<(Vec<Option<SortValue>>, ResourceHandle)> = handles
             .into_iter()
-            .map(|h| {
-                let blob = if keys.iter().any(|k| !is_meta_sort(&k.param)) {
-                    db.index_values(&h).unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
+            .zip(blobs)
+            .map(|(h, blob)| {
+                let blob = blob.unwrap_or_default();
                 let ks = keys
                     .iter()
                     .map(|k| match k.param.code.as_str() {
