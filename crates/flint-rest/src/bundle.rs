@@ -91,18 +91,19 @@ pub async fn process(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
     }
 }
 
-fn entries(bundle: &Value) -> Vec<Value> {
-    bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+/// Takes the entries out of `bundle` (which is not used afterwards).
+fn entries(bundle: &mut Value) -> Vec<Value> {
+    match bundle.get_mut("entry").map(Value::take) {
+        Some(Value::Array(entries)) => entries,
+        _ => Vec::new(),
+    }
 }
 
+/// The request of entry `i`; its resource is moved out of `entry`.
 fn entry_request(
     ctx: &Ctx,
     i: usize,
-    entry: &Value,
+    entry: &mut Value,
     prefer: Option<Return>,
 ) -> FhirResult<FhirRequest> {
     let er = parse_entry_request(ctx, i, entry)?;
@@ -115,16 +116,16 @@ fn entry_request(
         if_none_exist: header(entry, "ifNoneExist"),
         prefer_return: prefer,
         strict: false,
-        payload: match entry.get("resource") {
-            Some(r) => Payload::Resource(r.clone()),
+        payload: match entry.get_mut("resource") {
+            Some(r) => Payload::Resource(r.take()),
             None => Payload::None,
         },
     })
 }
 
-async fn batch(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
+async fn batch(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
     let mut out = Vec::new();
-    for (i, entry) in entries(&bundle).iter().enumerate() {
+    for (i, entry) in entries(&mut bundle).iter_mut().enumerate() {
         let reply = match entry_request(ctx, i, entry, Some(prefer.unwrap_or(Return::Minimal))) {
             Ok(req) if req.method == "POST" && req.path.is_empty() => Reply::error(
                 &FhirError::unsupported("Nested batch or transaction bundles are not supported.")
@@ -250,8 +251,8 @@ fn resolve_conditional(ctx: &Ctx, db: &flint_db::Db, reference: &str) -> FhirRes
     }
 }
 
-async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
-    let mut entries = entries(&bundle);
+async fn transaction(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
+    let mut entries = entries(&mut bundle);
     let db = ctx.state.node().sync().await?;
     // 1. Ids for creates and the map of full URLs to their new local references; conditional
     //    creates matching an existing resource refer to it and write nothing.
@@ -342,7 +343,7 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
     }
     // 3. Prepare every write; any error fails the whole transaction.
     let mut planned = Vec::with_capacity(entries.len());
-    for (i, (entry, er)) in entries.iter().zip(requests).enumerate() {
+    for (i, (entry, er)) in entries.iter_mut().zip(requests).enumerate() {
         let at = |e: FhirError| {
             if e.expression.is_some() && e.status == StatusCode::BAD_REQUEST {
                 e.within(&format!("{}.resource", entry_path(i)))
@@ -352,8 +353,8 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
                 e
             }
         };
-        let resource_of = |entry: &Value| -> FhirResult<Value> {
-            let mut v = entry.get("resource").cloned().ok_or_else(|| {
+        let resource_of = |entry: &mut Value| -> FhirResult<Value> {
+            let mut v = entry.get_mut("resource").map(Value::take).ok_or_else(|| {
                 FhirError::invalid("Missing resource in bundle entry.")
                     .at(format!("{}.resource", entry_path(i)))
             })?;
@@ -428,19 +429,18 @@ async fn transaction(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
         };
         planned.push(Planned::Write(i, p));
     }
-    let writes: Vec<Prepared> = planned
-        .iter()
-        .filter_map(|p| match p {
-            Planned::Write(_, w) | Planned::Silent(w) => Some(w.clone()),
+    let writes = || {
+        planned.iter().filter_map(|p| match p {
+            Planned::Write(_, w) | Planned::Silent(w) => Some(w),
             _ => None,
         })
-        .collect();
+    };
     let ret = prefer.unwrap_or(Return::Minimal);
     // 4. Commit, then answer in entry order; reads see the transaction's result.
-    let out = if writes.is_empty() {
+    let out = if writes().next().is_none() {
         None
     } else {
-        Some(interaction::commit(ctx, &writes).await?)
+        Some(interaction::commit(ctx, writes()).await?)
     };
     let mut replies: Vec<(usize, Value)> = Vec::with_capacity(planned.len());
     for p in planned {

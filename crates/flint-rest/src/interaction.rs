@@ -296,10 +296,16 @@ pub fn prepare_delete(ctx: &Ctx, type_name: &str, id: &str) -> FhirResult<Prepar
 }
 
 /// Commits prepared writes as one transaction.
-pub async fn commit(ctx: &Ctx, prepared: &[Prepared]) -> FhirResult<TxOutcome> {
-    let cmds = prepared.iter().map(|p| p.cmd.clone()).collect();
-    let mut contents: Vec<(ContentHash, Bytes)> =
-        prepared.iter().filter_map(|p| p.content.clone()).collect();
+pub async fn commit<'a>(
+    ctx: &Ctx,
+    prepared: impl IntoIterator<Item = &'a Prepared>,
+) -> FhirResult<TxOutcome> {
+    let mut cmds = Vec::new();
+    let mut contents: Vec<(ContentHash, Bytes)> = Vec::new();
+    for p in prepared {
+        cmds.push(p.cmd.clone());
+        contents.extend(p.content.clone());
+    }
     contents.sort_by_key(|(h, _)| *h);
     contents.dedup_by_key(|(h, _)| *h);
     Ok(ctx.state.node().transact(cmds, contents).await?)
@@ -571,7 +577,7 @@ pub const MAX_CONDITIONAL_DELETE: usize = 10_000;
 
 /// Commits one prepared write as its own transaction and builds its reply.
 async fn commit_one(ctx: &Ctx, p: Prepared, ret: Return) -> FhirResult<Reply> {
-    let out = commit(ctx, std::slice::from_ref(&p)).await?;
+    let out = commit(ctx, [&p]).await?;
     Ok(write_reply(ctx, &p, &out, ret))
 }
 
@@ -664,7 +670,7 @@ pub async fn patch(ctx: &Ctx, type_name: &str, id: &str, req: &FhirRequest) -> F
         let implicit = current_t.to_string();
         let if_match = req.if_match.as_deref().unwrap_or(&implicit);
         let p = prepare_update(ctx, type_name, id, patched, Some(if_match), None)?;
-        match commit(ctx, std::slice::from_ref(&p)).await {
+        match commit(ctx, [&p]).await {
             Ok(out) => {
                 return Ok(write_reply(
                     ctx,
