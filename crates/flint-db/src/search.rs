@@ -34,8 +34,8 @@ pub trait ResourceIndexer: Send + Sync {
     /// The entries and value blob of a resource version given its canonical JSON content.
     fn index(&self, type_name: &str, content: &[u8]) -> Result<Indexed>;
 
-    /// The entries a value blob written by [`ResourceIndexer::index`] stands for (so a
-    /// re-index can remove them); empty when unknown.
+    /// The entries a value blob written by [`ResourceIndexer::index`] stands for, or more (so
+    /// a re-index can remove them; deleting an absent entry is harmless); empty when unknown.
     fn entries_of_values(&self, _values: &[u8]) -> Vec<IndexEntry> {
         Vec::new()
     }

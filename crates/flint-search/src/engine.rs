@@ -22,7 +22,7 @@ use crate::date::DateRange;
 use crate::error::Error;
 use crate::keys::{self, Scan};
 use crate::query::{Clause, Include, Modifier, ParamClause, Query, QueryValue, SortKey};
-use crate::registry::{ParamRef, ParamType, Registry};
+use crate::registry::{ParamRef, ParamType, Registry, SearchParam};
 use crate::sort::{SortValue, sort_value};
 use crate::value::{IndexValue, ReferenceValue};
 use flint_db::codec::param_hash;
@@ -85,7 +85,7 @@ impl ResourceIndexer for SearchIndexer {
         for (p, v) in values {
             let h = param_hash(&p.code);
             buf.clear();
-            keys::entries(&v, &mut buf);
+            keys::entries(&v, keys::Rows::Written(&p.target), &mut buf);
             entries.extend(buf.drain(..).map(|k| (h, k)));
             blob.push((h, v));
         }
@@ -102,7 +102,7 @@ impl ResourceIndexer for SearchIndexer {
         let mut buf = Vec::new();
         for (h, v) in decode_blob(values) {
             buf.clear();
-            keys::entries(&v, &mut buf);
+            keys::entries(&v, keys::Rows::Any, &mut buf);
             out.extend(buf.drain(..).map(|k| (h, k)));
         }
         out
@@ -273,7 +273,7 @@ impl Engine {
                     && !matches!(p.modifier, Some(Modifier::Not | Modifier::Missing)) =>
             {
                 check_supported(p)?;
-                let plans = plan_values(&p.values, p.modifier.as_ref());
+                let plans = plan_values(&p.param, &p.values, p.modifier.as_ref());
                 let scans = value_scans(&plans);
                 return Ok(db.count_search(ty, param_hash(&p.param.code), &scans));
             }
@@ -438,7 +438,7 @@ impl Engine {
             return self.clause_set(db, ty, c).map(Some);
         }
         check_supported(p)?;
-        let plans = plan_values(&p.values, p.modifier.as_ref());
+        let plans = plan_values(&p.param, &p.values, p.modifier.as_ref());
         let scans = value_scans(&plans);
         Ok(db.search_ids_bounded(ty, param_hash(&p.param.code), &scans, limit))
     }
@@ -545,10 +545,10 @@ impl Engine {
                 Ok(out)
             }
             Some(Modifier::Not) => {
-                let positive = self.union_of_values(db, ty, h, &p.values, None);
+                let positive = self.union_of_values(db, ty, &p.param, &p.values, None);
                 Ok(db.type_ids(ty).difference(&positive))
             }
-            m => Ok(self.union_of_values(db, ty, h, &p.values, m.as_ref())),
+            m => Ok(self.union_of_values(db, ty, &p.param, &p.values, m.as_ref())),
         }
     }
 
@@ -556,13 +556,13 @@ impl Engine {
         &self,
         db: &Db,
         ty: &str,
-        h: u32,
+        param: &SearchParam,
         values: &[QueryValue],
         m: Option<&Modifier>,
     ) -> Set {
-        let plans = plan_values(values, m);
+        let plans = plan_values(param, values, m);
         let scans = value_scans(&plans);
-        db.search_ids(ty, h, &scans)
+        db.search_ids(ty, param_hash(&param.code), &scans)
     }
 
     /// The matches in `_sort` order (resources without a key last, then by id); in id order
@@ -763,11 +763,16 @@ fn lookup(db: &Db, ty: &str, ids: impl IntoIterator<Item = String>) -> Set {
 }
 
 /// The index scans of a clause's values under `modifier`.
-fn plan_values(values: &[QueryValue], modifier: Option<&Modifier>) -> Vec<Scan> {
-    values
-        .iter()
-        .filter_map(|q| keys::plan(q, modifier))
-        .collect()
+fn plan_values(
+    param: &SearchParam,
+    values: &[QueryValue],
+    modifier: Option<&Modifier>,
+) -> Vec<Scan> {
+    let mut out = Vec::with_capacity(values.len());
+    for q in values {
+        keys::plan_into(&param.target, q, modifier, &mut out);
+    }
+    out
 }
 
 /// Planned scans as the database's (value match, exact filter) pairs.

@@ -7,12 +7,11 @@
 //! | kind | value | answers |
 //! |---|---|---|
 //! | `n` | normalised text `0x1E` text as written | string: prefix (scan), `:exact`, `:contains` (filter) |
-//! | `c` | code `0x1F` system (empty without) | token `code`, `\|code`, `system\|code` (exact scans) |
-//! | `s` | system `0x1F` code | token `system\|` (prefix scan) |
+//! | `c` | code `0x1F` system (empty without) | token `code`, `\|code`, `system\|code` (exact scans), `system\|` (scan of all `c` entries, filtered by system) |
 //! | `t` | normalised display/text | token `:text` (word-prefix filter) |
 //! | `o` | type system `0x1F` type code `0x1F` value | token `:of-type` (exact) |
 //! | `r` | `Type/id`, and `Type/id/_history/v` for versioned references | reference `Type/id` (exact) |
-//! | `i` | id `0x1F` Type | reference bare `id` (prefix), `:Type` (exact) |
+//! | `i` | id `0x1F` Type, only for a `Type` outside the parameter's targets | reference bare `id`: union of `r Target/id` (exact, per target) and `i id` (prefix) |
 //! | `u` | URL `0x1F` version (empty without) | absolute and canonical references, uri (prefix/exact) |
 //! | `y` | system `0x1F` value | reference `:identifier` |
 //! | `d` | start (8) · end (8) · floating (1) | date: start-ordered range scan + exact filter |
@@ -37,8 +36,17 @@ const RS: u8 = 0x1E;
 /// Slack around date scan bounds covering every zone alignment (two days).
 const DATE_SLACK: i64 = 2 * (MAX_EAST + MAX_WEST);
 
+/// Which entries [`entries`] produces.
+#[derive(Clone, Copy)]
+pub(crate) enum Rows<'a> {
+    /// The entries written for a value of a parameter with these reference targets.
+    Written(&'a [String]),
+    /// Every entry any version of the index layout wrote for the value (to delete them).
+    Any,
+}
+
 /// Appends the index entries of `v` to `out`.
-pub(crate) fn entries(v: &IndexValue, out: &mut Vec<Vec<u8>>) {
+pub(crate) fn entries(v: &IndexValue, rows: Rows<'_>, out: &mut Vec<Vec<u8>>) {
     match v {
         IndexValue::String(s) => {
             let mut k = kind(b'n', &s.normalized);
@@ -52,10 +60,10 @@ pub(crate) fn entries(v: &IndexValue, out: &mut Vec<Vec<u8>>) {
                 k.push(US);
                 if let Some(s) = &t.system {
                     k.extend_from_slice(s.as_bytes());
-                    let mut k2 = kind(b's', s);
-                    k2.push(US);
-                    k2.extend_from_slice(code.as_bytes());
-                    out.push(k2);
+                    if matches!(rows, Rows::Any) {
+                        // Written by earlier layouts for `system|` queries.
+                        out.push(pair(b's', s, code));
+                    }
                 }
                 out.push(k);
                 for (ts, tc) in &t.types {
@@ -80,10 +88,15 @@ pub(crate) fn entries(v: &IndexValue, out: &mut Vec<Vec<u8>>) {
                 if let Some(v) = version {
                     out.push(kind(b'r', &format!("{type_name}/{id}/_history/{v}")));
                 }
-                let mut k = kind(b'i', id);
-                k.push(US);
-                k.extend_from_slice(type_name.as_bytes());
-                out.push(k);
+                // A bare-id query scans `r Target/id` for each target type; only a
+                // reference to another type needs the id-first entry.
+                let other = match rows {
+                    Rows::Written(targets) => !targets.iter().any(|t| t == type_name),
+                    Rows::Any => true,
+                };
+                if other {
+                    out.push(pair(b'i', id, type_name));
+                }
             }
             ReferenceValue::Absolute(url) => out.push(url_key(url, None)),
             ReferenceValue::Canonical { url, version } => {
@@ -455,6 +468,25 @@ pub fn plan(q: &QueryValue, modifier: Option<&Modifier>) -> Option<Scan> {
     })
 }
 
+/// Appends the scans answering query value `q` of a parameter with reference targets
+/// `targets`: [`plan`]'s, and for a bare id the exact `r Target/id` entry of each target.
+pub fn plan_into(
+    targets: &[String],
+    q: &QueryValue,
+    modifier: Option<&Modifier>,
+    out: &mut Vec<Scan>,
+) {
+    if let QueryValue::Reference(ReferenceQuery::Local {
+        type_name: None,
+        id,
+        version: None,
+    }) = q
+    {
+        out.extend(targets.iter().map(|t| exact(local_key(t, id))));
+    }
+    out.extend(plan(q, modifier));
+}
+
 fn decoded(k: u8, q: &QueryValue, modifier: Option<&Modifier>) -> Scan {
     let q = q.clone();
     let m = modifier.cloned();
@@ -486,7 +518,18 @@ fn token_scan(t: &TokenQuery) -> Option<Scan> {
         (SystemMatch::Any, Some(c)) => prefix(pair(b'c', c, "")),
         (SystemMatch::None, Some(c)) => exact(pair(b'c', c, "")),
         (SystemMatch::Is(s), Some(c)) => exact(pair(b'c', c, s)),
-        (SystemMatch::Is(s), None) => prefix(pair(b's', s, "")),
+        (SystemMatch::Is(s), None) => {
+            let want = s.clone();
+            scan(
+                ValueMatch::Prefix(vec![b'c']),
+                false,
+                Box::new(move |v| {
+                    v.iter()
+                        .position(|&b| b == US)
+                        .is_some_and(|i| &v[i + 1..] == want.as_bytes())
+                }),
+            )
+        }
         (_, None) => return None,
     })
 }
@@ -520,9 +563,9 @@ mod tests {
     use crate::Registry;
     use crate::query::parse_query;
 
-    fn keys_of(v: &IndexValue) -> Vec<Vec<u8>> {
+    fn keys_of(v: &IndexValue, targets: &[String]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        entries(v, &mut out);
+        entries(v, Rows::Written(targets), &mut out);
         out
     }
 
@@ -534,20 +577,22 @@ mod tests {
         let crate::Clause::Param(p) = &q.clauses[0] else {
             panic!()
         };
-        let keys = keys_of(v);
+        let keys = keys_of(v, &p.param.target);
         p.values.iter().any(|qv| {
-            let Some(s) = plan(qv, p.modifier.as_ref()) else {
-                return false;
-            };
-            keys.iter().any(|key| {
-                let in_range = match &s.range {
-                    ValueMatch::Exact(e) => key == e,
-                    ValueMatch::Prefix(pre) => key.starts_with(pre),
-                    ValueMatch::Range(a, b) => {
-                        a.as_ref().is_none_or(|a| key >= a) && b.as_ref().is_none_or(|b| key < b)
-                    }
-                };
-                in_range && (s.filter)(key)
+            let mut scans = Vec::new();
+            plan_into(&p.param.target, qv, p.modifier.as_ref(), &mut scans);
+            scans.iter().any(|s| {
+                keys.iter().any(|key| {
+                    let in_range = match &s.range {
+                        ValueMatch::Exact(e) => key == e,
+                        ValueMatch::Prefix(pre) => key.starts_with(pre),
+                        ValueMatch::Range(a, b) => {
+                            a.as_ref().is_none_or(|a| key >= a)
+                                && b.as_ref().is_none_or(|b| key < b)
+                        }
+                    };
+                    in_range && (s.filter)(key)
+                })
             })
         })
     }

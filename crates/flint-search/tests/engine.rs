@@ -61,7 +61,7 @@ fn patients() -> Vec<Value> {
 }
 
 fn observations() -> Vec<Value> {
-    (0..24)
+    let mut out: Vec<Value> = (0..24)
         .map(|i| {
             json!({"resourceType": "Observation", "id": format!("o{i}"), "status": "final",
                 "code": {"coding": [{"system": "http://loinc.org",
@@ -71,7 +71,15 @@ fn observations() -> Vec<Value> {
                 "valueQuantity": {"value": 50 + i * 5, "unit": "kg",
                     "system": "http://unitsofmeasure.org", "code": "kg"}})
         })
-        .collect()
+        .collect();
+    // A subject outside the parameter's target types (Patient, Group, Device, Location) and
+    // a code of another system.
+    out.push(
+        json!({"resourceType": "Observation", "id": "o24", "status": "final",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "27113001"}]},
+        "subject": {"reference": "Medication/p3"}}),
+    );
+    out
 }
 
 /// Ids the reference semantics select: each resource's extracted values against each clause.
@@ -150,6 +158,14 @@ async fn parameter_clauses_agree_with_reference_semantics() {
         ("Observation", "date=2020-03"),
         ("Observation", "date=sa2020-04-01&subject=p3"),
         ("Observation", "value-quantity=ne100"),
+        ("Observation", "subject=p3"),
+        ("Observation", "subject=p3,p4&code=8480-6"),
+        ("Observation", "subject:Patient=p3"),
+        ("Observation", "subject=Medication/p3"),
+        ("Observation", "patient=p3"),
+        ("Observation", "code=http://loinc.org|"),
+        ("Observation", "code=http://snomed.info/sct|"),
+        ("Observation", "code:not=http://loinc.org|"),
     ];
     for (ty, q) in cases {
         let query = parse_query(&reg, ty, &flint_pairs(q)).unwrap();
@@ -160,6 +176,11 @@ async fn parameter_clauses_agree_with_reference_semantics() {
     // Not vacuous: the cases select something and not everything.
     let q = parse_query(&reg, "Observation", &flint_pairs("code=8480-6")).unwrap();
     assert_eq!(engine.execute(&db, &q).unwrap().len(), 8);
+    // A bare id finds references of every type: three to Patient/p3, one to Medication/p3.
+    let q = parse_query(&reg, "Observation", &flint_pairs("subject=p3")).unwrap();
+    assert_eq!(engine.execute(&db, &q).unwrap().len(), 4);
+    let q = parse_query(&reg, "Observation", &flint_pairs("code=http://loinc.org|")).unwrap();
+    assert_eq!(engine.execute(&db, &q).unwrap().len(), 24);
 }
 
 #[tokio::test]
