@@ -13,6 +13,31 @@ use unicode_normalization::char::is_combining_mark;
 
 /// Normalises `s` for string search (see the module documentation).
 pub fn normalize(s: &str) -> String {
+    if s.is_ascii() {
+        return normalize_ascii(s);
+    }
+    normalize_unicode(s)
+}
+
+/// [`normalize`] for ASCII text, which has no decompositions or combining marks.
+fn normalize_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    for c in s.bytes() {
+        if c.is_ascii_alphanumeric() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.push(c.to_ascii_lowercase() as char);
+        } else {
+            pending_space = true;
+        }
+    }
+    out
+}
+
+fn normalize_unicode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut pending_space = false;
     for c in s.nfkd() {
@@ -66,6 +91,24 @@ mod tests {
         assert_eq!(normalize("Ångström 12.5"), "angstrom 12 5");
         assert_eq!(normalize("İstanbul"), "istanbul");
         assert_eq!(normalize("日本語"), "日本語");
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees_with_unicode_path() {
+        let all: String = (0u8..128).map(char::from).collect();
+        let samples = [
+            all.as_str(),
+            "  Body Weight, 29463-7 ",
+            "O'Brien--Smith\t\r\n",
+            "ABC xyz 0123456789 !@#$%^&*()_+{}|:<>?",
+        ];
+        for s in samples {
+            assert_eq!(normalize_ascii(s), normalize_unicode(s), "{s:?}");
+        }
+        for b in 0u8..128 {
+            let s = format!("a{}b", char::from(b));
+            assert_eq!(normalize_ascii(&s), normalize_unicode(&s), "{s:?}");
+        }
     }
 
     #[test]
