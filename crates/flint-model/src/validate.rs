@@ -19,6 +19,33 @@ use std::sync::OnceLock;
 /// Maximum nesting depth of resources and elements (deeper input is rejected, not recursed).
 const MAX_DEPTH: usize = 64;
 
+/// Where a value sits (`Observation.code.coding[0]`), formatted only when an error names it.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    /// A path given as text.
+    Text(&'a str),
+    /// Element `name` of the value at the parent path.
+    Field(&'a Path<'a>, &'a str),
+    /// Item `i` of the array at the parent path.
+    Item(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Text(s) => f.write_str(s),
+            Path::Field(p, name) => write!(f, "{p}.{name}"),
+            Path::Item(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
+}
+
+impl From<Path<'_>> for String {
+    fn from(p: Path<'_>) -> String {
+        p.to_string()
+    }
+}
+
 /// Validates a parsed resource and returns it in canonical form.
 pub fn resource(v: Value) -> Result<Value, ModelError> {
     let defs = definitions();
@@ -33,7 +60,7 @@ fn type_name_err(rt: &str) -> String {
 fn validate_resource(
     defs: &Definitions,
     v: Value,
-    path: Option<&str>,
+    path: Option<Path<'_>>,
     depth: usize,
 ) -> Result<Value, ModelError> {
     let here = |p: &str| match path {
@@ -43,7 +70,7 @@ fn validate_resource(
     let Value::Object(mut obj) = v else {
         return Err(ModelError::at(
             "Expected a resource (a JSON object).",
-            path.unwrap_or("Resource"),
+            path.unwrap_or(Path::Text("Resource")),
         ));
     };
     let rt = match obj.shift_remove("resourceType") {
@@ -57,7 +84,7 @@ fn validate_resource(
         None => {
             return Err(ModelError::at(
                 "Missing `resourceType`.",
-                path.unwrap_or("resourceType"),
+                path.unwrap_or(Path::Text("resourceType")),
             ));
         }
     };
@@ -67,32 +94,31 @@ fn validate_resource(
     let td = defs
         .type_def(&rt)
         .ok_or_else(|| ModelError::at(type_name_err(&rt), here("resourceType")))?;
-    let base = match path {
-        Some(p) => p.to_string(),
-        None => rt.clone(),
-    };
+    let rt_path = rt.clone();
+    let base = path.unwrap_or(Path::Text(&rt_path));
     if let Some(id) = obj.get("id") {
         match id {
             Value::String(s) if crate::is_valid_id(s) => {}
             _ => {
                 return Err(ModelError::at(
                     "Invalid resource id: ids are 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'.",
-                    format!("{base}.id"),
+                    Path::Field(&base, "id"),
                 ));
             }
         }
     }
     let mut out = Map::with_capacity(obj.len() + 1);
     out.insert("resourceType".into(), Value::String(rt));
-    validate_object(defs, obj, td, &base, depth, &mut out)?;
+    validate_object(defs, obj, td, base, depth, &mut out)?;
     Ok(Value::Object(out))
 }
 
-struct Slot {
+struct Slot<'t> {
+    /// The element's property name (without `_`).
     key: String,
     value: Option<Value>,
     companion: Option<Value>,
-    ty: String,
+    ty: &'t str,
 }
 
 /// Validates the properties of an object of type `td` into `out`, in canonical order.
@@ -100,7 +126,7 @@ fn validate_object(
     defs: &Definitions,
     obj: Map<String, Value>,
     td: &TypeDef,
-    path: &str,
+    path: Path<'_>,
     depth: usize,
     out: &mut Map<String, Value>,
 ) -> Result<(), ModelError> {
@@ -118,46 +144,53 @@ fn validate_object(
         let Some((idx, elem, ty)) = resolve(td, name) else {
             return Err(ModelError::at(
                 format!("Unknown element `{key}`."),
-                format!("{path}.{key}"),
+                Path::Field(&path, &key),
             ));
         };
         if companion && !defs.is_primitive(ty) {
             return Err(ModelError::at(
                 format!("Unknown element `{key}`: only primitive elements have `_` companions."),
-                format!("{path}.{key}"),
+                Path::Field(&path, &key),
             ));
         }
-        let slot = slots[idx].get_or_insert_with(|| Slot {
-            key: name.to_string(),
-            value: None,
-            companion: None,
-            ty: ty.to_string(),
-        });
-        if slot.key != name {
+        if let Some(slot) = &slots[idx]
+            && slot.key != name
+        {
             return Err(ModelError::at(
                 format!(
                     "Choice element `{}[x]` has more than one value (`{}` and `{name}`).",
                     elem.name, slot.key
                 ),
-                format!("{path}.{name}"),
+                Path::Field(&path, name),
             ));
         }
+        let slot = slots[idx].get_or_insert_with(|| Slot {
+            key: String::new(),
+            value: None,
+            companion: None,
+            ty,
+        });
         if companion {
+            if slot.key.is_empty() {
+                slot.key = name.to_string();
+            }
             slot.companion = Some(value);
         } else {
+            slot.key = key;
             slot.value = Some(value);
         }
     }
     for (slot, elem) in slots.into_iter().zip(&td.elements) {
         let Some(slot) = slot else { continue };
-        let p = format!("{path}.{}", slot.key);
+        let p = Path::Field(&path, &slot.key);
         let (value, companion) =
-            validate_element(defs, elem, &slot.ty, slot.value, slot.companion, &p, depth)?;
+            validate_element(defs, elem, slot.ty, slot.value, slot.companion, p, depth)?;
+        let companion_key = companion.as_ref().map(|_| format!("_{}", slot.key));
         if let Some(v) = value {
-            out.insert(slot.key.clone(), v);
+            out.insert(slot.key, v);
         }
-        if let Some(c) = companion {
-            out.insert(format!("_{}", slot.key), c);
+        if let (Some(k), Some(c)) = (companion_key, companion) {
+            out.insert(k, c);
         }
     }
     if out.is_empty()
@@ -195,7 +228,7 @@ fn validate_element(
     ty: &str,
     value: Option<Value>,
     companion: Option<Value>,
-    path: &str,
+    path: Path<'_>,
     depth: usize,
 ) -> Result<Pair, ModelError> {
     let primitive = defs.is_primitive(ty);
@@ -242,7 +275,7 @@ fn validate_element(
         let mut any_v = false;
         let mut any_c = false;
         for i in 0..n {
-            let p = format!("{path}[{i}]");
+            let p = Path::Item(&path, i);
             let v = vs
                 .as_mut()
                 .and_then(|v| v[i].take())
@@ -258,7 +291,7 @@ fn validate_element(
                 let Some(v) = v else {
                     return Err(ModelError::at("`null` is not allowed here.", p));
                 };
-                out_v.push(validate_value(defs, ty, v, &p, depth)?);
+                out_v.push(validate_value(defs, ty, v, p, depth)?);
                 any_v = true;
                 continue;
             }
@@ -270,14 +303,14 @@ fn validate_element(
             }
             match v {
                 Some(v) => {
-                    out_v.push(validate_primitive(defs, ty, v, &p)?);
+                    out_v.push(validate_primitive(defs, ty, v, p)?);
                     any_v = true;
                 }
                 None => out_v.push(Value::Null),
             }
             match c {
                 Some(c) => {
-                    out_c.push(validate_companion(defs, c, &p, depth)?);
+                    out_c.push(validate_companion(defs, c, p, depth)?);
                     any_c = true;
                 }
                 None => out_c.push(Value::Null),
@@ -314,7 +347,7 @@ fn validate_element(
 fn validate_companion(
     defs: &Definitions,
     c: Value,
-    path: &str,
+    path: Path<'_>,
     depth: usize,
 ) -> Result<Value, ModelError> {
     let td = defs
@@ -336,7 +369,7 @@ fn validate_value(
     defs: &Definitions,
     ty: &str,
     v: Value,
-    path: &str,
+    path: Path<'_>,
     depth: usize,
 ) -> Result<Value, ModelError> {
     if ty == "Resource" {
@@ -394,11 +427,11 @@ fn regexes() -> &'static HashMap<String, Regex> {
 }
 
 /// Validates a primitive value of type `ty` and returns it unchanged.
-pub fn validate_primitive(
+fn validate_primitive(
     defs: &Definitions,
     ty: &str,
     v: Value,
-    path: &str,
+    path: Path<'_>,
 ) -> Result<Value, ModelError> {
     let bad = |what: &str| ModelError::at(format!("Invalid {ty} value: {what}."), path);
     match ty {
@@ -551,6 +584,32 @@ mod tests {
         let v: Value = serde_json::from_str(r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.50}}"#).unwrap();
         let v = resource(v).unwrap();
         assert!(serde_json::to_string(&v).unwrap().contains("1.50"));
+    }
+
+    #[test]
+    fn rejections_inside_contained_resources_and_choices_name_the_element() {
+        assert_eq!(
+            err(json!({"resourceType": "Patient",
+                "contained": [{"resourceType": "Organization", "id": "o", "foo": 1}]}))
+            .1
+            .as_deref(),
+            Some("Patient.contained[0].foo")
+        );
+        assert_eq!(
+            err(
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "valueString": "a", "valueBoolean": true})
+            )
+            .1
+            .as_deref(),
+            Some("Observation.valueBoolean")
+        );
+        assert_eq!(
+            err(json!({"resourceType": "Patient", "_gender": {"foo": 1}}))
+                .1
+                .as_deref(),
+            Some("Patient.gender.foo")
+        );
     }
 
     #[test]
