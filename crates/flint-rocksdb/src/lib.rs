@@ -154,7 +154,12 @@ impl KvStore for RocksKv {
         self.db.get_cf(self.cf(cf)?, key).map_err(err)
     }
 
-    fn write(&self, batch: FlintBatch, sync: bool) -> Result<()> {
+    fn write(&self, mut batch: FlintBatch, sync: bool) -> Result<()> {
+        // Keys in order (stable, so repeated keys keep their order): each memtable insert then
+        // starts its skip-list search from the previous one's position.
+        batch
+            .writes
+            .sort_by(|a, b| (a.cf, &a.key).cmp(&(b.cf, &b.key)));
         let mut b = WriteBatch::default();
         for w in batch.writes {
             let cf = self.cf(w.cf)?;
