@@ -314,10 +314,16 @@ pub async fn commit<'a>(
 /// The reply to a committed write.
 pub fn write_reply(ctx: &Ctx, p: &Prepared, out: &TxOutcome, ret: Return) -> Reply {
     let db = &out.db;
-    let h = db.resource(&p.cmd.type_name, &p.cmd.id);
-    let (t, created) = match &h {
-        Some(h) => (h.t, h.t == out.t && h.op.is_create()),
-        None => (out.t, false),
+    // A committed create made a new resource at the transaction's `t` (the transaction fails
+    // if the resource exists), so only updates and deletes look their version up.
+    let h = match p.kind {
+        WriteKind::Create => None,
+        _ => db.resource(&p.cmd.type_name, &p.cmd.id),
+    };
+    let (t, created) = match (&h, p.kind) {
+        (_, WriteKind::Create) => (out.t, true),
+        (Some(h), _) => (h.t, h.t == out.t && h.op.is_create()),
+        (None, _) => (out.t, false),
     };
     if p.kind == WriteKind::Delete {
         let mut r = Reply::new(204, Body::None);
