@@ -21,36 +21,28 @@ pub fn normalize(s: &str) -> String {
 
 /// [`normalize`] for ASCII text, which has no decompositions or combining marks.
 fn normalize_ascii(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut pending_space = false;
-    for c in s.bytes() {
-        if c.is_ascii_alphanumeric() {
-            if pending_space && !out.is_empty() {
-                out.push(' ');
-            }
-            pending_space = false;
-            out.push(c.to_ascii_lowercase() as char);
-        } else {
-            pending_space = true;
-        }
-    }
-    out
+    words(s.len(), s.chars())
 }
 
+/// [`normalize`] for any text: NFKD with combining marks dropped.
 fn normalize_unicode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    words(s.len(), s.nfkd().filter(|c| !is_combining_mark(*c)))
+}
+
+/// Lowercased letters and digits of `chars`, other runs of characters as one space, trimmed.
+fn words(len: usize, chars: impl Iterator<Item = char>) -> String {
+    let mut out = String::with_capacity(len);
     let mut pending_space = false;
-    for c in s.nfkd() {
-        if is_combining_mark(c) {
-            continue;
-        }
+    for c in chars {
         if c.is_alphanumeric() {
             if pending_space && !out.is_empty() {
                 out.push(' ');
             }
             pending_space = false;
-            for l in c.to_lowercase() {
-                out.push(l);
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
             }
         } else {
             pending_space = true;
