@@ -152,7 +152,7 @@ async fn main() {
     let start = Instant::now();
     let report = |r: Result<(), String>, n: u64, bar: &ProgressBar| {
         if let Err(e) = r {
-            bar.println(format!("FAILED {e}"));
+            bar.suspend(|| eprintln!("FAILED {e}"));
             failures.fetch_add(1, Ordering::Relaxed);
         }
         bar.inc(n);
@@ -176,7 +176,7 @@ async fn main() {
                     break;
                 };
                 if let Err(e) = upload(&client, &base, &b).await {
-                    bar.println(format!("FAILED {e}"));
+                    bar.suspend(|| eprintln!("FAILED {e}"));
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
                 bar.inc(b.entries);
