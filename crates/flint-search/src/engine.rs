@@ -45,6 +45,50 @@ const BROAD_SCAN_FACTOR: usize = 12;
 const CHAIN_LOOKUP_LIMIT: usize = 256;
 /// Rounds of `:iterate` includes.
 const MAX_ITERATE: usize = 8;
+/// Most combinations a pair of clauses may turn into as values of one composite clause.
+const MAX_PAIRED_VALUES: usize = 64;
+
+/// Composite parameters whose values on a resource are exactly every combination of the
+/// values of two standalone parameters, so that `a=X&b=Y` selects what `composite=X$Y` does
+/// and one scan of the composite's rows (led by the code) answers both clauses. Each entry
+/// pins the definitions that make this true: the composite's URL and expression, then per
+/// component its parameter's URL, its expression within the composite, and that parameter's
+/// own expression's parts for the composite's resource type. A registry whose definitions differ (a custom bundle) is left alone.
+///
+/// `Observation-code-value-quantity`: the composite's base is the Observation itself, `code`
+/// is `Observation.code`, and `value.as(Quantity)` gives the same values as
+/// `Observation.value as Quantity | Observation.value as SampledData` (a SampledData is not a
+/// quantity and has none). `value[x]` is single, so the combinations are never capped.
+const PAIRED_COMPOSITES: &[PairedComposite] = &[PairedComposite {
+    url: "http://hl7.org/fhir/SearchParameter/Observation-code-value-quantity",
+    expression: "Observation",
+    components: [
+        Pinned {
+            definition: "http://hl7.org/fhir/SearchParameter/clinical-code",
+            expression: "code",
+            param_expression: "Observation.code",
+        },
+        Pinned {
+            definition: "http://hl7.org/fhir/SearchParameter/Observation-value-quantity",
+            expression: "value.as(Quantity)",
+            param_expression: "(Observation.value as Quantity) | (Observation.value as SampledData)",
+        },
+    ],
+}];
+
+/// An entry of [`PAIRED_COMPOSITES`].
+struct PairedComposite {
+    url: &'static str,
+    expression: &'static str,
+    components: [Pinned; 2],
+}
+
+/// A component of a [`PairedComposite`] as the pairing relies on it.
+struct Pinned {
+    definition: &'static str,
+    expression: &'static str,
+    param_expression: &'static str,
+}
 
 /// The values of one resource version, decoded from its blob: `(param hash, value)`.
 pub type BlobValues = Vec<(u32, IndexValue)>;
@@ -336,6 +380,8 @@ impl Engine {
         clauses: &[Clause],
         base: Option<Set>,
     ) -> Result<Set, Error> {
+        let paired = self.pair_composites(ty, clauses);
+        let clauses = paired.as_deref().unwrap_or(clauses);
         let (selective, broad): (Vec<&Clause>, Vec<&Clause>) =
             clauses.iter().partition(|c| self.is_selective(c));
         let mut acc = base;
@@ -366,6 +412,85 @@ impl Engine {
             Some(a) => a,
             None => db.type_ids(ty),
         })
+    }
+
+    /// `clauses` with each pair of clauses that a composite of [`PAIRED_COMPOSITES`] answers
+    /// replaced by one clause on the composite (a token clause with codes and a clause of
+    /// the second component, both without modifier); `None` when there is no such pair.
+    fn pair_composites(&self, ty: &str, clauses: &[Clause]) -> Option<Vec<Clause>> {
+        let mut out: Option<Vec<Clause>> = None;
+        for pc in PAIRED_COMPOSITES {
+            let Some(composite) = self.registry.by_url(pc.url) else {
+                continue;
+            };
+            let pinned = composite.expression == pc.expression
+                && composite.base.iter().any(|b| b == ty)
+                && composite.components.len() == pc.components.len()
+                && composite
+                    .components
+                    .iter()
+                    .zip(&pc.components)
+                    .all(|(c, p)| {
+                        c.definition == p.definition
+                            && c.expression == p.expression
+                            && c.param.url == p.definition
+                            && expression_for_type(&c.param.expression, ty) == p.param_expression
+                    });
+            if !pinned {
+                continue;
+            }
+            let [lead, second] = [&composite.components[0], &composite.components[1]];
+            loop {
+                let current = out.as_deref().unwrap_or(clauses);
+                let find = |url: &str, ok: fn(&QueryValue) -> bool| {
+                    current.iter().position(|c| {
+                        matches!(c, Clause::Param(p) if p.param.url == url
+                            && p.modifier.is_none()
+                            && !p.values.is_empty()
+                            && p.values.iter().all(ok))
+                    })
+                };
+                let codes = find(
+                    &lead.param.url,
+                    |q| matches!(q, QueryValue::Token(t) if t.code.is_some()),
+                );
+                let values = find(&second.param.url, |q| {
+                    !matches!(q, QueryValue::Missing(_) | QueryValue::Composite(_))
+                });
+                let (Some(i), Some(j)) = (codes, values) else {
+                    break;
+                };
+                let (Clause::Param(a), Clause::Param(b)) = (&current[i], &current[j]) else {
+                    break;
+                };
+                if a.values.len() * b.values.len() > MAX_PAIRED_VALUES {
+                    break;
+                }
+                let values = a
+                    .values
+                    .iter()
+                    .flat_map(|x| {
+                        b.values
+                            .iter()
+                            .map(|y| QueryValue::Composite(vec![x.clone(), y.clone()]))
+                    })
+                    .collect();
+                let pair = Clause::Param(ParamClause {
+                    param: composite.clone(),
+                    modifier: None,
+                    values,
+                });
+                let mut next: Vec<Clause> = current
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| *k != i && *k != j)
+                    .map(|(_, c)| c.clone())
+                    .collect();
+                next.push(pair);
+                out = Some(next);
+            }
+        }
+        out
     }
 
     fn is_selective(&self, c: &Clause) -> bool {
@@ -715,6 +840,32 @@ impl Engine {
     }
 }
 
+/// The parts of FHIRPath union `expression` (split at top-level ` | `) that start with
+/// `ty.` or `(ty.`, joined again: a parameter's expression for one resource type.
+fn expression_for_type(expression: &str, ty: &str) -> String {
+    let dotted = format!("{ty}.");
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    let bytes = expression.as_bytes();
+    for (k, b) in bytes.iter().enumerate() {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b'|' if depth == 0 => {
+                parts.push(expression[start..k].trim());
+                start = k + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(expression[start..].trim());
+    parts
+        .into_iter()
+        .filter(|p| p.trim_start_matches('(').starts_with(&dotted))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 fn is_meta_sort(p: &ParamRef) -> bool {
     matches!(p.code.as_str(), "_id" | "_lastUpdated")
 }
@@ -786,4 +937,109 @@ fn value_scans(plans: &[Scan]) -> Vec<ValueScan<'_>> {
 /// The exact filter of a scan that keeps every value.
 fn accept_all(_: &[u8]) -> bool {
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::parse_query;
+
+    fn paired(engine: &Engine, q: &str) -> Option<Vec<String>> {
+        let pairs: Vec<(String, String)> = q
+            .split('&')
+            .map(|kv| kv.split_once('=').unwrap())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let query = parse_query(engine.registry(), "Observation", &pairs).unwrap();
+        let out = engine.pair_composites("Observation", &query.clauses)?;
+        Some(
+            out.iter()
+                .map(|c| match c {
+                    Clause::Param(p) => format!("{}:{}", p.param.code, p.values.len()),
+                    _ => "other".into(),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn code_and_value_clauses_become_one_composite_clause() {
+        let engine = Engine::new(Arc::new(Registry::r4()));
+        assert_eq!(
+            paired(&engine, "code=http://loinc.org|29463-7&value-quantity=lt60"),
+            Some(vec!["code-value-quantity:1".into()])
+        );
+        assert_eq!(
+            paired(&engine, "status=final&value-quantity=lt60,gt90&code=a,b,c"),
+            Some(vec!["status:1".into(), "code-value-quantity:6".into()])
+        );
+        // Two pairs, each answered by the composite.
+        assert_eq!(
+            paired(&engine, "code=a&code=b&value-quantity=1&value-quantity=2"),
+            Some(vec![
+                "code-value-quantity:1".into(),
+                "code-value-quantity:1".into()
+            ])
+        );
+        // Left alone: no code, modifiers, one clause only, too many combinations.
+        for q in [
+            "code=http://loinc.org|&value-quantity=lt60",
+            "code:not=a&value-quantity=lt60",
+            "code=a&value-quantity:missing=true",
+            "code=a",
+            "value-quantity=1",
+            "code=a,b,c,d,e,f,g,h,i&value-quantity=1,2,3,4,5,6,7,8",
+        ] {
+            assert_eq!(paired(&engine, q), None, "{q}");
+        }
+    }
+
+    #[test]
+    fn paired_composites_need_the_pinned_definitions() {
+        // The core definitions still say what the pairing relies on.
+        let engine = Engine::new(Arc::new(Registry::r4()));
+        for pc in PAIRED_COMPOSITES {
+            assert!(engine.registry().by_url(pc.url).is_some(), "{}", pc.url);
+        }
+        assert!(paired(&engine, "code=a&value-quantity=1").is_some());
+        // A custom bundle that redefines the composite's value component switches it off.
+        let mut reg = Registry::r4();
+        let custom = serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "SearchParameter", "id": "c",
+                "url": "http://hl7.org/fhir/SearchParameter/Observation-code-value-quantity",
+                "code": "code-value-quantity", "base": ["Observation"], "type": "composite",
+                "status": "active", "name": "c", "description": "c",
+                "expression": "Observation | Observation.component",
+                "component": [
+                    {"definition": "http://hl7.org/fhir/SearchParameter/clinical-code",
+                     "expression": "code"},
+                    {"definition": "http://hl7.org/fhir/SearchParameter/Observation-value-quantity",
+                     "expression": "value.as(Quantity)"}]}}]});
+        reg.add_bundle(&serde_json::to_vec(&custom).unwrap())
+            .unwrap();
+        let engine = Engine::new(Arc::new(reg));
+        assert_eq!(paired(&engine, "code=a&value-quantity=1"), None);
+    }
+
+    #[test]
+    fn expression_for_type_keeps_the_parts_of_one_type() {
+        assert_eq!(
+            expression_for_type(
+                "Condition.code | Observation.code | (X.y as Z)",
+                "Observation"
+            ),
+            "Observation.code"
+        );
+        assert_eq!(
+            expression_for_type(
+                "(Observation.value as Quantity) | (Observation.value as SampledData)",
+                "Observation"
+            ),
+            "(Observation.value as Quantity) | (Observation.value as SampledData)"
+        );
+        assert_eq!(
+            expression_for_type("(A.b | Observation.c)", "Observation"),
+            ""
+        );
+    }
 }

@@ -39,6 +39,7 @@ use flint_model::defs::definitions;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+/// Most combinations kept per composite value when several components have several values.
 const MAX_TUPLES: usize = 64;
 
 impl Registry {
@@ -166,12 +167,20 @@ fn values_of<'a>(
         if per_component.len() != p.components.len() {
             continue;
         }
+        // Only a product of several multi-valued components is capped: with one, every
+        // combination is kept (the engine relies on it to answer pairs of clauses with a
+        // composite, see `PAIRED_COMPOSITES`).
+        let cap = if per_component.iter().filter(|v| v.len() > 1).count() > 1 {
+            MAX_TUPLES
+        } else {
+            usize::MAX
+        };
         let mut tuples: Vec<Vec<IndexValue>> = vec![Vec::new()];
         for vals in per_component {
             let mut next = Vec::new();
             'outer: for t in &tuples {
                 for v in &vals {
-                    if next.len() >= MAX_TUPLES {
+                    if next.len() >= cap {
                         break 'outer;
                     }
                     let mut t = t.clone();

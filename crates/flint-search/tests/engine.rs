@@ -183,6 +183,74 @@ async fn parameter_clauses_agree_with_reference_semantics() {
     assert_eq!(engine.execute(&db, &q).unwrap().len(), 24);
 }
 
+/// Observations for code-and-value queries, which the engine answers with the
+/// `code-value-quantity` composite's rows: several codings, a SampledData value (no
+/// quantity), no value, and 70 codings (more combinations than a composite keeps when
+/// several components have several values).
+fn coded_values() -> Vec<Value> {
+    let loinc = |c: &str| json!({"system": "http://loinc.org", "code": c});
+    let kg = |v: f64| json!({"value": v, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"});
+    let mut out = observations();
+    out.push(
+        json!({"resourceType": "Observation", "id": "m1", "status": "final",
+        "code": {"coding": [loinc("29463-7"), loinc("8480-6")]}, "valueQuantity": kg(55.0)}),
+    );
+    out.push(json!({"resourceType": "Observation", "id": "m2", "status": "final",
+        "code": {"coding": [loinc("29463-7")]},
+        "valueSampledData": {"origin": {"value": 10}, "period": 1, "dimensions": 1, "data": "1 2"}}));
+    out.push(
+        json!({"resourceType": "Observation", "id": "m3", "status": "final",
+        "code": {"coding": [loinc("29463-7")]}}),
+    );
+    let mut many: Vec<Value> = (0..69)
+        .map(|i| json!({"system": "http://example.org/codes", "code": format!("x{i}")}))
+        .collect();
+    many.push(loinc("8480-6"));
+    out.push(
+        json!({"resourceType": "Observation", "id": "m4", "status": "final",
+        "code": {"coding": many}, "valueQuantity": kg(42.0)}),
+    );
+    out
+}
+
+#[tokio::test]
+async fn code_and_value_clauses_agree_with_reference_semantics() {
+    let reg = Arc::new(Registry::r4());
+    let engine = Engine::new(reg.clone());
+    let node = node(&engine).await;
+    let all = coded_values();
+    for r in &all {
+        put(&node, r).await;
+    }
+    let db = node.sync().await.unwrap();
+    let cases = [
+        ("code=http://loinc.org|29463-7&value-quantity=lt60", 2),
+        ("code=29463-7&value-quantity=lt60", 2),
+        ("value-quantity=lt60&code=8480-6", 3),
+        ("code=8480-6,29463-7&value-quantity=lt60,gt150", 7),
+        ("code=29463-7&code=8480-6&value-quantity=55", 1),
+        ("code=29463-7&value-quantity=lt60&value-quantity=gt52", 2),
+        ("code=29463-7&value-quantity=10", 0),
+        ("code=http://example.org/codes|x5&value-quantity=42||kg", 1),
+        (
+            "code=8480-6&value-quantity=le42|http://unitsofmeasure.org|kg",
+            1,
+        ),
+        ("code=29463-7&value-quantity:missing=true", 2),
+        ("code:not=29463-7&value-quantity=lt60", 2),
+        ("code=http://loinc.org|&value-quantity=lt60", 4),
+    ];
+    for (q, n) in cases {
+        let query = parse_query(&reg, "Observation", &flint_pairs(q)).unwrap();
+        let got = ids(&engine.execute(&db, &query).unwrap());
+        let want = expected(&reg, &all, "Observation", q);
+        assert_eq!(got, want, "Observation?{q}");
+        assert_eq!(got.len(), n, "Observation?{q}: {got:?}");
+        let count = engine.count(&db, &query).unwrap();
+        assert_eq!(count, n, "count of Observation?{q}");
+    }
+}
+
 #[tokio::test]
 async fn chains_has_sort_includes_and_compartments() {
     let reg = Arc::new(Registry::r4());
