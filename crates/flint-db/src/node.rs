@@ -7,7 +7,7 @@ use crate::error::{DbError, ErrorKind, Result};
 use crate::index;
 use crate::kv::{Cf, KvStore, WriteBatch};
 use crate::log::{TxCmd, TxEntry, TxLog};
-use crate::search::ResourceIndexer;
+use crate::search::{Indexed, ResourceIndexer};
 use crate::store::ResourceStore;
 use crate::{ContentHash, T};
 use bytes::Bytes;
@@ -73,6 +73,10 @@ struct Inner {
     indexer: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// What the lag monitor and the indexer last observed.
     status: parking_lot::Mutex<Observed>,
+    /// Search-index entries of contents being written through this node, computed by
+    /// [`Node::pre_index`] from their parsed form; the indexer takes them instead of parsing
+    /// the contents again.
+    pre_indexed: parking_lot::Mutex<HashMap<ContentHash, Result<Indexed>>>,
 }
 
 /// Observations behind [`NodeStatus`].
@@ -147,6 +151,7 @@ impl Node {
             stop: tokio::sync::Notify::new(),
             indexer: parking_lot::Mutex::new(None),
             status: parking_lot::Mutex::new(Observed::default()),
+            pre_indexed: parking_lot::Mutex::new(HashMap::new()),
         });
         let handle = tokio::spawn(run_indexer(Arc::downgrade(&inner)));
         *inner.indexer.lock() = Some(handle);
@@ -299,7 +304,45 @@ impl Node {
     /// Writes a transaction: stores `contents` in the resource store, appends `cmds` to the
     /// log and waits until this node has indexed it. Returns the database as of the
     /// transaction, or the error the indexer decided (409, 412, ...).
+    /// Computes the search-index entries of resources about to be written by the next
+    /// [`Node::transact`] of this node from their parsed form (`(content hash, type,
+    /// resource)`; the hash of the resource's canonical bytes), so that the indexer does not
+    /// parse the stored bytes again. Does nothing without a resource indexer.
+    pub fn pre_index<'a>(
+        &self,
+        resources: impl IntoIterator<Item = (ContentHash, &'a str, &'a serde_json::Value)>,
+    ) {
+        let Some(indexer) = &self.inner.config.resource_indexer else {
+            return;
+        };
+        let done: Vec<_> = resources
+            .into_iter()
+            .map(|(h, ty, v)| (h, indexer.index_json(ty, v)))
+            .collect();
+        self.inner.pre_indexed.lock().extend(done);
+    }
+
+    /// Appends a transaction of `cmds` after storing `contents` (content hash, canonical
+    /// bytes) and waits until this node has indexed it.
     pub async fn transact(
+        &self,
+        cmds: Vec<TxCmd>,
+        contents: Vec<(ContentHash, Bytes)>,
+    ) -> Result<TxOutcome> {
+        let hashes: Vec<ContentHash> = contents.iter().map(|(h, _)| *h).collect();
+        let out = self.transact_inner(cmds, contents).await;
+        if out.is_err() && !hashes.is_empty() {
+            // Entries of a transaction that never reached the log would stay forever (one
+            // that did and was indexed took them already).
+            let mut pre = self.inner.pre_indexed.lock();
+            for h in &hashes {
+                pre.remove(h);
+            }
+        }
+        out
+    }
+
+    async fn transact_inner(
         &self,
         cmds: Vec<TxCmd>,
         contents: Vec<(ContentHash, Bytes)>,
@@ -486,18 +529,42 @@ async fn index_group(inner: &Inner, entries: &[TxEntry]) -> Result<()> {
     let indexed = match &inner.config.resource_indexer {
         Some(indexer) => {
             let head = *inner.indexed.borrow();
+            let mut done = HashMap::new();
             let mut work: Vec<(ContentHash, &str, Bytes)> = Vec::new();
             for entry in entries.iter().filter(|e| e.t > head) {
+                // Versions written through this node were indexed from their parsed form.
+                {
+                    let mut pre = inner.pre_indexed.lock();
+                    if !pre.is_empty() {
+                        for c in &entry.cmds {
+                            if let Some(h) = c.hash
+                                && let Some(x) = pre.remove(&h)
+                            {
+                                done.insert(h, x);
+                            }
+                        }
+                    }
+                }
+                if entry.cmds.iter().all(|c| {
+                    c.hash
+                        .is_none_or(|h| h == ContentHash::DELETED || done.contains_key(&h))
+                }) {
+                    continue;
+                }
                 let contents = fetch_contents(inner, entry).await?;
                 work.extend(entry.cmds.iter().filter_map(|c| {
                     let h = c.hash?;
+                    if done.contains_key(&h) {
+                        return None;
+                    }
                     Some((h, c.type_name.as_str(), contents.get(&h)?.clone()))
                 }));
             }
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             // Small batches are not worth the threads.
             let threads = if work.len() < 16 { 1 } else { threads };
-            index::index_contents(&**indexer, work, threads)
+            done.extend(index::index_contents(&**indexer, work, threads));
+            done
         }
         None => HashMap::new(),
     };

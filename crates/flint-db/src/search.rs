@@ -10,7 +10,7 @@
 use crate::T;
 use crate::codec::{self, VALUE_END};
 use crate::db::{AsOfCursor, Db, ResourceHandle};
-use crate::error::Result;
+use crate::error::{DbError, Result};
 use crate::ids::{IdList, IdListBuilder};
 use crate::kv::{Cf, KvCursor, scan_prefix};
 use std::collections::HashSet;
@@ -33,6 +33,12 @@ pub struct Indexed {
 pub trait ResourceIndexer: Send + Sync {
     /// The entries and value blob of a resource version given its canonical JSON content.
     fn index(&self, type_name: &str, content: &[u8]) -> Result<Indexed>;
+
+    /// The same as [`ResourceIndexer::index`] for the parsed form of the content.
+    fn index_json(&self, type_name: &str, resource: &serde_json::Value) -> Result<Indexed> {
+        let bytes = serde_json::to_vec(resource).map_err(|e| DbError::fault(e.to_string()))?;
+        self.index(type_name, &bytes)
+    }
 
     /// The entries a value blob written by [`ResourceIndexer::index`] stands for, or more (so
     /// a re-index can remove them; deleting an absent entry is harmless); empty when unknown.

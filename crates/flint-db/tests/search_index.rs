@@ -21,10 +21,23 @@ impl ResourceIndexer for Toy {
         if let Some(n) = v["n"].as_u64() {
             out.push((param_hash("n"), n.to_be_bytes().to_vec()));
         }
+        out.push((param_hash("via"), b"bytes".to_vec()));
         Ok(Indexed {
             entries: out,
             values: content.to_vec(),
         })
+    }
+
+    /// Like `index`, marked as computed from the parsed form.
+    fn index_json(
+        &self,
+        type_name: &str,
+        resource: &serde_json::Value,
+    ) -> flint_db::error::Result<Indexed> {
+        let mut x = self.index(type_name, &serde_json::to_vec(resource).unwrap())?;
+        x.entries.retain(|(p, _)| *p != param_hash("via"));
+        x.entries.push((param_hash("via"), b"json".to_vec()));
+        Ok(x)
     }
 }
 
@@ -296,4 +309,44 @@ async fn count_agrees_with_search_at_every_t() {
         nonzero > 100,
         "the walk exercises non-empty counts: {nonzero}"
     );
+}
+
+#[tokio::test]
+async fn pre_indexed_resources_are_not_indexed_again_and_not_kept() {
+    let node = node().await;
+    let via = param_hash("via");
+    let by = |db: &flint_db::Db, how: &[u8]| {
+        ids(db.search("Patient", via, &ValueMatch::Exact(how.to_vec())))
+    };
+    // Written with its parsed form: the indexer takes the entries computed from it.
+    let body = r#"{"name":"alice"}"#;
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let h = ContentHash::of(body.as_bytes());
+    node.pre_index([(h, "Patient", &v)]);
+    node.transact(
+        vec![TxCmd::new(TxOp::Put, "Patient", "a", Some(h))],
+        vec![(h, Bytes::from(body))],
+    )
+    .await
+    .unwrap();
+    let db = node.db();
+    assert_eq!(by(&db, b"json"), vec!["a"]);
+    assert_eq!(by(&db, b"bytes"), Vec::<String>::new());
+    // A rejected transaction (create of an existing id) uses up its pre-indexed entries too:
+    // the same content written again without them is indexed from its bytes.
+    let body2 = r#"{"name":"bob"}"#;
+    let v2: serde_json::Value = serde_json::from_str(body2).unwrap();
+    let h2 = ContentHash::of(body2.as_bytes());
+    node.pre_index([(h2, "Patient", &v2)]);
+    let rejected = node
+        .transact(
+            vec![TxCmd::new(TxOp::Create, "Patient", "a", Some(h2))],
+            vec![(h2, Bytes::from(body2))],
+        )
+        .await;
+    assert!(rejected.is_err());
+    put(&node, "b", body2).await;
+    let db = node.db();
+    assert_eq!(by(&db, b"bytes"), vec!["b"]);
+    assert_eq!(by(&db, b"json"), vec!["a"]);
 }

@@ -302,13 +302,21 @@ pub async fn commit<'a>(
 ) -> FhirResult<TxOutcome> {
     let mut cmds = Vec::new();
     let mut contents: Vec<(ContentHash, Bytes)> = Vec::new();
+    let mut parsed = Vec::new();
     for p in prepared {
         cmds.push(p.cmd.clone());
         contents.extend(p.content.clone());
+        if let (Some((h, _)), Some(v)) = (&p.content, &p.resource) {
+            parsed.push((*h, p.cmd.type_name.as_str(), v));
+        }
     }
     contents.sort_by_key(|(h, _)| *h);
     contents.dedup_by_key(|(h, _)| *h);
-    Ok(ctx.state.node().transact(cmds, contents).await?)
+    let node = ctx.state.node();
+    // The search values come from the resources at hand rather than from parsing the stored
+    // bytes again in the indexer.
+    node.pre_index(parsed);
+    Ok(node.transact(cmds, contents).await?)
 }
 
 /// The reply to a committed write.

@@ -110,13 +110,21 @@ impl ResourceIndexer for SearchIndexer {
     fn index(&self, type_name: &str, content: &[u8]) -> flint_db::error::Result<Indexed> {
         let resource: serde_json::Value =
             serde_json::from_slice(content).map_err(|e| DbError::fault(e.to_string()))?;
-        let values = match self.registry.extract(&resource) {
+        self.index_json(type_name, &resource)
+    }
+
+    fn index_json(
+        &self,
+        type_name: &str,
+        resource: &serde_json::Value,
+    ) -> flint_db::error::Result<Indexed> {
+        let values = match self.registry.extract(resource) {
             Ok(v) => v,
             // One failing expression must not hide the resource from every other parameter.
             Err(_) => {
                 let mut out = Vec::new();
                 for p in self.registry.params_of(type_name) {
-                    if let Ok(vs) = self.registry.extract_param(p, &resource) {
+                    if let Ok(vs) = self.registry.extract_param(p, resource) {
                         out.extend(vs.into_iter().map(|v| (p.clone(), v)));
                     }
                 }
