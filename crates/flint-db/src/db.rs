@@ -169,7 +169,7 @@ impl Db {
     fn version_at_or_before(&self, type_name: &str, id: &str, t: T) -> Option<ResourceHandle> {
         let tid = codec::tid(type_name);
         let prefix = codec::resource_prefix(tid, id);
-        let mut c = self.kv().cursor(Cf::ResourceAsOf);
+        let mut c = self.kv().prefix_cursor(Cf::ResourceAsOf);
         c.seek(&codec::resource_as_of_key(tid, id, t));
         if c.valid() && c.key().starts_with(&prefix) {
             let vt = codec::read_desc_t(&c.key()[prefix.len()..]);

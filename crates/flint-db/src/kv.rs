@@ -147,6 +147,12 @@ pub trait KvStore: Send + Sync {
     }
     /// A new cursor over `cf` (unpositioned: call `seek` first).
     fn cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_>;
+    /// A cursor for a seek whose result is used only while keys share the seek key's
+    /// resource prefix (ResourceAsOf: type and id); the store may skip files by prefix
+    /// filters, and the cursor may end after the prefix.
+    fn prefix_cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_> {
+        self.cursor(cf)
+    }
     /// Moves what only memory and the write-ahead log hold into the store's files, so the
     /// next start replays no log (called on graceful shutdown).
     fn flush(&self) -> Result<()> {

@@ -16,7 +16,7 @@ use flint_db::store::ResourceStore;
 use flint_db::{ContentHash, T};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DBRawIterator,
-    Options, WriteBatch, WriteOptions,
+    Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -95,6 +95,20 @@ impl Layout {
     }
 }
 
+/// The resource part `tid · id · 0x00` of a key `tid · id · 0x00 · t(8)`: prefix filters of
+/// the ResourceAsOf index then tell, without reading a block, that a file holds no version of
+/// a resource (every write checks the resource's current version, and most writes of an
+/// import create new resources).
+fn resource_prefix(key: &[u8]) -> &[u8] {
+    &key[..key.len().saturating_sub(8)]
+}
+
+/// Whether `key` is long enough to have a [`resource_prefix`] (type, at least one id byte,
+/// separator, `t`).
+fn has_resource_prefix(key: &[u8]) -> bool {
+    key.len() >= 4 + 1 + 1 + 8
+}
+
 /// Bound of the index store's write-ahead log: beyond it, RocksDB flushes the column families
 /// holding the oldest log file.
 const INDEX_MAX_WAL_BYTES: u64 = 256 << 20;
@@ -104,6 +118,7 @@ fn open(
     config: &RocksConfig,
     layout: Layout,
     cfs: &[&str],
+    prefixed: &[&str],
     max_wal: Option<u64>,
 ) -> Result<DB> {
     std::fs::create_dir_all(path)
@@ -112,9 +127,17 @@ fn open(
     if let Some(bytes) = max_wal {
         opts.set_max_total_wal_size(bytes);
     }
-    let descs = cfs
-        .iter()
-        .map(|n| ColumnFamilyDescriptor::new(*n, config.options(layout)));
+    let descs = cfs.iter().map(|n| {
+        let mut o = config.options(layout);
+        if prefixed.contains(n) {
+            o.set_prefix_extractor(SliceTransform::create(
+                "flint.resource-prefix",
+                resource_prefix,
+                Some(has_resource_prefix),
+            ));
+        }
+        ColumnFamilyDescriptor::new(*n, o)
+    });
     DB::open_cf_descriptors(&opts, path, descs).map_err(err)
 }
 
@@ -137,6 +160,7 @@ impl RocksKv {
                 config,
                 Layout::Scanned,
                 &names,
+                &[Cf::ResourceAsOf.name()],
                 Some(INDEX_MAX_WAL_BYTES),
             )?,
         })
@@ -192,8 +216,20 @@ impl KvStore for RocksKv {
     }
 
     fn cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_> {
+        // Scans cross resource prefixes: ignore prefix filters.
+        let mut o = ReadOptions::default();
+        o.set_total_order_seek(true);
         match self.cf(cf) {
-            Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf(h)))),
+            Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf_opt(h, o)))),
+            Err(_) => Box::new(RocksCursor(None)),
+        }
+    }
+
+    fn prefix_cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_> {
+        let mut o = ReadOptions::default();
+        o.set_prefix_same_as_start(true);
+        match self.cf(cf) {
+            Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf_opt(h, o)))),
             Err(_) => Box::new(RocksCursor(None)),
         }
     }
@@ -248,7 +284,14 @@ impl Drop for RocksLog {
 impl RocksLog {
     /// Opens (or creates) the log at `path` and starts its storer thread.
     pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
-        let db = Arc::new(open(path, config, Layout::Scanned, &["default"], None)?);
+        let db = Arc::new(open(
+            path,
+            config,
+            Layout::Scanned,
+            &["default"],
+            &[],
+            None,
+        )?);
         let (last, last_instant) = {
             let mut it = db.raw_iterator();
             it.seek_to_last();
@@ -374,7 +417,14 @@ impl RocksStore {
     /// Opens (or creates) the resource store at `path`.
     pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
         Ok(RocksStore {
-            db: Arc::new(open(path, config, Layout::PointRead, &["default"], None)?),
+            db: Arc::new(open(
+                path,
+                config,
+                Layout::PointRead,
+                &["default"],
+                &[],
+                None,
+            )?),
         })
     }
 }
@@ -496,6 +546,56 @@ mod tests {
             .unwrap(),
             vec![Some(b"1".to_vec()), None, Some(b"2".to_vec())]
         );
+    }
+
+    #[test]
+    fn resource_versions_are_found_through_prefix_filters_and_scans_cross_them() {
+        use flint_db::codec::{resource_as_of_key, resource_prefix as prefix_of};
+        let dir = tempfile::tempdir().unwrap();
+        let kv = RocksKv::open(dir.path(), &RocksConfig::new(1 << 20)).unwrap();
+        // Ids that are prefixes of each other, in several files (one flush per round) and in
+        // the memtable.
+        let ids = ["a", "ab", "abc", "b"];
+        for (round, t) in [(0, 3u64), (1, 7), (2, 9)] {
+            let mut b = FlintBatch::default();
+            for id in &ids[round..] {
+                b.put(
+                    Cf::ResourceAsOf,
+                    resource_as_of_key(1, id, t),
+                    t.to_be_bytes().to_vec(),
+                );
+            }
+            kv.write(b, false).unwrap();
+            if round < 2 {
+                kv.flush().unwrap();
+            }
+        }
+        // The newest version at or before t, as `Db::version_at_or_before` reads it.
+        let at = |id: &str, t: u64| -> Option<u64> {
+            let p = prefix_of(1, id);
+            let mut c = kv.prefix_cursor(Cf::ResourceAsOf);
+            c.seek(&resource_as_of_key(1, id, t));
+            (c.valid() && c.key().starts_with(&p))
+                .then(|| u64::from_be_bytes(c.value().try_into().unwrap()))
+        };
+        assert_eq!(at("a", 10), Some(3));
+        assert_eq!(at("ab", 10), Some(7));
+        assert_eq!(at("ab", 6), Some(3));
+        assert_eq!(at("abc", 10), Some(9));
+        assert_eq!(at("abc", 8), Some(7));
+        assert_eq!(at("b", 2), None);
+        assert_eq!(at("aa", 10), None);
+        assert_eq!(at("abcd", 10), None);
+        assert_eq!(at("a", 10), Some(3));
+        // A plain cursor scans the whole type across resources and files.
+        let mut c = kv.cursor(Cf::ResourceAsOf);
+        c.seek(&1u32.to_be_bytes());
+        let mut n = 0;
+        while c.valid() && c.key().starts_with(&1u32.to_be_bytes()) {
+            n += 1;
+            c.next();
+        }
+        assert_eq!(n, 1 + 2 + 3 + 3);
     }
 
     #[test]
