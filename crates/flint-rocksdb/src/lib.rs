@@ -166,6 +166,13 @@ impl RocksKv {
         })
     }
 
+    fn cursor_with(&self, cf: Cf, o: ReadOptions) -> Box<dyn KvCursor + '_> {
+        match self.cf(cf) {
+            Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf_opt(h, o)))),
+            Err(_) => Box::new(RocksCursor(None)),
+        }
+    }
+
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily> {
         self.db
             .cf_handle(cf.name())
@@ -219,19 +226,13 @@ impl KvStore for RocksKv {
         // Scans cross resource prefixes: ignore prefix filters.
         let mut o = ReadOptions::default();
         o.set_total_order_seek(true);
-        match self.cf(cf) {
-            Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf_opt(h, o)))),
-            Err(_) => Box::new(RocksCursor(None)),
-        }
+        self.cursor_with(cf, o)
     }
 
     fn prefix_cursor(&self, cf: Cf) -> Box<dyn KvCursor + '_> {
         let mut o = ReadOptions::default();
         o.set_prefix_same_as_start(true);
-        match self.cf(cf) {
-            Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf_opt(h, o)))),
-            Err(_) => Box::new(RocksCursor(None)),
-        }
+        self.cursor_with(cf, o)
     }
 }
 
