@@ -301,9 +301,6 @@ impl Node {
         }
     }
 
-    /// Writes a transaction: stores `contents` in the resource store, appends `cmds` to the
-    /// log and waits until this node has indexed it. Returns the database as of the
-    /// transaction, or the error the indexer decided (409, 412, ...).
     /// Computes the search-index entries of resources about to be written by the next
     /// [`Node::transact`] of this node from their parsed form (`(content hash, type,
     /// resource)`; the hash of the resource's canonical bytes), so that the indexer does not
@@ -322,8 +319,9 @@ impl Node {
         self.inner.pre_indexed.lock().extend(done);
     }
 
-    /// Appends a transaction of `cmds` after storing `contents` (content hash, canonical
-    /// bytes) and waits until this node has indexed it.
+    /// Writes a transaction: stores `contents` in the resource store, appends `cmds` to the
+    /// log and waits until this node has indexed it. Returns the database as of the
+    /// transaction, or the error the indexer decided (409, 412, ...).
     pub async fn transact(
         &self,
         cmds: Vec<TxCmd>,
@@ -545,20 +543,21 @@ async fn index_group(inner: &Inner, entries: &[TxEntry]) -> Result<()> {
                         }
                     }
                 }
-                if entry.cmds.iter().all(|c| {
-                    c.hash
-                        .is_none_or(|h| h == ContentHash::DELETED || done.contains_key(&h))
-                }) {
+                let pending: Vec<(ContentHash, &str)> = entry
+                    .cmds
+                    .iter()
+                    .filter_map(|c| Some((c.hash?, c.type_name.as_str())))
+                    .filter(|(h, _)| *h != ContentHash::DELETED && !done.contains_key(h))
+                    .collect();
+                if pending.is_empty() {
                     continue;
                 }
                 let contents = fetch_contents(inner, entry).await?;
-                work.extend(entry.cmds.iter().filter_map(|c| {
-                    let h = c.hash?;
-                    if done.contains_key(&h) {
-                        return None;
-                    }
-                    Some((h, c.type_name.as_str(), contents.get(&h)?.clone()))
-                }));
+                work.extend(
+                    pending
+                        .into_iter()
+                        .filter_map(|(h, ty)| Some((h, ty, contents.get(&h)?.clone()))),
+                );
             }
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             // Small batches are not worth the threads.

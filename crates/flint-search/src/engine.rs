@@ -53,7 +53,8 @@ const MAX_PAIRED_VALUES: usize = 64;
 /// and one scan of the composite's rows (led by the code) answers both clauses. Each entry
 /// pins the definitions that make this true: the composite's URL and expression, then per
 /// component its parameter's URL, its expression within the composite, and that parameter's
-/// own expression's parts for the composite's resource type. A registry whose definitions differ (a custom bundle) is left alone.
+/// own expression's parts for the composite's resource type. A registry whose definitions
+/// differ (a custom bundle) is left alone.
 ///
 /// `Observation-code-value-quantity`: the composite's base is the Observation itself, `code`
 /// is `Observation.code`, and `value.as(Quantity)` gives the same values as
@@ -222,6 +223,9 @@ pub fn blob_values(bytes: &[u8], param: u32) -> Vec<IndexValue> {
 #[derive(Clone)]
 pub struct Engine {
     registry: Arc<Registry>,
+    /// The composites of [`PAIRED_COMPOSITES`] whose definitions in `registry` are the pinned
+    /// ones, with the resource type each applies to (checked once, not per query).
+    paired: Arc<Vec<(String, ParamRef)>>,
 }
 
 /// A set of current resources of one type: their ids (versions are looked up only where a
@@ -289,7 +293,8 @@ impl Matches {
 impl Engine {
     /// An engine over the parameters of `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
-        Engine { registry }
+        let paired = Arc::new(paired_composites(&registry));
+        Engine { registry, paired }
     }
 
     /// The registry.
@@ -427,26 +432,7 @@ impl Engine {
     /// the second component, both without modifier); `None` when there is no such pair.
     fn pair_composites(&self, ty: &str, clauses: &[Clause]) -> Option<Vec<Clause>> {
         let mut out: Option<Vec<Clause>> = None;
-        for pc in PAIRED_COMPOSITES {
-            let Some(composite) = self.registry.by_url(pc.url) else {
-                continue;
-            };
-            let pinned = composite.expression == pc.expression
-                && composite.base.iter().any(|b| b == ty)
-                && composite.components.len() == pc.components.len()
-                && composite
-                    .components
-                    .iter()
-                    .zip(&pc.components)
-                    .all(|(c, p)| {
-                        c.definition == p.definition
-                            && c.expression == p.expression
-                            && c.param.url == p.definition
-                            && expression_for_type(&c.param.expression, ty) == p.param_expression
-                    });
-            if !pinned {
-                continue;
-            }
+        for (_, composite) in self.paired.iter().filter(|(t, _)| t == ty) {
             let [lead, second] = [&composite.components[0], &composite.components[1]];
             loop {
                 let current = out.as_deref().unwrap_or(clauses);
@@ -846,6 +832,38 @@ impl Engine {
         }
         out.into_values().collect()
     }
+}
+
+/// The composites of [`PAIRED_COMPOSITES`] that `registry` defines as pinned, per resource
+/// type of their base.
+fn paired_composites(registry: &Registry) -> Vec<(String, ParamRef)> {
+    let mut out = Vec::new();
+    for pc in PAIRED_COMPOSITES {
+        let Some(composite) = registry.by_url(pc.url) else {
+            continue;
+        };
+        if composite.expression != pc.expression
+            || composite.components.len() != pc.components.len()
+        {
+            continue;
+        }
+        for ty in &composite.base {
+            let pinned = composite
+                .components
+                .iter()
+                .zip(&pc.components)
+                .all(|(c, p)| {
+                    c.definition == p.definition
+                        && c.expression == p.expression
+                        && c.param.url == p.definition
+                        && expression_for_type(&c.param.expression, ty) == p.param_expression
+                });
+            if pinned {
+                out.push((ty.clone(), composite.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// The parts of FHIRPath union `expression` (split at top-level ` | `) that start with
