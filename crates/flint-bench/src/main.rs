@@ -87,8 +87,6 @@ fn tx2(seed: u64) -> Value {
          "request": {"method": "POST", "url": "Observation"}}]})
 }
 
-/// Fetches every page of a search from `url` on, following `next` links; the number of
-/// entries, or `None` on any failure.
 /// The parts of a search Bundle the download scenario reads.
 #[derive(serde::Deserialize)]
 struct Page {
@@ -105,17 +103,21 @@ struct Link {
     url: String,
 }
 
-async fn download(client: &reqwest::Client, url: &str) -> Option<u64> {
+/// Fetches every page of a search from `url` on, following `next` links: the number of
+/// entries, or what failed.
+async fn download(client: &reqwest::Client, url: &str) -> Result<u64, String> {
     let mut next = Some(url.to_string());
     let mut n = 0;
     while let Some(url) = next.take() {
-        let r = client.get(&url).send().await.ok()?;
-        if !r.status().is_success() {
-            return None;
+        let r = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        let status = r.status();
+        let body = r.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("after {n} resources: {}", failure(status, &body)));
         }
         // Entries are checked to be JSON but not built as trees: the tool measures the
         // server, and building 1,000 resources per page as `Value`s costs more than serving them.
-        let page: Page = serde_json::from_slice(&r.bytes().await.ok()?).ok()?;
+        let page: Page = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         n += page.entry.len() as u64;
         next = page
             .link
@@ -123,7 +125,20 @@ async fn download(client: &reqwest::Client, url: &str) -> Option<u64> {
             .find(|l| l.relation == "next")
             .map(|l| l.url);
     }
-    Some(n)
+    Ok(n)
+}
+
+/// A failed answer's status and the start of its body (the OperationOutcome).
+fn failure(status: reqwest::StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    format!("{status}: {text}")
+}
+
+/// Counts a failed request; the first few are described on stderr.
+fn record_error(errors: &AtomicU64, why: String) {
+    if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+        eprintln!("request failed: {why}");
+    }
 }
 
 /// Resources a search answer stands for: `Bundle.total` for counts, else its entries.
@@ -224,14 +239,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 if let Scenario::Download = scenario {
                     match download(&client, &format!("{base}/{query}")).await {
-                        Some(n) => {
+                        Ok(n) => {
                             lat.push(start.elapsed());
                             counter.fetch_add(1, Ordering::Relaxed);
                             resources.fetch_add(n, Ordering::Relaxed);
                         }
-                        None => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                        Err(why) => record_error(&errors, why),
                     }
                     continue;
                 }
@@ -248,9 +261,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         };
                         resources.fetch_add(n, Ordering::Relaxed);
                     }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r.bytes().await.unwrap_or_default();
+                        record_error(&errors, failure(status, &body));
                     }
+                    Err(e) => record_error(&errors, e.to_string()),
                 }
             }
             lat
