@@ -1,11 +1,14 @@
 //! RocksDB storage adapter for the `standalone` variant: the index store (one column family per
 //! index), the transaction log and the resource store, each its own RocksDB database.
 //!
-//! Durability: the transaction log and the resource store write with `sync = true` (WAL fsync),
-//! so a write acknowledged to a client survives `kill -9` and power loss; the index store does
-//! not sync, since it can always be rebuilt from the other two. Concurrent writers share fsyncs:
-//! the log has a single storer thread that commits every queued transaction in one synced batch
-//! (group commit), and RocksDB groups concurrent synced resource-store writes the same way.
+//! Durability: the transaction log writes with `sync = true` (WAL fsync), so a write
+//! acknowledged to a client survives `kill -9` and power loss; the index store does not sync,
+//! since it can always be rebuilt from the other two. The log has a single storer thread that
+//! commits every queued transaction in one synced batch (group commit). The resource store
+//! syncs its own writes unless a log was opened over it ([`RocksLog::open_syncing`]): then its
+//! puts only reach the operating system (enough for `kill -9`) and the storer syncs the
+//! store's WAL once per group, before appending — a transaction's contents are written before
+//! it is submitted, so they are durable before it is.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -285,6 +288,22 @@ impl Drop for RocksLog {
 impl RocksLog {
     /// Opens (or creates) the log at `path` and starts its storer thread.
     pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
+        Self::open_with(path, config, None)
+    }
+
+    /// Opens the log at `path` so that it makes `store`'s writes durable: before each group
+    /// commit the storer syncs the store's WAL, and the store's puts stop syncing their own
+    /// (one fsync per group of transactions instead of one per put).
+    pub fn open_syncing(path: &Path, config: &RocksConfig, store: &RocksStore) -> Result<Self> {
+        let log = Self::open_with(path, config, Some(store.db.clone()))?;
+        store
+            .db
+            .sync_puts
+            .store(false, std::sync::atomic::Ordering::Release);
+        Ok(log)
+    }
+
+    fn open_with(path: &Path, config: &RocksConfig, syncs: Option<Arc<StoreDb>>) -> Result<Self> {
         let db = Arc::new(open(
             path,
             config,
@@ -306,7 +325,7 @@ impl RocksLog {
         let (sdb, slast) = (db.clone(), last_t.clone());
         let storer = std::thread::Builder::new()
             .name("flint-tx-log-storer".into())
-            .spawn(move || store_loop(&sdb, &rx, &slast, last, last_instant))
+            .spawn(move || store_loop(&sdb, syncs.as_deref(), &rx, &slast, last, last_instant))
             .map_err(|e| DbError::fault(format!("cannot start the log storer: {e}")))?;
         Ok(RocksLog {
             db,
@@ -323,6 +342,7 @@ fn read_u64(b: &[u8]) -> u64 {
 
 fn store_loop(
     db: &DB,
+    store: Option<&StoreDb>,
     rx: &mpsc::Receiver<Submission>,
     last_t: &watch::Sender<T>,
     mut t: T,
@@ -342,7 +362,12 @@ fn store_loop(
         }
         let mut o = WriteOptions::default();
         o.set_sync(true);
-        match db.write_opt(batch, &o) {
+        let written = match store {
+            Some(s) => s.sync_wal(),
+            None => Ok(()),
+        }
+        .and_then(|()| db.write_opt(batch, &o));
+        match written {
             Ok(()) => {
                 for (_, reply) in group {
                     t += 1;
@@ -411,37 +436,59 @@ impl TxLog for RocksLog {
 
 /// The resource store in a RocksDB database: key content hash, value canonical JSON bytes.
 pub struct RocksStore {
-    db: Arc<DB>,
+    db: Arc<StoreDb>,
+}
+
+/// The resource store's database and how its writes become durable.
+struct StoreDb {
+    db: DB,
+    /// Whether puts sync the WAL themselves (false once a log syncs it, see
+    /// [`RocksLog::open_syncing`]).
+    sync_puts: std::sync::atomic::AtomicBool,
+    /// WAL syncs the log asked for (tests and diagnostics).
+    wal_syncs: std::sync::atomic::AtomicU64,
+}
+
+impl StoreDb {
+    /// Makes every write so far durable (fsync of the WAL files).
+    fn sync_wal(&self) -> std::result::Result<(), rocksdb::Error> {
+        self.wal_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.db.flush_wal(true)
+    }
 }
 
 impl RocksStore {
     /// Opens (or creates) the resource store at `path`.
     pub fn open(path: &Path, config: &RocksConfig) -> Result<Self> {
         Ok(RocksStore {
-            db: Arc::new(open(
-                path,
-                config,
-                Layout::PointRead,
-                &["default"],
-                &[],
-                None,
-            )?),
+            db: Arc::new(StoreDb {
+                db: open(path, config, Layout::PointRead, &["default"], &[], None)?,
+                sync_puts: std::sync::atomic::AtomicBool::new(true),
+                wal_syncs: std::sync::atomic::AtomicU64::new(0),
+            }),
         })
+    }
+
+    /// How many times a log synced this store's WAL before appending.
+    pub fn wal_syncs(&self) -> u64 {
+        self.db.wal_syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
 #[async_trait]
 impl ResourceStore for RocksStore {
     fn flush(&self) -> Result<()> {
-        self.db.flush().map_err(err)
+        self.db.db.flush().map_err(err)
     }
 
     async fn get(&self, hash: &ContentHash) -> Result<Option<Bytes>> {
-        Ok(self.db.get(hash.0).map_err(err)?.map(Bytes::from))
+        Ok(self.db.db.get(hash.0).map_err(err)?.map(Bytes::from))
     }
 
     async fn multi_get(&self, hashes: &[ContentHash]) -> Result<Vec<Option<Bytes>>> {
         self.db
+            .db
             .multi_get(hashes.iter().map(|h| h.0))
             .into_iter()
             .map(|r| r.map(|o| o.map(Bytes::from)).map_err(err))
@@ -456,8 +503,8 @@ impl ResourceStore for RocksStore {
                 b.put(h.0, v);
             }
             let mut o = WriteOptions::default();
-            o.set_sync(true);
-            db.write_opt(b, &o).map_err(err)
+            o.set_sync(db.sync_puts.load(std::sync::atomic::Ordering::Acquire));
+            db.db.write_opt(b, &o).map_err(err)
         })
         .await
         .map_err(|e| DbError::fault(format!("resource store write task failed: {e}")))?
@@ -468,6 +515,37 @@ impl ResourceStore for RocksStore {
 mod tests {
     use super::*;
     use flint_db::log::TxOp;
+
+    #[tokio::test]
+    async fn a_syncing_log_syncs_the_store_once_per_group_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RocksConfig::new(1 << 20);
+        let h = ContentHash::of(b"abc");
+        {
+            let store = RocksStore::open(&dir.path().join("r"), &cfg).unwrap();
+            let log =
+                Arc::new(RocksLog::open_syncing(&dir.path().join("l"), &cfg, &store).unwrap());
+            // Puts alone no longer sync; the append of a transaction does, first.
+            store.put(vec![(h, Bytes::from("abc"))]).await.unwrap();
+            assert_eq!(store.wal_syncs(), 0);
+            assert_eq!(log.submit(vec![]).await.unwrap(), 1);
+            assert_eq!(store.wal_syncs(), 1);
+            // Concurrent submissions share syncs: never more than one per transaction.
+            let handles: Vec<_> = (0..50)
+                .map(|_| {
+                    let log = log.clone();
+                    tokio::spawn(async move { log.submit(vec![]).await.unwrap() })
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+            assert!((2..=51).contains(&store.wal_syncs()));
+        }
+        // What the store acknowledged is there after reopening (its WAL is replayed).
+        let store = RocksStore::open(&dir.path().join("r"), &cfg).unwrap();
+        assert_eq!(store.get(&h).await.unwrap(), Some(Bytes::from("abc")));
+    }
 
     #[tokio::test]
     async fn log_survives_reopen_and_keeps_order() {

@@ -9,10 +9,13 @@ use std::sync::Arc;
 
 async fn open(dir: &Path) -> Node {
     let cfg = RocksConfig::new(8 << 20);
+    // Wired as the server wires it: the log syncs the store's WAL.
+    let store = RocksStore::open(&dir.join("resource"), &cfg).unwrap();
+    let log = RocksLog::open_syncing(&dir.join("transaction"), &cfg, &store).unwrap();
     Node::start(
         Arc::new(RocksKv::open(&dir.join("index"), &cfg).unwrap()),
-        Arc::new(RocksLog::open(&dir.join("transaction"), &cfg).unwrap()),
-        Arc::new(RocksStore::open(&dir.join("resource"), &cfg).unwrap()),
+        Arc::new(log),
+        Arc::new(store),
         NodeConfig::default(),
     )
     .await

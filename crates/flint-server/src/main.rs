@@ -49,15 +49,16 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
             };
             let kv = RocksKv::open(&c.index_db_dir, &rc)
                 .map_err(|e| open_err("index (INDEX_DB_DIR)", &c.index_db_dir, e))?;
-            let log = RocksLog::open(&c.transaction_db_dir, &rc).map_err(|e| {
+            let store = RocksStore::open(&c.resource_db_dir, &rc)
+                .map_err(|e| open_err("resource store (RESOURCE_DB_DIR)", &c.resource_db_dir, e))?;
+            // The log syncs the store's WAL before each append (one fsync per group commit).
+            let log = RocksLog::open_syncing(&c.transaction_db_dir, &rc, &store).map_err(|e| {
                 open_err(
                     "transaction log (TRANSACTION_DB_DIR)",
                     &c.transaction_db_dir,
                     e,
                 )
             })?;
-            let store = RocksStore::open(&c.resource_db_dir, &rc)
-                .map_err(|e| open_err("resource store (RESOURCE_DB_DIR)", &c.resource_db_dir, e))?;
             Ok((Arc::new(kv), Arc::new(log), Arc::new(store), key))
         }
         Storage::Distributed => {
