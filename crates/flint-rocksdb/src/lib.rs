@@ -63,6 +63,15 @@ impl RocksConfig {
         t.set_block_size(layout.block_size());
         t.set_cache_index_and_filter_blocks(true);
         t.set_bloom_filter(10.0, false);
+        // Partitioned filters and indexes: a whole filter of a 64 MiB index file is several
+        // MiB, more than one shard of the block cache (2 MiB of 128), so it was read from the
+        // file and checksummed again on every look-up that consults it (fix 26 in
+        // docs/performance.md). Partitions are metadata-block sized; only the small top
+        // levels stay pinned.
+        t.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+        t.set_partition_filters(true);
+        t.set_metadata_block_size(4096);
+        t.set_pin_top_level_index_and_filter(true);
         o.set_block_based_table_factory(&t);
         o
     }
