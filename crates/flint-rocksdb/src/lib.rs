@@ -23,6 +23,7 @@ use rocksdb::{
 };
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -305,10 +306,7 @@ impl RocksLog {
     /// (one fsync per group of transactions instead of one per put).
     pub fn open_syncing(path: &Path, config: &RocksConfig, store: &RocksStore) -> Result<Self> {
         let log = Self::open_with(path, config, Some(store.db.clone()))?;
-        store
-            .db
-            .sync_puts
-            .store(false, std::sync::atomic::Ordering::Release);
+        store.db.sync_puts.store(false, Ordering::Release);
         Ok(log)
     }
 
@@ -453,16 +451,15 @@ struct StoreDb {
     db: DB,
     /// Whether puts sync the WAL themselves (false once a log syncs it, see
     /// [`RocksLog::open_syncing`]).
-    sync_puts: std::sync::atomic::AtomicBool,
+    sync_puts: AtomicBool,
     /// WAL syncs the log asked for (tests and diagnostics).
-    wal_syncs: std::sync::atomic::AtomicU64,
+    wal_syncs: AtomicU64,
 }
 
 impl StoreDb {
     /// Makes every write so far durable (fsync of the WAL files).
     fn sync_wal(&self) -> std::result::Result<(), rocksdb::Error> {
-        self.wal_syncs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.wal_syncs.fetch_add(1, Ordering::Relaxed);
         self.db.flush_wal(true)
     }
 }
@@ -473,15 +470,15 @@ impl RocksStore {
         Ok(RocksStore {
             db: Arc::new(StoreDb {
                 db: open(path, config, Layout::PointRead, &["default"], &[], None)?,
-                sync_puts: std::sync::atomic::AtomicBool::new(true),
-                wal_syncs: std::sync::atomic::AtomicU64::new(0),
+                sync_puts: AtomicBool::new(true),
+                wal_syncs: AtomicU64::new(0),
             }),
         })
     }
 
     /// How many times a log synced this store's WAL before appending.
     pub fn wal_syncs(&self) -> u64 {
-        self.db.wal_syncs.load(std::sync::atomic::Ordering::Relaxed)
+        self.db.wal_syncs.load(Ordering::Relaxed)
     }
 }
 
@@ -512,7 +509,7 @@ impl ResourceStore for RocksStore {
                 b.put(h.0, v);
             }
             let mut o = WriteOptions::default();
-            o.set_sync(db.sync_puts.load(std::sync::atomic::Ordering::Acquire));
+            o.set_sync(db.sync_puts.load(Ordering::Acquire));
             db.db.write_opt(b, &o).map_err(err)
         })
         .await
