@@ -3,7 +3,7 @@
 
 use crate::codec::{self, VersionOp, VersionValue};
 use crate::error::{DbError, ErrorKind, Result};
-use crate::kv::{Cf, KvStore, scan_prefix};
+use crate::kv::{Cf, KvStore, scan_prefix, try_scan_prefix};
 use crate::store::ResourceStore;
 use crate::{ContentHash, T};
 use bytes::Bytes;
@@ -96,17 +96,18 @@ impl Db {
     }
 
     /// The newest version of `type/id` at or before `t` (possibly a deletion).
-    pub fn resource(&self, type_name: &str, id: &str) -> Option<ResourceHandle> {
+    pub fn resource(&self, type_name: &str, id: &str) -> Result<Option<ResourceHandle>> {
         self.version_at_or_before(type_name, id, self.t)
     }
 
     /// The version of `type/id` written exactly at `vt`, if it is visible at this `t`.
-    pub fn version(&self, type_name: &str, id: &str, vt: T) -> Option<ResourceHandle> {
+    pub fn version(&self, type_name: &str, id: &str, vt: T) -> Result<Option<ResourceHandle>> {
         if vt > self.t {
-            return None;
+            return Ok(None);
         }
-        self.version_at_or_before(type_name, id, vt)
-            .filter(|h| h.t == vt)
+        Ok(self
+            .version_at_or_before(type_name, id, vt)?
+            .filter(|h| h.t == vt))
     }
 
     /// A cursor for many [`Db::resource_at`] look-ups in a row (a scan's hits): it is
@@ -126,7 +127,7 @@ impl Db {
         type_name: &str,
         tid: u32,
         id: &str,
-    ) -> Option<ResourceHandle> {
+    ) -> Result<Option<ResourceHandle>> {
         let AsOfCursor {
             cursor: c,
             key,
@@ -146,7 +147,7 @@ impl Db {
         } else if c.valid() && c.key() < key.as_slice() {
             for _ in 0..4 {
                 c.next();
-                if !c.valid() || c.key() >= key.as_slice() {
+                if !c.on_entry()? || c.key() >= key.as_slice() {
                     positioned = true;
                     break;
                 }
@@ -158,25 +159,30 @@ impl Db {
         if !positioned {
             c.seek(key);
         }
-        if c.valid() && c.key().starts_with(&key[..prefix_len]) {
+        if c.on_entry()? && c.key().starts_with(&key[..prefix_len]) {
             let vt = codec::read_desc_t(&c.key()[prefix_len..]);
-            let v = VersionValue::decode(c.value())?;
-            return Some(ResourceHandle::from_value(type_name, id, vt, v));
+            let v = decode_version(c.value())?;
+            return Ok(Some(ResourceHandle::from_value(type_name, id, vt, v)));
         }
-        None
+        Ok(None)
     }
 
-    fn version_at_or_before(&self, type_name: &str, id: &str, t: T) -> Option<ResourceHandle> {
+    fn version_at_or_before(
+        &self,
+        type_name: &str,
+        id: &str,
+        t: T,
+    ) -> Result<Option<ResourceHandle>> {
         let tid = codec::tid(type_name);
         let prefix = codec::resource_prefix(tid, id);
         let mut c = self.kv().prefix_cursor(Cf::ResourceAsOf);
         c.seek(&codec::resource_as_of_key(tid, id, t));
-        if c.valid() && c.key().starts_with(&prefix) {
+        if c.on_entry()? && c.key().starts_with(&prefix) {
             let vt = codec::read_desc_t(&c.key()[prefix.len()..]);
-            let v = VersionValue::decode(c.value())?;
-            return Some(ResourceHandle::from_value(type_name, id, vt, v));
+            let v = decode_version(c.value())?;
+            return Ok(Some(ResourceHandle::from_value(type_name, id, vt, v)));
         }
-        None
+        Ok(None)
     }
 
     /// Scans an as-of index from `start` within `prefix`, newest first, collecting versions
@@ -189,21 +195,19 @@ impl Db {
         since_t: T,
         limit: usize,
         key: impl Fn(&[u8]) -> Option<(&'k str, String, T)>,
-    ) -> Vec<ResourceHandle> {
+    ) -> Result<Vec<ResourceHandle>> {
         let mut out = Vec::new();
-        scan_prefix(self.kv(), cf, prefix, start, |k, v| {
+        try_scan_prefix(self.kv(), cf, prefix, start, |k, v| {
             let Some((ty, id, t)) = key(k) else {
-                return true;
+                return Ok(true);
             };
             if t < since_t || out.len() >= limit {
-                return false;
+                return Ok(false);
             }
-            if let Some(v) = VersionValue::decode(v) {
-                out.push(ResourceHandle::from_value(ty, &id, t, v));
-            }
-            true
-        });
-        out
+            out.push(ResourceHandle::from_value(ty, &id, t, decode_version(v)?));
+            Ok(true)
+        })?;
+        Ok(out)
     }
 
     /// Versions of one resource, newest first, starting at `start_t` (inclusive), not older
@@ -215,7 +219,7 @@ impl Db {
         start_t: Option<T>,
         since_t: T,
         limit: usize,
-    ) -> Vec<ResourceHandle> {
+    ) -> Result<Vec<ResourceHandle>> {
         let tid = codec::tid(type_name);
         let prefix = codec::resource_prefix(tid, id);
         let start = codec::resource_as_of_key(tid, id, start_t.unwrap_or(self.t).min(self.t));
@@ -232,7 +236,7 @@ impl Db {
         start: Option<(T, &str)>,
         since_t: T,
         limit: usize,
-    ) -> Vec<ResourceHandle> {
+    ) -> Result<Vec<ResourceHandle>> {
         let tid = codec::tid(type_name);
         let (st, sid) = start.unwrap_or((self.t, ""));
         let start_key = codec::type_as_of_key(tid, st.min(self.t), sid);
@@ -255,7 +259,7 @@ impl Db {
         start: Option<(T, &str, &str)>,
         since_t: T,
         limit: usize,
-    ) -> Vec<ResourceHandle> {
+    ) -> Result<Vec<ResourceHandle>> {
         let (st, sty, sid) = start.unwrap_or((self.t, "", ""));
         let start_key = if sty.is_empty() {
             codec::desc_t(st.min(self.t)).to_vec()
@@ -274,25 +278,28 @@ impl Db {
         &self,
         type_name: &str,
         ids: impl IntoIterator<Item = &'a str>,
-    ) -> Vec<ResourceHandle> {
+    ) -> Result<Vec<ResourceHandle>> {
         let tid = codec::tid(type_name);
         let mut cur = self.as_of_cursor();
-        ids.into_iter()
-            .filter_map(|id| {
-                self.resource_at(&mut cur, type_name, tid, id)
-                    .filter(|h| !h.is_deleted())
-            })
-            .collect()
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(h) = self.resource_at(&mut cur, type_name, tid, id)?
+                && !h.is_deleted()
+            {
+                out.push(h);
+            }
+        }
+        Ok(out)
     }
 
     /// The ids of the current (non-deleted) resources of a type.
-    pub fn type_ids(&self, type_name: &str) -> crate::ids::IdList {
+    pub fn type_ids(&self, type_name: &str) -> Result<crate::ids::IdList> {
         let mut out = crate::ids::IdListBuilder::default();
         self.scan_current(type_name, None, |id, _, _| {
             out.push(id);
             true
-        });
-        out.finish()
+        })?;
+        Ok(out.finish())
     }
 
     /// Current (non-deleted) resources of a type in id order, starting at `start_id`.
@@ -301,7 +308,7 @@ impl Db {
         type_name: &str,
         start_id: Option<&str>,
         limit: usize,
-    ) -> Vec<ResourceHandle> {
+    ) -> Result<Vec<ResourceHandle>> {
         let mut out = Vec::new();
         self.scan_current(type_name, start_id, |id, t, v| {
             if out.len() >= limit {
@@ -309,8 +316,8 @@ impl Db {
             }
             out.push(ResourceHandle::from_value(type_name, id, t, v));
             true
-        });
-        out
+        })?;
+        Ok(out)
     }
 
     /// Calls `f(id, t, version)` for the current (non-deleted) version at this `t` of every
@@ -320,7 +327,7 @@ impl Db {
         type_name: &str,
         start_id: Option<&str>,
         mut f: impl FnMut(&str, T, VersionValue) -> bool,
-    ) {
+    ) -> Result<()> {
         let tid = codec::tid(type_name);
         let prefix = tid.to_be_bytes();
         let start = match start_id {
@@ -329,70 +336,76 @@ impl Db {
         };
         let mut seen = false;
         let mut last_id: Vec<u8> = Vec::with_capacity(64);
-        scan_prefix(self.kv(), Cf::ResourceAsOf, &prefix, &start, |k, v| {
+        try_scan_prefix(self.kv(), Cf::ResourceAsOf, &prefix, &start, |k, v| {
             let Some((_, id, t)) = codec::decode_resource_as_of_key(k) else {
-                return true;
+                return Ok(true);
             };
             // Versions of one id are contiguous, newest first: take the first one <= self.t.
             if (seen && last_id == id.as_bytes()) || t > self.t {
-                return true;
+                return Ok(true);
             }
             seen = true;
             last_id.clear();
             last_id.extend_from_slice(id.as_bytes());
-            match VersionValue::decode(v) {
-                Some(v) if v.op != VersionOp::Delete => f(id, t, v),
-                _ => true,
-            }
-        });
+            let v = decode_version(v)?;
+            Ok(v.op == VersionOp::Delete || f(id, t, v))
+        })
     }
 
-    fn stats(&self, cf: Cf, prefix: &[u8]) -> (u64, u64) {
+    fn stats(&self, cf: Cf, prefix: &[u8]) -> Result<(u64, u64)> {
         let mut key = prefix.to_vec();
         key.extend_from_slice(&codec::desc_t(self.t));
         let mut out = (0, 0);
         scan_prefix(self.kv(), cf, prefix, &key, |_, v| {
             out = codec::decode_stats(v);
             false
-        });
-        out
+        })?;
+        Ok(out)
     }
 
     /// Number of current resources of a type.
-    pub fn type_total(&self, type_name: &str) -> u64 {
-        self.stats(Cf::TypeStats, &codec::tid(type_name).to_be_bytes())
-            .0
+    pub fn type_total(&self, type_name: &str) -> Result<u64> {
+        Ok(self
+            .stats(Cf::TypeStats, &codec::tid(type_name).to_be_bytes())?
+            .0)
     }
 
     /// Number of versions of all resources of a type.
-    pub fn type_changes(&self, type_name: &str) -> u64 {
-        self.stats(Cf::TypeStats, &codec::tid(type_name).to_be_bytes())
-            .1
+    pub fn type_changes(&self, type_name: &str) -> Result<u64> {
+        Ok(self
+            .stats(Cf::TypeStats, &codec::tid(type_name).to_be_bytes())?
+            .1)
     }
 
     /// Number of current resources of all types.
-    pub fn system_total(&self) -> u64 {
-        self.stats(Cf::SystemStats, &[]).0
+    pub fn system_total(&self) -> Result<u64> {
+        Ok(self.stats(Cf::SystemStats, &[])?.0)
     }
 
     /// Number of versions of all resources.
-    pub fn system_changes(&self) -> u64 {
-        self.stats(Cf::SystemStats, &[]).1
+    pub fn system_changes(&self) -> Result<u64> {
+        Ok(self.stats(Cf::SystemStats, &[])?.1)
     }
 
-    /// The commit instant (ms since the epoch) of transaction `t`.
-    pub fn instant(&self, t: T) -> Option<i64> {
+    /// The commit instant (ms since the epoch) of the committed transaction `t`. A committed
+    /// `t` always has one: its absence (or a failed read) is an error, never a made-up time.
+    pub fn instant(&self, t: T) -> Result<i64> {
         if let Some(i) = self.storage.instants.get(&t) {
-            return Some(i);
+            return Ok(i);
         }
-        let v = self.kv().get(Cf::TxSuccess, &codec::desc_t(t)).ok()??;
+        let v = self
+            .kv()
+            .get(Cf::TxSuccess, &codec::desc_t(t))?
+            .ok_or_else(|| {
+                DbError::fault(format!("no commit instant stored for transaction t = {t}"))
+            })?;
         let i = codec::read_u64(&v) as i64;
         self.storage.instants.insert(t, i);
-        Some(i)
+        Ok(i)
     }
 
     /// The smallest `t` committed at or after `instant_ms` (`self.t + 1` if none).
-    pub fn t_since(&self, instant_ms: i64) -> T {
+    pub fn t_since(&self, instant_ms: i64) -> Result<T> {
         let mut out = self.t + 1;
         scan_prefix(
             self.kv(),
@@ -403,17 +416,34 @@ impl Db {
                 out = codec::read_u64(k.get(8..).unwrap_or(&[]));
                 false
             },
-        );
-        out
+        )?;
+        Ok(out)
     }
 
-    /// The error of a rejected transaction `t`, if it was rejected.
-    pub fn tx_error(&self, t: T) -> Option<DbError> {
-        let v = self.kv().get(Cf::TxError, &codec::desc_t(t)).ok()??;
-        Some(
-            serde_json::from_slice(&v)
-                .unwrap_or_else(|_| DbError::new(ErrorKind::Fault, "transaction failed")),
-        )
+    /// The error of a rejected transaction `t`, `None` if it was committed. A failed read is
+    /// the outer error: the caller must not take it for either outcome.
+    pub fn tx_error(&self, t: T) -> Result<Option<DbError>> {
+        let Some(v) = self.kv().get(Cf::TxError, &codec::desc_t(t))? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(&v).unwrap_or_else(|_| {
+            DbError::new(ErrorKind::Fault, "transaction failed")
+        })))
+    }
+
+    /// The outcome of transaction `t`, which this value's node has indexed: `Ok(Ok(()))` when
+    /// it committed, `Ok(Err(e))` with the error it was rejected with. Reads both markers, so
+    /// a failed or empty read is the outer error and never a guessed outcome.
+    pub fn tx_outcome(&self, t: T) -> Result<Result<(), DbError>> {
+        if let Some(e) = self.tx_error(t)? {
+            return Ok(Err(e));
+        }
+        match self.kv().get(Cf::TxSuccess, &codec::desc_t(t))? {
+            Some(_) => Ok(Ok(())),
+            None => Err(DbError::unavailable(format!(
+                "the outcome of transaction t = {t} could not be read"
+            ))),
+        }
     }
 
     /// The stored content (canonical JSON without versionId/lastUpdated) of a version.
@@ -467,6 +497,12 @@ impl Db {
         }
         Ok(out.into_iter().flatten().collect())
     }
+}
+
+/// Decodes a stored version value; a malformed one is a storage fault, not a missing version.
+fn decode_version(bytes: &[u8]) -> Result<VersionValue> {
+    VersionValue::decode(bytes)
+        .ok_or_else(|| DbError::fault("malformed version value in the index"))
 }
 
 /// The resource type whose [`codec::tid`] is `tid`.

@@ -7,7 +7,7 @@
 use crate::codec::{self, VersionOp, VersionValue};
 use crate::db::Db;
 use crate::error::{DbError, ErrorKind, Result};
-use crate::kv::{Cf, KvStore, WriteBatch, scan_prefix};
+use crate::kv::{Cf, KvStore, WriteBatch, scan_prefix, try_scan_prefix};
 use crate::log::{IfNoneMatch, TxEntry, TxOp};
 use crate::search::{Indexed, ResourceIndexer};
 use crate::{ContentHash, T};
@@ -18,15 +18,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub const INDEX_VERSION: u64 = 4;
 
 /// The newest transaction the index has processed (committed or rejected), 0 if none.
-pub fn head_t(kv: &dyn KvStore) -> T {
+pub fn head_t(kv: &dyn KvStore) -> Result<T> {
     let mut head = 0;
     for cf in [Cf::TxSuccess, Cf::TxError] {
         scan_prefix(kv, cf, &[], &[], |k, _| {
             head = head.max(codec::read_desc_t(k));
             false
-        });
+        })?;
     }
-    head
+    Ok(head)
 }
 
 /// Checks (or, for an empty index, writes) the index format version.
@@ -69,40 +69,58 @@ struct NewVersion<'a> {
 /// The search-index entries of a transaction's new versions, computed by the indexer hook
 /// beforehand (in parallel), by content hash.
 pub struct SearchIndexing<'a> {
-    /// The hook's result per content hash (an error leaves the version unindexed).
+    /// The hook's result per content hash (an error of the hook, which depends on the content
+    /// alone, leaves the version without search entries on every node). A version missing
+    /// here fails the indexing of its transaction, which is retried: it is never written
+    /// without its entries.
     pub indexed: &'a HashMap<ContentHash, Result<Indexed>>,
 }
 
 /// Runs `indexer` over `contents` (content hash → type and bytes) on up to `threads` threads.
+/// A panic of the hook is an error for the whole call (the caller retries; no version is ever
+/// left without its search entries), never a silently missing result.
 pub fn index_contents(
     indexer: &dyn ResourceIndexer,
-    contents: Vec<(ContentHash, &str, Bytes)>,
+    contents: &[(ContentHash, String, Bytes)],
     threads: usize,
-) -> HashMap<ContentHash, Result<Indexed>> {
+) -> Result<HashMap<ContentHash, Result<Indexed>>> {
     let threads = threads.clamp(1, contents.len().max(1));
+    let run = |part: &[(ContentHash, String, Bytes)]| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            part.iter()
+                .map(|(h, ty, b)| (*h, indexer.index(ty, b)))
+                .collect::<Vec<_>>()
+        }))
+        .map_err(|p| extraction_panicked(&p))
+    };
     if threads == 1 {
-        return contents
-            .into_iter()
-            .map(|(h, ty, b)| (h, indexer.index(ty, &b)))
-            .collect();
+        return Ok(run(contents)?.into_iter().collect());
     }
     let chunk = contents.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = contents
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(h, ty, b)| (*h, indexer.index(ty, b)))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| scope.spawn(move || run(part)))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
+        let mut out = HashMap::with_capacity(contents.len());
+        for h in handles {
+            out.extend(h.join().map_err(|p| extraction_panicked(&p))??);
+        }
+        Ok(out)
     })
+}
+
+/// The error for a search-value extraction that panicked (logged, counted in
+/// `flint_index_extraction_panics_total`).
+fn extraction_panicked(payload: &Box<dyn std::any::Any + Send>) -> DbError {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    metrics::counter!("flint_index_extraction_panics_total").increment(1);
+    tracing::error!(panic = %msg, "search-value extraction panicked");
+    DbError::fault(format!("search-value extraction panicked: {msg}"))
 }
 
 /// Indexes `entry` on top of `before` (the database as of `entry.t - 1`). Returns the outcome of
@@ -117,9 +135,9 @@ pub fn index_tx(
     match verify(before, entry) {
         Ok(versions) => {
             let mut b = WriteBatch::default();
-            write_versions(before, t, &versions, &mut b);
+            write_versions(before, t, &versions, &mut b)?;
             if let Some(s) = search {
-                write_search_entries(s, &versions, &mut b);
+                write_search_entries(s, &versions, &mut b)?;
             }
             b.put(
                 Cf::TxSuccess,
@@ -132,7 +150,8 @@ pub fn index_tx(
             kv.write(b, false)?;
             Ok(Ok(()))
         }
-        Err(e) => {
+        Err(Failure::Storage(e)) => Err(e),
+        Err(Failure::Reject(e)) => {
             let mut b = WriteBatch::default();
             b.put(
                 Cf::TxError,
@@ -145,28 +164,41 @@ pub fn index_tx(
     }
 }
 
-fn conflict(msg: String) -> DbError {
-    DbError::new(ErrorKind::Conflict, msg)
+/// Why a transaction could not be verified: it is rejected (its outcome, stored), or a read of
+/// the database failed (nothing is decided; the indexer retries).
+enum Failure {
+    Reject(DbError),
+    Storage(DbError),
 }
 
-fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, DbError> {
+impl From<DbError> for Failure {
+    fn from(e: DbError) -> Self {
+        Failure::Storage(e)
+    }
+}
+
+fn conflict(msg: String) -> Failure {
+    Failure::Reject(DbError::new(ErrorKind::Conflict, msg))
+}
+
+fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Failure> {
     let mut seen = HashSet::new();
     for c in &entry.cmds {
         if !seen.insert((c.type_name.as_str(), c.id.as_str())) {
-            return Err(DbError::new(
+            return Err(Failure::Reject(DbError::new(
                 ErrorKind::Invalid,
                 format!(
                     "Duplicate resource `{}/{}` in one transaction.",
                     c.type_name, c.id
                 ),
-            ));
+            )));
         }
     }
     // Each touched resource after this transaction: its references if it exists, None if not.
     let mut after: After<'_> = HashMap::new();
     let mut versions = Vec::new();
     for c in &entry.cmds {
-        let current = before.resource(&c.type_name, &c.id);
+        let current = before.resource(&c.type_name, &c.id)?;
         let live = current.as_ref().filter(|h| !h.is_deleted());
         let changes = current.as_ref().map_or(0, |h| h.num_changes);
         match c.op {
@@ -177,7 +209,7 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Db
                         c.type_name, c.id
                     )));
                 }
-                check_preconditions(c, current.as_ref())?;
+                check_preconditions(c, current.as_ref()).map_err(Failure::Reject)?;
                 let hash = c.hash.unwrap_or(ContentHash::DELETED);
                 if live.is_some_and(|h| h.hash == hash) {
                     // Identical content: no new version.
@@ -230,7 +262,7 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Db
                 for (rt, rid) in &c.refs {
                     let exists = match after.get(&(rt.as_str(), rid.as_str())) {
                         Some(e) => e.is_some(),
-                        None => before.resource(rt, rid).is_some_and(|h| !h.is_deleted()),
+                        None => before.resource(rt, rid)?.is_some_and(|h| !h.is_deleted()),
                     };
                     if !exists {
                         return Err(conflict(format!(
@@ -240,7 +272,7 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Db
                 }
             }
             TxOp::Delete => {
-                if let Some((st, sid)) = referencing(before, &c.type_name, &c.id, &after) {
+                if let Some((st, sid)) = referencing(before, &c.type_name, &c.id, &after)? {
                     return Err(conflict(format!(
                         "Referential integrity violated. Resource `{}/{}` is referenced by `{st}/{sid}`.",
                         c.type_name, c.id
@@ -293,10 +325,10 @@ fn referencing(
     type_name: &str,
     id: &str,
     after: &After<'_>,
-) -> Option<(String, String)> {
+) -> Result<Option<(String, String)>> {
     let prefix = codec::resource_prefix(codec::tid(type_name), id);
     let mut found = None;
-    scan_prefix(
+    try_scan_prefix(
         &*before.storage.kv,
         Cf::ReferencedBy,
         &prefix,
@@ -304,34 +336,40 @@ fn referencing(
         |k, v| {
             let rest = &k[prefix.len()..];
             let Some(src_type) = crate::db::type_name_of(codec::read_u32(rest)) else {
-                return true;
+                return Ok(true);
             };
             let Ok(src_id) = std::str::from_utf8(rest.get(4..).unwrap_or(&[])) else {
-                return true;
+                return Ok(true);
             };
             if (src_type, src_id) == (type_name, id) {
-                return true;
+                return Ok(true);
             }
             let refers = match after.get(&(src_type, src_id)) {
                 // Written in this transaction: its new references decide.
                 Some(Some(refs)) => refs.iter().any(|(rt, rid)| rt == type_name && rid == id),
                 Some(None) => false,
                 None => before
-                    .resource(src_type, src_id)
+                    .resource(src_type, src_id)?
                     .is_some_and(|h| !h.is_deleted() && h.hash.0[..] == *v),
             };
             if refers {
                 found = Some((src_type.to_string(), src_id.to_string()));
             }
-            !refers
+            Ok(!refers)
         },
-    );
-    found
+    )?;
+    Ok(found)
 }
 
-/// Writes the search-index rows of each new (non-deleted) version. An extraction failure skips
-/// that resource's rows with a warning; it never fails the transaction.
-fn write_search_entries(s: &SearchIndexing<'_>, versions: &[NewVersion<'_>], b: &mut WriteBatch) {
+/// Writes the search-index rows of each new (non-deleted) version. An error of the extraction
+/// hook (a property of the content, the same on every node) skips that resource's rows with a
+/// warning and never fails the transaction; a version without any result (its content was not
+/// read) is a fault, so the indexer retries instead of writing it unsearchable.
+fn write_search_entries(
+    s: &SearchIndexing<'_>,
+    versions: &[NewVersion<'_>],
+    b: &mut WriteBatch,
+) -> Result<()> {
     for v in versions.iter().filter(|v| v.value.op != VersionOp::Delete) {
         let indexed = match s.indexed.get(&v.value.hash) {
             Some(Ok(e)) => e,
@@ -340,12 +378,10 @@ fn write_search_entries(s: &SearchIndexing<'_>, versions: &[NewVersion<'_>], b: 
                 continue;
             }
             None => {
-                tracing::warn!(
-                    type_name = v.type_name,
-                    id = v.id,
-                    "content missing while indexing"
-                );
-                continue;
+                return Err(DbError::unavailable(format!(
+                    "search values of {}/{} were not computed (content {:?} not read)",
+                    v.type_name, v.id, v.value.hash
+                )));
             }
         };
         let tid = codec::tid(v.type_name);
@@ -362,6 +398,7 @@ fn write_search_entries(s: &SearchIndexing<'_>, versions: &[NewVersion<'_>], b: 
             indexed.values.clone(),
         );
     }
+    Ok(())
 }
 
 /// Keeps the Superseded index true after `v`: the replaced version's entries stop being
@@ -387,7 +424,12 @@ fn write_superseded(t: T, tid: u32, v: &NewVersion<'_>, b: &mut WriteBatch) {
     }
 }
 
-fn write_versions(before: &Db, t: T, versions: &[NewVersion<'_>], b: &mut WriteBatch) {
+fn write_versions(
+    before: &Db,
+    t: T,
+    versions: &[NewVersion<'_>],
+    b: &mut WriteBatch,
+) -> Result<()> {
     let mut type_delta: BTreeMap<&str, (i64, u64)> = BTreeMap::new();
     for v in versions {
         let tid = codec::tid(v.type_name);
@@ -419,10 +461,10 @@ fn write_versions(before: &Db, t: T, versions: &[NewVersion<'_>], b: &mut WriteB
             VersionOp::Put => {}
         }
     }
-    let (mut sys_total, mut sys_changes) = (before.system_total(), before.system_changes());
+    let (mut sys_total, mut sys_changes) = (before.system_total()?, before.system_changes()?);
     for (ty, (dt, dc)) in type_delta {
-        let total = (before.type_total(ty) as i64 + dt).max(0) as u64;
-        let changes = before.type_changes(ty) + dc;
+        let total = (before.type_total(ty)? as i64 + dt).max(0) as u64;
+        let changes = before.type_changes(ty)? + dc;
         let mut k = codec::tid(ty).to_be_bytes().to_vec();
         k.extend_from_slice(&codec::desc_t(t));
         b.put(Cf::TypeStats, k, codec::encode_stats(total, changes));
@@ -436,4 +478,5 @@ fn write_versions(before: &Db, t: T, versions: &[NewVersion<'_>], b: &mut WriteB
             codec::encode_stats(sys_total, sys_changes),
         );
     }
+    Ok(())
 }

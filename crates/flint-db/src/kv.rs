@@ -122,6 +122,11 @@ impl WriteBatch {
 }
 
 /// A cursor over one column family, in ascending key order.
+///
+/// A cursor that stops being [`valid`](KvCursor::valid) has either reached the end of its rows
+/// or hit a storage fault: [`status`](KvCursor::status) tells which, and every loop over a cursor
+/// must ask it (or use [`KvCursor::on_entry`]) so that an I/O error never reads as "no more
+/// rows".
 pub trait KvCursor {
     /// Positions at the first key `>= key`.
     fn seek(&mut self, key: &[u8]);
@@ -133,6 +138,16 @@ pub trait KvCursor {
     fn value(&self) -> &[u8];
     /// Moves to the next entry.
     fn next(&mut self);
+    /// `Ok` unless the cursor stopped because of a storage fault (or could not be opened).
+    fn status(&self) -> Result<()>;
+    /// Whether the cursor is on an entry; an error when it is not because of a storage fault.
+    fn on_entry(&self) -> Result<bool> {
+        if self.valid() {
+            Ok(true)
+        } else {
+            self.status().map(|()| false)
+        }
+    }
 }
 
 /// An ordered key-value store with column families.
@@ -161,20 +176,33 @@ pub trait KvStore: Send + Sync {
 }
 
 /// Calls `f(key, value)` for every entry of `cf` whose key starts with `prefix`, beginning at
-/// `start` (which must itself start with `prefix`), until `f` returns `false`.
+/// `start` (which must itself start with `prefix`), until `f` returns `false`. A storage fault
+/// met on the way is the error (never a silently shorter scan).
 pub fn scan_prefix(
     kv: &dyn KvStore,
     cf: Cf,
     prefix: &[u8],
     start: &[u8],
     mut f: impl FnMut(&[u8], &[u8]) -> bool,
-) {
+) -> Result<()> {
+    try_scan_prefix(kv, cf, prefix, start, |k, v| Ok(f(k, v)))
+}
+
+/// [`scan_prefix`] with a fallible callback: its error ends the scan and is returned.
+pub fn try_scan_prefix(
+    kv: &dyn KvStore,
+    cf: Cf,
+    prefix: &[u8],
+    start: &[u8],
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
     let mut c = kv.cursor(cf);
     c.seek(start);
-    while c.valid() && c.key().starts_with(prefix) {
-        if !f(c.key(), c.value()) {
-            break;
+    while c.on_entry()? && c.key().starts_with(prefix) {
+        if !f(c.key(), c.value())? {
+            return Ok(());
         }
         c.next();
     }
+    Ok(())
 }

@@ -10,8 +10,10 @@
 
 pub mod cache;
 pub mod codec;
+pub mod conformance;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod ids;
 pub mod index;
 pub mod kv;

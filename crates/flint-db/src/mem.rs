@@ -94,6 +94,9 @@ impl KvCursor for MemCursor<'_> {
     fn next(&mut self) {
         self.cur = self.cur.take().and_then(|e| e.next());
     }
+    fn status(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Current time in milliseconds since the epoch.

@@ -134,7 +134,7 @@ impl Node {
         config: NodeConfig,
     ) -> Result<Node> {
         index::check_version(&*kv)?;
-        let head = index::head_t(&*kv);
+        let head = index::head_t(&*kv)?;
         let storage = Arc::new(Storage {
             kv,
             store,
@@ -183,7 +183,7 @@ impl Node {
         for ty in flint_model::defs::definitions().resource_types() {
             let mut start: Option<String> = None;
             loop {
-                let mut page = db.type_list(ty, start.as_deref(), 512);
+                let mut page = db.type_list(ty, start.as_deref(), 512)?;
                 if start.is_some() && !page.is_empty() {
                     page.remove(0);
                 }
@@ -193,7 +193,7 @@ impl Node {
                 let tid = codec::tid(ty);
                 let mut b = WriteBatch::default();
                 for (h, content) in page.iter().zip(contents) {
-                    if let Some(old) = db.index_values(h) {
+                    if let Some(old) = db.index_values(h)? {
                         for (param, value) in indexer.entries_of_values(&old) {
                             b.delete(
                                 Cf::SearchParamValue,
@@ -301,24 +301,6 @@ impl Node {
         }
     }
 
-    /// Computes the search-index entries of resources about to be written by the next
-    /// [`Node::transact`] of this node from their parsed form (`(content hash, type,
-    /// resource)`; the hash of the resource's canonical bytes), so that the indexer does not
-    /// parse the stored bytes again. Does nothing without a resource indexer.
-    pub fn pre_index<'a>(
-        &self,
-        resources: impl IntoIterator<Item = (ContentHash, &'a str, &'a serde_json::Value)>,
-    ) {
-        let Some(indexer) = &self.inner.config.resource_indexer else {
-            return;
-        };
-        let done: Vec<_> = resources
-            .into_iter()
-            .map(|(h, ty, v)| (h, indexer.index_json(ty, v)))
-            .collect();
-        self.inner.pre_indexed.lock().extend(done);
-    }
-
     /// Writes a transaction: stores `contents` in the resource store, appends `cmds` to the
     /// log and waits until this node has indexed it. Returns the database as of the
     /// transaction, or the error the indexer decided (409, 412, ...).
@@ -327,17 +309,42 @@ impl Node {
         cmds: Vec<TxCmd>,
         contents: Vec<(ContentHash, Bytes)>,
     ) -> Result<TxOutcome> {
-        let hashes: Vec<ContentHash> = contents.iter().map(|(h, _)| *h).collect();
-        let out = self.transact_inner(cmds, contents).await;
-        if out.is_err() && !hashes.is_empty() {
-            // Entries of a transaction that never reached the log would stay forever (one
-            // that did and was indexed took them already).
-            let mut pre = self.inner.pre_indexed.lock();
-            for h in &hashes {
-                pre.remove(h);
+        self.transact_inner(cmds, contents).await
+    }
+
+    /// [`Node::transact`] for writes whose resources are at hand in parsed form (`(content
+    /// hash, type, resource)`, the hash of the resource's canonical bytes): their search
+    /// values are computed from that form, so the indexer does not parse the stored bytes
+    /// again. Whatever the indexer did not take is dropped when the call ends, also when its
+    /// future is dropped mid-flight (a client gone).
+    pub async fn transact_parsed<'a>(
+        &self,
+        cmds: Vec<TxCmd>,
+        contents: Vec<(ContentHash, Bytes)>,
+        parsed: impl IntoIterator<Item = (ContentHash, &'a str, &'a serde_json::Value)>,
+    ) -> Result<TxOutcome> {
+        let _pre = match &self.inner.config.resource_indexer {
+            Some(indexer) => {
+                let done: Vec<_> = parsed
+                    .into_iter()
+                    .map(|(h, ty, v)| (h, indexer.index_json(ty, v)))
+                    .collect();
+                let hashes = done.iter().map(|(h, _)| *h).collect();
+                self.inner.pre_indexed.lock().extend(done);
+                Some(PreIndexed {
+                    inner: &self.inner,
+                    hashes,
+                })
             }
-        }
-        out
+            None => None,
+        };
+        self.transact_inner(cmds, contents).await
+    }
+
+    /// Number of search-value results computed from parsed resources and not yet taken by the
+    /// indexer (for tests and diagnostics: it is 0 whenever no write is in flight).
+    pub fn pre_indexed_len(&self) -> usize {
+        self.inner.pre_indexed.lock().len()
     }
 
     async fn transact_inner(
@@ -367,10 +374,9 @@ impl Node {
         let t = self.inner.log.submit(cmds).await?;
         self.wait_indexed(t).await?;
         let db = Db::new(self.inner.storage.clone(), t);
-        match db.tx_error(t) {
-            Some(e) => Err(e),
-            None => Ok(TxOutcome { t, db }),
-        }
+        // Read, never assumed: a failed read of the outcome is a 503 with an unknown outcome.
+        db.tx_outcome(t)??;
+        Ok(TxOutcome { t, db })
     }
 
     /// Stops accepting writes; in-flight ones still finish.
@@ -410,6 +416,21 @@ impl Node {
 impl std::fmt::Debug for TxOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "TxOutcome(t = {})", self.t)
+    }
+}
+
+/// Removes the pre-computed search values of one write that the indexer did not take.
+struct PreIndexed<'a> {
+    inner: &'a Inner,
+    hashes: Vec<ContentHash>,
+}
+
+impl Drop for PreIndexed<'_> {
+    fn drop(&mut self) {
+        let mut pre = self.inner.pre_indexed.lock();
+        for h in &self.hashes {
+            pre.remove(h);
+        }
     }
 }
 
@@ -454,6 +475,7 @@ async fn run_indexer(weak: std::sync::Weak<Inner>) {
                     inner.status.lock().indexer_error =
                         Some((e.to_string(), std::time::Instant::now()));
                 }
+                metrics::counter!("flint_indexer_errors_total").increment(1);
                 tracing::error!(error = %e, "indexer failed; retrying");
                 tokio::time::sleep(backoff).await;
                 // At most a second between attempts: a node resumes soon after a fault ends.
@@ -528,7 +550,7 @@ async fn index_group(inner: &Inner, entries: &[TxEntry]) -> Result<()> {
         Some(indexer) => {
             let head = *inner.indexed.borrow();
             let mut done = HashMap::new();
-            let mut work: Vec<(ContentHash, &str, Bytes)> = Vec::new();
+            let mut work: Vec<(ContentHash, String, Bytes)> = Vec::new();
             for entry in entries.iter().filter(|e| e.t > head) {
                 // Versions written through this node were indexed from their parsed form.
                 {
@@ -556,13 +578,23 @@ async fn index_group(inner: &Inner, entries: &[TxEntry]) -> Result<()> {
                 work.extend(
                     pending
                         .into_iter()
-                        .filter_map(|(h, ty)| Some((h, ty, contents.get(&h)?.clone()))),
+                        .filter_map(|(h, ty)| Some((h, ty.to_string(), contents.get(&h)?.clone()))),
                 );
             }
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            // Small batches are not worth the threads.
-            let threads = if work.len() < 16 { 1 } else { threads };
-            done.extend(index::index_contents(&**indexer, work, threads));
+            if !work.is_empty() {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                // Small batches are not worth the threads.
+                let threads = if work.len() < 16 { 1 } else { threads };
+                // CPU-bound: off the async workers, on the blocking pool (which the scoped
+                // threads of `index_contents` then share the cores with).
+                let indexer = indexer.clone();
+                let extracted = tokio::task::spawn_blocking(move || {
+                    index::index_contents(&*indexer, &work, threads)
+                })
+                .await
+                .map_err(|e| DbError::fault(format!("search-value extraction failed: {e}")))??;
+                done.extend(extracted);
+            }
             done
         }
         None => HashMap::new(),

@@ -12,7 +12,7 @@ use crate::codec::{self, VALUE_END};
 use crate::db::{AsOfCursor, Db, ResourceHandle};
 use crate::error::{DbError, Result};
 use crate::ids::{IdList, IdListBuilder};
-use crate::kv::{Cf, KvCursor, scan_prefix};
+use crate::kv::{Cf, KvCursor, scan_prefix, try_scan_prefix};
 use std::collections::HashSet;
 
 /// One search-index entry of a resource version: a parameter hash ([`codec::param_hash`] of
@@ -61,7 +61,12 @@ pub enum ValueMatch {
 impl Db {
     /// Current resources of `type_name` having a value of parameter `param` that `m` selects,
     /// in id order.
-    pub fn search(&self, type_name: &str, param: u32, m: &ValueMatch) -> Vec<ResourceHandle> {
+    pub fn search(
+        &self,
+        type_name: &str,
+        param: u32,
+        m: &ValueMatch,
+    ) -> Result<Vec<ResourceHandle>> {
         self.search_filtered(type_name, param, m, |_| true)
     }
 
@@ -73,44 +78,44 @@ impl Db {
         param: u32,
         m: &ValueMatch,
         accept: impl FnMut(&[u8]) -> bool,
-    ) -> Vec<ResourceHandle> {
+    ) -> Result<Vec<ResourceHandle>> {
         let tid = codec::tid(type_name);
         let mut hits: Vec<ResourceHandle> = Vec::with_capacity(256);
         let mut cur = self.as_of_cursor();
         self.scan_entries(tid, param, m, accept, |id, hp| {
             // One value's entries come in id order and an id's entries are adjacent.
             if hits.last().is_some_and(|h| h.id == id) {
-                return true;
+                return Ok(true);
             }
             // Entries of older versions carry another hash prefix than the current
             // version's: they do not count.
             if let Some(h) = self
-                .resource_at(&mut cur, type_name, tid, id)
+                .resource_at(&mut cur, type_name, tid, id)?
                 .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp)
             {
                 hits.push(h);
             }
-            true
-        });
+            Ok(true)
+        })?;
         // An exact scan yields sorted, distinct hits. Ranges and prefixes span values.
         if !matches!(m, ValueMatch::Exact(_)) {
             hits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
             hits.dedup_by(|a, b| a.id == b.id);
         }
-        hits
+        Ok(hits)
     }
 
     /// Calls `hit(id, hash prefix)` for every SearchParamValue entry of `param` on type `tid`
     /// that `m` selects and whose unescaped value `accept` approves, in key order, until it
-    /// returns `false`.
+    /// returns `false` (or an error, which ends the scan and is returned).
     fn scan_entries(
         &self,
         tid: u32,
         param: u32,
         m: &ValueMatch,
         mut accept: impl FnMut(&[u8]) -> bool,
-        mut hit: impl FnMut(&str, [u8; 4]) -> bool,
-    ) {
+        mut hit: impl FnMut(&str, [u8; 4]) -> Result<bool>,
+    ) -> Result<()> {
         let base = codec::search_prefix(param, tid);
         let (start, prefix, end) = match m {
             ValueMatch::Exact(v) => {
@@ -138,26 +143,30 @@ impl Db {
             }
         };
         let mut value = Vec::with_capacity(64);
-        scan_prefix(
+        try_scan_prefix(
             &*self.storage.kv,
             Cf::SearchParamValue,
             &prefix,
             &start,
             |k, _| {
                 if end.as_ref().is_some_and(|e| k >= e.as_slice()) {
-                    return false;
+                    return Ok(false);
                 }
                 let Some((id, hp)) = codec::search_key_target(k) else {
-                    return true;
+                    return Ok(true);
                 };
                 let Some(raw) = codec::search_key_value(k, base.len(), id.len()) else {
-                    return true;
+                    return Ok(true);
                 };
                 value.clear();
                 codec::unescape_into(raw, &mut value);
-                !accept(&value) || hit(id, hp)
+                if accept(&value) {
+                    hit(id, hp)
+                } else {
+                    Ok(true)
+                }
             },
-        );
+        )
     }
 
     /// Number of current resources of `type_name` having a value of parameter `param` that
@@ -165,7 +174,12 @@ impl Db {
     /// selects. Equal to the length of the union of those searches, but without a version
     /// look-up per hit: an entry is current unless the Superseded index says its version was
     /// replaced at or before `t`; only resources changed after `t` are looked up.
-    pub fn count_search(&self, type_name: &str, param: u32, scans: &[ValueScan<'_>]) -> usize {
+    pub fn count_search(
+        &self,
+        type_name: &str,
+        param: u32,
+        scans: &[ValueScan<'_>],
+    ) -> Result<usize> {
         if let [(m @ ValueMatch::Exact(_), f)] = scans {
             // Exact scans yield an id's entries next to each other: count distinct ids.
             let counted = self.stable_scan(type_name, |current| {
@@ -177,30 +191,36 @@ impl Db {
                     m,
                     |v| f(v),
                     |id, hp| {
-                        if last == id.as_bytes() || !current.is(id, hp) {
-                            return true;
+                        if last == id.as_bytes() || !current.is(id, hp)? {
+                            return Ok(true);
                         }
                         last.clear();
                         last.extend_from_slice(id.as_bytes());
                         n += 1;
-                        true
+                        Ok(true)
                     },
-                );
-                n
-            });
+                )?;
+                Ok(n)
+            })?;
             if let Some(n) = counted {
-                return n;
+                return Ok(n);
             }
         }
-        self.search_ids(type_name, param, scans).len()
+        Ok(self.search_ids(type_name, param, scans)?.len())
     }
 
     /// The ids of the current resources of `type_name` having a value of parameter `param`
     /// that one of `scans` selects, checked like [`Db::count_search`] counts them (without a
     /// version look-up per hit).
-    pub fn search_ids(&self, type_name: &str, param: u32, scans: &[ValueScan<'_>]) -> IdList {
-        self.search_ids_bounded(type_name, param, scans, usize::MAX)
-            .unwrap_or_default()
+    pub fn search_ids(
+        &self,
+        type_name: &str,
+        param: u32,
+        scans: &[ValueScan<'_>],
+    ) -> Result<IdList> {
+        Ok(self
+            .search_ids_bounded(type_name, param, scans, usize::MAX)?
+            .unwrap_or_default())
     }
 
     /// Like [`Db::search_ids`], but `None` as soon as the scans select more than
@@ -212,7 +232,7 @@ impl Db {
         param: u32,
         scans: &[ValueScan<'_>],
         max_entries: usize,
-    ) -> Option<IdList> {
+    ) -> Result<Option<IdList>> {
         let found = self.stable_scan(type_name, |current| {
             let mut ids = IdListBuilder::default();
             let mut budget = max_entries;
@@ -226,37 +246,37 @@ impl Db {
                     |id, hp| {
                         if budget == 0 {
                             over = true;
-                            return false;
+                            return Ok(false);
                         }
                         budget -= 1;
-                        if !ids.last_is(id) && current.is(id, hp) {
+                        if !ids.last_is(id) && current.is(id, hp)? {
                             ids.push(id);
                         }
-                        true
+                        Ok(true)
                     },
-                );
+                )?;
                 if over {
-                    return None;
+                    return Ok(None);
                 }
             }
-            Some(ids.finish())
-        });
+            Ok(Some(ids.finish()))
+        })?;
         if let Some(ids) = found {
-            return ids;
+            return Ok(ids);
         }
         let mut ids = IdListBuilder::default();
         let mut n = 0usize;
         for (m, f) in scans {
-            let hits = self.search_filtered(type_name, param, m, |v| f(v));
+            let hits = self.search_filtered(type_name, param, m, |v| f(v))?;
             n = n.saturating_add(hits.len());
             if n > max_entries {
-                return None;
+                return Ok(None);
             }
             for h in hits {
                 ids.push(&h.id);
             }
         }
-        Some(ids.finish())
+        Ok(Some(ids.finish()))
     }
 
     /// Runs `scan` with a [`Current`] check for `type_name` and returns its result, unless
@@ -265,11 +285,13 @@ impl Db {
     fn stable_scan<R>(
         &self,
         type_name: &str,
-        mut scan: impl FnMut(&mut Current<'_>) -> R,
-    ) -> Option<R> {
+        mut scan: impl FnMut(&mut Current<'_>) -> Result<R>,
+    ) -> Result<Option<R>> {
         let tid = codec::tid(type_name);
         for _ in 0..3 {
-            let (newest, changed) = self.changed_after_t(tid, CHANGED_LIMIT)?;
+            let Some((newest, changed)) = self.changed_after_t(tid, CHANGED_LIMIT)? else {
+                return Ok(None);
+            };
             let mut current = Current {
                 db: self,
                 type_name,
@@ -278,19 +300,19 @@ impl Db {
                 cursor: self.as_of_cursor(),
                 superseded: SupersededCursor::new(self, tid),
             };
-            let r = scan(&mut current);
+            let r = scan(&mut current)?;
             // A version of this type written during the scan may have added entries that
             // `changed` does not cover: scan again.
-            if self.changed_after_t(tid, 0).map(|(t, _)| t) == Some(newest) {
-                return Some(r);
+            if self.changed_after_t(tid, 0)?.map(|(t, _)| t) == Some(newest) {
+                return Ok(Some(r));
             }
         }
-        None
+        Ok(None)
     }
 
     /// The newest `t` of any version of type `tid` (0 if none) and the ids of that type with
     /// versions after this value's `t`; `None` when there are more than `limit` of those.
-    fn changed_after_t(&self, tid: u32, limit: usize) -> Option<(T, HashSet<String>)> {
+    fn changed_after_t(&self, tid: u32, limit: usize) -> Result<Option<(T, HashSet<String>)>> {
         let prefix = tid.to_be_bytes();
         let mut newest = 0;
         let mut changed = HashSet::new();
@@ -309,32 +331,29 @@ impl Db {
             }
             changed.insert(id.to_string());
             true
-        });
-        (!over).then_some((newest, changed))
+        })?;
+        Ok((!over).then_some((newest, changed)))
     }
 
     /// The value blobs of many resource versions of one type (sorted by id), in order, read
     /// with one multi-get per batch of 1,024.
-    pub fn index_values_many(&self, handles: &[ResourceHandle]) -> Vec<Option<Vec<u8>>> {
+    pub fn index_values_many(&self, handles: &[ResourceHandle]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut out = Vec::with_capacity(handles.len());
         for chunk in handles.chunks(1024) {
             let keys: Vec<Vec<u8>> = chunk
                 .iter()
                 .map(|h| codec::resource_value_key(codec::tid(&h.type_name), &h.id, &h.hash))
                 .collect();
-            match self.storage.kv.multi_get(Cf::ResourceValue, &keys) {
-                Ok(v) => out.extend(v),
-                Err(_) => out.extend(chunk.iter().map(|h| self.index_values(h))),
-            }
+            out.extend(self.storage.kv.multi_get(Cf::ResourceValue, &keys)?);
         }
-        out
+        Ok(out)
     }
 
     /// The value blob the search hook stored for a resource version, if any.
-    pub fn index_values(&self, handle: &ResourceHandle) -> Option<Vec<u8>> {
+    pub fn index_values(&self, handle: &ResourceHandle) -> Result<Option<Vec<u8>>> {
         let key =
             codec::resource_value_key(codec::tid(&handle.type_name), &handle.id, &handle.hash);
-        self.storage.kv.get(Cf::ResourceValue, &key).ok().flatten()
+        self.storage.kv.get(Cf::ResourceValue, &key)
     }
 }
 
@@ -358,11 +377,12 @@ struct Current<'a> {
 }
 
 impl Current<'_> {
-    fn is(&mut self, id: &str, hp: [u8; 4]) -> bool {
+    fn is(&mut self, id: &str, hp: [u8; 4]) -> Result<bool> {
         if self.changed.contains(id) {
-            self.db
-                .resource_at(&mut self.cursor, self.type_name, self.tid, id)
-                .is_some_and(|h| !h.is_deleted() && h.hash.0[..4] == hp)
+            Ok(self
+                .db
+                .resource_at(&mut self.cursor, self.type_name, self.tid, id)?
+                .is_some_and(|h| !h.is_deleted() && h.hash.0[..4] == hp))
         } else {
             self.superseded.is_current(id, hp)
         }
@@ -392,7 +412,7 @@ impl<'a> SupersededCursor<'a> {
         }
     }
 
-    fn is_current(&mut self, id: &str, hp: [u8; 4]) -> bool {
+    fn is_current(&mut self, id: &str, hp: [u8; 4]) -> Result<bool> {
         self.key.truncate(4);
         self.key.extend_from_slice(id.as_bytes());
         self.key.push(0);
@@ -414,6 +434,8 @@ impl<'a> SupersededCursor<'a> {
         }
         self.last.clear();
         self.last.extend_from_slice(&self.key);
-        !(c.valid() && c.key() == self.key.as_slice() && codec::read_u64(c.value()) <= self.t)
+        Ok(!(c.on_entry()?
+            && c.key() == self.key.as_slice()
+            && codec::read_u64(c.value()) <= self.t))
     }
 }

@@ -45,28 +45,37 @@ async fn put_creates_then_updates_and_identical_content_keeps_the_version() {
     let f = fixture().await;
     let t1 = put(&f.node, "Patient", "a", "v1").await.unwrap();
     let db = f.node.db();
-    let h = db.resource("Patient", "a").unwrap();
+    let h = db.resource("Patient", "a").unwrap().unwrap();
     assert_eq!((h.t, h.op, h.num_changes), (t1, VersionOp::UpdateCreate, 1));
     assert_eq!(db.pull(&h).await.unwrap(), Bytes::from("v1"));
 
     let t2 = put(&f.node, "Patient", "a", "v2").await.unwrap();
-    let h2 = f.node.db().resource("Patient", "a").unwrap();
+    let h2 = f.node.db().resource("Patient", "a").unwrap().unwrap();
     assert_eq!((h2.t, h2.op, h2.num_changes), (t2, VersionOp::Put, 2));
 
     let t3 = put(&f.node, "Patient", "a", "v2").await.unwrap();
     assert!(t3 > t2);
-    let h3 = f.node.db().resource("Patient", "a").unwrap();
+    let h3 = f.node.db().resource("Patient", "a").unwrap().unwrap();
     assert_eq!(h3.t, t2, "identical content must not create a version");
-    assert_eq!(f.node.db().type_changes("Patient"), 2);
-    assert_eq!(f.node.db().type_total("Patient"), 1);
+    assert_eq!(f.node.db().type_changes("Patient").unwrap(), 2);
+    assert_eq!(f.node.db().type_total("Patient").unwrap(), 1);
 
     // The older database value still sees version 1.
     assert_eq!(
-        f.node.db().as_of(t1).resource("Patient", "a").unwrap().t,
+        f.node
+            .db()
+            .as_of(t1)
+            .resource("Patient", "a")
+            .unwrap()
+            .unwrap()
+            .t,
         t1
     );
-    assert_eq!(f.node.db().version("Patient", "a", t1).unwrap().t, t1);
-    assert!(f.node.db().version("Patient", "a", t3).is_none());
+    assert_eq!(
+        f.node.db().version("Patient", "a", t1).unwrap().unwrap().t,
+        t1
+    );
+    assert!(f.node.db().version("Patient", "a", t3).unwrap().is_none());
 }
 
 #[tokio::test]
@@ -156,8 +165,14 @@ async fn referential_integrity_on_write_and_delete() {
     let mut del_obs = TxCmd::new(TxOp::Delete, "Observation", "o", None);
     del_obs.check_refs = true;
     let out = f.node.transact(vec![del, del_obs], vec![]).await.unwrap();
-    assert!(out.db.resource("Patient", "p").unwrap().is_deleted());
-    assert_eq!(out.db.system_total(), 0);
+    assert!(
+        out.db
+            .resource("Patient", "p")
+            .unwrap()
+            .unwrap()
+            .is_deleted()
+    );
+    assert_eq!(out.db.system_total().unwrap(), 0);
 }
 
 #[tokio::test]
@@ -195,19 +210,22 @@ async fn delete_is_idempotent_and_history_lists_versions_newest_first() {
         .unwrap()
         .t;
     let db = f.node.db();
-    assert_eq!(db.resource("Patient", "a").unwrap().t, t3);
+    assert_eq!(db.resource("Patient", "a").unwrap().unwrap().t, t3);
     assert!(t4 > t3);
-    let hist = db.instance_history("Patient", "a", None, 0, 10);
+    let hist = db.instance_history("Patient", "a", None, 0, 10).unwrap();
     assert_eq!(
         hist.iter().map(|h| h.t).collect::<Vec<_>>(),
         vec![t3, t2, t1]
     );
-    assert_eq!(db.instance_history("Patient", "a", Some(t2), 0, 1)[0].t, t2);
-    assert_eq!(db.type_history("Patient", None, t2, 10).len(), 2);
-    assert_eq!(db.system_history(None, 0, 10).len(), 3);
-    assert!(db.type_list("Patient", None, 10).is_empty());
+    assert_eq!(
+        db.instance_history("Patient", "a", Some(t2), 0, 1).unwrap()[0].t,
+        t2
+    );
+    assert_eq!(db.type_history("Patient", None, t2, 10).unwrap().len(), 2);
+    assert_eq!(db.system_history(None, 0, 10).unwrap().len(), 3);
+    assert!(db.type_list("Patient", None, 10).unwrap().is_empty());
     let since = db.instant(t2).unwrap();
-    assert!(db.t_since(since) <= t2);
+    assert!(db.t_since(since).unwrap() <= t2);
 }
 
 #[tokio::test]
@@ -220,17 +238,19 @@ async fn type_list_orders_by_id_and_pages() {
     let db = f.node.db();
     let ids: Vec<_> = db
         .type_list("Patient", None, 10)
+        .unwrap()
         .into_iter()
         .map(|h| h.id)
         .collect();
     assert_eq!(ids, vec!["a", "ab", "b", "c"]);
     let ids: Vec<_> = db
         .type_list("Patient", Some("ab"), 2)
+        .unwrap()
         .into_iter()
         .map(|h| h.id)
         .collect();
     assert_eq!(ids, vec!["ab", "b"]);
-    assert_eq!(db.system_total(), 5);
+    assert_eq!(db.system_total().unwrap(), 5);
 }
 
 #[tokio::test]
@@ -253,13 +273,27 @@ async fn a_new_node_rebuilds_the_same_database_from_the_log() {
     assert_eq!(db2.t(), db.t());
     assert_eq!(f.log.last_t().await.unwrap(), db.t());
     for id in ["a", "b"] {
-        assert_eq!(db.resource("Patient", id), db2.resource("Patient", id));
         assert_eq!(
-            db.instance_history("Patient", id, None, 0, 10),
-            db2.instance_history("Patient", id, None, 0, 10)
+            db.resource("Patient", id).unwrap(),
+            db2.resource("Patient", id).unwrap()
+        );
+        assert_eq!(
+            db.instance_history("Patient", id, None, 0, 10).unwrap(),
+            db2.instance_history("Patient", id, None, 0, 10).unwrap()
         );
     }
-    assert_eq!(db.system_total(), db2.system_total());
-    assert_eq!(db.system_changes(), db2.system_changes());
-    assert!(db2.tx_error(3).is_some());
+    assert_eq!(db.system_total().unwrap(), db2.system_total().unwrap());
+    assert_eq!(db.system_changes().unwrap(), db2.system_changes().unwrap());
+    assert!(db2.tx_error(3).unwrap().is_some());
+}
+
+#[test]
+fn the_in_memory_index_store_keeps_the_kv_contract() {
+    flint_db::conformance::kv_store(&MemKv::new());
+}
+
+#[tokio::test]
+async fn the_in_memory_resource_store_and_log_keep_their_contracts() {
+    flint_db::conformance::resource_store(&MemStore::new()).await;
+    flint_db::conformance::tx_log(&MemLog::new()).await;
 }

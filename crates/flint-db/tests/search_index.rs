@@ -84,21 +84,29 @@ async fn search_sees_only_versions_current_at_t() {
     let db = node.db();
     let name = param_hash("name");
     assert_eq!(
-        ids(db.search("Patient", name, &ValueMatch::Prefix(b"ali".to_vec()))),
+        ids(db
+            .search("Patient", name, &ValueMatch::Prefix(b"ali".to_vec()))
+            .unwrap()),
         Vec::<String>::new()
     );
     assert_eq!(
-        ids(db.search("Patient", name, &ValueMatch::Exact(b"carol".to_vec()))),
+        ids(db
+            .search("Patient", name, &ValueMatch::Exact(b"carol".to_vec()))
+            .unwrap()),
         vec!["a"]
     );
     assert_eq!(
-        ids(db.search("Patient", name, &ValueMatch::Exact(b"caro".to_vec()))),
+        ids(db
+            .search("Patient", name, &ValueMatch::Exact(b"caro".to_vec()))
+            .unwrap()),
         Vec::<String>::new()
     );
     // The older database value still sees the older versions.
     let old = db.as_of(t_before);
     assert_eq!(
-        ids(old.search("Patient", name, &ValueMatch::Prefix(b"ali".to_vec()))),
+        ids(old
+            .search("Patient", name, &ValueMatch::Prefix(b"ali".to_vec()))
+            .unwrap()),
         vec!["a", "b"]
     );
     // Ranges over order-preserving encodings.
@@ -107,22 +115,29 @@ async fn search_sees_only_versions_current_at_t() {
         Some(6u64.to_be_bytes().to_vec()),
         Some(10u64.to_be_bytes().to_vec()),
     );
-    assert_eq!(ids(db.search("Patient", n, &r)), vec!["c"]);
-    assert_eq!(ids(old.search("Patient", n, &r)), vec!["b", "c"]);
-    assert_eq!(ids(db.search("Observation", n, &r)), Vec::<String>::new());
-    let h = db.resource("Patient", "a").unwrap();
+    assert_eq!(ids(db.search("Patient", n, &r).unwrap()), vec!["c"]);
+    assert_eq!(ids(old.search("Patient", n, &r).unwrap()), vec!["b", "c"]);
     assert_eq!(
-        db.index_values(&h).as_deref(),
+        ids(db.search("Observation", n, &r).unwrap()),
+        Vec::<String>::new()
+    );
+    let h = db.resource("Patient", "a").unwrap().unwrap();
+    assert_eq!(
+        db.index_values(&h).unwrap().as_deref(),
         Some(&br#"{"name":"carol","n":5}"#[..])
     );
     // A filter sees unescaped values (zero bytes included) and decides each one.
     let all = ValueMatch::Prefix(Vec::new());
     assert_eq!(
-        ids(db.search_filtered("Patient", n, &all, |v| v == 9u64.to_be_bytes())),
+        ids(db
+            .search_filtered("Patient", n, &all, |v| v == 9u64.to_be_bytes())
+            .unwrap()),
         vec!["c"]
     );
     assert_eq!(
-        ids(old.search_filtered("Patient", name, &all, |v| v.ends_with(b"na"))),
+        ids(old
+            .search_filtered("Patient", name, &all, |v| v.ends_with(b"na"))
+            .unwrap()),
         vec!["b"]
     );
 }
@@ -149,14 +164,17 @@ async fn rejected_transactions_leave_no_matches() {
             param_hash("name"),
             &ValueMatch::Exact(b"ghost".to_vec())
         )
+        .unwrap()
         .is_empty()
     );
     assert_eq!(
-        ids(db.search(
-            "Patient",
-            param_hash("name"),
-            &ValueMatch::Exact(b"x".to_vec())
-        )),
+        ids(db
+            .search(
+                "Patient",
+                param_hash("name"),
+                &ValueMatch::Exact(b"x".to_vec())
+            )
+            .unwrap()),
         vec!["a"]
     );
 }
@@ -208,11 +226,13 @@ async fn content_missing_from_the_store_stalls_indexing_until_it_appears() {
             Err(e) => panic!("{e}"),
         }
     };
-    let found = db.search(
-        "Patient",
-        param_hash("name"),
-        &ValueMatch::Exact(b"late".to_vec()),
-    );
+    let found = db
+        .search(
+            "Patient",
+            param_hash("name"),
+            &ValueMatch::Exact(b"late".to_vec()),
+        )
+        .unwrap();
     assert_eq!(ids(found), vec!["a"]);
     let st = node.status();
     assert_eq!((st.indexed_t, st.lag_transactions), (1, 0));
@@ -271,9 +291,9 @@ async fn count_agrees_with_search_at_every_t() {
     for &t in &ts {
         let db = latest.as_of(t);
         for m in &scans {
-            let expected = db.search("Patient", name, m).len();
+            let expected = db.search("Patient", name, m).unwrap().len();
             assert_eq!(
-                db.count_search("Patient", name, &[(m, &yes)]),
+                db.count_search("Patient", name, &[(m, &yes)]).unwrap(),
                 expected,
                 "{m:?} at t={t}"
             );
@@ -281,26 +301,29 @@ async fn count_agrees_with_search_at_every_t() {
         }
         // A union of values counts each resource once.
         let (a, b) = (&scans[0], &scans[1]);
-        let mut union: Vec<String> = ids(db.search("Patient", name, a));
-        union.extend(ids(db.search("Patient", name, b)));
+        let mut union: Vec<String> = ids(db.search("Patient", name, a).unwrap());
+        union.extend(ids(db.search("Patient", name, b).unwrap()));
         union.sort();
         union.dedup();
         assert_eq!(
-            db.count_search("Patient", name, &[(a, &yes), (b, &yes)]),
+            db.count_search("Patient", name, &[(a, &yes), (b, &yes)])
+                .unwrap(),
             union.len()
         );
         // The same union as a list of ids, and bounded by the entries it may read.
         let both: [flint_db::search::ValueScan<'_>; 2] = [(a, &yes), (b, &yes)];
-        let got = db.search_ids("Patient", name, &both);
+        let got = db.search_ids("Patient", name, &both).unwrap();
         assert_eq!(got.iter().collect::<Vec<_>>(), union, "at t={t}");
         assert_eq!(
-            db.search_ids_bounded("Patient", name, &both, usize::MAX),
+            db.search_ids_bounded("Patient", name, &both, usize::MAX)
+                .unwrap(),
             Some(got)
         );
         if !union.is_empty() {
             // Every match has at least one entry: fewer entries than matches cannot suffice.
             assert_eq!(
-                db.search_ids_bounded("Patient", name, &both, union.len() - 1),
+                db.search_ids_bounded("Patient", name, &both, union.len() - 1)
+                    .unwrap(),
                 None
             );
         }
@@ -316,37 +339,69 @@ async fn pre_indexed_resources_are_not_indexed_again_and_not_kept() {
     let node = node().await;
     let via = param_hash("via");
     let by = |db: &flint_db::Db, how: &[u8]| {
-        ids(db.search("Patient", via, &ValueMatch::Exact(how.to_vec())))
+        ids(db
+            .search("Patient", via, &ValueMatch::Exact(how.to_vec()))
+            .unwrap())
     };
     // Written with its parsed form: the indexer takes the entries computed from it.
     let body = r#"{"name":"alice"}"#;
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     let h = ContentHash::of(body.as_bytes());
-    node.pre_index([(h, "Patient", &v)]);
-    node.transact(
+    node.transact_parsed(
         vec![TxCmd::new(TxOp::Put, "Patient", "a", Some(h))],
         vec![(h, Bytes::from(body))],
+        [(h, "Patient", &v)],
     )
     .await
     .unwrap();
     let db = node.db();
     assert_eq!(by(&db, b"json"), vec!["a"]);
     assert_eq!(by(&db, b"bytes"), Vec::<String>::new());
+    assert_eq!(node.pre_indexed_len(), 0);
     // A rejected transaction (create of an existing id) uses up its pre-indexed entries too:
     // the same content written again without them is indexed from its bytes.
     let body2 = r#"{"name":"bob"}"#;
     let v2: serde_json::Value = serde_json::from_str(body2).unwrap();
     let h2 = ContentHash::of(body2.as_bytes());
-    node.pre_index([(h2, "Patient", &v2)]);
     let rejected = node
-        .transact(
+        .transact_parsed(
             vec![TxCmd::new(TxOp::Create, "Patient", "a", Some(h2))],
             vec![(h2, Bytes::from(body2))],
+            [(h2, "Patient", &v2)],
         )
         .await;
     assert!(rejected.is_err());
+    assert_eq!(node.pre_indexed_len(), 0);
     put(&node, "b", body2).await;
     let db = node.db();
     assert_eq!(by(&db, b"bytes"), vec!["b"]);
     assert_eq!(by(&db, b"json"), vec!["a"]);
+    // A write whose future is dropped before it completes (a client gone) leaves nothing
+    // behind either.
+    let body3 = r#"{"name":"carol"}"#;
+    let v3: serde_json::Value = serde_json::from_str(body3).unwrap();
+    let h3 = ContentHash::of(body3.as_bytes());
+    {
+        let fut = node.transact_parsed(
+            vec![TxCmd::new(TxOp::Put, "Patient", "c", Some(h3))],
+            vec![(h3, Bytes::from(body3))],
+            [(h3, "Patient", &v3)],
+        );
+        let mut fut = std::pin::pin!(fut);
+        // Polled once: the entries are computed and registered, then the future is dropped.
+        let polled = futures_poll_once(fut.as_mut()).await;
+        assert!(polled.is_none(), "the write should still be pending");
+    }
+    assert_eq!(node.pre_indexed_len(), 0);
+}
+
+/// Polls `fut` once; `Some` with its output when it completed.
+async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }

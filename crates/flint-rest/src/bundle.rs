@@ -450,7 +450,7 @@ async fn transaction(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> Fh
             Planned::Silent(_) => {}
             Planned::Write(i, w) => {
                 if let Some(out) = &out {
-                    let mut r = interaction::write_reply(ctx, &w, out, ret);
+                    let mut r = interaction::write_reply(ctx, &w, out, ret)?;
                     if w.kind == WriteKind::Delete {
                         r.status = 204;
                         r.body = Body::None;

@@ -70,7 +70,7 @@ pub async fn history(ctx: &Ctx, scope: Scope<'_>, req: &FhirRequest) -> FhirResu
                 ))
                 .at("_since")
             })?;
-            Some((s, db.t_since(ms)))
+            Some((s, db.t_since(ms)?))
         }
         None => None,
     };
@@ -79,16 +79,16 @@ pub async fn history(ctx: &Ctx, scope: Scope<'_>, req: &FhirRequest) -> FhirResu
     let page_type = req.param("__page-type").unwrap_or("");
     let page_id = req.param("__page-id").unwrap_or("");
     let mut handles: Vec<ResourceHandle> = match scope {
-        Scope::Instance(ty, id) => db.instance_history(ty, id, page_t, since_t, count + 1),
-        Scope::Type(ty) => db.type_history(ty, page_t.map(|t| (t, page_id)), since_t, count + 1),
+        Scope::Instance(ty, id) => db.instance_history(ty, id, page_t, since_t, count + 1)?,
+        Scope::Type(ty) => db.type_history(ty, page_t.map(|t| (t, page_id)), since_t, count + 1)?,
         Scope::System => {
-            db.system_history(page_t.map(|t| (t, page_type, page_id)), since_t, count + 1)
+            db.system_history(page_t.map(|t| (t, page_type, page_id)), since_t, count + 1)?
         }
     };
     if let Scope::Instance(ty, id) = scope
         && handles.is_empty()
         && page_t.is_none()
-        && db.resource(ty, id).is_none()
+        && db.resource(ty, id)?.is_none()
     {
         return Err(FhirError::not_found(format!(
             "Resource `{ty}/{id}` was not found."
@@ -135,7 +135,7 @@ pub async fn history(ctx: &Ctx, scope: Scope<'_>, req: &FhirRequest) -> FhirResu
         "type": "history",
     });
     if since.is_none() {
-        bundle["total"] = json!(total(&db, scope));
+        bundle["total"] = json!(total(&db, scope)?);
     }
     bundle["link"] = Value::Array(links);
     if !entries.is_empty() {
@@ -144,16 +144,16 @@ pub async fn history(ctx: &Ctx, scope: Scope<'_>, req: &FhirRequest) -> FhirResu
     Ok(Reply::new(200, Body::Resource(bundle)))
 }
 
-fn total(db: &Db, scope: Scope<'_>) -> u64 {
-    match scope {
-        Scope::System => db.system_changes(),
-        Scope::Type(ty) => db.type_changes(ty),
-        Scope::Instance(ty, id) => db.resource(ty, id).map_or(0, |h| h.num_changes),
-    }
+fn total(db: &Db, scope: Scope<'_>) -> FhirResult<u64> {
+    Ok(match scope {
+        Scope::System => db.system_changes()?,
+        Scope::Type(ty) => db.type_changes(ty)?,
+        Scope::Instance(ty, id) => db.resource(ty, id)?.map_or(0, |h| h.num_changes),
+    })
 }
 
 async fn history_entry(ctx: &Ctx, db: &Db, h: &ResourceHandle) -> FhirResult<Value> {
-    let instant = db.instant(h.t).unwrap_or(0);
+    let instant = db.instant(h.t)?;
     let (method, url, status) = match h.op {
         VersionOp::Create => ("POST", h.type_name.clone(), "201"),
         VersionOp::UpdateCreate => ("PUT", format!("{}/{}", h.type_name, h.id), "201"),

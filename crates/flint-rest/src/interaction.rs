@@ -59,7 +59,7 @@ pub async fn pull(db: &Db, handle: &ResourceHandle) -> FhirResult<Stored> {
     Ok(Stored {
         bytes: db.pull(handle).await?,
         t: handle.t,
-        instant_ms: db.instant(handle.t).unwrap_or(0),
+        instant_ms: db.instant(handle.t)?,
     })
 }
 
@@ -68,38 +68,43 @@ pub async fn materialize(db: &Db, handle: &ResourceHandle) -> FhirResult<Value> 
     pull(db, handle).await?.to_value()
 }
 
+/// The 410 of a deleted resource, or the storage error that kept its version from being read.
 fn gone(db: &Db, h: &ResourceHandle) -> FhirError {
+    let instant = match db.instant(h.t) {
+        Ok(ms) => ms,
+        Err(e) => return e.into(),
+    };
     let mut e = FhirError::new(
         StatusCode::GONE,
         "deleted",
         format!("Resource `{}/{}` was deleted.", h.type_name, h.id),
     );
-    e.version = Some((h.t, db.instant(h.t).unwrap_or(0)));
+    e.version = Some((h.t, instant));
     e
 }
 
-fn ok_reply(db: &Db, h: &ResourceHandle, status: u16, body: Body) -> Reply {
-    Reply {
+fn ok_reply(db: &Db, h: &ResourceHandle, status: u16, body: Body) -> FhirResult<Reply> {
+    Ok(Reply {
         status,
         etag: Some(h.t),
-        last_modified: db.instant(h.t),
+        last_modified: Some(db.instant(h.t)?),
         location: None,
         body,
-    }
+    })
 }
 
 /// `GET [type]/[id]`.
 pub async fn read(db: &Db, type_name: &str, id: &str) -> FhirResult<Reply> {
     check_type(type_name)?;
     check_id(id)?;
-    let h = db.resource(type_name, id).ok_or_else(|| {
+    let h = db.resource(type_name, id)?.ok_or_else(|| {
         FhirError::not_found(format!("Resource `{type_name}/{id}` was not found."))
     })?;
     if h.is_deleted() {
         return Err(gone(db, &h));
     }
     let s = pull(db, &h).await?;
-    Ok(ok_reply(db, &h, 200, Body::Stored(s)))
+    ok_reply(db, &h, 200, Body::Stored(s))
 }
 
 /// `GET [type]/[id]/_history/[vid]`.
@@ -112,12 +117,12 @@ pub async fn vread(db: &Db, type_name: &str, id: &str, vid: &str) -> FhirResult<
         ))
     };
     let vt: T = vid.parse().map_err(|_| not_found())?;
-    let h = db.version(type_name, id, vt).ok_or_else(not_found)?;
+    let h = db.version(type_name, id, vt)?.ok_or_else(not_found)?;
     if h.is_deleted() {
         return Err(gone(db, &h));
     }
     let s = pull(db, &h).await?;
-    Ok(ok_reply(db, &h, 200, Body::Stored(s)))
+    ok_reply(db, &h, 200, Body::Stored(s))
 }
 
 /// The current version of `type/id` as a tree, with its `t` (404/410 errors as for read).
@@ -315,18 +320,17 @@ pub async fn commit<'a>(
     let node = ctx.state.node();
     // The search values come from the resources at hand rather than from parsing the stored
     // bytes again in the indexer.
-    node.pre_index(parsed);
-    Ok(node.transact(cmds, contents).await?)
+    Ok(node.transact_parsed(cmds, contents, parsed).await?)
 }
 
 /// The reply to a committed write.
-pub fn write_reply(ctx: &Ctx, p: &Prepared, out: &TxOutcome, ret: Return) -> Reply {
+pub fn write_reply(ctx: &Ctx, p: &Prepared, out: &TxOutcome, ret: Return) -> FhirResult<Reply> {
     let db = &out.db;
     // A committed create made a new resource at the transaction's `t` (the transaction fails
     // if the resource exists), so only updates and deletes look their version up.
     let h = match p.kind {
         WriteKind::Create => None,
-        _ => db.resource(&p.cmd.type_name, &p.cmd.id),
+        _ => db.resource(&p.cmd.type_name, &p.cmd.id)?,
     };
     let (t, created) = match (&h, p.kind) {
         (_, WriteKind::Create) => (out.t, true),
@@ -346,9 +350,9 @@ pub fn write_reply(ctx: &Ctx, p: &Prepared, out: &TxOutcome, ret: Return) -> Rep
         }
         if let Some(h) = h.filter(|h| h.is_deleted()) {
             r.etag = Some(h.t);
-            r.last_modified = db.instant(h.t);
+            r.last_modified = Some(db.instant(h.t)?);
         }
-        return r;
+        return Ok(r);
     }
     let status = if created { 201 } else { 200 };
     let body = match ret {
@@ -361,19 +365,19 @@ pub fn write_reply(ctx: &Ctx, p: &Prepared, out: &TxOutcome, ret: Return) -> Rep
         Return::Representation => match &p.resource {
             Some(v) => {
                 let mut v = v.clone();
-                set_version_meta(&mut v, t, db.instant(t).unwrap_or(0));
+                set_version_meta(&mut v, t, db.instant(t)?);
                 Body::Resource(v)
             }
             None => Body::None,
         },
     };
-    Reply {
+    Ok(Reply {
         status,
         etag: Some(t),
-        last_modified: db.instant(t),
+        last_modified: Some(db.instant(t)?),
         location: created.then(|| ctx.version_url(&p.cmd.type_name, &p.cmd.id, t)),
         body,
-    }
+    })
 }
 
 /// Turns a request payload into a resource for create/update (Binary raw content included).
@@ -447,7 +451,7 @@ pub async fn conditional_match_at(
         [] => Ok(None),
         [h] => {
             let s = pull(db, h).await?;
-            Ok(Some((h.id.clone(), ok_reply(db, h, 200, Body::Stored(s)))))
+            Ok(Some((h.id.clone(), ok_reply(db, h, 200, Body::Stored(s))?)))
         }
         more => Err(precondition_failed(type_name, cond, more.len())),
     }
@@ -592,7 +596,7 @@ pub const MAX_CONDITIONAL_DELETE: usize = 10_000;
 /// Commits one prepared write as its own transaction and builds its reply.
 async fn commit_one(ctx: &Ctx, p: Prepared, ret: Return) -> FhirResult<Reply> {
     let out = commit(ctx, [&p]).await?;
-    Ok(write_reply(ctx, &p, &out, ret))
+    write_reply(ctx, &p, &out, ret)
 }
 
 /// `PUT [type]/[id]`.
@@ -686,12 +690,12 @@ pub async fn patch(ctx: &Ctx, type_name: &str, id: &str, req: &FhirRequest) -> F
         let p = prepare_update(ctx, type_name, id, patched, Some(if_match), None)?;
         match commit(ctx, [&p]).await {
             Ok(out) => {
-                return Ok(write_reply(
+                return write_reply(
                     ctx,
                     &p,
                     &out,
                     req.prefer_return.unwrap_or(Return::Representation),
-                ));
+                );
             }
             Err(e) if e.status == StatusCode::PRECONDITION_FAILED && req.if_match.is_none() => {
                 continue;

@@ -156,6 +156,10 @@ fn is_reference_param(ctx: &Ctx, ty: &str, key: &str) -> bool {
 
 /// The OperationOutcome error of a search problem (400, with the parameter as expression).
 pub fn search_error(e: SearchError) -> FhirError {
+    if let SearchError::Storage(e) = e {
+        // A storage fault is the database's error (503), never a search problem.
+        return e.into();
+    }
     let at = match &e {
         SearchError::UnknownParameter { code, .. }
         | SearchError::UnknownModifier { code, .. }
@@ -211,7 +215,12 @@ pub(crate) fn result_cache() -> ResultCache {
 }
 
 /// The versions of matches `offset..offset + count` of a result list's segments.
-fn page_of(db: &Db, all: &[Matches], mut offset: usize, count: usize) -> Vec<ResourceHandle> {
+fn page_of(
+    db: &Db,
+    all: &[Matches],
+    mut offset: usize,
+    count: usize,
+) -> FhirResult<Vec<ResourceHandle>> {
     let mut out = Vec::new();
     for m in all {
         if out.len() >= count {
@@ -221,10 +230,13 @@ fn page_of(db: &Db, all: &[Matches], mut offset: usize, count: usize) -> Vec<Res
             offset -= m.len();
             continue;
         }
-        out.extend(m.page(db, offset, count - out.len()));
+        out.extend(
+            m.page(db, offset, count - out.len())
+                .map_err(search_error)?,
+        );
         offset = 0;
     }
-    out
+    Ok(out)
 }
 
 /// The parameters that select the result list, in a canonical order (not the page size or
@@ -277,12 +289,15 @@ async fn run(
                     }
                     ts
                 }
-                None => flint_model::defs::definitions()
-                    .resource_types()
-                    .iter()
-                    .filter(|t| db.type_total(t) > 0)
-                    .cloned()
-                    .collect(),
+                None => {
+                    let mut present = Vec::new();
+                    for t in flint_model::defs::definitions().resource_types() {
+                        if db.type_total(t)? > 0 {
+                            present.push(t.clone());
+                        }
+                    }
+                    present
+                }
             };
             for ty in types {
                 queries.push(parse(ctx, &ty, &params, strict)?);
@@ -342,7 +357,7 @@ async fn run(
     let page: Vec<ResourceHandle> = if summary_count {
         Vec::new()
     } else {
-        page_of(db, &all, offset, count)
+        page_of(db, &all, offset, count)?
     };
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
     if result.total != Some(Total::None) || summary_count {
@@ -398,7 +413,7 @@ async fn run(
                 .filter(|h| h.type_name == q.resource_type)
                 .cloned()
                 .collect();
-            let inc = engine.includes(db, q, &of_type);
+            let inc = engine.includes(db, q, &of_type).map_err(search_error)?;
             add(&inc, stored_all(db, &inc).await?, "include")?;
         }
     }
@@ -438,25 +453,23 @@ async fn stored_all(db: &Db, handles: &[ResourceHandle]) -> FhirResult<Vec<Store
     let bytes = db.pull_many(handles).await?;
     // Results often come from a few transactions (bundles): look each instant up once.
     let mut last: Option<(flint_db::T, i64)> = None;
-    Ok(handles
-        .iter()
-        .zip(bytes)
-        .map(|(h, b)| {
-            let instant_ms = match last {
-                Some((t, ms)) if t == h.t => ms,
-                _ => {
-                    let ms = db.instant(h.t).unwrap_or(0);
-                    last = Some((h.t, ms));
-                    ms
-                }
-            };
-            Stored {
-                bytes: b,
-                t: h.t,
-                instant_ms,
+    let mut out = Vec::with_capacity(handles.len());
+    for (h, b) in handles.iter().zip(bytes) {
+        let instant_ms = match last {
+            Some((t, ms)) if t == h.t => ms,
+            _ => {
+                let ms = db.instant(h.t)?;
+                last = Some((h.t, ms));
+                ms
             }
-        })
-        .collect())
+        };
+        out.push(Stored {
+            bytes: b,
+            t: h.t,
+            instant_ms,
+        });
+    }
+    Ok(out)
 }
 
 /// `_summary` and `_elements` applied to each entry.
@@ -612,7 +625,7 @@ fn resolve_clause<'a>(
             Clause::List(ids) => {
                 let mut members = Vec::new();
                 for list_id in ids.iter() {
-                    let Some(h) = db.resource("List", list_id).filter(|h| !h.is_deleted()) else {
+                    let Some(h) = db.resource("List", list_id)?.filter(|h| !h.is_deleted()) else {
                         continue;
                     };
                     let list = crate::interaction::materialize(db, &h).await?;

@@ -28,8 +28,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
+/// A RocksDB error is a storage fault the client sees as 503 (retry later), never a result.
 fn err(e: rocksdb::Error) -> DbError {
-    DbError::fault(format!("RocksDB: {e}"))
+    DbError::unavailable(format!("RocksDB: {e}"))
 }
 
 /// Tuning shared by the three databases.
@@ -181,8 +182,9 @@ impl RocksKv {
 
     fn cursor_with(&self, cf: Cf, o: ReadOptions) -> Box<dyn KvCursor + '_> {
         match self.cf(cf) {
-            Ok(h) => Box::new(RocksCursor(Some(self.db.raw_iterator_cf_opt(h, o)))),
-            Err(_) => Box::new(RocksCursor(None)),
+            Ok(h) => Box::new(RocksCursor(Ok(self.db.raw_iterator_cf_opt(h, o)))),
+            // A missing column family is a fault the cursor reports, not an empty index.
+            Err(e) => Box::new(RocksCursor(Err(e))),
         }
     }
 
@@ -249,26 +251,33 @@ impl KvStore for RocksKv {
     }
 }
 
-struct RocksCursor<'a>(Option<DBRawIterator<'a>>);
+/// A RocksDB iterator, or the error that kept it from being opened.
+struct RocksCursor<'a>(Result<DBRawIterator<'a>>);
 
 impl KvCursor for RocksCursor<'_> {
     fn seek(&mut self, key: &[u8]) {
-        if let Some(i) = &mut self.0 {
+        if let Ok(i) = &mut self.0 {
             i.seek(key);
         }
     }
     fn valid(&self) -> bool {
-        self.0.as_ref().is_some_and(|i| i.valid())
+        self.0.as_ref().is_ok_and(|i| i.valid())
     }
     fn key(&self) -> &[u8] {
-        self.0.as_ref().and_then(|i| i.key()).unwrap_or(&[])
+        self.0.as_ref().ok().and_then(|i| i.key()).unwrap_or(&[])
     }
     fn value(&self) -> &[u8] {
-        self.0.as_ref().and_then(|i| i.value()).unwrap_or(&[])
+        self.0.as_ref().ok().and_then(|i| i.value()).unwrap_or(&[])
     }
     fn next(&mut self) {
-        if let Some(i) = &mut self.0 {
+        if let Ok(i) = &mut self.0 {
             i.next();
+        }
+    }
+    fn status(&self) -> Result<()> {
+        match &self.0 {
+            Ok(i) => i.status().map_err(err),
+            Err(e) => Err(e.clone()),
         }
     }
 }

@@ -47,7 +47,7 @@ async fn reopen_and_rebuild_give_the_same_database() {
         .await
         .unwrap();
         let db = node.db();
-        let out = (db.t(), db.system_history(None, 0, 100));
+        let out = (db.t(), db.system_history(None, 0, 100).unwrap());
         node.shutdown().await;
         out
     };
@@ -56,8 +56,8 @@ async fn reopen_and_rebuild_give_the_same_database() {
         let node = open(dir.path()).await;
         let db = node.sync().await.unwrap();
         assert_eq!(db.t(), t);
-        assert_eq!(db.system_history(None, 0, 100), hist);
-        let h = db.resource("Patient", "p1").unwrap();
+        assert_eq!(db.system_history(None, 0, 100).unwrap(), hist);
+        let h = db.resource("Patient", "p1").unwrap().unwrap();
         assert_eq!(db.pull(&h).await.unwrap(), Bytes::from("v29"));
         put(&node, "p1", "after-reopen").await;
         node.shutdown().await;
@@ -67,7 +67,7 @@ async fn reopen_and_rebuild_give_the_same_database() {
     let node = open(dir.path()).await;
     let db = node.sync().await.unwrap();
     assert_eq!(db.t(), t + 1);
-    assert_eq!(db.as_of(t).system_history(None, 0, 100), hist);
-    assert!(db.resource("Patient", "p3").unwrap().is_deleted());
-    assert_eq!(db.type_total("Patient"), 6);
+    assert_eq!(db.as_of(t).system_history(None, 0, 100).unwrap(), hist);
+    assert!(db.resource("Patient", "p3").unwrap().unwrap().is_deleted());
+    assert_eq!(db.type_total("Patient").unwrap(), 6);
 }

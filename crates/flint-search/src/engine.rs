@@ -263,22 +263,22 @@ impl Matches {
 
     /// The versions of matches `offset..offset + count` at `db` (the value the matches were
     /// computed at).
-    pub fn page(&self, db: &Db, offset: usize, count: usize) -> Vec<ResourceHandle> {
-        match self {
+    pub fn page(&self, db: &Db, offset: usize, count: usize) -> Result<Vec<ResourceHandle>, Error> {
+        Ok(match self {
             Matches::Ids { type_name, ids } => {
                 let end = offset.saturating_add(count).min(ids.len());
-                db.resources(type_name, (offset.min(end)..end).map(|i| ids.get(i)))
+                db.resources(type_name, (offset.min(end)..end).map(|i| ids.get(i)))?
             }
             Matches::Handles(h) => h.iter().skip(offset).take(count).cloned().collect(),
-        }
+        })
     }
 
     /// The versions of all matches.
-    pub fn into_handles(self, db: &Db) -> Vec<ResourceHandle> {
-        match self {
-            Matches::Ids { type_name, ids } => db.resources(&type_name, ids.iter()),
+    pub fn into_handles(self, db: &Db) -> Result<Vec<ResourceHandle>, Error> {
+        Ok(match self {
+            Matches::Ids { type_name, ids } => db.resources(&type_name, ids.iter())?,
             Matches::Handles(h) => h,
-        }
+        })
     }
 
     /// Approximate heap bytes held (for bounding caches of result lists).
@@ -309,13 +309,13 @@ impl Engine {
 
     /// All matches of `query` at `db`, in `_sort` order (by id without `_sort`).
     pub fn execute(&self, db: &Db, query: &Query) -> Result<Vec<ResourceHandle>, Error> {
-        Ok(self.matches(db, query)?.into_handles(db))
+        self.matches(db, query)?.into_handles(db)
     }
 
     /// Like [`Engine::execute`], resolving versions only when sorting needs them.
     pub fn matches(&self, db: &Db, query: &Query) -> Result<Matches, Error> {
         let set = self.evaluate(db, &query.resource_type, &query.clauses, None)?;
-        Ok(self.sorted(db, &query.resource_type, set, &query.result.sort))
+        self.sorted(db, &query.resource_type, set, &query.result.sort)
     }
 
     /// Number of matches of `query` at `db` (what `_summary=count` reports). A query of one
@@ -324,7 +324,7 @@ impl Engine {
     pub fn count(&self, db: &Db, query: &Query) -> Result<usize, Error> {
         let ty = &query.resource_type;
         match query.clauses.as_slice() {
-            [] => return Ok(db.type_total(ty) as usize),
+            [] => return Ok(db.type_total(ty)? as usize),
             [Clause::Param(p)]
                 if !matches!(p.param.code.as_str(), "_id" | "_lastUpdated")
                     && !matches!(p.modifier, Some(Modifier::Not | Modifier::Missing)) =>
@@ -332,7 +332,7 @@ impl Engine {
                 check_supported(p)?;
                 let plans = plan_values(&p.param, &p.values, p.modifier.as_ref());
                 let scans = value_scans(&plans);
-                return Ok(db.count_search(ty, param_hash(&p.param.code), &scans));
+                return Ok(db.count_search(ty, param_hash(&p.param.code), &scans)?);
             }
             _ => {}
         }
@@ -350,9 +350,8 @@ impl Engine {
         id: &str,
         query: &Query,
     ) -> Result<Vec<ResourceHandle>, Error> {
-        Ok(self
-            .matches_in_compartment(db, compartment, id, query)?
-            .into_handles(db))
+        self.matches_in_compartment(db, compartment, id, query)?
+            .into_handles(db)
     }
 
     /// Like [`Engine::execute_in_compartment`], resolving versions only when sorting needs
@@ -376,13 +375,13 @@ impl Engine {
         let exact = ValueMatch::Exact(key);
         let mut members = IdList::new();
         for h in codes {
-            members = members.union(&db.search_ids(ty, h, &[(&exact, &accept_all)]));
+            members = members.union(&db.search_ids(ty, h, &[(&exact, &accept_all)])?);
         }
-        if ty == compartment && db.resource(ty, id).is_some_and(|h| !h.is_deleted()) {
+        if ty == compartment && db.resource(ty, id)?.is_some_and(|h| !h.is_deleted()) {
             members = members.union(&IdList::from_sorted([id]));
         }
         let set = self.evaluate(db, ty, &query.clauses, Some(members))?;
-        Ok(self.sorted(db, ty, set, &query.result.sort))
+        self.sorted(db, ty, set, &query.result.sort)
     }
 
     /// Evaluates AND-ed clauses on `ty`, optionally within `base`.
@@ -423,7 +422,7 @@ impl Engine {
         }
         Ok(match acc {
             Some(a) => a,
-            None => db.type_ids(ty),
+            None => db.type_ids(ty)?,
         })
     }
 
@@ -514,19 +513,14 @@ impl Engine {
         let Clause::Param(p) = c else {
             return Ok(set.intersect(&self.clause_set(db, ty, c)?));
         };
-        let handles = db.resources(ty, set.iter());
+        let handles = db.resources(ty, set.iter())?;
         if p.param.code == "_lastUpdated" {
-            return Ok(IdList::from_sorted(
-                handles
-                    .iter()
-                    .filter(|h| last_updated_matches(db, p, h))
-                    .map(|h| h.id.as_str()),
-            ));
+            return last_updated_set(db, p, &handles);
         }
         check_supported(p)?;
         let h = param_hash(&p.param.code);
         let mut out = Vec::with_capacity(handles.len());
-        for (handle, blob) in handles.iter().zip(db.index_values_many(&handles)) {
+        for (handle, blob) in handles.iter().zip(db.index_values_many(&handles)?) {
             let values = blob.map(|b| blob_values(&b, h)).unwrap_or_default();
             if p.matches(&values).map_err(|e| unsupported(p, e.reason))? {
                 out.push(handle.id.as_str());
@@ -551,7 +545,7 @@ impl Engine {
             || matches!(p.modifier, Some(Modifier::Not | Modifier::Missing));
         if whole_type {
             // These read every resource of the type.
-            if db.type_total(ty) as usize > limit {
+            if db.type_total(ty)? as usize > limit {
                 return Ok(None);
             }
             return self.clause_set(db, ty, c).map(Some);
@@ -559,7 +553,7 @@ impl Engine {
         check_supported(p)?;
         let plans = plan_values(&p.param, &p.values, p.modifier.as_ref());
         let scans = value_scans(&plans);
-        Ok(db.search_ids_bounded(ty, param_hash(&p.param.code), &scans, limit))
+        Ok(db.search_ids_bounded(ty, param_hash(&p.param.code), &scans, limit)?)
     }
 
     /// The set of current `ty` resources matching one clause.
@@ -581,7 +575,7 @@ impl Engine {
                             .collect();
                         let scans: Vec<ValueScan<'_>> =
                             matches.iter().map(|m| (m, &accept_all as _)).collect();
-                        db.search_ids(ty, h, &scans)
+                        db.search_ids(ty, h, &scans)?
                     } else {
                         let ids: HashSet<&str> = inner_set.iter().collect();
                         let mut pre = b"r".to_vec();
@@ -592,7 +586,7 @@ impl Engine {
                             keys::parse_reference_key(v)
                                 .is_some_and(|(t, id)| t == tt && ids.contains(id))
                         };
-                        db.search_ids(ty, h, &[(&ValueMatch::Prefix(pre), &of_inner)])
+                        db.search_ids(ty, h, &[(&ValueMatch::Prefix(pre), &of_inner)])?
                     };
                     out = out.union(&found);
                 }
@@ -604,10 +598,10 @@ impl Engine {
                 inner,
             } => {
                 let sources = self.clause_set(db, source_type, inner)?;
-                let sources = db.resources(source_type, sources.iter());
+                let sources = db.resources(source_type, sources.iter())?;
                 let h = param_hash(&reference.code);
                 let mut ids = HashSet::new();
-                for blob in db.index_values_many(&sources) {
+                for blob in db.index_values_many(&sources)? {
                     for v in blob.map(|b| blob_values(&b, h)).unwrap_or_default() {
                         if let IndexValue::Reference(ReferenceValue::Local {
                             type_name, id, ..
@@ -618,7 +612,7 @@ impl Engine {
                         }
                     }
                 }
-                Ok(lookup(db, ty, ids))
+                lookup(db, ty, ids)
             }
             Clause::List(_) => Err(Error::Unsupported {
                 code: "_list".into(),
@@ -633,15 +627,11 @@ impl Engine {
                 QueryValue::Token(t) => t.code.clone(),
                 _ => None,
             });
-            return Ok(lookup(db, ty, ids));
+            return lookup(db, ty, ids);
         }
         if p.param.code == "_lastUpdated" {
-            let all = db.type_list(ty, None, usize::MAX);
-            return Ok(IdList::from_sorted(
-                all.iter()
-                    .filter(|h| last_updated_matches(db, p, h))
-                    .map(|h| h.id.as_str()),
-            ));
+            let all = db.type_list(ty, None, usize::MAX)?;
+            return last_updated_set(db, p, &all);
         }
         check_supported(p)?;
         let h = param_hash(&p.param.code);
@@ -653,9 +643,9 @@ impl Engine {
                         continue;
                     };
                     let s = keys::any_value();
-                    let has = db.search_ids(ty, h, &[(&s.range, &*s.filter)]);
+                    let has = db.search_ids(ty, h, &[(&s.range, &*s.filter)])?;
                     let part = if *missing {
-                        db.type_ids(ty).difference(&has)
+                        db.type_ids(ty)?.difference(&has)
                     } else {
                         has
                     };
@@ -664,10 +654,10 @@ impl Engine {
                 Ok(out)
             }
             Some(Modifier::Not) => {
-                let positive = self.union_of_values(db, ty, &p.param, &p.values, None);
-                Ok(db.type_ids(ty).difference(&positive))
+                let positive = self.union_of_values(db, ty, &p.param, &p.values, None)?;
+                Ok(db.type_ids(ty)?.difference(&positive))
             }
-            m => Ok(self.union_of_values(db, ty, &p.param, &p.values, m.as_ref())),
+            m => self.union_of_values(db, ty, &p.param, &p.values, m.as_ref()),
         }
     }
 
@@ -678,25 +668,25 @@ impl Engine {
         param: &SearchParam,
         values: &[QueryValue],
         m: Option<&Modifier>,
-    ) -> Set {
+    ) -> Result<Set, Error> {
         let plans = plan_values(param, values, m);
         let scans = value_scans(&plans);
-        db.search_ids(ty, param_hash(&param.code), &scans)
+        Ok(db.search_ids(ty, param_hash(&param.code), &scans)?)
     }
 
     /// The matches in `_sort` order (resources without a key last, then by id); in id order
     /// as ids without `_sort`.
-    fn sorted(&self, db: &Db, ty: &str, set: Set, keys: &[SortKey]) -> Matches {
+    fn sorted(&self, db: &Db, ty: &str, set: Set, keys: &[SortKey]) -> Result<Matches, Error> {
         if keys.is_empty() {
-            return Matches::Ids {
+            return Ok(Matches::Ids {
                 type_name: ty.to_string(),
                 ids: set,
-            };
+            });
         }
-        let handles = db.resources(ty, set.iter());
+        let handles = db.resources(ty, set.iter())?;
         // Blobs only when a key is a search parameter (not `_id` or `_lastUpdated`).
         let blobs = if keys.iter().any(|k| !is_meta_sort(&k.param)) {
-            db.index_values_many(&handles)
+            db.index_values_many(&handles)?
         } else {
             vec![None; handles.len()]
         };
@@ -731,15 +721,22 @@ impl Engine {
             }
             ha.id.cmp(&hb.id)
         });
-        Matches::Handles(keyed.into_iter().map(|(_, h)| h).collect())
+        Ok(Matches::Handles(
+            keyed.into_iter().map(|(_, h)| h).collect(),
+        ))
     }
 
     /// The resources `_include` and `_revinclude` add to `page` (the page's matches), without
     /// duplicates and without the matches themselves, in discovery order.
-    pub fn includes(&self, db: &Db, query: &Query, page: &[ResourceHandle]) -> Vec<ResourceHandle> {
+    pub fn includes(
+        &self,
+        db: &Db,
+        query: &Query,
+        page: &[ResourceHandle],
+    ) -> Result<Vec<ResourceHandle>, Error> {
         let r = &query.result;
         if r.include.is_empty() && r.revinclude.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let mut seen: HashSet<(String, String)> = page
             .iter()
@@ -751,7 +748,7 @@ impl Engine {
             let mut next = Vec::new();
             for inc in r.include.iter().filter(|i| round == 0 || i.iterate) {
                 for h in frontier.iter().filter(|h| h.type_name == inc.source_type) {
-                    for target in self.forward(db, h, inc) {
+                    for target in self.forward(db, h, inc)? {
                         if seen.insert((target.type_name.clone(), target.id.clone())) {
                             next.push(target);
                         }
@@ -760,7 +757,7 @@ impl Engine {
             }
             for inc in r.revinclude.iter().filter(|i| round == 0 || i.iterate) {
                 for h in &frontier {
-                    for source in self.reverse(db, h, inc) {
+                    for source in self.reverse(db, h, inc)? {
                         if seen.insert((source.type_name.clone(), source.id.clone())) {
                             next.push(source);
                         }
@@ -773,11 +770,16 @@ impl Engine {
             out.extend(next.iter().cloned());
             frontier = next;
         }
-        out
+        Ok(out)
     }
 
     /// Targets of `h`'s references through `inc`'s parameter (all reference parameters for `*`).
-    fn forward(&self, db: &Db, h: &ResourceHandle, inc: &Include) -> Vec<ResourceHandle> {
+    fn forward(
+        &self,
+        db: &Db,
+        h: &ResourceHandle,
+        inc: &Include,
+    ) -> Result<Vec<ResourceHandle>, Error> {
         let params: Vec<u32> = match &inc.param {
             Some(p) => vec![param_hash(&p.code)],
             None => self
@@ -789,7 +791,7 @@ impl Engine {
         };
         let mut out = Vec::new();
         for (ph, v) in db
-            .index_values(h)
+            .index_values(h)?
             .map(|b| decode_blob(&b))
             .unwrap_or_default()
         {
@@ -798,18 +800,23 @@ impl Engine {
             }
             if let IndexValue::Reference(ReferenceValue::Local { type_name, id, .. }) = v
                 && inc.target_type.as_ref().is_none_or(|t| *t == type_name)
-                && let Some(t) = db.resource(&type_name, &id).filter(|t| !t.is_deleted())
+                && let Some(t) = db.resource(&type_name, &id)?.filter(|t| !t.is_deleted())
             {
                 out.push(t);
             }
         }
-        out
+        Ok(out)
     }
 
     /// Resources of `inc.source_type` referencing `h` through `inc`'s parameter.
-    fn reverse(&self, db: &Db, h: &ResourceHandle, inc: &Include) -> Vec<ResourceHandle> {
+    fn reverse(
+        &self,
+        db: &Db,
+        h: &ResourceHandle,
+        inc: &Include,
+    ) -> Result<Vec<ResourceHandle>, Error> {
         if inc.target_type.as_ref().is_some_and(|t| *t != h.type_name) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let params: Vec<&ParamRef> = match &inc.param {
             Some(p) => vec![p],
@@ -826,11 +833,11 @@ impl Engine {
                 &inc.source_type,
                 param_hash(&p.code),
                 &ValueMatch::Exact(key.clone()),
-            ) {
+            )? {
                 out.insert(s.id.clone(), s);
             }
         }
-        out.into_values().collect()
+        Ok(out.into_values().collect())
     }
 }
 
@@ -919,24 +926,33 @@ fn unsupported(p: &ParamClause, reason: &str) -> Error {
     }
 }
 
-fn last_updated_matches(db: &Db, p: &ParamClause, h: &ResourceHandle) -> bool {
-    let Some(ms) = db.instant(h.t) else {
-        return false;
-    };
+fn last_updated_matches(db: &Db, p: &ParamClause, h: &ResourceHandle) -> Result<bool, Error> {
+    let ms = db.instant(h.t)?;
     let v = IndexValue::Date(DateRange {
         start: ms,
         end: ms,
         floating: false,
     });
-    p.matches(std::slice::from_ref(&v)).unwrap_or(false)
+    Ok(p.matches(std::slice::from_ref(&v)).unwrap_or(false))
+}
+
+/// The ids of `handles` whose `_lastUpdated` matches `p`.
+fn last_updated_set(db: &Db, p: &ParamClause, handles: &[ResourceHandle]) -> Result<Set, Error> {
+    let mut ids = Vec::new();
+    for h in handles {
+        if last_updated_matches(db, p, h)? {
+            ids.push(h.id.as_str());
+        }
+    }
+    Ok(IdList::from_sorted(ids))
 }
 
 /// Current resources of `ty` with these ids.
-fn lookup(db: &Db, ty: &str, ids: impl IntoIterator<Item = String>) -> Set {
+fn lookup(db: &Db, ty: &str, ids: impl IntoIterator<Item = String>) -> Result<Set, Error> {
     let ids: Vec<String> = ids.into_iter().collect();
     let wanted = IdList::from_unsorted(ids.iter().map(String::as_str));
-    let found = db.resources(ty, wanted.iter());
-    IdList::from_sorted(found.iter().map(|h| h.id.as_str()))
+    let found = db.resources(ty, wanted.iter())?;
+    Ok(IdList::from_sorted(found.iter().map(|h| h.id.as_str())))
 }
 
 /// The index scans of a clause's values under `modifier`.

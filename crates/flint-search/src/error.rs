@@ -58,6 +58,10 @@ pub enum Error {
     /// A custom SearchParameter bundle is malformed.
     #[error("invalid search parameter bundle: {0}")]
     InvalidBundle(String),
+    /// Reading the database failed (a storage fault: the search has no answer, not an empty
+    /// one).
+    #[error("{0}")]
+    Storage(#[from] flint_db::DbError),
 }
 
 impl Error {

@@ -310,7 +310,7 @@ async fn chains_has_sort_includes_and_compartments() {
     )
     .unwrap();
     let page = engine.execute(&db, &q).unwrap();
-    let inc = engine.includes(&db, &q, &page);
+    let inc = engine.includes(&db, &q, &page).unwrap();
     assert_eq!(inc.len(), 8);
     assert!(inc.iter().all(|h| h.type_name == "Patient"));
     // Reverse includes.
@@ -323,7 +323,7 @@ async fn chains_has_sort_includes_and_compartments() {
     let page = engine.execute(&db, &q).unwrap();
     assert_eq!(ids(&page), vec!["p1"]);
     assert_eq!(
-        ids(&engine.includes(&db, &q, &page)),
+        ids(&engine.includes(&db, &q, &page).unwrap()),
         vec!["o1", "o17", "o9"]
     );
     // The compartment of p2 holds its three observations.
