@@ -1,8 +1,16 @@
 //! The CapabilityStatement (`GET [base]/metadata`): states exactly what this build supports.
+//!
+//! The statement depends only on the settings and the search parameter registry, so it is
+//! built once when the [`AppState`](crate::AppState) is created, dated with that moment, and
+//! kept as compact JSON and XML bytes. Its one per-request part, `implementation.url` (the base
+//! URL the request resolves to), is spliced into the bytes around a placeholder.
 
+use crate::RestConfig;
 use crate::api::{Body, Reply};
+use crate::format::Format;
 use crate::interaction::Ctx;
-use crate::outcome::FhirResult;
+use crate::outcome::{FhirError, FhirResult};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 /// The interactions every resource type supports.
@@ -43,14 +51,21 @@ const COMMON_PARAMS: [(&str, &str, &str); 9] = [
     ("_type", "special", "System search only."),
 ];
 
-/// Builds the CapabilityStatement for `ctx`'s base URL.
-pub fn statement(ctx: &Ctx) -> FhirResult<Value> {
-    let cfg = ctx.state.config();
+/// Stands for the request's base URL in the statement built at startup.
+const BASE_PLACEHOLDER: &str = "urn:flint:capability-statement:base-url";
+
+/// Builds the CapabilityStatement of `cfg` and `registry`, dated `date`, with `base` as
+/// `implementation.url`.
+fn build(
+    cfg: &RestConfig,
+    registry: &flint_search::Registry,
+    date: &str,
+    base: &str,
+) -> FhirResult<Value> {
     let mut policy = vec!["literal", "local"];
     if cfg.enforce_referential_integrity {
         policy.push("enforced");
     }
-    let registry = ctx.state.registry();
     let resources: Vec<Value> = flint_model::defs::definitions()
         .resource_types()
         .iter()
@@ -112,13 +127,13 @@ pub fn statement(ctx: &Ctx) -> FhirResult<Value> {
     let v = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-25",
+        "date": date,
         "publisher": "The Flint developers",
         "kind": "instance",
         "software": {"name": "Flint", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {
             "description": format!("Flint FHIR server ({} storage)", cfg.storage),
-            "url": ctx.base,
+            "url": base,
         },
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/fhir+xml"],
@@ -156,7 +171,276 @@ pub fn statement(ctx: &Ctx) -> FhirResult<Value> {
     Ok(flint_model::validate::resource(v)?)
 }
 
-/// `GET [base]/metadata`.
+/// Compact bytes of one format, split around the base URL placeholder.
+#[derive(Debug, Clone)]
+struct Spliced {
+    before: Bytes,
+    after: Bytes,
+}
+
+impl Spliced {
+    /// Splits `bytes` at the first occurrence of the placeholder: `implementation` comes
+    /// before `rest`, the only part holding registry data (custom search parameters), in both
+    /// formats, so no definition URL can come first.
+    fn new(bytes: Vec<u8>, what: &str) -> FhirResult<Spliced> {
+        let p = BASE_PLACEHOLDER.as_bytes();
+        let at = bytes.windows(p.len()).position(|w| w == p).ok_or_else(|| {
+            FhirError::from(flint_db::DbError::fault(format!(
+                "the {what} CapabilityStatement lost its base URL placeholder"
+            )))
+        })?;
+        let bytes = Bytes::from(bytes);
+        Ok(Spliced {
+            before: bytes.slice(..at),
+            after: bytes.slice(at + p.len()..),
+        })
+    }
+
+    /// The bytes with `escaped` (the base URL escaped for the format) in place.
+    fn with(&self, escaped: &str) -> Bytes {
+        let mut out = Vec::with_capacity(self.before.len() + escaped.len() + self.after.len());
+        out.extend_from_slice(&self.before);
+        out.extend_from_slice(escaped.as_bytes());
+        out.extend_from_slice(&self.after);
+        Bytes::from(out)
+    }
+}
+
+/// `s` escaped as the content of a JSON string.
+fn json_escaped(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// `s` escaped as an XML attribute value, as `flint_model::xml` writes attributes.
+fn xml_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c if (c as u32) < 0x20 => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Sets `implementation.url` of a statement (or of a subset that kept it) to `base`.
+fn set_base(v: &mut Value, base: &str) {
+    if let Some(url) = v.pointer_mut("/implementation/url") {
+        *url = Value::String(base.to_string());
+    }
+}
+
+/// The CapabilityStatement, built once at startup and kept serialized.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    /// The statement with the placeholder as `implementation.url`.
+    value: Value,
+    /// Its `date`.
+    date: String,
+    /// Compact JSON around the placeholder.
+    json: Spliced,
+    /// Compact XML around the placeholder.
+    xml: Spliced,
+    /// The configured base URL (with the context path).
+    default_base: String,
+    /// Compact JSON for the configured base URL.
+    default_json: Bytes,
+    /// Compact XML for the configured base URL.
+    default_xml: Bytes,
+    /// Hex SHA-256 of the placeholder JSON: the content every entity tag derives from.
+    digest: String,
+}
+
+/// One representation of the statement: its bytes and its entity tag.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The encoded statement (or subset).
+    pub bytes: Bytes,
+    /// The weak entity tag (`W/"…"`) of this content.
+    pub etag: String,
+}
+
+impl Capabilities {
+    /// Builds the statement of `cfg` and `registry`, dated `started_ms` (ms since the epoch).
+    pub fn build(
+        cfg: &RestConfig,
+        registry: &flint_search::Registry,
+        started_ms: i64,
+    ) -> FhirResult<Capabilities> {
+        let date = crate::resource::format_instant(started_ms);
+        let value = build(cfg, registry, &date, BASE_PLACEHOLDER)?;
+        let json = Spliced::new(Format::Json.encode(&value, false), "JSON")?;
+        let xml = Spliced::new(Format::Xml.encode(&value, false), "XML")?;
+        let digest =
+            flint_db::ContentHash::of(&[&json.before[..], &json.after[..]].concat()).to_hex();
+        let default_base = format!("{}{}", cfg.base_url, cfg.context_path);
+        Ok(Capabilities {
+            default_json: json.with(&json_escaped(&default_base)),
+            default_xml: xml.with(&xml_escaped(&default_base)),
+            value,
+            date,
+            json,
+            xml,
+            default_base,
+            digest,
+        })
+    }
+
+    /// The statement's `date`: when it was built.
+    pub fn date(&self) -> &str {
+        &self.date
+    }
+
+    /// The statement for base URL `base` as a tree.
+    pub fn statement(&self, base: &str) -> Value {
+        let mut v = self.value.clone();
+        set_base(&mut v, base);
+        v
+    }
+
+    /// The weak entity tag of the statement for `base` under the `_summary`/`_elements`
+    /// parameters `subset` (empty for the whole statement): a hash of the statement's content,
+    /// the base URL and the subset, so stable for the process lifetime.
+    pub fn etag(&self, base: &str, subset: &[(String, String)]) -> String {
+        let mut key = format!("{}\n{base}", self.digest);
+        for (k, v) in subset {
+            key.push_str(&format!("\n{k}={v}"));
+        }
+        let hex = flint_db::ContentHash::of(key.as_bytes()).to_hex();
+        format!("W/\"{}\"", &hex[..32])
+    }
+
+    /// The statement for `base` in `format`, subsetted by the request's `_summary`/`_elements`
+    /// parameters `subset`; 400 for an invalid `_summary`.
+    pub fn render(
+        &self,
+        base: &str,
+        format: Format,
+        pretty: bool,
+        subset: &[(String, String)],
+    ) -> FhirResult<Rendered> {
+        if let Some(mut v) = crate::http::apply_subset(&self.value, subset)? {
+            set_base(&mut v, base);
+            return Ok(Rendered {
+                bytes: Bytes::from(format.encode(&v, pretty)),
+                etag: self.etag(base, subset),
+            });
+        }
+        let etag = self.etag(base, &[]);
+        let bytes = match (format, pretty) {
+            (_, true) => Bytes::from(format.encode(&self.statement(base), true)),
+            (Format::Json, false) if base == self.default_base => self.default_json.clone(),
+            (Format::Xml, false) if base == self.default_base => self.default_xml.clone(),
+            (Format::Json, false) => self.json.with(&json_escaped(base)),
+            (Format::Xml, false) => self.xml.with(&xml_escaped(base)),
+        };
+        Ok(Rendered { bytes, etag })
+    }
+}
+
+/// Whether an `If-None-Match` header value matches `etag`: `*`, or a comma-separated list of
+/// entity tags one of which equals `etag` by weak comparison (`W/` prefixes ignored).
+pub fn if_none_match(header: &str, etag: &str) -> bool {
+    let ours = etag.strip_prefix("W/").unwrap_or(etag);
+    let mut rest = header;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            return false;
+        }
+        if let Some(r) = rest.strip_prefix('*') {
+            if r.trim_start().is_empty() || r.trim_start().starts_with(',') {
+                return true;
+            }
+            return false;
+        }
+        let tag = rest.strip_prefix("W/").unwrap_or(rest);
+        let Some(end) = tag.strip_prefix('"').and_then(|t| t.find('"')) else {
+            // Not an entity tag: the header is malformed, so it matches nothing.
+            return false;
+        };
+        if tag[..end + 2] == *ours {
+            return true;
+        }
+        rest = &tag[end + 2..];
+    }
+}
+
+/// The CapabilityStatement for `ctx`'s base URL, from the one built at startup.
+pub fn statement(ctx: &Ctx) -> FhirResult<Value> {
+    Ok(ctx.state.capabilities()?.statement(&ctx.base))
+}
+
+/// `GET [base]/metadata` as a bundle entry (over HTTP, [`crate::http`] serves the bytes).
 pub fn capabilities(ctx: &Ctx) -> FhirResult<Reply> {
     Ok(Reply::new(200, Body::Read(statement(ctx)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps() -> Capabilities {
+        let cfg = RestConfig::default();
+        Capabilities::build(&cfg, &flint_search::Registry::r4(), 1_700_000_000_123).unwrap()
+    }
+
+    #[test]
+    fn spliced_bytes_equal_encoding_the_tree() {
+        let c = caps();
+        assert_eq!(c.date(), "2023-11-14T22:13:20.123Z");
+        for base in ["http://localhost:8080/fhir", "https://proxy.example/r4"] {
+            let v = c.statement(base);
+            assert_eq!(v["implementation"]["url"], base);
+            for f in [Format::Json, Format::Xml] {
+                let r = c.render(base, f, false, &[]).unwrap();
+                assert_eq!(&r.bytes[..], &f.encode(&v, false)[..], "{f:?} {base}");
+            }
+        }
+    }
+
+    #[test]
+    fn bases_needing_escapes_splice_into_valid_documents() {
+        let c = caps();
+        let base = r#"http://a"<b>&c\d/fhir"#;
+        let j = c.render(base, Format::Json, false, &[]).unwrap();
+        let x = c.render(base, Format::Xml, false, &[]).unwrap();
+        let jv = flint_model::json::parse_resource(&j.bytes).unwrap();
+        let xv = flint_model::xml::parse_resource(&x.bytes).unwrap();
+        assert_eq!(jv["implementation"]["url"], base);
+        assert_eq!(xv["implementation"]["url"], base);
+    }
+
+    #[test]
+    fn etags_depend_on_base_and_subset() {
+        let c = caps();
+        let a = c.etag("http://a/fhir", &[]);
+        assert!(a.starts_with("W/\"") && a.ends_with('"'), "{a}");
+        assert_eq!(a, c.etag("http://a/fhir", &[]));
+        assert_ne!(a, c.etag("http://b/fhir", &[]));
+        let sub = [("_summary".to_string(), "true".to_string())];
+        assert_ne!(a, c.etag("http://a/fhir", &sub));
+    }
+
+    #[test]
+    fn if_none_match_uses_weak_comparison_over_lists() {
+        let e = "W/\"abc\"";
+        assert!(if_none_match("W/\"abc\"", e));
+        assert!(if_none_match("\"abc\"", e));
+        assert!(if_none_match("*", e));
+        assert!(if_none_match(" \"x\", W/\"y\" ,W/\"abc\"", e));
+        assert!(if_none_match("\"a,b\", \"abc\"", e));
+        assert!(!if_none_match("\"x\", W/\"y\"", e));
+        assert!(!if_none_match("W/\"abcd\"", e));
+        assert!(!if_none_match("abc", e));
+        assert!(!if_none_match("", e));
+    }
 }

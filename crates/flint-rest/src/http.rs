@@ -213,14 +213,26 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         payload,
     };
     let interaction = interaction_name(&req);
-    let ctx = Ctx {
-        state: state.clone(),
-        base,
-    };
     let subset = subset_params(&req);
-    let reply = dispatch(&ctx, req).await;
-    let status = reply.status;
-    let response = render(reply, out_format, pretty, &accept, &subset);
+    let response = if interaction == "capabilities" {
+        metadata(
+            &state,
+            &base,
+            out_format,
+            pretty,
+            &accept,
+            &subset,
+            &parts.headers,
+        )
+    } else {
+        let ctx = Ctx {
+            state: state.clone(),
+            base,
+        };
+        let reply = dispatch(&ctx, req).await;
+        render(reply, out_format, pretty, &accept, &subset)
+    };
+    let status = response.status().as_u16();
     metrics::counter!("http_fhir_requests_total", "interaction" => interaction, "status" => status.to_string())
         .increment(1);
     metrics::histogram!("http_fhir_request_duration_seconds", "interaction" => interaction)
@@ -237,12 +249,14 @@ fn subset_params(req: &FhirRequest) -> Vec<(String, String)> {
         .collect()
 }
 
-fn apply_subset(
-    v: serde_json::Value,
+/// Applies the `_summary`/`_elements` parameters `subset` to `v`; `None` when they ask for
+/// the whole resource (none given, `_summary=false`, empty `_elements`).
+pub(crate) fn apply_subset(
+    v: &serde_json::Value,
     subset: &[(String, String)],
-) -> Result<serde_json::Value, FhirError> {
+) -> Result<Option<serde_json::Value>, FhirError> {
     use flint_model::subset::{Summary, elements, summary};
-    let mut v = v;
+    let mut out: Option<serde_json::Value> = None;
     for (k, val) in subset {
         if k == "_summary" {
             let mode = match val.as_str() {
@@ -258,7 +272,7 @@ fn apply_subset(
                 }
             };
             if let Some(m) = mode {
-                v = summary(&v, m);
+                out = Some(summary(out.as_ref().unwrap_or(v), m));
             }
         } else {
             let names: Vec<&str> = val
@@ -267,11 +281,51 @@ fn apply_subset(
                 .filter(|s| !s.is_empty())
                 .collect();
             if !names.is_empty() {
-                v = elements(&v, &names);
+                out = Some(elements(out.as_ref().unwrap_or(v), &names));
             }
         }
     }
-    Ok(v)
+    Ok(out)
+}
+
+/// `GET [base]/metadata`: the statement built at startup in the negotiated format, subsetted
+/// by `_summary`/`_elements`, with a weak `ETag`; `304 Not Modified` without a body when an
+/// `If-None-Match` header matches it.
+fn metadata(
+    state: &AppState,
+    base: &str,
+    format: Format,
+    pretty: bool,
+    accept: &Accept,
+    subset: &[(String, String)],
+    headers: &HeaderMap,
+) -> Response {
+    let rendered = match state
+        .capabilities()
+        .and_then(|c| c.render(base, format, pretty, subset))
+    {
+        Ok(r) => r,
+        Err(e) => return render(Reply::error(&e), format, pretty, accept, &[]),
+    };
+    let mut out = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&rendered.etag) {
+        out.insert(header::ETAG, v);
+    }
+    // The same URL answers JSON or XML depending on `Accept`.
+    out.insert(header::VARY, HeaderValue::from_static("Accept"));
+    let not_modified = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|h| capabilities::if_none_match(h, &rendered.etag));
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, out).into_response();
+    }
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    (StatusCode::OK, out, AxumBody::from(rendered.bytes)).into_response()
 }
 
 fn render(
@@ -381,8 +435,9 @@ fn render(
                 }
                 b
             } else {
-                let v = match apply_subset(v, subset) {
-                    Ok(v) => v,
+                let v = match apply_subset(&v, subset) {
+                    Ok(Some(s)) => s,
+                    Ok(None) => v,
                     Err(e) => {
                         status = e.status;
                         e.to_outcome()

@@ -71,6 +71,7 @@ struct StateInner {
     config: RestConfig,
     engine: flint_search::Engine,
     results: search::ResultCache,
+    capabilities: outcome::FhirResult<capabilities::Capabilities>,
 }
 
 impl AppState {
@@ -85,12 +86,21 @@ impl AppState {
         } else {
             format!("/{cp}")
         };
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let capabilities =
+            capabilities::Capabilities::build(&config, engine.registry(), started_ms);
+        if let Err(e) = &capabilities {
+            tracing::error!(error = %e.message, "cannot build the CapabilityStatement");
+        }
         AppState {
             inner: Arc::new(StateInner {
                 node,
                 config,
                 engine,
                 results: search::result_cache(),
+                capabilities,
             }),
         }
     }
@@ -113,6 +123,11 @@ impl AppState {
     /// Complete result lists of recent multi-page searches, by query and `t`.
     pub(crate) fn results(&self) -> &search::ResultCache {
         &self.inner.results
+    }
+
+    /// The CapabilityStatement built when the state was created (dated then).
+    pub fn capabilities(&self) -> outcome::FhirResult<&capabilities::Capabilities> {
+        self.inner.capabilities.as_ref().map_err(Clone::clone)
     }
 
     /// The search parameter registry.
