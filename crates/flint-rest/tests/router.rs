@@ -1,0 +1,670 @@
+//! The real axum router over an in-memory database node, driven in process with
+//! `tower::ServiceExt::oneshot`: capabilities, the resource interactions, search, transactions
+//! and error answers, checked by status, headers and body.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use bytes::Bytes;
+use flint_db::mem::{MemKv, MemLog, MemStore};
+use flint_db::{Node, NodeConfig};
+use flint_rest::{AppState, RestConfig};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tower::ServiceExt;
+
+/// The base URL the test server is configured with.
+const BASE: &str = "http://flint.test/fhir";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A router over a fresh in-memory node, with the times just before and after its state was
+/// created (the CapabilityStatement's `date` must lie between them).
+struct Api {
+    router: Router,
+    created: (i64, i64),
+}
+
+/// An answer: status, headers and the whole body.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The single issue of an OperationOutcome answered with `status`.
+    fn issue(&self, status: u16) -> Value {
+        let v = self.json();
+        assert_eq!(self.status.as_u16(), status, "{v}");
+        assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
+        assert_eq!(v["issue"][0]["severity"], "error", "{v}");
+        v["issue"][0].clone()
+    }
+}
+
+impl Api {
+    async fn new() -> Api {
+        // The search engine and node wired as flint-server wires them.
+        let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
+        let node = Node::start(
+            Arc::new(MemKv::new()),
+            Arc::new(MemLog::new()),
+            Arc::new(MemStore::new()),
+            NodeConfig {
+                resource_indexer: Some(engine.indexer()),
+                ..NodeConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let config = RestConfig {
+            base_url: "http://flint.test".into(),
+            context_path: "/fhir".into(),
+            ..RestConfig::default()
+        };
+        let before = now_ms();
+        let state = AppState::new(node, config, engine);
+        let after = now_ms();
+        Api {
+            router: flint_rest::router(state),
+            created: (before, after),
+        }
+    }
+
+    /// Sends `method path` (relative to the context path) with headers and a body.
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("/fhir/{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Body::from(body.to_string())).unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        self.send("GET", path, headers, "").await
+    }
+
+    /// Sends a FHIR JSON body.
+    async fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        v: &Value,
+    ) -> Answer {
+        let mut all = vec![("content-type", "application/fhir+json")];
+        all.extend_from_slice(headers);
+        self.send(method, path, &all, &v.to_string()).await
+    }
+}
+
+fn patient(id: Option<&str>, family: &str) -> Value {
+    let mut p =
+        json!({"resourceType": "Patient", "name": [{"family": family}], "gender": "female"});
+    if let Some(id) = id {
+        p["id"] = json!(id);
+    }
+    p
+}
+
+#[tokio::test]
+async fn metadata_is_built_once_dated_at_start_and_in_both_formats() {
+    let api = Api::new().await;
+    let a = api.get("metadata", &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.header("content-type"),
+        Some("application/fhir+json;charset=utf-8")
+    );
+    let cs = a.json();
+    assert_eq!(cs["resourceType"], "CapabilityStatement");
+    assert_eq!(cs["fhirVersion"], "4.0.1");
+    assert_eq!(cs["kind"], "instance");
+    assert_eq!(cs["implementation"]["url"], BASE);
+    let patient = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap();
+    assert!(
+        patient["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "family" && p["type"] == "string"),
+        "the registry's parameters are listed"
+    );
+
+    // `date` is when the state was created, not a literal.
+    let date = cs["date"].as_str().unwrap();
+    assert_ne!(date, "2026-11-25");
+    let ms = flint_rest::resource::parse_instant(date).unwrap();
+    assert!(
+        (api.created.0..=api.created.1).contains(&ms),
+        "date {date} ({ms}) outside {:?}",
+        api.created
+    );
+
+    // Later requests get the same bytes and validator: nothing is rebuilt.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let b = api.get("metadata", &[]).await;
+    assert_eq!(a.body, b.body);
+    let etag = a.header("etag").unwrap();
+    assert!(
+        etag.starts_with("W/\"") && etag.ends_with('"') && etag.len() > 6,
+        "{etag}"
+    );
+    assert_eq!(b.header("etag"), Some(etag));
+    assert_eq!(a.header("vary"), Some("Accept"));
+
+    // XML by `_format` and by `Accept`: the same statement.
+    for (path, headers) in [
+        ("metadata?_format=xml", vec![]),
+        ("metadata", vec![("accept", "application/fhir+xml")]),
+    ] {
+        let x = api.get(path, &headers).await;
+        assert_eq!(x.status, StatusCode::OK);
+        assert_eq!(
+            x.header("content-type"),
+            Some("application/fhir+xml;charset=utf-8")
+        );
+        let text = String::from_utf8_lossy(&x.body);
+        assert!(
+            text.starts_with(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CapabilityStatement xmlns=\"http://hl7.org/fhir\">"
+            ),
+            "{}",
+            &text[..120]
+        );
+        assert_eq!(flint_model::xml::parse_resource(&x.body).unwrap(), cs);
+        assert_eq!(
+            x.header("etag"),
+            Some(etag),
+            "a weak validator for both formats"
+        );
+    }
+
+    // Pretty JSON is the same statement, indented.
+    let p = api.get("metadata?_pretty=true", &[]).await;
+    assert!(p.body.contains(&b'\n'));
+    assert_eq!(p.json(), cs);
+
+    // Unsupported formats are refused.
+    let i = api.get("metadata?_format=text/html", &[]).await.issue(406);
+    assert_eq!(i["code"], "not-supported");
+}
+
+#[tokio::test]
+async fn metadata_honours_the_base_url_of_the_request() {
+    let api = Api::new().await;
+    let own = api.get("metadata", &[]).await;
+    let fwd = api
+        .get(
+            "metadata",
+            &[
+                ("x-forwarded-host", "proxy.example:8443"),
+                ("x-forwarded-proto", "https"),
+            ],
+        )
+        .await;
+    assert_eq!(fwd.status, StatusCode::OK);
+    let v = fwd.json();
+    assert_eq!(
+        v["implementation"]["url"],
+        "https://proxy.example:8443/fhir"
+    );
+    assert_ne!(fwd.header("etag"), own.header("etag"));
+    // Apart from the URL, the statement is the same.
+    let mut own_v = own.json();
+    own_v["implementation"]["url"] = v["implementation"]["url"].clone();
+    assert_eq!(own_v, v);
+
+    let x = api
+        .get(
+            "metadata?_format=xml",
+            &[("forwarded", "host=\"a&b.example\";proto=http")],
+        )
+        .await;
+    let xv = flint_model::xml::parse_resource(&x.body).unwrap();
+    assert_eq!(xv["implementation"]["url"], "http://a&b.example/fhir");
+}
+
+#[tokio::test]
+async fn metadata_honours_summary_and_elements() {
+    let api = Api::new().await;
+    let full = api.get("metadata", &[]).await;
+    let full_v = full.json();
+
+    let e = api
+        .get("metadata?_elements=fhirVersion,software", &[])
+        .await;
+    assert_eq!(e.status, StatusCode::OK);
+    let v = e.json();
+    assert_eq!(v["fhirVersion"], "4.0.1");
+    assert_eq!(v["software"]["name"], "Flint");
+    assert_eq!(v["status"], "active", "mandatory elements stay");
+    assert!(
+        v.get("rest").is_none() && v.get("implementation").is_none(),
+        "{v}"
+    );
+    assert_eq!(v["meta"]["tag"][0]["code"], "SUBSETTED");
+    assert_eq!(
+        v,
+        flint_model::subset::elements(&full_v, &["fhirVersion", "software"])
+    );
+    assert_ne!(e.header("etag"), full.header("etag"));
+
+    let s = api.get("metadata?_summary=true", &[]).await;
+    let v = s.json();
+    assert_eq!(
+        v,
+        flint_model::subset::summary(&full_v, flint_model::subset::Summary::True)
+    );
+    assert_eq!(
+        v["implementation"]["url"], BASE,
+        "the base URL is set in subsets too"
+    );
+    assert_eq!(v["meta"]["tag"][0]["code"], "SUBSETTED");
+
+    let t = api.get("metadata?_summary=text&_format=xml", &[]).await;
+    let v = flint_model::xml::parse_resource(&t.body).unwrap();
+    assert!(
+        v.get("rest").is_none() && v.get("software").is_none(),
+        "{v}"
+    );
+    assert_eq!(v["date"], full_v["date"]);
+
+    // `_summary=false` is the whole statement with the whole statement's validator.
+    let f = api.get("metadata?_summary=false", &[]).await;
+    assert_eq!(
+        (&f.body, f.header("etag")),
+        (&full.body, full.header("etag"))
+    );
+
+    let i = api.get("metadata?_summary=bogus", &[]).await.issue(400);
+    assert_eq!(i["code"], "invalid");
+    assert_eq!(i["expression"][0], "_summary");
+}
+
+#[tokio::test]
+async fn metadata_answers_if_none_match_with_304() {
+    let api = Api::new().await;
+    let full = api.get("metadata", &[]).await;
+    let etag = full.header("etag").unwrap().to_string();
+    let strong = etag.trim_start_matches("W/").to_string();
+    let list = format!("\"other\", W/\"x,y\", {etag}");
+    for inm in [etag.as_str(), "*", strong.as_str(), list.as_str()] {
+        let r = api.get("metadata", &[("if-none-match", inm)]).await;
+        assert_eq!(r.status, StatusCode::NOT_MODIFIED, "If-None-Match: {inm}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("etag"), Some(etag.as_str()));
+        assert_eq!(r.header("content-type"), None);
+    }
+    // XML revalidates with the same validator.
+    let r = api
+        .get("metadata?_format=xml", &[("if-none-match", etag.as_str())])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+
+    for inm in ["W/\"other\"", "\"other\", W/\"nope\"", "garbage"] {
+        let r = api.get("metadata", &[("if-none-match", inm)]).await;
+        assert_eq!(r.status, StatusCode::OK, "If-None-Match: {inm}");
+        assert_eq!(r.body, full.body);
+    }
+
+    // A subset has its own validator.
+    let sub = api.get("metadata?_elements=software", &[]).await;
+    let r = api
+        .get(
+            "metadata?_elements=software",
+            &[("if-none-match", etag.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = api
+        .get(
+            "metadata?_elements=software",
+            &[("if-none-match", sub.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+
+    // Another base URL's statement does not match this one's validator.
+    let r = api
+        .get(
+            "metadata",
+            &[
+                ("if-none-match", etag.as_str()),
+                ("x-forwarded-host", "elsewhere"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn patient_create_read_vread_update_delete_history() {
+    let api = Api::new().await;
+    let c = api
+        .send_json("POST", "Patient", &[], &patient(Some("ignored"), "Doe"))
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.json());
+    let created = c.json();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_ne!(id, "ignored", "create assigns the id");
+    let v1 = created["meta"]["versionId"].as_str().unwrap().to_string();
+    assert_eq!(c.header("etag"), Some(format!("W/\"{v1}\"").as_str()));
+    assert_eq!(
+        c.header("location"),
+        Some(format!("{BASE}/Patient/{id}/_history/{v1}").as_str())
+    );
+    assert!(c.header("last-modified").is_some());
+
+    let r = api.get(&format!("Patient/{id}"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/fhir+json;charset=utf-8")
+    );
+    assert_eq!(r.json(), created);
+    assert_eq!(r.header("etag"), c.header("etag"));
+
+    let x = api.get(&format!("Patient/{id}?_format=xml"), &[]).await;
+    assert!(
+        String::from_utf8_lossy(&x.body).contains("<family value=\"Doe\"/>"),
+        "{}",
+        String::from_utf8_lossy(&x.body)
+    );
+
+    // Update with the current version as If-Match.
+    let mut next = patient(Some(&id), "Roe");
+    next["gender"] = json!("male");
+    let etag1 = format!("W/\"{v1}\"");
+    let u = api
+        .send_json(
+            "PUT",
+            &format!("Patient/{id}"),
+            &[("if-match", &etag1)],
+            &next,
+        )
+        .await;
+    assert_eq!(u.status, StatusCode::OK, "{}", u.json());
+    let v2 = u.json()["meta"]["versionId"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    assert_eq!(u.json()["name"][0]["family"], "Roe");
+
+    // vread of both versions.
+    let old = api.get(&format!("Patient/{id}/_history/{v1}"), &[]).await;
+    assert_eq!(old.status, StatusCode::OK);
+    assert_eq!(old.json()["name"][0]["family"], "Doe");
+    assert_eq!(old.json()["meta"]["versionId"], v1.as_str());
+    let new = api.get(&format!("Patient/{id}/_history/{v2}"), &[]).await;
+    assert_eq!(new.json()["gender"], "male");
+    let missing = api.get(&format!("Patient/{id}/_history/999999"), &[]).await;
+    missing.issue(404);
+
+    // Instance history, newest first.
+    let h = api.get(&format!("Patient/{id}/_history"), &[]).await;
+    assert_eq!(h.status, StatusCode::OK);
+    let hv = h.json();
+    assert_eq!(
+        (hv["type"].as_str(), hv["total"].as_u64()),
+        (Some("history"), Some(2))
+    );
+    let families: Vec<&str> = hv["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["name"][0]["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(families, ["Roe", "Doe"]);
+
+    // Delete, then read answers 410 with the deletion's version.
+    let d = api.send("DELETE", &format!("Patient/{id}"), &[], "").await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    assert!(d.body.is_empty());
+    let gone = api.get(&format!("Patient/{id}"), &[]).await;
+    assert_eq!(gone.issue(410)["code"], "deleted");
+    let del_tag = gone.header("etag").unwrap().to_string();
+    assert_ne!(del_tag, format!("W/\"{v2}\""));
+    let h = api.get(&format!("Patient/{id}/_history"), &[]).await.json();
+    assert_eq!(h["total"], 3);
+    assert_eq!(h["entry"][0]["request"]["method"], "DELETE");
+
+    // Type-level history sees all three versions too.
+    let th = api.get("Patient/_history", &[]).await.json();
+    assert_eq!(th["total"], 3);
+}
+
+#[tokio::test]
+async fn search_by_parameter() {
+    let api = Api::new().await;
+    for (id, family) in [("s1", "Doe"), ("s2", "Smith"), ("s3", "Doerr")] {
+        let r = api
+            .send_json(
+                "PUT",
+                &format!("Patient/{id}"),
+                &[],
+                &patient(Some(id), family),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let r = api.get("Patient?family:exact=Doe", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let b = r.json();
+    assert_eq!(b["type"], "searchset");
+    assert_eq!(b["total"], 1);
+    assert_eq!(b["entry"][0]["fullUrl"], format!("{BASE}/Patient/s1"));
+    assert_eq!(b["entry"][0]["search"]["mode"], "match");
+
+    // `family` is a prefix match: Doe and Doerr, sorted by family.
+    let b = api.get("Patient?family=doe&_sort=family", &[]).await.json();
+    let ids: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["s1", "s3"]);
+
+    // The same search by POST with a form body.
+    let r = api
+        .send(
+            "POST",
+            "Patient/_search",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "family=smith",
+        )
+        .await;
+    assert_eq!(r.json()["total"], 1);
+    assert_eq!(r.json()["entry"][0]["resource"]["id"], "s2");
+
+    // Strict handling refuses unknown parameters.
+    let i = api
+        .get("Patient?nonsense=1", &[("prefer", "handling=strict")])
+        .await
+        .issue(400);
+    assert_eq!(i["code"], "invalid");
+}
+
+#[tokio::test]
+async fn transaction_bundle() {
+    let api = Api::new().await;
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:0a3c1d4e-0000-4000-8000-000000000001", "resource": patient(None, "Tx"), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "urn:uuid:0a3c1d4e-0000-4000-8000-000000000001"}}, "request": {"method": "POST", "url": "Observation"}},
+        {"resource": patient(Some("txp"), "Put"), "request": {"method": "PUT", "url": "Patient/txp"}},
+        {"request": {"method": "GET", "url": "Patient/txp"}},
+    ]});
+    let r = api
+        .send_json("POST", "", &[("prefer", "return=representation")], &tx)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let v = r.json();
+    assert_eq!(v["type"], "transaction-response");
+    let e = v["entry"].as_array().unwrap();
+    assert_eq!(e.len(), 4);
+    assert_eq!(e[0]["response"]["status"], "201 Created");
+    let pid = e[0]["resource"]["id"].as_str().unwrap();
+    assert_eq!(
+        e[1]["resource"]["subject"]["reference"],
+        format!("Patient/{pid}")
+    );
+    assert_eq!(e[3]["resource"]["name"][0]["family"], "Put");
+    assert_eq!(
+        e[0]["response"]["etag"], e[2]["response"]["etag"],
+        "one transaction, one version"
+    );
+    // The writes are visible to later reads.
+    let p = api.get(&format!("Patient/{pid}"), &[]).await;
+    assert_eq!(p.json()["name"][0]["family"], "Tx");
+
+    // A failing entry rolls everything back, pointing at the entry.
+    let bad = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient(Some("never"), "No"), "request": {"method": "PUT", "url": "Patient/never"}},
+        {"resource": {"resourceType": "Patient", "id": "y", "birthDate": "not-a-date"}, "request": {"method": "PUT", "url": "Patient/y"}},
+    ]});
+    let i = api.send_json("POST", "", &[], &bad).await.issue(400);
+    assert!(
+        i["expression"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Bundle.entry[1]"),
+        "{i}"
+    );
+    api.get("Patient/never", &[]).await.issue(404);
+}
+
+#[tokio::test]
+async fn error_answers() {
+    let api = Api::new().await;
+    // Unknown resource type.
+    let i = api.get("Patint/1", &[]).await.issue(404);
+    assert_eq!(i["code"], "not-found");
+    assert!(i["diagnostics"].as_str().unwrap().contains("Patint"), "{i}");
+    api.send_json("POST", "Patint", &[], &patient(None, "X"))
+        .await
+        .issue(404);
+    // Unknown resource, and no endpoint outside the context path.
+    api.get("Patient/nobody", &[]).await.issue(404);
+    let outside = api
+        .router
+        .clone()
+        .oneshot(Request::get("/elsewhere").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), StatusCode::NOT_FOUND);
+
+    // Malformed JSON.
+    let r = api
+        .send(
+            "POST",
+            "Patient",
+            &[("content-type", "application/fhir+json")],
+            "{not json",
+        )
+        .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/fhir+json;charset=utf-8")
+    );
+    assert_eq!(r.issue(400)["code"], "invalid");
+    // Invalid content points at the element.
+    let i = api
+        .send_json(
+            "POST",
+            "Patient",
+            &[],
+            &json!({"resourceType": "Patient", "foo": 1}),
+        )
+        .await
+        .issue(400);
+    assert_eq!(i["expression"][0], "Patient.foo");
+    let i = api
+        .send_json(
+            "POST",
+            "Patient",
+            &[],
+            &json!({"resourceType": "Patient", "birthDate": "1990-13-01"}),
+        )
+        .await
+        .issue(400);
+    assert_eq!(i["expression"][0], "Patient.birthDate");
+    let i = api
+        .send_json("PUT", "Patient/a", &[], &patient(Some("b"), "X"))
+        .await
+        .issue(400);
+    assert_eq!(i["expression"][0], "Patient.id");
+
+    // Wrong method.
+    api.send("POST", "metadata", &[], "").await.issue(405);
+    api.send("DELETE", "metadata", &[], "").await.issue(405);
+    api.send("PATCH", "Patient", &[], "").await.issue(405);
+
+    // Wrong content type.
+    let i = api
+        .send(
+            "POST",
+            "Patient",
+            &[("content-type", "text/plain")],
+            "hello",
+        )
+        .await
+        .issue(415);
+    assert_eq!(i["code"], "not-supported");
+
+    // If-Match with a stale version.
+    let c = api
+        .send_json("PUT", "Patient/im", &[], &patient(Some("im"), "A"))
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED);
+    let v1 = c.header("etag").unwrap().to_string();
+    let u = api
+        .send_json("PUT", "Patient/im", &[], &patient(Some("im"), "B"))
+        .await;
+    assert_eq!(u.status, StatusCode::OK);
+    let i = api
+        .send_json(
+            "PUT",
+            "Patient/im",
+            &[("if-match", &v1)],
+            &patient(Some("im"), "C"),
+        )
+        .await
+        .issue(412);
+    assert_eq!(i["code"], "conflict");
+    // The stale write changed nothing.
+    let r = api.get("Patient/im", &[]).await;
+    assert_eq!(r.json()["name"][0]["family"], "B");
+    assert_eq!(r.header("etag"), u.header("etag"));
+}
