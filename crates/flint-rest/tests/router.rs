@@ -566,6 +566,30 @@ async fn transaction_bundle() {
 }
 
 #[tokio::test]
+async fn batch_answers_entries_on_their_own_including_metadata() {
+    let api = Api::new().await;
+    let b = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": patient(None, "Ok"), "request": {"method": "POST", "url": "Patient"}},
+        {"request": {"method": "GET", "url": "Patient/missing"}},
+        {"request": {"method": "GET", "url": "metadata"}},
+    ]});
+    let r = api.send_json("POST", "", &[], &b).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["type"], "batch-response");
+    let e = v["entry"].as_array().unwrap();
+    let statuses: Vec<&str> = e
+        .iter()
+        .map(|x| x["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["201 Created", "404 Not Found", "200 OK"]);
+    assert_eq!(e[1]["response"]["outcome"]["issue"][0]["code"], "not-found");
+    // The metadata entry is the statement `GET metadata` serves.
+    let cs = api.get("metadata", &[]).await.json();
+    assert_eq!(e[2]["resource"], cs);
+}
+
+#[tokio::test]
 async fn error_answers() {
     let api = Api::new().await;
     // Unknown resource type.
