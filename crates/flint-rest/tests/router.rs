@@ -6,6 +6,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
+use flint_db::Cf;
+use flint_db::fault::{Faults, FaultyKv, FaultyStore, Op};
 use flint_db::mem::{MemKv, MemLog, MemStore};
 use flint_db::{Node, NodeConfig};
 use flint_rest::{AppState, RestConfig};
@@ -61,12 +63,25 @@ impl Answer {
 
 impl Api {
     async fn new() -> Api {
+        Api::over(Arc::new(MemKv::new()), Arc::new(MemStore::new())).await
+    }
+
+    /// A router over a node whose index and resource stores fail as `faults` says.
+    async fn faulty(faults: &Arc<Faults>) -> Api {
+        Api::over(
+            Arc::new(FaultyKv::new(Arc::new(MemKv::new()), faults.clone())),
+            Arc::new(FaultyStore::new(Arc::new(MemStore::new()), faults.clone())),
+        )
+        .await
+    }
+
+    async fn over(kv: Arc<dyn flint_db::KvStore>, store: Arc<dyn flint_db::ResourceStore>) -> Api {
         // The search engine and node wired as flint-server wires them.
         let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
         let node = Node::start(
-            Arc::new(MemKv::new()),
+            kv,
             Arc::new(MemLog::new()),
-            Arc::new(MemStore::new()),
+            store,
             NodeConfig {
                 resource_indexer: Some(engine.indexer()),
                 ..NodeConfig::default()
@@ -691,4 +706,71 @@ async fn error_answers() {
     let r = api.get("Patient/im", &[]).await;
     assert_eq!(r.json()["name"][0]["family"], "B");
     assert_eq!(r.header("etag"), u.header("etag"));
+}
+
+/// A storage fault is a 503 OperationOutcome on every kind of request, never an empty or
+/// made-up answer; once the storage heals, the same requests answer in full.
+#[tokio::test]
+async fn storage_faults_are_503_never_wrong_answers() {
+    let faults = Faults::new();
+    let api = Api::faulty(&faults).await;
+    let json = [("Content-Type", "application/fhir+json")];
+    for i in 0..20 {
+        let body =
+            json!({"resourceType": "Patient", "id": format!("p{i}"), "name": [{"family": "Doe"}]});
+        let a = api
+            .send("PUT", &format!("Patient/p{i}"), &json, &body.to_string())
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&a.body)
+        );
+    }
+    let unavailable = |a: &Answer| {
+        let issue = a.issue(503);
+        assert_eq!(issue["code"], "transient", "{issue}");
+    };
+    // A search whose index scan breaks half-way.
+    faults.fail(|op| op == Op::Next(Cf::SearchParamValue), 5, 1);
+    unavailable(&api.send("GET", "Patient?family=doe", &[], "").await);
+    // Counting.
+    faults.fail(|op| matches!(op, Op::Seek(Cf::SearchParamValue)), 0, 1);
+    unavailable(
+        &api.send("GET", "Patient?family=doe&_summary=count", &[], "")
+            .await,
+    );
+    // A read whose version look-up fails is not a 404.
+    faults.fail(|op| op == Op::Seek(Cf::ResourceAsOf), 0, 1);
+    unavailable(&api.send("GET", "Patient/p1", &[], "").await);
+    // (A read whose commit instant cannot be read: the instants of these writes are cached
+    // by their replies; flint-db's fault tests check `Db::instant` itself.)
+    // A write whose outcome cannot be read is not reported as committed.
+    faults.fail(|op| op == Op::Get(Cf::TxError), 0, 1);
+    let body = json!({"resourceType": "Patient", "name": [{"family": "Roe"}]});
+    unavailable(&api.send("POST", "Patient", &json, &body.to_string()).await);
+    // A write whose content cannot be stored fails and leaves nothing behind.
+    faults.fail(|op| op == Op::StorePut, 0, 1);
+    let body = json!({"resourceType": "Patient", "id": "q", "name": [{"family": "Poe"}]});
+    unavailable(&api.send("PUT", "Patient/q", &json, &body.to_string()).await);
+    // History and type totals.
+    faults.fail(|op| matches!(op, Op::Seek(Cf::TypeAsOf)), 0, 1);
+    unavailable(&api.send("GET", "Patient/_history", &[], "").await);
+    faults.fail(|op| matches!(op, Op::Seek(Cf::TypeStats)), 0, 1);
+    unavailable(&api.send("GET", "Patient?_summary=count", &[], "").await);
+    assert!(faults.injected() >= 7);
+    // Healed: full answers.
+    faults.heal();
+    let a = api
+        .send("GET", "Patient?family=doe&_summary=count", &[], "")
+        .await;
+    assert_eq!(a.json()["total"], 20);
+    let a = api.send("GET", "Patient/p2", &[], "").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_ne!(a.json()["meta"]["lastUpdated"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(
+        api.send("GET", "Patient/q", &[], "").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
