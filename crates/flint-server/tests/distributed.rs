@@ -23,6 +23,42 @@ fn start_node(services: &Services, dir: &Path, compression: &str) -> Server {
     Server::start_in("distributed", None, &all)
 }
 
+/// The storage trait contracts that flint-db states (and the in-memory and RocksDB adapters
+/// keep) hold for the Kafka log and the Cassandra store, on their own topic and keyspace.
+fn storage_contracts(services: &Services) {
+    services.run(&["topic", "flint-contract"]);
+    services.run(&["keyspace", "flint_contract", "1"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let log = flint_kafka::KafkaLog::open(flint_kafka::KafkaConfig {
+            bootstrap_servers: format!("127.0.0.1:{}", services.port("KAFKA_PORT")),
+            topic: "flint-contract".into(),
+            max_request_size: 1 << 20,
+            compression_type: "none".into(),
+            security_protocol: "PLAINTEXT".into(),
+            extra: Vec::new(),
+            request_timeout: std::time::Duration::from_secs(30),
+            end_offset_timeout: std::time::Duration::from_secs(30),
+        })
+        .await
+        .expect("open the Kafka log");
+        flint_db::conformance::tx_log(&log).await;
+        let store = flint_cassandra::CassandraStore::open(&flint_cassandra::CassandraConfig {
+            contact_points: vec![format!("127.0.0.1:{}", services.port("CASSANDRA_PORT"))],
+            username: "cassandra".into(),
+            password: "cassandra".into(),
+            keyspace: "flint_contract".into(),
+            put_consistency: "ONE".into(),
+            request_timeout: std::time::Duration::from_secs(30),
+            max_concurrent_requests: 64,
+            max_request_queue_size: 1000,
+        })
+        .await
+        .expect("open the Cassandra store");
+        flint_db::conformance::resource_store(&store).await;
+    });
+}
+
 #[test]
 fn two_nodes_share_one_log_and_store() {
     let tmp = tempfile::tempdir().unwrap();
@@ -34,6 +70,7 @@ fn two_nodes_share_one_log_and_store() {
             ssl: false,
         },
     );
+    storage_contracts(&services);
     let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
     let a = start_node(&services, &a_dir, "zstd");
     let mut b = start_node(&services, &b_dir, "snappy");
