@@ -6,9 +6,9 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use flint_db::ContentHash;
-use flint_db::error::{DbError, Result};
-use flint_db::store::ResourceStore;
+use flint_storage::ContentHash;
+use flint_storage::error::{DbError, Result};
+use flint_storage::store::ResourceStore;
 use futures::future::try_join_all;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;

@@ -5,6 +5,9 @@
 //! `0x00`, which therefore serves as the id terminator wherever an id is followed by more key.
 
 use crate::{ContentHash, T};
+pub use flint_storage::layout::{
+    desc_t, read_desc_t, read_u64, resource_as_of_key, resource_prefix,
+};
 
 /// A type id: a stable 4-byte hash of the resource type name (FNV-1a, 32 bit).
 pub fn tid(type_name: &str) -> u32 {
@@ -14,24 +17,6 @@ pub fn tid(type_name: &str) -> u32 {
         h = h.wrapping_mul(0x0100_0193);
     }
     h
-}
-
-/// `!t` as 8 big-endian bytes: newer t first.
-pub fn desc_t(t: T) -> [u8; 8] {
-    (!t).to_be_bytes()
-}
-
-/// Inverse of [`desc_t`].
-pub fn read_desc_t(b: &[u8]) -> T {
-    !read_u64(b)
-}
-
-/// Reads 8 big-endian bytes (zero if too short).
-pub fn read_u64(b: &[u8]) -> u64 {
-    b.get(..8)
-        .and_then(|s| <[u8; 8]>::try_from(s).ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
 }
 
 /// Reads 4 big-endian bytes (zero if too short).
@@ -106,22 +91,6 @@ impl VersionValue {
             op,
         })
     }
-}
-
-/// `tid · id · 0x00`: the prefix of all ResourceAsOf keys of one resource.
-pub fn resource_prefix(tid: u32, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(5 + id.len() + 8);
-    k.extend_from_slice(&tid.to_be_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k.push(0);
-    k
-}
-
-/// ResourceAsOf key `tid · id · 0x00 · desc(t)`.
-pub fn resource_as_of_key(tid: u32, id: &str, t: T) -> Vec<u8> {
-    let mut k = resource_prefix(tid, id);
-    k.extend_from_slice(&desc_t(t));
-    k
 }
 
 /// Splits a ResourceAsOf key into `(tid, id, t)`.

@@ -286,14 +286,3 @@ async fn a_new_node_rebuilds_the_same_database_from_the_log() {
     assert_eq!(db.system_changes().unwrap(), db2.system_changes().unwrap());
     assert!(db2.tx_error(3).unwrap().is_some());
 }
-
-#[test]
-fn the_in_memory_index_store_keeps_the_kv_contract() {
-    flint_db::conformance::kv_store(&MemKv::new());
-}
-
-#[tokio::test]
-async fn the_in_memory_resource_store_and_log_keep_their_contracts() {
-    flint_db::conformance::resource_store(&MemStore::new()).await;
-    flint_db::conformance::tx_log(&MemLog::new()).await;
-}

@@ -5,9 +5,9 @@
 //! explicitly assigned partition and never commit offsets (a node's position is its index head).
 
 use async_trait::async_trait;
-use flint_db::T;
-use flint_db::error::{DbError, Result};
-use flint_db::log::{TxCmd, TxEntry, TxLog, decode_cmds, encode_cmds};
+use flint_storage::T;
+use flint_storage::error::{DbError, Result};
+use flint_storage::log::{TxCmd, TxEntry, TxLog, decode_cmds, encode_cmds};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -300,7 +300,7 @@ impl TxLog for KafkaLog {
         let payload = encode_cmds(&cmds);
         if payload.len() > self.config.max_request_size {
             return Err(DbError::new(
-                flint_db::ErrorKind::Unprocessable,
+                flint_storage::ErrorKind::Unprocessable,
                 format!(
                     "The transaction is {} bytes, more than DB_KAFKA_MAX_REQUEST_SIZE ({}); split it.",
                     payload.len(),

@@ -12,11 +12,11 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use flint_db::error::{DbError, Result};
-use flint_db::kv::{Cf, KvCursor, KvStore, WriteBatch as FlintBatch};
-use flint_db::log::{TxCmd, TxEntry, TxLog, decode_cmds, encode_cmds};
-use flint_db::store::ResourceStore;
-use flint_db::{ContentHash, T};
+use flint_storage::error::{DbError, Result};
+use flint_storage::kv::{Cf, KvCursor, KvStore, WriteBatch as FlintBatch};
+use flint_storage::log::{TxCmd, TxEntry, TxLog, decode_cmds, encode_cmds};
+use flint_storage::store::ResourceStore;
+use flint_storage::{ContentHash, T};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DBRawIterator,
     Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions,
@@ -353,7 +353,7 @@ impl RocksLog {
 }
 
 fn read_u64(b: &[u8]) -> u64 {
-    flint_db::codec::read_u64(b)
+    flint_storage::layout::read_u64(b)
 }
 
 fn store_loop(
@@ -369,7 +369,7 @@ fn store_loop(
         while let Ok(more) = rx.try_recv() {
             group.push(more);
         }
-        instant = instant.max(flint_db::mem::now_ms());
+        instant = instant.max(flint_storage::now_ms());
         let mut batch = WriteBatch::default();
         for (i, (cmds, _)) in group.iter().enumerate() {
             let mut v = (instant as u64).to_be_bytes().to_vec();
@@ -421,7 +421,7 @@ impl TxLog for RocksLog {
     }
 
     async fn poll(&self, from: T, max: usize, timeout: Duration) -> Result<Vec<TxEntry>> {
-        flint_db::mem::wait_for_t(&self.last_t, from, timeout).await;
+        flint_storage::wait_for_t(&self.last_t, from, timeout).await;
         let last = *self.last_t.borrow();
         let mut out = Vec::new();
         let mut it = self.db.raw_iterator();
@@ -529,7 +529,7 @@ impl ResourceStore for RocksStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flint_db::log::TxOp;
+    use flint_storage::log::TxOp;
 
     #[tokio::test]
     async fn a_syncing_log_syncs_the_store_once_per_group_commit() {
@@ -644,7 +644,7 @@ mod tests {
 
     #[test]
     fn resource_versions_are_found_through_prefix_filters_and_scans_cross_them() {
-        use flint_db::codec::{resource_as_of_key, resource_prefix as prefix_of};
+        use flint_storage::layout::{resource_as_of_key, resource_prefix as prefix_of};
         let dir = tempfile::tempdir().unwrap();
         let kv = RocksKv::open(dir.path(), &RocksConfig::new(1 << 20)).unwrap();
         // Ids that are prefixes of each other, in several files (one flush per round) and in

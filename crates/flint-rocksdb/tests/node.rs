@@ -76,7 +76,7 @@ async fn reopen_and_rebuild_give_the_same_database() {
 fn the_rocksdb_index_store_keeps_the_kv_contract() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = RocksConfig::new(8 << 20);
-    flint_db::conformance::kv_store(&RocksKv::open(dir.path(), &cfg).unwrap());
+    flint_storage::conformance::kv_store(&RocksKv::open(dir.path(), &cfg).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +84,7 @@ async fn the_rocksdb_resource_store_and_log_keep_their_contracts() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = RocksConfig::new(8 << 20);
     let store = RocksStore::open(&dir.path().join("resource"), &cfg).unwrap();
-    flint_db::conformance::resource_store(&store).await;
+    flint_storage::conformance::resource_store(&store).await;
     let log = RocksLog::open_syncing(&dir.path().join("transaction"), &cfg, &store).unwrap();
-    flint_db::conformance::tx_log(&log).await;
+    flint_storage::conformance::tx_log(&log).await;
 }

@@ -124,7 +124,7 @@ pub fn kv_store(kv: &dyn KvStore) {
     // Prefix cursors agree with total-order ones while keys share the seek key's resource
     // prefix (ResourceAsOf: type id, id, 0x00).
     let mut b = WriteBatch::default();
-    let rkey = |id: &str, t: T| crate::codec::resource_as_of_key(7, id, t);
+    let rkey = |id: &str, t: T| crate::layout::resource_as_of_key(7, id, t);
     for id in ["p", "p1", "p10", "q"] {
         for t in [1, 5, 9] {
             b.put(Cf::ResourceAsOf, rkey(id, t), id.as_bytes().to_vec());
@@ -132,12 +132,12 @@ pub fn kv_store(kv: &dyn KvStore) {
     }
     kv.write(b, false).expect("write");
     for id in ["p", "p1", "p10", "q"] {
-        let prefix = crate::codec::resource_prefix(7, id);
+        let prefix = crate::layout::resource_prefix(7, id);
         let mut seen = Vec::new();
         let mut c = kv.prefix_cursor(Cf::ResourceAsOf);
         c.seek(&rkey(id, 6));
         while c.on_entry().expect("status") && c.key().starts_with(&prefix) {
-            seen.push(crate::codec::read_desc_t(&c.key()[prefix.len()..]));
+            seen.push(crate::layout::read_desc_t(&c.key()[prefix.len()..]));
             c.next();
         }
         assert_eq!(

@@ -5,6 +5,8 @@ use crate::kv::{Cf, KvCursor, KvStore, WriteBatch};
 use crate::log::{TxCmd, TxEntry, TxLog};
 use crate::store::ResourceStore;
 use crate::{ContentHash, T};
+/// The clock and the long-poll helper, also here for callers of the in-memory adapters.
+pub use crate::{now_ms, wait_for_t};
 use async_trait::async_trait;
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
@@ -99,14 +101,6 @@ impl KvCursor for MemCursor<'_> {
     }
 }
 
-/// Current time in milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// An in-memory transaction log.
 pub struct MemLog {
     entries: Mutex<Vec<TxEntry>>,
@@ -127,12 +121,6 @@ impl MemLog {
     pub fn new() -> Self {
         Self::default()
     }
-}
-
-/// Waits until `last` reaches `from` or `timeout` passes.
-pub async fn wait_for_t(last: &watch::Sender<T>, from: T, timeout: Duration) {
-    let mut rx = last.subscribe();
-    let _ = tokio::time::timeout(timeout, rx.wait_for(|t| *t >= from)).await;
 }
 
 #[async_trait]
