@@ -100,8 +100,17 @@ impl From<DbError> for FhirError {
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "transient"),
             ErrorKind::Fault => (StatusCode::INTERNAL_SERVER_ERROR, "exception"),
         };
-        if e.kind == ErrorKind::Fault {
-            tracing::error!(error = %e.message, "storage fault");
+        match e.kind {
+            ErrorKind::Fault => {
+                metrics::counter!("flint_storage_errors_total", "kind" => "fault").increment(1);
+                tracing::error!(error = %e.message, "storage fault");
+            }
+            ErrorKind::Unavailable => {
+                metrics::counter!("flint_storage_errors_total", "kind" => "unavailable")
+                    .increment(1);
+                tracing::warn!(error = %e.message, "storage unavailable; answering 503");
+            }
+            _ => {}
         }
         FhirError {
             status,
