@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 secs="${1:-10}"
+# Release, with the features run.sh and test.sh resolve: reuses their RocksDB build.
 cargo build --release -p flint-server -p flint-bench
 bin="${CARGO_TARGET_DIR:-target}/release"
 for storage in in-memory standalone; do

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting check, then every test of every crate (unit tests,
-# the HTTP tests against the real binary on each storage variant, the FHIRPath and patch
+# Runs the whole test suite: formatting check, clippy, then every test of every crate (unit
+# tests, the HTTP tests against the real binary on each storage variant, the FHIRPath and patch
 # conformance suites, the kill -9 durability test).
+#
+# Everything builds in the release profile, like scripts/run.sh: RocksDB's C++ build (~30 min
+# on 2 cores) is then compiled once and shared by the server, clippy and the tests (see the
+# comment in scripts/run.sh on why the features match). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
-cargo test --workspace --no-fail-fast "$@"
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo test --release --workspace --no-fail-fast "$@"
