@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting check, clippy, then every test of every crate (unit
-# tests, the HTTP tests against the real binary on each storage variant, the FHIRPath and patch
-# conformance suites, the kill -9 durability test).
+# Runs the whole test suite: formatting check, the crate dependency rules of ARCHITECTURE.md,
+# clippy, then every test of every crate (unit tests, the HTTP tests against the real binary
+# on each storage variant, the FHIRPath and patch conformance suites, the kill -9 durability
+# test).
 #
 # Everything builds in the release profile, like scripts/run.sh: RocksDB's C++ build (~30 min
 # on 2 cores) is then compiled once and shared by the server, clippy and the tests (see the
@@ -10,5 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
+python3 scripts/check-deps.py
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace --no-fail-fast "$@"
