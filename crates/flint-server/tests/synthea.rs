@@ -4,7 +4,7 @@
 //! compares each result with a count this test computes itself from the raw bundles.
 //!
 //! Storage: `standalone` unless `FLINT_SYNTHEA_STORAGE` names another variant (`in-memory`).
-//! Without `../shared/synthea` the test prints a message and passes.
+//! Without `../shared/synthea` the test fails.
 
 mod common;
 
@@ -227,13 +227,11 @@ fn check_count(s: &Server, query: &str, expected: usize) {
 #[test]
 fn synthea_load_and_search() {
     let dir = synthea_dir();
-    if !dir.is_dir() {
-        println!(
-            "{} not found: skipping the Synthea test (CI has it)",
-            dir.display()
-        );
-        return;
-    }
+    assert!(
+        dir.is_dir(),
+        "{} not found: the Synthea bundles belong in ../shared/synthea beside the repository",
+        dir.display()
+    );
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
