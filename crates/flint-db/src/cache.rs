@@ -101,6 +101,11 @@ mod tests {
     fn different_keys_hash_differently() {
         assert_ne!(hash([0u8; 32]), hash([1u8; 32]));
         assert_ne!(hash(1u64), hash(2u64));
-        assert_eq!(hash(7u64), hash(7u64));
+        // Every byte of a content hash counts, not only the first word.
+        for i in 0..32 {
+            let mut key = [0u8; 32];
+            key[i] = 1;
+            assert_ne!(hash(key), hash([0u8; 32]), "byte {i}");
+        }
     }
 }

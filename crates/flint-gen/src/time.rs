@@ -192,7 +192,9 @@ mod tests {
         let w = Window::from_seed(1);
         assert_eq!(w.end - w.start, 3652 * DAY);
         assert!(w.end <= days_from_civil(2025, 1, 1) * DAY);
-        assert_eq!(Window::from_seed(1), Window::from_seed(1));
+        // 2025-01-01 minus splitmix64(1 ^ salt) % 365 = 218 days; another seed moves it.
+        assert_eq!(civil_from_days(w.end / DAY), (2024, 5, 28));
+        assert_ne!(Window::from_seed(2), w);
         let w = Window::from_start_year(2010);
         assert_eq!(civil_from_days(w.end / DAY), (2020, 1, 1));
     }
