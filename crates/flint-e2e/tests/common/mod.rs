@@ -219,7 +219,7 @@ impl Drop for Server {
 }
 
 fn spawn(env: &[(String, String)], gid: Option<u32>) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flint"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flint-e2e-server"));
     if let Some(gid) = gid {
         std::os::unix::process::CommandExt::gid(&mut cmd, gid);
     }

@@ -772,14 +772,14 @@ fn request_body_limit_gives_413() {
 
 #[test]
 fn invalid_configuration_stops_start_up_naming_the_variable() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flint"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flint-e2e-server"))
         .env("STORAGE", "postgres")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("STORAGE") && err.contains("postgres"), "{err}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flint"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flint-e2e-server"))
         .env("DB_SYNC_TIMEOUT", "soon")
         .output()
         .unwrap();
