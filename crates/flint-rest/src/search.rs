@@ -21,6 +21,7 @@ use flint_search::query::{
     Clause, Modifier, ParamClause, QueryValue, Summary, SystemMatch, TokenQuery, Total,
 };
 use flint_search::{Error as SearchError, Matches, Query, QueryParser};
+use flint_search_core::Error as QueryError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -155,23 +156,24 @@ fn is_reference_param(ctx: &Ctx, ty: &str, key: &str) -> bool {
 }
 
 /// The OperationOutcome error of a search problem (400, with the parameter as expression).
-pub fn search_error(e: SearchError) -> FhirError {
-    if let SearchError::Storage(e) = e {
+pub fn search_error(e: impl Into<SearchError>) -> FhirError {
+    let e = match e.into() {
         // A storage fault is the database's error (503), never a search problem.
-        return e.into();
-    }
+        SearchError::Storage(e) => return e.into(),
+        SearchError::Search(e) => e,
+    };
     let at = match &e {
-        SearchError::UnknownParameter { code, .. }
-        | SearchError::UnknownModifier { code, .. }
-        | SearchError::Unsupported { code, .. }
-        | SearchError::InvalidValue { code, .. } => Some(code.clone()),
+        QueryError::UnknownParameter { code, .. }
+        | QueryError::UnknownModifier { code, .. }
+        | QueryError::Unsupported { code, .. }
+        | QueryError::InvalidValue { code, .. } => Some(code.clone()),
         _ => None,
     };
     let mut err = match &e {
-        SearchError::UnknownResourceType(_) => FhirError::not_found(format!("{e}.")),
+        QueryError::UnknownResourceType(_) => FhirError::not_found(format!("{e}.")),
         _ => FhirError::invalid(format!("{e}.")),
     };
-    if matches!(e, SearchError::Unsupported { .. }) {
+    if matches!(e, QueryError::Unsupported { .. }) {
         err.code = "not-supported";
     }
     match at {

@@ -13,7 +13,7 @@
 //! 3. `_sort` keys come from the value blobs ([`crate::sort`]), ties and the default order
 //!    are by id.
 //!
-//! Not answered here (an [`Error::Unsupported`]): token `:in`, `:not-in`, `:above`, `:below`
+//! Not answered here (an `Unsupported` [`Error::Search`]): token `:in`, `:not-in`, `:above`, `:below`
 //! and `_list` need stored ValueSets, CodeSystems and Lists; the REST layer rewrites them into
 //! plain token and `_id` clauses before execution. Reference `:above`/`:below` are not
 //! supported.
@@ -28,6 +28,7 @@ use crate::value::{IndexValue, ReferenceValue};
 use flint_db::codec::param_hash;
 use flint_db::search::ValueScan;
 use flint_db::{Db, DbError, IdList, Indexed, ResourceHandle, ResourceIndexer, ValueMatch};
+use flint_search_core::Error as SearchError;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -614,10 +615,11 @@ impl Engine {
                 }
                 lookup(db, ty, ids)
             }
-            Clause::List(_) => Err(Error::Unsupported {
+            Clause::List(_) => Err(SearchError::Unsupported {
                 code: "_list".into(),
                 reason: "list membership is not supported yet".into(),
-            }),
+            }
+            .into()),
         }
     }
 
@@ -917,13 +919,14 @@ fn check_supported(p: &ParamClause) -> Result<(), Error> {
 }
 
 fn unsupported(p: &ParamClause, reason: &str) -> Error {
-    Error::Unsupported {
+    SearchError::Unsupported {
         code: match &p.modifier {
             Some(m) => format!("{}:{}", p.param.code, m.as_str()),
             None => p.param.code.clone(),
         },
         reason: reason.to_string(),
     }
+    .into()
 }
 
 fn last_updated_matches(db: &Db, p: &ParamClause, h: &ResourceHandle) -> Result<bool, Error> {

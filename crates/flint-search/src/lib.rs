@@ -1,60 +1,26 @@
-//! FHIR R4 search, the storage-independent half: the search parameter registry, extraction
-//! of typed index values from resources, parsing of search URLs into typed clauses and a
-//! reference implementation of matching. The database stores the values [`Registry::extract`]
-//! yields in its index keys and answers [`Query`] clauses with scans; [`Clause::matches`]
-//! states what those scans must return.
+//! FHIR R4 search over a database value: the index key encodings and the scans answering each
+//! query value ([`keys`]), the indexer hook that writes index entries and value blobs
+//! ([`SearchIndexer`]), and query planning and execution, includes and sorting ([`Engine`]).
 //!
-//! ```
-//! use flint_search::{Registry, parse_query};
-//! let registry = Registry::r4();
-//! let patient = serde_json::json!({"resourceType": "Patient", "id": "p1", "birthDate": "2000-12-31"});
-//! let values = registry.extract(&patient).unwrap();
-//! let query = parse_query(&registry, "Patient", &[("birthdate".into(), "eq2000".into())]).unwrap();
-//! let clause = &query.clauses[0];
-//! let birthdate: Vec<_> = values.iter().filter(|(p, _)| p.code == "birthdate").map(|(_, v)| v.clone()).collect();
-//! assert_eq!(clause.matches(&birthdate), Ok(true));
-//! ```
-//!
-//! Modules, each documenting what it supports and what not:
-//! - [`registry`]: all R4 parameters by type and code, custom bundles, compartments;
-//! - [`value`] and [`date`]: the typed index values ([`IndexValue`]) and date intervals;
-//! - extraction ([`Registry::extract`]): FHIRPath results to index values;
-//! - [`query`]: URL parameters to clauses and result parameters ([`parse_query`]);
-//! - [`matching`]: clause semantics over index values ([`Clause::matches`]);
-//! - [`sort`]: sort keys for `_sort`;
-//! - [`keys`]: index key encodings and the scans answering each query value;
-//! - [`engine`]: the indexer hook and query execution over a database value;
-//! - [`normalize`]: string normalisation.
-//!
-//! `_lastUpdated` is registered and extracted from `meta.lastUpdated` when present; stored
-//! resources carry no `meta.lastUpdated` (the database adds it from the transaction), so the
-//! database answers it from its own time index, as Blaze does.
+//! The search semantics without a database (registry, extraction, query parsing, matching,
+//! sort keys) are the crate `flint-search-core`; its modules and main types are re-exported
+//! here under their usual paths (`flint_search::query`, `flint_search::Registry`, ...), so
+//! users of search need one crate. Its error is wrapped in [`Error::Search`], next to
+//! [`Error::Storage`] for storage faults.
 
 #![warn(missing_docs)]
 
-pub mod date;
 pub mod engine;
 mod error;
-mod extract;
 pub mod keys;
-pub mod matching;
-pub mod normalize;
-pub mod query;
-pub mod registry;
-pub mod sort;
-pub mod value;
 
-pub use date::DateRange;
 pub use engine::{Engine, Matches, SearchIndexer};
 pub use error::Error;
-pub use matching::NeedsDatabase;
-pub use query::{
-    Clause, Include, Modifier, ParamClause, Prefix, Query, QueryParser, QueryValue, ResultParams,
-    SortKey, parse_query,
+
+pub use flint_search_core::{
+    BundleReport, Clause, Component, DateRange, GeoPoint, Include, IndexValue, Modifier,
+    NeedsDatabase, NumberValue, ParamClause, ParamRef, ParamType, Prefix, QuantityValue, Query,
+    QueryParser, QueryValue, ReferenceValue, Registry, ResultParams, SearchParam, SortKey,
+    StringValue, TokenValue, Unsupported, parse_query,
 };
-pub use registry::{
-    BundleReport, Component, ParamRef, ParamType, Registry, SearchParam, Unsupported,
-};
-pub use value::{
-    GeoPoint, IndexValue, NumberValue, QuantityValue, ReferenceValue, StringValue, TokenValue,
-};
+pub use flint_search_core::{date, matching, normalize, query, registry, sort, value};

@@ -1,7 +1,7 @@
 //! Query parsing and matching against extracted values, through the public API.
 
-use flint_search::query::{Contained, ReferenceQuery, Summary, SystemMatch, Total};
-use flint_search::{
+use flint_search_core::query::{Contained, ReferenceQuery, Summary, SystemMatch, Total};
+use flint_search_core::{
     Clause, DateRange, Error, IndexValue, Modifier, NeedsDatabase, Prefix, QueryParser, QueryValue,
     Registry, parse_query,
 };
@@ -18,7 +18,7 @@ fn now() -> i64 {
     DateRange::parse("2020-01-01T00:00:00.000Z").unwrap().start
 }
 
-fn parse(ty: &str, params: &[(&str, &str)]) -> Result<flint_search::Query, Error> {
+fn parse(ty: &str, params: &[(&str, &str)]) -> Result<flint_search_core::Query, Error> {
     let params: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

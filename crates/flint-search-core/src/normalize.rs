@@ -52,7 +52,7 @@ fn words(len: usize, chars: impl Iterator<Item = char>) -> String {
 }
 
 /// Whether normalised `text` has a word starting with normalised `query` (or starts with it).
-pub(crate) fn word_prefix(text: &str, query: &str) -> bool {
+pub fn word_prefix(text: &str, query: &str) -> bool {
     if query.is_empty() {
         return true;
     }

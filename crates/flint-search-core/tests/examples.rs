@@ -1,6 +1,6 @@
 //! Extracts every parameter on every official R4 example resource.
 
-use flint_search::{IndexValue, Registry};
+use flint_search_core::{IndexValue, Registry};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -109,7 +109,7 @@ fn extracted_values_match_queries_built_from_them() {
                     (p.code.clone(), esc(&s.exact)),
                     (format!("{}:contains", p.code), esc(&s.exact)),
                 ],
-                IndexValue::Reference(flint_search::ReferenceValue::Local {
+                IndexValue::Reference(flint_search_core::ReferenceValue::Local {
                     type_name,
                     id,
                     ..
@@ -128,7 +128,7 @@ fn extracted_values_match_queries_built_from_them() {
                 _ => vec![],
             };
             for (k, val) in queries {
-                let Ok(q) = flint_search::parse_query(&reg, &ty, &[(k.clone(), val.clone())])
+                let Ok(q) = flint_search_core::parse_query(&reg, &ty, &[(k.clone(), val.clone())])
                 else {
                     unparsable += 1;
                     continue;

@@ -1,7 +1,7 @@
 //! Measures extraction throughput over the official R4 examples:
-//! `cargo run --release -p flint-search --example extract_throughput [rounds]`.
+//! `cargo run --release -p flint-search-core --example extract_throughput [rounds]`.
 
-use flint_search::Registry;
+use flint_search_core::Registry;
 use serde_json::Value;
 use std::time::Instant;
 

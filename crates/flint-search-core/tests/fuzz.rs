@@ -1,7 +1,7 @@
 //! Property tests: no query string or resource value makes parsing, extraction or matching
 //! panic.
 
-use flint_search::{Clause, IndexValue, Registry, parse_query};
+use flint_search_core::{Clause, IndexValue, Registry, parse_query};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
