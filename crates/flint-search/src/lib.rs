@@ -1,6 +1,8 @@
 //! FHIR R4 search over a database value: the index key encodings and the scans answering each
 //! query value ([`keys`]), the indexer hook that writes index entries and value blobs
 //! ([`SearchIndexer`]), and query planning and execution, includes and sorting ([`Engine`]).
+//! The engine is also the [`flint_terminology::CanonicalResolver`] of stored terminology: it
+//! finds ValueSets and CodeSystems by their `url` parameter ([`canonical`]).
 //!
 //! The search semantics without a database (registry, extraction, query parsing, matching,
 //! sort keys) are the crate `flint-search-core`; its modules and main types are re-exported
@@ -10,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod canonical;
 pub mod engine;
 mod error;
 pub mod keys;
