@@ -70,13 +70,26 @@ struct StateInner {
     node: Node,
     config: RestConfig,
     engine: flint_search::Engine,
+    terminology: Arc<dyn flint_terminology::Terminology>,
     results: search::ResultCache,
     capabilities: outcome::FhirResult<capabilities::Capabilities>,
 }
 
 impl AppState {
-    /// State over a database node whose index was written by `engine`'s indexer.
-    pub fn new(node: Node, mut config: RestConfig, engine: flint_search::Engine) -> Self {
+    /// State over a database node whose index was written by `engine`'s indexer; terminology
+    /// comes from the ValueSets and CodeSystems stored in it.
+    pub fn new(node: Node, config: RestConfig, engine: flint_search::Engine) -> Self {
+        let terminology = Arc::new(flint_terminology::DbTerminology::new(engine.clone()));
+        AppState::with_terminology(node, config, engine, terminology)
+    }
+
+    /// Like [`AppState::new`], with the terminology searches (`:in`, `:below`, ...) use.
+    pub fn with_terminology(
+        node: Node,
+        mut config: RestConfig,
+        engine: flint_search::Engine,
+        terminology: Arc<dyn flint_terminology::Terminology>,
+    ) -> Self {
         while config.base_url.ends_with('/') {
             config.base_url.pop();
         }
@@ -99,6 +112,7 @@ impl AppState {
                 node,
                 config,
                 engine,
+                terminology,
                 results: search::result_cache(),
                 capabilities,
             }),
@@ -118,6 +132,11 @@ impl AppState {
     /// The search engine.
     pub fn engine(&self) -> &flint_search::Engine {
         &self.inner.engine
+    }
+
+    /// The terminology: ValueSet expansion and CodeSystem subsumption.
+    pub fn terminology(&self) -> &dyn flint_terminology::Terminology {
+        &*self.inner.terminology
     }
 
     /// Complete result lists of recent multi-page searches, by query and `t`.

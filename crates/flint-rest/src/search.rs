@@ -22,6 +22,7 @@ use flint_search::query::{
 };
 use flint_search::{Error as SearchError, Matches, Query, QueryParser};
 use flint_search_core::Error as QueryError;
+use flint_terminology::{Direction, Error as TerminologyError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -592,9 +593,9 @@ fn needs_stored(q: &Query) -> bool {
 }
 
 /// Rewrites the clauses that need stored resources into plain ones before execution:
-/// token `:in`/`:not-in` (codes of a stored ValueSet), token `:below`/`:above` (the code and
-/// its descendants/ancestors in a stored CodeSystem) and `_list` (the members of stored
-/// Lists), recursively inside chains and `_has`.
+/// token `:in`/`:not-in` (the members of a ValueSet) and `:below`/`:above` (the code and its
+/// descendants/ancestors in a CodeSystem), both from the state's terminology, and `_list`
+/// (the members of stored Lists), recursively inside chains and `_has`.
 pub async fn resolve_stored(ctx: &Ctx, db: &Db, query: &mut Query) -> FhirResult<()> {
     let ty = query.resource_type.clone();
     for c in &mut query.clauses {
@@ -671,11 +672,18 @@ async fn resolve_param(ctx: &Ctx, db: &Db, p: &mut ParamClause) -> FhirResult<()
             let mut values = Vec::new();
             for v in &p.values {
                 if let QueryValue::ValueSet(url) = v {
-                    values.extend(
-                        value_set_codes(ctx, db, url)
-                            .await
-                            .map_err(|e| e.at(code(m.as_str())))?,
-                    );
+                    let members = ctx
+                        .state
+                        .terminology()
+                        .expand(db, url)
+                        .await
+                        .map_err(|e| terminology_error(e).at(code(m.as_str())))?;
+                    values.extend(members.into_iter().map(|c| {
+                        QueryValue::Token(TokenQuery {
+                            system: c.system.map_or(SystemMatch::Any, SystemMatch::Is),
+                            code: c.code,
+                        })
+                    }));
                 }
             }
             p.values = values;
@@ -696,18 +704,24 @@ async fn resolve_param(ctx: &Ctx, db: &Db, p: &mut ParamClause) -> FhirResult<()
                     ))
                     .at(code(m.as_str())));
                 };
-                let cs = code_system(ctx, db, system).await?.ok_or_else(|| {
-                    FhirError::invalid(format!(
-                        "No CodeSystem with url `{system}` is stored, so `:{}` cannot be evaluated.",
-                        m.as_str()
-                    ))
-                    .at(code(m.as_str()))
-                })?;
-                let related = if m == Modifier::Below {
-                    descendants(&cs, c)
+                let direction = if m == Modifier::Below {
+                    Direction::Descendants
                 } else {
-                    ancestors(&cs, c)
+                    Direction::Ancestors
                 };
+                let related = ctx
+                    .state
+                    .terminology()
+                    .closure(db, system, c, direction)
+                    .await
+                    .map_err(terminology_error)?
+                    .ok_or_else(|| {
+                        FhirError::invalid(format!(
+                            "No CodeSystem with url `{system}` is stored, so `:{}` cannot be evaluated.",
+                            m.as_str()
+                        ))
+                        .at(code(m.as_str()))
+                    })?;
                 values.extend(related.into_iter().map(|code| {
                     QueryValue::Token(TokenQuery {
                         system: SystemMatch::Is(system.clone()),
@@ -723,139 +737,12 @@ async fn resolve_param(ctx: &Ctx, db: &Db, p: &mut ParamClause) -> FhirResult<()
     }
 }
 
-/// The current resource of `ty` with canonical `url` (a `url|version` picks the version).
-async fn by_url(ctx: &Ctx, db: &Db, ty: &str, url: &str) -> FhirResult<Option<Value>> {
-    let found = matches(ctx, db, ty, &[("url".to_string(), url.to_string())])?;
-    match found.first() {
-        Some(h) => Ok(Some(crate::interaction::materialize(db, h).await?)),
-        None => Ok(None),
+/// The OperationOutcome error of a terminology problem: 400 for unknown ValueSets and
+/// CodeSystems, 422 for unsupported filters, the database's error for storage faults.
+fn terminology_error(e: TerminologyError) -> FhirError {
+    match e {
+        TerminologyError::Storage(e) => e.into(),
+        TerminologyError::UnsupportedFilter { .. } => FhirError::unsupported(format!("{e}.")),
+        _ => FhirError::invalid(format!("{e}.")),
     }
-}
-
-async fn code_system(ctx: &Ctx, db: &Db, url: &str) -> FhirResult<Option<Value>> {
-    by_url(ctx, db, "CodeSystem", url).await
-}
-
-/// The token values a stored ValueSet stands for: its expansion if it has one, else its
-/// `compose.include` (listed concepts, `is-a`/`descendent-of` filters over stored
-/// CodeSystems, whole systems). `compose.exclude` is not applied.
-async fn value_set_codes(ctx: &Ctx, db: &Db, url: &str) -> FhirResult<Vec<QueryValue>> {
-    let vs = by_url(ctx, db, "ValueSet", url)
-        .await?
-        .ok_or_else(|| FhirError::invalid(format!("No ValueSet with url `{url}` is stored.")))?;
-    let token = |system: Option<&str>, code: Option<&str>| {
-        QueryValue::Token(TokenQuery {
-            system: system.map_or(SystemMatch::Any, |s| SystemMatch::Is(s.to_string())),
-            code: code.map(str::to_string),
-        })
-    };
-    let mut out = Vec::new();
-    if let Some(contains) = vs["expansion"]["contains"].as_array() {
-        let mut stack: Vec<&Value> = contains.iter().collect();
-        while let Some(c) = stack.pop() {
-            if let Some(code) = c["code"].as_str() {
-                out.push(token(c["system"].as_str(), Some(code)));
-            }
-            stack.extend(c["contains"].as_array().into_iter().flatten());
-        }
-        return Ok(out);
-    }
-    for inc in vs["compose"]["include"].as_array().into_iter().flatten() {
-        let system = inc["system"].as_str();
-        let concepts = inc["concept"].as_array();
-        let filters = inc["filter"].as_array();
-        if let Some(cs) = concepts {
-            for c in cs {
-                out.push(token(system, c["code"].as_str()));
-            }
-        }
-        if let (Some(fs), Some(sys)) = (filters, system) {
-            let stored = code_system(ctx, db, sys).await?;
-            for f in fs {
-                let (Some(op), Some(value)) = (f["op"].as_str(), f["value"].as_str()) else {
-                    continue;
-                };
-                let Some(cs) = &stored else {
-                    return Err(FhirError::invalid(format!(
-                        "ValueSet `{url}` filters CodeSystem `{sys}`, which is not stored."
-                    )));
-                };
-                let mut codes = descendants(cs, value);
-                match op {
-                    "is-a" => {}
-                    "descendent-of" => codes.retain(|c| c != value),
-                    other => {
-                        return Err(FhirError::unsupported(format!(
-                            "ValueSet `{url}` uses the filter operator `{other}`; only is-a and \
-                             descendent-of are supported."
-                        )));
-                    }
-                }
-                out.extend(codes.iter().map(|c| token(Some(sys), Some(c))));
-            }
-        }
-        if concepts.is_none() && filters.is_none() && system.is_some() {
-            out.push(token(system, None));
-        }
-    }
-    Ok(out)
-}
-
-/// `code` and every code below it in the CodeSystem's concept tree (nesting and `parent`
-/// properties), or just `code` when the CodeSystem does not have it.
-fn descendants(cs: &Value, code: &str) -> Vec<String> {
-    closure(cs, code, false)
-}
-
-/// `code` and every code above it.
-fn ancestors(cs: &Value, code: &str) -> Vec<String> {
-    closure(cs, code, true)
-}
-
-/// `code` and every code reachable from it, downwards or `up`wards in the hierarchy.
-fn closure(cs: &Value, code: &str, up: bool) -> Vec<String> {
-    let edges = hierarchy(cs);
-    let mut out = vec![code.to_string()];
-    let mut i = 0;
-    while i < out.len() {
-        let from = out[i].clone();
-        for (p, c) in &edges {
-            let (a, b) = if up { (c, p) } else { (p, c) };
-            if *a == from && !out.contains(b) {
-                out.push(b.clone());
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
-/// (parent, child) pairs of a CodeSystem: nested concepts and `parent`/`child` properties.
-fn hierarchy(cs: &Value) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut stack: Vec<(Option<String>, &Value)> = cs["concept"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| (None, c))
-        .collect();
-    while let Some((parent, c)) = stack.pop() {
-        let Some(code) = c["code"].as_str() else {
-            continue;
-        };
-        if let Some(p) = parent {
-            out.push((p, code.to_string()));
-        }
-        for prop in c["property"].as_array().into_iter().flatten() {
-            match (prop["code"].as_str(), prop["valueCode"].as_str()) {
-                (Some("parent"), Some(p)) => out.push((p.to_string(), code.to_string())),
-                (Some("child"), Some(ch)) => out.push((code.to_string(), ch.to_string())),
-                _ => {}
-            }
-        }
-        for child in c["concept"].as_array().into_iter().flatten() {
-            stack.push((Some(code.to_string()), child));
-        }
-    }
-    out
 }
