@@ -9,6 +9,12 @@
 //! here under their usual paths (`flint_search::query`, `flint_search::Registry`, ...), so
 //! users of search need one crate. Its error is wrapped in [`Error::Search`], next to
 //! [`Error::Storage`] for storage faults.
+//!
+//! Where the split falls: the key encodings produce flint-db's `ValueMatch` scans and the
+//! indexer hook implements flint-db's `ResourceIndexer` (returning `Indexed` entries), so both
+//! are engine code here; those types stay in flint-db as the contract its search index
+//! answers, and the core needs no flint-db at all. Sort keys ([`sort`]) and matching are pure
+//! and stay in the core; the value-blob encoding is the engine's (it is an index format).
 
 #![warn(missing_docs)]
 
