@@ -17,6 +17,17 @@ pub enum Return {
     OperationOutcome,
 }
 
+/// The `Prefer: handling=` preference: what a search does with unknown or unsupported
+/// parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Handling {
+    /// Ignore them, reporting them in an OperationOutcome entry (the default).
+    #[default]
+    Lenient,
+    /// Refuse the search (400).
+    Strict,
+}
+
 /// A request body.
 #[derive(Debug, Clone)]
 pub enum Payload {
@@ -47,29 +58,10 @@ pub struct FhirRequest {
     pub if_none_exist: Option<String>,
     /// `Prefer: return=`; `None` when absent.
     pub prefer_return: Option<Return>,
-    /// `Prefer: handling=strict` (unknown search parameters are errors).
-    pub strict: bool,
+    /// `Prefer: handling=`: lenient unless `handling=strict` was sent.
+    pub handling: Handling,
     /// The body.
     pub payload: Payload,
-}
-
-/// Splits a URL path into percent-decoded segments (empty segments dropped).
-pub fn path_segments(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect()
-}
-
-/// Parses a query string into name/value pairs in order.
-pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
 }
 
 impl FhirRequest {

@@ -6,14 +6,24 @@
 //! rewritten, all writes are prepared and committed together, and GET entries are answered
 //! afterwards against the database value of the transaction.
 
-use crate::api::{Body, FhirRequest, Payload, Reply, Return};
-use crate::http::dispatch;
-use crate::interaction::{self, Ctx, Prepared, WriteKind};
+use crate::api::{Body, FhirRequest, Handling, Payload, Reply, Return};
+use crate::conditional;
+use crate::context::{Ctx, condition_params, path_segments, query_pairs};
+use crate::interaction::{self, Prepared, WriteKind};
 use crate::outcome::{FhirError, FhirResult};
 use crate::resource::{self, format_instant, strip_version_meta};
+use crate::search;
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Answers an entry's request as the server answers it over HTTP: the router's dispatch,
+/// passed in by the router so that bundles do not depend on the routing above them. It
+/// answers every batch entry and the reads of a transaction.
+pub type Dispatch =
+    for<'a> fn(&'a Ctx, FhirRequest) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
 
 /// An entry's request, parsed.
 struct EntryRequest {
@@ -57,8 +67,8 @@ fn parse_entry_request(ctx: &Ctx, i: usize, entry: &Value) -> FhirResult<EntryRe
     let (path, query) = rel.split_once('?').unwrap_or((rel, ""));
     Ok(EntryRequest {
         method,
-        path: crate::api::path_segments(path),
-        query: crate::api::query_pairs(query),
+        path: path_segments(path),
+        query: query_pairs(query),
         url: url.to_string(),
     })
 }
@@ -71,8 +81,14 @@ fn header(entry: &Value, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `POST [base]` with a Bundle of type batch or transaction.
-pub async fn process(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
+/// `POST [base]` with a Bundle of type batch or transaction; `dispatch` answers the entries
+/// that are routed like requests of their own.
+pub async fn process(
+    ctx: &Ctx,
+    bundle: Value,
+    prefer: Option<Return>,
+    dispatch: Dispatch,
+) -> FhirResult<Reply> {
     if resource::type_of(&bundle) != "Bundle" {
         return Err(FhirError::invalid(format!(
             "Expected a Bundle but got `{}`.",
@@ -81,8 +97,8 @@ pub async fn process(ctx: &Ctx, bundle: Value, prefer: Option<Return>) -> FhirRe
         .at("resourceType"));
     }
     match bundle.get("type").and_then(Value::as_str) {
-        Some("batch") => batch(ctx, bundle, prefer).await,
-        Some("transaction") => transaction(ctx, bundle, prefer).await,
+        Some("batch") => batch(ctx, bundle, prefer, dispatch).await,
+        Some("transaction") => transaction(ctx, bundle, prefer, dispatch).await,
         other => Err(FhirError::invalid(format!(
             "Expected a Bundle of type batch or transaction but got `{}`.",
             other.unwrap_or("none")
@@ -115,7 +131,7 @@ fn entry_request(
         if_none_match: header(entry, "ifNoneMatch"),
         if_none_exist: header(entry, "ifNoneExist"),
         prefer_return: prefer,
-        strict: false,
+        handling: Handling::Lenient,
         payload: match entry.get_mut("resource") {
             Some(r) => Payload::Resource(r.take()),
             None => Payload::None,
@@ -123,7 +139,12 @@ fn entry_request(
     })
 }
 
-async fn batch(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
+async fn batch(
+    ctx: &Ctx,
+    mut bundle: Value,
+    prefer: Option<Return>,
+    dispatch: Dispatch,
+) -> FhirResult<Reply> {
     let mut out = Vec::new();
     for (i, entry) in entries(&mut bundle).iter_mut().enumerate() {
         let reply = match entry_request(ctx, i, entry, Some(prefer.unwrap_or(Return::Minimal))) {
@@ -131,7 +152,7 @@ async fn batch(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> FhirResu
                 &FhirError::unsupported("Nested batch or transaction bundles are not supported.")
                     .at(format!("{}.request", entry_path(i))),
             ),
-            Ok(req) => Box::pin(dispatch(ctx, req)).await,
+            Ok(req) => dispatch(ctx, req).await,
             Err(e) => Reply::error(&e),
         };
         out.push(response_entry(reply));
@@ -231,8 +252,8 @@ fn is_conditional_reference(reference: &str) -> bool {
 /// Resolves `Type?params` to the `Type/id` of its single match.
 fn resolve_conditional(ctx: &Ctx, db: &flint_db::Db, reference: &str) -> FhirResult<String> {
     let (ty, q) = reference.split_once('?').unwrap_or((reference, ""));
-    let params = interaction::condition_params(q);
-    let found = crate::search::matches(ctx, db, ty, &params)?;
+    let params = condition_params(q);
+    let found = search::matches(ctx, db, ty, &params)?;
     match found.as_slice() {
         [h] => Ok(format!("{ty}/{}", h.id)),
         [] => Err(FhirError::new(
@@ -251,7 +272,12 @@ fn resolve_conditional(ctx: &Ctx, db: &flint_db::Db, reference: &str) -> FhirRes
     }
 }
 
-async fn transaction(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> FhirResult<Reply> {
+async fn transaction(
+    ctx: &Ctx,
+    mut bundle: Value,
+    prefer: Option<Return>,
+    dispatch: Dispatch,
+) -> FhirResult<Reply> {
     let mut entries = entries(&mut bundle);
     let db = ctx.state.node().sync().await?;
     // 1. Ids for creates and the map of full URLs to their new local references; conditional
@@ -266,7 +292,7 @@ async fn transaction(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> Fh
         match (er.method.as_str(), er.path.as_slice()) {
             ("POST", [ty]) => {
                 let found = match header(entry, "ifNoneExist") {
-                    Some(cond) => interaction::conditional_match_at(ctx, &db, ty, &cond)
+                    Some(cond) => conditional::existing_at(ctx, &db, ty, &cond)
                         .await
                         .map_err(|e| e.at(format!("{}.request.ifNoneExist", entry_path(i))))?,
                     None => None,
@@ -388,8 +414,7 @@ async fn transaction(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> Fh
             }
             ("PUT", [ty]) => {
                 let mut v = resource_of(entry).map_err(at)?;
-                let id =
-                    interaction::conditional_update_id(ctx, &db, ty, &v, &er.query).map_err(at)?;
+                let id = conditional::update_id(ctx, &db, ty, &v, &er.query).map_err(at)?;
                 resource::set_id(&mut v, &id);
                 interaction::prepare_update(
                     ctx,
@@ -403,8 +428,7 @@ async fn transaction(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> Fh
             }
             ("DELETE", [ty, id]) => interaction::prepare_delete(ctx, ty, id).map_err(at)?,
             ("DELETE", [ty]) => {
-                let ids =
-                    interaction::conditional_delete_ids(ctx, &db, ty, &er.query).map_err(at)?;
+                let ids = conditional::delete_ids(ctx, &db, ty, &er.query).map_err(at)?;
                 for id in ids {
                     let p = interaction::prepare_delete(ctx, ty, &id).map_err(at)?;
                     planned.push(Planned::Silent(p));
@@ -459,7 +483,7 @@ async fn transaction(ctx: &Ctx, mut bundle: Value, prefer: Option<Return>) -> Fh
                 }
             }
             Planned::Read(i, req) => {
-                let r = Box::pin(dispatch(ctx, req)).await;
+                let r = dispatch(ctx, req).await;
                 replies.push((i, response_entry(r)));
             }
         }

@@ -1,14 +1,13 @@
 //! The CapabilityStatement (`GET [base]/metadata`): states exactly what this build supports.
 //!
 //! The statement depends only on the settings and the search parameter registry, so it is
-//! built once when the [`AppState`](crate::AppState) is created, dated with that moment, and
+//! built once when the [`AppState`](crate::state::AppState) is created, dated with that moment, and
 //! kept as compact JSON and XML bytes. Its one per-request part, `implementation.url` (the base
 //! URL the request resolves to), is spliced into the bytes around a placeholder.
 
-use crate::RestConfig;
 use crate::api::{Body, Reply};
-use crate::format::Format;
-use crate::interaction::Ctx;
+use crate::config::RestConfig;
+use crate::format::{Format, apply_subset};
 use crate::outcome::{FhirError, FhirResult};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -306,6 +305,12 @@ impl Capabilities {
         v
     }
 
+    /// `GET [base]/metadata` as a bundle entry answers it: the statement for `base`, to be
+    /// subsetted like a read (over HTTP, [`crate::http`] serves the bytes built at startup).
+    pub fn reply(&self, base: &str) -> Reply {
+        Reply::new(200, Body::Read(self.statement(base)))
+    }
+
     /// The weak entity tag of the statement for `base` under the `_summary`/`_elements`
     /// parameters `subset` (empty for the whole statement): a hash of the statement's content,
     /// the base URL and the subset, so stable for the process lifetime.
@@ -327,7 +332,7 @@ impl Capabilities {
         pretty: bool,
         subset: &[(String, String)],
     ) -> FhirResult<Rendered> {
-        if let Some(mut v) = crate::http::apply_subset(&self.value, subset)? {
+        if let Some(mut v) = apply_subset(&self.value, subset)? {
             set_base(&mut v, base);
             return Ok(Rendered {
                 bytes: Bytes::from(format.encode(&v, pretty)),
@@ -372,16 +377,6 @@ pub fn if_none_match(header: &str, etag: &str) -> bool {
         }
         rest = &tag[end + 2..];
     }
-}
-
-/// The CapabilityStatement for `ctx`'s base URL, from the one built at startup.
-pub fn statement(ctx: &Ctx) -> FhirResult<Value> {
-    Ok(ctx.state.capabilities()?.statement(&ctx.base))
-}
-
-/// `GET [base]/metadata` as a bundle entry (over HTTP, [`crate::http`] serves the bytes).
-pub fn capabilities(ctx: &Ctx) -> FhirResult<Reply> {
-    Ok(Reply::new(200, Body::Read(statement(ctx)?)))
 }
 
 #[cfg(test)]

@@ -120,6 +120,45 @@ pub fn request_format(content_type: Option<&str>, body: &[u8]) -> Option<Format>
     }
 }
 
+/// Applies the `_summary`/`_elements` parameters `subset` to `v`; `None` when they ask for
+/// the whole resource (none given, `_summary=false`, empty `_elements`).
+pub fn apply_subset(
+    v: &serde_json::Value,
+    subset: &[(String, String)],
+) -> FhirResult<Option<serde_json::Value>> {
+    use flint_model::subset::{Summary, elements, summary};
+    let mut out: Option<serde_json::Value> = None;
+    for (k, val) in subset {
+        if k == "_summary" {
+            let mode = match val.as_str() {
+                "true" => Some(Summary::True),
+                "text" => Some(Summary::Text),
+                "data" => Some(Summary::Data),
+                "false" => None,
+                other => {
+                    return Err(FhirError::invalid(format!(
+                        "Invalid `_summary` value `{other}`: expected true, text, data or false."
+                    ))
+                    .at("_summary"));
+                }
+            };
+            if let Some(m) = mode {
+                out = Some(summary(out.as_ref().unwrap_or(v), m));
+            }
+        } else {
+            let names: Vec<&str> = val
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !names.is_empty() {
+                out = Some(elements(out.as_ref().unwrap_or(v), &names));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 //! duplicate entries.
 
 use crate::api::{Body, FhirRequest, Reply};
-use crate::interaction::{Ctx, check_id, check_type, materialize};
+use crate::context::{Ctx, check_id, check_type};
+use crate::interaction::materialize;
 use crate::outcome::{FhirError, FhirResult};
 use crate::resource::{format_instant, parse_instant};
 use flint_db::codec::VersionOp;

@@ -2,13 +2,14 @@
 //! [`FhirRequest`], [`dispatch`] routes it to an interaction, and the [`Reply`] is rendered in
 //! the negotiated format. `/health` answers liveness checks.
 
-use crate::AppState;
-use crate::api::{Body, FhirRequest, Payload, Reply, Return};
-use crate::format::{self, Accept, Format};
+use crate::api::{Body, FhirRequest, Handling, Payload, Reply};
+use crate::context::{self, Ctx, check_type_and_id, header_str, path_segments, query_pairs};
+use crate::format::{self, Accept, Format, apply_subset};
 use crate::history::{self, Scope};
-use crate::interaction::{self, Ctx};
+use crate::interaction;
 use crate::outcome::FhirError;
-use crate::{bundle, capabilities, search};
+use crate::state::AppState;
+use crate::{bundle, capabilities, conditional, search};
 use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
@@ -16,6 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 /// The application's router: `/health` and everything under the context path.
@@ -63,57 +66,6 @@ async fn health(State(state): State<AppState>, req: Request) -> Response {
         .into_response()
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The public base URL of a request: `BASE_URL` unless `X-Forwarded-Host`/`-Proto` or
-/// `Forwarded` say otherwise; with the context path.
-fn request_base(state: &AppState, headers: &HeaderMap) -> String {
-    let cfg = state.config();
-    let mut host = header_str(headers, "x-forwarded-host").map(str::to_string);
-    let mut proto = header_str(headers, "x-forwarded-proto").map(str::to_string);
-    if let Some(fwd) = header_str(headers, "forwarded") {
-        for part in fwd.split(',').next().unwrap_or("").split(';') {
-            if let Some((k, v)) = part.trim().split_once('=') {
-                let v = v.trim_matches('"').to_string();
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "host" => host = Some(v),
-                    "proto" => proto = Some(v),
-                    _ => {}
-                }
-            }
-        }
-    }
-    let origin = match host {
-        Some(h) => format!("{}://{h}", proto.as_deref().unwrap_or("http")),
-        None => cfg.base_url.clone(),
-    };
-    format!("{origin}{}", cfg.context_path)
-}
-
-fn parse_prefer(headers: &HeaderMap) -> Option<Return> {
-    let prefer = header_str(headers, "prefer")?;
-    prefer.split([',', ';']).find_map(|p| {
-        match p.trim().strip_prefix("return=")?.trim_matches('"') {
-            "minimal" => Some(Return::Minimal),
-            "representation" => Some(Return::Representation),
-            "OperationOutcome" => Some(Return::OperationOutcome),
-            _ => None,
-        }
-    })
-}
-
-/// Whether `Prefer: handling=strict` was sent (lenient is the default).
-fn prefers_strict(headers: &HeaderMap) -> bool {
-    headers.get_all("prefer").iter().any(|v| {
-        v.to_str().is_ok_and(|p| {
-            p.split([',', ';'])
-                .any(|x| x.trim().eq_ignore_ascii_case("handling=strict"))
-        })
-    })
-}
-
 /// Which interaction a request is, for metrics.
 fn interaction_name(req: &FhirRequest) -> &'static str {
     let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
@@ -142,8 +94,8 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let start = Instant::now();
     let (parts, body) = request.into_parts();
     let cfg = state.config();
-    let base = request_base(&state, &parts.headers);
-    let query = crate::api::query_pairs(parts.uri.query().unwrap_or(""));
+    let ctx = Ctx::new(state.clone(), &parts.headers);
+    let query = query_pairs(parts.uri.query().unwrap_or(""));
     let param = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let pretty = param("_pretty") == Some("true");
     let accept = match format::negotiate(param("_format"), header_str(&parts.headers, "accept")) {
@@ -170,7 +122,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         let e = FhirError::not_found(format!("No FHIR endpoint at `{path}`."));
         return render(Reply::error(&e), out_format, pretty, &accept, &[]);
     };
-    let segments = crate::api::path_segments(rest);
+    let segments = path_segments(rest);
     let bytes = match axum::body::to_bytes(body, cfg.max_body_size).await {
         Ok(b) => b,
         Err(_) => {
@@ -185,39 +137,19 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
             return render(Reply::error(&e), out_format, pretty, &accept, &[]);
         }
     };
-    let content_type = header_str(&parts.headers, "content-type");
-    let payload = if bytes.is_empty() {
-        Payload::None
-    } else {
-        match format::request_format(content_type, &bytes) {
-            Some(f) => Payload::Fhir(f, bytes),
-            None => Payload::Raw(
-                content_type
-                    .and_then(|c| c.split(';').next())
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase(),
-                bytes,
-            ),
-        }
-    };
-    let req = FhirRequest {
-        method: parts.method.as_str().to_ascii_uppercase(),
-        path: segments,
+    let req = context::http_request(
+        parts.method.as_str(),
+        segments,
         query,
-        if_match: header_str(&parts.headers, "if-match").map(str::to_string),
-        if_none_match: header_str(&parts.headers, "if-none-match").map(str::to_string),
-        if_none_exist: header_str(&parts.headers, "if-none-exist").map(str::to_string),
-        prefer_return: parse_prefer(&parts.headers),
-        strict: prefers_strict(&parts.headers),
-        payload,
-    };
+        &parts.headers,
+        bytes,
+    );
     let interaction = interaction_name(&req);
     let subset = subset_params(&req);
     let response = if interaction == "capabilities" {
         metadata(
             &state,
-            &base,
+            &ctx.base,
             out_format,
             pretty,
             &accept,
@@ -225,10 +157,6 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
             &parts.headers,
         )
     } else {
-        let ctx = Ctx {
-            state: state.clone(),
-            base,
-        };
         let reply = dispatch(&ctx, req).await;
         render(reply, out_format, pretty, &accept, &subset)
     };
@@ -247,45 +175,6 @@ fn subset_params(req: &FhirRequest) -> Vec<(String, String)> {
         .filter(|(k, _)| k == "_summary" || k == "_elements")
         .cloned()
         .collect()
-}
-
-/// Applies the `_summary`/`_elements` parameters `subset` to `v`; `None` when they ask for
-/// the whole resource (none given, `_summary=false`, empty `_elements`).
-pub(crate) fn apply_subset(
-    v: &serde_json::Value,
-    subset: &[(String, String)],
-) -> Result<Option<serde_json::Value>, FhirError> {
-    use flint_model::subset::{Summary, elements, summary};
-    let mut out: Option<serde_json::Value> = None;
-    for (k, val) in subset {
-        if k == "_summary" {
-            let mode = match val.as_str() {
-                "true" => Some(Summary::True),
-                "text" => Some(Summary::Text),
-                "data" => Some(Summary::Data),
-                "false" => None,
-                other => {
-                    return Err(FhirError::invalid(format!(
-                        "Invalid `_summary` value `{other}`: expected true, text, data or false."
-                    ))
-                    .at("_summary"));
-                }
-            };
-            if let Some(m) = mode {
-                out = Some(summary(out.as_ref().unwrap_or(v), m));
-            }
-        } else {
-            let names: Vec<&str> = val
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            if !names.is_empty() {
-                out = Some(elements(out.as_ref().unwrap_or(v), &names));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// `GET [base]/metadata`: the statement built at startup in the negotiated format, subsetted
@@ -461,14 +350,14 @@ fn render(
     (status, headers, AxumBody::from(body)).into_response()
 }
 
-fn type_and_id(ty: &str, id: &str) -> Result<(), FhirError> {
-    interaction::check_type(ty)?;
-    interaction::check_id(id)
-}
-
 /// Routes a request to its interaction. Used by the HTTP handler and by bundle entries.
 pub async fn dispatch(ctx: &Ctx, req: FhirRequest) -> Reply {
     Reply::from_result(dispatch_inner(ctx, req).await)
+}
+
+/// [`dispatch`] as the [`bundle::Dispatch`] that answers bundle entries.
+fn dispatch_entry(ctx: &Ctx, req: FhirRequest) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+    Box::pin(dispatch(ctx, req))
 }
 
 async fn read_db(ctx: &Ctx) -> Result<flint_db::Db, FhirError> {
@@ -483,17 +372,24 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
     match p.as_slice() {
         [] => match method.as_str() {
             "POST" => {
-                let bundle = interaction::payload_resource("Bundle", &req.payload)?;
-                bundle::process(ctx, bundle, req.prefer_return).await
+                let bundle = context::payload_resource("Bundle", &req.payload)?;
+                bundle::process(ctx, bundle, req.prefer_return, dispatch_entry).await
             }
             "GET" => {
                 let params = search::request_params(&req)?;
-                search::search(ctx, search::Scope::System, params, req.strict, false).await
+                search::search(
+                    ctx,
+                    search::Scope::System,
+                    params,
+                    req.handling == Handling::Strict,
+                    false,
+                )
+                .await
             }
             _ => not_allowed(),
         },
         ["metadata"] => match method.as_str() {
-            "GET" => capabilities::capabilities(ctx),
+            "GET" => Ok(ctx.state.capabilities()?.reply(&ctx.base)),
             _ => not_allowed(),
         },
         ["_history"] => match method.as_str() {
@@ -501,14 +397,14 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
             _ => not_allowed(),
         },
         [ty] => match method.as_str() {
-            "POST" => interaction::create(ctx, ty, &req).await,
+            "POST" => conditional::create(ctx, ty, &req).await,
             "GET" => {
                 let params = search::request_params(&req)?;
                 let scope = search::Scope::Type(ty.to_string());
-                search::search(ctx, scope, params, req.strict, false).await
+                search::search(ctx, scope, params, req.handling == Handling::Strict, false).await
             }
-            "PUT" => interaction::conditional_update(ctx, ty, &req).await,
-            "DELETE" => interaction::conditional_delete(ctx, ty, &req).await,
+            "PUT" => conditional::update(ctx, ty, &req).await,
+            "DELETE" => conditional::delete(ctx, ty, &req).await,
             _ => not_allowed(),
         },
         ["__page", token] => match method.as_str() {
@@ -519,7 +415,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
             "POST" => {
                 let params = search::request_params(&req)?;
                 let scope = search::Scope::Type(ty.to_string());
-                search::search(ctx, scope, params, req.strict, true).await
+                search::search(ctx, scope, params, req.handling == Handling::Strict, true).await
             }
             _ => not_allowed(),
         },
@@ -529,7 +425,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         },
         [ty, id] => match method.as_str() {
             "GET" => {
-                type_and_id(ty, id)?;
+                check_type_and_id(ty, id)?;
                 interaction::read(&read_db(ctx).await?, ty, id).await
             }
             "PUT" => interaction::update(ctx, ty, id, &req).await,
@@ -550,7 +446,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
                 let params = search::request_params(&req)?;
                 let scope =
                     search::Scope::Compartment(comp.to_string(), id.to_string(), ty.to_string());
-                search::search(ctx, scope, params, req.strict, false).await
+                search::search(ctx, scope, params, req.handling == Handling::Strict, false).await
             }
             _ => not_allowed(),
         },
@@ -560,7 +456,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         },
         [ty, id, "_history", vid] => match method.as_str() {
             "GET" => {
-                type_and_id(ty, id)?;
+                check_type_and_id(ty, id)?;
                 interaction::vread(&read_db(ctx).await?, ty, id, vid).await
             }
             _ => not_allowed(),

@@ -1,58 +1,18 @@
 //! The single-resource interactions: read, vread, create, update, delete and patch, split into
 //! *prepare* (validation, hashing, transaction command) and *reply* (outcome at `t`) so that
-//! transaction bundles can combine many writes into one transaction.
+//! transaction bundles can combine many writes into one transaction. The conditional forms
+//! (which search first) are in the `conditional` module.
 
-use crate::AppState;
 use crate::api::{Body, FhirRequest, Payload, Reply, Return, Stored};
+use crate::context::{
+    Ctx, check_id, check_type, parse_if_match, parse_if_none_match, payload_resource,
+};
 use crate::outcome::{FhirError, FhirResult, info_outcome};
 use crate::resource::{self, content_of, set_version_meta, strip_version_meta};
 use axum::http::StatusCode;
 use bytes::Bytes;
-use flint_db::{ContentHash, Db, IfNoneMatch, ResourceHandle, T, TxCmd, TxOp, TxOutcome};
+use flint_db::{ContentHash, Db, ResourceHandle, T, TxCmd, TxOp, TxOutcome};
 use serde_json::Value;
-
-/// Per-request context: shared state and the request's public base URL (with context path).
-#[derive(Clone)]
-pub struct Ctx {
-    /// Shared state.
-    pub state: AppState,
-    /// Base URL for links and `Location` (e.g. `http://localhost:8080/fhir`).
-    pub base: String,
-}
-
-impl Ctx {
-    /// The absolute URL of `Type/id`.
-    pub fn url(&self, type_name: &str, id: &str) -> String {
-        format!("{}/{type_name}/{id}", self.base)
-    }
-
-    /// The absolute URL of a version.
-    pub fn version_url(&self, type_name: &str, id: &str, t: T) -> String {
-        format!("{}/{type_name}/{id}/_history/{t}", self.base)
-    }
-}
-
-/// Checks that `type_name` is a known concrete resource type.
-pub fn check_type(type_name: &str) -> FhirResult<()> {
-    if flint_model::defs::definitions().is_resource_type(type_name) {
-        Ok(())
-    } else {
-        Err(FhirError::not_found(format!(
-            "Unknown resource type `{type_name}`."
-        )))
-    }
-}
-
-/// Checks that `id` is a valid resource id.
-pub fn check_id(id: &str) -> FhirResult<()> {
-    if flint_model::is_valid_id(id) {
-        Ok(())
-    } else {
-        Err(FhirError::invalid(format!(
-            "Invalid resource id `{id}`: ids are 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'."
-        )))
-    }
-}
 
 /// The stored content of `handle` with its version.
 pub async fn pull(db: &Db, handle: &ResourceHandle) -> FhirResult<Stored> {
@@ -93,6 +53,12 @@ fn ok_reply(db: &Db, h: &ResourceHandle, status: u16, body: Body) -> FhirResult<
     })
 }
 
+/// The 200 reply of the stored version `h`: its bytes, `ETag` and `Last-Modified`.
+pub async fn stored_reply(db: &Db, h: &ResourceHandle) -> FhirResult<Reply> {
+    let s = pull(db, h).await?;
+    ok_reply(db, h, 200, Body::Stored(s))
+}
+
 /// `GET [type]/[id]`.
 pub async fn read(db: &Db, type_name: &str, id: &str) -> FhirResult<Reply> {
     check_type(type_name)?;
@@ -103,8 +69,7 @@ pub async fn read(db: &Db, type_name: &str, id: &str) -> FhirResult<Reply> {
     if h.is_deleted() {
         return Err(gone(db, &h));
     }
-    let s = pull(db, &h).await?;
-    ok_reply(db, &h, 200, Body::Stored(s))
+    stored_reply(db, &h).await
 }
 
 /// `GET [type]/[id]/_history/[vid]`.
@@ -121,8 +86,7 @@ pub async fn vread(db: &Db, type_name: &str, id: &str, vid: &str) -> FhirResult<
     if h.is_deleted() {
         return Err(gone(db, &h));
     }
-    let s = pull(db, &h).await?;
-    ok_reply(db, &h, 200, Body::Stored(s))
+    stored_reply(db, &h).await
 }
 
 /// The current version of `type/id` as a tree, with its `t` (404/410 errors as for read).
@@ -210,42 +174,6 @@ pub fn prepare_create(ctx: &Ctx, type_name: &str, v: Value, id: String) -> FhirR
     check_body_type(&v, type_name)?;
     check_not_subsetted(&v)?;
     Ok(finish(ctx, WriteKind::Create, TxOp::Create, v, &id))
-}
-
-/// Parses `If-Match` (`W/"1"`, `"1"`, comma lists) into version numbers.
-pub fn parse_if_match(h: &str) -> FhirResult<Vec<T>> {
-    let ts: Option<Vec<T>> = h
-        .split(',')
-        .map(|p| {
-            let p = p.trim();
-            let p = p.strip_prefix("W/").unwrap_or(p);
-            p.trim_matches('"').parse().ok()
-        })
-        .collect();
-    match ts {
-        Some(ts) if !ts.is_empty() => Ok(ts),
-        _ => Err(FhirError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "conflict",
-            format!("Invalid If-Match header `{h}`: expected W/\"<versionId>\"."),
-        )),
-    }
-}
-
-/// Parses `If-None-Match` (`*` or `W/"1"`).
-pub fn parse_if_none_match(h: &str) -> FhirResult<IfNoneMatch> {
-    let h = h.trim();
-    if h == "*" {
-        return Ok(IfNoneMatch::Any);
-    }
-    let p = h.strip_prefix("W/").unwrap_or(h).trim_matches('"');
-    p.parse().map(IfNoneMatch::Version).map_err(|_| {
-        FhirError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "conflict",
-            format!("Invalid If-None-Match header `{h}`: expected * or W/\"<versionId>\"."),
-        )
-    })
 }
 
 /// Validates an update of `type/id` with `v`.
@@ -380,221 +308,20 @@ pub fn write_reply(ctx: &Ctx, p: &Prepared, out: &TxOutcome, ret: Return) -> Fhi
     })
 }
 
-/// Turns a request payload into a resource for create/update (Binary raw content included).
-pub fn payload_resource(type_name: &str, payload: &Payload) -> FhirResult<Value> {
-    match payload {
-        Payload::Resource(v) => Ok(v.clone()),
-        Payload::Fhir(f, b) => f.decode(b),
-        Payload::Raw(ct, bytes) if type_name == "Binary" => {
-            use base64::Engine;
-            let mut v = serde_json::json!({"resourceType": "Binary", "contentType": ct});
-            if !bytes.is_empty() {
-                v["data"] = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
-            }
-            Ok(flint_model::validate::resource(v)?)
-        }
-        Payload::Raw(ct, _) => Err(FhirError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not-supported",
-            format!(
-                "Unsupported media type `{ct}`: use application/fhir+json or application/fhir+xml."
-            ),
-        )),
-        Payload::None => Err(FhirError::invalid("The request has no body.")),
-    }
-}
-
-/// `POST [type]`.
-pub async fn create(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
-    check_type(type_name)?;
-    let v = payload_resource(type_name, &req.payload)?;
-    if let Some(cond) = &req.if_none_exist
-        && let Some(existing) = conditional_match(ctx, type_name, cond).await?
-    {
-        return Ok(existing);
-    }
+/// `POST [type]` of the resource `v` (the request's parsed body), with a server-assigned id;
+/// `prefer` is the request's `Prefer: return=`.
+pub async fn create(
+    ctx: &Ctx,
+    type_name: &str,
+    v: Value,
+    prefer: Option<Return>,
+) -> FhirResult<Reply> {
     let p = prepare_create(ctx, type_name, v, resource::new_id())?;
-    commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Representation)).await
+    commit_one(ctx, p, prefer.unwrap_or(Return::Representation)).await
 }
-
-/// The query pairs of a condition (`If-None-Exist` value or URL query).
-pub fn condition_params(cond: &str) -> Vec<(String, String)> {
-    crate::api::query_pairs(cond.trim_start_matches('?'))
-}
-
-/// The single current match of a conditional create's condition, as its 200 reply; `None` if
-/// nothing matches; 412 for several matches.
-pub async fn conditional_match(
-    ctx: &Ctx,
-    type_name: &str,
-    cond: &str,
-) -> FhirResult<Option<Reply>> {
-    let db = ctx.state.node().sync().await?;
-    Ok(conditional_match_at(ctx, &db, type_name, cond)
-        .await?
-        .map(|(_, r)| r))
-}
-
-/// Like [`conditional_match`] at `db`, with the matching id.
-pub async fn conditional_match_at(
-    ctx: &Ctx,
-    db: &Db,
-    type_name: &str,
-    cond: &str,
-) -> FhirResult<Option<(String, Reply)>> {
-    let params = condition_params(cond);
-    if !crate::search::has_criteria(ctx, type_name, &params)? {
-        return Ok(None);
-    }
-    let found = crate::search::matches(ctx, db, type_name, &params)?;
-    match found.as_slice() {
-        [] => Ok(None),
-        [h] => {
-            let s = pull(db, h).await?;
-            Ok(Some((h.id.clone(), ok_reply(db, h, 200, Body::Stored(s))?)))
-        }
-        more => Err(precondition_failed(type_name, cond, more.len())),
-    }
-}
-
-/// The id a conditional update writes: the body's (or a new one) without a match, the
-/// match's with one; 412 for several.
-pub fn conditional_update_id(
-    ctx: &Ctx,
-    db: &Db,
-    type_name: &str,
-    v: &Value,
-    query: &[(String, String)],
-) -> FhirResult<String> {
-    if !crate::search::has_criteria(ctx, type_name, query)? {
-        return Err(FhirError::invalid(
-            "A conditional update needs search parameters that select the resource.",
-        ));
-    }
-    let found = crate::search::matches(ctx, db, type_name, query)?;
-    let body_id = v.get("id").and_then(Value::as_str).map(str::to_string);
-    match found.as_slice() {
-        [] => Ok(body_id.unwrap_or_else(resource::new_id)),
-        [h] => {
-            if let Some(b) = &body_id
-                && *b != h.id
-            {
-                return Err(FhirError::invalid(format!(
-                    "The resource id `{b}` differs from the id `{}` of the resource matching the condition.",
-                    h.id
-                ))
-                .at("id"));
-            }
-            Ok(h.id.clone())
-        }
-        more => Err(precondition_failed(
-            type_name,
-            &query_text(query),
-            more.len(),
-        )),
-    }
-}
-
-/// The ids a conditional delete removes (limits as [`conditional_delete`]).
-pub fn conditional_delete_ids(
-    ctx: &Ctx,
-    db: &Db,
-    type_name: &str,
-    query: &[(String, String)],
-) -> FhirResult<Vec<String>> {
-    let found = crate::search::matches(ctx, db, type_name, query)?;
-    if found.len() > 1 && !ctx.state.config().allow_multiple_delete {
-        return Err(precondition_failed(
-            type_name,
-            &query_text(query),
-            found.len(),
-        ));
-    }
-    if found.len() > MAX_CONDITIONAL_DELETE {
-        return Err(FhirError::new(
-            StatusCode::CONFLICT,
-            "too-costly",
-            format!(
-                "The condition matches {} resources; conditional delete deletes at most {MAX_CONDITIONAL_DELETE}.",
-                found.len()
-            ),
-        ));
-    }
-    Ok(found.into_iter().map(|h| h.id).collect())
-}
-
-fn query_text(query: &[(String, String)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(query.iter())
-        .finish()
-}
-
-fn precondition_failed(type_name: &str, cond: &str, n: usize) -> FhirError {
-    FhirError::new(
-        StatusCode::PRECONDITION_FAILED,
-        "multiple-matches",
-        format!("The condition `{type_name}?{cond}` matches {n} resources; expected at most one."),
-    )
-}
-
-/// `PUT [type]?[search]`: no match creates (with the body's id, if any), one match updates
-/// it, several are a 412.
-pub async fn conditional_update(
-    ctx: &Ctx,
-    type_name: &str,
-    req: &FhirRequest,
-) -> FhirResult<Reply> {
-    check_type(type_name)?;
-    let mut v = payload_resource(type_name, &req.payload)?;
-    let db = ctx.state.node().sync().await?;
-    let id = conditional_update_id(ctx, &db, type_name, &v, &req.query)?;
-    resource::set_id(&mut v, &id);
-    let p = prepare_update(
-        ctx,
-        type_name,
-        &id,
-        v,
-        req.if_match.as_deref(),
-        req.if_none_match.as_deref(),
-    )?;
-    commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Representation)).await
-}
-
-/// `DELETE [type]?[search]`: deletes the match (all matches up to 10,000 with
-/// `ALLOW_MULTIPLE_DELETE`); no match is a success. One transaction.
-pub async fn conditional_delete(
-    ctx: &Ctx,
-    type_name: &str,
-    req: &FhirRequest,
-) -> FhirResult<Reply> {
-    check_type(type_name)?;
-    let db = ctx.state.node().sync().await?;
-    let ids = conditional_delete_ids(ctx, &db, type_name, &req.query)?;
-    if !ids.is_empty() {
-        let prepared = ids
-            .iter()
-            .map(|id| prepare_delete(ctx, type_name, id))
-            .collect::<FhirResult<Vec<_>>>()?;
-        commit(ctx, &prepared).await?;
-    }
-    if req.prefer_return == Some(Return::OperationOutcome) {
-        return Ok(Reply::new(
-            200,
-            Body::Resource(serde_json::json!({
-                "resourceType": "OperationOutcome",
-                "issue": [{"severity": "information", "code": "success",
-                    "diagnostics": format!("Successfully deleted {} {type_name} resources.", ids.len())}]
-            })),
-        ));
-    }
-    Ok(Reply::new(204, Body::None))
-}
-
-/// Most resources one conditional delete removes (as Blaze).
-pub const MAX_CONDITIONAL_DELETE: usize = 10_000;
 
 /// Commits one prepared write as its own transaction and builds its reply.
-async fn commit_one(ctx: &Ctx, p: Prepared, ret: Return) -> FhirResult<Reply> {
+pub async fn commit_one(ctx: &Ctx, p: Prepared, ret: Return) -> FhirResult<Reply> {
     let out = commit(ctx, [&p]).await?;
     write_reply(ctx, &p, &out, ret)
 }

@@ -9,7 +9,7 @@
 //! after [`PAGE_LIFETIME_MS`] (410).
 
 use crate::api::{Body, FhirRequest, Payload, Reply, Stored, StreamedBundle, StreamedEntry};
-use crate::interaction::{Ctx, check_type};
+use crate::context::{Ctx, check_id, check_type};
 use crate::outcome::{FhirError, FhirResult};
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -89,7 +89,7 @@ pub async fn search(
         Scope::Type(ty) => check_type(ty)?,
         Scope::Compartment(c, id, ty) => {
             check_type(c)?;
-            crate::interaction::check_id(id)?;
+            check_id(id)?;
             check_type(ty)?;
         }
         Scope::System => {}
@@ -198,23 +198,6 @@ pub fn matches(
         ));
     }
     ctx.state.engine().execute(db, &q).map_err(search_error)
-}
-
-/// Complete result lists of multi-page searches (one segment per searched type), keyed by
-/// scope and parameters (without the page size) and `t`; bounded by the memory they hold.
-pub(crate) type ResultCache = moka::sync::Cache<(String, flint_db::T), Arc<Vec<Matches>>>;
-
-/// The cache of result lists: at most 128 MiB (about six million ids of 16 characters), idle
-/// ones dropped after ten minutes.
-pub(crate) fn result_cache() -> ResultCache {
-    moka::sync::Cache::builder()
-        .weigher(|_, v: &Arc<Vec<Matches>>| {
-            let bytes: usize = v.iter().map(Matches::heap_bytes).sum();
-            (bytes / 1024).min(u32::MAX as usize) as u32
-        })
-        .max_capacity(128 * 1024)
-        .time_to_idle(std::time::Duration::from_secs(600))
-        .build()
 }
 
 /// The versions of matches `offset..offset + count` of a result list's segments.

@@ -1,0 +1,185 @@
+//! The conditional interactions, which search before they write: create with
+//! `If-None-Exist` (`POST [type]`), update and delete by search (`PUT [type]?…`,
+//! `DELETE [type]?…`), and the condition checks transaction bundles share.
+
+use crate::api::{Body, FhirRequest, Reply, Return};
+use crate::context::{Ctx, check_type, condition_params, payload_resource};
+use crate::interaction;
+use crate::outcome::{FhirError, FhirResult};
+use crate::resource;
+use crate::search;
+use axum::http::StatusCode;
+use flint_db::Db;
+use serde_json::Value;
+
+/// `POST [type]`: with `If-None-Exist`, the single current match answers (200) instead of a
+/// create; several matches are a 412.
+pub async fn create(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
+    check_type(type_name)?;
+    let v = payload_resource(type_name, &req.payload)?;
+    if let Some(cond) = &req.if_none_exist
+        && let Some(existing) = existing(ctx, type_name, cond).await?
+    {
+        return Ok(existing);
+    }
+    interaction::create(ctx, type_name, v, req.prefer_return).await
+}
+
+/// The single current match of a conditional create's condition, as its 200 reply; `None` if
+/// nothing matches; 412 for several matches.
+pub async fn existing(ctx: &Ctx, type_name: &str, cond: &str) -> FhirResult<Option<Reply>> {
+    let db = ctx.state.node().sync().await?;
+    Ok(existing_at(ctx, &db, type_name, cond)
+        .await?
+        .map(|(_, r)| r))
+}
+
+/// Like [`existing`] at `db`, with the matching id.
+pub async fn existing_at(
+    ctx: &Ctx,
+    db: &Db,
+    type_name: &str,
+    cond: &str,
+) -> FhirResult<Option<(String, Reply)>> {
+    let params = condition_params(cond);
+    if !search::has_criteria(ctx, type_name, &params)? {
+        return Ok(None);
+    }
+    let found = search::matches(ctx, db, type_name, &params)?;
+    match found.as_slice() {
+        [] => Ok(None),
+        [h] => {
+            let reply = interaction::stored_reply(db, h).await?;
+            Ok(Some((h.id.clone(), reply)))
+        }
+        more => Err(precondition_failed(type_name, cond, more.len())),
+    }
+}
+
+/// The id a conditional update writes: the body's (or a new one) without a match, the
+/// match's with one; 412 for several.
+pub fn update_id(
+    ctx: &Ctx,
+    db: &Db,
+    type_name: &str,
+    v: &Value,
+    query: &[(String, String)],
+) -> FhirResult<String> {
+    if !search::has_criteria(ctx, type_name, query)? {
+        return Err(FhirError::invalid(
+            "A conditional update needs search parameters that select the resource.",
+        ));
+    }
+    let found = search::matches(ctx, db, type_name, query)?;
+    let body_id = v.get("id").and_then(Value::as_str).map(str::to_string);
+    match found.as_slice() {
+        [] => Ok(body_id.unwrap_or_else(resource::new_id)),
+        [h] => {
+            if let Some(b) = &body_id
+                && *b != h.id
+            {
+                return Err(FhirError::invalid(format!(
+                    "The resource id `{b}` differs from the id `{}` of the resource matching the condition.",
+                    h.id
+                ))
+                .at("id"));
+            }
+            Ok(h.id.clone())
+        }
+        more => Err(precondition_failed(
+            type_name,
+            &query_text(query),
+            more.len(),
+        )),
+    }
+}
+
+/// The ids a conditional delete removes (limits as [`delete`]).
+pub fn delete_ids(
+    ctx: &Ctx,
+    db: &Db,
+    type_name: &str,
+    query: &[(String, String)],
+) -> FhirResult<Vec<String>> {
+    let found = search::matches(ctx, db, type_name, query)?;
+    if found.len() > 1 && !ctx.state.config().allow_multiple_delete {
+        return Err(precondition_failed(
+            type_name,
+            &query_text(query),
+            found.len(),
+        ));
+    }
+    if found.len() > MAX_CONDITIONAL_DELETE {
+        return Err(FhirError::new(
+            StatusCode::CONFLICT,
+            "too-costly",
+            format!(
+                "The condition matches {} resources; conditional delete deletes at most {MAX_CONDITIONAL_DELETE}.",
+                found.len()
+            ),
+        ));
+    }
+    Ok(found.into_iter().map(|h| h.id).collect())
+}
+
+fn query_text(query: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query.iter())
+        .finish()
+}
+
+fn precondition_failed(type_name: &str, cond: &str, n: usize) -> FhirError {
+    FhirError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "multiple-matches",
+        format!("The condition `{type_name}?{cond}` matches {n} resources; expected at most one."),
+    )
+}
+
+/// `PUT [type]?[search]`: no match creates (with the body's id, if any), one match updates
+/// it, several are a 412.
+pub async fn update(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
+    check_type(type_name)?;
+    let mut v = payload_resource(type_name, &req.payload)?;
+    let db = ctx.state.node().sync().await?;
+    let id = update_id(ctx, &db, type_name, &v, &req.query)?;
+    resource::set_id(&mut v, &id);
+    let p = interaction::prepare_update(
+        ctx,
+        type_name,
+        &id,
+        v,
+        req.if_match.as_deref(),
+        req.if_none_match.as_deref(),
+    )?;
+    interaction::commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Representation)).await
+}
+
+/// `DELETE [type]?[search]`: deletes the match (all matches up to 10,000 with
+/// `ALLOW_MULTIPLE_DELETE`); no match is a success. One transaction.
+pub async fn delete(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
+    check_type(type_name)?;
+    let db = ctx.state.node().sync().await?;
+    let ids = delete_ids(ctx, &db, type_name, &req.query)?;
+    if !ids.is_empty() {
+        let prepared = ids
+            .iter()
+            .map(|id| interaction::prepare_delete(ctx, type_name, id))
+            .collect::<FhirResult<Vec<_>>>()?;
+        interaction::commit(ctx, &prepared).await?;
+    }
+    if req.prefer_return == Some(Return::OperationOutcome) {
+        return Ok(Reply::new(
+            200,
+            Body::Resource(serde_json::json!({
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "information", "code": "success",
+                    "diagnostics": format!("Successfully deleted {} {type_name} resources.", ids.len())}]
+            })),
+        ));
+    }
+    Ok(Reply::new(204, Body::None))
+}
+
+/// Most resources one conditional delete removes (as Blaze).
+pub const MAX_CONDITIONAL_DELETE: usize = 10_000;

@@ -1,0 +1,40 @@
+//! The settings of the REST layer.
+
+/// Settings of the REST layer.
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    /// Public base URL without the context path (e.g. `http://localhost:8080`).
+    pub base_url: String,
+    /// Path of the FHIR API (e.g. `/fhir`).
+    pub context_path: String,
+    /// Refuse references to missing resources and deletes of referenced ones (409).
+    pub enforce_referential_integrity: bool,
+    /// Page size when `_count` is absent.
+    pub default_page_size: usize,
+    /// Largest accepted `_count`.
+    pub max_page_size: usize,
+    /// Largest accepted request body in bytes (then 413).
+    pub max_body_size: usize,
+    /// The storage variant's name, for the CapabilityStatement.
+    pub storage: String,
+    /// Conditional delete may delete more than one resource (`ALLOW_MULTIPLE_DELETE`).
+    pub allow_multiple_delete: bool,
+    /// Key sealing page links (all nodes serving one database need the same key).
+    pub page_key: [u8; 32],
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            base_url: "http://localhost:8080".into(),
+            context_path: "/fhir".into(),
+            enforce_referential_integrity: true,
+            default_page_size: 50,
+            max_page_size: 10_000,
+            max_body_size: 64 * 1024 * 1024,
+            storage: "in-memory".into(),
+            allow_multiple_delete: false,
+            page_key: rand::random(),
+        }
+    }
+}

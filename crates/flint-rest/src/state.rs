@@ -1,0 +1,120 @@
+//! The shared state of all requests: the database node, the settings, the search engine, the
+//! CapabilityStatement built at startup and the cache of search result lists.
+
+use crate::capabilities::Capabilities;
+use crate::config::RestConfig;
+use crate::outcome::FhirResult;
+use flint_db::Node;
+use flint_search::Matches;
+use std::sync::Arc;
+
+/// Shared state of all requests.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    node: Node,
+    config: RestConfig,
+    engine: flint_search::Engine,
+    terminology: Arc<dyn flint_terminology::Terminology>,
+    results: ResultCache,
+    capabilities: FhirResult<Capabilities>,
+}
+
+impl AppState {
+    /// State over a database node whose index was written by `engine`'s indexer; terminology
+    /// comes from the ValueSets and CodeSystems stored in it.
+    pub fn new(node: Node, config: RestConfig, engine: flint_search::Engine) -> Self {
+        let terminology = Arc::new(flint_terminology::DbTerminology::new(engine.clone()));
+        AppState::with_terminology(node, config, engine, terminology)
+    }
+
+    /// Like [`AppState::new`], with the terminology searches (`:in`, `:below`, ...) use.
+    pub fn with_terminology(
+        node: Node,
+        mut config: RestConfig,
+        engine: flint_search::Engine,
+        terminology: Arc<dyn flint_terminology::Terminology>,
+    ) -> Self {
+        while config.base_url.ends_with('/') {
+            config.base_url.pop();
+        }
+        let cp = config.context_path.trim_matches('/');
+        config.context_path = if cp.is_empty() {
+            String::new()
+        } else {
+            format!("/{cp}")
+        };
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let capabilities = Capabilities::build(&config, engine.registry(), started_ms);
+        if let Err(e) = &capabilities {
+            tracing::error!(error = %e.message, "cannot build the CapabilityStatement");
+        }
+        AppState {
+            inner: Arc::new(StateInner {
+                node,
+                config,
+                engine,
+                terminology,
+                results: result_cache(),
+                capabilities,
+            }),
+        }
+    }
+
+    /// The database node.
+    pub fn node(&self) -> &Node {
+        &self.inner.node
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RestConfig {
+        &self.inner.config
+    }
+
+    /// The search engine.
+    pub fn engine(&self) -> &flint_search::Engine {
+        &self.inner.engine
+    }
+
+    /// The terminology: ValueSet expansion and CodeSystem subsumption.
+    pub fn terminology(&self) -> &dyn flint_terminology::Terminology {
+        &*self.inner.terminology
+    }
+
+    /// Complete result lists of recent multi-page searches, by query and `t`.
+    pub(crate) fn results(&self) -> &ResultCache {
+        &self.inner.results
+    }
+
+    /// The CapabilityStatement built when the state was created (dated then).
+    pub fn capabilities(&self) -> FhirResult<&Capabilities> {
+        self.inner.capabilities.as_ref().map_err(Clone::clone)
+    }
+
+    /// The search parameter registry.
+    pub fn registry(&self) -> &flint_search::Registry {
+        self.inner.engine.registry()
+    }
+}
+
+/// Complete result lists of multi-page searches (one segment per searched type), keyed by
+/// scope and parameters (without the page size) and `t`; bounded by the memory they hold.
+pub(crate) type ResultCache = moka::sync::Cache<(String, flint_db::T), Arc<Vec<Matches>>>;
+
+/// The cache of result lists: at most 128 MiB (about six million ids of 16 characters), idle
+/// ones dropped after ten minutes.
+fn result_cache() -> ResultCache {
+    moka::sync::Cache::builder()
+        .weigher(|_, v: &Arc<Vec<Matches>>| {
+            let bytes: usize = v.iter().map(Matches::heap_bytes).sum();
+            (bytes / 1024).min(u32::MAX as usize) as u32
+        })
+        .max_capacity(128 * 1024)
+        .time_to_idle(std::time::Duration::from_secs(600))
+        .build()
+}
