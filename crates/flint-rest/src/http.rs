@@ -2,12 +2,13 @@
 //! [`FhirRequest`], [`dispatch`] routes it to an interaction, and the [`Reply`] is rendered in
 //! the negotiated format. `/health` answers liveness checks.
 
-use crate::api::{Body, FhirRequest, Handling, Payload, Reply};
+use crate::api::{Body, FhirRequest, Payload, Reply};
 use crate::context::{self, Ctx, check_type_and_id, header_str, path_segments, query_pairs};
 use crate::format::{self, Accept, Format, apply_subset};
 use crate::history::{self, Scope};
 use crate::interaction;
-use crate::outcome::FhirError;
+use crate::outcome::{FhirError, FhirResult};
+use crate::search::SearchRequest;
 use crate::state::AppState;
 use crate::{bundle, capabilities, conditional, search};
 use axum::Router;
@@ -360,6 +361,11 @@ fn dispatch_entry(ctx: &Ctx, req: FhirRequest) -> Pin<Box<dyn Future<Output = Re
     Box::pin(dispatch(ctx, req))
 }
 
+/// Answers the search `req` asks for in `scope` (a `POST` is a `POST _search`).
+async fn search_in(ctx: &Ctx, scope: search::Scope, req: &FhirRequest) -> FhirResult<Reply> {
+    search::search(ctx, SearchRequest::of(scope, req)?).await
+}
+
 async fn read_db(ctx: &Ctx) -> Result<flint_db::Db, FhirError> {
     Ok(ctx.state.node().sync().await?)
 }
@@ -375,17 +381,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
                 let bundle = context::payload_resource("Bundle", &req.payload)?;
                 bundle::process(ctx, bundle, req.prefer_return, dispatch_entry).await
             }
-            "GET" => {
-                let params = search::request_params(&req)?;
-                search::search(
-                    ctx,
-                    search::Scope::System,
-                    params,
-                    req.handling == Handling::Strict,
-                    false,
-                )
-                .await
-            }
+            "GET" => search_in(ctx, search::Scope::System, &req).await,
             _ => not_allowed(),
         },
         ["metadata"] => match method.as_str() {
@@ -398,11 +394,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         },
         [ty] => match method.as_str() {
             "POST" => conditional::create(ctx, ty, &req).await,
-            "GET" => {
-                let params = search::request_params(&req)?;
-                let scope = search::Scope::Type(ty.to_string());
-                search::search(ctx, scope, params, req.handling == Handling::Strict, false).await
-            }
+            "GET" => search_in(ctx, search::Scope::Type(ty.to_string()), &req).await,
             "PUT" => conditional::update(ctx, ty, &req).await,
             "DELETE" => conditional::delete(ctx, ty, &req).await,
             _ => not_allowed(),
@@ -412,11 +404,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
             _ => not_allowed(),
         },
         [ty, "_search"] => match method.as_str() {
-            "POST" => {
-                let params = search::request_params(&req)?;
-                let scope = search::Scope::Type(ty.to_string());
-                search::search(ctx, scope, params, req.handling == Handling::Strict, true).await
-            }
+            "POST" => search_in(ctx, search::Scope::Type(ty.to_string()), &req).await,
             _ => not_allowed(),
         },
         [ty, "_history"] => match method.as_str() {
@@ -443,10 +431,9 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         },
         [comp, id, ty] if *ty != "_history" => match method.as_str() {
             "GET" => {
-                let params = search::request_params(&req)?;
                 let scope =
                     search::Scope::Compartment(comp.to_string(), id.to_string(), ty.to_string());
-                search::search(ctx, scope, params, req.handling == Handling::Strict, false).await
+                search_in(ctx, scope, &req).await
             }
             _ => not_allowed(),
         },

@@ -8,7 +8,9 @@
 //! matters for `POST _search`), a changed link fails authentication (400) and links expire
 //! after [`PAGE_LIFETIME_MS`] (410).
 
-use crate::api::{Body, FhirRequest, Payload, Reply, Stored, StreamedBundle, StreamedEntry};
+use crate::api::{
+    Body, FhirRequest, Handling, Payload, Reply, Stored, StreamedBundle, StreamedEntry,
+};
 use crate::context::{Ctx, check_id, check_type};
 use crate::outcome::{FhirError, FhirResult};
 use axum::http::StatusCode;
@@ -27,6 +29,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+// The unit tests are in their own file, apart from the terminology functions at the end of
+// this one.
+#[cfg(test)]
+#[path = "search_tests.rs"]
+mod tests;
+
 /// How long a page link stays valid.
 pub const PAGE_LIFETIME_MS: i64 = 24 * 3_600_000;
 
@@ -44,7 +52,35 @@ pub enum Scope {
     Compartment(String, String, String),
 }
 
-/// The sealed content of a page link.
+/// A search as the client asked for it: where it looks, with which parameters, what unknown
+/// parameters do, and how it came. Every page of the search is answered from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchRequest {
+    /// Where the search looks.
+    pub scope: Scope,
+    /// The search parameters in order (the URL's, then a `POST _search` form body's).
+    pub params: Vec<(String, String)>,
+    /// What unknown or unsupported parameters do (`Prefer: handling=`).
+    pub handling: Handling,
+    /// The search came as `POST [type]/_search`.
+    pub post: bool,
+}
+
+impl SearchRequest {
+    /// The search `req` asks for in `scope`: its parameters ([`request_params`]), its
+    /// handling, and whether it came by POST.
+    pub fn of(scope: Scope, req: &FhirRequest) -> FhirResult<SearchRequest> {
+        Ok(SearchRequest {
+            scope,
+            params: request_params(req)?,
+            handling: req.handling,
+            post: req.method == "POST",
+        })
+    }
+}
+
+/// The sealed content of a page link. Its JSON form is what links carry, so it keeps its
+/// field names and types (links made by other nodes or versions must open).
 #[derive(Debug, Serialize, Deserialize)]
 struct PageState {
     scope: Scope,
@@ -56,6 +92,35 @@ struct PageState {
     #[serde(default)]
     post: bool,
     expires_ms: i64,
+}
+
+impl PageState {
+    /// The state of the link to `offset` of `req`'s results at `t`, valid until `expires_ms`.
+    fn new(req: &SearchRequest, t: T, offset: usize, expires_ms: i64) -> PageState {
+        PageState {
+            scope: req.scope.clone(),
+            params: req.params.clone(),
+            t,
+            offset,
+            strict: req.handling == Handling::Strict,
+            post: req.post,
+            expires_ms,
+        }
+    }
+
+    /// The search the link continues.
+    fn request(&self) -> SearchRequest {
+        SearchRequest {
+            scope: self.scope.clone(),
+            params: self.params.clone(),
+            handling: if self.strict {
+                Handling::Strict
+            } else {
+                Handling::Lenient
+            },
+            post: self.post,
+        }
+    }
 }
 
 /// The search parameters of a request: the URL's, plus a form body for `POST _search`.
@@ -77,15 +142,9 @@ pub fn request_params(req: &FhirRequest) -> FhirResult<Vec<(String, String)>> {
     Ok(params)
 }
 
-/// Answers a search in `scope` with `params`.
-pub async fn search(
-    ctx: &Ctx,
-    scope: Scope,
-    params: Vec<(String, String)>,
-    strict: bool,
-    post: bool,
-) -> FhirResult<Reply> {
-    match &scope {
+/// Answers the first page of a search.
+pub async fn search(ctx: &Ctx, req: SearchRequest) -> FhirResult<Reply> {
+    match &req.scope {
         Scope::Type(ty) => check_type(ty)?,
         Scope::Compartment(c, id, ty) => {
             check_type(c)?;
@@ -95,7 +154,7 @@ pub async fn search(
         Scope::System => {}
     }
     let db = ctx.state.node().sync().await?;
-    run(ctx, &db, scope, params, strict, post, 0).await
+    run(ctx, &db, &req, 0).await
 }
 
 /// `GET [base]/__page/[token]`.
@@ -109,21 +168,17 @@ pub async fn page(ctx: &Ctx, token: &str) -> FhirResult<Reply> {
         ));
     }
     let db = ctx.state.node().sync_to(state.t).await?;
-    run(
-        ctx,
-        &db,
-        state.scope,
-        state.params,
-        state.strict,
-        state.post,
-        state.offset,
-    )
-    .await
+    run(ctx, &db, &state.request(), state.offset).await
 }
 
 /// Parses `params` for `ty` (dropping transport parameters); strict handling turns the first
 /// unknown or unsupported parameter into the error.
-pub fn parse(ctx: &Ctx, ty: &str, params: &[(String, String)], strict: bool) -> FhirResult<Query> {
+pub fn parse(
+    ctx: &Ctx,
+    ty: &str,
+    params: &[(String, String)],
+    handling: Handling,
+) -> FhirResult<Query> {
     let own = format!("{}/", ctx.base);
     let params: Vec<(String, String)> = params
         .iter()
@@ -140,7 +195,7 @@ pub fn parse(ctx: &Ctx, ty: &str, params: &[(String, String)], strict: bool) -> 
     let q = QueryParser::new(ctx.state.registry())
         .parse(ty, &params)
         .map_err(search_error)?;
-    if strict {
+    if handling == Handling::Strict {
         q.strict().map_err(search_error)
     } else {
         Ok(q)
@@ -191,7 +246,7 @@ pub fn matches(
     ty: &str,
     params: &[(String, String)],
 ) -> FhirResult<Vec<ResourceHandle>> {
-    let q = parse(ctx, ty, params, true)?;
+    let q = parse(ctx, ty, params, Handling::Strict)?;
     if needs_stored(&q) {
         return Err(FhirError::unsupported(
             "Conditions with `:in`, `:not-in`, `:above`, `:below` or `_list` are not supported.",
@@ -246,24 +301,22 @@ fn cache_params(params: &[(String, String)]) -> String {
 /// Whether a condition has search criteria (not only result parameters); conditional
 /// interactions without criteria are refused.
 pub fn has_criteria(ctx: &Ctx, ty: &str, params: &[(String, String)]) -> FhirResult<bool> {
-    Ok(!parse(ctx, ty, params, true)?.clauses.is_empty())
+    Ok(!parse(ctx, ty, params, Handling::Strict)?.clauses.is_empty())
 }
 
-async fn run(
-    ctx: &Ctx,
-    db: &Db,
-    scope: Scope,
-    params: Vec<(String, String)>,
-    strict: bool,
-    post: bool,
-    offset: usize,
-) -> FhirResult<Reply> {
+async fn run(ctx: &Ctx, db: &Db, req: &SearchRequest, offset: usize) -> FhirResult<Reply> {
+    let SearchRequest {
+        scope,
+        params,
+        handling,
+        ..
+    } = req;
     let engine = ctx.state.engine();
     // One query per searched type.
     let mut queries: Vec<Query> = Vec::new();
     match &scope {
         Scope::Type(ty) | Scope::Compartment(_, _, ty) => {
-            queries.push(parse(ctx, ty, &params, strict)?)
+            queries.push(parse(ctx, ty, params, *handling)?)
         }
         Scope::System => {
             let types: Vec<String> = match params.iter().find(|(k, _)| k == "_type") {
@@ -286,7 +339,7 @@ async fn run(
                 }
             };
             for ty in types {
-                queries.push(parse(ctx, &ty, &params, strict)?);
+                queries.push(parse(ctx, &ty, params, *handling)?);
             }
         }
     }
@@ -297,7 +350,7 @@ async fn run(
     let summary_count = result.summary == Some(Summary::Count);
     // Later pages of a search reuse the result list its first page computed at the same `t`
     // (the list is immutable at `t`); without it, paging through n results costs n²/count.
-    let key = (format!("{scope:?}\u{0}{}", cache_params(&params)), db.t());
+    let key = (format!("{scope:?}\u{0}{}", cache_params(params)), db.t());
     let cached = if summary_count {
         None
     } else {
@@ -354,19 +407,10 @@ async fn run(
     let link = |off: usize| -> FhirResult<String> {
         seal(
             ctx,
-            &PageState {
-                scope: scope.clone(),
-                params: params.clone(),
-                t: db.t(),
-                offset: off,
-                strict,
-                post,
-                expires_ms: now + PAGE_LIFETIME_MS,
-            },
+            &PageState::new(req, db.t(), off, now + PAGE_LIFETIME_MS),
         )
     };
-    let mut links =
-        vec![json!({"relation": "self", "url": self_link(ctx, &scope, &params, offset)})];
+    let mut links = vec![json!({"relation": "self", "url": self_link(ctx, scope, params, offset)})];
     if !summary_count && count > 0 {
         links.push(json!({"relation": "first", "url": link(0)?}));
         if offset > 0 {

@@ -774,3 +774,174 @@ async fn storage_faults_are_503_never_wrong_answers() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The path of an absolute link of the test server, for [`Api::get`].
+fn local(link: &Value) -> String {
+    let url = link.as_str().unwrap();
+    url.strip_prefix(&format!("{BASE}/"))
+        .unwrap_or_else(|| panic!("{url} is not under {BASE}"))
+        .to_string()
+}
+
+/// The URL of the link with `relation` in a bundle, if any.
+fn link<'a>(bundle: &'a Value, relation: &str) -> Option<&'a Value> {
+    bundle["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .map(|l| &l["url"])
+}
+
+fn ids(bundle: &Value, mode: &str) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["search"]["mode"] == mode)
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_pages_are_read_at_the_first_pages_t() {
+    let api = Api::new().await;
+    for (i, f) in ["Pagea", "Pageb", "Pagec", "Paged", "Pagee"]
+        .iter()
+        .enumerate()
+    {
+        let r = api
+            .send_json(
+                "PUT",
+                &format!("Patient/pg{i}"),
+                &[],
+                &patient(Some(&format!("pg{i}")), f),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let first = api
+        .get("Patient?family=page&_sort=family&_count=2", &[])
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let b = first.json();
+    assert_eq!(b["total"], 5);
+    assert_eq!(ids(&b, "match"), ["pg0", "pg1"]);
+    assert_eq!(
+        link(&b, "self").unwrap(),
+        &json!(format!("{BASE}/Patient?family=page&_sort=family&_count=2"))
+    );
+    assert!(link(&b, "first").is_some() && link(&b, "previous").is_none());
+    let next = local(link(&b, "next").unwrap());
+    assert!(next.starts_with("__page/"), "{next}");
+
+    // A write after the first page changes neither the total nor the pages.
+    let r = api
+        .send_json("PUT", "Patient/pg5", &[], &patient(Some("pg5"), "Pagea"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let b = api.get(&next, &[]).await.json();
+    assert_eq!(b["total"], 5);
+    assert_eq!(ids(&b, "match"), ["pg2", "pg3"]);
+    assert!(link(&b, "previous").is_some());
+    let b = api.get(&local(link(&b, "next").unwrap()), &[]).await.json();
+    assert_eq!(ids(&b, "match"), ["pg4"]);
+    assert!(link(&b, "next").is_none());
+    // A new search sees the write.
+    let b = api
+        .get("Patient?family=page&_summary=count", &[])
+        .await
+        .json();
+    assert_eq!(b["total"], 6);
+    assert!(b.get("entry").is_none(), "{b}");
+    assert_eq!(b["link"].as_array().unwrap().len(), 1, "only a self link");
+
+    // POST _search pages the same way; strict handling carries over to later pages.
+    let r = api
+        .send(
+            "POST",
+            "Patient/_search",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("prefer", "handling=strict"),
+            ],
+            "family=page&_sort=family&_count=4",
+        )
+        .await;
+    let b = r.json();
+    assert_eq!(ids(&b, "match"), ["pg0", "pg5", "pg1", "pg2"]);
+    let b = api
+        .send("POST", &local(link(&b, "next").unwrap()), &[], "")
+        .await
+        .json();
+    assert_eq!(ids(&b, "match"), ["pg3", "pg4"]);
+
+    // A changed link is refused.
+    let mut bad = next.clone();
+    let last = bad.pop().unwrap();
+    bad.push(if last == 'A' { 'B' } else { 'A' });
+    api.get(&bad, &[]).await.issue(400);
+}
+
+#[tokio::test]
+async fn search_bundles_hold_matches_includes_and_outcomes() {
+    let api = Api::new().await;
+    let r = api
+        .send_json("PUT", "Patient/inc", &[], &patient(Some("inc"), "Included"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    for i in 0..2 {
+        let obs = json!({"resourceType": "Observation", "id": format!("o{i}"), "status": "final",
+            "code": {"text": "x"}, "subject": {"reference": "Patient/inc"}});
+        let r = api
+            .send_json("PUT", &format!("Observation/o{i}"), &[], &obs)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    // `_include`: the matches, then the included resource once.
+    let b = api
+        .get("Observation?_include=Observation:subject&_sort=_id", &[])
+        .await
+        .json();
+    assert_eq!(b["total"], 2);
+    assert_eq!(ids(&b, "match"), ["o0", "o1"]);
+    assert_eq!(ids(&b, "include"), ["inc"]);
+    // `_revinclude` from the other side.
+    let b = api
+        .get("Patient?_id=inc&_revinclude=Observation:subject", &[])
+        .await
+        .json();
+    assert_eq!(ids(&b, "match"), ["inc"]);
+    let mut inc = ids(&b, "include");
+    inc.sort();
+    assert_eq!(inc, ["o0", "o1"]);
+    // Lenient handling reports an ignored parameter in an outcome entry.
+    let b = api.get("Patient?_id=inc&nonsense=1", &[]).await.json();
+    assert_eq!(ids(&b, "match"), ["inc"]);
+    let last = b["entry"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["search"]["mode"], "outcome");
+    assert_eq!(last["resource"]["issue"][0]["severity"], "warning");
+    // System search over `_type`, and compartment search.
+    let b = api
+        .get("?_type=Patient,Observation&_count=10", &[])
+        .await
+        .json();
+    assert_eq!(b["total"], 3);
+    assert_eq!(ids(&b, "match").len(), 3);
+    let b = api.get("Patient/inc/Observation", &[]).await.json();
+    assert_eq!(b["total"], 2);
+    let b = api
+        .get("Patient/inc/Observation?_summary=count", &[])
+        .await
+        .json();
+    assert_eq!(b["total"], 2);
+    api.get("Patient/in$c/Observation", &[]).await.issue(400);
+    api.get("?_type=Patint", &[]).await.issue(404);
+    // `_elements` shapes each entry.
+    let b = api.get("Observation?_elements=status", &[]).await.json();
+    let e = &b["entry"][0]["resource"];
+    assert_eq!(e["status"], "final");
+    assert!(e.get("subject").is_none(), "{e}");
+    assert_eq!(e["meta"]["tag"][0]["code"], "SUBSETTED");
+}
