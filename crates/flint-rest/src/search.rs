@@ -304,105 +304,156 @@ pub fn has_criteria(ctx: &Ctx, ty: &str, params: &[(String, String)]) -> FhirRes
     Ok(!parse(ctx, ty, params, Handling::Strict)?.clauses.is_empty())
 }
 
+/// Answers the page at `offset` of `req` at `db`, in phases: [`plan`] (parse one query per
+/// searched type), [`result_list`] (resolve stored clauses, then compute the matches or reuse
+/// those the first page computed), [`page_of`] (the page's versions), [`bundle_head`] (total
+/// and links), [`page_entries`] (matches, then includes) and [`ignored_outcome`].
 async fn run(ctx: &Ctx, db: &Db, req: &SearchRequest, offset: usize) -> FhirResult<Reply> {
-    let SearchRequest {
-        scope,
-        params,
-        handling,
-        ..
-    } = req;
-    let engine = ctx.state.engine();
-    // One query per searched type.
-    let mut queries: Vec<Query> = Vec::new();
-    match &scope {
-        Scope::Type(ty) | Scope::Compartment(_, _, ty) => {
-            queries.push(parse(ctx, ty, params, *handling)?)
-        }
-        Scope::System => {
-            let types: Vec<String> = match params.iter().find(|(k, _)| k == "_type") {
-                Some((_, v)) => {
-                    let mut ts = Vec::new();
-                    for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                        check_type(t).map_err(|e| e.at("_type"))?;
-                        ts.push(t.to_string());
-                    }
-                    ts
-                }
-                None => {
-                    let mut present = Vec::new();
-                    for t in flint_model::defs::definitions().resource_types() {
-                        if db.type_total(t)? > 0 {
-                            present.push(t.clone());
-                        }
-                    }
-                    present
-                }
-            };
-            for ty in types {
-                queries.push(parse(ctx, &ty, params, *handling)?);
-            }
-        }
+    let mut plan = plan(ctx, db, req)?;
+    let (all, total) = result_list(ctx, db, req, &mut plan).await?;
+    let page: Vec<ResourceHandle> = if plan.summary_count {
+        Vec::new()
+    } else {
+        page_of(db, &all, offset, plan.count)?
+    };
+    let head = bundle_head(ctx, db, req, &plan, offset, total)?;
+    let mut entries = page_entries(ctx, db, &plan, &page).await?;
+    if offset == 0 {
+        entries.extend(ignored_outcome(&plan.queries));
     }
-    let first = queries.first();
-    let result = first.map(|q| q.result.clone()).unwrap_or_default();
+    Ok(Reply::new(
+        200,
+        Body::Bundle(StreamedBundle { head, entries }),
+    ))
+}
+
+/// A search parsed at one database value: its queries and the shape of its pages.
+struct Plan {
+    /// One query per searched type (exactly one for type and compartment searches).
+    queries: Vec<Query>,
+    /// The result parameters (`_count`, `_summary`, `_elements`, `_total`) of the first query.
+    result: flint_search::ResultParams,
+    /// The page size: `_count` or the default, at most the configured maximum.
+    count: usize,
+    /// `_summary=count`: the bundle holds the total only.
+    summary_count: bool,
+}
+
+/// Parses `req` into one query per searched type at `db`.
+fn plan(ctx: &Ctx, db: &Db, req: &SearchRequest) -> FhirResult<Plan> {
+    let queries = match &req.scope {
+        Scope::Type(ty) | Scope::Compartment(_, _, ty) => {
+            vec![parse(ctx, ty, &req.params, req.handling)?]
+        }
+        Scope::System => searched_types(db, &req.params)?
+            .iter()
+            .map(|ty| parse(ctx, ty, &req.params, req.handling))
+            .collect::<FhirResult<Vec<_>>>()?,
+    };
+    let result = queries
+        .first()
+        .map(|q| q.result.clone())
+        .unwrap_or_default();
     let cfg = ctx.state.config();
     let count = (result.count.map_or(cfg.default_page_size, |c| c as usize)).min(cfg.max_page_size);
     let summary_count = result.summary == Some(Summary::Count);
-    // Later pages of a search reuse the result list its first page computed at the same `t`
-    // (the list is immutable at `t`); without it, paging through n results costs n²/count.
-    let key = (format!("{scope:?}\u{0}{}", cache_params(params)), db.t());
-    let cached = if summary_count {
-        None
-    } else {
-        ctx.state.results().get(&key)
-    };
-    let (all, total): (Arc<Vec<Matches>>, usize) = match cached {
-        Some(hit) => {
-            let n = hit.iter().map(Matches::len).sum();
-            (hit, n)
+    Ok(Plan {
+        queries,
+        result,
+        count,
+        summary_count,
+    })
+}
+
+/// The types a system search looks at: those of `_type` (each checked), else every type that
+/// has resources at `db`.
+fn searched_types(db: &Db, params: &[(String, String)]) -> FhirResult<Vec<String>> {
+    match params.iter().find(|(k, _)| k == "_type") {
+        Some((_, v)) => {
+            let mut ts = Vec::new();
+            for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                check_type(t).map_err(|e| e.at("_type"))?;
+                ts.push(t.to_string());
+            }
+            Ok(ts)
         }
         None => {
-            for q in &mut queries {
-                if needs_stored(q) {
-                    resolve_stored(ctx, db, q).await?;
+            let mut present = Vec::new();
+            for t in flint_model::defs::definitions().resource_types() {
+                if db.type_total(t)? > 0 {
+                    present.push(t.clone());
                 }
             }
-            if summary_count && !matches!(scope, Scope::Compartment(..)) {
-                // Counting needs no handles: the engine counts from the index.
-                let mut n = 0;
-                for q in &queries {
-                    n += engine.count(db, q).map_err(search_error)?;
-                }
-                (Arc::new(Vec::new()), n)
-            } else {
-                let mut all: Vec<Matches> = Vec::new();
-                for q in &queries {
-                    let found = match &scope {
-                        Scope::Compartment(c, id, _) => engine.matches_in_compartment(db, c, id, q),
-                        _ => engine.matches(db, q),
-                    }
-                    .map_err(search_error)?;
-                    all.push(found);
-                }
-                let n = all.iter().map(Matches::len).sum();
-                let all = Arc::new(all);
-                if !summary_count && n > count {
-                    ctx.state.results().insert(key, all.clone());
-                }
-                (all, n)
-            }
+            Ok(present)
         }
-    };
-    let page: Vec<ResourceHandle> = if summary_count {
-        Vec::new()
-    } else {
-        page_of(db, &all, offset, count)?
-    };
+    }
+}
+
+/// The complete result list of a search (one segment per query) and its total: reused from
+/// the cache when an earlier page computed it at the same `t` (the list is immutable at `t`;
+/// without it, paging through n results costs n²/count), else computed after
+/// [`resolve_stored`] rewrote the queries' stored clauses. `_summary=count` searches only
+/// count (outside compartments, from the index without handles) and are never cached.
+async fn result_list(
+    ctx: &Ctx,
+    db: &Db,
+    req: &SearchRequest,
+    plan: &mut Plan,
+) -> FhirResult<(Arc<Vec<Matches>>, usize)> {
+    let key = (
+        format!("{:?}\u{0}{}", req.scope, cache_params(&req.params)),
+        db.t(),
+    );
+    if !plan.summary_count
+        && let Some(hit) = ctx.state.results().get(&key)
+    {
+        let n = hit.iter().map(Matches::len).sum();
+        return Ok((hit, n));
+    }
+    for q in &mut plan.queries {
+        if needs_stored(q) {
+            resolve_stored(ctx, db, q).await?;
+        }
+    }
+    let engine = ctx.state.engine();
+    if plan.summary_count && !matches!(req.scope, Scope::Compartment(..)) {
+        let mut n = 0;
+        for q in &plan.queries {
+            n += engine.count(db, q).map_err(search_error)?;
+        }
+        return Ok((Arc::new(Vec::new()), n));
+    }
+    let mut all: Vec<Matches> = Vec::new();
+    for q in &plan.queries {
+        let found = match &req.scope {
+            Scope::Compartment(c, id, _) => engine.matches_in_compartment(db, c, id, q),
+            _ => engine.matches(db, q),
+        }
+        .map_err(search_error)?;
+        all.push(found);
+    }
+    let n = all.iter().map(Matches::len).sum();
+    let all = Arc::new(all);
+    if !plan.summary_count && n > plan.count {
+        ctx.state.results().insert(key, all.clone());
+    }
+    Ok((all, n))
+}
+
+/// The searchset Bundle without entries: its total (unless `_total=none`) and its links
+/// (self, and sealed first/previous/next page links unless only counting).
+fn bundle_head(
+    ctx: &Ctx,
+    db: &Db,
+    req: &SearchRequest,
+    plan: &Plan,
+    offset: usize,
+    total: usize,
+) -> FhirResult<Value> {
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
-    if result.total != Some(Total::None) || summary_count {
+    if plan.result.total != Some(Total::None) || plan.summary_count {
         bundle["total"] = json!(total);
     }
-    // Links.
     let now = flint_db::mem::now_ms();
     let link = |off: usize| -> FhirResult<String> {
         seal(
@@ -410,8 +461,10 @@ async fn run(ctx: &Ctx, db: &Db, req: &SearchRequest, offset: usize) -> FhirResu
             &PageState::new(req, db.t(), off, now + PAGE_LIFETIME_MS),
         )
     };
-    let mut links = vec![json!({"relation": "self", "url": self_link(ctx, scope, params, offset)})];
-    if !summary_count && count > 0 {
+    let count = plan.count;
+    let mut links =
+        vec![json!({"relation": "self", "url": self_link(ctx, &req.scope, &req.params, offset)})];
+    if !plan.summary_count && count > 0 {
         links.push(json!({"relation": "first", "url": link(0)?}));
         if offset > 0 {
             links.push(json!({"relation": "previous", "url": link(offset.saturating_sub(count))?}));
@@ -421,9 +474,19 @@ async fn run(ctx: &Ctx, db: &Db, req: &SearchRequest, offset: usize) -> FhirResu
         }
     }
     bundle["link"] = Value::Array(links);
-    // Entries: the page's matches, then includes, then an outcome for ignored parameters.
+    Ok(bundle)
+}
+
+/// The entries of a page: its matches, then what each query includes for the matches of its
+/// type; shaped by `_summary`/`_elements`.
+async fn page_entries(
+    ctx: &Ctx,
+    db: &Db,
+    plan: &Plan,
+    page: &[ResourceHandle],
+) -> FhirResult<Vec<StreamedEntry>> {
     let mut entries = Vec::with_capacity(page.len());
-    let subset = Subset::of(&result);
+    let subset = Subset::of(&plan.result);
     let mut add = |handles: &[ResourceHandle], stored: Vec<Stored>, mode: &'static str| {
         for (h, s) in handles.iter().zip(stored) {
             let url = ctx.url(&h.type_name, &h.id);
@@ -435,9 +498,10 @@ async fn run(ctx: &Ctx, db: &Db, req: &SearchRequest, offset: usize) -> FhirResu
         }
         Ok::<_, FhirError>(())
     };
-    add(&page, stored_all(db, &page).await?, "match")?;
+    add(page, stored_all(db, page).await?, "match")?;
     if !page.is_empty() {
-        for q in &queries {
+        let engine = ctx.state.engine();
+        for q in &plan.queries {
             let of_type: Vec<ResourceHandle> = page
                 .iter()
                 .filter(|h| h.type_name == q.resource_type)
@@ -447,27 +511,27 @@ async fn run(ctx: &Ctx, db: &Db, req: &SearchRequest, offset: usize) -> FhirResu
             add(&inc, stored_all(db, &inc).await?, "include")?;
         }
     }
+    Ok(entries)
+}
+
+/// The OperationOutcome entry warning about the parameters lenient handling ignored, if any
+/// (first pages only).
+fn ignored_outcome(queries: &[Query]) -> Option<StreamedEntry> {
     let ignored: Vec<String> = queries
         .iter()
         .flat_map(|q| q.ignored.iter().map(|e| e.to_string()))
         .collect();
-    if !ignored.is_empty() && offset == 0 {
-        let issues: Vec<Value> = ignored
-            .iter()
-            .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("Ignored: {m}.")}))
-            .collect();
-        entries.push(StreamedEntry::Value(json!({
-            "resource": {"resourceType": "OperationOutcome", "issue": issues},
-            "search": {"mode": "outcome"}
-        })));
+    if ignored.is_empty() {
+        return None;
     }
-    Ok(Reply::new(
-        200,
-        Body::Bundle(StreamedBundle {
-            head: bundle,
-            entries,
-        }),
-    ))
+    let issues: Vec<Value> = ignored
+        .iter()
+        .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("Ignored: {m}.")}))
+        .collect();
+    Some(StreamedEntry::Value(json!({
+        "resource": {"resourceType": "OperationOutcome", "issue": issues},
+        "search": {"mode": "outcome"}
+    })))
 }
 
 fn entry(url: &str, resource: Value, mode: &str) -> Value {
