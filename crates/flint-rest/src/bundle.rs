@@ -231,8 +231,11 @@ fn restful_base(full_url: &str) -> Option<&str> {
         .then_some(base)
 }
 
+/// What a transaction does for an entry (by entry index).
 enum Planned {
+    /// A prepared write with its own response entry.
     Write(usize, Prepared),
+    /// A read, answered after the commit.
     Read(usize, FhirRequest),
     /// A conditional create that matched an existing resource.
     Existing(usize, Reply),
@@ -272,6 +275,11 @@ fn resolve_conditional(ctx: &Ctx, db: &flint_db::Db, reference: &str) -> FhirRes
     }
 }
 
+/// A transaction, in phases: [`assign`] (parse the entries' requests, assign ids, match
+/// conditional creates), [`rewrite_references`] (between entries, and conditional ones),
+/// [`plan_writes`] (prepare every write; any error fails the whole transaction),
+/// [`commit_writes`] (one transaction) and [`answer`] (the response entries in entry order;
+/// reads see the transaction's result).
 async fn transaction(
     ctx: &Ctx,
     mut bundle: Value,
@@ -280,8 +288,30 @@ async fn transaction(
 ) -> FhirResult<Reply> {
     let mut entries = entries(&mut bundle);
     let db = ctx.state.node().sync().await?;
-    // 1. Ids for creates and the map of full URLs to their new local references; conditional
-    //    creates matching an existing resource refer to it and write nothing.
+    let assigned = assign(ctx, &db, &entries).await?;
+    rewrite_references(ctx, &db, &mut entries, &assigned.urls)?;
+    let planned = plan_writes(ctx, &db, &mut entries, assigned).await?;
+    let out = commit_writes(ctx, &planned).await?;
+    let ret = prefer.unwrap_or(Return::Minimal);
+    answer(ctx, planned, out.as_ref(), ret, dispatch).await
+}
+
+/// A transaction's entries after [`assign`].
+struct Assigned {
+    /// Each entry's request, in entry order.
+    requests: Vec<EntryRequest>,
+    /// The server-assigned ids of creates, by entry index.
+    ids: HashMap<usize, String>,
+    /// The replies of conditional creates that matched an existing resource, by entry index.
+    existing: HashMap<usize, Reply>,
+    /// The local references (`Type/id`) the entries' full URLs stand for.
+    urls: HashMap<String, String>,
+}
+
+/// Parses each entry's request, assigns ids to creates and maps full URLs to their new local
+/// references; conditional creates matching an existing resource refer to it and write
+/// nothing.
+async fn assign(ctx: &Ctx, db: &flint_db::Db, entries: &[Value]) -> FhirResult<Assigned> {
     let mut ids: HashMap<usize, String> = HashMap::new();
     let mut existing: HashMap<usize, Reply> = HashMap::new();
     let mut map: HashMap<String, String> = HashMap::new();
@@ -292,7 +322,7 @@ async fn transaction(
         match (er.method.as_str(), er.path.as_slice()) {
             ("POST", [ty]) => {
                 let found = match header(entry, "ifNoneExist") {
-                    Some(cond) => conditional::existing_at(ctx, &db, ty, &cond)
+                    Some(cond) => conditional::existing_at(ctx, db, ty, &cond)
                         .await
                         .map_err(|e| e.at(format!("{}.request.ifNoneExist", entry_path(i))))?,
                     None => None,
@@ -322,8 +352,23 @@ async fn transaction(
         }
         requests.push(er);
     }
-    // 2. Rewrite references between entries and resolve conditional references
-    //    (`Patient?identifier=...`) against the database before the transaction.
+    Ok(Assigned {
+        requests,
+        ids,
+        existing,
+        urls: map,
+    })
+}
+
+/// Rewrites references between entries (full URLs, and relative references under an entry's
+/// RESTful base) to the local references of `map`, and resolves conditional references
+/// (`Patient?identifier=...`) against `db` before the transaction.
+fn rewrite_references(
+    ctx: &Ctx,
+    db: &flint_db::Db,
+    entries: &mut [Value],
+    map: &HashMap<String, String>,
+) -> FhirResult<()> {
     let mut conditional: HashMap<String, FhirResult<String>> = HashMap::new();
     for (i, entry) in entries.iter_mut().enumerate() {
         let full_url = entry
@@ -351,7 +396,7 @@ async fn transaction(
             });
             for c in pending {
                 if !conditional.contains_key(&c) {
-                    let resolved = resolve_conditional(ctx, &db, &c);
+                    let resolved = resolve_conditional(ctx, db, &c);
                     conditional.insert(c.clone(), resolved);
                 }
                 if let Some(Err(e)) = conditional.get(&c) {
@@ -367,7 +412,23 @@ async fn transaction(
             }
         }
     }
-    // 3. Prepare every write; any error fails the whole transaction.
+    Ok(())
+}
+
+/// Prepares every write of the transaction (and plans its reads), in entry order; any error
+/// fails the whole transaction, pointing at its entry.
+async fn plan_writes(
+    ctx: &Ctx,
+    db: &flint_db::Db,
+    entries: &mut [Value],
+    assigned: Assigned,
+) -> FhirResult<Vec<Planned>> {
+    let Assigned {
+        requests,
+        mut ids,
+        mut existing,
+        ..
+    } = assigned;
     let mut planned = Vec::with_capacity(entries.len());
     for (i, (entry, er)) in entries.iter_mut().zip(requests).enumerate() {
         let at = |e: FhirError| {
@@ -414,7 +475,7 @@ async fn transaction(
             }
             ("PUT", [ty]) => {
                 let mut v = resource_of(entry).map_err(at)?;
-                let id = conditional::update_id(ctx, &db, ty, &v, &er.query).map_err(at)?;
+                let id = conditional::update_id(ctx, db, ty, &v, &er.query).map_err(at)?;
                 resource::set_id(&mut v, &id);
                 interaction::prepare_update(
                     ctx,
@@ -428,7 +489,7 @@ async fn transaction(
             }
             ("DELETE", [ty, id]) => interaction::prepare_delete(ctx, ty, id).map_err(at)?,
             ("DELETE", [ty]) => {
-                let ids = conditional::delete_ids(ctx, &db, ty, &er.query).map_err(at)?;
+                let ids = conditional::delete_ids(ctx, db, ty, &er.query).map_err(at)?;
                 for id in ids {
                     let p = interaction::prepare_delete(ctx, ty, &id).map_err(at)?;
                     planned.push(Planned::Silent(p));
@@ -438,7 +499,7 @@ async fn transaction(
             }
             ("PATCH", [ty, id]) => {
                 let req = entry_request(ctx, i, entry, None)?;
-                prepare_patch(ctx, &db, ty, id, &req).await.map_err(at)?
+                prepare_patch(ctx, db, ty, id, &req).await.map_err(at)?
             }
             ("GET", _) => {
                 planned.push(Planned::Read(i, entry_request(ctx, i, entry, None)?));
@@ -453,19 +514,34 @@ async fn transaction(
         };
         planned.push(Planned::Write(i, p));
     }
-    let writes = || {
-        planned.iter().filter_map(|p| match p {
-            Planned::Write(_, w) | Planned::Silent(w) => Some(w),
-            _ => None,
-        })
-    };
-    let ret = prefer.unwrap_or(Return::Minimal);
-    // 4. Commit, then answer in entry order; reads see the transaction's result.
-    let out = if writes().next().is_none() {
-        None
-    } else {
-        Some(interaction::commit(ctx, writes()).await?)
-    };
+    Ok(planned)
+}
+
+/// The writes of a plan, in order.
+fn writes(planned: &[Planned]) -> impl Iterator<Item = &Prepared> {
+    planned.iter().filter_map(|p| match p {
+        Planned::Write(_, w) | Planned::Silent(w) => Some(w),
+        _ => None,
+    })
+}
+
+/// Commits all planned writes as one transaction; `None` when there are none.
+async fn commit_writes(ctx: &Ctx, planned: &[Planned]) -> FhirResult<Option<flint_db::TxOutcome>> {
+    if writes(planned).next().is_none() {
+        return Ok(None);
+    }
+    Ok(Some(interaction::commit(ctx, writes(planned)).await?))
+}
+
+/// The transaction-response Bundle: one entry per request entry, in entry order; writes are
+/// answered from the transaction's outcome `out`, reads by `dispatch` after the commit.
+async fn answer(
+    ctx: &Ctx,
+    planned: Vec<Planned>,
+    out: Option<&flint_db::TxOutcome>,
+    ret: Return,
+    dispatch: Dispatch,
+) -> FhirResult<Reply> {
     let mut replies: Vec<(usize, Value)> = Vec::with_capacity(planned.len());
     for p in planned {
         match p {
@@ -473,7 +549,7 @@ async fn transaction(
             Planned::Deleted(i) => replies.push((i, response_entry(Reply::new(204, Body::None)))),
             Planned::Silent(_) => {}
             Planned::Write(i, w) => {
-                if let Some(out) = &out {
+                if let Some(out) = out {
                     let mut r = interaction::write_reply(ctx, &w, out, ret)?;
                     if w.kind == WriteKind::Delete {
                         r.status = 204;

@@ -945,3 +945,100 @@ async fn search_bundles_hold_matches_includes_and_outcomes() {
     assert!(e.get("subject").is_none(), "{e}");
     assert_eq!(e["meta"]["tag"][0]["code"], "SUBSETTED");
 }
+
+#[tokio::test]
+async fn transaction_resolves_conditionals_and_references_then_answers_in_entry_order() {
+    let api = Api::new().await;
+    let mut known = patient(Some("known"), "Known");
+    known["identifier"] = json!([{"system": "urn:sys", "value": "k1"}]);
+    let r = api.send_json("PUT", "Patient/known", &[], &known).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = api
+        .send_json("PUT", "Patient/gone", &[], &patient(Some("gone"), "Gone"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = api
+        .send_json(
+            "PUT",
+            "Patient/patched",
+            &[],
+            &patient(Some("patched"), "Before"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let patch = json!({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"},
+        {"name": "path", "valueString": "Patient.gender"},
+        {"name": "value", "valueCode": "male"},
+    ]}]});
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        // A conditional create matching `known`: no write, its full URL refers to it.
+        {"fullUrl": "urn:uuid:0a3c1d4e-0000-4000-8000-00000000000a",
+         "resource": patient(None, "Dup"),
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:sys|k1"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "a"},
+            "subject": {"reference": "urn:uuid:0a3c1d4e-0000-4000-8000-00000000000a"}},
+         "request": {"method": "POST", "url": "Observation"}},
+        // A conditional reference.
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "b"},
+            "subject": {"reference": "Patient?identifier=urn:sys|k1"}},
+         "request": {"method": "POST", "url": "Observation"}},
+        // A relative reference under an entry's RESTful full URL.
+        {"fullUrl": "http://other.example/fhir/Patient/rel",
+         "resource": patient(Some("rel"), "Rel"),
+         "request": {"method": "PUT", "url": "Patient/rel"}},
+        {"fullUrl": "http://other.example/fhir/Observation/o-rel",
+         "resource": {"resourceType": "Observation", "id": "o-rel", "status": "final",
+            "code": {"text": "c"}, "subject": {"reference": "Patient/rel"}},
+         "request": {"method": "PUT", "url": "Observation/o-rel"}},
+        {"resource": patch, "request": {"method": "PATCH", "url": "Patient/patched"}},
+        {"request": {"method": "DELETE", "url": "Patient?family=gone"}},
+        {"request": {"method": "GET", "url": "Patient/patched"}},
+    ]});
+    let r = api
+        .send_json("POST", "", &[("prefer", "return=representation")], &tx)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let v = r.json();
+    let e = v["entry"].as_array().unwrap();
+    let statuses: Vec<&str> = e
+        .iter()
+        .map(|x| x["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "200 OK",
+            "201 Created",
+            "201 Created",
+            "201 Created",
+            "201 Created",
+            "200 OK",
+            "204 No Content",
+            "200 OK"
+        ]
+    );
+    assert_eq!(e[0]["resource"]["id"], "known");
+    assert_eq!(e[1]["resource"]["subject"]["reference"], "Patient/known");
+    assert_eq!(e[2]["resource"]["subject"]["reference"], "Patient/known");
+    assert_eq!(e[4]["resource"]["subject"]["reference"], "Patient/rel");
+    assert_eq!(e[5]["resource"]["gender"], "male");
+    // The read entry sees the transaction's writes.
+    assert_eq!(e[7]["resource"]["gender"], "male");
+    assert_eq!(e[7]["resource"]["name"][0]["family"], "Before");
+    api.get("Patient/gone", &[]).await.issue(410);
+    let b = api.get("Patient?identifier=urn:sys|k1", &[]).await.json();
+    assert_eq!(b["total"], 1, "the conditional create wrote nothing");
+
+    // An unresolvable conditional reference fails the transaction at its entry.
+    let bad = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient(Some("never2"), "No"), "request": {"method": "PUT", "url": "Patient/never2"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": "Patient?identifier=urn:sys|nobody"}},
+         "request": {"method": "POST", "url": "Observation"}},
+    ]});
+    let i = api.send_json("POST", "", &[], &bad).await.issue(400);
+    assert_eq!(i["code"], "not-found");
+    assert_eq!(i["expression"][0], "Bundle.entry[1].resource");
+    api.get("Patient/never2", &[]).await.issue(404);
+}
