@@ -50,6 +50,13 @@ const COMMON_PARAMS: [(&str, &str, &str); 9] = [
     ("_type", "special", "System search only."),
 ];
 
+/// The system operations (name, OperationDefinition), as the operations registry has them (a
+/// test of the operations module checks that the two agree).
+pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 1] = [(
+    "versions",
+    "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
+)];
+
 /// Stands for the request's base URL in the statement built at startup.
 const BASE_PLACEHOLDER: &str = "urn:flint:capability-statement:base-url";
 
@@ -146,6 +153,10 @@ fn build(
                 {"code": "history-system"},
                 {"code": "search-system"},
             ],
+            "operation": SYSTEM_OPERATIONS
+                .iter()
+                .map(|(name, definition)| json!({"name": name, "definition": definition}))
+                .collect::<Vec<_>>(),
             "documentation": format!(
                 "Search: all R4 parameters of the official definitions with every modifier and \
                  prefix. Token `:in`/`:not-in` use ValueSets stored here (expansion, or \

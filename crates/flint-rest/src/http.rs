@@ -7,6 +7,7 @@ use crate::context::{self, Ctx, check_type_and_id, header_str, path_segments, qu
 use crate::format::{self, Accept, Format, apply_subset};
 use crate::history::{self, Scope};
 use crate::interaction;
+use crate::operations::{self, Target};
 use crate::outcome::{FhirError, FhirResult};
 use crate::search::SearchRequest;
 use crate::state::AppState;
@@ -71,6 +72,7 @@ async fn health(State(state): State<AppState>, req: Request) -> Response {
 fn interaction_name(req: &FhirRequest) -> &'static str {
     let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
     match (req.method.as_str(), p.as_slice()) {
+        (_, [op] | [_, op] | [_, _, op]) if op.starts_with('$') => "operation",
         ("GET", ["metadata"]) => "capabilities",
         ("POST", []) => "transaction",
         ("GET", ["_history"]) => "history-system",
@@ -376,6 +378,16 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
     let method = req.method.clone();
     let not_allowed = || Err(FhirError::method_not_allowed(&method, &p.join("/")));
     match p.as_slice() {
+        // `$name` operations, at each level (`$` never starts a type or an id).
+        [op] if op.starts_with('$') => {
+            operations::invoke(ctx, Target::System, &op[1..], &req).await
+        }
+        [ty, op] if op.starts_with('$') => {
+            operations::invoke(ctx, Target::Type(ty), &op[1..], &req).await
+        }
+        [ty, id, op] if op.starts_with('$') => {
+            operations::invoke(ctx, Target::Instance(ty, id), &op[1..], &req).await
+        }
         [] => match method.as_str() {
             "POST" => {
                 let bundle = context::payload_resource("Bundle", &req.payload)?;

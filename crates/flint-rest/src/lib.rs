@@ -23,8 +23,9 @@
 //! 7. [`conditional`]: conditional create, update and delete, over search and interactions.
 //! 8. [`bundle`]: batch and transaction bundles; entries are routed through a dispatcher the
 //!    caller passes in, so bundles do not depend on the routing above them.
-//! 9. [`http`]: the HTTP surface on top: request parsing, routing ([`http::dispatch`]) and
-//!    rendering.
+//! 9. [`operations`]: the `$name` operations, one file each, and their registry.
+//! 10. [`http`]: the HTTP surface on top: request parsing, routing ([`http::dispatch`]) and
+//!     rendering.
 //!
 //! The crate root only declares the modules and re-exports [`AppState`], [`RestConfig`] and
 //! [`router`].
@@ -39,6 +40,7 @@ pub mod format;
 pub mod history;
 pub mod http;
 pub mod interaction;
+pub mod operations;
 pub mod outcome;
 pub mod resource;
 pub mod search;

@@ -1042,3 +1042,79 @@ async fn transaction_resolves_conditionals_and_references_then_answers_in_entry_
     assert_eq!(i["expression"][0], "Bundle.entry[1].resource");
     api.get("Patient/never2", &[]).await.issue(404);
 }
+
+#[tokio::test]
+async fn operations_are_dispatched_by_name_level_and_method() {
+    let api = Api::new().await;
+    let versions = json!([
+        {"name": "version", "valueCode": "4.0"},
+        {"name": "default", "valueCode": "4.0"},
+    ]);
+    // `$versions` at the system level, by GET and by POST, in both formats.
+    for r in [
+        api.get("$versions", &[]).await,
+        api.send("POST", "$versions", &[], "").await,
+    ] {
+        assert_eq!(r.status, StatusCode::OK);
+        let v = r.json();
+        assert_eq!(v["resourceType"], "Parameters");
+        assert_eq!(v["parameter"], versions);
+    }
+    let x = api.get("$versions?_format=xml", &[]).await;
+    assert_eq!(
+        x.header("content-type"),
+        Some("application/fhir+xml;charset=utf-8")
+    );
+    let xv = flint_model::xml::parse_resource(&x.body).unwrap();
+    assert_eq!(xv["parameter"], versions);
+    // The CapabilityStatement lists it.
+    let cs = api.get("metadata", &[]).await.json();
+    assert_eq!(
+        cs["rest"][0]["operation"],
+        json!([{"name": "versions",
+            "definition": "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions"}])
+    );
+
+    // An unknown operation is 400 `not-supported` at every level (not an invalid id).
+    for path in [
+        "$evaluate-measure",
+        "Measure/$evaluate-measure",
+        "Measure/m1/$evaluate-measure",
+    ] {
+        for method in ["GET", "POST"] {
+            let i = api.send(method, path, &[], "").await.issue(400);
+            assert_eq!(i["code"], "not-supported", "{method} {path}: {i}");
+            let d = i["diagnostics"].as_str().unwrap();
+            assert!(d.contains("`$evaluate-measure`"), "{d}");
+        }
+    }
+    // A known operation at a level it does not have.
+    for path in ["Patient/$versions", "Patient/p1/$versions"] {
+        let i = api.get(path, &[]).await.issue(400);
+        assert_eq!(i["code"], "not-supported", "{path}: {i}");
+    }
+    // A method the operation does not allow.
+    for method in ["DELETE", "PUT", "PATCH"] {
+        let i = api.send(method, "$versions", &[], "").await.issue(405);
+        assert_eq!(i["code"], "not-supported");
+    }
+    // Types and ids are checked as for every interaction.
+    api.get("Patint/$versions", &[]).await.issue(404);
+    let i = api.get("Patient/a%20b/$versions", &[]).await.issue(400);
+    assert_eq!(i["code"], "invalid");
+
+    // Batch entries are dispatched the same way.
+    let b = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "$versions"}},
+        {"request": {"method": "GET", "url": "Measure/$evaluate-measure"}},
+    ]});
+    let v = api.send_json("POST", "", &[], &b).await.json();
+    let e = v["entry"].as_array().unwrap();
+    assert_eq!(e[0]["response"]["status"], "200 OK");
+    assert_eq!(e[0]["resource"]["parameter"], versions);
+    assert_eq!(e[1]["response"]["status"], "400 Bad Request");
+    assert_eq!(
+        e[1]["response"]["outcome"]["issue"][0]["code"],
+        "not-supported"
+    );
+}

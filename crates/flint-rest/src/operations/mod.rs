@@ -1,0 +1,244 @@
+//! FHIR operations (`$name`): a registry of the operations this server supports and the
+//! dispatch of `[base]/$name`, `[base]/[type]/$name` and `[base]/[type]/[id]/$name` to them.
+//!
+//! The router ([`crate::http`]) sends every path whose last segment starts with `$` to
+//! [`invoke`], which looks the operation up in [`OPERATIONS`] and answers:
+//!
+//! * an unknown resource type: 404 `not-found`, an invalid id: 400 `invalid` (as every
+//!   interaction);
+//! * an operation this server does not know: **400 `not-supported`** ("Operation `$name` is
+//!   not supported."). The URL is a well-formed operation invocation, so it is not a missing
+//!   endpoint (404); the request asks for something the server does not do, which the
+//!   OperationOutcome issue type `not-supported` names;
+//! * a known operation at a level it is not defined for (e.g. `[base]/Patient/$versions`):
+//!   400 `not-supported`, naming the levels it has;
+//! * a known operation with a method it does not allow: 405 `not-supported`. Operations that
+//!   change state allow POST only; the others GET and POST.
+//!
+//! # Adding an operation
+//!
+//! 1. One file, `operations/<name>.rs`, with a `pub const OPERATION: Operation`: the name
+//!    (without `$`), the canonical URL of its OperationDefinition, its levels, its methods
+//!    and its handler (see [`versions`]). A handler gets the context, the [`Target`] and the
+//!    request: GET parameters are in `req.query`, a POST body in `req.payload` (a
+//!    `Parameters` resource, or the resource the operation takes).
+//! 2. One line in [`OPERATIONS`] (and its `pub mod <name>;` below). The router needs nothing.
+//! 3. List it in the CapabilityStatement (`SYSTEM_OPERATIONS` in `capabilities.rs` for system
+//!    operations); a test here fails while the two disagree.
+
+pub mod versions;
+
+use crate::api::{FhirRequest, Reply};
+use crate::context::{Ctx, check_type, check_type_and_id};
+use crate::outcome::{FhirError, FhirResult};
+use axum::http::StatusCode;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Every operation this server supports, one line each.
+pub const OPERATIONS: &[Operation] = &[versions::OPERATION];
+
+/// The level an operation is invoked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `[base]/$name`.
+    System,
+    /// `[base]/[type]/$name`.
+    Type,
+    /// `[base]/[type]/[id]/$name`.
+    Instance,
+}
+
+impl Level {
+    /// The level's name in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::System => "system",
+            Level::Type => "type",
+            Level::Instance => "instance",
+        }
+    }
+}
+
+/// What an operation is invoked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// The whole system (`[base]/$name`).
+    System,
+    /// A resource type (`[base]/[type]/$name`).
+    Type(&'a str),
+    /// A resource (`[base]/[type]/[id]/$name`).
+    Instance(&'a str, &'a str),
+}
+
+impl Target<'_> {
+    /// The level of the invocation.
+    pub fn level(&self) -> Level {
+        match self {
+            Target::System => Level::System,
+            Target::Type(_) => Level::Type,
+            Target::Instance(..) => Level::Instance,
+        }
+    }
+}
+
+/// The future an operation's handler returns.
+pub type OpFuture<'a> = Pin<Box<dyn Future<Output = FhirResult<Reply>> + Send + 'a>>;
+
+/// An operation's handler: answers an invocation on a target (whose type and id are checked).
+pub type Handler = for<'a> fn(&'a Ctx, Target<'a>, &'a FhirRequest) -> OpFuture<'a>;
+
+/// An operation this server supports.
+#[derive(Clone, Copy)]
+pub struct Operation {
+    /// The name, without `$`.
+    pub name: &'static str,
+    /// The canonical URL of its OperationDefinition.
+    pub definition: &'static str,
+    /// The levels it is invoked at.
+    pub levels: &'static [Level],
+    /// The methods it allows (`GET` and `POST`, or only `POST` when it changes state).
+    pub methods: &'static [&'static str],
+    /// Its handler.
+    pub run: Handler,
+}
+
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation")
+            .field("name", &self.name)
+            .field("levels", &self.levels)
+            .field("methods", &self.methods)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The operation `name` (without `$`) of `registry` that answers `method` at `level`, or the
+/// error that answers instead (400 unknown or not at this level, 405 wrong method).
+pub fn find<'r>(
+    registry: &'r [Operation],
+    name: &str,
+    level: Level,
+    method: &str,
+) -> FhirResult<&'r Operation> {
+    let not_supported = |m: String| FhirError::new(StatusCode::BAD_REQUEST, "not-supported", m);
+    let op = registry
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| not_supported(format!("Operation `${name}` is not supported.")))?;
+    if !op.levels.contains(&level) {
+        let levels: Vec<&str> = op.levels.iter().map(|l| l.as_str()).collect();
+        return Err(not_supported(format!(
+            "Operation `${name}` is not supported at the {} level (only at: {}).",
+            level.as_str(),
+            levels.join(", ")
+        )));
+    }
+    if !op.methods.contains(&method) {
+        return Err(FhirError::method_not_allowed(method, &format!("${name}")));
+    }
+    Ok(op)
+}
+
+/// Invokes operation `name` (without `$`) on `target` for `req`.
+pub async fn invoke(
+    ctx: &Ctx,
+    target: Target<'_>,
+    name: &str,
+    req: &FhirRequest,
+) -> FhirResult<Reply> {
+    match target {
+        Target::System => {}
+        Target::Type(ty) => check_type(ty)?,
+        Target::Instance(ty, id) => check_type_and_id(ty, id)?,
+    }
+    let op = find(OPERATIONS, name, target.level(), &req.method)?;
+    (op.run)(ctx, target, req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nothing<'a>(_: &'a Ctx, _: Target<'a>, _: &'a FhirRequest) -> OpFuture<'a> {
+        Box::pin(async { Err(FhirError::invalid("test only")) })
+    }
+
+    /// A registration for the tests only: an instance and type operation that changes state.
+    const TEST_ONLY: Operation = Operation {
+        name: "test-write",
+        definition: "urn:flint:test-write",
+        levels: &[Level::Type, Level::Instance],
+        methods: &["POST"],
+        run: nothing,
+    };
+
+    #[test]
+    fn find_answers_unknown_operations_levels_and_methods() {
+        let registry = [TEST_ONLY, versions::OPERATION];
+        let op = find(&registry, "test-write", Level::Instance, "POST").unwrap();
+        assert_eq!(op.name, "test-write");
+        assert_eq!(
+            find(&registry, "versions", Level::System, "GET")
+                .unwrap()
+                .definition,
+            versions::OPERATION.definition
+        );
+
+        let e = find(&registry, "evaluate-measure", Level::Type, "GET").unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "not-supported")
+        );
+        assert!(e.message.contains("`$evaluate-measure`"), "{}", e.message);
+
+        let e = find(&registry, "test-write", Level::System, "POST").unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "not-supported")
+        );
+        assert!(
+            e.message.contains("only at: type, instance"),
+            "{}",
+            e.message
+        );
+
+        let e = find(&registry, "test-write", Level::Type, "GET").unwrap_err();
+        assert_eq!(e.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(e.code, "not-supported");
+    }
+
+    #[test]
+    fn targets_have_levels() {
+        assert_eq!(Target::System.level(), Level::System);
+        assert_eq!(Target::Type("Patient").level(), Level::Type);
+        assert_eq!(Target::Instance("Patient", "1").level(), Level::Instance);
+    }
+
+    #[test]
+    fn registry_names_are_unique_and_the_statement_lists_them() {
+        for (i, op) in OPERATIONS.iter().enumerate() {
+            assert!(
+                OPERATIONS[..i].iter().all(|o| o.name != op.name),
+                "{op:?} twice"
+            );
+            assert!(!op.name.starts_with('$') && !op.levels.is_empty(), "{op:?}");
+            assert!(
+                op.methods.iter().all(|m| *m == "GET" || *m == "POST"),
+                "{op:?}"
+            );
+            assert_eq!(
+                op.levels,
+                [Level::System],
+                "{op:?}: list type and instance operations in the CapabilityStatement's \
+                 resource entries (capabilities.rs) and extend this test"
+            );
+        }
+        let listed: Vec<(&str, &str)> = OPERATIONS.iter().map(|o| (o.name, o.definition)).collect();
+        assert_eq!(
+            listed,
+            crate::capabilities::SYSTEM_OPERATIONS,
+            "the CapabilityStatement lists exactly the registered system operations"
+        );
+    }
+}
