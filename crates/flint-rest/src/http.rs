@@ -1,6 +1,7 @@
 //! The HTTP surface: one handler parses every request under the context path into a
-//! [`FhirRequest`], [`dispatch`] routes it to an interaction, and the [`Reply`] is rendered in
-//! the negotiated format. `/health` answers liveness checks.
+//! [`FhirRequest`], [`dispatch`] routes it to an interaction (or a `$name` path to
+//! [`crate::operations`]), and the [`Reply`] is rendered in the negotiated format. `/health`
+//! answers liveness checks.
 
 use crate::api::{Body, FhirRequest, Payload, Reply};
 use crate::context::{self, Ctx, check_type_and_id, header_str, path_segments, query_pairs};

@@ -9,26 +9,28 @@
 //!
 //! # Module layering
 //!
-//! Modules only use modules of lower layers (or of their own layer, as listed), so the module
-//! graph has no cycles:
+//! Modules only use modules of lower layers, so the module graph has no cycles
+//! (`tests/layering.rs` checks it from the sources):
 //!
-//! 1. Foundations: [`outcome`] (errors), [`resource`] (resource helpers), [`format`]
-//!    (content negotiation, encoding, `_summary`/`_elements`), [`api`] (the request and
-//!    reply model), [`config`] (settings).
-//! 2. [`capabilities`]: the CapabilityStatement, built from the settings.
-//! 3. [`state`]: the shared state ([`AppState`]): node, settings, engine, statement, caches.
-//! 4. [`context`]: the request context ([`context::Ctx`]), request parsing and checks.
-//! 5. [`interaction`]: the single-resource interactions and the write pipeline.
-//! 6. [`search`] and [`history`]: search and history, over the interactions' reads.
-//! 7. [`conditional`]: conditional create, update and delete, over search and interactions.
-//! 8. [`bundle`]: batch and transaction bundles; entries are routed through a dispatcher the
-//!    caller passes in, so bundles do not depend on the routing above them.
-//! 9. [`operations`]: the `$name` operations, one file each, and their registry.
-//! 10. [`http`]: the HTTP surface on top: request parsing, routing ([`http::dispatch`]) and
+//! 1. [`outcome`] (errors and their OperationOutcomes), [`resource`] (helpers on resources).
+//! 2. [`format`](mod@format): content negotiation, encoding, `_summary`/`_elements`.
+//! 3. [`api`] (the request and reply model), [`config`] (settings).
+//! 4. [`capabilities`]: the CapabilityStatement, built from the settings.
+//! 5. [`state`]: the shared state ([`AppState`]): node, settings, engine, statement, caches.
+//! 6. [`context`]: the request context ([`context::Ctx`]), request parsing and checks.
+//! 7. [`interaction`]: the single-resource interactions and the write pipeline.
+//! 8. [`search`] and [`history`]: search and history, over the interactions' reads.
+//! 9. [`conditional`]: conditional create, update and delete, over search and interactions.
+//! 10. [`bundle`]: batch and transaction bundles; entries are routed through a dispatcher the
+//!     caller passes in, so bundles do not depend on the routing above them.
+//! 11. [`operations`]: the `$name` operations, one file each, and their registry.
+//! 12. [`http`]: the HTTP surface on top: request parsing, routing ([`http::dispatch`]) and
 //!     rendering.
 //!
 //! The crate root only declares the modules and re-exports [`AppState`], [`RestConfig`] and
 //! [`router`].
+
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod bundle;
