@@ -385,11 +385,14 @@ fn store_loop(
         .and_then(|()| db.write_opt(batch, &o));
         match written {
             Ok(()) => {
-                for (_, reply) in group {
-                    t += 1;
-                    let _ = reply.send(Ok(t));
-                }
+                // The log end moves before any submitter hears its `t`: a `last_t` read after
+                // `submit` returned is never behind it (the TxLog contract).
+                let first = t + 1;
+                t += group.len() as T;
                 last_t.send_replace(t);
+                for (i, (_, reply)) in group.into_iter().enumerate() {
+                    let _ = reply.send(Ok(first + i as T));
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "transaction log write failed");
