@@ -16,6 +16,7 @@ pub mod ids;
 pub mod index;
 pub mod node;
 pub mod search;
+pub mod testing;
 
 pub use db::{Db, HistoryEntry, ResourceHandle};
 pub use error::{DbError, ErrorKind};

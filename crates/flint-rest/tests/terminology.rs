@@ -7,8 +7,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use flint_db::fault::{Faults, FaultyKv, Op};
-use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{Cf, Db, Node, NodeConfig};
+use flint_db::mem::MemKv;
+use flint_db::{Cf, Db, Node};
 use flint_rest::{AppState, RestConfig};
 use flint_terminology::{Coding, Direction, Terminology};
 use http_body_util::BodyExt;
@@ -17,17 +17,7 @@ use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
 async fn node(engine: &flint_search::Engine, kv: Arc<dyn flint_db::KvStore>) -> Node {
-    Node::start(
-        kv,
-        Arc::new(MemLog::new()),
-        Arc::new(MemStore::new()),
-        NodeConfig {
-            resource_indexer: Some(engine.indexer()),
-            ..NodeConfig::default()
-        },
-    )
-    .await
-    .unwrap()
+    flint_db::testing::memory_node(engine.indexer(), kv).await
 }
 
 fn config() -> RestConfig {

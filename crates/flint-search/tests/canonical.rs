@@ -1,11 +1,10 @@
 //! The engine as the canonical resolver of stored terminology: ValueSets and CodeSystems found
 //! by `url` (and `url|version`) through the search index, and `DbTerminology` over it.
 
-use bytes::Bytes;
 use flint_db::Cf;
+use flint_db::Node;
 use flint_db::fault::{Faults, FaultyKv, Op};
-use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{ContentHash, Node, NodeConfig, TxCmd, TxOp};
+use flint_db::mem::MemKv;
 use flint_search::{Engine, Registry};
 use flint_terminology::{
     CanonicalResolver, Coding, DbTerminology, Direction, Error as TerminologyError, Terminology,
@@ -14,31 +13,11 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 async fn node(engine: &Engine, kv: Arc<dyn flint_db::KvStore>) -> Node {
-    Node::start(
-        kv,
-        Arc::new(MemLog::new()),
-        Arc::new(MemStore::new()),
-        NodeConfig {
-            resource_indexer: Some(engine.indexer()),
-            ..NodeConfig::default()
-        },
-    )
-    .await
-    .unwrap()
+    flint_db::testing::memory_node(engine.indexer(), kv).await
 }
 
 async fn put(node: &Node, r: &Value) {
-    let body = serde_json::to_vec(r).unwrap();
-    let h = ContentHash::of(&body);
-    let cmd = TxCmd::new(
-        TxOp::Put,
-        r["resourceType"].as_str().unwrap(),
-        r["id"].as_str().unwrap(),
-        Some(h),
-    );
-    node.transact(vec![cmd], vec![(h, Bytes::from(body))])
-        .await
-        .unwrap();
+    flint_db::testing::put_json(node, r).await;
 }
 
 fn code_system(id: &str, version: &str, codes: &[&str]) -> Value {

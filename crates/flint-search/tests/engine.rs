@@ -2,39 +2,18 @@
 //! indexer hook, queries answered by index scans, checked against the reference semantics of
 //! `Clause::matches` evaluated resource by resource.
 
-use bytes::Bytes;
-use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{ContentHash, Node, NodeConfig, TxCmd, TxOp};
+use flint_db::mem::MemKv;
+use flint_db::{Node, TxCmd, TxOp};
 use flint_search::{Clause, Engine, Registry, parse_query};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 async fn node(engine: &Engine) -> Node {
-    Node::start(
-        Arc::new(MemKv::new()),
-        Arc::new(MemLog::new()),
-        Arc::new(MemStore::new()),
-        NodeConfig {
-            resource_indexer: Some(engine.indexer()),
-            ..NodeConfig::default()
-        },
-    )
-    .await
-    .unwrap()
+    flint_db::testing::memory_node(engine.indexer(), Arc::new(MemKv::new())).await
 }
 
 async fn put(node: &Node, r: &Value) {
-    let body = serde_json::to_vec(r).unwrap();
-    let h = ContentHash::of(&body);
-    let cmd = TxCmd::new(
-        TxOp::Put,
-        r["resourceType"].as_str().unwrap(),
-        r["id"].as_str().unwrap(),
-        Some(h),
-    );
-    node.transact(vec![cmd], vec![(h, Bytes::from(body))])
-        .await
-        .unwrap();
+    flint_db::testing::put_json(node, r).await;
 }
 
 fn patients() -> Vec<Value> {

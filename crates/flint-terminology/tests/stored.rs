@@ -2,10 +2,9 @@
 //! the closure of a code in a stored CodeSystem, with the semantics search always had (pinned
 //! here member by member, in order), and storage faults surfacing as errors.
 
-use bytes::Bytes;
 use flint_db::fault::{Faults, FaultyStore, Op};
 use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{ContentHash, Db, DbError, Node, NodeConfig, ResourceHandle, TxCmd, TxOp};
+use flint_db::{Db, DbError, Node, NodeConfig, ResourceHandle};
 use flint_terminology::{
     CanonicalResolver, Coding, DbTerminology, Direction, Error, Result, Terminology,
 };
@@ -93,18 +92,7 @@ impl Fixture {
     }
 
     async fn put(&self, r: &Value) {
-        let body = serde_json::to_vec(r).unwrap();
-        let h = ContentHash::of(&body);
-        let cmd = TxCmd::new(
-            TxOp::Put,
-            r["resourceType"].as_str().unwrap(),
-            r["id"].as_str().unwrap(),
-            Some(h),
-        );
-        self.node
-            .transact(vec![cmd], vec![(h, Bytes::from(body))])
-            .await
-            .unwrap();
+        flint_db::testing::put_json(&self.node, r).await;
         self.t.resolver().add(r);
     }
 
