@@ -2,6 +2,12 @@
 //! in-memory and RocksDB index stores run [`kv_store`], every resource store runs
 //! [`resource_store`], every transaction log runs [`tx_log`]. Each check panics with a message
 //! naming the broken rule; it expects an empty store.
+//!
+//! Two parts of the contract are proven elsewhere: snapshots (the stores need none: a database
+//! value reads as of its `t` by key order, which flint-db's node tests check over the in-memory
+//! and RocksDB stores) and errors (a fault is an error of the call or a cursor's `status`,
+//! never a shorter scan: `flint-db/tests/faults.rs` over [`crate::fault`]'s wrappers, whose
+//! cursors fail the way a RocksDB iterator does).
 
 use crate::kv::{Cf, KvStore, WriteBatch, scan_prefix};
 use crate::log::{TxCmd, TxLog, TxOp};
