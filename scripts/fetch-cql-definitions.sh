@@ -3,7 +3,8 @@
 # FHIRHelpers 4.0.1 (the CQL source of the helper library every FHIR measure includes) and the
 # FHIR 4.0.1 model info, both inside the jar info.cqframework:quick:3.29.0.
 #
-#   crates/flint-cql/definitions/FHIRHelpers-4.0.1.cql   committed (builds need no network)
+#   crates/flint-model/definitions/cql/FHIRHelpers-4.0.1.cql   committed (builds need no network;
+#                                      flint_model::defs::FHIR_HELPERS_4_0_1)
 #   .cache/cql/fhir-modelinfo-4.0.1.xml                    not committed (tests and tools only)
 #
 # The jar's SHA-256 is pinned; run again after changing the version to regenerate the files.
@@ -20,12 +21,12 @@ echo "${SHA256}  ${JAR}" | sha256sum -c --quiet - || {
   echo "fetch-cql-definitions: ${JAR} does not have the pinned SHA-256" >&2
   exit 1
 }
-mkdir -p crates/flint-cql/definitions .cache/cql
+mkdir -p crates/flint-model/definitions/cql .cache/cql
 python3 - "$JAR" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:
     for member, out in [
-        ("org/hl7/fhir/FHIRHelpers-4.0.1.cql", "crates/flint-cql/definitions/FHIRHelpers-4.0.1.cql"),
+        ("org/hl7/fhir/FHIRHelpers-4.0.1.cql", "crates/flint-model/definitions/cql/FHIRHelpers-4.0.1.cql"),
         ("org/hl7/fhir/fhir-modelinfo-4.0.1.xml", ".cache/cql/fhir-modelinfo-4.0.1.xml"),
     ]:
         with open(out, "wb") as f:

@@ -12,6 +12,11 @@ static TYPES_JSON: &str = include_str!("../definitions/types.json");
 static SEARCH_PARAMS_JSON: &str = include_str!("../definitions/search-parameters.json");
 static COMPARTMENTS_JSON: &str = include_str!("../definitions/compartments.json");
 
+/// The CQL source of FHIRHelpers 4.0.1, the helper library FHIR R4 measures include
+/// (`include FHIRHelpers version '4.0.1'`), as published in `info.cqframework:quick:3.29.0`
+/// (pulled by `scripts/fetch-cql-definitions.sh`).
+pub const FHIR_HELPERS_4_0_1: &str = include_str!("../definitions/cql/FHIRHelpers-4.0.1.cql");
+
 /// What kind of type a [`TypeDef`] describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
