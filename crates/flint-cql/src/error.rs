@@ -1,0 +1,42 @@
+//! Errors: syntax errors with their position, and evaluation errors.
+
+use thiserror::Error;
+
+/// A syntax error at a line and column (both 1-based).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("syntax error at {line}:{column}: {message}")]
+pub struct SyntaxError {
+    /// Line, 1-based.
+    pub line: usize,
+    /// Column, 1-based.
+    pub column: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Any error of parsing or evaluating CQL.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum Error {
+    /// The source does not parse.
+    #[error(transparent)]
+    Syntax(#[from] SyntaxError),
+    /// A run-time error (invalid operation, overflow of a value that must raise, bad call).
+    #[error("evaluation error: {0}")]
+    Eval(String),
+    /// An error raised by `Message` with severity `Error`.
+    #[error("message {code}: {message}")]
+    Message {
+        /// The message code.
+        code: String,
+        /// The message text.
+        message: String,
+    },
+    /// The evaluation ran out of its step budget.
+    #[error("evaluation budget exhausted")]
+    Budget,
+}
+
+/// Shorthand for an evaluation error.
+pub fn err<T>(msg: impl Into<String>) -> Result<T, Error> {
+    Err(Error::Eval(msg.into()))
+}

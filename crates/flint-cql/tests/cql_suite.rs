@@ -1,0 +1,246 @@
+//! The CQL conformance suite: every `<test>` of every `*.xml` file in `FLINT_CQL_TESTS`
+//! (default `../shared/cql-tests` beside the repository), schema `testSchema.xsd`.
+
+use flint_cql::{Context, Engine, Library, Value, parse_expression};
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use std::path::PathBuf;
+
+/// Passing cases that must not regress (raise as the engine grows).
+const FLOOR: usize = 1200;
+
+/// Tests skipped on purpose: (test name, reason).
+const SKIPS: &[(&str, &str)] = &[];
+
+struct Case {
+    file: String,
+    name: String,
+    expr: String,
+    invalid: bool,
+    outputs: Vec<String>,
+}
+
+fn read_cases(path: &std::path::Path) -> Vec<Case> {
+    let text = std::fs::read_to_string(path).expect("readable test file");
+    let mut r = Reader::from_str(&text);
+    let file = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let mut out = Vec::new();
+    let mut cur: Option<Case> = None;
+    let mut field: Option<&str> = None;
+    let mut buf = String::new();
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
+                let attr = |k: &str| {
+                    e.attributes()
+                        .flatten()
+                        .find(|a| a.key.local_name().as_ref() == k.as_bytes())
+                        .map(|a| {
+                            a.unescape_value()
+                                .map(|v| v.to_string())
+                                .unwrap_or_default()
+                        })
+                };
+                match name.as_str() {
+                    "test" => {
+                        cur = Some(Case {
+                            file: file.clone(),
+                            name: attr("name").unwrap_or_default(),
+                            expr: String::new(),
+                            invalid: false,
+                            outputs: vec![],
+                        })
+                    }
+                    "expression" => {
+                        if let Some(c) = cur.as_mut() {
+                            c.invalid = attr("invalid").is_some_and(|v| v != "false");
+                        }
+                        field = Some("expression");
+                        buf.clear();
+                    }
+                    "output" => {
+                        field = Some("output");
+                        buf.clear();
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Event::Empty(e)) if e.local_name().as_ref() == b"output" => field = None,
+            Ok(Event::Text(t)) if field.is_some() => {
+                buf.push_str(&t.xml_content().map(|c| c.to_string()).unwrap_or_default());
+            }
+            Ok(Event::GeneralRef(g)) if field.is_some() => {
+                let n = String::from_utf8_lossy(&g).to_string();
+                buf.push_str(match n.as_str() {
+                    "lt" => "<",
+                    "gt" => ">",
+                    "amp" => "&",
+                    "quot" => "\"",
+                    "apos" => "'",
+                    _ => "",
+                });
+            }
+            Ok(Event::CData(t)) if field.is_some() => {
+                buf.push_str(&String::from_utf8_lossy(&t));
+            }
+            Ok(Event::End(e)) => match e.local_name().as_ref() {
+                b"expression" => {
+                    if let Some(c) = cur.as_mut() {
+                        c.expr = buf.trim().to_string();
+                    }
+                    field = None;
+                }
+                b"output" => {
+                    if let Some(c) = cur.as_mut() {
+                        c.outputs.push(buf.trim().to_string());
+                    }
+                    field = None;
+                }
+                b"test" => out.extend(cur.take()),
+                _ => {}
+            },
+            Ok(Event::Eof) => break,
+            Err(e) => panic!("{file}: XML error {e}"),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn eval(src: &str) -> Result<Value, String> {
+    let e = parse_expression(src).map_err(|e| e.to_string())?;
+    let lib = Library::default();
+    let engine = Engine::new(&lib);
+    let mut ctx = Context::default();
+    engine.eval(&e, &mut ctx).map_err(|e| e.to_string())
+}
+
+/// Deep comparison for results: equivalence, but strings and types exact.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (Value::Tuple(x), Value::Tuple(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(l, w)| l == k && same(v, w)))
+        }
+        (Value::Interval(a1, a2, a3, a4), Value::Interval(b1, b2, b3, b4)) => {
+            same(a1, b1) && a2 == b2 && same(a3, b3) && a4 == b4
+                || flint_cql::eval::equivalent(a, b, 0).unwrap_or(false)
+        }
+        (Value::Date(x), Value::Date(y))
+        | (Value::DateTime(x), Value::DateTime(y))
+        | (Value::Time(x), Value::Time(y)) => {
+            x.prec == y.prec && flint_cql::eval::equivalent(a, b, 0).unwrap_or(false)
+        }
+        (Value::Dec(x), Value::Dec(y)) => x == y,
+        _ => {
+            a.type_name() == b.type_name() && flint_cql::eval::equivalent(a, b, 0).unwrap_or(false)
+        }
+    }
+}
+
+#[test]
+fn cql_conformance_suite() {
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(run_suite)
+        .expect("thread")
+        .join()
+        .expect("suite thread");
+}
+
+fn run_suite() {
+    let dir = std::env::var("FLINT_CQL_TESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/cql-tests"
+            ))
+        });
+    assert!(
+        dir.is_dir(),
+        "CQL test directory {} is missing",
+        dir.display()
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("readable test directory")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    files.sort();
+    let (mut pass, mut fail, mut skip) = (0, 0, 0);
+    let mut per_file = Vec::new();
+    for f in &files {
+        let cases = read_cases(f);
+        let (mut fp, total) = (0, cases.len());
+        for c in cases {
+            if let Some((_, why)) = SKIPS.iter().find(|(n, _)| *n == c.name) {
+                println!("SKIP {}/{}: {why}", c.file, c.name);
+                skip += 1;
+                continue;
+            }
+            let got =
+                std::panic::catch_unwind(|| eval(&c.expr)).unwrap_or_else(|_| Err("panic".into()));
+            let reason = if c.invalid {
+                match &got {
+                    Err(_) => None,
+                    Ok(v) => Some(format!("expected an error, got {v}")),
+                }
+            } else {
+                match &got {
+                    Err(e) => Some(format!("error: {e}")),
+                    Ok(v) => {
+                        let want = if c.outputs.len() == 1 {
+                            eval(&c.outputs[0])
+                        } else if c.outputs.is_empty() {
+                            Ok(Value::Null)
+                        } else {
+                            eval(&format!("{{{}}}", c.outputs.join(", ")))
+                        };
+                        match want {
+                            Err(e) => Some(format!("expected output does not evaluate: {e}")),
+                            Ok(w) if same(v, &w) => None,
+                            Ok(w) => Some(format!("got {v}, expected {w}")),
+                        }
+                    }
+                }
+            };
+            match reason {
+                None => {
+                    pass += 1;
+                    fp += 1;
+                }
+                Some(r) => {
+                    fail += 1;
+                    println!(
+                        "FAIL {}/{}: {} -- {}",
+                        c.file,
+                        c.name,
+                        c.expr.replace('\n', " "),
+                        r
+                    );
+                }
+            }
+        }
+        per_file.push(format!(
+            "{}: {fp}/{total}",
+            f.file_name().unwrap_or_default().to_string_lossy()
+        ));
+    }
+    for l in per_file {
+        println!("{l}");
+    }
+    println!("{pass} passed, {fail} failed, {skip} skipped");
+    assert!(pass >= FLOOR, "{pass} passes is below the floor {FLOOR}");
+}
