@@ -138,7 +138,10 @@ fn compare_p(a: &Value, b: &Value, p: Option<usize>, tz: i32) -> R<Option<Orderi
         (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         (Value::Quantity(x, u), Value::Quantity(y, v)) => {
-            if u == v || norm_unit(u) == norm_unit(v) {
+            let cal = |u: &str| matches!(norm_unit(u), "year" | "month");
+            if (cal(u) && (v == "a" || v == "mo")) || (cal(v) && (u == "a" || u == "mo")) {
+                None
+            } else if u == v || norm_unit(u) == norm_unit(v) {
                 Some(x.cmp(y))
             } else {
                 ucum::convert(*y, ucum::ucum_code(v), ucum::ucum_code(u)).map(|y| x.cmp(&dround(y)))
@@ -190,6 +193,9 @@ pub fn equal(a: &Value, b: &Value, tz: i32) -> R<Option<bool>> {
             }
             let mut r = Some(true);
             for (p, q) in x.iter().zip(y) {
+                if p.is_null() && q.is_null() {
+                    continue;
+                }
                 match equal(p, q, tz)? {
                     Some(false) => return Ok(Some(false)),
                     None => r = None,
@@ -202,7 +208,6 @@ pub fn equal(a: &Value, b: &Value, tz: i32) -> R<Option<bool>> {
             if x.len() != y.len() {
                 return Ok(Some(false));
             }
-            let mut r = Some(true);
             for (k, v) in x {
                 let Some((_, w)) = y.iter().find(|(l, _)| l == k) else {
                     return Ok(Some(false));
@@ -211,12 +216,11 @@ pub fn equal(a: &Value, b: &Value, tz: i32) -> R<Option<bool>> {
                     continue;
                 }
                 match equal(v, w, tz)? {
-                    Some(false) => return Ok(Some(false)),
-                    None => r = None,
-                    _ => {}
+                    Some(true) => {}
+                    o => return Ok(o),
                 }
             }
-            r
+            Some(true)
         }
         (Value::Interval(al, alc, ah, ahc), Value::Interval(bl, blc, bh, bhc)) => {
             let (s1, e1) = bounds(al, *alc, ah, *ahc)?;
@@ -318,8 +322,22 @@ pub fn equivalent(a: &Value, b: &Value, tz: i32) -> R<bool> {
             x.round_dp(s) == y.round_dp(s)
         }
         (Value::Quantity(x, u), Value::Quantity(y, v)) => {
-            if norm_unit(u) == norm_unit(v) {
+            let days = |u: &str| -> Option<Decimal> {
+                Some(Decimal::from(match norm_unit(u) {
+                    "year" => 365,
+                    "month" => 30,
+                    "week" => 7,
+                    "day" => 1,
+                    _ => return None,
+                }))
+            };
+            let same_cal = |u: &str, v: &str| {
+                (norm_unit(u) == "year" && v == "a") || (norm_unit(u) == "month" && v == "mo")
+            };
+            if norm_unit(u) == norm_unit(v) || same_cal(u, v) || same_cal(v, u) {
                 x == y
+            } else if let (Some(f), Some(g)) = (days(u), days(v)) {
+                *x * f == *y * g
             } else {
                 compare(a, b, tz).ok().flatten() == Some(Ordering::Equal)
             }
@@ -356,6 +374,29 @@ fn bounds(l: &Value, lc: bool, h: &Value, hc: bool) -> R<(Value, Value)> {
         predecessor(h)?
     };
     Ok((s, e))
+}
+
+/// An interval whose null closed bounds take the point type of `other` (an interval).
+fn typed_nulls(x: Value, other: &Value) -> Value {
+    match (&x, other) {
+        (Value::Interval(l, lc, h, hc), Value::Interval(ol, _, oh, _))
+            if l.is_null() || h.is_null() =>
+        {
+            let proto = if ol.is_null() { oh } else { ol };
+            let l2 = if l.is_null() && *lc {
+                min_of(proto).unwrap_or(Value::Null)
+            } else {
+                (**l).clone()
+            };
+            let h2 = if h.is_null() && *hc {
+                max_of(proto).unwrap_or(Value::Null)
+            } else {
+                (**h).clone()
+            };
+            Value::Interval(Box::new(l2), *lc, Box::new(h2), *hc)
+        }
+        _ => x,
+    }
 }
 
 fn min_of(v: &Value) -> Option<Value> {
@@ -462,7 +503,96 @@ fn iv(v: &Value) -> Option<(Value, Value)> {
 }
 
 fn interval(s: Value, e: Value) -> Value {
-    Value::Interval(Box::new(s), true, Box::new(e), true)
+    let (lc, hc) = (!s.is_null(), !e.is_null());
+    Value::Interval(Box::new(s), lc, Box::new(e), hc)
+}
+
+/// The unit intervals of `expand`: from `s` by `per` while a whole step fits before `e`.
+fn expand_one(s: &Value, e: &Value, per: &Value, tz: i32) -> R<Vec<(Value, Value)>> {
+    let mut out = Vec::new();
+    if let (Some(sd), Some(ed)) = (dec_of(s), dec_of(e)) {
+        let (step, scale) = match per {
+            Value::Null => (Decimal::ONE, 0),
+            Value::Quantity(d, _) => (*d, d.scale()),
+            v => (
+                dec_of(v).unwrap_or(Decimal::ONE),
+                dec_of(v).map(|d| d.scale()).unwrap_or(0),
+            ),
+        };
+        if step <= Decimal::ZERO {
+            return Ok(out);
+        }
+        let ulp = Decimal::new(1, scale);
+        let ed = if matches!(e, Value::Int(_) | Value::Long(_)) && scale > 0 {
+            ed + Decimal::ONE - ulp
+        } else {
+            ed
+        };
+        let ints = scale == 0 && matches!(s, Value::Int(_)) && matches!(e, Value::Int(_));
+        let mut x = sd.trunc_with_scale(scale);
+        let mut n = 0;
+        while x + step - ulp <= ed {
+            n += 1;
+            if n > 100_000 {
+                return err("expand produced too many points");
+            }
+            let hi = x + step - ulp;
+            let conv = |d: Decimal| {
+                if ints {
+                    Value::Int(d.to_i32().unwrap_or(0))
+                } else {
+                    let mut d = d;
+                    d.rescale(scale.max(1));
+                    Value::Dec(d)
+                }
+            };
+            out.push((conv(x), conv(hi)));
+            x += step;
+        }
+        return Ok(out);
+    }
+    if let (Some((k, ts)), Some((_, te))) = (kind_of(s), kind_of(e)) {
+        let (amount, u) = match per {
+            Value::Quantity(d, u) => (
+                d.to_i64().unwrap_or(1),
+                unit_index(norm_unit(u)).unwrap_or(ts.prec - 1),
+            ),
+            _ => (1, ts.prec - 1),
+        };
+        let amount = if matches!(per, Value::Quantity(_, u) if norm_unit(u) == "week") {
+            amount * 7
+        } else {
+            amount
+        };
+        let p = u + 1;
+        if ts.prec < p || te.prec < p || amount <= 0 {
+            return Ok(out);
+        }
+        let mut x = Tm::new(ts.v, p, ts.offset);
+        let end = Tm::new(te.v, p, te.offset);
+        let mut n = 0;
+        loop {
+            n += 1;
+            if n > 100_000 {
+                return err("expand produced too many points");
+            }
+            let Some(next) = x.add(amount, u, k == Kind::Time) else {
+                break;
+            };
+            let Some(hi) = next.add(-1, u, k == Kind::Time) else {
+                break;
+            };
+            if compare(&mk(k, hi), &mk(k, end), tz)? == Some(Ordering::Greater) {
+                break;
+            }
+            out.push((mk(k, x), mk(k, hi)));
+            if k == Kind::Time && next.millis() <= x.millis() {
+                break;
+            }
+            x = next;
+        }
+    }
+    Ok(out)
 }
 
 fn prec_idx(p: &Option<String>) -> Option<usize> {
@@ -694,6 +824,7 @@ fn to_string(v: &Value) -> Value {
         Value::Dec(d) => Value::Str(d.to_string()),
         Value::Quantity(d, u) => Value::Str(format!("{d} '{u}'")),
         Value::Date(t) => Value::Str(t.format(Kind::Date)),
+        Value::DateTime(t) if t.prec <= 3 => Value::Str(t.format(Kind::Date)),
         Value::DateTime(t) => Value::Str(t.format(Kind::DateTime)),
         Value::Time(t) => Value::Str(t.format(Kind::Time)[1..].to_string()),
         Value::Ratio(a, b) => match (to_string(a), to_string(b)) {
@@ -813,9 +944,13 @@ fn convert_to(v: &Value, t: &str) -> R<Value> {
             Some((t, _)) => Value::DateTime(t),
             None => Value::Null,
         },
-        ("Time", Value::Str(s)) => Tm::parse_time(s.strip_prefix('T').unwrap_or(s))
-            .map(Value::Time)
-            .unwrap_or(Value::Null),
+        ("Time", Value::Str(s)) => Tm::parse_time({
+            let s = s.strip_prefix('T').unwrap_or(s);
+            let s = s.strip_suffix('Z').unwrap_or(s);
+            s.split(['+', '-']).next().unwrap_or(s)
+        })
+        .map(Value::Time)
+        .unwrap_or(Value::Null),
         ("Concept", Value::Code(c)) => Value::Concept(vec![c.clone()], None),
         ("Concept", Value::List(cs)) => Value::Concept(
             cs.iter()
@@ -1118,7 +1253,12 @@ impl<'a> Engine<'a> {
                         (Value::Null, Value::Null) => Ordering::Equal,
                         (Value::Null, _) => Ordering::Less,
                         (_, Value::Null) => Ordering::Greater,
-                        (x, y) => compare(x, y, tz).ok().flatten().unwrap_or(Ordering::Equal),
+                        (x, y) => compare(x, y, tz).ok().flatten().unwrap_or_else(|| {
+                            match (kind_of(x), kind_of(y)) {
+                                (Some((_, p)), Some((_, q))) => p.prec.cmp(&q.prec),
+                                _ => Ordering::Equal,
+                            }
+                        }),
                     };
                     let o = if it.desc { o.reverse() } else { o };
                     if o != Ordering::Equal {
@@ -1500,7 +1640,11 @@ fn duration_between(a: &Value, b2: &Value, p: &str, diff: bool, tz: i32) -> R<Va
     } else {
         (ta, tb2)
     };
-    let needed = if week { 3 } else { u + 1 };
+    let needed = if week || ka != Kind::Time {
+        (u + 1).max(3)
+    } else {
+        u + 1
+    };
     if ta.prec < needed || tb2.prec < needed {
         // Uncertain: an interval of the possible answers.
         let lo_a = Tm {
@@ -1514,6 +1658,9 @@ fn duration_between(a: &Value, b2: &Value, p: &str, diff: bool, tz: i32) -> R<Va
         let x = duration_between(&mk(ka, fill_max(ta)), &mk(ka, lo_b), p, diff, tz)?;
         let y = duration_between(&mk(ka, lo_a), &mk(ka, fill_max(tb2)), p, diff, tz)?;
         if let (Some(x), Some(y)) = (int_of(&x), int_of(&y)) {
+            if x == y {
+                return Ok(Value::Int(x as i32));
+            }
             return Ok(interval(Value::Int(x as i32), Value::Int(y as i32)));
         }
         return Ok(Value::Null);
@@ -1597,6 +1744,34 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
         "NotEqual" => b(equal(&a, &b2, tz)?.map(|x| !x)),
         "Equivalent" => Value::Bool(equivalent(&a, &b2, tz)?),
         "NotEquivalent" => Value::Bool(!equivalent(&a, &b2, tz)?),
+        "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual"
+            if matches!(a, Value::Interval(..)) != matches!(b2, Value::Interval(..)) =>
+        {
+            // An uncertain value (an interval of possibilities) against a point.
+            let ends = |v: &Value| match v {
+                Value::Interval(l, _, h, _) => ((**l).clone(), (**h).clone()),
+                o => (o.clone(), o.clone()),
+            };
+            let (al, ah) = ends(&a);
+            let (bl, bh) = ends(&b2);
+            let x = call_builtin(name, vec![al, bh], p, ctx)?;
+            let y = call_builtin(name, vec![ah, bl], p, ctx)?;
+            if x == y { x } else { Value::Null }
+        }
+        "Add" | "Subtract" | "Multiply"
+            if matches!(a, Value::Interval(..)) || matches!(b2, Value::Interval(..)) =>
+        {
+            let ends = |v: &Value| match v {
+                Value::Interval(l, _, h, _) => ((**l).clone(), (**h).clone()),
+                o => (o.clone(), o.clone()),
+            };
+            let (al, ah) = ends(&a);
+            let (bl, bh) = ends(&b2);
+            match name {
+                "Subtract" => interval(arith(name, &al, &bh)?, arith(name, &ah, &bl)?),
+                _ => interval(arith(name, &al, &bl)?, arith(name, &ah, &bh)?),
+            }
+        }
         "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => {
             let o = compare(&a, &b2, tz)?;
             b(o.map(|o| match name {
@@ -2006,7 +2181,10 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                 (a, b2)
             };
             let proper = name.starts_with("Proper");
+            let x = typed_nulls(x, &y);
+            let y = typed_nulls(y, &x);
             match (&x, &y) {
+                (Value::List(_), Value::Null) if proper => Value::Bool(false),
                 (Value::Null, _) | (_, Value::Null) => Value::Null,
                 (Value::List(xs), Value::List(ys)) => {
                     let mut all = true;
@@ -2022,11 +2200,15 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                 }
                 (Value::List(xs), e) => {
                     let c = list_contains(xs, e, tz)?;
-                    b(if proper {
-                        c.map(|c| c && xs.len() > 1)
+                    if proper {
+                        let mut other = Some(false);
+                        for y in xs {
+                            other = or3(other, equal(y, e, tz)?.map(|v| !v));
+                        }
+                        b(and3(c, other))
                     } else {
-                        c
-                    })
+                        b(c)
+                    }
                 }
                 (Value::Interval(..), Value::Interval(..)) => {
                     let (Some((s1, e1)), Some((s2, e2))) = (iv(&x), iv(&y)) else {
@@ -2044,12 +2226,11 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                     }
                 }
                 (Value::Interval(..), p2) => {
-                    let r = in_interval(p2, &x, pi, tz)?;
                     if proper {
                         let (s, e) = iv(&x).unwrap_or((Value::Null, Value::Null));
-                        b(and3(r, Some(equal(&s, &e, tz)? != Some(true))))
+                        b(and3(lt(&s, p2, pi, tz)?, lt(p2, &e, pi, tz)?))
                     } else {
-                        b(r)
+                        b(in_interval(p2, &x, pi, tz)?)
                     }
                 }
                 _ => return err("includes: bad operands"),
@@ -2227,7 +2408,7 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                     return Ok(Value::Null);
                 };
                 let ov = and3(le(&s1, &e2, None, tz)?, le(&s2, &e1, None, tz)?);
-                if ov == Some(true) {
+                if ov != Some(false) {
                     interval(max_v(&s1, &s2, tz)?, min_v(&e1, &e2, tz)?)
                 } else {
                     Value::Null
@@ -2324,7 +2505,13 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                 let en = vals
                     .get(2)
                     .and_then(int_of)
-                    .map(|e| e.max(0) as usize)
+                    .map(|e| {
+                        if e < 0 {
+                            (xs.len() as i64 + e).max(0) as usize
+                        } else {
+                            e as usize
+                        }
+                    })
                     .unwrap_or(xs.len());
                 Value::List(
                     xs.into_iter()
@@ -2445,7 +2632,11 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
         "Collapse" => match list_of(a) {
             None => Value::Null,
             Some(xs) => {
-                let mut ivs: Vec<(Value, Value)> = xs.iter().filter_map(iv).collect();
+                let mut ivs: Vec<(Value, Value)> = xs
+                    .iter()
+                    .filter_map(iv)
+                    .filter(|(s, e)| !(s.is_null() && e.is_null()))
+                    .collect();
                 ivs.sort_by(|x, y| {
                     compare(&x.0, &y.0, tz)
                         .ok()
@@ -2467,30 +2658,28 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                 Value::List(out.into_iter().map(|(s, e)| interval(s, e)).collect())
             }
         },
-        "Expand" => match list_of(a) {
-            None => Value::Null,
-            Some(xs) => {
-                let mut out = Vec::new();
-                for i in xs {
-                    let Some((mut s, e)) = iv(&i) else { continue };
-                    let per = b2.clone();
-                    let mut guard = 0;
-                    while le(&s, &e, None, tz)? == Some(true) {
-                        guard += 1;
-                        if guard > 100_000 {
-                            return err("expand produced too many points");
+        "Expand" => {
+            let single = matches!(a, Value::Interval(..));
+            match list_of(a) {
+                None => Value::Null,
+                Some(xs) => {
+                    let mut out = Vec::new();
+                    for i in xs {
+                        if let Some((s0, e0)) = iv(&i) {
+                            if s0.is_null() || e0.is_null() {
+                                continue;
+                            }
+                            out.extend(expand_one(&s0, &e0, &b2, tz)?);
                         }
-                        let next = match &per {
-                            Value::Null => successor(&s)?,
-                            q => arith("Add", &s, q)?,
-                        };
-                        out.push(interval(s.clone(), predecessor(&next)?));
-                        s = next;
+                    }
+                    if single {
+                        Value::List(out.into_iter().map(|(s, _)| s).collect())
+                    } else {
+                        Value::List(out.into_iter().map(|(s, e)| interval(s, e)).collect())
                     }
                 }
-                Value::List(out)
             }
-        },
+        }
         "Message" => {
             let cond = vals.get(1).cloned().unwrap_or(Value::Null);
             let sev = vals.get(3).and_then(str_arg).unwrap_or("");
@@ -2513,5 +2702,26 @@ fn simple_regex_match(s: &str, pat: &str) -> R<bool> {
 
 fn replace_matches(s: &str, pat: &str, rep: &str) -> R<String> {
     let re = regex::Regex::new(pat).map_err(|e| Error::Eval(e.to_string()))?;
-    Ok(re.replace_all(s, rep).into_owned())
+    // Java replacement syntax: `\x` is a literal x, `$n` a group.
+    let mut r = String::new();
+    let mut it = rep.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' => match it.next() {
+                Some('$') => r.push_str("$$"),
+                Some(x) => r.push(x),
+                None => {}
+            },
+            '$' if it.peek().is_some_and(|d| d.is_ascii_digit()) => {
+                let mut n = String::new();
+                while let Some(d) = it.peek().filter(|d| d.is_ascii_digit()) {
+                    n.push(*d);
+                    it.next();
+                }
+                r.push_str(&format!("${{{n}}}"));
+            }
+            c => r.push(c),
+        }
+    }
+    Ok(re.replace_all(s, r.as_str()).into_owned())
 }

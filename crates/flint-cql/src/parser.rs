@@ -891,7 +891,7 @@ impl Parser {
 
     fn type_op(&mut self) -> R<Expr> {
         if self.eat_kw("cast") {
-            let e = self.type_op()?;
+            let e = self.list_unary()?;
             self.expect_kw("as")?;
             let t = self.type_spec()?;
             return Ok(Expr::As(Box::new(e), t, true));
@@ -1471,7 +1471,9 @@ impl Parser {
                 };
                 return Ok((Expr::Code(c, sys, d), false));
             }
-            "Concept" if self.is_sym("{") => return Ok((self.concept_body()?, false)),
+            "Concept" if self.is_sym("{") && !self.is_sym_at(2, ":") => {
+                return Ok((self.concept_body()?, false));
+            }
             _ => {}
         }
         if self.is_sym("(") {
