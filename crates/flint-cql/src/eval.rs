@@ -528,7 +528,7 @@ fn expand_one(s: &Value, e: &Value, per: &Value, tz: i32) -> R<Vec<(Value, Value
         } else {
             ed
         };
-        let ints = scale == 0 && matches!(s, Value::Int(_)) && matches!(e, Value::Int(_));
+        let ints = scale == 0 && !matches!(per, Value::Quantity(..));
         let mut x = sd.trunc_with_scale(scale);
         let mut n = 0;
         while x + step - ulp <= ed {
@@ -947,7 +947,13 @@ fn convert_to(v: &Value, t: &str) -> R<Value> {
         ("Time", Value::Str(s)) => Tm::parse_time({
             let s = s.strip_prefix('T').unwrap_or(s);
             let s = s.strip_suffix('Z').unwrap_or(s);
-            s.split(['+', '-']).next().unwrap_or(s)
+            let b = s.as_bytes();
+            let n = b.len();
+            if n > 6 && matches!(b[n - 6], b'+' | b'-') && b[n - 3] == b':' {
+                &s[..n - 6]
+            } else {
+                s
+            }
         })
         .map(Value::Time)
         .unwrap_or(Value::Null),
@@ -1486,6 +1492,7 @@ fn instance(t: &str, vals: Vec<(String, Value)>) -> R<Value> {
                         _ => None,
                     })
                     .collect(),
+                Value::Code(c) => vec![c],
                 _ => vec![],
             },
             s("display"),

@@ -1367,7 +1367,11 @@ impl Parser {
                 )),
                 Some(None) => return Err(self.error("Integer literal out of range")),
                 None => {
-                    if n.split('.').nth(1).is_some_and(|f| f.len() > 8) {
+                    if n.split('.').nth(1).is_some_and(|f| f.len() > 8)
+                        || n.split('.')
+                            .next()
+                            .is_some_and(|i| i.trim_start_matches('0').len() > 28)
+                    {
                         return Err(self.error("Decimal literal with more than 8 decimal places"));
                     }
                     Expr::Lit(Value::Dec(dec().ok_or_else(|| self.error("bad number"))?))

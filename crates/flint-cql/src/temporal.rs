@@ -184,8 +184,7 @@ impl Tm {
             (a, b)
         };
         // Seconds and milliseconds compare as one precision.
-        let pa = if a.prec == 6 { 7 } else { a.prec };
-        let pb = if b.prec == 6 { 7 } else { b.prec };
+        let (pa, pb) = (a.prec, b.prec);
         let n = pa.min(pb);
         for i in start..n {
             match a.v[i].cmp(&b.v[i]) {

@@ -7,10 +7,23 @@ use quick_xml::events::Event;
 use std::path::PathBuf;
 
 /// Passing cases that must not regress (raise as the engine grows).
-const FLOOR: usize = 1260;
+const FLOOR: usize = 1270;
 
 /// Tests skipped on purpose: (test name, reason).
-const SKIPS: &[(&str, &str)] = &[];
+const SKIPS: &[(&str, &str)] = &[
+    (
+        "Decimal10Pow28ToZeroOneStepDecimalMaxValue",
+        "needs 10^28 - 10^-8 (36 significant digits); rust_decimal holds 28",
+    ),
+    (
+        "DecimalPos10Pow28ToZeroOneStepDecimalMaxValue",
+        "needs 10^28 - 10^-8 (36 significant digits); rust_decimal holds 28",
+    ),
+    (
+        "DecimalNeg10Pow28ToZeroOneStepDecimalMinValue",
+        "needs -10^28 + 10^-8 (36 significant digits); rust_decimal holds 28",
+    ),
+];
 
 struct Case {
     file: String,
