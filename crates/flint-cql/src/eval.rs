@@ -19,6 +19,9 @@ pub struct Context {
     pub tz: i32,
     /// The evaluation instant (`Now()`), fixed for one evaluation.
     pub now: Tm,
+    /// Deepest nesting of evaluation allowed (guards the stack against runaway recursion).
+    pub max_depth: usize,
+    depth: usize,
     scopes: Vec<(String, Value)>,
 }
 
@@ -48,6 +51,8 @@ impl Default for Context {
             budget: 10_000_000,
             tz: 0,
             now,
+            max_depth: 400,
+            depth: 0,
             scopes: Vec::new(),
         }
     }
@@ -66,6 +71,17 @@ impl Context {
 /// Evaluates expressions against one library's definitions.
 pub struct Engine<'a> {
     lib: &'a Library,
+}
+
+/// Takes `n` steps from the budget (work done inside one operator: expansions, query rows).
+fn charge(ctx: &mut Context, n: usize) -> R<()> {
+    let n = n as u64;
+    if ctx.budget < n {
+        ctx.budget = 0;
+        return Err(Error::Budget);
+    }
+    ctx.budget -= n;
+    Ok(())
 }
 
 fn b(v: Option<bool>) -> Value {
@@ -337,7 +353,8 @@ pub fn equivalent(a: &Value, b: &Value, tz: i32) -> R<bool> {
             if norm_unit(u) == norm_unit(v) || same_cal(u, v) || same_cal(v, u) {
                 x == y
             } else if let (Some(f), Some(g)) = (days(u), days(v)) {
-                *x * f == *y * g
+                x.checked_mul(f)
+                    .is_some_and(|a| Some(a) == y.checked_mul(g))
             } else {
                 compare(a, b, tz).ok().flatten() == Some(Ordering::Equal)
             }
@@ -731,22 +748,33 @@ fn arith(op: &str, a: &Value, b: &Value) -> R<Value> {
                     match y {
                         None => Value::Null,
                         Some(y) => {
-                            let r = if op == "Add" { x + y } else { x - y };
-                            Value::Quantity(dround(r), u)
+                            let r = if op == "Add" {
+                                x.checked_add(y)
+                            } else {
+                                x.checked_sub(y)
+                            };
+                            r.map(|r| Value::Quantity(dround(r), u))
+                                .unwrap_or(Value::Null)
                         }
                     }
                 }
                 "Multiply" => {
                     let unit = mul_unit(&u, &v, false);
-                    Value::Quantity(dround(x * y), unit)
+                    x.checked_mul(y)
+                        .map(|r| Value::Quantity(dround(r), unit))
+                        .unwrap_or(Value::Null)
                 }
                 "Divide" => {
                     if y.is_zero() {
                         Value::Null
                     } else if norm_unit(&u) == norm_unit(&v) {
-                        Value::Quantity(dround(x / y), "1".into())
+                        x.checked_div(y)
+                            .map(|r| Value::Quantity(dround(r), "1".into()))
+                            .unwrap_or(Value::Null)
                     } else {
-                        Value::Quantity(dround(x / y), mul_unit(&u, &v, true))
+                        x.checked_div(y)
+                            .map(|r| Value::Quantity(dround(r), mul_unit(&u, &v, true)))
+                            .unwrap_or(Value::Null)
                     }
                 }
                 "TruncatedDivide" | "Modulo" => {
@@ -755,7 +783,9 @@ fn arith(op: &str, a: &Value, b: &Value) -> R<Value> {
                     } else if op == "Modulo" {
                         Value::Quantity(x % y, u)
                     } else {
-                        Value::Quantity((x / y).trunc(), u)
+                        x.checked_div(y)
+                            .map(|r| Value::Quantity(r.trunc(), u))
+                            .unwrap_or(Value::Null)
                     }
                 }
                 _ => Value::Null,
@@ -1020,6 +1050,16 @@ impl<'a> Engine<'a> {
             return Err(Error::Budget);
         }
         ctx.budget -= 1;
+        if ctx.depth >= ctx.max_depth {
+            return Err(Error::Budget);
+        }
+        ctx.depth += 1;
+        let r = self.eval_inner(e, ctx);
+        ctx.depth -= 1;
+        r
+    }
+
+    fn eval_inner(&self, e: &Expr, ctx: &mut Context) -> R<Value> {
         match e {
             Expr::Lit(v) => Ok(v.clone()),
             Expr::Ident(n) => {
@@ -1212,6 +1252,7 @@ impl<'a> Engine<'a> {
             agg = Some((n.clone(), s));
         }
         let mut seen_agg: Vec<Value> = Vec::new();
+        charge(ctx, rows.len())?;
         for row in rows {
             for ((_, a), v) in q.sources.iter().zip(&row) {
                 ctx.scopes.push((a.clone(), v.clone()));
@@ -1578,8 +1619,22 @@ fn variance(xs: &[Value], pop: bool) -> R<Value> {
         return Ok(Value::Null);
     }
     let n = Decimal::from(xs.len());
-    let mean = xs.iter().sum::<Decimal>() / n;
-    let ss: Decimal = xs.iter().map(|x| (*x - mean) * (*x - mean)).sum();
+    let mut total = Decimal::ZERO;
+    for x in &xs {
+        let Some(t) = total.checked_add(*x) else {
+            return Ok(Value::Null);
+        };
+        total = t;
+    }
+    let mean = total / n;
+    let mut ss = Decimal::ZERO;
+    for x in &xs {
+        let d = *x - mean;
+        let Some(t) = d.checked_mul(d).and_then(|q| ss.checked_add(q)) else {
+            return Ok(Value::Null);
+        };
+        ss = t;
+    }
     Ok(dec_result(Some(
         ss / if pop { n } else { n - Decimal::ONE },
     )))
@@ -1626,6 +1681,9 @@ fn temporal_ctor(kind: Kind, vals: &[Value]) -> R<Value> {
             }
             None => break,
         }
+    }
+    if prec == start {
+        return err("the first component of a date/time must be an Integer");
     }
     let t = Tm::new(v, prec, if kind == Kind::DateTime { offset } else { None });
     if !t.valid() {
@@ -2677,6 +2735,7 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                                 continue;
                             }
                             out.extend(expand_one(&s0, &e0, &b2, tz)?);
+                            charge(ctx, out.len())?;
                         }
                     }
                     if single {

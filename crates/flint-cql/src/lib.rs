@@ -32,3 +32,6 @@ pub fn evaluate_expression(src: &str) -> Result<Value, Error> {
     let mut ctx = Context::default();
     engine.eval(&e, &mut ctx)
 }
+
+#[cfg(test)]
+mod tests;

@@ -127,7 +127,11 @@ pub fn parse_library(src: &str) -> Result<Library, SyntaxError> {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    depth: usize,
 }
+
+/// Deepest nesting the parser accepts (keeps the stack bounded on hostile input).
+const MAX_DEPTH: usize = 200;
 
 type R<T> = Result<T, SyntaxError>;
 
@@ -136,6 +140,7 @@ impl Parser {
         Ok(Parser {
             toks: lex(src)?,
             pos: 0,
+            depth: 0,
         })
     }
 
@@ -440,6 +445,16 @@ impl Parser {
 
     /// Parses a full expression (lowest precedence: union/intersect/except).
     fn expr(&mut self) -> R<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("expression nested too deeply"));
+        }
+        let r = self.expr_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self) -> R<Expr> {
         let mut l = self.implies()?;
         loop {
             let op = if self.eat_sym("|") || self.eat_kw("union") {
@@ -876,6 +891,16 @@ impl Parser {
     }
 
     fn unary_logical(&mut self) -> R<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("expression nested too deeply"));
+        }
+        let r = self.unary_logical_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn unary_logical_inner(&mut self) -> R<Expr> {
         if self.is_kw("not") {
             self.next();
             let e = self.unary_logical()?;
@@ -923,6 +948,16 @@ impl Parser {
     }
 
     fn list_unary(&mut self) -> R<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("expression nested too deeply"));
+        }
+        let r = self.list_unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn list_unary_inner(&mut self) -> R<Expr> {
         for (k, op) in [
             ("distinct", "Distinct"),
             ("flatten", "Flatten"),
@@ -990,6 +1025,16 @@ impl Parser {
     }
 
     fn extractor(&mut self) -> R<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("expression nested too deeply"));
+        }
+        let r = self.extractor_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn extractor_inner(&mut self) -> R<Expr> {
         for (k, op) in [
             ("start", "Start"),
             ("end", "End"),
@@ -1062,6 +1107,16 @@ impl Parser {
     }
 
     fn unary(&mut self) -> R<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("expression nested too deeply"));
+        }
+        let r = self.unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn unary_inner(&mut self) -> R<Expr> {
         if self.is_sym("-") {
             self.next();
             // Negative literals may reach the minimum Integer/Long.

@@ -233,7 +233,7 @@ impl Tm {
                 (amount / 12, 0)
             } else if p <= 1 {
                 // Year/month precision: days and finer become months (30 days) or years.
-                let ms = amount * f[u.max(2)];
+                let ms = amount.checked_mul(f[u.max(2)])?;
                 let days = ms / 86_400_000;
                 if p == 0 {
                     (days / 365, 0)
@@ -241,15 +241,19 @@ impl Tm {
                     (days / 30, 1)
                 }
             } else {
-                (amount * f[u] / f[p], p)
+                (amount.checked_mul(f[u])? / f[p], p)
             }
         } else {
             (amount, u)
         };
         let mut t = *self;
         if u <= 1 {
-            let months = if u == 0 { amount * 12 } else { amount };
-            let total = i64::from(t.v[0]) * 12 + i64::from(t.v[1] - 1) + months;
+            let months = if u == 0 {
+                amount.checked_mul(12)?
+            } else {
+                amount
+            };
+            let total = (i64::from(t.v[0]) * 12 + i64::from(t.v[1] - 1)).checked_add(months)?;
             let y = total.div_euclid(12);
             if !(1..=9999).contains(&y) {
                 return None;
