@@ -1409,12 +1409,51 @@ impl<'a> Engine<'a> {
             }
         }
         let vals: Vec<Value> = args.iter().map(|a| self.eval(a, ctx)).collect::<R<_>>()?;
-        if let Some(f) = self
+        let candidates: Vec<&FunctionDef> = self
             .lib
             .functions
             .iter()
-            .find(|f| f.name == name && f.params.len() == vals.len())
-        {
+            .filter(|f| f.name == name && f.params.len() == vals.len())
+            .collect();
+        // Overloads: an exact match of the argument types first, then implicit conversions
+        // (Integer to Long or Decimal, Long to Decimal), then any of the same arity.
+        let exact = |f: &&&FunctionDef| {
+            f.params
+                .iter()
+                .zip(&vals)
+                .all(|((_, t), v)| v.is_null() || is_type(v, t))
+        };
+        let widening = |f: &&&FunctionDef| {
+            f.params.iter().zip(&vals).all(|((_, t), v)| {
+                v.is_null()
+                    || is_type(v, t)
+                    || matches!(
+                        (t, v),
+                        (TypeSpec::Named(n), Value::Int(_)) if n == "Decimal" || n == "Long"
+                    )
+                    || matches!((t, v), (TypeSpec::Named(n), Value::Long(_)) if n == "Decimal")
+            })
+        };
+        let chosen = candidates
+            .iter()
+            .find(exact)
+            .or_else(|| candidates.iter().find(widening))
+            .or(candidates.first())
+            .copied();
+        if let Some(f) = chosen {
+            let vals: Vec<Value> = f
+                .params
+                .iter()
+                .zip(vals)
+                .map(|((_, t), v)| match (t, &v) {
+                    (TypeSpec::Named(n), Value::Int(_) | Value::Long(_))
+                        if n == "Decimal" || (n == "Long" && matches!(v, Value::Int(_))) =>
+                    {
+                        convert_to(&v, n).unwrap_or(v)
+                    }
+                    _ => v,
+                })
+                .collect();
             let Some(body) = &f.body else {
                 return err(format!("external function {name}"));
             };
@@ -2136,10 +2175,10 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                             ))
                         }
                     }
-                    "timezoneoffset" => match t.offset {
-                        Some(o) => Value::Dec(Decimal::from(o) / Decimal::from(60)),
-                        None => Value::Null,
-                    },
+                    "timezoneoffset" if k == Kind::DateTime => {
+                        Value::Dec(Decimal::from(t.offset.unwrap_or(tz)) / Decimal::from(60))
+                    }
+                    "timezoneoffset" => Value::Null,
                     c => match unit_index(c) {
                         Some(i) if i < t.prec && !(k == Kind::Time && i < 3) => Value::Int(t.v[i]),
                         _ => Value::Null,

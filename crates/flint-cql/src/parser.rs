@@ -144,16 +144,21 @@ impl Parser {
         })
     }
 
+    /// The token at `pos`, clamped to the final `Eof` (the cursor may step past it).
+    fn at(&self, pos: usize) -> &Token {
+        &self.toks[pos.min(self.toks.len() - 1)]
+    }
+
     fn peek(&self) -> &Tok {
-        &self.toks[self.pos].tok
+        &self.at(self.pos).tok
     }
 
     fn peek_at(&self, n: usize) -> &Tok {
-        &self.toks[(self.pos + n).min(self.toks.len() - 1)].tok
+        &self.at(self.pos + n).tok
     }
 
     fn error(&self, m: &str) -> SyntaxError {
-        let t = &self.toks[self.pos];
+        let t = self.at(self.pos);
         SyntaxError {
             line: t.line,
             column: t.column,
@@ -162,10 +167,8 @@ impl Parser {
     }
 
     fn next(&mut self) -> Tok {
-        let t = self.toks[self.pos].tok.clone();
-        if self.pos < self.toks.len() - 1 {
-            self.pos += 1;
-        }
+        let t = self.at(self.pos).tok.clone();
+        self.pos += 1;
         t
     }
 
@@ -284,6 +287,9 @@ impl Parser {
                 if self.eat_kw("codesystems") {
                     self.expect_sym("{")?;
                     while !self.eat_sym("}") {
+                        if self.peek() == &Tok::Eof {
+                            return Err(self.error("expected '}'"));
+                        }
                         self.next();
                     }
                 }
@@ -591,7 +597,7 @@ impl Parser {
             None
         };
         let had_q = self.pos > 0
-            && matches!(&self.toks[self.pos - 1].tok, Tok::Ident(s) if s == "starts" || s == "ends" || s == "occurs");
+            && matches!(&self.at(self.pos.saturating_sub(1)).tok, Tok::Ident(s) if s == "starts" || s == "ends" || s == "occurs");
         let wrap = |e: Expr, q: Option<&str>| match q {
             Some(q) => call(q, vec![e]),
             None => e,
