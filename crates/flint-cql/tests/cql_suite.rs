@@ -354,3 +354,52 @@ fn run_suite() {
         assert!(pass >= FLOOR, "{pass} passes is below the floor {FLOOR}");
     }
 }
+
+/// Every prefix of every test expression (mostly malformed input) parses and evaluates to a
+/// value or an error, never a panic.
+#[test]
+fn truncated_expressions_never_panic() {
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(|| {
+            let dir = std::env::var("FLINT_CQL_TESTS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| {
+                    PathBuf::from(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/../../../shared/cql-tests"
+                    ))
+                });
+            assert!(
+                dir.is_dir(),
+                "CQL test directory {} is missing",
+                dir.display()
+            );
+            let mut panics = Vec::new();
+            for f in std::fs::read_dir(&dir)
+                .expect("readable test directory")
+                .flatten()
+            {
+                if f.path().extension().is_none_or(|e| e != "xml") {
+                    continue;
+                }
+                for c in read_cases(&f.path()) {
+                    let chars: Vec<char> = c.expr.chars().collect();
+                    for n in 0..chars.len() {
+                        let src: String = chars[..n].iter().collect();
+                        if std::panic::catch_unwind(|| eval(&src)).is_err() {
+                            panics.push(src);
+                        }
+                    }
+                }
+            }
+            assert!(
+                panics.is_empty(),
+                "panics on: {:?}",
+                &panics[..panics.len().min(10)]
+            );
+        })
+        .expect("thread")
+        .join()
+        .expect("no panics");
+}
