@@ -109,3 +109,75 @@ fn three_valued_logic_and_nulls() {
     assert_eq!(t("1 'g' = 1000 'mg'"), "true");
     assert_eq!(t("Interval[1, 5] overlaps Interval[5, 8]"), "true");
 }
+
+#[test]
+fn grammar_tour() {
+    let t = |s: &str| match evaluate_expression(s) {
+        Ok(v) => v.to_string(),
+        Err(e) => format!("ERR {e}"),
+    };
+    let cases = [
+        ("@2014-01-01T10:00 same day as @2014-01-01T23:00", "true"),
+        ("@2014-01-01 within 3 days of @2014-01-03", "true"),
+        ("@2014-01-01 3 days or less before @2014-01-03", "true"),
+        ("@2014-01-01 3 days or more before @2014-01-03", "false"),
+        ("@2014-01-01 on or before @2014-01-01", "true"),
+        ("Interval[1, 3] starts Interval[1, 5]", "true"),
+        ("Interval[3, 5] ends Interval[1, 5]", "true"),
+        ("Interval[1, 3] meets before Interval[4, 5]", "true"),
+        ("Interval[2, 3] properly included in Interval[1, 5]", "true"),
+        ("Interval[1, 5] starts before start Interval[2, 5]", "true"),
+        ("year from @2014-05-06", "2014"),
+        (
+            "duration in days of Interval[@2014-01-01, @2014-01-05]",
+            "4",
+        ),
+        (
+            "difference in months between @2014-01-31 and @2014-02-01",
+            "1",
+        ),
+        ("convert 5 'g' to 'mg'", "5000.0 'mg'"),
+        ("convert '5' to Integer", "5"),
+        ("5 between 1 and 10", "true"),
+        ("from ({1, 2}) A, ({3}) B where A > 1 return A + B", "{5}"),
+        (
+            "({1, 2, 3}) X with ({2, 3}) Y such that X = Y return X",
+            "{2, 3}",
+        ),
+        ("({1, 2, 3}) X without ({2}) Y such that X = Y", "{1, 3}"),
+        ("({1, 2, 3}) X let Y: X * 2 return Y", "{2, 4, 6}"),
+        (
+            "({ Tuple { a: 2 }, Tuple { a: 1 } }) T sort by a",
+            "{Tuple { a: 1 }, Tuple { a: 2 }}",
+        ),
+        ("({3, 1, 2}) X return distinct X sort desc", "{3, 2, 1}"),
+        (
+            "Code '8480-6' from \"http://loinc.org\" display 'x'",
+            "Code { code: '8480-6', system: 'http://loinc.org' }",
+        ),
+        ("1:2", "1.0 '1':2.0 '1'"),
+        ("List<Integer>{}", "{}"),
+        ("{ a: 1 }.a", "1"),
+        ("case 2 when 1 then 'a' when 2 then 'b' else 'c' end", "'b'"),
+        ("if null then 1 else 2", "2"),
+        ("5 'mg' is Quantity", "true"),
+        ("cast 5 as Integer", "5"),
+        ("'abc' as Integer", "null"),
+        ("singleton from {1}", "1"),
+        ("flatten {{1}, {2, 3}}", "{1, 2, 3}"),
+        ("successor of 1", "2"),
+        ("minimum Integer", "-2147483648"),
+        ("Interval[1, 10] overlaps after Interval[0, 5]", "true"),
+        ("1L + 2L", "3L"),
+        ("@T10:00 + 90 minutes", "@T11:30"),
+        ("3 days + 2 days", "5.0 'days'"),
+    ];
+    let mut bad = Vec::new();
+    for (src, want) in cases {
+        let got = t(src);
+        if got != want {
+            bad.push(format!("{src} => {got} (want {want})"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
