@@ -71,6 +71,19 @@ impl Context {
 /// Evaluates expressions against one library's definitions.
 pub struct Engine<'a> {
     lib: &'a Library,
+    data: Option<&'a dyn DataProvider>,
+}
+
+/// The source of retrieves (`[Observation: code in "VS"]`): a database or a test fixture.
+pub trait DataProvider {
+    /// The values of data type `data_type` in the current context whose `code_path` (if any)
+    /// matches `codes` (a Code, Concept, list of codes, or a value set url as a String).
+    fn retrieve(
+        &self,
+        data_type: &str,
+        code_path: Option<&str>,
+        codes: Option<&Value>,
+    ) -> Result<Vec<Value>, Error>;
 }
 
 /// Takes `n` steps from the budget (work done inside one operator: expansions, query rows).
@@ -1033,7 +1046,13 @@ fn list_of(v: Value) -> Option<Vec<Value>> {
 impl<'a> Engine<'a> {
     /// An engine over `lib`'s definitions.
     pub fn new(lib: &'a Library) -> Self {
-        Engine { lib }
+        Engine { lib, data: None }
+    }
+
+    /// The same engine answering retrieves from `data`.
+    pub fn with_data(mut self, data: &'a dyn DataProvider) -> Self {
+        self.data = Some(data);
+        self
     }
 
     /// Evaluates the define named `name`.
@@ -1206,7 +1225,25 @@ impl<'a> Engine<'a> {
                 }
             }
             Expr::Query(q) => self.query(q, ctx),
-            Expr::Retrieve(t, ..) => err(format!("retrieve of {t} needs a data provider")),
+            Expr::Retrieve(t, path, codes) => {
+                let Some(data) = self.data else {
+                    return err(format!("retrieve of {t} needs a data provider"));
+                };
+                let codes = match codes {
+                    Some(c) => match &**c {
+                        // A value set reference retrieves by its url.
+                        Expr::Ident(n) => match self.lib.valuesets.iter().find(|(k, _)| k == n) {
+                            Some((_, url)) => Some(Value::Str(url.clone())),
+                            None => Some(self.eval(c, ctx)?),
+                        },
+                        c => Some(self.eval(c, ctx)?),
+                    },
+                    None => None,
+                };
+                let rows = data.retrieve(t, path.as_deref(), codes.as_ref())?;
+                charge(ctx, rows.len())?;
+                Ok(Value::List(rows))
+            }
             Expr::Call(name, args, p) => self.call(name, args, p, ctx),
         }
     }

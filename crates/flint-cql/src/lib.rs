@@ -20,7 +20,7 @@ pub mod value;
 
 pub use ast::{Expr, Library};
 pub use error::{Error, SyntaxError};
-pub use eval::{Context, Engine};
+pub use eval::{Context, DataProvider, Engine};
 pub use parser::{parse_expression, parse_library};
 pub use value::Value;
 

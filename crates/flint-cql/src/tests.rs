@@ -181,3 +181,38 @@ fn grammar_tour() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+struct Fixture;
+
+impl DataProvider for Fixture {
+    fn retrieve(
+        &self,
+        data_type: &str,
+        code_path: Option<&str>,
+        codes: Option<&Value>,
+    ) -> Result<Vec<Value>, Error> {
+        assert_eq!(data_type, "Observation");
+        assert_eq!(code_path, Some("code"));
+        assert_eq!(codes, Some(&Value::Str("http://example.org/vs".into())));
+        Ok((1..=3)
+            .map(|i| Value::Tuple(vec![("value".into(), Value::Int(i))]))
+            .collect())
+    }
+}
+
+#[test]
+fn retrieve_goes_to_the_data_provider() {
+    let src = r#"
+valueset "VS": 'http://example.org/vs'
+define "Obs": [Observation: code in "VS"] O where O.value > 1 return O.value
+"#;
+    let lib = parse_library(src).unwrap();
+    let engine = Engine::new(&lib).with_data(&Fixture);
+    let v = engine.eval_define("Obs", &mut Context::default()).unwrap();
+    assert_eq!(v.to_string(), "{2, 3}");
+    assert!(
+        Engine::new(&lib)
+            .eval_define("Obs", &mut Context::default())
+            .is_err()
+    );
+}
