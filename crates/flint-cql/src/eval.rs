@@ -2083,6 +2083,7 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
         }
         "Combine" => match list_of(a) {
             None => Value::Null,
+            Some(xs) if xs.iter().all(|x| x.is_null()) => Value::Null,
             Some(xs) => {
                 let sep = str_arg(&b2).unwrap_or("");
                 Value::Str(xs.iter().filter_map(str_arg).collect::<Vec<_>>().join(sep))
@@ -2143,7 +2144,7 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
         "Substring" => match (str_arg(&a), int_of(&b2)) {
             (Some(s), Some(st)) => {
                 let chars: Vec<char> = s.chars().collect();
-                if st < 0 || st as usize >= chars.len() {
+                if st < 0 || (st as usize >= chars.len() && !(st == 0 && chars.is_empty())) {
                     Value::Null
                 } else {
                     let len = vals

@@ -171,6 +171,17 @@ fn grammar_tour() {
         ("1L + 2L", "3L"),
         ("@T10:00 + 90 minutes", "@T11:30"),
         ("3 days + 2 days", "5.0 'days'"),
+        ("Combine({})", "null"),
+        ("Substring('', 0)", "''"),
+        ("Substring('ab', 2)", "null"),
+        ("LastPositionOf('', 'Say hi to Ohio!')", "15"),
+        ("PositionOf('', 'Say hi to Ohio!')", "0"),
+        ("Split('a,b', null)", "{'a,b'}"),
+        ("Matches(' \\n\\t', '\\\\s+')", "true"),
+        (
+            "Matches('Not all who wander are lost', '[\\\\w|\\\\s]+')",
+            "true",
+        ),
     ];
     let mut bad = Vec::new();
     for (src, want) in cases {
