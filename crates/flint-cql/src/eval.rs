@@ -22,6 +22,8 @@ pub struct Context {
     /// Deepest nesting of evaluation allowed (guards the stack against runaway recursion).
     pub max_depth: usize,
     depth: usize,
+    /// Results of defines already evaluated (a define has one value per evaluation).
+    defines: std::collections::HashMap<String, Value>,
     scopes: Vec<(String, Value)>,
 }
 
@@ -53,6 +55,7 @@ impl Default for Context {
             now,
             max_depth: 400,
             depth: 0,
+            defines: std::collections::HashMap::new(),
             scopes: Vec::new(),
         }
     }
@@ -1057,10 +1060,10 @@ impl<'a> Engine<'a> {
 
     /// Evaluates the define named `name`.
     pub fn eval_define(&self, name: &str, ctx: &mut Context) -> R<Value> {
-        match self.lib.defines.iter().find(|(n, _)| n == name) {
-            Some((_, e)) => self.eval(e, ctx),
-            None => err(format!("no define named '{name}'")),
+        if !self.lib.defines.iter().any(|(n, _)| n == name) {
+            return err(format!("no define named '{name}'"));
         }
+        self.eval(&Expr::Ident(name.to_string()), ctx)
     }
 
     /// Evaluates an expression.
@@ -1086,7 +1089,16 @@ impl<'a> Engine<'a> {
                     return Ok(v.clone());
                 }
                 if let Some((_, d)) = self.lib.defines.iter().find(|(k, _)| k == n) {
-                    return self.eval(d, ctx);
+                    if let Some(v) = ctx.defines.get(n) {
+                        return Ok(v.clone());
+                    }
+                    // Defines see no aliases of the expression that refers to them.
+                    let scopes = std::mem::take(&mut ctx.scopes);
+                    let r = self.eval(d, ctx);
+                    ctx.scopes = scopes;
+                    let v = r?;
+                    ctx.defines.insert(n.clone(), v.clone());
+                    return Ok(v);
                 }
                 if let Some((_, _, d)) = self.lib.parameters.iter().find(|(k, _, _)| k == n) {
                     return match d {
