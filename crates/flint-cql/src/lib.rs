@@ -3,6 +3,16 @@
 //! null propagation, partial-precision temporals, UCUM quantities, intervals, lists, tuples,
 //! queries).
 //!
+//! Entry points: [`parse_expression`] and [`parse_library`] give the syntax tree (every
+//! [`SyntaxError`] has a line and column); [`Engine`] evaluates an [`Expr`] or a library's
+//! define in a [`Context`] (step budget, nesting limit, evaluation timezone offset, `Now()`);
+//! retrieves go to a [`DataProvider`]. Values are [`Value`]s; errors are [`Error`]s, never
+//! panics.
+//!
+//! Not here yet: FHIR data retrieve against the database, FHIRHelpers and other included
+//! libraries (an `include` is parsed, its definitions are not resolved), value set membership
+//! through the terminology service, ELM JSON, static type checking beyond what evaluation needs.
+//!
 //! ```
 //! let v = flint_cql::evaluate_expression("1 + 2").unwrap();
 //! assert_eq!(v.to_string(), "3");
