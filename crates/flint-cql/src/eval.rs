@@ -75,6 +75,8 @@ impl Context {
 pub struct Engine<'a> {
     lib: &'a Library,
     data: Option<&'a dyn DataProvider>,
+    /// Included libraries by their local alias (`include Lib called Alias`).
+    includes: Vec<(String, &'a Library)>,
 }
 
 /// The source of retrieves (`[Observation: code in "VS"]`): a database or a test fixture.
@@ -1049,7 +1051,35 @@ fn list_of(v: Value) -> Option<Vec<Value>> {
 impl<'a> Engine<'a> {
     /// An engine over `lib`'s definitions.
     pub fn new(lib: &'a Library) -> Self {
-        Engine { lib, data: None }
+        Engine {
+            lib,
+            data: None,
+            includes: Vec::new(),
+        }
+    }
+
+    /// The same engine with `lib` resolving references through the local name `alias`
+    /// (`Alias."Define"`, `Alias.Function(x)`); the included library sees no includes itself.
+    pub fn with_include(mut self, alias: &str, lib: &'a Library) -> Self {
+        self.includes.push((alias.to_string(), lib));
+        self
+    }
+
+    fn included(&self, e: &Expr, ctx: &Context) -> Option<Engine<'a>> {
+        let Expr::Ident(alias) = e else {
+            return None;
+        };
+        if ctx.lookup(alias).is_some() {
+            return None;
+        }
+        self.includes
+            .iter()
+            .find(|(a, _)| a == alias)
+            .map(|(_, lib)| Engine {
+                lib,
+                data: self.data,
+                includes: Vec::new(),
+            })
     }
 
     /// The same engine answering retrieves from `data`.
@@ -1089,7 +1119,8 @@ impl<'a> Engine<'a> {
                     return Ok(v.clone());
                 }
                 if let Some((_, d)) = self.lib.defines.iter().find(|(k, _)| k == n) {
-                    if let Some(v) = ctx.defines.get(n) {
+                    let key = format!("{:p}/{n}", self.lib);
+                    if let Some(v) = ctx.defines.get(&key) {
                         return Ok(v.clone());
                     }
                     // Defines see no aliases of the expression that refers to them.
@@ -1097,7 +1128,7 @@ impl<'a> Engine<'a> {
                     let r = self.eval(d, ctx);
                     ctx.scopes = scopes;
                     let v = r?;
-                    ctx.defines.insert(n.clone(), v.clone());
+                    ctx.defines.insert(key, v.clone());
                     return Ok(v);
                 }
                 if let Some((_, _, d)) = self.lib.parameters.iter().find(|(k, _, _)| k == n) {
@@ -1118,6 +1149,12 @@ impl<'a> Engine<'a> {
                 err(format!("unknown identifier '{n}'"))
             }
             Expr::Member(t, n) => {
+                if let Some(inc) = self.included(t, ctx) {
+                    let scopes = std::mem::take(&mut ctx.scopes);
+                    let r = inc.eval(&Expr::Ident(n.clone()), ctx);
+                    ctx.scopes = scopes;
+                    return r;
+                }
                 let v = self.eval(t, ctx)?;
                 member(&v, n)
             }
@@ -1438,6 +1475,16 @@ impl<'a> Engine<'a> {
     }
 
     fn call(&self, name: &str, args: &[Expr], p: &Option<String>, ctx: &mut Context) -> R<Value> {
+        // `Alias.Function(x)`: a function of an included library.
+        if let Some(first) = args.first()
+            && let Some(inc) = self.included(first, ctx)
+        {
+            let vals: Vec<Expr> = args[1..]
+                .iter()
+                .map(|a| self.eval(a, ctx).map(Expr::Lit))
+                .collect::<R<_>>()?;
+            return inc.call(name, &vals, p, ctx);
+        }
         // Lazily evaluated forms.
         {
             if name == "Coalesce" {

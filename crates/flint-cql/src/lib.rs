@@ -9,8 +9,10 @@
 //! retrieves go to a [`DataProvider`]. Values are [`Value`]s; errors are [`Error`]s, never
 //! panics.
 //!
-//! Not here yet: FHIR data retrieve against the database, FHIRHelpers and other included
-//! libraries (an `include` is parsed, its definitions are not resolved), value set membership
+//! Included libraries resolve when the caller hands them over ([`Engine::with_include`]);
+//! there is no library loader yet.
+//!
+//! Not here yet: FHIR data retrieve against the database, FHIRHelpers, value set membership
 //! through the terminology service, ELM JSON, static type checking beyond what evaluation needs.
 //!
 //! ```

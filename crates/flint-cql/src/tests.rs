@@ -227,3 +227,18 @@ define "Obs": [Observation: code in "VS"] O where O.value > 1 return O.value
             .is_err()
     );
 }
+
+#[test]
+fn included_libraries_resolve_through_their_alias() {
+    let common = parse_library(
+        "library Common\ndefine \"Ten\": 10\ndefine function Twice(x Integer): x * 2",
+    )
+    .unwrap();
+    let main = parse_library(
+        "library Main\ninclude Common called C\ndefine \"Ten\": 1\ndefine X: C.\"Ten\" + C.Twice(\"Ten\")",
+    )
+    .unwrap();
+    let engine = Engine::new(&main).with_include("C", &common);
+    let v = engine.eval_define("X", &mut Context::default()).unwrap();
+    assert_eq!(v, Value::Int(12));
+}
