@@ -131,7 +131,7 @@ struct Parser {
 }
 
 /// Deepest nesting the parser accepts (keeps the stack bounded on hostile input).
-const MAX_DEPTH: usize = 200;
+const MAX_DEPTH: usize = 1000;
 
 type R<T> = Result<T, SyntaxError>;
 
@@ -170,6 +170,16 @@ impl Parser {
         let t = self.at(self.pos).tok.clone();
         self.pos += 1;
         t
+    }
+
+    /// Counts one more operator of a left-deep chain against the nesting limit (the tree is
+    /// as deep as the chain is long).
+    fn chain(&mut self) -> R<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("expression nested too deeply"));
+        }
+        Ok(())
     }
 
     fn is_kw(&self, k: &str) -> bool {
@@ -451,12 +461,13 @@ impl Parser {
 
     /// Parses a full expression (lowest precedence: union/intersect/except).
     fn expr(&mut self) -> R<Expr> {
+        let base = self.depth;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("expression nested too deeply"));
         }
         let r = self.expr_inner();
-        self.depth -= 1;
+        self.depth = base;
         r
     }
 
@@ -473,20 +484,36 @@ impl Parser {
                 return Ok(l);
             };
             let r = self.implies()?;
+            self.chain()?;
             l = call(op, vec![l, r]);
         }
     }
 
     fn implies(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.implies_inner();
+        self.depth = base;
+        r
+    }
+
+    fn implies_inner(&mut self) -> R<Expr> {
         let mut l = self.or()?;
         while self.eat_kw("implies") {
             let r = self.or()?;
+            self.chain()?;
             l = call("Implies", vec![l, r]);
         }
         Ok(l)
     }
 
     fn or(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.or_inner();
+        self.depth = base;
+        r
+    }
+
+    fn or_inner(&mut self) -> R<Expr> {
         let mut l = self.and()?;
         loop {
             let op = if self.eat_kw("or") {
@@ -497,14 +524,23 @@ impl Parser {
                 return Ok(l);
             };
             let r = self.and()?;
+            self.chain()?;
             l = call(op, vec![l, r]);
         }
     }
 
     fn and(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.and_inner();
+        self.depth = base;
+        r
+    }
+
+    fn and_inner(&mut self) -> R<Expr> {
         let mut l = self.membership()?;
         while self.eat_kw("and") {
             let r = self.membership()?;
+            self.chain()?;
             l = call("And", vec![l, r]);
         }
         Ok(l)
@@ -523,6 +559,13 @@ impl Parser {
     }
 
     fn membership(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.membership_inner();
+        self.depth = base;
+        r
+    }
+
+    fn membership_inner(&mut self) -> R<Expr> {
         let mut l = self.equality()?;
         loop {
             let op = if self.is_kw("in") {
@@ -535,11 +578,19 @@ impl Parser {
             self.next();
             let p = self.precision_of();
             let r = self.equality()?;
+            self.chain()?;
             l = Expr::Call(op.into(), vec![l, r], p);
         }
     }
 
     fn equality(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.equality_inner();
+        self.depth = base;
+        r
+    }
+
+    fn equality_inner(&mut self) -> R<Expr> {
         let mut l = self.timing()?;
         loop {
             let op = match self.peek() {
@@ -551,16 +602,27 @@ impl Parser {
             };
             self.next();
             let r = self.timing()?;
+            self.chain()?;
             l = call(op, vec![l, r]);
         }
     }
 
     fn timing(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.timing_inner();
+        self.depth = base;
+        r
+    }
+
+    fn timing_inner(&mut self) -> R<Expr> {
         let mut l = self.comparison()?;
         loop {
             let save = self.pos;
             match self.timing_phrase(l.clone())? {
-                Some(e) => l = e,
+                Some(e) => {
+                    self.chain()?;
+                    l = e
+                }
                 None => {
                     self.pos = save;
                     return Ok(l);
@@ -828,6 +890,13 @@ impl Parser {
     }
 
     fn comparison(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.comparison_inner();
+        self.depth = base;
+        r
+    }
+
+    fn comparison_inner(&mut self) -> R<Expr> {
         let mut l = self.between()?;
         loop {
             let op = match self.peek() {
@@ -839,6 +908,7 @@ impl Parser {
             };
             self.next();
             let r = self.between()?;
+            self.chain()?;
             l = call(op, vec![l, r]);
         }
     }
@@ -897,12 +967,13 @@ impl Parser {
     }
 
     fn unary_logical(&mut self) -> R<Expr> {
+        let base = self.depth;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("expression nested too deeply"));
         }
         let r = self.unary_logical_inner();
-        self.depth -= 1;
+        self.depth = base;
         r
     }
 
@@ -921,6 +992,13 @@ impl Parser {
     }
 
     fn type_op(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.type_op_inner();
+        self.depth = base;
+        r
+    }
+
+    fn type_op_inner(&mut self) -> R<Expr> {
         if self.eat_kw("cast") {
             let e = self.list_unary()?;
             self.expect_kw("as")?;
@@ -939,6 +1017,7 @@ impl Parser {
                     e = call("IsFalse", vec![e]);
                 } else {
                     let t = self.type_spec()?;
+                    self.chain()?;
                     e = Expr::Is(Box::new(e), t);
                 }
                 if neg {
@@ -946,6 +1025,7 @@ impl Parser {
                 }
             } else if self.eat_kw("as") {
                 let t = self.type_spec()?;
+                self.chain()?;
                 e = Expr::As(Box::new(e), t, false);
             } else {
                 return Ok(e);
@@ -954,12 +1034,13 @@ impl Parser {
     }
 
     fn list_unary(&mut self) -> R<Expr> {
+        let base = self.depth;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("expression nested too deeply"));
         }
         let r = self.list_unary_inner();
-        self.depth -= 1;
+        self.depth = base;
         r
     }
 
@@ -991,6 +1072,13 @@ impl Parser {
     }
 
     fn additive(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.additive_inner();
+        self.depth = base;
+        r
+    }
+
+    fn additive_inner(&mut self) -> R<Expr> {
         let mut l = self.multiplicative()?;
         loop {
             let op = match self.peek() {
@@ -1001,11 +1089,19 @@ impl Parser {
             };
             self.next();
             let r = self.multiplicative()?;
+            self.chain()?;
             l = call(op, vec![l, r]);
         }
     }
 
     fn multiplicative(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.multiplicative_inner();
+        self.depth = base;
+        r
+    }
+
+    fn multiplicative_inner(&mut self) -> R<Expr> {
         let mut l = self.power()?;
         loop {
             let op = match self.peek() {
@@ -1017,26 +1113,36 @@ impl Parser {
             };
             self.next();
             let r = self.power()?;
+            self.chain()?;
             l = call(op, vec![l, r]);
         }
     }
 
     fn power(&mut self) -> R<Expr> {
+        let base = self.depth;
+        let r = self.power_inner();
+        self.depth = base;
+        r
+    }
+
+    fn power_inner(&mut self) -> R<Expr> {
         let mut l = self.extractor()?;
         while self.eat_sym("^") {
             let r = self.extractor()?;
+            self.chain()?;
             l = call("Power", vec![l, r]);
         }
         Ok(l)
     }
 
     fn extractor(&mut self) -> R<Expr> {
+        let base = self.depth;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("expression nested too deeply"));
         }
         let r = self.extractor_inner();
-        self.depth -= 1;
+        self.depth = base;
         r
     }
 
@@ -1113,12 +1219,13 @@ impl Parser {
     }
 
     fn unary(&mut self) -> R<Expr> {
+        let base = self.depth;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("expression nested too deeply"));
         }
         let r = self.unary_inner();
-        self.depth -= 1;
+        self.depth = base;
         r
     }
 
@@ -1176,6 +1283,9 @@ impl Parser {
 
     fn postfix(&mut self, mut e: Expr, mut query_src: bool) -> R<Expr> {
         loop {
+            if self.is_sym(".") || self.is_sym("[") {
+                self.chain()?;
+            }
             if self.eat_sym(".") {
                 let name = self.ident()?;
                 if self.eat_sym("(") {

@@ -68,6 +68,13 @@ fn budget_and_depth_stop_runaway_evaluation() {
     assert!(parse_expression(&deep).is_err());
     let nots = format!("{}true", "not ".repeat(5000));
     assert!(parse_expression(&nots).is_err());
+    // Left-deep chains are as deep as they are long: refused beyond the limit, not a crash.
+    let sum = format!("1{}", " + 1".repeat(100_000));
+    assert!(parse_expression(&sum).is_err());
+    let members = format!("x{}", ".a".repeat(100_000));
+    assert!(parse_expression(&members).is_err());
+    let ok = format!("1{}", " + 1".repeat(300));
+    assert!(evaluate_expression(&ok).is_ok());
 }
 
 #[test]
