@@ -91,6 +91,43 @@ pub trait DataProvider {
     ) -> Result<Vec<Value>, Error>;
 }
 
+/// Deepest nesting of lists, tuples and intervals a selector may build (deeper values would
+/// overflow the stack when dropped or compared).
+const MAX_VALUE_DEPTH: usize = 1000;
+
+/// Refuses a selector element nested deeper than [`MAX_VALUE_DEPTH`]; the walk is charged to
+/// the budget (so repeatedly wrapping a value cannot run unpaid).
+fn check_nesting(v: &Value, ctx: &mut Context) -> R<()> {
+    fn depth(v: &Value, left: usize, seen: &mut usize) -> Option<usize> {
+        *seen += 1;
+        let kids: Vec<&Value> = match v {
+            Value::List(xs) => xs.iter().collect(),
+            Value::Tuple(es) => es.iter().map(|(_, x)| x).collect(),
+            Value::Interval(l, _, h, _) => vec![&**l, &**h],
+            Value::Ratio(a, b) => vec![&**a, &**b],
+            _ => return Some(0),
+        };
+        if left == 0 {
+            return None;
+        }
+        let mut d = 0;
+        for k in kids {
+            d = d.max(depth(k, left - 1, seen)? + 1);
+        }
+        Some(d)
+    }
+    if !matches!(v, Value::List(_) | Value::Tuple(_) | Value::Interval(..)) {
+        return Ok(());
+    }
+    let mut seen = 0;
+    let r = depth(v, MAX_VALUE_DEPTH, &mut seen);
+    charge(ctx, seen)?;
+    match r {
+        Some(_) => Ok(()),
+        None => err("value nested too deeply"),
+    }
+}
+
 /// Takes `n` steps from the budget (work done inside one operator: expansions, query rows).
 fn charge(ctx: &mut Context, n: usize) -> R<()> {
     let n = n as u64;
@@ -1198,18 +1235,29 @@ impl<'a> Engine<'a> {
                 }
                 Ok(Value::Interval(Box::new(l), *lc, Box::new(h), *hc))
             }
-            Expr::List(_, items) => Ok(Value::List(
-                items.iter().map(|i| self.eval(i, ctx)).collect::<R<_>>()?,
-            )),
-            Expr::Tuple(els) => Ok(Value::Tuple(
-                els.iter()
+            Expr::List(_, items) => {
+                let vals: Vec<Value> = items.iter().map(|i| self.eval(i, ctx)).collect::<R<_>>()?;
+                for v in &vals {
+                    check_nesting(v, ctx)?;
+                }
+                Ok(Value::List(vals))
+            }
+            Expr::Tuple(els) => {
+                let vals: Vec<(String, Value)> = els
+                    .iter()
                     .map(|(k, v)| Ok((k.clone(), self.eval(v, ctx)?)))
-                    .collect::<R<_>>()?,
-            )),
+                    .collect::<R<_>>()?;
+                for (_, v) in &vals {
+                    check_nesting(v, ctx)?;
+                }
+                Ok(Value::Tuple(vals))
+            }
             Expr::Instance(t, els) => {
                 let mut vals = Vec::new();
                 for (k, v) in els {
-                    vals.push((k.clone(), self.eval(v, ctx)?));
+                    let v = self.eval(v, ctx)?;
+                    check_nesting(&v, ctx)?;
+                    vals.push((k.clone(), v));
                 }
                 instance(t, vals)
             }

@@ -75,6 +75,11 @@ fn budget_and_depth_stop_runaway_evaluation() {
     assert!(parse_expression(&members).is_err());
     let ok = format!("1{}", " + 1".repeat(300));
     assert!(evaluate_expression(&ok).is_ok());
+    // An aggregate that wraps its accumulator in a list each row stops (budget or depth).
+    assert!(
+        evaluate_expression("(expand Interval[1, 100000]) X aggregate A starting {}: { A }")
+            .is_err()
+    );
 }
 
 #[test]
