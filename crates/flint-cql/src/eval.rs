@@ -299,6 +299,7 @@ pub fn equal(a: &Value, b: &Value, tz: i32) -> R<Option<bool>> {
             and3(equal(&s1, &s2, tz)?, equal(&e1, &e2, tz)?)
         }
         (Value::Code(x), Value::Code(y)) => Some(x == y),
+        (Value::Vocabulary(..), Value::Vocabulary(..)) => Some(a == b),
         (Value::Concept(x, dx), Value::Concept(y, dy)) => Some(x == y && dx == dy),
         (Value::Ratio(a1, a2), Value::Ratio(b1, b2)) => {
             and3(equal(a1, b1, tz)?, equal(a2, b2, tz)?)
@@ -1060,6 +1061,7 @@ fn is_type(v: &Value, t: &TypeSpec) -> bool {
     match t {
         TypeSpec::Named(n) => match n.as_str() {
             "Any" => !v.is_null(),
+            "Vocabulary" => matches!(v, Value::Vocabulary(..)),
             n => v.type_name() == n,
         },
         TypeSpec::List(inner) => match v {
@@ -1173,6 +1175,12 @@ impl<'a> Engine<'a> {
                         Some(d) => self.eval(d, ctx),
                         None => Ok(Value::Null),
                     };
+                }
+                if let Some((_, url)) = self.lib.valuesets.iter().find(|(k, _)| k == n) {
+                    return Ok(Value::Vocabulary("ValueSet", url.clone(), None));
+                }
+                if let Some((_, url, v)) = self.lib.codesystems.iter().find(|(k, _, _)| k == n) {
+                    return Ok(Value::Vocabulary("CodeSystem", url.clone(), v.clone()));
                 }
                 if let Some((_, c)) = self
                     .lib
@@ -1726,6 +1734,15 @@ fn instance(t: &str, vals: Vec<(String, Value)>) -> R<Value> {
             let hc = !matches!(get("highClosed"), Value::Bool(false));
             Value::Interval(Box::new(get("low")), lc, Box::new(get("high")), hc)
         }
+        "ValueSet" | "CodeSystem" => Value::Vocabulary(
+            if t == "ValueSet" {
+                "ValueSet"
+            } else {
+                "CodeSystem"
+            },
+            s("id").unwrap_or_default(),
+            s("version"),
+        ),
         _ => Value::Tuple(vals),
     })
 }
@@ -2405,6 +2422,11 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
                 _ => return err("singleton from a list of more than one element"),
             },
         },
+        "In" | "Contains"
+            if matches!(a, Value::Vocabulary(..)) || matches!(b2, Value::Vocabulary(..)) =>
+        {
+            return err("value set and code system membership needs a terminology provider");
+        }
         "In" => match &b2 {
             Value::Interval(..) => b(in_interval(&a, &b2, pi, tz)?),
             Value::List(xs) => b(list_contains(xs, &a, tz)?),

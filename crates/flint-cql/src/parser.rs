@@ -1655,6 +1655,17 @@ impl Parser {
             self.next();
             return Ok((Expr::Call(s, self.args()?, None), false));
         }
+        // A qualified instance selector: `System.ValueSet { id: '123' }`.
+        let s = if (s == "System" || s == "FHIR")
+            && self.is_sym(".")
+            && matches!(self.peek_at(1), Tok::Ident(_))
+            && self.is_sym_at(2, "{")
+        {
+            self.next();
+            self.ident()?
+        } else {
+            s
+        };
         if self.is_sym("{") && s.chars().next().is_some_and(|c| c.is_uppercase()) {
             self.next();
             let mut els = Vec::new();

@@ -52,6 +52,8 @@ pub enum Value {
     List(Vec<Value>),
     /// Tuple (element order as written).
     Tuple(Vec<(String, Value)>),
+    /// A vocabulary reference: `ValueSet` or `CodeSystem` (kind, id/url, version).
+    Vocabulary(&'static str, String, Option<String>),
 }
 
 impl Value {
@@ -79,6 +81,7 @@ impl Value {
             Value::Interval(..) => "Interval",
             Value::List(_) => "List",
             Value::Tuple(_) => "Tuple",
+            Value::Vocabulary(kind, ..) => kind,
         }
     }
 }
@@ -155,6 +158,13 @@ impl fmt::Display for Value {
                     write!(f, "{x}")?;
                 }
                 write!(f, "}}")
+            }
+            Value::Vocabulary(kind, id, version) => {
+                write!(f, "{kind} {{ id: {}", quote(id))?;
+                if let Some(v) = version {
+                    write!(f, ", version: {}", quote(v))?;
+                }
+                write!(f, " }}")
             }
             Value::Tuple(es) => {
                 write!(f, "Tuple {{ ")?;
