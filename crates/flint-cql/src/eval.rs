@@ -89,6 +89,13 @@ pub trait DataProvider {
         code_path: Option<&str>,
         codes: Option<&Value>,
     ) -> Result<Vec<Value>, Error>;
+
+    /// Whether `code` (a Code, Concept or String) is in the value set or code system
+    /// `vocabulary` (a [`Value::Vocabulary`]); `None` when unknown. The default knows none.
+    fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
+        let _ = (code, vocabulary);
+        err("value set and code system membership needs a terminology provider")
+    }
 }
 
 /// Deepest nesting of lists, tuples and intervals a selector may build (deeper values would
@@ -1616,6 +1623,24 @@ impl<'a> Engine<'a> {
             let r = self.eval(body, ctx);
             ctx.scopes.truncate(base);
             return r;
+        }
+        if matches!(name, "In" | "Contains") {
+            let (x, y) = if name == "In" {
+                (vals.first(), vals.get(1))
+            } else {
+                (vals.get(1), vals.first())
+            };
+            if let (Some(code), Some(voc @ Value::Vocabulary(..))) = (x, y) {
+                if code.is_null() {
+                    return Ok(Value::Null);
+                }
+                return match self.data {
+                    Some(d) => Ok(b(d.in_vocabulary(code, voc)?)),
+                    None => {
+                        err("value set and code system membership needs a terminology provider")
+                    }
+                };
+            }
         }
         call_builtin(name, vals, p, ctx)
     }

@@ -12,8 +12,10 @@
 //! Included libraries resolve when the caller hands them over ([`Engine::with_include`]);
 //! there is no library loader yet.
 //!
-//! Not here yet: FHIR data retrieve against the database, FHIRHelpers, value set membership
-//! through the terminology service, ELM JSON, static type checking beyond what evaluation needs.
+//! Value set membership (`code in "VS"`) asks the [`DataProvider`] (`in_vocabulary`).
+//!
+//! Not here yet: FHIR data retrieve against the database, FHIRHelpers, a provider over
+//! flint-terminology, ELM JSON, static type checking beyond what evaluation needs.
 //!
 //! ```
 //! let v = flint_cql::evaluate_expression("1 + 2").unwrap();

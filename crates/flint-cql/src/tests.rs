@@ -224,6 +224,16 @@ impl DataProvider for Fixture {
             .map(|i| Value::Tuple(vec![("value".into(), Value::Int(i))]))
             .collect())
     }
+
+    fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
+        let Value::Code(c) = code else {
+            return Ok(None);
+        };
+        Ok(Some(
+            c.code == "x"
+                && matches!(vocabulary, Value::Vocabulary("ValueSet", url, _) if url == "http://example.org/vs"),
+        ))
+    }
 }
 
 #[test]
