@@ -174,6 +174,33 @@ impl Parser {
 
     /// Counts one more operator of a left-deep chain against the nesting limit (the tree is
     /// as deep as the chain is long).
+    /// A left-associative chain of the symbol operators `ops` (symbol, CQL operator name)
+    /// over operands parsed by `next`.
+    fn binary(&mut self, ops: &[(&str, &str)], next: fn(&mut Self) -> R<Expr>) -> R<Expr> {
+        let mut l = next(self)?;
+        loop {
+            let Some(op) = ops
+                .iter()
+                .find(|(sym, _)| matches!(self.peek(), Tok::Sym(s) if s == sym))
+                .map(|(_, op)| *op)
+            else {
+                return Ok(l);
+            };
+            self.next();
+            let r = next(self)?;
+            self.chain()?;
+            l = call(op, vec![l, r]);
+        }
+    }
+
+    /// Runs one precedence level, restoring the nesting depth its operator chains counted.
+    fn level(&mut self, f: fn(&mut Self) -> R<Expr>) -> R<Expr> {
+        let base = self.depth;
+        let r = f(self);
+        self.depth = base;
+        r
+    }
+
     fn chain(&mut self) -> R<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -490,10 +517,7 @@ impl Parser {
     }
 
     fn implies(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.implies_inner();
-        self.depth = base;
-        r
+        self.level(Self::implies_inner)
     }
 
     fn implies_inner(&mut self) -> R<Expr> {
@@ -507,10 +531,7 @@ impl Parser {
     }
 
     fn or(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.or_inner();
-        self.depth = base;
-        r
+        self.level(Self::or_inner)
     }
 
     fn or_inner(&mut self) -> R<Expr> {
@@ -530,10 +551,7 @@ impl Parser {
     }
 
     fn and(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.and_inner();
-        self.depth = base;
-        r
+        self.level(Self::and_inner)
     }
 
     fn and_inner(&mut self) -> R<Expr> {
@@ -559,10 +577,7 @@ impl Parser {
     }
 
     fn membership(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.membership_inner();
-        self.depth = base;
-        r
+        self.level(Self::membership_inner)
     }
 
     fn membership_inner(&mut self) -> R<Expr> {
@@ -584,34 +599,23 @@ impl Parser {
     }
 
     fn equality(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.equality_inner();
-        self.depth = base;
-        r
+        self.level(Self::equality_inner)
     }
 
     fn equality_inner(&mut self) -> R<Expr> {
-        let mut l = self.timing()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Sym("=") => "Equal",
-                Tok::Sym("!=") => "NotEqual",
-                Tok::Sym("~") => "Equivalent",
-                Tok::Sym("!~") => "NotEquivalent",
-                _ => return Ok(l),
-            };
-            self.next();
-            let r = self.timing()?;
-            self.chain()?;
-            l = call(op, vec![l, r]);
-        }
+        self.binary(
+            &[
+                ("=", "Equal"),
+                ("!=", "NotEqual"),
+                ("~", "Equivalent"),
+                ("!~", "NotEquivalent"),
+            ],
+            Self::timing,
+        )
     }
 
     fn timing(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.timing_inner();
-        self.depth = base;
-        r
+        self.level(Self::timing_inner)
     }
 
     fn timing_inner(&mut self) -> R<Expr> {
@@ -890,27 +894,19 @@ impl Parser {
     }
 
     fn comparison(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.comparison_inner();
-        self.depth = base;
-        r
+        self.level(Self::comparison_inner)
     }
 
     fn comparison_inner(&mut self) -> R<Expr> {
-        let mut l = self.between()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Sym("<") => "Less",
-                Tok::Sym("<=") => "LessOrEqual",
-                Tok::Sym(">") => "Greater",
-                Tok::Sym(">=") => "GreaterOrEqual",
-                _ => return Ok(l),
-            };
-            self.next();
-            let r = self.between()?;
-            self.chain()?;
-            l = call(op, vec![l, r]);
-        }
+        self.binary(
+            &[
+                ("<", "Less"),
+                ("<=", "LessOrEqual"),
+                (">", "Greater"),
+                (">=", "GreaterOrEqual"),
+            ],
+            Self::between,
+        )
     }
 
     fn between(&mut self) -> R<Expr> {
@@ -992,10 +988,7 @@ impl Parser {
     }
 
     fn type_op(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.type_op_inner();
-        self.depth = base;
-        r
+        self.level(Self::type_op_inner)
     }
 
     fn type_op_inner(&mut self) -> R<Expr> {
@@ -1072,33 +1065,18 @@ impl Parser {
     }
 
     fn additive(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.additive_inner();
-        self.depth = base;
-        r
+        self.level(Self::additive_inner)
     }
 
     fn additive_inner(&mut self) -> R<Expr> {
-        let mut l = self.multiplicative()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Sym("+") => "Add",
-                Tok::Sym("-") => "Subtract",
-                Tok::Sym("&") => "Concat",
-                _ => return Ok(l),
-            };
-            self.next();
-            let r = self.multiplicative()?;
-            self.chain()?;
-            l = call(op, vec![l, r]);
-        }
+        self.binary(
+            &[("+", "Add"), ("-", "Subtract"), ("&", "Concat")],
+            Self::multiplicative,
+        )
     }
 
     fn multiplicative(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.multiplicative_inner();
-        self.depth = base;
-        r
+        self.level(Self::multiplicative_inner)
     }
 
     fn multiplicative_inner(&mut self) -> R<Expr> {
@@ -1119,10 +1097,7 @@ impl Parser {
     }
 
     fn power(&mut self) -> R<Expr> {
-        let base = self.depth;
-        let r = self.power_inner();
-        self.depth = base;
-        r
+        self.level(Self::power_inner)
     }
 
     fn power_inner(&mut self) -> R<Expr> {
