@@ -174,14 +174,18 @@ impl Parser {
 
     /// Counts one more operator of a left-deep chain against the nesting limit (the tree is
     /// as deep as the chain is long).
-    /// A left-associative chain of the symbol operators `ops` (symbol, CQL operator name)
-    /// over operands parsed by `next`.
+    /// A left-associative chain of the operators `ops` (symbol or keyword, CQL operator name)
+    /// over operands parsed by `next`. Inlined into each level like [`Parser::level`].
+    #[inline(always)]
     fn binary(&mut self, ops: &[(&str, &str)], next: fn(&mut Self) -> R<Expr>) -> R<Expr> {
         let mut l = next(self)?;
         loop {
             let Some(op) = ops
                 .iter()
-                .find(|(sym, _)| matches!(self.peek(), Tok::Sym(s) if s == sym))
+                .find(|(t, _)| {
+                    matches!(self.peek(), Tok::Sym(s) if s == t)
+                        || matches!(self.peek(), Tok::Ident(s) if s == t)
+                })
                 .map(|(_, op)| *op)
             else {
                 return Ok(l);
@@ -194,6 +198,8 @@ impl Parser {
     }
 
     /// Runs one precedence level, restoring the nesting depth its operator chains counted.
+    /// Inlined, so that a level costs one stack frame as before (the depth limit assumes it).
+    #[inline(always)]
     fn level(&mut self, f: fn(&mut Self) -> R<Expr>) -> R<Expr> {
         let base = self.depth;
         let r = f(self);
@@ -499,21 +505,15 @@ impl Parser {
     }
 
     fn expr_inner(&mut self) -> R<Expr> {
-        let mut l = self.implies()?;
-        loop {
-            let op = if self.eat_sym("|") || self.eat_kw("union") {
-                "Union"
-            } else if self.eat_kw("intersect") {
-                "Intersect"
-            } else if self.eat_kw("except") {
-                "Except"
-            } else {
-                return Ok(l);
-            };
-            let r = self.implies()?;
-            self.chain()?;
-            l = call(op, vec![l, r]);
-        }
+        self.binary(
+            &[
+                ("|", "Union"),
+                ("union", "Union"),
+                ("intersect", "Intersect"),
+                ("except", "Except"),
+            ],
+            Self::implies,
+        )
     }
 
     fn implies(&mut self) -> R<Expr> {
@@ -521,13 +521,7 @@ impl Parser {
     }
 
     fn implies_inner(&mut self) -> R<Expr> {
-        let mut l = self.or()?;
-        while self.eat_kw("implies") {
-            let r = self.or()?;
-            self.chain()?;
-            l = call("Implies", vec![l, r]);
-        }
-        Ok(l)
+        self.binary(&[("implies", "Implies")], Self::or)
     }
 
     fn or(&mut self) -> R<Expr> {
@@ -535,19 +529,7 @@ impl Parser {
     }
 
     fn or_inner(&mut self) -> R<Expr> {
-        let mut l = self.and()?;
-        loop {
-            let op = if self.eat_kw("or") {
-                "Or"
-            } else if self.eat_kw("xor") {
-                "Xor"
-            } else {
-                return Ok(l);
-            };
-            let r = self.and()?;
-            self.chain()?;
-            l = call(op, vec![l, r]);
-        }
+        self.binary(&[("or", "Or"), ("xor", "Xor")], Self::and)
     }
 
     fn and(&mut self) -> R<Expr> {
@@ -555,13 +537,7 @@ impl Parser {
     }
 
     fn and_inner(&mut self) -> R<Expr> {
-        let mut l = self.membership()?;
-        while self.eat_kw("and") {
-            let r = self.membership()?;
-            self.chain()?;
-            l = call("And", vec![l, r]);
-        }
-        Ok(l)
+        self.binary(&[("and", "And")], Self::membership)
     }
 
     fn precision_of(&mut self) -> Option<String> {
