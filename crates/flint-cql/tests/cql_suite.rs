@@ -249,7 +249,9 @@ fn cql_conformance_suite() {
         .expect("suite thread");
 }
 
-fn run_suite() {
+/// The directory of test files: `FLINT_CQL_TESTS`, or the shared copy beside the repository
+/// (which must exist: a missing directory fails the test).
+fn suite_dir() -> PathBuf {
     let dir = std::env::var("FLINT_CQL_TESTS")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
@@ -263,6 +265,11 @@ fn run_suite() {
         "CQL test directory {} is missing",
         dir.display()
     );
+    dir
+}
+
+fn run_suite() {
+    let dir = suite_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("readable test directory")
         .flatten()
@@ -362,19 +369,7 @@ fn truncated_expressions_never_panic() {
     std::thread::Builder::new()
         .stack_size(256 << 20)
         .spawn(|| {
-            let dir = std::env::var("FLINT_CQL_TESTS")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| {
-                    PathBuf::from(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/../../../shared/cql-tests"
-                    ))
-                });
-            assert!(
-                dir.is_dir(),
-                "CQL test directory {} is missing",
-                dir.display()
-            );
+            let dir = suite_dir();
             let mut panics = Vec::new();
             for f in std::fs::read_dir(&dir)
                 .expect("readable test directory")
