@@ -57,6 +57,14 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 1] = [(
     "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
 )];
 
+/// The type and instance operations (type, name, OperationDefinition), as the operations
+/// registry has them (a test of the operations module checks that the two agree).
+pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 1] = [(
+    "Measure",
+    "evaluate-measure",
+    "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+)];
+
 /// Stands for the request's base URL in the statement built at startup.
 const BASE_PLACEHOLDER: &str = "urn:flint:capability-statement:base-url";
 
@@ -108,7 +116,12 @@ fn build(
                         .map(move |p| format!("{src}:{}", p.code))
                 })
                 .collect();
-            json!({
+            let operations: Vec<Value> = TYPE_OPERATIONS
+                .iter()
+                .filter(|(t, _, _)| t == ty)
+                .map(|(_, name, definition)| json!({"name": name, "definition": definition}))
+                .collect();
+            let mut entry = json!({
                 "type": ty,
                 "interaction": TYPE_INTERACTIONS.iter().map(|c| json!({"code": c})).collect::<Vec<_>>(),
                 "versioning": "versioned-update",
@@ -122,7 +135,11 @@ fn build(
                 "searchInclude": includes,
                 "searchRevInclude": revincludes,
                 "searchParam": params,
-            })
+            });
+            if !operations.is_empty() {
+                entry["operation"] = json!(operations);
+            }
+            entry
         })
         .collect();
     let unsupported: Vec<String> = registry

@@ -21,6 +21,16 @@ struct StateInner {
     terminology: Arc<dyn flint_terminology::Terminology>,
     results: ResultCache,
     capabilities: FhirResult<Capabilities>,
+    measure: std::sync::OnceLock<MeasureEvaluation>,
+}
+
+/// What `$evaluate-measure` evaluates with: the CQL engine and the settings.
+#[derive(Clone)]
+pub struct MeasureEvaluation {
+    /// The expression evaluator (the CQL engine).
+    pub evaluator: Arc<dyn flint_measure::ExpressionEvaluator>,
+    /// Threads and report persistence.
+    pub config: flint_measure::MeasureConfig,
 }
 
 impl AppState {
@@ -62,6 +72,7 @@ impl AppState {
                 terminology,
                 results: result_cache(),
                 capabilities,
+                measure: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -69,6 +80,30 @@ impl AppState {
     /// The database node.
     pub fn node(&self) -> &Node {
         &self.inner.node
+    }
+
+    /// The state with `evaluator` answering `$evaluate-measure` with `config` (threads,
+    /// report persistence); without one the operation answers 422 `not-supported`. Only the
+    /// first evaluator set counts.
+    pub fn with_measure_evaluator(
+        self,
+        evaluator: Arc<dyn flint_measure::ExpressionEvaluator>,
+        config: flint_measure::MeasureConfig,
+    ) -> Self {
+        if self
+            .inner
+            .measure
+            .set(MeasureEvaluation { evaluator, config })
+            .is_err()
+        {
+            tracing::warn!("a measure evaluator was already set; the new one is ignored");
+        }
+        self
+    }
+
+    /// The evaluator of `$evaluate-measure`, if one was set.
+    pub fn measure_evaluation(&self) -> Option<&MeasureEvaluation> {
+        self.inner.measure.get()
     }
 
     /// The settings.

@@ -1077,16 +1077,21 @@ async fn operations_are_dispatched_by_name_level_and_method() {
 
     // An unknown operation is 400 `not-supported` at every level (not an invalid id).
     for path in [
-        "$evaluate-measure",
-        "Measure/$evaluate-measure",
-        "Measure/m1/$evaluate-measure",
+        "$frobnicate",
+        "Measure/$frobnicate",
+        "Measure/m1/$frobnicate",
     ] {
         for method in ["GET", "POST"] {
             let i = api.send(method, path, &[], "").await.issue(400);
             assert_eq!(i["code"], "not-supported", "{method} {path}: {i}");
             let d = i["diagnostics"].as_str().unwrap();
-            assert!(d.contains("`$evaluate-measure`"), "{d}");
+            assert!(d.contains("`$frobnicate`"), "{d}");
         }
+    }
+    // `$evaluate-measure` is a Measure type and instance operation only.
+    for path in ["$evaluate-measure", "Patient/p1/$evaluate-measure"] {
+        let i = api.get(path, &[]).await.issue(400);
+        assert_eq!(i["code"], "not-supported", "{path}: {i}");
     }
     // A known operation at a level it does not have.
     for path in ["Patient/$versions", "Patient/p1/$versions"] {
@@ -1106,7 +1111,7 @@ async fn operations_are_dispatched_by_name_level_and_method() {
     // Batch entries are dispatched the same way.
     let b = json!({"resourceType": "Bundle", "type": "batch", "entry": [
         {"request": {"method": "GET", "url": "$versions"}},
-        {"request": {"method": "GET", "url": "Measure/$evaluate-measure"}},
+        {"request": {"method": "GET", "url": "Measure/$frobnicate"}},
     ]});
     let v = api.send_json("POST", "", &[], &b).await.json();
     let e = v["entry"].as_array().unwrap();

@@ -26,6 +26,7 @@
 //! 3. List it in the CapabilityStatement (`SYSTEM_OPERATIONS` in `capabilities.rs` for system
 //!    operations); a test here fails while the two disagree.
 
+pub mod evaluate_measure;
 pub mod versions;
 
 use crate::api::{FhirRequest, Reply};
@@ -36,7 +37,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// Every operation this server supports, one line each.
-pub const OPERATIONS: &[Operation] = &[versions::OPERATION];
+pub const OPERATIONS: &[Operation] = &[versions::OPERATION, evaluate_measure::OPERATION];
 
 /// The level an operation is invoked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,8 @@ pub struct Operation {
     pub definition: &'static str,
     /// The levels it is invoked at.
     pub levels: &'static [Level],
+    /// The resource types of its type and instance levels (empty: every type).
+    pub types: &'static [&'static str],
     /// The methods it allows (`GET` and `POST`, or only `POST` when it changes state).
     pub methods: &'static [&'static str],
     /// Its handler.
@@ -153,6 +156,19 @@ pub async fn invoke(
         Target::Instance(ty, id) => check_type_and_id(ty, id)?,
     }
     let op = find(OPERATIONS, name, target.level(), &req.method)?;
+    if let Target::Type(ty) | Target::Instance(ty, _) = target
+        && !op.types.is_empty()
+        && !op.types.contains(&ty)
+    {
+        return Err(FhirError::new(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            format!(
+                "Operation `${name}` is not supported for the type `{ty}` (only for: {}).",
+                op.types.join(", ")
+            ),
+        ));
+    }
     (op.run)(ctx, target, req).await
 }
 
@@ -169,6 +185,7 @@ mod tests {
         name: "test-write",
         definition: "urn:flint:test-write",
         levels: &[Level::Type, Level::Instance],
+        types: &[],
         methods: &["POST"],
         run: nothing,
     };
@@ -227,18 +244,29 @@ mod tests {
                 op.methods.iter().all(|m| *m == "GET" || *m == "POST"),
                 "{op:?}"
             );
-            assert_eq!(
-                op.levels,
-                [Level::System],
-                "{op:?}: list type and instance operations in the CapabilityStatement's \
-                 resource entries (capabilities.rs) and extend this test"
-            );
         }
-        let listed: Vec<(&str, &str)> = OPERATIONS.iter().map(|o| (o.name, o.definition)).collect();
+        let system: Vec<(&str, &str)> = OPERATIONS
+            .iter()
+            .filter(|o| o.levels.contains(&Level::System))
+            .map(|o| (o.name, o.definition))
+            .collect();
         assert_eq!(
-            listed,
+            system,
             crate::capabilities::SYSTEM_OPERATIONS,
             "the CapabilityStatement lists exactly the registered system operations"
+        );
+        let mut typed: Vec<(&str, &str, &str)> = Vec::new();
+        for o in OPERATIONS.iter().filter(|o| o.levels != [Level::System]) {
+            assert!(
+                !o.types.is_empty(),
+                "{o:?}: list the types of a type or instance operation"
+            );
+            typed.extend(o.types.iter().map(|t| (*t, o.name, o.definition)));
+        }
+        assert_eq!(
+            typed,
+            crate::capabilities::TYPE_OPERATIONS,
+            "the CapabilityStatement lists exactly the registered type and instance operations"
         );
     }
 }

@@ -12,6 +12,7 @@ pub const OPERATION: Operation = Operation {
     name: "versions",
     definition: "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
     levels: &[Level::System],
+    types: &[],
     methods: &["GET", "POST"],
     run,
 };
