@@ -828,3 +828,169 @@ fn report(
         lists,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::MeasureDef;
+    use PopulationKind::*;
+
+    fn group(scoring: &str, kinds: &[PopulationKind]) -> GroupDef {
+        let pops: Vec<Value> = kinds
+            .iter()
+            .map(|k| {
+                json!({"code": {"coding": [{"code": k.code()}]},
+                       "criteria": {"language": "text/cql", "expression": k.code()}})
+            })
+            .collect();
+        let m = json!({"resourceType": "Measure", "library": ["urn:lib"],
+            "scoring": {"coding": [{"code": scoring}]}, "group": [{"population": pops}]});
+        MeasureDef::parse(&m).unwrap().groups.remove(0)
+    }
+
+    fn set(members: &str) -> BTreeSet<String> {
+        members.split_whitespace().map(str::to_string).collect()
+    }
+
+    fn raw(entries: &[(PopulationKind, &str)]) -> Sets {
+        entries.iter().map(|(k, m)| (*k, set(m))).collect()
+    }
+
+    #[test]
+    fn proportion_rules() {
+        let all = [
+            InitialPopulation,
+            Denominator,
+            DenominatorExclusion,
+            Numerator,
+            NumeratorExclusion,
+            DenominatorException,
+        ];
+        let g = group("proportion", &all);
+        let r = raw(&[
+            (InitialPopulation, "a b c d e f"),
+            (Denominator, "a b c d e x"), // x is outside the initial population
+            (DenominatorExclusion, "b y"),
+            (Numerator, "a b c x"), // b is excluded, x not in the denominator
+            (NumeratorExclusion, "c d"),
+            (DenominatorException, "a b d e f"), // a is in the numerator, f not in the denominator
+        ]);
+        let s = apply_rules(Scoring::Proportion, &g, &r);
+        assert_eq!(s[&Denominator], set("a b c d e"));
+        assert_eq!(s[&DenominatorExclusion], set("b"));
+        assert_eq!(s[&Numerator], set("a c"));
+        assert_eq!(s[&NumeratorExclusion], set("c"));
+        assert_eq!(s[&DenominatorException], set("d e"));
+        let mut t = Tally::new(all.len());
+        t.add(
+            &GroupOutcome {
+                sets: s,
+                observations: vec![vec![]; all.len()],
+                strata: vec![],
+            },
+            true,
+        );
+        // (2 − 1) / (5 − 1 − 2)
+        assert_eq!(t.score(&g), Some(0.5));
+
+        // Without a denominator population the denominator is the initial population.
+        let g = group("proportion", &[InitialPopulation, Numerator]);
+        let s = apply_rules(
+            Scoring::Proportion,
+            &g,
+            &raw(&[(InitialPopulation, "a b"), (Numerator, "b c")]),
+        );
+        assert_eq!(s[&Denominator], set("a b"));
+        assert_eq!(s[&Numerator], set("b"));
+    }
+
+    #[test]
+    fn ratio_and_continuous_variable_rules() {
+        let g = group(
+            "ratio",
+            &[
+                InitialPopulation,
+                Denominator,
+                DenominatorExclusion,
+                Numerator,
+                NumeratorExclusion,
+            ],
+        );
+        let s = apply_rules(
+            Scoring::Ratio,
+            &g,
+            &raw(&[
+                (InitialPopulation, "a b c d"),
+                (Denominator, "a b"),
+                (DenominatorExclusion, "b"),
+                (Numerator, "b c d x"),
+                (NumeratorExclusion, "d"),
+            ]),
+        );
+        assert_eq!(
+            s[&Numerator],
+            set("b c d"),
+            "not limited to the denominator"
+        );
+        assert_eq!(s[&NumeratorExclusion], set("d"));
+        assert_eq!(s[&Denominator], set("a b"));
+        assert!(!s.contains_key(&DenominatorException));
+
+        let g = group(
+            "continuous-variable",
+            &[
+                InitialPopulation,
+                MeasurePopulation,
+                MeasurePopulationExclusion,
+            ],
+        );
+        let s = apply_rules(
+            Scoring::ContinuousVariable,
+            &g,
+            &raw(&[
+                (InitialPopulation, "a b c"),
+                (MeasurePopulation, "b c x"),
+                (MeasurePopulationExclusion, "c a"),
+            ]),
+        );
+        assert_eq!(s[&MeasurePopulation], set("b c"));
+        assert_eq!(s[&MeasurePopulationExclusion], set("c"));
+    }
+
+    #[test]
+    fn aggregates() {
+        use crate::measure::Aggregate::*;
+        let v = [4.0, 1.0, 3.0, 2.0];
+        assert_eq!(Sum.apply(&v), Some(10.0));
+        assert_eq!(Average.apply(&v), Some(2.5));
+        assert_eq!(Median.apply(&v), Some(2.5));
+        assert_eq!(Median.apply(&v[..3]), Some(3.0));
+        assert_eq!(Min.apply(&v), Some(1.0));
+        assert_eq!(Max.apply(&v), Some(4.0));
+        assert_eq!(Count.apply(&v), Some(4.0));
+        assert_eq!(Sum.apply(&[]), None);
+    }
+
+    #[test]
+    fn stratum_values() {
+        let q = Scalar::Quantity {
+            value: 2.5,
+            unit: Some("mg".into()),
+        };
+        assert_eq!(q.display(), "2.5 'mg'");
+        let v = q.stratum_value();
+        assert_eq!(v["text"], "2.5 'mg'");
+        assert_eq!(v["extension"][0]["valueQuantity"]["unit"], "mg");
+        let c = Scalar::Code(crate::Code {
+            system: Some("s".into()),
+            code: "c".into(),
+            display: Some("See".into()),
+        });
+        assert_eq!(
+            c.stratum_value(),
+            json!({"coding": [{"system": "s", "code": "c", "display": "See"}], "text": "See"})
+        );
+        assert_eq!(Scalar::Integer(3).key(), Scalar::Decimal(3.0).key());
+        assert_ne!(Scalar::String("3".into()).key(), Scalar::Integer(3).key());
+    }
+}
