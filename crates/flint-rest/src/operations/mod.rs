@@ -23,8 +23,11 @@
 //!    request: GET parameters are in `req.query`, a POST body in `req.payload` (a
 //!    `Parameters` resource, or the resource the operation takes).
 //! 2. One line in [`OPERATIONS`] (and its `pub mod <name>;` below). The router needs nothing.
+//!    A type or instance operation names the resource `types` it is defined for (the router
+//!    answers 400 `not-supported` for the others, see [`evaluate_measure`]).
 //! 3. List it in the CapabilityStatement (`SYSTEM_OPERATIONS` in `capabilities.rs` for system
-//!    operations); a test here fails while the two disagree.
+//!    operations, `TYPE_OPERATIONS` for type and instance ones); a test here fails while the
+//!    registry and the statement disagree.
 
 pub mod evaluate_measure;
 pub mod versions;
