@@ -121,6 +121,9 @@ pub struct MeasureConfig {
     /// (`FHIR_OPERATION_EVALUATE_MEASURE_REPORT_PERSISTENCE`); subject-list `List`s are
     /// stored either way.
     pub report_persistence: bool,
+    /// How long one evaluation may take before it is abandoned
+    /// (`FHIR_OPERATION_EVALUATE_MEASURE_TIMEOUT`, 1 h by default; `None`: no limit).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for MeasureConfig {
@@ -128,6 +131,7 @@ impl Default for MeasureConfig {
         MeasureConfig {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             report_persistence: true,
+            timeout: Some(std::time::Duration::from_secs(3600)),
         }
     }
 }

@@ -398,6 +398,7 @@ fn config(threads: usize) -> MeasureConfig {
     MeasureConfig {
         threads,
         report_persistence: true,
+        timeout: None,
     }
 }
 

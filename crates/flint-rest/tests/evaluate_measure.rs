@@ -19,6 +19,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tower::ServiceExt;
 
 const LIB: &str = "http://example.org/Library/lib";
@@ -49,11 +50,14 @@ impl Answer {
 #[derive(Default)]
 struct Fake {
     params: Mutex<Vec<EvaluationParams>>,
+    /// How long each expression takes.
+    delay: Option<Duration>,
 }
 
 struct Prepared {
     /// Per patient reference: the values of its `X` Observations.
     values: Vec<(String, f64)>,
+    delay: Option<Duration>,
 }
 
 #[async_trait]
@@ -76,7 +80,10 @@ impl ExpressionEvaluator for Fake {
                 ));
             }
         }
-        Ok(Arc::new(Prepared { values }))
+        Ok(Arc::new(Prepared {
+            values,
+            delay: self.delay,
+        }))
     }
 }
 
@@ -88,6 +95,9 @@ impl PreparedLibrary for Prepared {
         subject: &ResourceRef,
         name: &str,
     ) -> Result<ExprValue, MeasureError> {
+        if let Some(d) = self.delay {
+            tokio::time::sleep(d).await;
+        }
         let s = subject.to_string();
         let mine = self.values.iter().filter(|(r, _)| *r == s);
         Ok(ExprValue::Boolean(match name {
@@ -129,6 +139,16 @@ impl Api {
     /// A router with the fake evaluator (or none) and report persistence on or off, loaded
     /// with the test data.
     async fn new(evaluator: bool, persistence: bool) -> Api {
+        Api::with(evaluator, persistence, None, None).await
+    }
+
+    /// Like [`Api::new`], with an evaluation time limit and a delay per expression.
+    async fn with(
+        evaluator: bool,
+        persistence: bool,
+        timeout: Option<Duration>,
+        delay: Option<Duration>,
+    ) -> Api {
         let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
         let node = Node::start(
             Arc::new(MemKv::new()),
@@ -146,7 +166,10 @@ impl Api {
             context_path: "/fhir".into(),
             ..RestConfig::default()
         };
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Fake {
+            delay,
+            ..Fake::default()
+        });
         let mut state = AppState::new(node, config, engine);
         if evaluator {
             state = state.with_measure_evaluator(
@@ -154,6 +177,7 @@ impl Api {
                 MeasureConfig {
                     threads: 2,
                     report_persistence: persistence,
+                    timeout,
                 },
             );
         }
@@ -605,4 +629,27 @@ async fn without_an_evaluator_the_operation_is_not_supported() {
         m["operation"],
         json!([{"name": "evaluate-measure", "definition": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"}])
     );
+}
+
+#[tokio::test]
+async fn an_evaluation_over_the_time_limit_is_a_timeout() {
+    let api = Api::with(
+        true,
+        true,
+        Some(Duration::from_millis(50)),
+        Some(Duration::from_millis(40)),
+    )
+    .await;
+    let issue = api
+        .post(
+            "Measure/m1/$evaluate-measure",
+            &[
+                param("periodStart", "valueDate", "2020"),
+                param("periodEnd", "valueDate", "2020"),
+            ],
+        )
+        .await
+        .issue(503);
+    assert_eq!(issue["code"], "timeout");
+    assert_eq!(api.total("MeasureReport").await, 0);
 }

@@ -20,6 +20,9 @@
 //! or subject, 422 for a Measure that can't be evaluated (no library, a criteria without
 //! expression) and 422 `not-supported` when no evaluator (CQL engine) is configured.
 //!
+//! An evaluation longer than [`flint_measure::MeasureConfig::timeout`] is abandoned: 503
+//! `timeout`.
+//!
 //! A POST stores the MeasureReport and answers 201 with `Location`, unless the evaluator's
 //! [`flint_measure::MeasureConfig::report_persistence`] is off; a GET answers the report
 //! inline (200).
@@ -30,6 +33,7 @@ use crate::context::Ctx;
 use crate::interaction::{commit, prepare_create, write_reply};
 use crate::outcome::{FhirError, FhirResult};
 use crate::resource;
+use axum::http::StatusCode;
 use flint_measure::{
     EvaluationParams, EvaluationRequest, NamedParam, ParamValue, ReportType, ResourceRef,
 };
@@ -323,15 +327,30 @@ async fn evaluate_measure(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> F
         subject,
         date: resource::format_instant(now_ms()),
     };
+    let mut new_id = resource::new_id;
     let evaluation = flint_measure::evaluate(
         &*setup.evaluator,
         &db,
         &measure,
         &request,
         &setup.config,
-        &mut resource::new_id,
-    )
-    .await?;
+        &mut new_id,
+    );
+    let evaluation = match setup.config.timeout {
+        None => evaluation.await?,
+        Some(limit) => tokio::time::timeout(limit, evaluation)
+            .await
+            .map_err(|_| {
+                FhirError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    format!(
+                        "The evaluation of the Measure took longer than the limit of {} ms.",
+                        limit.as_millis()
+                    ),
+                )
+            })??,
+    };
     let mut writes = Vec::new();
     for list in evaluation.lists {
         let id = resource::id_of(&list).unwrap_or_default().to_string();
