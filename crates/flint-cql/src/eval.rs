@@ -202,7 +202,26 @@ pub fn compare(a: &Value, b: &Value, tz: i32) -> R<Option<Ordering>> {
     compare_p(a, b, None, tz)
 }
 
+/// Both values with FHIR elements converted to System values (FHIRHelpers), when either is
+/// one; `None` when neither is.
+fn fhir_pair(a: &Value, b: &Value) -> R<Option<(Value, Value)>> {
+    if matches!(a, Value::Fhir(_)) || matches!(b, Value::Fhir(_)) {
+        Ok(Some((
+            crate::fhir::to_system(a.clone())?,
+            crate::fhir::to_system(b.clone())?,
+        )))
+    } else {
+        Ok(None)
+    }
+}
+
 fn compare_p(a: &Value, b: &Value, p: Option<usize>, tz: i32) -> R<Option<Ordering>> {
+    if let Some((x, y)) = fhir_pair(a, b)? {
+        if matches!(x, Value::Fhir(_)) || matches!(y, Value::Fhir(_)) {
+            return err("FHIR elements of this type have no order");
+        }
+        return compare_p(&x, &y, p, tz);
+    }
     Ok(match (a, b) {
         (Value::Null, _) | (_, Value::Null) => None,
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
@@ -263,6 +282,13 @@ fn norm_unit(u: &str) -> &str {
 
 /// CQL equality (`=`): `None` when unknown.
 pub fn equal(a: &Value, b: &Value, tz: i32) -> R<Option<bool>> {
+    if let Some((x, y)) = fhir_pair(a, b)? {
+        return match (&x, &y) {
+            (Value::Fhir(f), Value::Fhir(g)) => Ok(Some(f == g)),
+            (Value::Fhir(_), _) | (_, Value::Fhir(_)) => Ok(Some(false)),
+            _ => equal(&x, &y, tz),
+        };
+    }
     Ok(match (a, b) {
         (Value::Null, _) | (_, Value::Null) => None,
         (Value::List(x), Value::List(y)) => {
@@ -354,6 +380,13 @@ fn norm_str(s: &str) -> String {
 
 /// CQL equivalence (`~`): never null.
 pub fn equivalent(a: &Value, b: &Value, tz: i32) -> R<bool> {
+    if let Some((x, y)) = fhir_pair(a, b)? {
+        return match (&x, &y) {
+            (Value::Fhir(f), Value::Fhir(g)) => Ok(f == g),
+            (Value::Fhir(_), _) | (_, Value::Fhir(_)) => Ok(false),
+            _ => equivalent(&x, &y, tz),
+        };
+    }
     Ok(match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::Null, _) | (_, Value::Null) => false,
@@ -1069,7 +1102,10 @@ fn is_type(v: &Value, t: &TypeSpec) -> bool {
         TypeSpec::Named(n) => match n.as_str() {
             "Any" => !v.is_null(),
             "Vocabulary" => matches!(v, Value::Vocabulary(..)),
-            n => v.type_name() == n,
+            n => match v {
+                Value::Fhir(f) => crate::fhir::is_a(f.ty, n),
+                v => v.type_name() == n,
+            },
         },
         TypeSpec::List(inner) => match v {
             Value::List(xs) => xs.iter().all(|x| x.is_null() || is_type(x, inner)),
@@ -1126,6 +1162,78 @@ impl<'a> Engine<'a> {
                 data: self.data,
                 includes: Vec::new(),
             })
+    }
+
+    /// The context patient (`Patient` in `context Patient`): the one resource of the
+    /// provider's `[Patient]`, null when there is none.
+    fn context_patient(&self, ctx: &mut Context) -> R<Value> {
+        let key = format!("{:p}/@Patient", self.lib);
+        if let Some(v) = ctx.defines.get(&key) {
+            return Ok(v.clone());
+        }
+        let Some(data) = self.data else {
+            return err("the Patient context needs a data provider");
+        };
+        let mut rows = data.retrieve("Patient", None, None)?;
+        if rows.len() > 1 {
+            return err("the Patient context has more than one Patient");
+        }
+        let v = rows.pop().unwrap_or(Value::Null);
+        ctx.defines.insert(key, v.clone());
+        Ok(v)
+    }
+
+    /// `AgeInYears()`, `AgeInYearsAt(d)` and the months/weeks/days/hours/minutes/seconds
+    /// forms, and `CalculateAgeIn*[At]`: whole calendar units between a birth date (the
+    /// context patient's `birthDate`) and `d` (`Today()`/`Now()` when absent); `None` for
+    /// other names.
+    fn age(&self, name: &str, args: &[Expr], ctx: &mut Context) -> R<Option<Value>> {
+        let (calc, rest) = match name.strip_prefix("Calculate") {
+            Some(r) => (true, r),
+            None => (false, name),
+        };
+        let Some(rest) = rest.strip_prefix("AgeIn") else {
+            return Ok(None);
+        };
+        let (unit, at) = match rest.strip_suffix("At") {
+            Some(u) => (u, true),
+            None => (rest, false),
+        };
+        let unit = match unit {
+            "Years" => "year",
+            "Months" => "month",
+            "Weeks" => "week",
+            "Days" => "day",
+            "Hours" => "hour",
+            "Minutes" => "minute",
+            "Seconds" => "second",
+            _ => return Ok(None),
+        };
+        if args.len() != usize::from(calc) + usize::from(at) {
+            return Ok(None);
+        }
+        let birth = if calc {
+            crate::fhir::to_system(self.eval(&args[0], ctx)?)?
+        } else {
+            let p = self.context_patient(ctx)?;
+            member(&p, "birthDate")?
+        };
+        let as_of = if at {
+            crate::fhir::to_system(self.eval(&args[args.len() - 1], ctx)?)?
+        } else if matches!(unit, "year" | "month" | "week" | "day") {
+            call_builtin("Today", vec![], &None, ctx)?
+        } else {
+            call_builtin("Now", vec![], &None, ctx)?
+        };
+        if birth.is_null() || as_of.is_null() {
+            return Ok(Some(Value::Null));
+        }
+        // A Date birth date against a DateTime: the birth date as a DateTime.
+        let birth = match (&birth, &as_of) {
+            (Value::Date(_), Value::DateTime(_)) => convert_to(&birth, "DateTime")?,
+            _ => birth,
+        };
+        Ok(Some(duration_between(&birth, &as_of, unit, false, ctx.tz)?))
     }
 
     /// The same engine answering retrieves from `data`.
@@ -1197,6 +1305,9 @@ impl<'a> Engine<'a> {
                     .find(|(k, _)| k == n)
                 {
                     return self.eval(c, ctx);
+                }
+                if n == "Patient" && self.lib.contexts.iter().any(|c| c == "Patient") {
+                    return self.context_patient(ctx);
                 }
                 err(format!("unknown identifier '{n}'"))
             }
@@ -1548,6 +1659,24 @@ impl<'a> Engine<'a> {
                 .collect::<R<_>>()?;
             return inc.call(name, &vals, p, ctx);
         }
+        // `FHIRHelpers.ToQuantity(x)` without FHIRHelpers handed over: the native conversions.
+        if let (Some(Expr::Ident(alias)), 2) = (args.first(), args.len())
+            && ctx.lookup(alias).is_none()
+            && self
+                .lib
+                .includes
+                .iter()
+                .any(|(lib, _, a)| a == alias && lib == "FHIRHelpers")
+        {
+            let v = self.eval(&args[1], ctx)?;
+            return match crate::fhir::helper(name, v) {
+                Some(r) => r,
+                None => err(format!("FHIRHelpers.{name} is not supported")),
+            };
+        }
+        if let Some(r) = self.age(name, args, ctx)? {
+            return Ok(r);
+        }
         // Lazily evaluated forms.
         {
             if name == "Coalesce" {
@@ -1624,6 +1753,10 @@ impl<'a> Engine<'a> {
             ctx.scopes.truncate(base);
             return r;
         }
+        let vals: Vec<Value> = vals
+            .into_iter()
+            .map(crate::fhir::to_system)
+            .collect::<R<_>>()?;
         if matches!(name, "In" | "Contains") {
             let (x, y) = if name == "In" {
                 (vals.first(), vals.get(1))
@@ -1691,6 +1824,20 @@ fn member(v: &Value, n: &str) -> R<Value> {
             "highClosed" => Value::Bool(*hc),
             _ => Value::Null,
         },
+        Value::Fhir(f) => crate::fhir::member(f, n)?,
+        // `.value` of a FHIR primitive, which reading it already made a System value.
+        Value::Bool(_)
+        | Value::Int(_)
+        | Value::Long(_)
+        | Value::Dec(_)
+        | Value::Str(_)
+        | Value::Date(_)
+        | Value::DateTime(_)
+        | Value::Time(_)
+            if n == "value" =>
+        {
+            v.clone()
+        }
         o => return err(format!("no member {n} on {}", o.type_name())),
     })
 }

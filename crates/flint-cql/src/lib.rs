@@ -14,8 +14,13 @@
 //!
 //! Value set membership (`code in "VS"`) asks the [`DataProvider`] (`in_vocabulary`).
 //!
-//! Not here yet: FHIR data retrieve against the database, FHIRHelpers, a provider over
-//! flint-terminology, ELM JSON, static type checking beyond what evaluation needs.
+//! FHIR data (`using FHIR version '4.0.1'`): resources a [`DataProvider`] returns are
+//! [`Value::Fhir`] elements with property access by the FHIR definitions and the FHIRHelpers
+//! conversions done natively (see [`fhir`]); `context Patient` makes `Patient` the provider's
+//! `[Patient]` and gives `AgeInYears()`, `AgeInYearsAt(d)` (and months, days) from its
+//! `birthDate`. The provider over the database is `flint-cql-db`.
+//!
+//! Not here yet: ELM JSON, static type checking beyond what evaluation needs.
 //!
 //! ```
 //! let v = flint_cql::evaluate_expression("1 + 2").unwrap();
@@ -27,6 +32,7 @@
 pub mod ast;
 pub mod error;
 pub mod eval;
+pub mod fhir;
 pub mod lexer;
 pub mod parser;
 pub mod temporal;

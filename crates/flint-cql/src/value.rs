@@ -54,6 +54,8 @@ pub enum Value {
     Tuple(Vec<(String, Value)>),
     /// A vocabulary reference: `ValueSet` or `CodeSystem` (kind, id/url, version).
     Vocabulary(&'static str, String, Option<String>),
+    /// A FHIR element or resource (`using FHIR`): its JSON and FHIR type.
+    Fhir(crate::fhir::FhirValue),
 }
 
 impl Value {
@@ -82,6 +84,7 @@ impl Value {
             Value::List(_) => "List",
             Value::Tuple(_) => "Tuple",
             Value::Vocabulary(kind, ..) => kind,
+            Value::Fhir(f) => f.ty,
         }
     }
 }
@@ -166,6 +169,7 @@ impl fmt::Display for Value {
                 }
                 write!(f, " }}")
             }
+            Value::Fhir(x) => write!(f, "FHIR.{} {}", x.ty, x.json),
             Value::Tuple(es) => {
                 write!(f, "Tuple {{ ")?;
                 for (i, (k, v)) in es.iter().enumerate() {
