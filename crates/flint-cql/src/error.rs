@@ -31,6 +31,10 @@ pub enum Error {
         /// The message text.
         message: String,
     },
+    /// The data provider failed (a storage fault, an unknown value set): never an empty
+    /// result.
+    #[error("data error: {0}")]
+    Data(String),
     /// The evaluation ran out of its step budget.
     #[error("evaluation budget exhausted")]
     Budget,

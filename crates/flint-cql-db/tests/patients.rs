@@ -1,0 +1,221 @@
+//! CQL libraries evaluated over resources stored in an in-memory node, each result checked
+//! against a count computed here from the raw JSON written.
+
+use flint_cql::{Context, Engine as Cql, Error, Value, parse_library};
+use flint_cql_db::PatientData;
+use flint_db::fault::{Faults, FaultyKv, Op};
+use flint_db::mem::MemKv;
+use flint_db::testing::{memory_node, put_json};
+use flint_search::{Engine, Registry};
+use flint_terminology::DbTerminology;
+use serde_json::{Value as J, json};
+use std::sync::Arc;
+
+const LOINC: &str = "http://loinc.org";
+const SNOMED: &str = "http://snomed.info/sct";
+
+/// Patients p0..p11 born 1950..2013; systolic blood pressures (8480-6) in mm[Hg] or kPa, some
+/// in 2020 (by dateTime or Period) and some in 2019; body weights (29463-7); diabetes
+/// (44054006) for every third patient, hypertension (38341003) for every fourth.
+fn resources() -> Vec<J> {
+    let mut out = vec![
+        json!({"resourceType": "ValueSet", "id": "bp", "url": "http://example.org/vs/bp",
+        "status": "active", "compose": {"include": [{"system": LOINC,
+            "concept": [{"code": "8480-6"}, {"code": "8462-4"}]}]}}),
+    ];
+    for i in 0..12 {
+        let pid = format!("p{i}");
+        out.push(json!({"resourceType": "Patient", "id": pid,
+            "birthDate": format!("{}-{:02}-{:02}", 1950 + i * 6 - (i % 2) * 3, 1 + i % 12, 1 + (i * 7) % 28)}));
+        for k in 0..(i % 4 + 1) {
+            let n = i * 10 + k;
+            let (value, unit) = if n % 3 == 0 {
+                (json!(15 + n % 7), "kPa")
+            } else {
+                (json!(110 + (n * 13) % 60), "mm[Hg]")
+            };
+            let mut o = json!({"resourceType": "Observation", "id": format!("bp{n}"),
+                "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                "subject": {"reference": format!("Patient/{pid}")},
+                "valueQuantity": {"value": value, "unit": unit,
+                    "system": "http://unitsofmeasure.org", "code": unit}});
+            let year = if n % 4 == 3 { 2019 } else { 2020 };
+            if n % 2 == 0 {
+                o["effectiveDateTime"] = json!(format!("{year}-{:02}-10T08:30:00Z", 1 + n % 12));
+            } else {
+                o["effectivePeriod"] = json!({"start": format!("{year}-{:02}-10T08:30:00Z", 1 + n % 12),
+                    "end": format!("{year}-{:02}-10T09:00:00Z", 1 + n % 12)});
+            }
+            out.push(o);
+        }
+        out.push(json!({"resourceType": "Observation", "id": format!("w{i}"), "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": "29463-7"}]},
+            "subject": {"reference": format!("Patient/{pid}")},
+            "effectiveDateTime": "2020-05-05",
+            "valueQuantity": {"value": 60 + i, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}));
+        if i % 3 == 0 {
+            out.push(json!({"resourceType": "Condition", "id": format!("d{i}"),
+                "code": {"coding": [{"system": SNOMED, "code": "44054006"}]},
+                "subject": {"reference": format!("Patient/{pid}")}}));
+        }
+        if i % 4 == 0 {
+            out.push(json!({"resourceType": "Condition", "id": format!("h{i}"),
+                "code": {"coding": [{"system": SNOMED, "code": "38341003"}]},
+                "subject": {"reference": format!("Patient/{pid}")}}));
+        }
+    }
+    out
+}
+
+const LIB: &str = r#"
+library Test version '1'
+using FHIR version '4.0.1'
+include FHIRHelpers version '4.0.1' called FHIRHelpers
+codesystem "LOINC": 'http://loinc.org'
+codesystem "SNOMED": 'http://snomed.info/sct'
+valueset "Blood Pressure": 'http://example.org/vs/bp'
+code "SBP": '8480-6' from "LOINC"
+code "Diabetes": '44054006' from "SNOMED"
+parameter "Measurement Period" Interval<DateTime>
+  default Interval[@2020-01-01T00:00:00.0Z, @2021-01-01T00:00:00.0Z)
+context Patient
+define "Adult": AgeInYearsAt(start of "Measurement Period") >= 18
+define "BP in MP": [Observation: "Blood Pressure"] O where O.effective during "Measurement Period"
+define "High BP": exists ("BP in MP" O where O.value > 140 'mm[Hg]')
+define "High BP count": Count("BP in MP" O where O.value > 140 'mm[Hg]')
+define "Diabetic": exists [Condition: "Diabetes"]
+define "Diabetic by code": exists [Condition: code ~ "Diabetes"]
+define "SBP count": Count([Observation: "SBP"])
+define "Observations": Count([Observation])
+define "Weights in VS": Count([Observation] O where O.code in "Blood Pressure")
+define "Initial Population": "Adult" and "High BP"
+define "Birth date": Patient.birthDate
+"#;
+
+fn effective_in_2020(o: &J) -> bool {
+    let s = o["effectiveDateTime"]
+        .as_str()
+        .or(o["effectivePeriod"]["start"].as_str())
+        .unwrap();
+    s.starts_with("2020")
+}
+
+fn mm_hg(o: &J) -> f64 {
+    let v = o["valueQuantity"]["value"].as_f64().unwrap();
+    match o["valueQuantity"]["code"].as_str().unwrap() {
+        "kPa" => v * 7.500_615_758,
+        _ => v,
+    }
+}
+
+fn age_at_2020(birth: &str) -> i64 {
+    let y: i64 = birth[..4].parse().unwrap();
+    let md = &birth[5..];
+    // On 2020-01-01 the birthday of this year has passed only for 01-01.
+    2019 - y + i64::from(md == "01-01")
+}
+
+fn of_patient<'a>(all: &'a [J], ty: &str, pid: &str) -> Vec<&'a J> {
+    let r = format!("Patient/{pid}");
+    all.iter()
+        .filter(|x| x["resourceType"] == ty && x["subject"]["reference"] == r.as_str())
+        .collect()
+}
+
+fn has_code(x: &J, code: &str) -> bool {
+    x["code"]["coding"][0]["code"] == code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libraries_over_stored_patients() {
+    let search = Engine::new(Arc::new(Registry::r4()));
+    let node = memory_node(search.indexer(), Arc::new(MemKv::new())).await;
+    let all = resources();
+    for r in &all {
+        put_json(&node, r).await;
+    }
+    let db = node.sync().await.unwrap();
+    let terminology = DbTerminology::new(search.clone());
+    let lib = parse_library(LIB).unwrap();
+    let (mut initial, mut diabetic) = (0, 0);
+    for p in all.iter().filter(|r| r["resourceType"] == "Patient") {
+        let pid = p["id"].as_str().unwrap();
+        let data = PatientData::new(
+            &db,
+            &search,
+            &terminology,
+            pid,
+            tokio::runtime::Handle::current(),
+        );
+        let cql = Cql::new(&lib).with_data(&data);
+        let mut ctx = Context::default();
+        let mut ev = |d: &str| cql.eval_define(d, &mut ctx).unwrap();
+        let obs = of_patient(&all, "Observation", pid);
+        let bps: Vec<_> = obs.iter().filter(|o| has_code(o, "8480-6")).collect();
+        let high = bps
+            .iter()
+            .filter(|o| effective_in_2020(o) && mm_hg(o) > 140.0)
+            .count();
+        let adult = age_at_2020(p["birthDate"].as_str().unwrap()) >= 18;
+        let conds = of_patient(&all, "Condition", pid);
+        let diab = conds.iter().any(|c| has_code(c, "44054006"));
+        assert_eq!(
+            ev("Birth date").to_string(),
+            format!("@{}", p["birthDate"].as_str().unwrap())
+        );
+        assert_eq!(ev("Adult"), Value::Bool(adult), "{pid}");
+        assert_eq!(ev("High BP count"), Value::Int(high as i32), "{pid}");
+        assert_eq!(ev("High BP"), Value::Bool(high > 0), "{pid}");
+        assert_eq!(ev("SBP count"), Value::Int(bps.len() as i32), "{pid}");
+        assert_eq!(ev("Observations"), Value::Int(obs.len() as i32), "{pid}");
+        assert_eq!(ev("Weights in VS"), Value::Int(bps.len() as i32), "{pid}");
+        assert_eq!(ev("Diabetic"), Value::Bool(diab), "{pid}");
+        assert_eq!(ev("Diabetic by code"), Value::Bool(diab), "{pid}");
+        let ip = ev("Initial Population") == Value::Bool(true);
+        assert_eq!(ip, adult && high > 0, "{pid}");
+        initial += usize::from(ip);
+        diabetic += usize::from(diab);
+    }
+    // The fixture exercises both outcomes.
+    assert!(initial > 0 && initial < 12, "{initial}");
+    assert_eq!(diabetic, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_faults_are_errors_not_empty_lists() {
+    let faults = Faults::new();
+    let search = Engine::new(Arc::new(Registry::r4()));
+    let kv = Arc::new(FaultyKv::new(Arc::new(MemKv::new()), faults.clone()));
+    let node = memory_node(search.indexer(), kv).await;
+    for r in resources() {
+        put_json(&node, &r).await;
+    }
+    let db = node.sync().await.unwrap();
+    let terminology = DbTerminology::new(search.clone());
+    let lib = parse_library(LIB).unwrap();
+    let data = PatientData::new(
+        &db,
+        &search,
+        &terminology,
+        "p0",
+        tokio::runtime::Handle::current(),
+    );
+    let cql = Cql::new(&lib).with_data(&data);
+    faults.fail(
+        |op| matches!(op, Op::Seek(_) | Op::Next(_) | Op::Get(_)),
+        0,
+        u64::MAX,
+    );
+    for d in ["Observations", "Diabetic", "SBP count", "Adult"] {
+        let mut ctx = Context::default();
+        let r = cql.eval_define(d, &mut ctx);
+        assert!(matches!(r, Err(Error::Data(_))), "{d}: {r:?}");
+    }
+    faults.heal();
+    let mut ctx = Context::default();
+    assert!(matches!(
+        cql.eval_define("Observations", &mut ctx),
+        Ok(Value::Int(_))
+    ));
+}
