@@ -135,7 +135,10 @@ impl<'a> PatientData<'a> {
                         Value::Concept(cs, _) => cs.iter().for_each(&mut add_code),
                         Value::Null => {}
                         o => {
-                            return Err(data_err(format!("cannot retrieve by a {}", o.type_name())));
+                            return Err(data_err(format!(
+                                "cannot retrieve by a {}",
+                                o.type_name()
+                            )));
                         }
                     }
                 }
