@@ -227,13 +227,14 @@ impl DataProvider for PatientData<'_> {
             }
             params.push((param.to_string(), tokens.join(",")));
         }
-        let query = parse_query(self.search.registry(), data_type, &params).map_err(data_err)?;
+        let registry = self.search.registry();
         let handles = if data_type == "Patient" {
             // `[Patient: ...]`: the context patient, when it matches.
             params.push(("_id".into(), esc(&self.patient_id)));
-            let q = parse_query(self.search.registry(), data_type, &params).map_err(data_err)?;
-            self.search.execute(self.db, &q).map_err(data_err)?
+            let query = parse_query(registry, data_type, &params).map_err(data_err)?;
+            self.search.execute(self.db, &query).map_err(data_err)?
         } else {
+            let query = parse_query(registry, data_type, &params).map_err(data_err)?;
             self.search
                 .execute_in_compartment(self.db, "Patient", &self.patient_id, &query)
                 .map_err(data_err)?

@@ -1449,6 +1449,7 @@ impl<'a> Engine<'a> {
             }
             Expr::Query(q) => self.query(q, ctx),
             Expr::Retrieve(t, path, codes) => {
+                crate::fhir::check_model(self.lib)?;
                 let Some(data) = self.data else {
                     return err(format!("retrieve of {t} needs a data provider"));
                 };
@@ -1543,6 +1544,10 @@ impl<'a> Engine<'a> {
                                 for (n, x) in es {
                                     ctx.scopes.push((n.clone(), x.clone()));
                                 }
+                            }
+                            // `sort by effective`: the properties of a FHIR element.
+                            if let Value::Fhir(f) = &v {
+                                ctx.scopes.extend(crate::fhir::properties(f)?);
                             }
                             let r = self.eval(k, ctx);
                             ctx.scopes.truncate(base);

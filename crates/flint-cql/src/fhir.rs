@@ -154,6 +154,36 @@ pub fn member(f: &FhirValue, n: &str) -> Result<Value, Error> {
     })
 }
 
+/// The present properties of a FHIR element (name and value as [`member`] reads them), for
+/// the identifiers of `sort by`.
+pub fn properties(f: &FhirValue) -> Result<Vec<(String, Value)>, Error> {
+    let Some(td) = definitions().type_def(f.ty) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for e in &td.elements {
+        let v = member(f, &e.name)?;
+        if !v.is_null() && v != Value::List(Vec::new()) {
+            out.push((e.name.clone(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a library whose `using FHIR` names a version other than 4.0.1 (the only model
+/// the definitions describe).
+pub fn check_model(lib: &crate::ast::Library) -> Result<(), Error> {
+    for (m, v) in &lib.usings {
+        if m == "FHIR" && v.as_deref().is_some_and(|v| v != "4.0.1") {
+            return err(format!(
+                "using FHIR version '{}': only 4.0.1 is supported",
+                v.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether FHIR type `ty` is `name` or derives from it (`Age` is a `Quantity`).
 pub fn is_a(ty: &str, name: &str) -> bool {
     ty == name || definitions().is_subtype(ty, name)

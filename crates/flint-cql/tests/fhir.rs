@@ -89,4 +89,30 @@ fn dates_codes_and_ages() {
     assert_eq!(t("First([Observation]).value is FHIR.Quantity"), "true");
     assert_eq!(t("First([Observation]) is FHIR.Observation"), "true");
     assert_eq!(t("First([Observation]).id"), "'o1'");
+    assert_eq!(
+        t("[Observation] O sort by effective desc")
+            .to_string()
+            .matches("\"id\"")
+            .count(),
+        2
+    );
+    assert_eq!(t("First([Observation] O sort by value).id"), "'o2'");
+    assert_eq!(t("First([Observation] O sort by id desc).id"), "'o2'");
+    assert_eq!(
+        t("Count([Observation] O where O.status in {'final', 'amended'})"),
+        "2"
+    );
+    assert_eq!(t("CalculateAgeInYearsAt(@2000-02-01, @2020-01-31)"), "19");
+}
+
+#[test]
+fn other_fhir_versions_are_refused() {
+    let lib = parse_library(
+        "library T using FHIR version '3.0.0' context Patient define X: [Observation]",
+    )
+    .unwrap();
+    let data = fixture();
+    let engine = Engine::new(&lib).with_data(&data);
+    let r = engine.eval_define("X", &mut Context::default());
+    assert!(matches!(r, Err(Error::Eval(m)) if m.contains("4.0.1")));
 }
