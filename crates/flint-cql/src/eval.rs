@@ -1920,6 +1920,8 @@ fn instance(t: &str, vals: Vec<(String, Value)>) -> R<Value> {
             s("id").unwrap_or_default(),
             s("version"),
         ),
+        // A FHIR primitive is its System value (`string { value: 'x' }`).
+        t if flint_model::defs::definitions().is_primitive(t) => get("value"),
         _ => Value::Tuple(vals),
     })
 }

@@ -1617,7 +1617,11 @@ impl Parser {
         } else {
             s
         };
-        if self.is_sym("{") && s.chars().next().is_some_and(|c| c.is_uppercase()) {
+        // Lower-case names select only FHIR primitives (`string { value: x }`).
+        if self.is_sym("{")
+            && (s.chars().next().is_some_and(|c| c.is_uppercase())
+                || flint_model::defs::definitions().is_primitive(&s))
+        {
             self.next();
             let mut els = Vec::new();
             while !self.eat_sym("}") {

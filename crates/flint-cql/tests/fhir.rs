@@ -116,3 +116,32 @@ fn other_fhir_versions_are_refused() {
     let r = engine.eval_define("X", &mut Context::default());
     assert!(matches!(r, Err(Error::Eval(m)) if m.contains("4.0.1")));
 }
+
+#[test]
+fn fhirhelpers_itself_agrees_with_the_native_conversions() {
+    let helpers = parse_library(flint_model::defs::FHIR_HELPERS_4_0_1).unwrap();
+    let exprs = [
+        "FHIRHelpers.ToQuantity(First([Observation]).value)",
+        "FHIRHelpers.ToConcept(First([Observation]).code)",
+        "FHIRHelpers.ToCode(First(First([Observation]).code.coding))",
+        "FHIRHelpers.ToInterval(Last([Observation]).effective)",
+        "FHIRHelpers.ToDateTime(First([Observation]).effective)",
+        "FHIRHelpers.ToDate(Patient.birthDate)",
+        "FHIRHelpers.ToString(Patient.gender)",
+    ];
+    for e in exprs {
+        let lib = parse_library(&format!("{HEAD}define X: {e}")).unwrap();
+        let data = fixture();
+        let native = Engine::new(&lib)
+            .with_data(&data)
+            .eval_define("X", &mut Context::default())
+            .unwrap();
+        let included = Engine::new(&lib)
+            .with_data(&data)
+            .with_include("FHIRHelpers", &helpers)
+            .eval_define("X", &mut Context::default())
+            .unwrap();
+        assert_eq!(native.to_string(), included.to_string(), "{e}");
+        assert!(!native.is_null(), "{e}");
+    }
+}
