@@ -10,7 +10,10 @@
 //!   token clause on the code path's search parameter (`code`, or the parameter of
 //!   [`CODE_PARAMS`]) with the codes of the value set (expanded through
 //!   `flint_terminology::Terminology`) or of the codes given, so a code-filtered retrieve
-//!   is one index scan inside the compartment.
+//!   is one index scan inside the compartment. A code path without a search parameter
+//!   (`[Observation: interpretation ~ "High"]`) reads the compartment's `T` and checks the
+//!   element's codes in memory.
+//! * [`PatientData::unfiltered`] answers `context Unfiltered`: `[T]` is every current `T`.
 //! * `code in "VS"` and `code in "CodeSystem"` are answered from the expansion (cached per
 //!   provider) and from the code's system.
 //!
@@ -59,7 +62,7 @@ pub struct PatientData<'a> {
     db: &'a Db,
     search: &'a Search,
     terminology: &'a dyn Terminology,
-    patient_id: String,
+    patient_id: Option<String>,
     runtime: tokio::runtime::Handle,
     expansions: Mutex<HashMap<String, Arc<Vec<Coding>>>>,
 }
@@ -82,15 +85,33 @@ impl<'a> PatientData<'a> {
             db,
             search,
             terminology,
-            patient_id: patient_id.into(),
+            patient_id: Some(patient_id.into()),
             runtime,
             expansions: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The context patient's id.
-    pub fn patient_id(&self) -> &str {
-        &self.patient_id
+    /// The data of the whole database (`context Unfiltered`): `[T]` is every current `T`,
+    /// `[Patient]` every Patient.
+    pub fn unfiltered(
+        db: &'a Db,
+        search: &'a Search,
+        terminology: &'a dyn Terminology,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        PatientData {
+            db,
+            search,
+            terminology,
+            patient_id: None,
+            runtime,
+            expansions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The context patient's id (`None` when unfiltered).
+    pub fn patient_id(&self) -> Option<&str> {
+        self.patient_id.as_deref()
     }
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -114,14 +135,14 @@ impl<'a> PatientData<'a> {
         self.expansions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The token search values (`system|code`, `system|`, `code`) a retrieve's codes stand
-    /// for.
-    fn tokens(&self, codes: &Value) -> Result<Vec<String>, Error> {
+    /// The codings a retrieve's codes stand for (a value set's expansion, the codes given,
+    /// every code of a code system), sorted and distinct.
+    fn codings(&self, codes: &Value) -> Result<Vec<Coding>, Error> {
         let mut out = Vec::new();
         let mut add_code = |c: &flint_cql::value::Code| {
-            out.push(match &c.system {
-                Some(s) => format!("{}|{}", esc(s), esc(&c.code)),
-                None => esc(&c.code),
+            out.push(Coding {
+                system: c.system.clone(),
+                code: Some(c.code.clone()),
             })
         };
         match codes {
@@ -143,30 +164,25 @@ impl<'a> PatientData<'a> {
                     }
                 }
             }
-            Value::Str(url) | Value::Vocabulary("ValueSet", url, _) => {
-                for c in self.expansion(url)?.iter() {
-                    out.push(match (&c.system, &c.code) {
-                        (Some(s), Some(c)) => format!("{}|{}", esc(s), esc(c)),
-                        (Some(s), None) => format!("{}|", esc(s)),
-                        (None, Some(c)) => esc(c),
-                        (None, None) => continue,
-                    });
-                }
+            Value::Str(url) => out.extend(self.expansion(url)?.iter().cloned()),
+            Value::Vocabulary("ValueSet", url, v) => {
+                out.extend(self.expansion(&versioned(url, v))?.iter().cloned())
             }
-            Value::Vocabulary(_, url, _) => out.push(format!("{}|", esc(url))),
+            Value::Vocabulary(_, url, _) => out.push(Coding {
+                system: Some(url.clone()),
+                code: None,
+            }),
             o => return Err(data_err(format!("cannot retrieve by a {}", o.type_name()))),
         }
+        out.retain(|c| c.system.is_some() || c.code.is_some());
         out.sort();
         out.dedup();
         Ok(out)
     }
 
-    fn patient(&self) -> Result<Vec<Value>, Error> {
-        let Some(h) = self
-            .db
-            .resource("Patient", &self.patient_id)
-            .map_err(data_err)?
-        else {
+    /// `[Patient]` in the Patient context: the context patient by id.
+    fn patient(&self, id: &str) -> Result<Vec<Value>, Error> {
+        let Some(h) = self.db.resource("Patient", id).map_err(data_err)? else {
             return Ok(Vec::new());
         };
         if h.is_deleted() {
@@ -174,6 +190,48 @@ impl<'a> PatientData<'a> {
         }
         let bytes = self.block_on(self.db.pull(&h)).map_err(data_err)?;
         Ok(vec![parse(&bytes)?])
+    }
+}
+
+/// `url|version` when a version is given.
+fn versioned(url: &str, version: &Option<String>) -> String {
+    match version {
+        Some(v) => format!("{url}|{v}"),
+        None => url.to_string(),
+    }
+}
+
+/// The token search value of a coding (`system|code`, `system|`, `code`).
+fn token(c: &Coding) -> String {
+    match (&c.system, &c.code) {
+        (Some(s), Some(c)) => format!("{}|{}", esc(s), esc(c)),
+        (Some(s), None) => format!("{}|", esc(s)),
+        (None, Some(c)) => esc(c),
+        (None, None) => String::new(),
+    }
+}
+
+/// Whether a code (system, code) is one of `codings`.
+fn matches_any(codings: &[Coding], system: Option<&str>, code: &str) -> bool {
+    codings.iter().any(|m| {
+        m.code.as_deref().is_none_or(|c| c == code)
+            && match (system, &m.system) {
+                (Some(s), Some(ms)) => s == ms,
+                // A String is a code of any system; a coding naming no system matches the
+                // code in every system.
+                _ => true,
+            }
+    })
+}
+
+/// The codes of a System value (Code, Concept, String, lists of them) as (system, code).
+fn codes_in(v: &Value, out: &mut Vec<(Option<String>, String)>) {
+    match v {
+        Value::Code(c) => out.push((c.system.clone(), c.code.clone())),
+        Value::Concept(cs, _) => out.extend(cs.iter().map(|c| (c.system.clone(), c.code.clone()))),
+        Value::Str(s) => out.push((None, s.clone())),
+        Value::List(xs) => xs.iter().for_each(|x| codes_in(x, out)),
+        _ => {}
     }
 }
 
@@ -205,10 +263,12 @@ impl DataProvider for PatientData<'_> {
         if !flint_model::defs::definitions().is_resource_type(data_type) {
             return Err(data_err(format!("unknown resource type {data_type}")));
         }
-        if data_type == "Patient" && codes.is_none() {
-            return self.patient();
+        if let (Some(id), "Patient", None) = (&self.patient_id, data_type, codes) {
+            return self.patient(id);
         }
         let mut params = Vec::new();
+        // Codes to check in memory: the code path has no search parameter.
+        let mut filter = None;
         if let Some(codes) = codes {
             let path = code_path.unwrap_or_else(|| primary_code_path(data_type));
             let param = CODE_PARAMS
@@ -216,33 +276,56 @@ impl DataProvider for PatientData<'_> {
                 .find(|(t, p, _)| *t == data_type && *p == path)
                 .map(|(_, _, s)| *s)
                 .unwrap_or(path);
-            if self.search.registry().param(data_type, param).is_none() {
-                return Err(data_err(format!(
-                    "no search parameter for the code path {data_type}.{path}"
-                )));
-            }
-            let tokens = self.tokens(codes)?;
-            if tokens.is_empty() {
+            let codings = self.codings(codes)?;
+            if codings.is_empty() {
                 return Ok(Vec::new());
             }
-            params.push((param.to_string(), tokens.join(",")));
+            if self.search.registry().param(data_type, param).is_some() {
+                let tokens: Vec<String> = codings.iter().map(token).collect();
+                params.push((param.to_string(), tokens.join(",")));
+            } else {
+                filter = Some((path, codings));
+            }
         }
         let registry = self.search.registry();
-        let handles = if data_type == "Patient" {
-            // `[Patient: ...]`: the context patient, when it matches.
-            params.push(("_id".into(), esc(&self.patient_id)));
-            let query = parse_query(registry, data_type, &params).map_err(data_err)?;
-            self.search.execute(self.db, &query).map_err(data_err)?
-        } else {
-            let query = parse_query(registry, data_type, &params).map_err(data_err)?;
-            self.search
-                .execute_in_compartment(self.db, "Patient", &self.patient_id, &query)
-                .map_err(data_err)?
+        let handles = match (&self.patient_id, data_type) {
+            (Some(id), "Patient") => {
+                // `[Patient: ...]`: the context patient, when it matches.
+                params.push(("_id".into(), esc(id)));
+                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
+                self.search.execute(self.db, &query).map_err(data_err)?
+            }
+            (Some(id), _) => {
+                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
+                self.search
+                    .execute_in_compartment(self.db, "Patient", id, &query)
+                    .map_err(data_err)?
+            }
+            (None, _) => {
+                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
+                self.search.execute(self.db, &query).map_err(data_err)?
+            }
         };
         let contents = self
             .block_on(self.db.pull_many(&handles))
             .map_err(data_err)?;
-        contents.iter().map(|b| parse(b)).collect()
+        let mut out = Vec::with_capacity(contents.len());
+        for b in &contents {
+            let v = parse(b)?;
+            if let (Some((path, codings)), Value::Fhir(f)) = (&filter, &v) {
+                let at = flint_cql::fhir::to_system(flint_cql::fhir::member(f, path)?)?;
+                let mut codes = Vec::new();
+                codes_in(&at, &mut codes);
+                if !codes
+                    .iter()
+                    .any(|(s, c)| matches_any(codings, s.as_deref(), c))
+                {
+                    continue;
+                }
+            }
+            out.push(v);
+        }
+        Ok(out)
     }
 
     fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
@@ -258,19 +341,13 @@ impl DataProvider for PatientData<'_> {
             o => return Err(data_err(format!("membership of a {}", o.type_name()))),
         };
         match vocabulary {
-            Value::Vocabulary("ValueSet", url, _) => {
-                let members = self.expansion(url)?;
-                Ok(Some(codes.iter().any(|(sys, code)| {
-                    members.iter().any(|m| {
-                        m.code.as_deref().is_none_or(|c| c == *code)
-                            && match (sys, &m.system) {
-                                (Some(s), Some(ms)) => s == ms,
-                                // A String is a code of any system; a ValueSet naming no
-                                // system holds the code in every system.
-                                _ => true,
-                            }
-                    })
-                })))
+            Value::Vocabulary("ValueSet", url, v) => {
+                let members = self.expansion(&versioned(url, v))?;
+                Ok(Some(
+                    codes
+                        .iter()
+                        .any(|(sys, code)| matches_any(&members, *sys, code)),
+                ))
             }
             Value::Vocabulary(_, url, _) => Ok(Some(
                 codes

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 const LOINC: &str = "http://loinc.org";
 const SNOMED: &str = "http://snomed.info/sct";
+const INTERP: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
 
 /// Patients p0..p11 born 1950..2013; systolic blood pressures (8480-6) in mm[Hg] or kPa, some
 /// in 2020 (by dateTime or Period) and some in 2019; body weights (29463-7); diabetes
@@ -40,6 +41,9 @@ fn resources() -> Vec<J> {
                 "subject": {"reference": format!("Patient/{pid}")},
                 "valueQuantity": {"value": value, "unit": unit,
                     "system": "http://unitsofmeasure.org", "code": unit}});
+            if mm_hg(&o) > 140.0 {
+                o["interpretation"] = json!([{"coding": [{"system": INTERP, "code": "H"}]}]);
+            }
             let year = if n % 4 == 3 { 2019 } else { 2020 };
             if n % 2 == 0 {
                 o["effectiveDateTime"] = json!(format!("{year}-{:02}-10T08:30:00Z", 1 + n % 12));
@@ -77,6 +81,8 @@ codesystem "SNOMED": 'http://snomed.info/sct'
 valueset "Blood Pressure": 'http://example.org/vs/bp'
 code "SBP": '8480-6' from "LOINC"
 code "Diabetes": '44054006' from "SNOMED"
+codesystem "Interpretation": 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation'
+code "High": 'H' from "Interpretation"
 parameter "Measurement Period" Interval<DateTime>
   default Interval[@2020-01-01T00:00:00.0Z, @2021-01-01T00:00:00.0Z)
 context Patient
@@ -91,6 +97,18 @@ define "Observations": Count([Observation])
 define "Weights in VS": Count([Observation] O where O.code in "Blood Pressure")
 define "Initial Population": "Adult" and "High BP"
 define "Birth date": Patient.birthDate
+define "Flagged high": Count([Observation: interpretation ~ "High"])
+"#;
+
+const POPULATION: &str = r#"
+library Population version '1'
+using FHIR version '4.0.1'
+codesystem "SNOMED": 'http://snomed.info/sct'
+code "Diabetes": '44054006' from "SNOMED"
+context Unfiltered
+define "Patients": Count([Patient])
+define "Diabetes conditions": Count([Condition: "Diabetes"])
+define "Born before 1980": Count([Patient] P where P.birthDate < @1980-01-01)
 "#;
 
 fn effective_in_2020(o: &J) -> bool {
@@ -171,12 +189,44 @@ async fn libraries_over_stored_patients() {
         assert_eq!(ev("Observations"), Value::Int(obs.len() as i32), "{pid}");
         assert_eq!(ev("Weights in VS"), Value::Int(bps.len() as i32), "{pid}");
         assert_eq!(ev("Diabetic"), Value::Bool(diab), "{pid}");
+        // `interpretation` has no search parameter: filtered in memory.
+        let flagged = bps.iter().filter(|o| mm_hg(o) > 140.0).count();
+        assert_eq!(ev("Flagged high"), Value::Int(flagged as i32), "{pid}");
         assert_eq!(ev("Diabetic by code"), Value::Bool(diab), "{pid}");
         let ip = ev("Initial Population") == Value::Bool(true);
         assert_eq!(ip, adult && high > 0, "{pid}");
         initial += usize::from(ip);
         diabetic += usize::from(diab);
     }
+    let lib = parse_library(POPULATION).unwrap();
+    let data = PatientData::unfiltered(
+        &db,
+        &search,
+        &terminology,
+        tokio::runtime::Handle::current(),
+    );
+    let cql = Cql::new(&lib).with_data(&data);
+    let mut ctx = Context::default();
+    let patients: Vec<&J> = all
+        .iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .collect();
+    assert_eq!(
+        cql.eval_define("Patients", &mut ctx).unwrap(),
+        Value::Int(patients.len() as i32)
+    );
+    assert_eq!(
+        cql.eval_define("Diabetes conditions", &mut ctx).unwrap(),
+        Value::Int(4)
+    );
+    let before = patients
+        .iter()
+        .filter(|p| p["birthDate"].as_str().unwrap() < "1980-01-01")
+        .count();
+    assert_eq!(
+        cql.eval_define("Born before 1980", &mut ctx).unwrap(),
+        Value::Int(before as i32)
+    );
     // The fixture exercises both outcomes.
     assert!(initial > 0 && initial < 12, "{initial}");
     assert_eq!(diabetic, 4);
