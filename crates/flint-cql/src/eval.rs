@@ -1758,10 +1758,30 @@ impl<'a> Engine<'a> {
             ctx.scopes.truncate(base);
             return r;
         }
-        let vals: Vec<Value> = vals
-            .into_iter()
-            .map(crate::fhir::to_system)
-            .collect::<R<_>>()?;
+        // FHIRHelpers conversions for the System operators; operators that only pick or
+        // count list elements keep FHIR elements as they are (`First(C.coding).userSelected`).
+        let vals: Vec<Value> = if matches!(
+            name,
+            "First"
+                | "Last"
+                | "Exists"
+                | "Count"
+                | "Flatten"
+                | "SingletonFrom"
+                | "Take"
+                | "Skip"
+                | "Tail"
+                | "ToList"
+                | "IsNull"
+                | "IsTrue"
+                | "IsFalse"
+        ) {
+            vals
+        } else {
+            vals.into_iter()
+                .map(crate::fhir::to_system)
+                .collect::<R<_>>()?
+        };
         if matches!(name, "In" | "Contains") {
             let (x, y) = if name == "In" {
                 (vals.first(), vals.get(1))
@@ -1792,14 +1812,18 @@ fn member(v: &Value, n: &str) -> R<Value> {
             .find(|(k, _)| k == n)
             .map(|(_, v)| v.clone())
             .unwrap_or(Value::Null),
-        Value::List(xs) => Value::List(
-            xs.iter()
-                .map(|x| member(x, n))
-                .collect::<R<Vec<_>>>()?
-                .into_iter()
-                .filter(|x| !x.is_null())
-                .collect(),
-        ),
+        Value::List(xs) => {
+            let mut out = Vec::new();
+            for x in xs {
+                match member(x, n)? {
+                    Value::Null => {}
+                    // A path through FHIR elements flattens (`Patient.name.given`).
+                    Value::List(ys) if matches!(x, Value::Fhir(_)) => out.extend(ys),
+                    y => out.push(y),
+                }
+            }
+            Value::List(out)
+        }
         Value::Quantity(d, u) => match n {
             "value" => Value::Dec(*d),
             "unit" => Value::Str(u.clone()),

@@ -19,9 +19,10 @@ impl DataProvider for Fixture {
 
 fn fixture() -> Fixture {
     Fixture(vec![
-        json!({"resourceType": "Patient", "id": "p1", "birthDate": "1980-06-15", "gender": "female"}),
+        json!({"resourceType": "Patient", "id": "p1", "birthDate": "1980-06-15", "gender": "female",
+            "name": [{"given": ["Ann", "Bea"]}, {"given": ["Cleo"]}]}),
         json!({"resourceType": "Observation", "id": "o1", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}], "text": "SBP"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6", "userSelected": true}], "text": "SBP"},
             "effectiveDateTime": "2020-03-01T10:00:00Z",
             "valueQuantity": {"value": 150, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}),
         json!({"resourceType": "Observation", "id": "o2", "status": "final",
@@ -101,6 +102,11 @@ fn dates_codes_and_ages() {
     assert_eq!(
         t("Count([Observation] O where O.status in {'final', 'amended'})"),
         "2"
+    );
+    assert_eq!(t("Patient.name.given"), "{'Ann', 'Bea', 'Cleo'}");
+    assert_eq!(
+        t("First(First([Observation]).code.coding).userSelected"),
+        "true"
     );
     assert_eq!(t("CalculateAgeInYearsAt(@2000-02-01, @2020-01-31)"), "19");
 }
