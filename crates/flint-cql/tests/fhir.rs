@@ -28,6 +28,8 @@ fn fixture() -> Fixture {
         json!({"resourceType": "Observation", "id": "o2", "status": "final",
             "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
             "effectivePeriod": {"start": "2019-03-01T10:00:00Z", "end": "2019-03-01T11:00:00Z"},
+            "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                "valueQuantity": {"value": 80, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}],
             "valueQuantity": {"value": 13.5, "unit": "kPa", "system": "http://unitsofmeasure.org", "code": "kPa"}}),
     ])
 }
@@ -102,6 +104,20 @@ fn dates_codes_and_ages() {
     assert_eq!(
         t("Count([Observation] O where O.status in {'final', 'amended'})"),
         "2"
+    );
+    // A FHIR Quantity until an operator converts it.
+    assert!(t("Last([Observation]).component.value").starts_with("{FHIR.Quantity {"));
+    assert_eq!(
+        t("First(Last([Observation]).component).value < 90 'mm[Hg]'"),
+        "true"
+    );
+    assert_eq!(
+        t("Last([Observation]).value is FHIR.CodeableConcept"),
+        "false"
+    );
+    assert_eq!(
+        t("Last([Observation]).value as FHIR.CodeableConcept"),
+        "null"
     );
     assert_eq!(t("Patient.name.given"), "{'Ann', 'Bea', 'Cleo'}");
     assert_eq!(
