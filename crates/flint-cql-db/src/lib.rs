@@ -29,6 +29,7 @@ use flint_db::Db;
 use flint_search::{Engine as Search, parse_query};
 use flint_terminology::{Coding, Terminology};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The search parameter of a retrieve's code path where it is not the path itself
@@ -65,6 +66,7 @@ pub struct PatientData<'a> {
     patient_id: Option<String>,
     runtime: tokio::runtime::Handle,
     expansions: Mutex<HashMap<String, Arc<Vec<Coding>>>>,
+    read: AtomicU64,
 }
 
 fn data_err(e: impl std::fmt::Display) -> Error {
@@ -88,6 +90,7 @@ impl<'a> PatientData<'a> {
             patient_id: Some(patient_id.into()),
             runtime,
             expansions: Mutex::new(HashMap::new()),
+            read: AtomicU64::new(0),
         }
     }
 
@@ -106,7 +109,14 @@ impl<'a> PatientData<'a> {
             patient_id: None,
             runtime,
             expansions: Mutex::new(HashMap::new()),
+            read: AtomicU64::new(0),
         }
+    }
+
+    /// How many resources the retrieves of this provider have read so far (a code-filtered
+    /// retrieve reads only the matches of its index scan).
+    pub fn resources_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
     }
 
     /// The context patient's id (`None` when unfiltered).
@@ -189,6 +199,7 @@ impl<'a> PatientData<'a> {
             return Ok(Vec::new());
         }
         let bytes = self.block_on(self.db.pull(&h)).map_err(data_err)?;
+        self.read.fetch_add(1, Ordering::Relaxed);
         Ok(vec![parse(&bytes)?])
     }
 }
@@ -309,6 +320,8 @@ impl DataProvider for PatientData<'_> {
         let contents = self
             .block_on(self.db.pull_many(&handles))
             .map_err(data_err)?;
+        self.read
+            .fetch_add(contents.len() as u64, Ordering::Relaxed);
         let mut out = Vec::with_capacity(contents.len());
         for b in &contents {
             let v = parse(b)?;

@@ -193,6 +193,23 @@ async fn libraries_over_stored_patients() {
         let flagged = bps.iter().filter(|o| mm_hg(o) > 140.0).count();
         assert_eq!(ev("Flagged high"), Value::Int(flagged as i32), "{pid}");
         assert_eq!(ev("Diabetic by code"), Value::Bool(diab), "{pid}");
+        // Only the index scan's matches are read: a fresh provider retrieving by code reads
+        // the patient's blood pressures, not its weights.
+        {
+            let data = PatientData::new(
+                &db,
+                &search,
+                &terminology,
+                pid,
+                tokio::runtime::Handle::current(),
+            );
+            let cql = Cql::new(&lib).with_data(&data);
+            let n = cql
+                .eval_define("SBP count", &mut Context::default())
+                .unwrap();
+            assert_eq!(n, Value::Int(bps.len() as i32));
+            assert_eq!(data.resources_read(), bps.len() as u64, "{pid}");
+        }
         let ip = ev("Initial Population") == Value::Bool(true);
         assert_eq!(ip, adult && high > 0, "{pid}");
         initial += usize::from(ip);
