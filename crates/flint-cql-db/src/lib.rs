@@ -19,6 +19,18 @@
 //!
 //! Every storage or terminology fault is an [`Error::Data`], never an empty list.
 //!
+//! ```text
+//! let search = flint_search::Engine::new(registry);
+//! let terminology = flint_terminology::DbTerminology::new(search.clone());
+//! let db = node.sync().await?;                      // one database value
+//! let lib = flint_cql::parse_library(src)?;
+//! tokio::task::spawn_blocking(move || {
+//!     let data = PatientData::new(&db, &search, &terminology, "p1", handle);
+//!     let engine = flint_cql::Engine::new(&lib).with_data(&data);
+//!     engine.eval_define("Initial Population", &mut flint_cql::Context::default())
+//! });
+//! ```
+//!
 //! The database and the terminology are async; the provider runs their futures on the
 //! runtime handle it was given (`block_in_place` + `Handle::block_on`), so evaluate from a
 //! blocking thread (`tokio::task::spawn_blocking`) or a multi-threaded runtime's worker.
