@@ -5,7 +5,9 @@
 //! * `[Patient]` is the context patient (read by id).
 //! * `[T]` is the Patient compartment's resources of type `T` (the compartment search of
 //!   `flint-search`: an index scan of the compartment's reference parameters, never a read
-//!   of every `T`).
+//!   of every `T`). The compartment is wider than the FHIR model info's context path
+//!   (`Observation.subject`): it also holds resources that name the patient as performer,
+//!   author or the like.
 //! * `[T: "VS"]`, `[T: code in "VS"]`, `[T: Code 'x' from "LOINC"]`, `[T: "Concept"]` add a
 //!   token clause on the code path's search parameter (`code`, or the parameter of
 //!   [`CODE_PARAMS`]) with the codes of the value set (expanded through

@@ -16,7 +16,8 @@
 //! scope push, a body evaluation) per element read, keeps errors in one place, and needs no
 //! overload resolution on FHIR types; explicit calls `FHIRHelpers.ToQuantity(x)` and the
 //! like resolve to the same code when the caller did not hand FHIRHelpers over. Primitive
-//! extensions (`_birthDate`) are not visible.
+//! extensions (`_birthDate`) are not visible, and a primitive no longer knows its FHIR type
+//! (`Patient.gender is FHIR.code` is false; `is String` is true).
 
 use crate::error::{Error, err};
 use crate::temporal::Tm;
