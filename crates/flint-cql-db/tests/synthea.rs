@@ -1,4 +1,4 @@
-//! CQL over Synthea data (`../shared/synthea`, skipped when absent): the shared
+//! CQL over Synthea data (`../shared/synthea`, which must be there): the shared
 //! Organizations, Locations and Practitioners of the two `0-*` batch bundles and the six
 //! smallest patient bundles, written resource by resource with their references resolved
 //! (`urn:uuid:` to `Type/id`, conditional `Type?identifier=` through the shared resources'
