@@ -37,6 +37,10 @@
 //! runtime handle it was given (`block_in_place` + `Handle::block_on`), so evaluate from a
 //! blocking thread (`tokio::task::spawn_blocking`) or a multi-threaded runtime's worker.
 
+pub mod measure;
+
+pub use measure::CqlMeasureEvaluator;
+
 use flint_cql::fhir::resource_value;
 use flint_cql::{DataProvider, Error, Value};
 use flint_db::Db;

@@ -22,6 +22,9 @@ pub struct Context {
     /// Deepest nesting of evaluation allowed (guards the stack against runaway recursion).
     pub max_depth: usize,
     depth: usize,
+    /// Values of the library's parameters given by the caller (e.g. `Measurement Period`);
+    /// a parameter not here takes its default.
+    pub parameters: std::collections::HashMap<String, Value>,
     /// Results of defines already evaluated (a define has one value per evaluation).
     defines: std::collections::HashMap<String, Value>,
     scopes: Vec<(String, Value)>,
@@ -55,6 +58,7 @@ impl Default for Context {
             now,
             max_depth: 400,
             depth: 0,
+            parameters: std::collections::HashMap::new(),
             defines: std::collections::HashMap::new(),
             scopes: Vec::new(),
         }
@@ -1286,6 +1290,9 @@ impl<'a> Engine<'a> {
                     return Ok(v);
                 }
                 if let Some((_, _, d)) = self.lib.parameters.iter().find(|(k, _, _)| k == n) {
+                    if let Some(v) = ctx.parameters.get(n) {
+                        return Ok(v.clone());
+                    }
                     return match d {
                         Some(d) => self.eval(d, ctx),
                         None => Ok(Value::Null),

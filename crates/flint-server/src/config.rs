@@ -73,10 +73,27 @@ pub struct Config {
     pub kafka: flint_kafka::KafkaConfig,
     /// Cassandra settings (`DB_CASSANDRA_*`), used for `STORAGE=distributed`.
     pub cassandra: flint_cassandra::CassandraConfig,
+    /// `$evaluate-measure` settings (`FHIR_OPERATION_EVALUATE_MEASURE_*`).
+    pub measure: flint_measure::MeasureConfig,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
 pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "FHIR_OPERATION_EVALUATE_MEASURE_THREADS",
+        "",
+        "subjects $evaluate-measure evaluates at once (blank: the number of CPUs)",
+    ),
+    (
+        "FHIR_OPERATION_EVALUATE_MEASURE_TIMEOUT",
+        "3600000",
+        "ms one $evaluate-measure may take (then 503)",
+    ),
+    (
+        "FHIR_OPERATION_EVALUATE_MEASURE_REPORT_PERSISTENCE",
+        "true",
+        "a POST $evaluate-measure stores its MeasureReport (201) instead of returning it (200)",
+    ),
     (
         "STORAGE",
         "in-memory",
@@ -319,7 +336,18 @@ impl Config {
         };
         let port =
             |name: &str| -> Result<u16, String> { num(name, var(name), "a port number 0-65535") };
+        let measure = flint_measure::MeasureConfig {
+            threads: match optional("FHIR_OPERATION_EVALUATE_MEASURE_THREADS") {
+                Some(_) => positive("FHIR_OPERATION_EVALUATE_MEASURE_THREADS")?,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+            report_persistence: boolean("FHIR_OPERATION_EVALUATE_MEASURE_REPORT_PERSISTENCE")?,
+            timeout: Some(Duration::from_millis(
+                positive("FHIR_OPERATION_EVALUATE_MEASURE_TIMEOUT")? as u64,
+            )),
+        };
         Ok(Config {
+            measure,
             storage,
             base_url,
             context_path,

@@ -207,7 +207,14 @@ async fn run(c: Config) -> Result<(), String> {
             allow_multiple_delete: c.allow_multiple_delete,
             page_key,
         },
-        engine,
+        engine.clone(),
+    )
+    .with_measure_evaluator(
+        Arc::new(flint_cql_db::CqlMeasureEvaluator::new(
+            engine.clone(),
+            Arc::new(flint_terminology::DbTerminology::new(engine)),
+        )),
+        c.measure.clone(),
     );
     let addr = SocketAddr::from(([0, 0, 0, 0], c.server_port));
     let listener = tokio::net::TcpListener::bind(addr)

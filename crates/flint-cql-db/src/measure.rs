@@ -1,0 +1,330 @@
+//! The CQL side of `Measure/$evaluate-measure`: [`CqlMeasureEvaluator`] implements
+//! `flint_measure::ExpressionEvaluator` with flint-cql over the stored data.
+//!
+//! * The library is the stored `Library` with the Measure's canonical url (`url|version`
+//!   picks the version); its CQL is the `text/cql` attachment of `content` (base64 `data`).
+//!   Includes resolve to FHIRHelpers 4.0.1 (built in) or to stored Libraries by `name` (and
+//!   `version`), one level deep.
+//! * The library's `Measurement Period` parameter is the measure's period, an interval of
+//!   DateTimes; named POST parameters of simple types (boolean, integer, decimal, string,
+//!   code, date, dateTime) set the parameters of the same name, repeated ones as lists.
+//! * A subject's expressions are evaluated on the blocking pool (the data provider waits
+//!   for the async database), one [`PatientData`] per subject; results become
+//!   `ExprValue`s: booleans, resource lists (their `Type/id`), scalars or lists of them.
+//!
+//! Not yet: measure observation functions (`evaluate_function` answers 422), ELM input,
+//! includes of includes, a compile cache across requests.
+
+use crate::PatientData;
+use async_trait::async_trait;
+use base64::Engine as _;
+use flint_cql::{Context, Engine, Library, Value};
+use flint_db::{Db, DbError, ErrorKind};
+use flint_measure::{
+    EvaluationParams, ExprValue, ExpressionEvaluator, MeasureError, PreparedLibrary, ResourceRef,
+    Scalar,
+};
+use flint_search::{Engine as Search, parse_query};
+use flint_terminology::Terminology;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// Evaluates measure criteria written in CQL over the database, with `search` finding stored
+/// Libraries and answering retrieves and `terminology` expanding value sets.
+pub struct CqlMeasureEvaluator {
+    search: Search,
+    terminology: Arc<dyn Terminology>,
+}
+
+impl CqlMeasureEvaluator {
+    /// An evaluator over the data `search` indexes, with value sets from `terminology`.
+    pub fn new(search: Search, terminology: Arc<dyn Terminology>) -> Self {
+        CqlMeasureEvaluator {
+            search,
+            terminology,
+        }
+    }
+}
+
+fn unprocessable(msg: impl Into<String>) -> MeasureError {
+    DbError::new(ErrorKind::Unprocessable, msg)
+}
+
+/// A CQL evaluation error as a measure error: faults of the data keep their 503, everything
+/// else (a broken library, a type error) is the library's problem (422).
+fn cql_error(library: &str, e: flint_cql::Error) -> MeasureError {
+    match e {
+        flint_cql::Error::Data(m) => DbError::unavailable(m),
+        e => unprocessable(format!("CQL library `{library}`: {e}")),
+    }
+}
+
+/// FHIRHelpers 4.0.1, parsed once.
+fn fhir_helpers() -> Result<&'static Library, MeasureError> {
+    static LIB: OnceLock<Result<Library, String>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        flint_cql::parse_library(flint_model::defs::FHIR_HELPERS_4_0_1).map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| unprocessable(format!("FHIRHelpers 4.0.1 does not parse: {e}")))
+}
+
+impl CqlMeasureEvaluator {
+    /// The current stored Library found by `params` (e.g. `url`, `version`), if any.
+    async fn library_resource(
+        &self,
+        db: &Db,
+        params: &[(String, String)],
+    ) -> Result<Option<serde_json::Value>, MeasureError> {
+        let mut params = params.to_vec();
+        params.push(("_sort".into(), "_id".into()));
+        let query = parse_query(self.search.registry(), "Library", &params)
+            .map_err(|e| unprocessable(e.to_string()))?;
+        let found = self
+            .search
+            .execute(db, &query)
+            .map_err(|e| DbError::unavailable(e.to_string()))?;
+        let Some(h) = found.first() else {
+            return Ok(None);
+        };
+        let bytes = db.pull(h).await?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| DbError::fault(format!("stored Library does not parse: {e}")))
+    }
+
+    /// The CQL source of a stored Library (`content` with `contentType` `text/cql`).
+    fn cql_source(library: &serde_json::Value, name: &str) -> Result<String, MeasureError> {
+        let content = library["content"].as_array().into_iter().flatten();
+        for c in content {
+            let ct = c["contentType"].as_str().unwrap_or("");
+            if ct.split(';').next().map(str::trim) != Some("text/cql") {
+                continue;
+            }
+            let data = c["data"].as_str().ok_or_else(|| {
+                unprocessable(format!(
+                    "Library `{name}` has a text/cql content without data"
+                ))
+            })?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| {
+                    unprocessable(format!("Library `{name}`: content is not base64: {e}"))
+                })?;
+            return String::from_utf8(bytes)
+                .map_err(|_| unprocessable(format!("Library `{name}`: CQL is not UTF-8")));
+        }
+        Err(unprocessable(format!(
+            "Library `{name}` has no text/cql content (ELM input is not supported yet)"
+        )))
+    }
+
+    fn parse(src: &str, name: &str) -> Result<Library, MeasureError> {
+        flint_cql::parse_library(src)
+            .map_err(|e| unprocessable(format!("CQL library `{name}`: syntax error at {e}")))
+    }
+}
+
+#[async_trait]
+impl ExpressionEvaluator for CqlMeasureEvaluator {
+    async fn prepare(
+        &self,
+        db: &Db,
+        library: &str,
+        params: &EvaluationParams,
+    ) -> Result<Arc<dyn PreparedLibrary>, MeasureError> {
+        let (url, version) = match library.split_once('|') {
+            Some((u, v)) if !v.is_empty() => (u, Some(v)),
+            Some((u, _)) => (u, None),
+            None => (library, None),
+        };
+        let mut q = vec![("url".to_string(), url.to_string())];
+        if let Some(v) = version {
+            q.push(("version".into(), v.into()));
+        }
+        let stored = self
+            .library_resource(db, &q)
+            .await?
+            .ok_or_else(|| unprocessable(format!("Library `{library}` is not stored")))?;
+        let lib = Self::parse(&Self::cql_source(&stored, library)?, library)?;
+        let mut includes = Vec::new();
+        for (name, version, alias) in &lib.includes {
+            if name == "FHIRHelpers" {
+                includes.push((alias.clone(), Arc::new(fhir_helpers()?.clone())));
+                continue;
+            }
+            let mut q = vec![("name".to_string(), name.clone())];
+            if let Some(v) = version {
+                q.push(("version".into(), v.clone()));
+            }
+            let stored = self.library_resource(db, &q).await?.ok_or_else(|| {
+                unprocessable(format!(
+                    "Library `{library}` includes `{name}`, which is not stored"
+                ))
+            })?;
+            let inc = Self::parse(&Self::cql_source(&stored, name)?, name)?;
+            includes.push((alias.clone(), Arc::new(inc)));
+        }
+        let mut parameters = HashMap::new();
+        let period = flint_cql::evaluate_expression(&format!(
+            "Interval[@{}, @{}]",
+            params.period.start, params.period.end
+        ))
+        .map_err(|e| unprocessable(format!("measurement period: {e}")))?;
+        parameters.insert("Measurement Period".to_string(), period);
+        for p in &params.named {
+            let mut values = Vec::new();
+            for v in &p.values {
+                values.push(param_value(&p.name, &v.fhir_type, &v.value)?);
+            }
+            let value = match values.len() {
+                1 => values.remove(0),
+                _ => Value::List(values),
+            };
+            parameters.insert(p.name.clone(), value);
+        }
+        Ok(Arc::new(Prepared {
+            name: library.to_string(),
+            lib: Arc::new(lib),
+            includes,
+            parameters,
+            search: self.search.clone(),
+            terminology: self.terminology.clone(),
+        }))
+    }
+}
+
+/// A parameter value of a POST `Parameters` entry as a CQL value.
+fn param_value(name: &str, ty: &str, v: &serde_json::Value) -> Result<Value, MeasureError> {
+    let bad = || unprocessable(format!("parameter `{name}`: unsupported {ty} value {v}"));
+    Ok(match (ty, v) {
+        ("boolean", serde_json::Value::Bool(b)) => Value::Bool(*b),
+        ("integer" | "positiveInt" | "unsignedInt", n) => Value::Int(
+            n.as_i64()
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(bad)?,
+        ),
+        ("decimal", n) => flint_cql::evaluate_expression(&n.to_string()).map_err(|_| bad())?,
+        ("string" | "code" | "uri" | "id", serde_json::Value::String(s)) => Value::Str(s.clone()),
+        ("date" | "dateTime" | "instant", serde_json::Value::String(s))
+            if s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-:.+".contains(c)) =>
+        {
+            flint_cql::evaluate_expression(&format!("@{s}")).map_err(|_| bad())?
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// A library ready for one evaluation.
+struct Prepared {
+    name: String,
+    lib: Arc<Library>,
+    includes: Vec<(String, Arc<Library>)>,
+    parameters: HashMap<String, Value>,
+    search: Search,
+    terminology: Arc<dyn Terminology>,
+}
+
+#[async_trait]
+impl PreparedLibrary for Prepared {
+    async fn evaluate(
+        &self,
+        db: &Db,
+        subject: &ResourceRef,
+        name: &str,
+    ) -> Result<ExprValue, MeasureError> {
+        let (db, lib, includes) = (db.clone(), self.lib.clone(), self.includes.clone());
+        let (search, terminology) = (self.search.clone(), self.terminology.clone());
+        let (subject_id, define) = (subject.id.clone(), name.to_string());
+        let parameters = self.parameters.clone();
+        let library = self.name.clone();
+        let handle = tokio::runtime::Handle::current();
+        let value = tokio::task::spawn_blocking(move || {
+            let data = PatientData::new(&db, &search, &*terminology, subject_id, handle);
+            let mut engine = Engine::new(&lib).with_data(&data);
+            for (alias, inc) in &includes {
+                engine = engine.with_include(alias, inc);
+            }
+            let mut ctx = Context::default();
+            ctx.parameters = parameters;
+            engine.eval_define(&define, &mut ctx)
+        })
+        .await
+        .map_err(|e| DbError::fault(format!("CQL evaluation task failed: {e}")))?
+        .map_err(|e| cql_error(&library, e))?;
+        expr_value(value, &self.name, name)
+    }
+
+    async fn evaluate_function(
+        &self,
+        _db: &Db,
+        _subject: &ResourceRef,
+        name: &str,
+        _argument: Option<&ResourceRef>,
+    ) -> Result<ExprValue, MeasureError> {
+        Err(unprocessable(format!(
+            "measure observation function `{name}`: not supported by the CQL evaluator yet"
+        )))
+    }
+}
+
+/// A CQL result as a measure result.
+fn expr_value(v: Value, library: &str, name: &str) -> Result<ExprValue, MeasureError> {
+    Ok(match v {
+        Value::Null => ExprValue::Null,
+        Value::Bool(b) => ExprValue::Boolean(b),
+        Value::List(items) if items.iter().all(|i| matches!(i, Value::Fhir(_))) => {
+            let mut refs = Vec::new();
+            for i in &items {
+                if let Value::Fhir(f) = i
+                    && let (Some(t), Some(id)) =
+                        (f.json["resourceType"].as_str(), f.json["id"].as_str())
+                {
+                    refs.push(ResourceRef::new(t, id));
+                }
+            }
+            ExprValue::Resources(refs)
+        }
+        Value::List(items) => {
+            let mut out = Vec::new();
+            for i in items {
+                if let Some(s) = scalar(i)? {
+                    out.push(s);
+                }
+            }
+            ExprValue::Values(out)
+        }
+        v => match scalar(v)? {
+            Some(s) => ExprValue::Value(s),
+            None => {
+                return Err(unprocessable(format!(
+                    "`{name}` of `{library}` is not a boolean, resources or a simple value"
+                )));
+            }
+        },
+    })
+}
+
+/// A simple CQL value as a measure scalar (`None` for null).
+fn scalar(v: Value) -> Result<Option<Scalar>, MeasureError> {
+    let v = flint_cql::fhir::to_system(v).map_err(|e| unprocessable(e.to_string()))?;
+    Ok(Some(match v {
+        Value::Null => return Ok(None),
+        Value::Bool(b) => Scalar::Boolean(b),
+        Value::Int(i) => Scalar::Integer(i64::from(i)),
+        Value::Long(i) => Scalar::Integer(i),
+        Value::Dec(d) => Scalar::Decimal(d.to_string().parse().unwrap_or(f64::NAN)),
+        Value::Quantity(d, unit) => Scalar::Quantity {
+            value: d.to_string().parse().unwrap_or(f64::NAN),
+            unit: Some(unit),
+        },
+        Value::Str(s) => Scalar::String(s),
+        Value::Code(c) => Scalar::Code(flint_measure::Code {
+            system: c.system.clone(),
+            code: c.code.clone(),
+            display: c.display.clone(),
+        }),
+        other => Scalar::String(other.to_string()),
+    }))
+}
