@@ -7,16 +7,26 @@ use crate::log::{TxCmd, TxOp};
 use crate::mem::{MemLog, MemStore};
 use crate::node::{Node, NodeConfig, TxOutcome};
 use crate::search::ResourceIndexer;
+use crate::store::ResourceStore;
 use bytes::Bytes;
 use std::sync::Arc;
 
 /// A node over `kv` (an in-memory or fault-injecting index store), an in-memory log and
 /// resource store, indexing search values with `indexer`.
 pub async fn memory_node(indexer: Arc<dyn ResourceIndexer>, kv: Arc<dyn KvStore>) -> Node {
+    node_over(indexer, kv, Arc::new(MemStore::new())).await
+}
+
+/// Like [`memory_node`], over the resource store `store` too (e.g. a fault-injecting one).
+pub async fn node_over(
+    indexer: Arc<dyn ResourceIndexer>,
+    kv: Arc<dyn KvStore>,
+    store: Arc<dyn ResourceStore>,
+) -> Node {
     Node::start(
         kv,
         Arc::new(MemLog::new()),
-        Arc::new(MemStore::new()),
+        store,
         NodeConfig {
             resource_indexer: Some(indexer),
             ..NodeConfig::default()

@@ -8,8 +8,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
-use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{Db, ErrorKind, Node, NodeConfig};
+use flint_db::mem::MemKv;
+use flint_db::{Db, ErrorKind};
 use flint_measure::{
     EvaluationParams, ExprValue, ExpressionEvaluator, MeasureConfig, MeasureError, PreparedLibrary,
     ResourceRef,
@@ -150,17 +150,7 @@ impl Api {
         delay: Option<Duration>,
     ) -> Api {
         let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
-        let node = Node::start(
-            Arc::new(MemKv::new()),
-            Arc::new(MemLog::new()),
-            Arc::new(MemStore::new()),
-            NodeConfig {
-                resource_indexer: Some(engine.indexer()),
-                ..NodeConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let node = flint_db::testing::memory_node(engine.indexer(), Arc::new(MemKv::new())).await;
         let config = RestConfig {
             base_url: "http://flint.test".into(),
             context_path: "/fhir".into(),

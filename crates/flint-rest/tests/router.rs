@@ -8,8 +8,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
 use flint_db::Cf;
 use flint_db::fault::{Faults, FaultyKv, FaultyStore, Op};
-use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{Node, NodeConfig};
+use flint_db::mem::{MemKv, MemStore};
 use flint_rest::{AppState, RestConfig};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -78,17 +77,7 @@ impl Api {
     async fn over(kv: Arc<dyn flint_db::KvStore>, store: Arc<dyn flint_db::ResourceStore>) -> Api {
         // The search engine and node wired as flint-server wires them.
         let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
-        let node = Node::start(
-            kv,
-            Arc::new(MemLog::new()),
-            store,
-            NodeConfig {
-                resource_indexer: Some(engine.indexer()),
-                ..NodeConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let node = flint_db::testing::node_over(engine.indexer(), kv, store).await;
         let config = RestConfig {
             base_url: "http://flint.test".into(),
             context_path: "/fhir".into(),
