@@ -12,8 +12,10 @@
 //!   for the async database), one [`PatientData`] per subject; results become
 //!   `ExprValue`s: booleans, resource lists (their `Type/id`), scalars or lists of them.
 //!
-//! Not yet: measure observation functions (`evaluate_function` answers 422), ELM input,
-//! includes of includes, a compile cache across requests.
+//! * Measure observations call the library's function of that name with the observed
+//!   member (a stored resource, for a resource basis) or with no argument.
+//!
+//! Not yet: ELM input, includes of includes, a compile cache across requests.
 
 use crate::PatientData;
 use async_trait::async_trait;
@@ -234,6 +236,57 @@ impl PreparedLibrary for Prepared {
         subject: &ResourceRef,
         name: &str,
     ) -> Result<ExprValue, MeasureError> {
+        self.run(db, subject, name, Target::Define).await
+    }
+
+    async fn evaluate_function(
+        &self,
+        db: &Db,
+        subject: &ResourceRef,
+        name: &str,
+        argument: Option<&ResourceRef>,
+    ) -> Result<ExprValue, MeasureError> {
+        let arg = match argument {
+            None => None,
+            Some(r) => {
+                let h = db
+                    .resource(&r.type_name, &r.id)?
+                    .filter(|h| !h.is_deleted())
+                    .ok_or_else(|| {
+                        unprocessable(format!(
+                            "measure observation of {}/{}: the resource does not exist",
+                            r.type_name, r.id
+                        ))
+                    })?;
+                let json: serde_json::Value = serde_json::from_slice(&db.pull(&h).await?)
+                    .map_err(|e| DbError::fault(format!("stored resource does not parse: {e}")))?;
+                Some(
+                    flint_cql::fhir::resource_value(json)
+                        .map_err(|e| unprocessable(e.to_string()))?,
+                )
+            }
+        };
+        self.run(db, subject, name, Target::Function(arg)).await
+    }
+}
+
+/// What a subject's evaluation computes: a define, or a function (a measure observation) of
+/// the observed member (none for a boolean basis).
+enum Target {
+    Define,
+    Function(Option<Value>),
+}
+
+impl Prepared {
+    /// Evaluates `name` for `subject` on the blocking pool (the data provider waits for the
+    /// async database there).
+    async fn run(
+        &self,
+        db: &Db,
+        subject: &ResourceRef,
+        name: &str,
+        target: Target,
+    ) -> Result<ExprValue, MeasureError> {
         let (db, lib, includes) = (db.clone(), self.lib.clone(), self.includes.clone());
         let (search, terminology) = (self.search.clone(), self.terminology.clone());
         let (subject_id, define) = (subject.id.clone(), name.to_string());
@@ -248,24 +301,18 @@ impl PreparedLibrary for Prepared {
             }
             let mut ctx = Context::default();
             ctx.parameters = parameters;
-            engine.eval_define(&define, &mut ctx)
+            match target {
+                Target::Define => engine.eval_define(&define, &mut ctx),
+                Target::Function(arg) => {
+                    let args = arg.into_iter().map(flint_cql::Expr::Lit).collect();
+                    engine.eval(&flint_cql::Expr::Call(define, args, None), &mut ctx)
+                }
+            }
         })
         .await
         .map_err(|e| DbError::fault(format!("CQL evaluation task failed: {e}")))?
         .map_err(|e| cql_error(&library, e))?;
         expr_value(value, &self.name, name)
-    }
-
-    async fn evaluate_function(
-        &self,
-        _db: &Db,
-        _subject: &ResourceRef,
-        name: &str,
-        _argument: Option<&ResourceRef>,
-    ) -> Result<ExprValue, MeasureError> {
-        Err(unprocessable(format!(
-            "measure observation function `{name}`: not supported by the CQL evaluator yet"
-        )))
     }
 }
 

@@ -201,3 +201,84 @@ fn evaluate_measure_counts_match_the_data() {
         );
     }
 }
+
+const CV_CQL: &str = "library LOS version '1'
+using FHIR version '4.0.1'
+parameter \"Measurement Period\" Interval<DateTime>
+context Patient
+define \"Encounters\": [Encounter] E where E.period starts during \"Measurement Period\"
+define function \"Length\"(E Encounter): duration in days of E.period
+";
+
+#[test]
+fn continuous_variable_observations_come_from_a_cql_function() {
+    let s = Server::start("in-memory", &[]);
+    let library = json!({"resourceType": "Library", "id": "los", "url": "http://example.org/Library/los",
+        "version": "1", "name": "LOS", "status": "active",
+        "content": [{"contentType": "text/cql", "data": base64(CV_CQL.as_bytes())}]});
+    assert_eq!(
+        s.put_json("Library/los", &library).send().unwrap().status(),
+        201
+    );
+    let mut obs = population("measure-observation", "Length");
+    obs["extension"] = json!([
+        {"url": "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/cqfm-aggregateMethod", "valueCode": "sum"},
+        {"url": "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/cqfm-criteriaReference", "valueString": "mp"}]);
+    let mut mp = population("measure-population", "Encounters");
+    mp["id"] = json!("mp");
+    let measure = json!({"resourceType": "Measure", "id": "los", "url": "http://example.org/Measure/los",
+        "status": "active", "library": ["http://example.org/Library/los"],
+        "extension": [{"url": "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/cqfm-populationBasis", "valueCode": "Encounter"}],
+        "scoring": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": "continuous-variable"}]},
+        "group": [{"population": [population("initial-population", "Encounters"), mp, obs]}]});
+    assert_eq!(
+        s.put_json("Measure/los", &measure).send().unwrap().status(),
+        201
+    );
+    // Patient i has i % 3 + 1 encounters in 2020 of i % 4 + 1 days, and one in 2019.
+    let (mut encounters, mut days) = (0u64, 0u64);
+    for i in 0..9u64 {
+        let p = json!({"resourceType": "Patient", "id": format!("p{i}")});
+        assert_eq!(
+            s.put_json(&format!("Patient/p{i}"), &p)
+                .send()
+                .unwrap()
+                .status(),
+            201
+        );
+        for k in 0..=(i % 3 + 1) {
+            let (year, len) = if k == 0 { (2019, 2) } else { (2020, i % 4 + 1) };
+            let e = json!({"resourceType": "Encounter", "id": format!("e{i}-{k}"), "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                "subject": {"reference": format!("Patient/p{i}")},
+                "period": {"start": format!("{year}-03-{:02}T08:00:00Z", k + 1),
+                           "end": format!("{year}-03-{:02}T08:00:00Z", k + 1 + len)}});
+            assert_eq!(
+                s.put_json(&format!("Encounter/e{i}-{k}"), &e)
+                    .send()
+                    .unwrap()
+                    .status(),
+                201
+            );
+            if year == 2020 {
+                encounters += 1;
+                days += len;
+            }
+        }
+    }
+    let (st, report) = json(
+        s.get("Measure/los/$evaluate-measure?periodStart=2020&periodEnd=2020")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 200, "{report}");
+    let group = &report["group"][0];
+    assert_eq!(count(group, "initial-population"), encounters);
+    assert_eq!(count(group, "measure-population"), encounters);
+    assert_eq!(count(group, "measure-observation"), encounters);
+    assert_eq!(
+        group["measureScore"]["value"].as_f64(),
+        Some(days as f64),
+        "{group}"
+    );
+}
