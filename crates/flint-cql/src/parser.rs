@@ -197,6 +197,20 @@ impl Parser {
         }
     }
 
+    /// Runs a level that itself counts as one step of nesting (prefix operators), refusing
+    /// input nested deeper than `MAX_DEPTH`; inlined like [`Parser::level`].
+    #[inline(always)]
+    fn nested_level(&mut self, f: fn(&mut Self) -> R<Expr>) -> R<Expr> {
+        let base = self.depth;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("expression nested too deeply"));
+        }
+        let r = f(self);
+        self.depth = base;
+        r
+    }
+
     /// Runs one precedence level, restoring the nesting depth its operator chains counted.
     /// Inlined, so that a level costs one stack frame as before (the depth limit assumes it).
     #[inline(always)]
@@ -494,14 +508,7 @@ impl Parser {
 
     /// Parses a full expression (lowest precedence: union/intersect/except).
     fn expr(&mut self) -> R<Expr> {
-        let base = self.depth;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error("expression nested too deeply"));
-        }
-        let r = self.expr_inner();
-        self.depth = base;
-        r
+        self.nested_level(Self::expr_inner)
     }
 
     fn expr_inner(&mut self) -> R<Expr> {
@@ -939,14 +946,7 @@ impl Parser {
     }
 
     fn unary_logical(&mut self) -> R<Expr> {
-        let base = self.depth;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error("expression nested too deeply"));
-        }
-        let r = self.unary_logical_inner();
-        self.depth = base;
-        r
+        self.nested_level(Self::unary_logical_inner)
     }
 
     fn unary_logical_inner(&mut self) -> R<Expr> {
@@ -1003,14 +1003,7 @@ impl Parser {
     }
 
     fn list_unary(&mut self) -> R<Expr> {
-        let base = self.depth;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error("expression nested too deeply"));
-        }
-        let r = self.list_unary_inner();
-        self.depth = base;
-        r
+        self.nested_level(Self::list_unary_inner)
     }
 
     fn list_unary_inner(&mut self) -> R<Expr> {
@@ -1087,14 +1080,7 @@ impl Parser {
     }
 
     fn extractor(&mut self) -> R<Expr> {
-        let base = self.depth;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error("expression nested too deeply"));
-        }
-        let r = self.extractor_inner();
-        self.depth = base;
-        r
+        self.nested_level(Self::extractor_inner)
     }
 
     fn extractor_inner(&mut self) -> R<Expr> {
@@ -1170,14 +1156,7 @@ impl Parser {
     }
 
     fn unary(&mut self) -> R<Expr> {
-        let base = self.depth;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error("expression nested too deeply"));
-        }
-        let r = self.unary_inner();
-        self.depth = base;
-        r
+        self.nested_level(Self::unary_inner)
     }
 
     fn unary_inner(&mut self) -> R<Expr> {
