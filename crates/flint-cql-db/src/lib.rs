@@ -292,48 +292,10 @@ impl DataProvider for PatientData<'_> {
         if !flint_model::defs::definitions().is_resource_type(data_type) {
             return Err(data_err(format!("unknown resource type {data_type}")));
         }
-        if let (Some(id), "Patient", None) = (&self.patient_id, data_type, codes) {
-            return self.patient(id);
-        }
-        let mut params = Vec::new();
-        // Codes to check in memory: the code path has no search parameter.
-        let mut filter = None;
-        if let Some(codes) = codes {
-            let path = code_path.unwrap_or_else(|| primary_code_path(data_type));
-            let param = CODE_PARAMS
-                .iter()
-                .find(|(t, p, _)| *t == data_type && *p == path)
-                .map(|(_, _, s)| *s)
-                .unwrap_or(path);
-            let codings = self.codings(codes)?;
-            if codings.is_empty() {
-                return Ok(Vec::new());
-            }
-            if self.search.registry().param(data_type, param).is_some() {
-                let tokens: Vec<String> = codings.iter().map(token).collect();
-                params.push((param.to_string(), tokens.join(",")));
-            } else {
-                filter = Some((path, codings));
-            }
-        }
-        let registry = self.search.registry();
-        let handles = match (&self.patient_id, data_type) {
-            (Some(id), "Patient") => {
-                // `[Patient: ...]`: the context patient, when it matches.
-                params.push(("_id".into(), esc(id)));
-                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
-                self.search.execute(self.db, &query).map_err(data_err)?
-            }
-            (Some(id), _) => {
-                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
-                self.search
-                    .execute_in_compartment(self.db, "Patient", id, &query)
-                    .map_err(data_err)?
-            }
-            (None, _) => {
-                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
-                self.search.execute(self.db, &query).map_err(data_err)?
-            }
+        let (handles, filter) = match self.plan(data_type, code_path, codes)? {
+            Plan::Patient(id) => return self.patient(&id),
+            Plan::Empty => return Ok(Vec::new()),
+            Plan::Handles(h, f) => (h, f),
         };
         let contents = self
             .block_on(self.db.pull_many(&handles))
@@ -357,6 +319,23 @@ impl DataProvider for PatientData<'_> {
             out.push(v);
         }
         Ok(out)
+    }
+
+    fn retrieve_exists(
+        &self,
+        data_type: &str,
+        code_path: Option<&str>,
+        codes: Option<&Value>,
+    ) -> Result<bool, Error> {
+        if !flint_model::defs::definitions().is_resource_type(data_type) {
+            return Err(data_err(format!("unknown resource type {data_type}")));
+        }
+        match self.plan(data_type, code_path, codes)? {
+            Plan::Empty => Ok(false),
+            // Answered by the index: no resource is read.
+            Plan::Handles(h, None) => Ok(!h.is_empty()),
+            _ => Ok(!self.retrieve(data_type, code_path, codes)?.is_empty()),
+        }
     }
 
     fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
@@ -387,5 +366,71 @@ impl DataProvider for PatientData<'_> {
             )),
             o => Err(data_err(format!("membership in a {}", o.type_name()))),
         }
+    }
+}
+
+/// How a retrieve is answered: the context patient itself, nothing (no codes), or index hits
+/// (with the codes to check in memory when the code path has no search parameter).
+enum Plan<'c> {
+    Patient(String),
+    Empty,
+    Handles(
+        Vec<flint_db::ResourceHandle>,
+        Option<(&'c str, Vec<Coding>)>,
+    ),
+}
+
+impl PatientData<'_> {
+    /// The plan of a retrieve of `data_type` (codes at `code_path`).
+    fn plan<'c>(
+        &self,
+        data_type: &'c str,
+        code_path: Option<&'c str>,
+        codes: Option<&Value>,
+    ) -> Result<Plan<'c>, Error> {
+        if let (Some(id), "Patient", None) = (&self.patient_id, data_type, codes) {
+            return Ok(Plan::Patient(id.clone()));
+        }
+        let mut params = Vec::new();
+        // Codes to check in memory: the code path has no search parameter.
+        let mut filter = None;
+        if let Some(codes) = codes {
+            let path = code_path.unwrap_or_else(|| primary_code_path(data_type));
+            let param = CODE_PARAMS
+                .iter()
+                .find(|(t, p, _)| *t == data_type && *p == path)
+                .map(|(_, _, s)| *s)
+                .unwrap_or(path);
+            let codings = self.codings(codes)?;
+            if codings.is_empty() {
+                return Ok(Plan::Empty);
+            }
+            if self.search.registry().param(data_type, param).is_some() {
+                let tokens: Vec<String> = codings.iter().map(token).collect();
+                params.push((param.to_string(), tokens.join(",")));
+            } else {
+                filter = Some((path, codings));
+            }
+        }
+        let registry = self.search.registry();
+        let handles = match (&self.patient_id, data_type) {
+            (Some(id), "Patient") => {
+                // `[Patient: ...]`: the context patient, when it matches.
+                params.push(("_id".into(), esc(id)));
+                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
+                self.search.execute(self.db, &query).map_err(data_err)?
+            }
+            (Some(id), _) => {
+                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
+                self.search
+                    .execute_in_compartment(self.db, "Patient", id, &query)
+                    .map_err(data_err)?
+            }
+            (None, _) => {
+                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
+                self.search.execute(self.db, &query).map_err(data_err)?
+            }
+        };
+        Ok(Plan::Handles(handles, filter))
     }
 }

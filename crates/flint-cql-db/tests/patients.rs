@@ -93,6 +93,7 @@ define "High BP count": Count("BP in MP" O where O.value > 140 'mm[Hg]')
 define "Diabetic": exists [Condition: "Diabetes"]
 define "Diabetic by code": exists [Condition: code ~ "Diabetes"]
 define "SBP count": Count([Observation: "SBP"])
+define "Has SBP": exists [Observation: "SBP"]
 define "Observations": Count([Observation])
 define "Weights in VS": Count([Observation] O where O.code in "Blood Pressure")
 define "Initial Population": "Adult" and "High BP"
@@ -209,6 +210,20 @@ async fn libraries_over_stored_patients() {
                 .unwrap();
             assert_eq!(n, Value::Int(bps.len() as i32));
             assert_eq!(data.resources_read(), bps.len() as u64, "{pid}");
+        }
+        // `exists [T: codes]` is answered by the index scan alone: nothing is read.
+        {
+            let data = PatientData::new(
+                &db,
+                &search,
+                &terminology,
+                pid,
+                tokio::runtime::Handle::current(),
+            );
+            let cql = Cql::new(&lib).with_data(&data);
+            let has = cql.eval_define("Has SBP", &mut Context::default()).unwrap();
+            assert_eq!(has, Value::Bool(!bps.is_empty()), "{pid}");
+            assert_eq!(data.resources_read(), 0, "{pid}");
         }
         let ip = ev("Initial Population") == Value::Bool(true);
         assert_eq!(ip, adult && high > 0, "{pid}");

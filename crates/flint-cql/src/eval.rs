@@ -94,6 +94,18 @@ pub trait DataProvider {
         codes: Option<&Value>,
     ) -> Result<Vec<Value>, Error>;
 
+    /// Whether [`DataProvider::retrieve`] with the same arguments would return anything
+    /// (`exists [T: codes]`); a provider answers it without reading the resources when it
+    /// can. The default retrieves.
+    fn retrieve_exists(
+        &self,
+        data_type: &str,
+        code_path: Option<&str>,
+        codes: Option<&Value>,
+    ) -> Result<bool, Error> {
+        Ok(!self.retrieve(data_type, code_path, codes)?.is_empty())
+    }
+
     /// Whether `code` (a Code, Concept or String) is in the value set or code system
     /// `vocabulary` (a [`Value::Vocabulary`]); `None` when unknown. The default knows none.
     fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
@@ -1254,6 +1266,31 @@ impl<'a> Engine<'a> {
         self.eval(&Expr::Ident(name.to_string()), ctx)
     }
 
+    /// The data provider and the evaluated codes of a retrieve of `t` (a value set
+    /// reference retrieves by its url).
+    fn retrieve_args(
+        &self,
+        t: &str,
+        codes: Option<&Expr>,
+        ctx: &mut Context,
+    ) -> R<(&'a dyn DataProvider, Option<Value>)> {
+        crate::fhir::check_model(self.lib)?;
+        let Some(data) = self.data else {
+            return err(format!("retrieve of {t} needs a data provider"));
+        };
+        let codes = match codes {
+            Some(c) => match c {
+                Expr::Ident(n) => match self.lib.valuesets.iter().find(|(k, _)| k == n) {
+                    Some((_, url)) => Some(Value::Str(url.clone())),
+                    None => Some(self.eval(c, ctx)?),
+                },
+                c => Some(self.eval(c, ctx)?),
+            },
+            None => None,
+        };
+        Ok((data, codes))
+    }
+
     /// Evaluates an expression.
     pub fn eval(&self, e: &Expr, ctx: &mut Context) -> R<Value> {
         if ctx.budget == 0 {
@@ -1456,24 +1493,24 @@ impl<'a> Engine<'a> {
             }
             Expr::Query(q) => self.query(q, ctx),
             Expr::Retrieve(t, path, codes) => {
-                crate::fhir::check_model(self.lib)?;
-                let Some(data) = self.data else {
-                    return err(format!("retrieve of {t} needs a data provider"));
-                };
-                let codes = match codes {
-                    Some(c) => match &**c {
-                        // A value set reference retrieves by its url.
-                        Expr::Ident(n) => match self.lib.valuesets.iter().find(|(k, _)| k == n) {
-                            Some((_, url)) => Some(Value::Str(url.clone())),
-                            None => Some(self.eval(c, ctx)?),
-                        },
-                        c => Some(self.eval(c, ctx)?),
-                    },
-                    None => None,
-                };
+                let (data, codes) = self.retrieve_args(t, codes.as_deref(), ctx)?;
                 let rows = data.retrieve(t, path.as_deref(), codes.as_ref())?;
                 charge(ctx, rows.len())?;
                 Ok(Value::List(rows))
+            }
+            // `exists [T: codes]` asks the provider, which need not read the resources.
+            Expr::Call(name, args, None)
+                if name == "Exists" && matches!(args.as_slice(), [Expr::Retrieve(..)]) =>
+            {
+                let [Expr::Retrieve(t, path, codes)] = args.as_slice() else {
+                    return err("exists of a retrieve");
+                };
+                let (data, codes) = self.retrieve_args(t, codes.as_deref(), ctx)?;
+                Ok(Value::Bool(data.retrieve_exists(
+                    t,
+                    path.as_deref(),
+                    codes.as_ref(),
+                )?))
             }
             Expr::Call(name, args, p) => self.call(name, args, p, ctx),
         }
