@@ -359,7 +359,12 @@ async fn evaluate_subject(
         let mut raw = Sets::new();
         let ip_def = g
             .population(PopulationKind::InitialPopulation)
-            .expect("parse checked the initial population");
+            .ok_or_else(|| {
+                MeasureError::new(
+                    ErrorKind::Unprocessable,
+                    "a Measure group has no initial-population",
+                )
+            })?;
         let ip = members_of(
             &ev.get(&ip_def.expression).await?,
             &g.basis,
