@@ -197,11 +197,43 @@ pub fn search_prefix(param: u32, tid: u32) -> Vec<u8> {
 /// SearchParamValue key `param · tid · esc(value) · 00 00 · id · len(id) · hash prefix`.
 pub fn search_key(param: u32, tid: u32, value: &[u8], id: &str, hash: &ContentHash) -> Vec<u8> {
     let mut k = search_prefix(param, tid);
-    push_escaped(&mut k, value);
+    push_search_tail(&mut k, value, id, hash);
+    k
+}
+
+/// Appends the tail every search key shares: `esc(value) · 00 00 · id · len(id) · hash prefix`.
+fn push_search_tail(k: &mut Vec<u8>, value: &[u8], id: &str, hash: &ContentHash) {
+    push_escaped(k, value);
     k.extend_from_slice(&VALUE_END);
     k.extend_from_slice(id.as_bytes());
     k.push(id.len() as u8);
     k.extend_from_slice(&hash.0[..4]);
+}
+
+/// CompartmentSearchParamValue prefix `compartment tid · compartment id · 0x00 · param hash ·
+/// tid`: one code parameter of one type inside one compartment (e.g. `Patient/p1`).
+pub fn compartment_search_prefix(comp_tid: u32, comp_id: &str, param: u32, tid: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(48 + comp_id.len());
+    k.extend_from_slice(&comp_tid.to_be_bytes());
+    k.extend_from_slice(comp_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&param.to_be_bytes());
+    k.extend_from_slice(&tid.to_be_bytes());
+    k
+}
+
+/// CompartmentSearchParamValue key: [`compartment_search_prefix`] · `esc(value) · 00 00 · id ·
+/// len(id) · hash prefix` (the tail of a [`search_key`]).
+pub fn compartment_search_key(
+    compartment: (u32, &str),
+    param: u32,
+    tid: u32,
+    value: &[u8],
+    id: &str,
+    hash: &ContentHash,
+) -> Vec<u8> {
+    let mut k = compartment_search_prefix(compartment.0, compartment.1, param, tid);
+    push_search_tail(&mut k, value, id, hash);
     k
 }
 

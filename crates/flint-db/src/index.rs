@@ -392,6 +392,20 @@ fn write_search_entries(
                 Vec::new(),
             );
         }
+        for e in &indexed.compartment_entries {
+            b.put(
+                Cf::CompartmentSearchParamValue,
+                codec::compartment_search_key(
+                    (e.compartment_tid, &e.compartment_id),
+                    e.param,
+                    tid,
+                    &e.value,
+                    v.id,
+                    &v.value.hash,
+                ),
+                Vec::new(),
+            );
+        }
         b.put(
             Cf::ResourceValue,
             codec::resource_value_key(tid, v.id, &v.value.hash),

@@ -24,7 +24,7 @@ pub use ids::IdList;
 pub use kv::{Cf, KvCursor, KvStore, WriteBatch};
 pub use log::{IfNoneMatch, TxCmd, TxEntry, TxLog, TxOp};
 pub use node::{Node, NodeConfig, TxOutcome};
-pub use search::{IndexEntry, Indexed, ResourceIndexer, ValueMatch};
+pub use search::{CompartmentEntry, IndexEntry, Indexed, ResourceIndexer, ValueMatch};
 pub use store::ResourceStore;
 
 pub use flint_storage::{ContentHash, T};

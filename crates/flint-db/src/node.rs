@@ -200,6 +200,19 @@ impl Node {
                                 codec::search_key(param, tid, &value, &h.id, &h.hash),
                             );
                         }
+                        for e in indexer.compartment_entries_of_values(ty, &old) {
+                            b.delete(
+                                Cf::CompartmentSearchParamValue,
+                                codec::compartment_search_key(
+                                    (e.compartment_tid, &e.compartment_id),
+                                    e.param,
+                                    tid,
+                                    &e.value,
+                                    &h.id,
+                                    &h.hash,
+                                ),
+                            );
+                        }
                     }
                     match indexer.index(ty, &content) {
                         Ok(indexed) => {
@@ -207,6 +220,20 @@ impl Node {
                                 b.put(
                                     Cf::SearchParamValue,
                                     codec::search_key(*param, tid, value, &h.id, &h.hash),
+                                    Vec::new(),
+                                );
+                            }
+                            for e in &indexed.compartment_entries {
+                                b.put(
+                                    Cf::CompartmentSearchParamValue,
+                                    codec::compartment_search_key(
+                                        (e.compartment_tid, &e.compartment_id),
+                                        e.param,
+                                        tid,
+                                        &e.value,
+                                        &h.id,
+                                        &h.hash,
+                                    ),
                                     Vec::new(),
                                 );
                             }

@@ -27,6 +27,23 @@ pub struct Indexed {
     /// An opaque blob of all index values of the version, kept in the ResourceValue index for
     /// filtering, sorting and includes without reading the resource.
     pub values: Vec<u8>,
+    /// Entries of the CompartmentSearchParamValue index: some of `entries` again under each
+    /// compartment the version is in.
+    pub compartment_entries: Vec<CompartmentEntry>,
+}
+
+/// One CompartmentSearchParamValue entry of a resource version: an [`IndexEntry`] under a
+/// compartment (its type's [`codec::tid`] and id, e.g. `Patient/p1`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CompartmentEntry {
+    /// The compartment's type id ([`codec::tid`] of e.g. `Patient`).
+    pub compartment_tid: u32,
+    /// The compartment's id (the patient's id).
+    pub compartment_id: String,
+    /// The parameter hash.
+    pub param: u32,
+    /// The encoded value.
+    pub value: Vec<u8>,
 }
 
 /// Computes the search-index entries of resource versions while the indexer writes them.
@@ -43,6 +60,16 @@ pub trait ResourceIndexer: Send + Sync {
     /// The entries a value blob written by [`ResourceIndexer::index`] stands for, or more (so
     /// a re-index can remove them; deleting an absent entry is harmless); empty when unknown.
     fn entries_of_values(&self, _values: &[u8]) -> Vec<IndexEntry> {
+        Vec::new()
+    }
+
+    /// The compartment entries of a version of `type_name` whose value blob is `values`, or
+    /// more (as [`ResourceIndexer::entries_of_values`], for a re-index to remove them).
+    fn compartment_entries_of_values(
+        &self,
+        _type_name: &str,
+        _values: &[u8],
+    ) -> Vec<CompartmentEntry> {
         Vec::new()
     }
 }
@@ -113,10 +140,23 @@ impl Db {
         tid: u32,
         param: u32,
         m: &ValueMatch,
+        accept: impl FnMut(&[u8]) -> bool,
+        hit: impl FnMut(&str, [u8; 4]) -> Result<bool>,
+    ) -> Result<()> {
+        let base = codec::search_prefix(param, tid);
+        self.scan_entries_under(Cf::SearchParamValue, base, m, accept, hit)
+    }
+
+    /// [`Db::scan_entries`] over the keys of `cf` starting with `base` (a SearchParamValue or
+    /// a CompartmentSearchParamValue prefix: both end in the same value and target layout).
+    fn scan_entries_under(
+        &self,
+        cf: Cf,
+        base: Vec<u8>,
+        m: &ValueMatch,
         mut accept: impl FnMut(&[u8]) -> bool,
         mut hit: impl FnMut(&str, [u8; 4]) -> Result<bool>,
     ) -> Result<()> {
-        let base = codec::search_prefix(param, tid);
         let (start, prefix, end) = match m {
             ValueMatch::Exact(v) => {
                 let mut p = base.clone();
@@ -143,30 +183,24 @@ impl Db {
             }
         };
         let mut value = Vec::with_capacity(64);
-        try_scan_prefix(
-            &*self.storage.kv,
-            Cf::SearchParamValue,
-            &prefix,
-            &start,
-            |k, _| {
-                if end.as_ref().is_some_and(|e| k >= e.as_slice()) {
-                    return Ok(false);
-                }
-                let Some((id, hp)) = codec::search_key_target(k) else {
-                    return Ok(true);
-                };
-                let Some(raw) = codec::search_key_value(k, base.len(), id.len()) else {
-                    return Ok(true);
-                };
-                value.clear();
-                codec::unescape_into(raw, &mut value);
-                if accept(&value) {
-                    hit(id, hp)
-                } else {
-                    Ok(true)
-                }
-            },
-        )
+        try_scan_prefix(&*self.storage.kv, cf, &prefix, &start, |k, _| {
+            if end.as_ref().is_some_and(|e| k >= e.as_slice()) {
+                return Ok(false);
+            }
+            let Some((id, hp)) = codec::search_key_target(k) else {
+                return Ok(true);
+            };
+            let Some(raw) = codec::search_key_value(k, base.len(), id.len()) else {
+                return Ok(true);
+            };
+            value.clear();
+            codec::unescape_into(raw, &mut value);
+            if accept(&value) {
+                hit(id, hp)
+            } else {
+                Ok(true)
+            }
+        })
     }
 
     /// Number of current resources of `type_name` having a value of parameter `param` that
@@ -277,6 +311,53 @@ impl Db {
             }
         }
         Ok(Some(ids.finish()))
+    }
+
+    /// The ids of the current resources of `type_name` in the compartment `compartment/id`
+    /// (e.g. `Patient/p1`) having a value of parameter `param` that one of `scans` selects,
+    /// from the CompartmentSearchParamValue index: only parameters the search hook writes
+    /// compartment entries for ([`Indexed::compartment_entries`]) are found there. The scan
+    /// reads only the compartment's hits, checked like [`Db::search_ids`] checks them.
+    pub fn compartment_search_ids(
+        &self,
+        compartment: (&str, &str),
+        type_name: &str,
+        param: u32,
+        scans: &[ValueScan<'_>],
+    ) -> Result<IdList> {
+        let tid = codec::tid(type_name);
+        let base =
+            codec::compartment_search_prefix(codec::tid(compartment.0), compartment.1, param, tid);
+        let scan_all = |check: &mut dyn FnMut(&str, [u8; 4]) -> Result<bool>| -> Result<IdList> {
+            let mut ids = IdListBuilder::default();
+            for (m, f) in scans {
+                self.scan_entries_under(
+                    Cf::CompartmentSearchParamValue,
+                    base.clone(),
+                    m,
+                    |v| f(v),
+                    |id, hp| {
+                        if !ids.last_is(id) && check(id, hp)? {
+                            ids.push(id);
+                        }
+                        Ok(true)
+                    },
+                )?;
+            }
+            Ok(ids.finish())
+        };
+        let found = self.stable_scan(type_name, |current| {
+            scan_all(&mut |id, hp| current.is(id, hp))
+        })?;
+        if let Some(ids) = found {
+            return Ok(ids);
+        }
+        let mut cur = self.as_of_cursor();
+        scan_all(&mut |id, hp| {
+            Ok(self
+                .resource_at(&mut cur, type_name, tid, id)?
+                .is_some_and(|h| !h.is_deleted() && h.hash.0[..4] == hp))
+        })
     }
 
     /// Runs `scan` with a [`Current`] check for `type_name` and returns its result, unless

@@ -38,6 +38,7 @@ impl ResourceIndexer for Names {
         Ok(Indexed {
             entries,
             values: Vec::new(),
+            ..Indexed::default()
         })
     }
 }

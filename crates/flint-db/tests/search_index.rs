@@ -25,6 +25,7 @@ impl ResourceIndexer for Toy {
         Ok(Indexed {
             entries: out,
             values: content.to_vec(),
+            ..Indexed::default()
         })
     }
 

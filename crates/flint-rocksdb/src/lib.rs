@@ -157,7 +157,7 @@ fn open(
 
 /// The index store: a RocksDB database with one column family per [`Cf`].
 ///
-/// Its write-ahead log is bounded (`max_total_wal_size`): with thirteen column families, a
+/// Its write-ahead log is bounded (`max_total_wal_size`): with fourteen column families, a
 /// log file is only deleted once every family has flushed what it holds, and the rarely
 /// written ones kept gigabytes of log alive (3.8 GB of 4.8 GB after 961k resources).
 pub struct RocksKv {

@@ -295,6 +295,13 @@ impl Registry {
     /// A digest of every parameter's URL, code, type, bases and expression: an index built
     /// for another fingerprint needs re-indexing.
     pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint_with(&[])
+    }
+
+    /// [`Registry::fingerprint`] also covering `layout`: lines naming what else decides the
+    /// index's entries (e.g. which parameters a derived index holds), so changing them
+    /// re-indexes too.
+    pub fn fingerprint_with(&self, layout: &[&str]) -> [u8; 32] {
         use sha2::Digest;
         let mut lines: Vec<String> = self
             .params
@@ -311,6 +318,7 @@ impl Registry {
             })
             .collect();
         lines.sort();
+        lines.extend(layout.iter().map(|l| format!("layout\t{l}")));
         let mut h = sha2::Sha256::new();
         for l in lines {
             h.update(l.as_bytes());

@@ -27,7 +27,9 @@ use crate::sort::{SortValue, sort_value};
 use crate::value::{IndexValue, ReferenceValue};
 use flint_db::codec::param_hash;
 use flint_db::search::ValueScan;
-use flint_db::{Db, DbError, IdList, Indexed, ResourceHandle, ResourceIndexer, ValueMatch};
+use flint_db::{
+    CompartmentEntry, Db, DbError, IdList, Indexed, ResourceHandle, ResourceIndexer, ValueMatch,
+};
 use flint_search_core::Error as SearchError;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
@@ -145,9 +147,11 @@ impl ResourceIndexer for SearchIndexer {
         }
         entries.sort_unstable();
         entries.dedup();
+        let compartment_entries = self.compartment_entries(type_name, &blob, &entries);
         Ok(Indexed {
             entries,
             values: encode_blob(&blob),
+            compartment_entries,
         })
     }
 
@@ -158,6 +162,83 @@ impl ResourceIndexer for SearchIndexer {
             buf.clear();
             keys::entries(&v, keys::Rows::Any, &mut buf);
             out.extend(buf.drain(..).map(|k| (h, k)));
+        }
+        out
+    }
+
+    fn compartment_entries_of_values(
+        &self,
+        type_name: &str,
+        values: &[u8],
+    ) -> Vec<CompartmentEntry> {
+        let blob = decode_blob(values);
+        let entries = self.entries_of_values(values);
+        self.compartment_entries(type_name, &blob, &entries)
+    }
+}
+
+/// The parameters whose entries the indexer writes again under each Patient compartment the
+/// resource is in (the CompartmentSearchParamValue index): the code parameters CQL retrieves
+/// filter by (`[Observation: "Weight"]` searches `code` inside the patient's compartment), as
+/// Blaze does for `code`. Only token parameters of these codes are written.
+pub const COMPARTMENT_CODE_PARAMS: &[&str] = &["code", "vaccine-code", "type"];
+
+impl SearchIndexer {
+    /// The compartment entries of a version of `type_name` with value blob `blob` and index
+    /// entries `entries`: each entry of a [`COMPARTMENT_CODE_PARAMS`] token parameter, under
+    /// every Patient its Patient-compartment parameters reference.
+    fn compartment_entries(
+        &self,
+        type_name: &str,
+        blob: &[(u32, IndexValue)],
+        entries: &[flint_db::IndexEntry],
+    ) -> Vec<CompartmentEntry> {
+        let links: Vec<u32> = self
+            .registry
+            .compartment_params("Patient", type_name)
+            .iter()
+            .map(|c| param_hash(c))
+            .collect();
+        if links.is_empty() {
+            return Vec::new();
+        }
+        let mut patients: Vec<&str> = blob
+            .iter()
+            .filter(|(h, _)| links.contains(h))
+            .filter_map(|(_, v)| match v {
+                IndexValue::Reference(ReferenceValue::Local { type_name, id, .. })
+                    if type_name == "Patient" =>
+                {
+                    Some(id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        if patients.is_empty() {
+            return Vec::new();
+        }
+        patients.sort_unstable();
+        patients.dedup();
+        let codes: Vec<u32> = COMPARTMENT_CODE_PARAMS
+            .iter()
+            .filter(|c| {
+                self.registry
+                    .param(type_name, c)
+                    .is_some_and(|p| p.kind == ParamType::Token)
+            })
+            .map(|c| param_hash(c))
+            .collect();
+        let patient_tid = flint_db::codec::tid("Patient");
+        let mut out = Vec::new();
+        for (h, value) in entries.iter().filter(|(h, _)| codes.contains(h)) {
+            for p in &patients {
+                out.push(CompartmentEntry {
+                    compartment_tid: patient_tid,
+                    compartment_id: p.to_string(),
+                    param: *h,
+                    value: value.clone(),
+                });
+            }
         }
         out
     }
@@ -308,6 +389,17 @@ impl Engine {
         Arc::new(SearchIndexer::new(self.registry.clone()))
     }
 
+    /// The fingerprint an index built by [`Engine::indexer`] carries: the registry's
+    /// parameters and the derived index layout ([`COMPARTMENT_CODE_PARAMS`]); an index built
+    /// with another one is re-indexed at start-up (`Node::reindex_if_changed`).
+    pub fn index_fingerprint(&self) -> [u8; 32] {
+        let codes = format!(
+            "compartment-code-params v1 {}",
+            COMPARTMENT_CODE_PARAMS.join(",")
+        );
+        self.registry.fingerprint_with(&[&codes])
+    }
+
     /// All matches of `query` at `db`, in `_sort` order (by id without `_sort`).
     pub fn execute(&self, db: &Db, query: &Query) -> Result<Vec<ResourceHandle>, Error> {
         self.matches(db, query)?.into_handles(db)
@@ -365,6 +457,27 @@ impl Engine {
         query: &Query,
     ) -> Result<Matches, Error> {
         let ty = &query.resource_type;
+        if let Some((i, p)) = self.compartment_indexed_clause(compartment, ty, &query.clauses) {
+            // A code clause answered by the CompartmentSearchParamValue index: only this
+            // compartment's hits are read; the other clauses narrow them down.
+            let plans = plan_values(&p.param, &p.values, None);
+            let scans = value_scans(&plans);
+            let base = db.compartment_search_ids(
+                (compartment, id),
+                ty,
+                param_hash(&p.param.code),
+                &scans,
+            )?;
+            let rest: Vec<Clause> = query
+                .clauses
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, c)| c.clone())
+                .collect();
+            let set = self.evaluate(db, ty, &rest, Some(base))?;
+            return self.sorted(db, ty, set, &query.result.sort);
+        }
         let key = keys::reference_key(compartment, id);
         let codes: Vec<u32> = self
             .registry
@@ -383,6 +496,34 @@ impl Engine {
         }
         let set = self.evaluate(db, ty, &query.clauses, Some(members))?;
         self.sorted(db, ty, set, &query.result.sort)
+    }
+
+    /// The position of a clause of `clauses` (on `ty`, searched inside `compartment`) that
+    /// the CompartmentSearchParamValue index answers: a token clause without modifier on a
+    /// [`COMPARTMENT_CODE_PARAMS`] parameter, in the Patient compartment of another type.
+    fn compartment_indexed_clause<'q>(
+        &self,
+        compartment: &str,
+        ty: &str,
+        clauses: &'q [Clause],
+    ) -> Option<(usize, &'q ParamClause)> {
+        if compartment != "Patient" || ty == compartment {
+            return None;
+        }
+        if self.registry.compartment_params(compartment, ty).is_empty() {
+            return None;
+        }
+        clauses.iter().enumerate().find_map(|(i, c)| match c {
+            Clause::Param(p)
+                if p.modifier.is_none()
+                    && p.param.kind == ParamType::Token
+                    && COMPARTMENT_CODE_PARAMS.contains(&p.param.code.as_str())
+                    && p.values.iter().all(|q| matches!(q, QueryValue::Token(_))) =>
+            {
+                Some((i, p))
+            }
+            _ => None,
+        })
     }
 
     /// Evaluates AND-ed clauses on `ty`, optionally within `base`.

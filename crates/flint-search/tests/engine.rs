@@ -370,3 +370,163 @@ fn value_blobs_round_trip_and_decode_one_parameter() {
     // A truncated blob yields what is whole, never a panic.
     assert!(decode_blob(&blob[..blob.len() - 1]).len() < values.len());
 }
+
+/// The ids of `Patient/{patient}`'s Observations whose code is one of `codes` (`system|code`
+/// or a bare code), from the raw JSON.
+fn expected_in_compartment(resources: &[Value], patient: &str, codes: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = resources
+        .iter()
+        .filter(|r| r["resourceType"] == "Observation")
+        .filter(|r| r["subject"]["reference"] == format!("Patient/{patient}"))
+        .filter(|r| {
+            r["code"]["coding"].as_array().unwrap().iter().any(|c| {
+                codes.iter().any(|q| match q.split_once('|') {
+                    Some((s, code)) => c["system"] == s && c["code"] == code,
+                    None => c["code"] == *q,
+                })
+            })
+        })
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn code_searches_in_a_patient_compartment_use_the_compartment_index_and_stay_true() {
+    let reg = Arc::new(Registry::r4());
+    let engine = Engine::new(reg.clone());
+    let node = node(&engine).await;
+    let mut all: Vec<Value> = patients();
+    all.extend(observations());
+    for r in &all {
+        put(&node, r).await;
+    }
+    let db = node.sync().await.unwrap();
+    let in_compartment = |db: &flint_db::Db, patient: &str, query: &str| {
+        let q = parse_query(&reg, "Observation", &flint_pairs(query)).unwrap();
+        ids(&engine
+            .execute_in_compartment(db, "Patient", patient, &q)
+            .unwrap())
+    };
+    let queries: [(&str, &[&str]); 4] = [
+        (
+            "code=http://loinc.org|29463-7",
+            &["http://loinc.org|29463-7"],
+        ),
+        ("code=8480-6", &["8480-6"]),
+        (
+            "code=8480-6,http://loinc.org|29463-7",
+            &["8480-6", "http://loinc.org|29463-7"],
+        ),
+        (
+            "code=http://snomed.info/sct|8480-6",
+            &["http://snomed.info/sct|8480-6"],
+        ),
+    ];
+    for p in 0..8 {
+        let patient = format!("p{p}");
+        for (query, codes) in &queries {
+            assert_eq!(
+                in_compartment(&db, &patient, query),
+                expected_in_compartment(&all, &patient, codes),
+                "{patient} {query}"
+            );
+        }
+    }
+    // Another clause narrows the compartment's code hits down.
+    let dated = in_compartment(&db, "p2", "code=29463-7&date=2020-03");
+    assert_eq!(dated, vec!["o2"]);
+
+    // Changes: a code changed, a subject moved to another patient, a deletion.
+    let before = db.t();
+    let mut o2 = all.iter().find(|r| r["id"] == "o2").unwrap().clone();
+    o2["code"]["coding"][0]["code"] = json!("8480-6");
+    put(&node, &o2).await;
+    let mut o10 = all.iter().find(|r| r["id"] == "o10").unwrap().clone();
+    o10["subject"]["reference"] = json!("Patient/p3");
+    put(&node, &o10).await;
+    let del = TxCmd::new(TxOp::Delete, "Observation", "o18", None);
+    node.transact(vec![del], vec![]).await.unwrap();
+    let now = node.sync().await.unwrap();
+    assert!(in_compartment(&now, "p2", "code=29463-7").is_empty());
+    assert_eq!(in_compartment(&now, "p2", "code=8480-6"), vec!["o2"]);
+    assert!(in_compartment(&now, "p3", "code=29463-7").contains(&"o10".to_string()));
+    // The older database value keeps its answers.
+    let old = now.as_of(before);
+    assert_eq!(
+        in_compartment(&old, "p2", "code=29463-7"),
+        vec!["o10", "o2"]
+    );
+    assert!(!in_compartment(&old, "p3", "code=29463-7").contains(&"o10".to_string()));
+}
+
+/// The engine's indexer without compartment entries: an index built before the compartment
+/// index existed.
+struct WithoutCompartments(Arc<dyn flint_db::ResourceIndexer>);
+
+impl flint_db::ResourceIndexer for WithoutCompartments {
+    fn index(&self, type_name: &str, content: &[u8]) -> flint_db::error::Result<flint_db::Indexed> {
+        let mut x = self.0.index(type_name, content)?;
+        x.compartment_entries.clear();
+        Ok(x)
+    }
+}
+
+#[tokio::test]
+async fn a_reindex_for_a_new_fingerprint_builds_the_compartment_index() {
+    let reg = Arc::new(Registry::r4());
+    let engine = Engine::new(reg.clone());
+    let kv: Arc<dyn flint_db::KvStore> = Arc::new(MemKv::new());
+    let log = Arc::new(flint_db::mem::MemLog::new());
+    let store = Arc::new(flint_db::mem::MemStore::new());
+    let config = |indexer: Arc<dyn flint_db::ResourceIndexer>| flint_db::NodeConfig {
+        resource_indexer: Some(indexer),
+        ..flint_db::NodeConfig::default()
+    };
+    let old = Node::start(
+        kv.clone(),
+        log.clone(),
+        store.clone(),
+        config(Arc::new(WithoutCompartments(engine.indexer()))),
+    )
+    .await
+    .unwrap();
+    let mut all = patients();
+    all.extend(observations());
+    for r in &all {
+        put(&old, r).await;
+    }
+    let q = parse_query(&reg, "Observation", &flint_pairs("code=29463-7")).unwrap();
+    let db = old.sync().await.unwrap();
+    assert!(
+        engine
+            .execute_in_compartment(&db, "Patient", "p1", &q)
+            .unwrap()
+            .is_empty(),
+        "the old index has no compartment entries"
+    );
+    drop(old);
+    let node = Node::start(kv, log, store, config(engine.indexer()))
+        .await
+        .unwrap();
+    let n = node
+        .reindex_if_changed(&engine.index_fingerprint())
+        .await
+        .unwrap();
+    assert_eq!(n, Some(all.len() as u64));
+    let db = node.sync().await.unwrap();
+    assert_eq!(
+        ids(&engine
+            .execute_in_compartment(&db, "Patient", "p1", &q)
+            .unwrap()),
+        expected_in_compartment(&all, "p1", &["29463-7"])
+    );
+    // The same fingerprint again: nothing to do.
+    assert_eq!(
+        node.reindex_if_changed(&engine.index_fingerprint())
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -158,7 +158,7 @@ fn page_key(secret: Option<&str>) -> [u8; 32] {
 
 async fn run(c: Config) -> Result<(), String> {
     let engine = search_engine(&c)?;
-    let fingerprint = engine.registry().fingerprint();
+    let fingerprint = engine.index_fingerprint();
     let (kv, log, store, page_key) = open_storage(&c).await?;
     let node = Node::start(
         kv,

@@ -38,11 +38,16 @@ pub enum Cf {
     /// (same content restored) has its row removed. Lets counting skip the per-hit version
     /// look-up for resources not changed after the count's `t`.
     Superseded,
+    /// `compartment tid · compartment id · 0x00 · param hash · tid · esc(value) · 0x00 0x00 ·
+    /// id · len(id) · hash prefix(4)` → empty: the SearchParamValue entries of the code
+    /// parameters again under each compartment the resource is in, so a code search inside
+    /// one patient's compartment (a CQL retrieve) scans only that patient's hits.
+    CompartmentSearchParamValue,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 13] = [
+    pub const ALL: [Cf; 14] = [
         Cf::Meta,
         Cf::ResourceAsOf,
         Cf::TypeAsOf,
@@ -56,6 +61,7 @@ impl Cf {
         Cf::SearchParamValue,
         Cf::ResourceValue,
         Cf::Superseded,
+        Cf::CompartmentSearchParamValue,
     ];
 
     /// The column family's name in RocksDB.
@@ -74,6 +80,7 @@ impl Cf {
             Cf::SearchParamValue => "search-param-value-index",
             Cf::ResourceValue => "resource-value-index",
             Cf::Superseded => "superseded-index",
+            Cf::CompartmentSearchParamValue => "compartment-search-param-value-index",
         }
     }
 
