@@ -210,15 +210,21 @@ impl<'a> PatientData<'a> {
 
     /// `[Patient]` in the Patient context: the context patient by id.
     fn patient(&self, id: &str) -> Result<Vec<Value>, Error> {
-        let Some(h) = self.db.resource("Patient", id).map_err(data_err)? else {
-            return Ok(Vec::new());
+        Ok(self.read("Patient", id)?.into_iter().collect())
+    }
+
+    /// The current version of `type_name/id` as a CQL value (`None` if it does not exist or
+    /// is deleted).
+    pub fn read(&self, type_name: &str, id: &str) -> Result<Option<Value>, Error> {
+        let Some(h) = self.db.resource(type_name, id).map_err(data_err)? else {
+            return Ok(None);
         };
         if h.is_deleted() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let bytes = self.block_on(self.db.pull(&h)).map_err(data_err)?;
         self.read.fetch_add(1, Ordering::Relaxed);
-        Ok(vec![parse(&bytes)?])
+        Ok(Some(parse(&bytes)?))
     }
 }
 

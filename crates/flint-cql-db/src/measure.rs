@@ -8,9 +8,10 @@
 //! * The library's `Measurement Period` parameter is the measure's period, an interval of
 //!   DateTimes; named POST parameters of simple types (boolean, integer, decimal, string,
 //!   code, date, dateTime) set the parameters of the same name, repeated ones as lists.
-//! * A subject's expressions are evaluated on the blocking pool (the data provider waits
-//!   for the async database), one [`PatientData`] per subject; results become
-//!   `ExprValue`s: booleans, resource lists (their `Type/id`), scalars or lists of them.
+//! * Subjects are evaluated on the blocking pool (the data provider waits for the async
+//!   database), one [`PatientData`] and one CQL context per subject (a define is evaluated
+//!   once per subject, whichever criteria use it); results become `ExprValue`s: booleans,
+//!   resource lists (their `Type/id`), scalars or lists of them.
 //!
 //! * Measure observations call the library's function of that name with the observed
 //!   member (a stored resource, for a resource basis) or with no argument.
@@ -24,7 +25,7 @@ use flint_cql::{Context, Engine, Library, Value};
 use flint_db::{Db, DbError, ErrorKind};
 use flint_measure::{
     EvaluationParams, ExprValue, ExpressionEvaluator, MeasureError, PreparedLibrary, ResourceRef,
-    Scalar,
+    Scalar, SubjectSession,
 };
 use flint_search::{Engine as Search, parse_query};
 use flint_terminology::Terminology;
@@ -228,91 +229,84 @@ struct Prepared {
     terminology: Arc<dyn Terminology>,
 }
 
-#[async_trait]
 impl PreparedLibrary for Prepared {
-    async fn evaluate(
-        &self,
-        db: &Db,
-        subject: &ResourceRef,
-        name: &str,
-    ) -> Result<ExprValue, MeasureError> {
-        self.run(db, subject, name, Target::Define).await
+    fn subject<'s>(
+        &'s self,
+        db: &'s Db,
+        subject: &'s ResourceRef,
+    ) -> Result<Box<dyn SubjectSession + 's>, MeasureError> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| DbError::fault(format!("measure evaluation outside the runtime: {e}")))?;
+        let data = PatientData::new(
+            db,
+            &self.search,
+            &*self.terminology,
+            subject.id.clone(),
+            handle,
+        );
+        let mut ctx = Context::default();
+        ctx.parameters = self.parameters.clone();
+        Ok(Box::new(Session {
+            prepared: self,
+            data,
+            ctx,
+        }))
+    }
+}
+
+/// One subject's evaluation: its data provider and the context its expressions share.
+struct Session<'s> {
+    prepared: &'s Prepared,
+    data: PatientData<'s>,
+    ctx: Context,
+}
+
+/// The engine over `prepared`'s library and includes with `data`.
+fn engine<'a>(prepared: &'a Prepared, data: &'a PatientData<'a>) -> Engine<'a> {
+    let mut engine = Engine::new(&prepared.lib).with_data(data);
+    for (alias, inc) in &prepared.includes {
+        engine = engine.with_include(alias, inc);
+    }
+    engine
+}
+
+impl SubjectSession for Session<'_> {
+    fn evaluate(&mut self, name: &str) -> Result<ExprValue, MeasureError> {
+        let p = self.prepared;
+        let value = engine(p, &self.data)
+            .eval_define(name, &mut self.ctx)
+            .map_err(|e| cql_error(&p.name, e))?;
+        expr_value(value, &p.name, name)
     }
 
-    async fn evaluate_function(
-        &self,
-        db: &Db,
-        subject: &ResourceRef,
+    fn evaluate_function(
+        &mut self,
         name: &str,
         argument: Option<&ResourceRef>,
     ) -> Result<ExprValue, MeasureError> {
+        let p = self.prepared;
         let arg = match argument {
             None => None,
-            Some(r) => {
-                let h = db
-                    .resource(&r.type_name, &r.id)?
-                    .filter(|h| !h.is_deleted())
+            Some(r) => Some(
+                self.data
+                    .read(&r.type_name, &r.id)
+                    .map_err(|e| cql_error(&p.name, e))?
                     .ok_or_else(|| {
                         unprocessable(format!(
                             "measure observation of {}/{}: the resource does not exist",
                             r.type_name, r.id
                         ))
-                    })?;
-                let json: serde_json::Value = serde_json::from_slice(&db.pull(&h).await?)
-                    .map_err(|e| DbError::fault(format!("stored resource does not parse: {e}")))?;
-                Some(
-                    flint_cql::fhir::resource_value(json)
-                        .map_err(|e| unprocessable(e.to_string()))?,
-                )
-            }
+                    })?,
+            ),
         };
-        self.run(db, subject, name, Target::Function(arg)).await
-    }
-}
-
-/// What a subject's evaluation computes: a define, or a function (a measure observation) of
-/// the observed member (none for a boolean basis).
-enum Target {
-    Define,
-    Function(Option<Value>),
-}
-
-impl Prepared {
-    /// Evaluates `name` for `subject` on the blocking pool (the data provider waits for the
-    /// async database there).
-    async fn run(
-        &self,
-        db: &Db,
-        subject: &ResourceRef,
-        name: &str,
-        target: Target,
-    ) -> Result<ExprValue, MeasureError> {
-        let (db, lib, includes) = (db.clone(), self.lib.clone(), self.includes.clone());
-        let (search, terminology) = (self.search.clone(), self.terminology.clone());
-        let (subject_id, define) = (subject.id.clone(), name.to_string());
-        let parameters = self.parameters.clone();
-        let library = self.name.clone();
-        let handle = tokio::runtime::Handle::current();
-        let value = tokio::task::spawn_blocking(move || {
-            let data = PatientData::new(&db, &search, &*terminology, subject_id, handle);
-            let mut engine = Engine::new(&lib).with_data(&data);
-            for (alias, inc) in &includes {
-                engine = engine.with_include(alias, inc);
-            }
-            let mut ctx = Context::default();
-            ctx.parameters = parameters;
-            match target {
-                Target::Define => engine.eval_define(&define, &mut ctx),
-                Target::Function(arg) => {
-                    let args = arg.into_iter().map(flint_cql::Expr::Lit).collect();
-                    engine.eval(&flint_cql::Expr::Call(define, args, None), &mut ctx)
-                }
-            }
-        })
-        .await
-        .map_err(|e| DbError::fault(format!("CQL evaluation task failed: {e}")))?
-        .map_err(|e| cql_error(&library, e))?;
-        expr_value(value, &self.name, name)
+        let args = arg.into_iter().map(flint_cql::Expr::Lit).collect();
+        let value = engine(p, &self.data)
+            .eval(
+                &flint_cql::Expr::Call(name.to_string(), args, None),
+                &mut self.ctx,
+            )
+            .map_err(|e| cql_error(&p.name, e))?;
+        expr_value(value, &p.name, name)
     }
 }
 

@@ -46,12 +46,13 @@ use crate::measure::{Basis, GroupDef, MeasureDef, PopulationKind, Scoring};
 use crate::value::json_number;
 use crate::{
     EvaluationParams, ExprValue, ExpressionEvaluator, MeasureConfig, MeasureError, PreparedLibrary,
-    ResourceRef, Scalar,
+    ResourceRef, Scalar, SubjectSession,
 };
 use flint_db::{Db, ErrorKind};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 /// The DEQM extension naming the supplemental data element a contained Observation reports.
 pub const CRITERIA_REFERENCE: &str =
@@ -163,42 +164,60 @@ pub async fn evaluate(
     let lib = evaluator.prepare(db, &def.library, &req.params).await?;
     let keep_members = req.report_type == ReportType::SubjectList;
     let threads = config.threads.clamp(1, subjects.len().max(1));
-    let acc = if threads == 1 {
-        evaluate_chunk(lib, db.clone(), def.clone(), subjects, keep_members).await?
-    } else {
-        let size = subjects.len().div_ceil(threads);
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, chunk) in subjects.chunks(size).enumerate() {
-            let (lib, db, def, chunk) = (lib.clone(), db.clone(), def.clone(), chunk.to_vec());
-            tasks
-                .spawn(async move { (i, evaluate_chunk(lib, db, def, chunk, keep_members).await) });
-        }
-        let mut parts = Vec::new();
-        while let Some(r) = tasks.join_next().await {
-            let (i, acc) = r.map_err(|e| MeasureError::fault(format!("evaluation task: {e}")))?;
-            parts.push((i, acc?));
-        }
-        parts.sort_by_key(|(i, _)| *i);
-        let mut parts = parts.into_iter().map(|(_, a)| a);
-        let mut acc = parts.next().unwrap_or_else(|| Acc::new(&def, keep_members));
-        for p in parts {
-            acc.merge(p);
-        }
-        acc
-    };
+    // Set when this evaluation is dropped (a time-out) or done: the blocking tasks stop at
+    // their next subject.
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let size = subjects.len().div_ceil(threads).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, chunk) in subjects.chunks(size).enumerate() {
+        let (lib, db, def, chunk) = (lib.clone(), db.clone(), def.clone(), chunk.to_vec());
+        let stop = stop.0.clone();
+        tasks.spawn_blocking(move || {
+            (
+                i,
+                evaluate_chunk(&*lib, &db, &def, &chunk, keep_members, &stop),
+            )
+        });
+    }
+    let mut parts = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (i, acc) = r.map_err(|e| MeasureError::fault(format!("evaluation task: {e}")))?;
+        parts.push((i, acc?));
+    }
+    parts.sort_by_key(|(i, _)| *i);
+    let mut parts = parts.into_iter().map(|(_, a)| a);
+    let mut acc = parts.next().unwrap_or_else(|| Acc::new(&def, keep_members));
+    for p in parts {
+        acc.merge(p);
+    }
     Ok(report(&def, req, acc, new_id))
 }
 
-async fn evaluate_chunk(
-    lib: Arc<dyn PreparedLibrary>,
-    db: Db,
-    def: Arc<MeasureDef>,
-    subjects: Vec<ResourceRef>,
+/// Raises its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, AtomicOrdering::Relaxed);
+    }
+}
+
+/// Evaluates `subjects` one after the other (on a blocking thread), until `stop` is raised.
+fn evaluate_chunk(
+    lib: &dyn PreparedLibrary,
+    db: &Db,
+    def: &MeasureDef,
+    subjects: &[ResourceRef],
     keep_members: bool,
+    stop: &AtomicBool,
 ) -> Result<Acc, MeasureError> {
-    let mut acc = Acc::new(&def, keep_members);
-    for s in &subjects {
-        let outcome = evaluate_subject(&*lib, &db, &def, s).await?;
+    let mut acc = Acc::new(def, keep_members);
+    for s in subjects {
+        if stop.load(AtomicOrdering::Relaxed) {
+            return Err(MeasureError::unavailable("the evaluation was abandoned"));
+        }
+        let mut session = lib.subject(db, s)?;
+        let outcome = evaluate_subject(&mut *session, def, s)?;
         acc.add(outcome);
     }
     Ok(acc)
@@ -225,19 +244,17 @@ struct SubjectOutcome {
 }
 
 /// An expression cache for one subject (a name evaluated once however often it is used).
-struct SubjectEval<'a> {
-    lib: &'a dyn PreparedLibrary,
-    db: &'a Db,
-    subject: &'a ResourceRef,
+struct SubjectEval<'a, 's> {
+    session: &'a mut (dyn SubjectSession + 's),
     cache: HashMap<String, ExprValue>,
 }
 
-impl SubjectEval<'_> {
-    async fn get(&mut self, name: &str) -> Result<ExprValue, MeasureError> {
+impl SubjectEval<'_, '_> {
+    fn get(&mut self, name: &str) -> Result<ExprValue, MeasureError> {
         if let Some(v) = self.cache.get(name) {
             return Ok(v.clone());
         }
-        let v = self.lib.evaluate(self.db, self.subject, name).await?;
+        let v = self.session.evaluate(name)?;
         self.cache.insert(name.to_string(), v.clone());
         Ok(v)
     }
@@ -341,16 +358,13 @@ fn exclusion_of(kind: PopulationKind) -> Option<PopulationKind> {
     }
 }
 
-async fn evaluate_subject(
-    lib: &dyn PreparedLibrary,
-    db: &Db,
+fn evaluate_subject(
+    session: &mut dyn SubjectSession,
     def: &MeasureDef,
     subject: &ResourceRef,
 ) -> Result<SubjectOutcome, MeasureError> {
     let mut ev = SubjectEval {
-        lib,
-        db,
-        subject,
+        session,
         cache: HashMap::new(),
     };
     let mut groups = Vec::new();
@@ -366,7 +380,7 @@ async fn evaluate_subject(
                 )
             })?;
         let ip = members_of(
-            &ev.get(&ip_def.expression).await?,
+            &ev.get(&ip_def.expression)?,
             &g.basis,
             subject,
             &ip_def.expression,
@@ -382,12 +396,7 @@ async fn evaluate_subject(
                 ) {
                     continue;
                 }
-                let m = members_of(
-                    &ev.get(&p.expression).await?,
-                    &g.basis,
-                    subject,
-                    &p.expression,
-                )?;
+                let m = members_of(&ev.get(&p.expression)?, &g.basis, subject, &p.expression)?;
                 raw.entry(p.kind).or_default().extend(m);
             }
         }
@@ -406,9 +415,7 @@ async fn evaluate_subject(
                         Basis::Boolean => None,
                         Basis::Resource(_) => ResourceRef::parse(m),
                     };
-                    let v = lib
-                        .evaluate_function(db, subject, &p.expression, arg.as_ref())
-                        .await?;
+                    let v = ev.session.evaluate_function(&p.expression, arg.as_ref())?;
                     match scalar_of(v, &p.expression, subject)? {
                         None => {}
                         Some(s) => match s.number() {
@@ -439,7 +446,7 @@ async fn evaluate_subject(
                 None => s.components.iter().map(|c| c.expression.as_str()).collect(),
             };
             for name in names {
-                let v = ev.get(name).await?;
+                let v = ev.get(name)?;
                 values.push(scalar_of(v, name, subject)?);
             }
             strata.push(Some(values));
@@ -456,7 +463,7 @@ async fn evaluate_subject(
             sde.push(Vec::new());
             continue;
         }
-        let values = match ev.get(&s.expression).await? {
+        let values = match ev.get(&s.expression)? {
             ExprValue::Null => Vec::new(),
             ExprValue::Boolean(b) => vec![Scalar::Boolean(b)],
             ExprValue::Value(v) => vec![v],

@@ -86,26 +86,32 @@ pub trait ExpressionEvaluator: Send + Sync {
     ) -> Result<Arc<dyn PreparedLibrary>, MeasureError>;
 }
 
-/// A library prepared for one evaluation: evaluates its expressions in the context of one
-/// subject.
-#[async_trait]
+/// A library prepared for one evaluation: opens the evaluation of each subject.
+///
+/// Subjects are evaluated on tokio's blocking pool, many per task, from several tasks at
+/// once when [`MeasureConfig::threads`] > 1: a session may wait for the database there.
 pub trait PreparedLibrary: Send + Sync {
-    /// The value of expression `name` (a population, stratifier, stratifier component or
-    /// supplemental data criterion) for `subject` (e.g. `Patient/1`).
-    async fn evaluate(
-        &self,
-        db: &Db,
-        subject: &ResourceRef,
-        name: &str,
-    ) -> Result<ExprValue, MeasureError>;
+    /// Opens the evaluation of `subject` (e.g. `Patient/1`) over `db`: the expressions the
+    /// session evaluates share one context, so a define used by several criteria is
+    /// evaluated once per subject.
+    fn subject<'s>(
+        &'s self,
+        db: &'s Db,
+        subject: &'s ResourceRef,
+    ) -> Result<Box<dyn SubjectSession + 's>, MeasureError>;
+}
 
-    /// The value of function `name` (a measure observation) for `subject`, called with
+/// The evaluation of one subject's expressions (opened by [`PreparedLibrary::subject`]).
+pub trait SubjectSession {
+    /// The value of expression `name` (a population, stratifier, stratifier component or
+    /// supplemental data criterion) for the subject.
+    fn evaluate(&mut self, name: &str) -> Result<ExprValue, MeasureError>;
+
+    /// The value of function `name` (a measure observation) for the subject, called with
     /// `argument`: the population member observed (e.g. an Encounter) for a resource
     /// population basis, `None` (no argument) for a boolean one.
-    async fn evaluate_function(
-        &self,
-        db: &Db,
-        subject: &ResourceRef,
+    fn evaluate_function(
+        &mut self,
         name: &str,
         argument: Option<&ResourceRef>,
     ) -> Result<ExprValue, MeasureError>;

@@ -9,7 +9,7 @@ use flint_measure::measure::{Aggregate, MeasureDef, PopulationKind, Scoring};
 use flint_measure::{
     Code, EvaluationParams, EvaluationRequest, ExprValue, ExpressionEvaluator, Interval,
     MeasureConfig, MeasureError, NamedParam, ParamValue, PreparedLibrary, ReportType, ResourceRef,
-    Scalar, evaluate,
+    Scalar, SubjectSession, evaluate,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,14 +176,38 @@ fn refs(es: &[Value], keep: impl Fn(f64) -> bool) -> ExprValue {
     )
 }
 
-#[async_trait]
 impl PreparedLibrary for Loaded {
-    async fn evaluate(
-        &self,
-        _db: &Db,
-        subject: &ResourceRef,
+    fn subject<'s>(
+        &'s self,
+        _db: &'s Db,
+        subject: &'s ResourceRef,
+    ) -> Result<Box<dyn SubjectSession + 's>, MeasureError> {
+        Ok(Box::new(Session { lib: self, subject }))
+    }
+}
+
+/// One subject of the fake library.
+struct Session<'s> {
+    lib: &'s Loaded,
+    subject: &'s ResourceRef,
+}
+
+impl SubjectSession for Session<'_> {
+    fn evaluate(&mut self, name: &str) -> Result<ExprValue, MeasureError> {
+        self.lib.evaluate(self.subject, name)
+    }
+
+    fn evaluate_function(
+        &mut self,
         name: &str,
+        argument: Option<&ResourceRef>,
     ) -> Result<ExprValue, MeasureError> {
+        self.lib.evaluate_function(self.subject, name, argument)
+    }
+}
+
+impl Loaded {
+    fn evaluate(&self, subject: &ResourceRef, name: &str) -> Result<ExprValue, MeasureError> {
         let p = &self.patients[&subject.id];
         let key = subject.to_string();
         let obs = self.observations.get(&key).map_or(&[][..], Vec::as_slice);
@@ -234,9 +258,8 @@ impl PreparedLibrary for Loaded {
         })
     }
 
-    async fn evaluate_function(
+    fn evaluate_function(
         &self,
-        _db: &Db,
         subject: &ResourceRef,
         name: &str,
         argument: Option<&ResourceRef>,

@@ -12,7 +12,7 @@ use flint_db::mem::MemKv;
 use flint_db::{Db, ErrorKind};
 use flint_measure::{
     EvaluationParams, ExprValue, ExpressionEvaluator, MeasureConfig, MeasureError, PreparedLibrary,
-    ResourceRef,
+    ResourceRef, SubjectSession,
 };
 use flint_rest::{AppState, RestConfig};
 use http_body_util::BodyExt;
@@ -87,16 +87,40 @@ impl ExpressionEvaluator for Fake {
     }
 }
 
-#[async_trait]
 impl PreparedLibrary for Prepared {
-    async fn evaluate(
-        &self,
-        _db: &Db,
-        subject: &ResourceRef,
+    fn subject<'s>(
+        &'s self,
+        _db: &'s Db,
+        subject: &'s ResourceRef,
+    ) -> Result<Box<dyn SubjectSession + 's>, MeasureError> {
+        Ok(Box::new(Session { lib: self, subject }))
+    }
+}
+
+/// One subject of the fake library.
+struct Session<'s> {
+    lib: &'s Prepared,
+    subject: &'s ResourceRef,
+}
+
+impl SubjectSession for Session<'_> {
+    fn evaluate(&mut self, name: &str) -> Result<ExprValue, MeasureError> {
+        self.lib.evaluate(self.subject, name)
+    }
+
+    fn evaluate_function(
+        &mut self,
         name: &str,
+        argument: Option<&ResourceRef>,
     ) -> Result<ExprValue, MeasureError> {
+        self.lib.evaluate_function(self.subject, name, argument)
+    }
+}
+
+impl Prepared {
+    fn evaluate(&self, subject: &ResourceRef, name: &str) -> Result<ExprValue, MeasureError> {
         if let Some(d) = self.delay {
-            tokio::time::sleep(d).await;
+            std::thread::sleep(d);
         }
         let s = subject.to_string();
         let mine = self.values.iter().filter(|(r, _)| *r == s);
@@ -112,9 +136,8 @@ impl PreparedLibrary for Prepared {
         }))
     }
 
-    async fn evaluate_function(
+    fn evaluate_function(
         &self,
-        _db: &Db,
         _subject: &ResourceRef,
         name: &str,
         _argument: Option<&ResourceRef>,
