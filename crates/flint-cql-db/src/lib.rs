@@ -41,7 +41,6 @@ pub mod measure;
 
 pub use measure::CqlMeasureEvaluator;
 
-use flint_cql::fhir::resource_value;
 use flint_cql::{DataProvider, Error, Value};
 use flint_db::Db;
 use flint_search::{Engine as Search, parse_query};
@@ -76,6 +75,15 @@ pub fn primary_code_path(type_name: &str) -> &'static str {
     }
 }
 
+/// Parsed resources by content hash, shared by evaluations (a resource many measures
+/// retrieve is parsed once while it stays cached).
+pub type ParsedCache = flint_db::cache::Cache<flint_db::ContentHash, Arc<serde_json::Value>>;
+
+/// A [`ParsedCache`] of at most `capacity` resources.
+pub fn parsed_cache(capacity: usize) -> ParsedCache {
+    flint_db::cache::new(capacity)
+}
+
 /// The data of one patient at one database value, for CQL evaluation.
 pub struct PatientData<'a> {
     db: &'a Db,
@@ -84,6 +92,9 @@ pub struct PatientData<'a> {
     patient_id: Option<String>,
     runtime: tokio::runtime::Handle,
     expansions: Mutex<HashMap<String, Arc<Vec<Coding>>>>,
+    /// Retrieves already answered (the same retrieve in several defines is read once).
+    retrieved: Mutex<HashMap<String, Vec<Value>>>,
+    parsed: Option<&'a ParsedCache>,
     read: AtomicU64,
 }
 
@@ -108,6 +119,8 @@ impl<'a> PatientData<'a> {
             patient_id: Some(patient_id.into()),
             runtime,
             expansions: Mutex::new(HashMap::new()),
+            retrieved: Mutex::new(HashMap::new()),
+            parsed: None,
             read: AtomicU64::new(0),
         }
     }
@@ -127,8 +140,54 @@ impl<'a> PatientData<'a> {
             patient_id: None,
             runtime,
             expansions: Mutex::new(HashMap::new()),
+            retrieved: Mutex::new(HashMap::new()),
+            parsed: None,
             read: AtomicU64::new(0),
         }
+    }
+
+    /// The same provider, taking parsed resources from `cache` (and adding those it parses).
+    pub fn with_parsed_cache(mut self, cache: &'a ParsedCache) -> Self {
+        self.parsed = Some(cache);
+        self
+    }
+
+    /// The resources of `handles` as CQL values, from the parsed cache where it has them
+    /// (the others are read in one batch and parsed).
+    fn values_of(&self, handles: &[flint_db::ResourceHandle]) -> Result<Vec<Value>, Error> {
+        let mut out: Vec<Option<Value>> = Vec::with_capacity(handles.len());
+        let mut missing = Vec::new();
+        for h in handles {
+            match self.parsed.and_then(|c| c.get(&h.hash)) {
+                Some(json) => out.push(Some(shared_value(json)?)),
+                None => {
+                    missing.push(h.clone());
+                    out.push(None);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let contents = self
+                .block_on(self.db.pull_many(&missing))
+                .map_err(data_err)?;
+            self.read
+                .fetch_add(contents.len() as u64, Ordering::Relaxed);
+            let mut parsed = missing.iter().zip(contents);
+            for slot in out.iter_mut().filter(|s| s.is_none()) {
+                let Some((h, bytes)) = parsed.next() else {
+                    return Err(data_err("fewer contents than resources read"));
+                };
+                let json: Arc<serde_json::Value> = Arc::new(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| data_err(format!("stored resource is not JSON: {e}")))?,
+                );
+                if let Some(c) = self.parsed {
+                    c.insert(h.hash, json.clone());
+                }
+                *slot = Some(shared_value(json)?);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// How many resources the retrieves of this provider have read so far (a code-filtered
@@ -161,6 +220,10 @@ impl<'a> PatientData<'a> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Vec<Coding>>>> {
         self.expansions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn retrieved_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Value>>> {
+        self.retrieved.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The codings a retrieve's codes stand for (a value set's expansion, the codes given,
@@ -222,9 +285,7 @@ impl<'a> PatientData<'a> {
         if h.is_deleted() {
             return Ok(None);
         }
-        let bytes = self.block_on(self.db.pull(&h)).map_err(data_err)?;
-        self.read.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(parse(&bytes)?))
+        Ok(self.values_of(&[h])?.pop())
     }
 }
 
@@ -282,11 +343,13 @@ fn esc(s: &str) -> String {
     o
 }
 
-fn parse(bytes: &[u8]) -> Result<Value, Error> {
-    let json: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| data_err(format!("stored resource is not JSON: {e}")))?;
-    resource_value(json)
+/// A parsed resource as a CQL value.
+fn shared_value(json: Arc<serde_json::Value>) -> Result<Value, Error> {
+    flint_cql::fhir::FhirValue::shared(json)
+        .map(Value::Fhir)
+        .ok_or_else(|| data_err("stored resource is not a FHIR resource of a known type"))
 }
+
 
 impl DataProvider for PatientData<'_> {
     fn retrieve(
@@ -298,19 +361,21 @@ impl DataProvider for PatientData<'_> {
         if !flint_model::defs::definitions().is_resource_type(data_type) {
             return Err(data_err(format!("unknown resource type {data_type}")));
         }
+        let key = match codes {
+            Some(c) => format!("{data_type}\u{0}{}\u{0}{c}", code_path.unwrap_or("")),
+            None => data_type.to_string(),
+        };
+        if let Some(hit) = self.retrieved_lock().get(&key) {
+            return Ok(hit.clone());
+        }
         let (handles, filter) = match self.plan(data_type, code_path, codes)? {
             Plan::Patient(id) => return self.patient(&id),
             Plan::Empty => return Ok(Vec::new()),
-            Plan::Handles(h, f) => (h, f),
+            Plan::Matches(m, f) => (m.into_handles(self.db).map_err(data_err)?, f),
         };
-        let contents = self
-            .block_on(self.db.pull_many(&handles))
-            .map_err(data_err)?;
-        self.read
-            .fetch_add(contents.len() as u64, Ordering::Relaxed);
-        let mut out = Vec::with_capacity(contents.len());
-        for b in &contents {
-            let v = parse(b)?;
+        let values = self.values_of(&handles)?;
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
             if let (Some((path, codings)), Value::Fhir(f)) = (&filter, &v) {
                 let at = flint_cql::fhir::to_system(flint_cql::fhir::member(f, path)?)?;
                 let mut codes = Vec::new();
@@ -324,6 +389,7 @@ impl DataProvider for PatientData<'_> {
             }
             out.push(v);
         }
+        self.retrieved_lock().insert(key, out.clone());
         Ok(out)
     }
 
@@ -338,8 +404,8 @@ impl DataProvider for PatientData<'_> {
         }
         match self.plan(data_type, code_path, codes)? {
             Plan::Empty => Ok(false),
-            // Answered by the index: no resource is read.
-            Plan::Handles(h, None) => Ok(!h.is_empty()),
+            // Answered by the index: no resource is read, no version looked up.
+            Plan::Matches(m, None) => Ok(!m.is_empty()),
             _ => Ok(!self.retrieve(data_type, code_path, codes)?.is_empty()),
         }
     }
@@ -380,8 +446,8 @@ impl DataProvider for PatientData<'_> {
 enum Plan<'c> {
     Patient(String),
     Empty,
-    Handles(
-        Vec<flint_db::ResourceHandle>,
+    Matches(
+        flint_search::Matches,
         Option<(&'c str, Vec<Coding>)>,
     ),
 }
@@ -419,24 +485,22 @@ impl PatientData<'_> {
             }
         }
         let registry = self.search.registry();
-        let handles = match (&self.patient_id, data_type) {
+        let query = |params: &[(String, String)]| {
+            parse_query(registry, data_type, params).map_err(data_err)
+        };
+        let matches = match (&self.patient_id, data_type) {
             (Some(id), "Patient") => {
                 // `[Patient: ...]`: the context patient, when it matches.
                 params.push(("_id".into(), esc(id)));
-                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
-                self.search.execute(self.db, &query).map_err(data_err)?
+                self.search.matches(self.db, &query(&params)?)
             }
             (Some(id), _) => {
-                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
                 self.search
-                    .execute_in_compartment(self.db, "Patient", id, &query)
-                    .map_err(data_err)?
+                    .matches_in_compartment(self.db, "Patient", id, &query(&params)?)
             }
-            (None, _) => {
-                let query = parse_query(registry, data_type, &params).map_err(data_err)?;
-                self.search.execute(self.db, &query).map_err(data_err)?
-            }
-        };
-        Ok(Plan::Handles(handles, filter))
+            (None, _) => self.search.matches(self.db, &query(&params)?),
+        }
+        .map_err(data_err)?;
+        Ok(Plan::Matches(matches, filter))
     }
 }

@@ -18,7 +18,7 @@
 //!
 //! Not yet: ELM input, includes of includes, a compile cache across requests.
 
-use crate::PatientData;
+use crate::{ParsedCache, PatientData};
 use async_trait::async_trait;
 use base64::Engine as _;
 use flint_cql::{Context, Engine, Library, Value};
@@ -37,15 +37,28 @@ use std::sync::{Arc, OnceLock};
 pub struct CqlMeasureEvaluator {
     search: Search,
     terminology: Arc<dyn Terminology>,
+    parsed: Arc<ParsedCache>,
 }
 
+/// How many parsed resources an evaluator keeps by default ([`CqlMeasureEvaluator::new`]).
+pub const DEFAULT_PARSED_CACHE_SIZE: usize = 50_000;
+
 impl CqlMeasureEvaluator {
-    /// An evaluator over the data `search` indexes, with value sets from `terminology`.
+    /// An evaluator over the data `search` indexes, with value sets from `terminology`,
+    /// keeping up to [`DEFAULT_PARSED_CACHE_SIZE`] parsed resources across evaluations.
     pub fn new(search: Search, terminology: Arc<dyn Terminology>) -> Self {
         CqlMeasureEvaluator {
             search,
             terminology,
+            parsed: Arc::new(crate::parsed_cache(DEFAULT_PARSED_CACHE_SIZE)),
         }
+    }
+
+    /// The same evaluator keeping up to `resources` parsed resources across evaluations
+    /// (the entries are resource versions by content hash, so they never go stale).
+    pub fn with_parsed_cache_size(mut self, resources: usize) -> Self {
+        self.parsed = Arc::new(crate::parsed_cache(resources));
+        self
     }
 }
 
@@ -193,6 +206,7 @@ impl ExpressionEvaluator for CqlMeasureEvaluator {
             parameters,
             search: self.search.clone(),
             terminology: self.terminology.clone(),
+            parsed: self.parsed.clone(),
         }))
     }
 }
@@ -227,6 +241,7 @@ struct Prepared {
     parameters: HashMap<String, Value>,
     search: Search,
     terminology: Arc<dyn Terminology>,
+    parsed: Arc<ParsedCache>,
 }
 
 impl PreparedLibrary for Prepared {
@@ -243,7 +258,8 @@ impl PreparedLibrary for Prepared {
             &*self.terminology,
             subject.id.clone(),
             handle,
-        );
+        )
+        .with_parsed_cache(&self.parsed);
         let mut ctx = Context::default();
         ctx.parameters = self.parameters.clone();
         Ok(Box::new(Session {

@@ -41,11 +41,13 @@ impl FhirValue {
     /// A resource as a CQL value, typed by its `resourceType`; `None` when that is not a
     /// known resource type.
     pub fn resource(json: serde_json::Value) -> Option<FhirValue> {
+        Self::shared(Arc::new(json))
+    }
+
+    /// [`FhirValue::resource`] of JSON shared with others (e.g. a cache of parsed resources).
+    pub fn shared(json: Arc<serde_json::Value>) -> Option<FhirValue> {
         let ty = resource_type_of(&json)?;
-        Some(FhirValue {
-            json: Arc::new(json),
-            ty,
-        })
+        Some(FhirValue { json, ty })
     }
 }
 

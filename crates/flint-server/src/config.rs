@@ -75,6 +75,8 @@ pub struct Config {
     pub cassandra: flint_cassandra::CassandraConfig,
     /// `$evaluate-measure` settings (`FHIR_OPERATION_EVALUATE_MEASURE_*`).
     pub measure: flint_measure::MeasureConfig,
+    /// Parsed resources CQL evaluation keeps across requests (`CQL_RESOURCE_CACHE_SIZE`).
+    pub cql_resource_cache_size: usize,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -93,6 +95,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "FHIR_OPERATION_EVALUATE_MEASURE_REPORT_PERSISTENCE",
         "true",
         "a POST $evaluate-measure stores its MeasureReport (201) instead of returning it (200)",
+    ),
+    (
+        "CQL_RESOURCE_CACHE_SIZE",
+        "50000",
+        "parsed resources CQL evaluation keeps across requests (by content hash; 0 keeps one)",
     ),
     (
         "STORAGE",
@@ -348,6 +355,11 @@ impl Config {
         };
         Ok(Config {
             measure,
+            cql_resource_cache_size: num(
+                "CQL_RESOURCE_CACHE_SIZE",
+                var("CQL_RESOURCE_CACHE_SIZE"),
+                "a number of resources",
+            )?,
             storage,
             base_url,
             context_path,

@@ -210,10 +210,13 @@ async fn run(c: Config) -> Result<(), String> {
         engine.clone(),
     )
     .with_measure_evaluator(
-        Arc::new(flint_cql_db::CqlMeasureEvaluator::new(
-            engine.clone(),
-            Arc::new(flint_terminology::DbTerminology::new(engine)),
-        )),
+        Arc::new(
+            flint_cql_db::CqlMeasureEvaluator::new(
+                engine.clone(),
+                Arc::new(flint_terminology::DbTerminology::new(engine)),
+            )
+            .with_parsed_cache_size(c.cql_resource_cache_size),
+        ),
         c.measure.clone(),
     );
     let addr = SocketAddr::from(([0, 0, 0, 0], c.server_port));
