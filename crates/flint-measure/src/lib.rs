@@ -20,11 +20,13 @@
 //! Errors are [`flint_db::DbError`]s: their kind decides the HTTP status (invalid 400,
 //! not found 404, unprocessable 422, storage faults 500/503).
 
+pub mod cql;
 pub mod evaluate;
 pub mod measure;
 pub mod period;
 pub mod value;
 
+pub use cql::{CqlConfig, CqlService, LibrarySelector, ResultValue};
 pub use evaluate::{Evaluation, EvaluationRequest, ReportType, evaluate};
 pub use period::Interval;
 pub use value::{Code, ExprValue, ResourceRef, Scalar};
