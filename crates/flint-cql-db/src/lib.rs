@@ -37,7 +37,9 @@
 //! runtime handle it was given (`block_in_place` + `Handle::block_on`), so evaluate from a
 //! blocking thread (`tokio::task::spawn_blocking`) or a multi-threaded runtime's worker.
 
+mod library;
 pub mod measure;
+pub mod operations;
 
 pub use measure::CqlMeasureEvaluator;
 

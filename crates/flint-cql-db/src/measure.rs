@@ -18,19 +18,19 @@
 //!
 //! Not yet: ELM input, includes of includes, a compile cache across requests.
 
+use crate::library::{self, cql_error, unprocessable};
 use crate::{ParsedCache, PatientData};
 use async_trait::async_trait;
-use base64::Engine as _;
 use flint_cql::{Context, Engine, Library, Value};
 use flint_db::{Db, DbError, ErrorKind};
 use flint_measure::{
     EvaluationParams, ExprValue, ExpressionEvaluator, MeasureError, PreparedLibrary, ResourceRef,
     Scalar, SubjectSession,
 };
-use flint_search::{Engine as Search, parse_query};
+use flint_search::Engine as Search;
 use flint_terminology::Terminology;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Evaluates measure criteria written in CQL over the database, with `search` finding stored
 /// Libraries and answering retrieves and `terminology` expanding value sets.
@@ -62,85 +62,6 @@ impl CqlMeasureEvaluator {
     }
 }
 
-fn unprocessable(msg: impl Into<String>) -> MeasureError {
-    DbError::new(ErrorKind::Unprocessable, msg)
-}
-
-/// A CQL evaluation error as a measure error: faults of the data keep their 503, everything
-/// else (a broken library, a type error) is the library's problem (422).
-fn cql_error(library: &str, e: flint_cql::Error) -> MeasureError {
-    match e {
-        flint_cql::Error::Data(m) => DbError::unavailable(m),
-        e => unprocessable(format!("CQL library `{library}`: {e}")),
-    }
-}
-
-/// FHIRHelpers 4.0.1, parsed once.
-fn fhir_helpers() -> Result<&'static Library, MeasureError> {
-    static LIB: OnceLock<Result<Library, String>> = OnceLock::new();
-    LIB.get_or_init(|| {
-        flint_cql::parse_library(flint_model::defs::FHIR_HELPERS_4_0_1).map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| unprocessable(format!("FHIRHelpers 4.0.1 does not parse: {e}")))
-}
-
-impl CqlMeasureEvaluator {
-    /// The current stored Library found by `params` (e.g. `url`, `version`), if any.
-    async fn library_resource(
-        &self,
-        db: &Db,
-        params: &[(String, String)],
-    ) -> Result<Option<serde_json::Value>, MeasureError> {
-        let mut params = params.to_vec();
-        params.push(("_sort".into(), "_id".into()));
-        let query = parse_query(self.search.registry(), "Library", &params)
-            .map_err(|e| unprocessable(e.to_string()))?;
-        let found = self
-            .search
-            .execute(db, &query)
-            .map_err(|e| DbError::unavailable(e.to_string()))?;
-        let Some(h) = found.first() else {
-            return Ok(None);
-        };
-        let bytes = db.pull(h).await?;
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| DbError::fault(format!("stored Library does not parse: {e}")))
-    }
-
-    /// The CQL source of a stored Library (`content` with `contentType` `text/cql`).
-    fn cql_source(library: &serde_json::Value, name: &str) -> Result<String, MeasureError> {
-        let content = library["content"].as_array().into_iter().flatten();
-        for c in content {
-            let ct = c["contentType"].as_str().unwrap_or("");
-            if ct.split(';').next().map(str::trim) != Some("text/cql") {
-                continue;
-            }
-            let data = c["data"].as_str().ok_or_else(|| {
-                unprocessable(format!(
-                    "Library `{name}` has a text/cql content without data"
-                ))
-            })?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data)
-                .map_err(|e| {
-                    unprocessable(format!("Library `{name}`: content is not base64: {e}"))
-                })?;
-            return String::from_utf8(bytes)
-                .map_err(|_| unprocessable(format!("Library `{name}`: CQL is not UTF-8")));
-        }
-        Err(unprocessable(format!(
-            "Library `{name}` has no text/cql content (ELM input is not supported yet)"
-        )))
-    }
-
-    fn parse(src: &str, name: &str) -> Result<Library, MeasureError> {
-        flint_cql::parse_library(src)
-            .map_err(|e| unprocessable(format!("CQL library `{name}`: syntax error at {e}")))
-    }
-}
-
 #[async_trait]
 impl ExpressionEvaluator for CqlMeasureEvaluator {
     async fn prepare(
@@ -149,56 +70,23 @@ impl ExpressionEvaluator for CqlMeasureEvaluator {
         library: &str,
         params: &EvaluationParams,
     ) -> Result<Arc<dyn PreparedLibrary>, MeasureError> {
-        let (url, version) = match library.split_once('|') {
-            Some((u, v)) if !v.is_empty() => (u, Some(v)),
-            Some((u, _)) => (u, None),
-            None => (library, None),
-        };
-        let mut q = vec![("url".to_string(), url.to_string())];
-        if let Some(v) = version {
-            q.push(("version".into(), v.into()));
-        }
-        let stored = self
-            .library_resource(db, &q)
+        let q = library::canonical_query(library);
+        let stored = library::library_resource(&self.search, db, &q)
             .await?
             .ok_or_else(|| unprocessable(format!("Library `{library}` is not stored")))?;
-        let lib = Self::parse(&Self::cql_source(&stored, library)?, library)?;
-        let mut includes = Vec::new();
-        for (name, version, alias) in &lib.includes {
-            if name == "FHIRHelpers" {
-                includes.push((alias.clone(), Arc::new(fhir_helpers()?.clone())));
-                continue;
-            }
-            let mut q = vec![("name".to_string(), name.clone())];
-            if let Some(v) = version {
-                q.push(("version".into(), v.clone()));
-            }
-            let stored = self.library_resource(db, &q).await?.ok_or_else(|| {
-                unprocessable(format!(
-                    "Library `{library}` includes `{name}`, which is not stored"
-                ))
-            })?;
-            let inc = Self::parse(&Self::cql_source(&stored, name)?, name)?;
-            includes.push((alias.clone(), Arc::new(inc)));
-        }
-        let mut parameters = HashMap::new();
+        let kind = ErrorKind::Unprocessable;
+        let lib = library::parse(&library::cql_source(&stored, library)?, library, kind)?;
+        let includes = library::includes(&self.search, db, &lib, library, kind).await?;
+        let mut parameters = library::parameter_values(&params.named)?;
         let period = flint_cql::evaluate_expression(&format!(
             "Interval[@{}, @{}]",
             params.period.start, params.period.end
         ))
         .map_err(|e| unprocessable(format!("measurement period: {e}")))?;
-        parameters.insert("Measurement Period".to_string(), period);
-        for p in &params.named {
-            let mut values = Vec::new();
-            for v in &p.values {
-                values.push(param_value(&p.name, &v.fhir_type, &v.value)?);
-            }
-            let value = match values.len() {
-                1 => values.remove(0),
-                _ => Value::List(values),
-            };
-            parameters.insert(p.name.clone(), value);
-        }
+        // A named parameter of that name overrides the period.
+        parameters
+            .entry("Measurement Period".to_string())
+            .or_insert(period);
         Ok(Arc::new(Prepared {
             name: library.to_string(),
             lib: Arc::new(lib),
@@ -209,28 +97,6 @@ impl ExpressionEvaluator for CqlMeasureEvaluator {
             parsed: self.parsed.clone(),
         }))
     }
-}
-
-/// A parameter value of a POST `Parameters` entry as a CQL value.
-fn param_value(name: &str, ty: &str, v: &serde_json::Value) -> Result<Value, MeasureError> {
-    let bad = || unprocessable(format!("parameter `{name}`: unsupported {ty} value {v}"));
-    Ok(match (ty, v) {
-        ("boolean", serde_json::Value::Bool(b)) => Value::Bool(*b),
-        ("integer" | "positiveInt" | "unsignedInt", n) => Value::Int(
-            n.as_i64()
-                .and_then(|i| i32::try_from(i).ok())
-                .ok_or_else(bad)?,
-        ),
-        ("decimal", n) => flint_cql::evaluate_expression(&n.to_string()).map_err(|_| bad())?,
-        ("string" | "code" | "uri" | "id", serde_json::Value::String(s)) => Value::Str(s.clone()),
-        ("date" | "dateTime" | "instant", serde_json::Value::String(s))
-            if s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-:.+".contains(c)) =>
-        {
-            flint_cql::evaluate_expression(&format!("@{s}")).map_err(|_| bad())?
-        }
-        _ => return Err(bad()),
-    })
 }
 
 /// A library ready for one evaluation.

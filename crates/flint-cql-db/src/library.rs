@@ -1,0 +1,216 @@
+//! What `$evaluate-measure`, `$cql` and `Library/$evaluate` share: stored Libraries found by
+//! a search (`url`, `version`, `name`, `_id`), their `text/cql` content decoded and parsed,
+//! includes resolved (FHIRHelpers 4.0.1 built in, others stored Libraries by `name` and
+//! `version`, one level deep), `Parameters` values converted to CQL values, and CQL errors
+//! mapped to error kinds.
+
+use base64::Engine as _;
+use flint_cql::{Library, Value};
+use flint_db::{Db, DbError, ErrorKind};
+use flint_measure::{MeasureError, NamedParam};
+use flint_search::{Engine as Search, parse_query};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// An `Unprocessable` (422) error.
+pub(crate) fn unprocessable(msg: impl Into<String>) -> MeasureError {
+    DbError::new(ErrorKind::Unprocessable, msg)
+}
+
+/// A CQL evaluation error as a measure error: faults of the data keep their 503, everything
+/// else (a broken library, a type error) is the library's problem (422).
+pub(crate) fn cql_error(library: &str, e: flint_cql::Error) -> MeasureError {
+    match e {
+        flint_cql::Error::Data(m) => DbError::unavailable(m),
+        e => unprocessable(format!("CQL library `{library}`: {e}")),
+    }
+}
+
+/// FHIRHelpers 4.0.1, parsed once.
+pub(crate) fn fhir_helpers() -> Result<&'static Library, MeasureError> {
+    static LIB: OnceLock<Result<Library, String>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        flint_cql::parse_library(flint_model::defs::FHIR_HELPERS_4_0_1).map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| unprocessable(format!("FHIRHelpers 4.0.1 does not parse: {e}")))
+}
+
+/// The current stored Library found by the search `params` (e.g. `url`, `version`), if
+/// any; of several, the first by id.
+pub(crate) async fn library_resource(
+    search: &Search,
+    db: &Db,
+    params: &[(String, String)],
+) -> Result<Option<serde_json::Value>, MeasureError> {
+    let mut params = params.to_vec();
+    params.push(("_sort".into(), "_id".into()));
+    let query = parse_query(search.registry(), "Library", &params)
+        .map_err(|e| unprocessable(e.to_string()))?;
+    let found = search
+        .execute(db, &query)
+        .map_err(|e| DbError::unavailable(e.to_string()))?;
+    let Some(h) = found.first() else {
+        return Ok(None);
+    };
+    let bytes = db.pull(h).await?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| DbError::fault(format!("stored Library does not parse: {e}")))
+}
+
+/// The search of the Library with canonical `url|version` (or `url`).
+pub(crate) fn canonical_query(canonical: &str) -> Vec<(String, String)> {
+    let (url, version) = match canonical.split_once('|') {
+        Some((u, v)) if !v.is_empty() => (u, Some(v)),
+        Some((u, _)) => (u, None),
+        None => (canonical, None),
+    };
+    let mut q = vec![("url".to_string(), url.to_string())];
+    if let Some(v) = version {
+        q.push(("version".into(), v.into()));
+    }
+    q
+}
+
+/// The CQL source of a stored Library (`content` with `contentType` `text/cql`).
+pub(crate) fn cql_source(library: &serde_json::Value, name: &str) -> Result<String, MeasureError> {
+    let content = library["content"].as_array().into_iter().flatten();
+    for c in content {
+        let ct = c["contentType"].as_str().unwrap_or("");
+        if ct.split(';').next().map(str::trim) != Some("text/cql") {
+            continue;
+        }
+        let data = c["data"].as_str().ok_or_else(|| {
+            unprocessable(format!(
+                "Library `{name}` has a text/cql content without data"
+            ))
+        })?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| unprocessable(format!("Library `{name}`: content is not base64: {e}")))?;
+        return String::from_utf8(bytes)
+            .map_err(|_| unprocessable(format!("Library `{name}`: CQL is not UTF-8")));
+    }
+    Err(unprocessable(format!(
+        "Library `{name}` has no text/cql content (ELM input is not supported yet)"
+    )))
+}
+
+/// Parses the CQL of Library `name`; a syntax error is an error of `kind` naming its line
+/// and column.
+pub(crate) fn parse(src: &str, name: &str, kind: ErrorKind) -> Result<Library, MeasureError> {
+    flint_cql::parse_library(src)
+        .map_err(|e| DbError::new(kind, format!("CQL library `{name}`: syntax error at {e}")))
+}
+
+/// The libraries `lib` (named `library` in messages) includes, by their aliases:
+/// FHIRHelpers built in, the others stored Libraries by `name` (and `version`), whose
+/// syntax errors are errors of `kind`.
+pub(crate) async fn includes(
+    search: &Search,
+    db: &Db,
+    lib: &Library,
+    library: &str,
+    kind: ErrorKind,
+) -> Result<Vec<(String, Arc<Library>)>, MeasureError> {
+    let mut includes = Vec::new();
+    for (name, version, alias) in &lib.includes {
+        if name == "FHIRHelpers" {
+            includes.push((alias.clone(), Arc::new(fhir_helpers()?.clone())));
+            continue;
+        }
+        let mut q = vec![("name".to_string(), name.clone())];
+        if let Some(v) = version {
+            q.push(("version".into(), v.clone()));
+        }
+        let stored = library_resource(search, db, &q).await?.ok_or_else(|| {
+            unprocessable(format!(
+                "Library `{library}` includes `{name}`, which is not stored"
+            ))
+        })?;
+        let inc = parse(&cql_source(&stored, name)?, name, kind)?;
+        includes.push((alias.clone(), Arc::new(inc)));
+    }
+    Ok(includes)
+}
+
+/// The CQL values of named parameters (a name given more than once is a list).
+pub(crate) fn parameter_values(
+    named: &[NamedParam],
+) -> Result<HashMap<String, Value>, MeasureError> {
+    let mut parameters = HashMap::new();
+    for p in named {
+        let mut values = Vec::new();
+        for v in &p.values {
+            values.push(param_value(&p.name, &v.fhir_type, &v.value)?);
+        }
+        let value = match values.len() {
+            1 => values.remove(0),
+            _ => Value::List(values),
+        };
+        parameters.insert(p.name.clone(), value);
+    }
+    Ok(parameters)
+}
+
+/// A parameter value of a POST `Parameters` entry as a CQL value: boolean, integer,
+/// decimal, string-like, date/dateTime/instant, and the complex types FHIRHelpers converts
+/// (Quantity, Coding, CodeableConcept, Period, Range, Ratio).
+pub(crate) fn param_value(
+    name: &str,
+    ty: &str,
+    v: &serde_json::Value,
+) -> Result<Value, MeasureError> {
+    let bad = || unprocessable(format!("parameter `{name}`: unsupported {ty} value {v}"));
+    Ok(match (ty, v) {
+        ("boolean", serde_json::Value::Bool(b)) => Value::Bool(*b),
+        ("integer" | "positiveInt" | "unsignedInt", n) => Value::Int(
+            n.as_i64()
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(bad)?,
+        ),
+        ("decimal", n @ serde_json::Value::Number(_)) => {
+            flint_cql::evaluate_expression(&n.to_string()).map_err(|_| bad())?
+        }
+        (
+            "string" | "code" | "uri" | "id" | "url" | "canonical" | "markdown",
+            serde_json::Value::String(s),
+        ) => Value::Str(s.clone()),
+        ("date" | "dateTime" | "instant", serde_json::Value::String(s))
+            if s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-:.+".contains(c)) =>
+        {
+            flint_cql::evaluate_expression(&format!("@{s}")).map_err(|_| bad())?
+        }
+        ("time", serde_json::Value::String(s))
+            if s.chars().all(|c| c.is_ascii_digit() || ":.".contains(c)) =>
+        {
+            flint_cql::evaluate_expression(&format!("@T{s}")).map_err(|_| bad())?
+        }
+        (
+            "Quantity" | "Age" | "Duration" | "Distance" | "Count" | "Coding" | "CodeableConcept"
+            | "Period" | "Range" | "Ratio",
+            serde_json::Value::Object(_),
+        ) => {
+            let ty: &'static str = match ty {
+                "Quantity" => "Quantity",
+                "Age" => "Age",
+                "Duration" => "Duration",
+                "Distance" => "Distance",
+                "Count" => "Count",
+                "Coding" => "Coding",
+                "CodeableConcept" => "CodeableConcept",
+                "Period" => "Period",
+                "Range" => "Range",
+                _ => "Ratio",
+            };
+            let f = flint_cql::fhir::FhirValue {
+                json: Arc::new(v.clone()),
+                ty,
+            };
+            flint_cql::fhir::to_system(Value::Fhir(f)).map_err(|_| bad())?
+        }
+        _ => return Err(bad()),
+    })
+}
