@@ -101,7 +101,7 @@ pub(crate) fn cql_source(library: &serde_json::Value, name: &str) -> Result<Stri
 /// and column.
 pub(crate) fn parse(src: &str, name: &str, kind: ErrorKind) -> Result<Library, MeasureError> {
     flint_cql::parse_library(src)
-        .map_err(|e| DbError::new(kind, format!("CQL library `{name}`: syntax error at {e}")))
+        .map_err(|e| DbError::new(kind, format!("CQL library `{name}`: {e}")))
 }
 
 /// The libraries `lib` (named `library` in messages) includes, by their aliases:
