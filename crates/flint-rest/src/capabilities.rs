@@ -51,19 +51,38 @@ const COMMON_PARAMS: [(&str, &str, &str); 9] = [
 ];
 
 /// The system operations (name, OperationDefinition), as the operations registry has them (a
-/// test of the operations module checks that the two agree).
-pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 1] = [(
-    "versions",
-    "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
-)];
+/// test of the operations module checks that the two agree). `cql` is listed only when
+/// [`RestConfig::enable_operation_cql`] is on ([`system_operation_enabled`]).
+pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 2] = [
+    (
+        "versions",
+        "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
+    ),
+    (
+        "cql",
+        "http://hl7.org/fhir/uv/cpg/OperationDefinition/cpg-cql",
+    ),
+];
+
+/// Whether the system operation `name` is offered with `cfg` (`$cql` only when enabled).
+pub(crate) fn system_operation_enabled(name: &str, cfg: &RestConfig) -> bool {
+    name != "cql" || cfg.enable_operation_cql
+}
 
 /// The type and instance operations (type, name, OperationDefinition), as the operations
 /// registry has them (a test of the operations module checks that the two agree).
-pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 1] = [(
-    "Measure",
-    "evaluate-measure",
-    "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
-)];
+pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 2] = [
+    (
+        "Measure",
+        "evaluate-measure",
+        "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+    ),
+    (
+        "Library",
+        "evaluate",
+        "http://hl7.org/fhir/uv/cpg/OperationDefinition/cpg-library-evaluate",
+    ),
+];
 
 /// Stands for the request's base URL in the statement built at startup.
 const BASE_PLACEHOLDER: &str = "urn:flint:capability-statement:base-url";
@@ -172,6 +191,7 @@ fn build(
             ],
             "operation": SYSTEM_OPERATIONS
                 .iter()
+                .filter(|(name, _)| system_operation_enabled(name, cfg))
                 .map(|(name, definition)| json!({"name": name, "definition": definition}))
                 .collect::<Vec<_>>(),
             "documentation": format!(

@@ -21,6 +21,9 @@ pub struct RestConfig {
     pub allow_multiple_delete: bool,
     /// Key sealing page links (all nodes serving one database need the same key).
     pub page_key: [u8; 32],
+    /// Whether `[base]/$cql` is offered (`ENABLE_OPERATION_CQL`, off by default: it runs
+    /// arbitrary expressions over all data).
+    pub enable_operation_cql: bool,
 }
 
 impl Default for RestConfig {
@@ -35,6 +38,7 @@ impl Default for RestConfig {
             storage: "in-memory".into(),
             allow_multiple_delete: false,
             page_key: rand::random(),
+            enable_operation_cql: false,
         }
     }
 }

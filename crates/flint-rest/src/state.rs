@@ -22,6 +22,7 @@ struct StateInner {
     results: ResultCache,
     capabilities: FhirResult<Capabilities>,
     measure: std::sync::OnceLock<MeasureEvaluation>,
+    cql: std::sync::OnceLock<CqlEvaluation>,
 }
 
 /// What `$evaluate-measure` evaluates with: the CQL engine and the settings.
@@ -31,6 +32,15 @@ pub struct MeasureEvaluation {
     pub evaluator: Arc<dyn flint_measure::ExpressionEvaluator>,
     /// Threads and report persistence.
     pub config: flint_measure::MeasureConfig,
+}
+
+/// What `$cql` and `Library/$evaluate` evaluate with: the CQL engine and the settings.
+#[derive(Clone)]
+pub struct CqlEvaluation {
+    /// The CQL engine.
+    pub service: Arc<dyn flint_measure::CqlService>,
+    /// The time limit.
+    pub config: flint_measure::CqlConfig,
 }
 
 impl AppState {
@@ -73,6 +83,7 @@ impl AppState {
                 results: result_cache(),
                 capabilities,
                 measure: std::sync::OnceLock::new(),
+                cql: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -104,6 +115,30 @@ impl AppState {
     /// The evaluator of `$evaluate-measure`, if one was set.
     pub fn measure_evaluation(&self) -> Option<&MeasureEvaluation> {
         self.inner.measure.get()
+    }
+
+    /// The state with `service` answering `$cql` (when `RestConfig::enable_operation_cql`)
+    /// and `Library/$evaluate` with `config` (the time limit); without one they answer 422
+    /// `not-supported`. Only the first service set counts.
+    pub fn with_cql_service(
+        self,
+        service: Arc<dyn flint_measure::CqlService>,
+        config: flint_measure::CqlConfig,
+    ) -> Self {
+        if self
+            .inner
+            .cql
+            .set(CqlEvaluation { service, config })
+            .is_err()
+        {
+            tracing::warn!("a CQL service was already set; the new one is ignored");
+        }
+        self
+    }
+
+    /// The CQL engine of `$cql` and `Library/$evaluate`, if one was set.
+    pub fn cql_evaluation(&self) -> Option<&CqlEvaluation> {
+        self.inner.cql.get()
     }
 
     /// The settings.

@@ -96,7 +96,7 @@ impl Params {
 }
 
 /// The `value[x]` of a parameter: its type (`valueDateTime` → `dateTime`) and value.
-fn value_of(p: &Value) -> Option<ParamValue> {
+pub(super) fn value_of(p: &Value) -> Option<ParamValue> {
     let obj = p.as_object()?;
     obj.iter().find_map(|(k, v)| {
         let ty = k.strip_prefix("value")?;
@@ -220,7 +220,7 @@ fn params(req: &FhirRequest) -> FhirResult<Params> {
 }
 
 /// The subject of `subject`: `Type/id` or a bare Patient id.
-fn subject_of(s: &str) -> FhirResult<ResourceRef> {
+pub(super) fn subject_of(s: &str) -> FhirResult<ResourceRef> {
     let r = if s.contains('/') {
         ResourceRef::parse(s)
     } else {

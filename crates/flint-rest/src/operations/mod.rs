@@ -28,8 +28,15 @@
 //! 3. List it in the CapabilityStatement (`SYSTEM_OPERATIONS` in `capabilities.rs` for system
 //!    operations, `TYPE_OPERATIONS` for type and instance ones); a test here fails while the
 //!    registry and the statement disagree.
+//!
+//! A system operation that a setting turns off (`$cql`, `RestConfig::enable_operation_cql`)
+//! stays in [`OPERATIONS`] (a constant); `capabilities::system_operation_enabled` decides,
+//! and [`invoke`] looks names up only among the [`offered`] operations, so a disabled one
+//! answers as an unknown operation and the CapabilityStatement does not list it.
 
+pub mod cql;
 pub mod evaluate_measure;
+pub mod library_evaluate;
 pub mod versions;
 
 use crate::api::{FhirRequest, Reply};
@@ -40,7 +47,25 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// Every operation this server supports, one line each.
-pub const OPERATIONS: &[Operation] = &[versions::OPERATION, evaluate_measure::OPERATION];
+pub const OPERATIONS: &[Operation] = &[
+    versions::OPERATION,
+    evaluate_measure::OPERATION,
+    cql::OPERATION,
+    library_evaluate::OPERATION,
+];
+
+/// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
+/// `enable_operation_cql` is on (the rule the CapabilityStatement lists by).
+pub fn offered(config: &crate::config::RestConfig) -> Vec<Operation> {
+    OPERATIONS
+        .iter()
+        .filter(|o| {
+            !o.levels.contains(&Level::System)
+                || crate::capabilities::system_operation_enabled(o.name, config)
+        })
+        .copied()
+        .collect()
+}
 
 /// The level an operation is invoked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +183,8 @@ pub async fn invoke(
         Target::Type(ty) => check_type(ty)?,
         Target::Instance(ty, id) => check_type_and_id(ty, id)?,
     }
-    let op = find(OPERATIONS, name, target.level(), &req.method)?;
+    let registry = offered(ctx.state.config());
+    let op = find(&registry, name, target.level(), &req.method)?;
     if let Target::Type(ty) | Target::Instance(ty, _) = target
         && !op.types.is_empty()
         && !op.types.contains(&ty)
@@ -226,6 +252,22 @@ mod tests {
         let e = find(&registry, "test-write", Level::Type, "GET").unwrap_err();
         assert_eq!(e.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(e.code, "not-supported");
+    }
+
+    #[test]
+    fn cql_is_offered_only_when_enabled() {
+        let mut cfg = crate::config::RestConfig::default();
+        let names = |cfg: &crate::config::RestConfig| -> Vec<&str> {
+            offered(cfg).iter().map(|o| o.name).collect()
+        };
+        assert_eq!(names(&cfg), ["versions", "evaluate-measure", "evaluate"]);
+        let e = find(&offered(&cfg), "cql", Level::System, "POST").unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "not-supported")
+        );
+        cfg.enable_operation_cql = true;
+        assert_eq!(names(&cfg).len(), OPERATIONS.len());
     }
 
     #[test]
