@@ -77,6 +77,8 @@ pub struct Config {
     pub measure: flint_measure::MeasureConfig,
     /// Parsed resources CQL evaluation keeps across requests (`CQL_RESOURCE_CACHE_SIZE`).
     pub cql_resource_cache_size: usize,
+    /// `ENABLE_OPERATION_CQL`: offer `[base]/$cql`.
+    pub enable_operation_cql: bool,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -100,6 +102,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "CQL_RESOURCE_CACHE_SIZE",
         "50000",
         "parsed resources CQL evaluation keeps across requests (by content hash; 0 keeps one)",
+    ),
+    (
+        "ENABLE_OPERATION_CQL",
+        "false",
+        "offer [base]/$cql, which evaluates any CQL expression over all data",
     ),
     (
         "STORAGE",
@@ -360,6 +367,7 @@ impl Config {
                 var("CQL_RESOURCE_CACHE_SIZE"),
                 "a number of resources",
             )?,
+            enable_operation_cql: boolean("ENABLE_OPERATION_CQL")?,
             storage,
             base_url,
             context_path,
@@ -505,6 +513,12 @@ mod tests {
         assert_eq!(c.context_path, "/fhir");
         assert!(c.enforce_referential_integrity);
         assert_eq!(c.db_sync_timeout, Duration::from_secs(10));
+        assert!(!c.enable_operation_cql);
+        assert!(
+            cfg(&[("ENABLE_OPERATION_CQL", "true")])
+                .unwrap()
+                .enable_operation_cql
+        );
     }
 
     #[test]
@@ -516,6 +530,7 @@ mod tests {
             ("DB_SYNC_TIMEOUT", "0"),
             ("BASE_URL", "localhost"),
             ("LOG_LEVEL", "loud"),
+            ("ENABLE_OPERATION_CQL", "on"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(e.contains(k) && e.contains(v), "{e}");

@@ -206,6 +206,7 @@ async fn run(c: Config) -> Result<(), String> {
             storage: c.storage.name().to_string(),
             allow_multiple_delete: c.allow_multiple_delete,
             page_key,
+            enable_operation_cql: c.enable_operation_cql,
         },
         engine.clone(),
     )
@@ -213,11 +214,23 @@ async fn run(c: Config) -> Result<(), String> {
         Arc::new(
             flint_cql_db::CqlMeasureEvaluator::new(
                 engine.clone(),
-                Arc::new(flint_terminology::DbTerminology::new(engine)),
+                Arc::new(flint_terminology::DbTerminology::new(engine.clone())),
             )
             .with_parsed_cache_size(c.cql_resource_cache_size),
         ),
         c.measure.clone(),
+    )
+    .with_cql_service(
+        Arc::new(
+            flint_cql_db::operations::CqlOperations::new(
+                engine.clone(),
+                Arc::new(flint_terminology::DbTerminology::new(engine)),
+            )
+            .with_timeout(c.measure.timeout),
+        ),
+        flint_measure::CqlConfig {
+            timeout: c.measure.timeout,
+        },
     );
     let addr = SocketAddr::from(([0, 0, 0, 0], c.server_port));
     let listener = tokio::net::TcpListener::bind(addr)
