@@ -336,6 +336,29 @@ async fn cql_runaway_expressions_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_results_are_answered() {
+    let api = api().await;
+    // The outer list is the `return` parameters themselves, so one level fewer of parts.
+    for (wrap, parts) in [("{R}", 989), ("Tuple { a: R }", 990)] {
+        let expr = format!("(expand {{ Interval[1, 990] }}) X aggregate R starting 1: {wrap}");
+        let a = cql(&api, &expr, &[]).await;
+        // 990 levels of parts, built, written and dropped without overflowing a stack
+        // (deeper than serde_json parses by default, so counted in the text).
+        assert_eq!(a.status.as_u16(), 200, "{wrap}");
+        let body = String::from_utf8_lossy(&a.body);
+        assert_eq!(body.matches("\"part\":[").count(), parts, "{wrap}");
+        assert!(body.contains("\"valueInteger\":1}"), "{wrap}");
+        // The same in XML.
+        let params = json!({"resourceType": "Parameters",
+            "parameter": [{"name": "expression", "valueString": expr}]});
+        let a = send(&api, "POST", "$cql?_format=xml", &params.to_string()).await;
+        assert_eq!(a.status.as_u16(), 200, "{wrap}");
+        let body = String::from_utf8_lossy(&a.body);
+        assert_eq!(body.matches("<part>").count(), parts, "{wrap}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cql_is_off_unless_enabled() {
     let api = api_with(false, None).await;
     let a = cql(&api, "1 + 2", &[]).await;
