@@ -6,11 +6,23 @@ the wall time, patients per second and the counts, next to the counts computed f
 bundles of the generated population that was loaded (flint-gen output).
 
   scripts/bench-measure.py http://localhost:8080/fhir data/gen
+
+With `--synthetic N` instead of a directory it first loads N light patients itself (one
+Patient, six body-weight and four heart-rate Observations each, 2019-2021, deterministic),
+in transactions of 100 patients, and computes the expected counts from what it wrote:
+
+  scripts/bench-measure.py http://localhost:8080/fhir --synthetic 10000
 """
-import json, base64, urllib.request, time, glob, sys
+import json, base64, urllib.request, time, glob, sys, random
 B=sys.argv[1].rstrip("/")
-DIR=sys.argv[2]
-N=len(glob.glob(DIR+"/patient-*.json"))
+SYNTHETIC=None
+if sys.argv[2]=="--synthetic":
+    SYNTHETIC=int(sys.argv[3])
+    DIR=None
+    N=SYNTHETIC
+else:
+    DIR=sys.argv[2]
+    N=len(glob.glob(DIR+"/patient-*.json"))
 def req(m, path, body=None):
     data=json.dumps(body).encode() if body is not None else None
     r=urllib.request.Request(B+"/"+path, data=data, method=m, headers={"Content-Type":"application/fhir+json"})
@@ -41,17 +53,40 @@ define "IP": exists [Observation: "Weight"] O where O.effective during "Measurem
 define "Num": exists [Observation: "Weight"] O where (O.value as FHIR.Quantity).value > 80 and O.effective during "Measurement Period"
 define "Gender": Patient.gender
 """); measure("valdate","valdate",[("initial-population","IP"),("denominator","IP"),("numerator","Num")],"Gender")
+def synthetic_bundles(n):
+    rnd=random.Random(1)
+    for start in range(0,n,100):
+        entries=[]
+        for i in range(start,min(n,start+100)):
+            pid=f"syn-{i}"
+            entries.append({"resource":{"resourceType":"Patient","id":pid,"gender":rnd.choice(["male","female"]),"birthDate":f"{rnd.randint(1940,2010)}-0{rnd.randint(1,9)}-1{rnd.randint(0,9)}"},"request":{"method":"PUT","url":f"Patient/{pid}"}})
+            for k in range(10):
+                code,unit,value=("29463-7","kg",round(rnd.uniform(45,110),1)) if k<6 else ("8867-4","/min",rnd.randint(50,110))
+                d=f"{rnd.randint(2019,2021)}-{rnd.randint(1,12):02d}-{rnd.randint(1,28):02d}T10:00:00Z"
+                entries.append({"resource":{"resourceType":"Observation","id":f"{pid}-o{k}","status":"final","code":{"coding":[{"system":"http://loinc.org","code":code}]},"subject":{"reference":f"Patient/{pid}"},"effectiveDateTime":d,"valueQuantity":{"value":value,"unit":unit,"system":"http://unitsofmeasure.org","code":unit}},"request":{"method":"PUT","url":f"Observation/{pid}-o{k}"}})
+        yield {"resourceType":"Bundle","type":"transaction","entry":entries}
+def bundles():
+    if SYNTHETIC is None:
+        for f in glob.glob(DIR+"/patient-*.json"):
+            yield json.load(open(f))
+    else:
+        yield from synthetic_bundles(SYNTHETIC)
+if SYNTHETIC is not None:
+    t=time.time(); n=0
+    for b in synthetic_bundles(SYNTHETIC):
+        st,r=req("POST","",b); n+=len(b["entry"])
+        if st!=200: sys.exit(f"loading failed: {st} {r}")
+    print(f"loaded {SYNTHETIC} synthetic patients ({n} resources) in {time.time()-t:.1f}s")
 has=set(); ip=set(); num=set()
-for f in glob.glob(DIR+"/patient-*.json"):
-    b=json.load(open(f))
+for f,b in enumerate(bundles()):
     for e in b["entry"]:
         r=e["resource"]
         if r["resourceType"]=="Observation" and any(c.get("code")=="29463-7" for c in r["code"].get("coding",[])):
-            has.add(f)
+            key=r["subject"]["reference"]; has.add(key)
             d=r.get("effectiveDateTime","")
             if d.startswith("2020"):
-                ip.add(f)
-                if r["valueQuantity"]["value"]>80: num.add(f)
+                ip.add(key)
+                if r["valueQuantity"]["value"]>80: num.add(key)
 print(f"expected from the bundles: cohort {len(has)}; initial population {len(ip)}, numerator {len(num)}")
 for m in ["single","valdate"]:
     for run in range(3):

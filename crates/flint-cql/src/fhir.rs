@@ -53,12 +53,17 @@ impl FhirValue {
 
 /// The definitions' spelling of the resource type of `json` (`'static`).
 fn resource_type_of(json: &serde_json::Value) -> Option<&'static str> {
+    static TYPES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
     let rt = json.get("resourceType")?.as_str()?;
-    definitions()
-        .resource_types()
-        .iter()
-        .find(|t| t.as_str() == rt)
-        .map(String::as_str)
+    let types = TYPES.get_or_init(|| {
+        definitions()
+            .resource_types()
+            .iter()
+            .map(String::as_str)
+            .collect()
+    });
+    types.get(rt).copied()
 }
 
 /// A resource's JSON as a CQL value (a FHIR element typed by its `resourceType`).
