@@ -35,6 +35,10 @@ pub enum Error {
     /// result.
     #[error("data error: {0}")]
     Data(String),
+    /// An ELM document that cannot be read (not JSON, an unsupported node type, a missing
+    /// field), with the node's `type` and its location when the ELM has one.
+    #[error("ELM error: {0}")]
+    Elm(String),
     /// The evaluation ran out of its step budget.
     #[error("evaluation budget exhausted")]
     Budget,

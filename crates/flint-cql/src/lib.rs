@@ -20,7 +20,9 @@
 //! `[Patient]` and gives `AgeInYears()`, `AgeInYearsAt(d)` (and months, days) from its
 //! `birthDate`. The provider over the database is `flint-cql-db`.
 //!
-//! Not here yet: ELM JSON, static type checking beyond what evaluation needs.
+//! ELM JSON (the reference translator's output) reads into the same tree: [`library_from_elm`]
+//! (see [`elm`] for what is read). Not here yet: static type checking beyond what evaluation
+//! needs.
 //!
 //! ```
 //! let v = flint_cql::evaluate_expression("1 + 2").unwrap();
@@ -30,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod elm;
 pub mod error;
 pub mod eval;
 pub mod fhir;
@@ -39,6 +42,7 @@ pub mod temporal;
 pub mod value;
 
 pub use ast::{Expr, Library};
+pub use elm::{library_from_elm, library_from_elm_bytes};
 pub use error::{Error, SyntaxError};
 pub use eval::{Context, DataProvider, Engine};
 pub use parser::{parse_expression, parse_library};
