@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The reference CQL-to-ELM translator (npm) for flint-cql's ELM differential test.
+scripts/fetch-cql-translator.sh
 cargo fmt --all -- --check
 python3 scripts/check-deps.py
 cargo clippy --release --workspace --all-targets -- -D warnings

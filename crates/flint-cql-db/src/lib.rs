@@ -352,7 +352,6 @@ fn shared_value(json: Arc<serde_json::Value>) -> Result<Value, Error> {
         .ok_or_else(|| data_err("stored resource is not a FHIR resource of a known type"))
 }
 
-
 impl DataProvider for PatientData<'_> {
     fn retrieve(
         &self,
@@ -448,10 +447,7 @@ impl DataProvider for PatientData<'_> {
 enum Plan<'c> {
     Patient(String),
     Empty,
-    Matches(
-        flint_search::Matches,
-        Option<(&'c str, Vec<Coding>)>,
-    ),
+    Matches(flint_search::Matches, Option<(&'c str, Vec<Coding>)>),
 }
 
 impl PatientData<'_> {

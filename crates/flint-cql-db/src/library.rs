@@ -1,8 +1,11 @@
 //! What `$evaluate-measure`, `$cql` and `Library/$evaluate` share: stored Libraries found by
-//! a search (`url`, `version`, `name`, `_id`), their `text/cql` content decoded and parsed,
-//! includes resolved (FHIRHelpers 4.0.1 built in, others stored Libraries by `name` and
-//! `version`, one level deep), `Parameters` values converted to CQL values, and CQL errors
-//! mapped to error kinds.
+//! a search (`url`, `version`, `name`, `_id`), their content compiled (the
+//! `application/elm+json` attachment when there is one, else the `text/cql` one parsed;
+//! compiled once per Library version: the cache is keyed by the stored version's content
+//! hash, so it never goes stale), includes resolved to any depth (FHIRHelpers 4.0.1 built
+//! in, others stored Libraries by `name` and `version`; a cycle or more than
+//! [`MAX_INCLUDE_DEPTH`] levels is an error), `Parameters` values converted to CQL values,
+//! and CQL errors mapped to error kinds.
 
 use base64::Engine as _;
 use flint_cql::{Library, Value};
@@ -36,13 +39,29 @@ pub(crate) fn fhir_helpers() -> Result<&'static Library, MeasureError> {
     .map_err(|e| unprocessable(format!("FHIRHelpers 4.0.1 does not parse: {e}")))
 }
 
+/// A stored Library: the content hash of its current version and its JSON.
+pub(crate) struct Stored {
+    /// The content hash of the version (the compile cache's key).
+    pub hash: flint_db::ContentHash,
+    /// The resource.
+    pub json: serde_json::Value,
+}
+
+impl std::ops::Index<&str> for Stored {
+    type Output = serde_json::Value;
+
+    fn index(&self, key: &str) -> &serde_json::Value {
+        &self.json[key]
+    }
+}
+
 /// The current stored Library found by the search `params` (e.g. `url`, `version`), if
 /// any; of several, the first by id.
 pub(crate) async fn library_resource(
     search: &Search,
     db: &Db,
     params: &[(String, String)],
-) -> Result<Option<serde_json::Value>, MeasureError> {
+) -> Result<Option<Stored>, MeasureError> {
     let mut params = params.to_vec();
     params.push(("_sort".into(), "_id".into()));
     let query = parse_query(search.registry(), "Library", &params)
@@ -54,9 +73,63 @@ pub(crate) async fn library_resource(
         return Ok(None);
     };
     let bytes = db.pull(h).await?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| DbError::fault(format!("stored Library does not parse: {e}")))
+    let json = serde_json::from_slice(&bytes)
+        .map_err(|e| DbError::fault(format!("stored Library does not parse: {e}")))?;
+    Ok(Some(Stored { hash: h.hash, json }))
+}
+
+/// How deep includes of includes may go.
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// Compiled libraries by the content hash of the stored Library version.
+fn compiled_cache() -> &'static flint_db::cache::Cache<flint_db::ContentHash, Arc<Library>> {
+    static CACHE: OnceLock<flint_db::cache::Cache<flint_db::ContentHash, Arc<Library>>> =
+        OnceLock::new();
+    CACHE.get_or_init(|| flint_db::cache::new(1024))
+}
+
+/// The content attachment of `library` with content type `ct` (base64 `data` decoded).
+fn attachment(
+    library: &serde_json::Value,
+    ct: &str,
+    name: &str,
+) -> Result<Option<Vec<u8>>, MeasureError> {
+    let content = library["content"].as_array().into_iter().flatten();
+    for c in content {
+        let this = c["contentType"].as_str().unwrap_or("");
+        if this.split(';').next().map(str::trim) != Some(ct) {
+            continue;
+        }
+        let data = c["data"].as_str().ok_or_else(|| {
+            unprocessable(format!("Library `{name}` has a {ct} content without data"))
+        })?;
+        return base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map(Some)
+            .map_err(|e| unprocessable(format!("Library `{name}`: content is not base64: {e}")));
+    }
+    Ok(None)
+}
+
+/// The compiled form of stored Library `name`: its ELM (`application/elm+json`) when it has
+/// one, else its CQL (`text/cql`) parsed; compiled once per version. A library that does
+/// not compile is an error of `kind` naming the position (CQL line and column, ELM locator).
+pub(crate) fn compile(
+    stored: &Stored,
+    name: &str,
+    kind: ErrorKind,
+) -> Result<Arc<Library>, MeasureError> {
+    if let Some(lib) = compiled_cache().get(&stored.hash) {
+        return Ok(lib);
+    }
+    let lib = match attachment(&stored.json, "application/elm+json", name)? {
+        Some(elm) => flint_cql::elm::library_from_elm_bytes(&elm)
+            .map_err(|e| DbError::new(kind, format!("ELM library `{name}`: {e}")))?,
+        None => parse(&cql_source(&stored.json, name)?, name, kind)?,
+    };
+    let lib = Arc::new(lib);
+    compiled_cache().insert(stored.hash, lib.clone());
+    Ok(lib)
 }
 
 /// The search of the Library with canonical `url|version` (or `url`).
@@ -75,26 +148,13 @@ pub(crate) fn canonical_query(canonical: &str) -> Vec<(String, String)> {
 
 /// The CQL source of a stored Library (`content` with `contentType` `text/cql`).
 pub(crate) fn cql_source(library: &serde_json::Value, name: &str) -> Result<String, MeasureError> {
-    let content = library["content"].as_array().into_iter().flatten();
-    for c in content {
-        let ct = c["contentType"].as_str().unwrap_or("");
-        if ct.split(';').next().map(str::trim) != Some("text/cql") {
-            continue;
-        }
-        let data = c["data"].as_str().ok_or_else(|| {
-            unprocessable(format!(
-                "Library `{name}` has a text/cql content without data"
-            ))
-        })?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .map_err(|e| unprocessable(format!("Library `{name}`: content is not base64: {e}")))?;
-        return String::from_utf8(bytes)
-            .map_err(|_| unprocessable(format!("Library `{name}`: CQL is not UTF-8")));
-    }
-    Err(unprocessable(format!(
-        "Library `{name}` has no text/cql content (ELM input is not supported yet)"
-    )))
+    let Some(bytes) = attachment(library, "text/cql", name)? else {
+        return Err(unprocessable(format!(
+            "Library `{name}` has neither application/elm+json nor text/cql content"
+        )));
+    };
+    String::from_utf8(bytes)
+        .map_err(|_| unprocessable(format!("Library `{name}`: CQL is not UTF-8")))
 }
 
 /// Parses the CQL of Library `name`; a syntax error is an error of `kind` naming its line
@@ -104,35 +164,103 @@ pub(crate) fn parse(src: &str, name: &str, kind: ErrorKind) -> Result<Library, M
         .map_err(|e| DbError::new(kind, format!("CQL library `{name}`: {e}")))
 }
 
-/// The libraries `lib` (named `library` in messages) includes, by their aliases:
-/// FHIRHelpers built in, the others stored Libraries by `name` (and `version`), whose
-/// syntax errors are errors of `kind`.
-pub(crate) async fn includes(
+/// `lib` (named `library` in messages) with its includes resolved, and theirs, by their
+/// aliases: FHIRHelpers built in, the others stored Libraries by `name` (and `version`),
+/// whose compile errors are errors of `kind`. An include cycle or includes deeper than
+/// [`MAX_INCLUDE_DEPTH`] are errors of `kind`.
+pub(crate) async fn resolve(
     search: &Search,
     db: &Db,
-    lib: &Library,
+    lib: Arc<Library>,
     library: &str,
     kind: ErrorKind,
-) -> Result<Vec<(String, Arc<Library>)>, MeasureError> {
-    let mut includes = Vec::new();
-    for (name, version, alias) in &lib.includes {
-        if name == "FHIRHelpers" {
-            includes.push((alias.clone(), Arc::new(fhir_helpers()?.clone())));
-            continue;
+) -> Result<Arc<flint_cql::Resolved>, MeasureError> {
+    resolve_at(
+        search,
+        db,
+        lib,
+        library,
+        kind,
+        &mut vec![library.to_string()],
+    )
+    .await
+}
+
+fn resolve_at<'f>(
+    search: &'f Search,
+    db: &'f Db,
+    lib: Arc<Library>,
+    library: &'f str,
+    kind: ErrorKind,
+    path: &'f mut Vec<String>,
+) -> std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Arc<flint_cql::Resolved>, MeasureError>>
+            + Send
+            + 'f,
+    >,
+> {
+    Box::pin(async move {
+        let mut includes = Vec::new();
+        for (name, version, alias) in &lib.includes {
+            if name == "FHIRHelpers" {
+                includes.push((alias.clone(), fhir_helpers_resolved()?));
+                continue;
+            }
+            let key = match version {
+                Some(v) => format!("{name}|{v}"),
+                None => name.clone(),
+            };
+            if path.contains(&key) || path.iter().any(|p| p.split('|').next() == Some(name)) {
+                return Err(DbError::new(
+                    kind,
+                    format!(
+                        "Library `{library}`: the include of `{key}` is a cycle ({} → {key})",
+                        path.join(" → ")
+                    ),
+                ));
+            }
+            if path.len() > MAX_INCLUDE_DEPTH {
+                return Err(DbError::new(
+                    kind,
+                    format!(
+                        "Library `{library}`: includes nest deeper than {MAX_INCLUDE_DEPTH} levels"
+                    ),
+                ));
+            }
+            let mut q = vec![("name".to_string(), name.clone())];
+            if let Some(v) = version {
+                q.push(("version".into(), v.clone()));
+            }
+            let stored = library_resource(search, db, &q).await?.ok_or_else(|| {
+                unprocessable(format!(
+                    "Library `{library}` includes `{key}`, which is not stored"
+                ))
+            })?;
+            let inc = compile(&stored, name, kind)?;
+            path.push(key);
+            let resolved = resolve_at(search, db, inc, library, kind, path).await;
+            path.pop();
+            includes.push((alias.clone(), resolved?));
         }
-        let mut q = vec![("name".to_string(), name.clone())];
-        if let Some(v) = version {
-            q.push(("version".into(), v.clone()));
-        }
-        let stored = library_resource(search, db, &q).await?.ok_or_else(|| {
-            unprocessable(format!(
-                "Library `{library}` includes `{name}`, which is not stored"
-            ))
-        })?;
-        let inc = parse(&cql_source(&stored, name)?, name, kind)?;
-        includes.push((alias.clone(), Arc::new(inc)));
+        Ok(Arc::new(flint_cql::Resolved {
+            library: lib,
+            includes,
+        }))
+    })
+}
+
+/// FHIRHelpers 4.0.1 as a resolved library (it includes nothing).
+pub(crate) fn fhir_helpers_resolved() -> Result<Arc<flint_cql::Resolved>, MeasureError> {
+    static LIB: OnceLock<Arc<flint_cql::Resolved>> = OnceLock::new();
+    if let Some(r) = LIB.get() {
+        return Ok(r.clone());
     }
-    Ok(includes)
+    let r = Arc::new(flint_cql::Resolved {
+        library: Arc::new(fhir_helpers()?.clone()),
+        includes: Vec::new(),
+    });
+    Ok(LIB.get_or_init(|| r).clone())
 }
 
 /// The CQL values of named parameters (a name given more than once is a list).

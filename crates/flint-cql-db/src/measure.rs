@@ -2,9 +2,10 @@
 //! `flint_measure::ExpressionEvaluator` with flint-cql over the stored data.
 //!
 //! * The library is the stored `Library` with the Measure's canonical url (`url|version`
-//!   picks the version); its CQL is the `text/cql` attachment of `content` (base64 `data`).
+//!   picks the version); its content is the `application/elm+json` attachment when there is
+//!   one, else the `text/cql` one (base64 `data`), compiled once per Library version.
 //!   Includes resolve to FHIRHelpers 4.0.1 (built in) or to stored Libraries by `name` (and
-//!   `version`), one level deep.
+//!   `version`), to any depth (see `library`).
 //! * The library's `Measurement Period` parameter is the measure's period, an interval of
 //!   DateTimes; named POST parameters of simple types (boolean, integer, decimal, string,
 //!   code, date, dateTime) set the parameters of the same name, repeated ones as lists.
@@ -16,12 +17,11 @@
 //! * Measure observations call the library's function of that name with the observed
 //!   member (a stored resource, for a resource basis) or with no argument.
 //!
-//! Not yet: ELM input, includes of includes, a compile cache across requests.
 
 use crate::library::{self, cql_error, unprocessable};
 use crate::{ParsedCache, PatientData};
 use async_trait::async_trait;
-use flint_cql::{Context, Engine, Library, Value};
+use flint_cql::{Context, Engine, Value};
 use flint_db::{Db, DbError, ErrorKind};
 use flint_measure::{
     EvaluationParams, ExprValue, ExpressionEvaluator, MeasureError, PreparedLibrary, ResourceRef,
@@ -75,8 +75,8 @@ impl ExpressionEvaluator for CqlMeasureEvaluator {
             .await?
             .ok_or_else(|| unprocessable(format!("Library `{library}` is not stored")))?;
         let kind = ErrorKind::Unprocessable;
-        let lib = library::parse(&library::cql_source(&stored, library)?, library, kind)?;
-        let includes = library::includes(&self.search, db, &lib, library, kind).await?;
+        let lib = library::compile(&stored, library, kind)?;
+        let resolved = library::resolve(&self.search, db, lib, library, kind).await?;
         let mut parameters = library::parameter_values(&params.named)?;
         let period = flint_cql::evaluate_expression(&format!(
             "Interval[@{}, @{}]",
@@ -89,8 +89,7 @@ impl ExpressionEvaluator for CqlMeasureEvaluator {
             .or_insert(period);
         Ok(Arc::new(Prepared {
             name: library.to_string(),
-            lib: Arc::new(lib),
-            includes,
+            resolved,
             parameters,
             search: self.search.clone(),
             terminology: self.terminology.clone(),
@@ -102,8 +101,7 @@ impl ExpressionEvaluator for CqlMeasureEvaluator {
 /// A library ready for one evaluation.
 struct Prepared {
     name: String,
-    lib: Arc<Library>,
-    includes: Vec<(String, Arc<Library>)>,
+    resolved: Arc<flint_cql::Resolved>,
     parameters: HashMap<String, Value>,
     search: Search,
     terminology: Arc<dyn Terminology>,
@@ -145,11 +143,7 @@ struct Session<'s> {
 
 /// The engine over `prepared`'s library and includes with `data`.
 fn engine<'a>(prepared: &'a Prepared, data: &'a PatientData<'a>) -> Engine<'a> {
-    let mut engine = Engine::new(&prepared.lib).with_data(data);
-    for (alias, inc) in &prepared.includes {
-        engine = engine.with_include(alias, inc);
-    }
-    engine
+    Engine::resolved(&prepared.resolved).with_data(data)
 }
 
 impl SubjectSession for Session<'_> {

@@ -112,8 +112,7 @@ fn parameters(params: &[NamedParam]) -> Result<HashMap<String, Value>, MeasureEr
 /// What one request evaluates: a library (and its includes), expressions of it, in a
 /// context.
 struct Job {
-    lib: Arc<Library>,
-    includes: Vec<(String, Arc<Library>)>,
+    resolved: Arc<flint_cql::Resolved>,
     parameters: HashMap<String, Value>,
     patient: Option<String>,
     /// The name of what is evaluated, for messages.
@@ -144,10 +143,7 @@ impl CqlOperations {
                 inner: &data,
                 deadline,
             };
-            let mut engine = Engine::new(&job.lib).with_data(&data);
-            for (alias, inc) in &job.includes {
-                engine = engine.with_include(alias, inc);
-            }
+            let engine = Engine::resolved(&job.resolved).with_data(&data);
             let mut ctx = Context::default();
             ctx.budget = budget;
             ctx.parameters = job.parameters;
@@ -252,10 +248,11 @@ impl CqlService for CqlOperations {
             },
             ..Library::default()
         };
-        let helpers = Arc::new(library::fhir_helpers()?.clone());
         let job = Job {
-            lib: Arc::new(lib),
-            includes: vec![("FHIRHelpers".into(), helpers)],
+            resolved: Arc::new(flint_cql::Resolved {
+                library: Arc::new(lib),
+                includes: vec![("FHIRHelpers".into(), library::fhir_helpers_resolved()?)],
+            }),
             parameters,
             patient,
             name: "The CQL expression".into(),
@@ -299,9 +296,8 @@ impl CqlService for CqlOperations {
             .unwrap_or(&what)
             .to_string();
         let kind = ErrorKind::Invalid;
-        let lib = library::parse(&library::cql_source(&stored, &name)?, &name, kind)
-            .map_err(|e| e.at("Library.content"))?;
-        let includes = library::includes(&self.search, db, &lib, &name, kind)
+        let lib = library::compile(&stored, &name, kind).map_err(|e| e.at("Library.content"))?;
+        let resolved = library::resolve(&self.search, db, lib.clone(), &name, kind)
             .await
             .map_err(|e| match e.kind {
                 ErrorKind::Invalid => e.at("Library.content"),
@@ -323,8 +319,7 @@ impl CqlService for CqlOperations {
         };
         let patient = subject_id(db, subject)?;
         let job = Job {
-            lib: Arc::new(lib),
-            includes,
+            resolved,
             parameters: parameters(params)?,
             patient,
             name: format!("CQL library `{name}`"),

@@ -80,7 +80,26 @@ pub struct Engine<'a> {
     lib: &'a Library,
     data: Option<&'a dyn DataProvider>,
     /// Included libraries by their local alias (`include Lib called Alias`).
-    includes: Vec<(String, &'a Library)>,
+    includes: Vec<(std::borrow::Cow<'a, str>, Included<'a>)>,
+}
+
+/// A library with its includes resolved, and theirs, to any depth (what [`Engine::resolved`]
+/// evaluates).
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    /// The library.
+    pub library: std::sync::Arc<Library>,
+    /// Its included libraries by their local alias, each resolved in turn.
+    pub includes: Vec<(String, std::sync::Arc<Resolved>)>,
+}
+
+/// An included library as the engine holds it.
+#[derive(Clone, Copy)]
+enum Included<'a> {
+    /// Handed over by [`Engine::with_include`]: it sees no includes itself.
+    Flat(&'a Library),
+    /// A resolved library with its own includes.
+    Tree(&'a Resolved),
 }
 
 /// The source of retrieves (`[Observation: code in "VS"]`): a database or a test fixture.
@@ -1159,8 +1178,23 @@ impl<'a> Engine<'a> {
     /// The same engine with `lib` resolving references through the local name `alias`
     /// (`Alias."Define"`, `Alias.Function(x)`); the included library sees no includes itself.
     pub fn with_include(mut self, alias: &str, lib: &'a Library) -> Self {
-        self.includes.push((alias.to_string(), lib));
+        self.includes
+            .push((alias.to_string().into(), Included::Flat(lib)));
         self
+    }
+
+    /// An engine over a resolved library: its includes (and theirs) resolve references
+    /// through their aliases.
+    pub fn resolved(r: &'a Resolved) -> Self {
+        Engine {
+            lib: &r.library,
+            data: None,
+            includes: r
+                .includes
+                .iter()
+                .map(|(a, x)| (a.as_str().into(), Included::Tree(x)))
+                .collect(),
+        }
     }
 
     fn included(&self, e: &Expr, ctx: &Context) -> Option<Engine<'a>> {
@@ -1173,10 +1207,16 @@ impl<'a> Engine<'a> {
         self.includes
             .iter()
             .find(|(a, _)| a == alias)
-            .map(|(_, lib)| Engine {
-                lib,
-                data: self.data,
-                includes: Vec::new(),
+            .map(|(_, inc)| match inc {
+                Included::Flat(lib) => Engine {
+                    lib,
+                    data: self.data,
+                    includes: Vec::new(),
+                },
+                Included::Tree(r) => Engine {
+                    data: self.data,
+                    ..Engine::resolved(r)
+                },
             })
     }
 

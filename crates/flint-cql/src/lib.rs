@@ -44,7 +44,7 @@ pub mod value;
 pub use ast::{Expr, Library};
 pub use elm::{library_from_elm, library_from_elm_bytes};
 pub use error::{Error, SyntaxError};
-pub use eval::{Context, DataProvider, Engine};
+pub use eval::{Context, DataProvider, Engine, Resolved};
 pub use parser::{parse_expression, parse_library};
 pub use value::Value;
 
