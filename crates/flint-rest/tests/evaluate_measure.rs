@@ -666,3 +666,65 @@ async fn an_evaluation_over_the_time_limit_is_a_timeout() {
     assert_eq!(issue["code"], "timeout");
     assert_eq!(api.total("MeasureReport").await, 0);
 }
+
+#[tokio::test]
+async fn evaluate_measure_runs_inside_batch_bundles() {
+    let api = Api::new(true, true).await;
+    let params = json!({"resourceType": "Parameters", "parameter": [
+        param("periodStart", "valueDate", "2020"),
+        param("periodEnd", "valueDate", "2020"),
+    ]});
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET",
+            "url": "Measure/m1/$evaluate-measure?periodStart=2020&periodEnd=2020"}},
+        {"request": {"method": "POST", "url": "Measure/m1/$evaluate-measure"},
+         "resource": params},
+        {"request": {"method": "GET", "url": "Measure/m1/$evaluate-measure?periodEnd=2020"}},
+        {"request": {"method": "GET",
+            "url": "Measure/unknown/$evaluate-measure?periodStart=2020&periodEnd=2020"}},
+    ]});
+    let a = api.send("POST", "", &batch.to_string()).await;
+    let r = a.json();
+    assert_eq!(a.status, StatusCode::OK, "{r}");
+    assert_eq!(r["type"], "batch-response");
+    let e = r["entry"].as_array().unwrap();
+    // A GET answers the report inline.
+    assert_eq!(e[0]["response"]["status"], "200 OK", "{}", e[0]);
+    assert_eq!(e[0]["resource"]["resourceType"], "MeasureReport");
+    assert_eq!(counts(&e[0]["resource"]), api.counts());
+    // A POST stores it and answers where.
+    assert!(
+        e[1]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("201"),
+        "{}",
+        e[1]
+    );
+    let location = e[1]["response"]["location"].as_str().unwrap();
+    let id = location.split('/').nth_back(2).unwrap();
+    let stored = api.get(&format!("MeasureReport/{id}")).await.json();
+    assert_eq!(counts(&stored), api.counts());
+    assert_eq!(api.total("MeasureReport").await, 1);
+    // Errors are the entry's own, with their OperationOutcome.
+    assert!(
+        e[2]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("400"),
+        "{}",
+        e[2]
+    );
+    assert_eq!(
+        e[2]["response"]["outcome"]["resourceType"],
+        "OperationOutcome"
+    );
+    assert!(
+        e[3]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("404"),
+        "{}",
+        e[3]
+    );
+}
