@@ -185,8 +185,9 @@ pub const COMPARTMENT_CODE_PARAMS: &[&str] = &["code", "vaccine-code", "type"];
 
 impl SearchIndexer {
     /// The compartment entries of a version of `type_name` with value blob `blob` and index
-    /// entries `entries`: each entry of a [`COMPARTMENT_CODE_PARAMS`] token parameter, under
-    /// every Patient its Patient-compartment parameters reference.
+    /// entries `entries`: each code entry of a [`COMPARTMENT_CODE_PARAMS`] token parameter
+    /// (not its text or of-type entries), under every Patient its Patient-compartment
+    /// parameters reference.
     fn compartment_entries(
         &self,
         type_name: &str,
@@ -230,7 +231,12 @@ impl SearchIndexer {
             .collect();
         let patient_tid = flint_db::codec::tid("Patient");
         let mut out = Vec::new();
-        for (h, value) in entries.iter().filter(|(h, _)| codes.contains(h)) {
+        // Only the code entries (`c code US system`): every token scan without a modifier
+        // reads those, and the compartment index answers nothing else.
+        let code_entries = entries
+            .iter()
+            .filter(|(h, v)| codes.contains(h) && v.first() == Some(&b'c'));
+        for (h, value) in code_entries {
             for p in &patients {
                 out.push(CompartmentEntry {
                     compartment_tid: patient_tid,
