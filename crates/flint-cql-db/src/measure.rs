@@ -147,6 +147,15 @@ fn engine<'a>(prepared: &'a Prepared, data: &'a PatientData<'a>) -> Engine<'a> {
 }
 
 impl SubjectSession for Session<'_> {
+    fn has_function(&self, name: &str) -> bool {
+        self.prepared
+            .resolved
+            .library
+            .functions
+            .iter()
+            .any(|f| f.name == name && f.params.len() == 1)
+    }
+
     fn evaluate(&mut self, name: &str) -> Result<ExprValue, MeasureError> {
         let p = self.prepared;
         let value = engine(p, &self.data)

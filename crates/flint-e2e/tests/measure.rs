@@ -208,6 +208,7 @@ parameter \"Measurement Period\" Interval<DateTime>
 context Patient
 define \"Encounters\": [Encounter] E where E.period starts during \"Measurement Period\"
 define function \"Length\"(E Encounter): duration in days of E.period
+define function \"Stay\"(E Encounter): if duration in days of E.period >= 3 then 'long' else 'short'
 ";
 
 #[test]
@@ -230,13 +231,18 @@ fn continuous_variable_observations_come_from_a_cql_function() {
         "status": "active", "library": ["http://example.org/Library/los"],
         "extension": [{"url": "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/cqfm-populationBasis", "valueCode": "Encounter"}],
         "scoring": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": "continuous-variable"}]},
-        "group": [{"population": [population("initial-population", "Encounters"), mp, obs]}]});
+        "group": [{"population": [population("initial-population", "Encounters"), mp, obs],
+            "stratifier": [{"code": {"text": "stay"},
+                "criteria": {"language": "text/cql-identifier", "expression": "Stay"}}]}]});
     assert_eq!(
         s.put_json("Measure/los", &measure).send().unwrap().status(),
         201
     );
-    // Patient i has i % 3 + 1 encounters in 2020 of i % 4 + 1 days, and one in 2019.
+    // Patient i has i % 3 + 1 encounters in 2020, the k-th of (i + k) % 4 + 1 days (so one
+    // patient's encounters fall in different strata), and one in 2019.
     let (mut encounters, mut days) = (0u64, 0u64);
+    // Per stay (each encounter on its own, by the function "Stay"): encounters, days.
+    let mut stays: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
     for i in 0..9u64 {
         let p = json!({"resourceType": "Patient", "id": format!("p{i}")});
         assert_eq!(
@@ -247,7 +253,11 @@ fn continuous_variable_observations_come_from_a_cql_function() {
             201
         );
         for k in 0..=(i % 3 + 1) {
-            let (year, len) = if k == 0 { (2019, 2) } else { (2020, i % 4 + 1) };
+            let (year, len) = if k == 0 {
+                (2019, 2)
+            } else {
+                (2020, (i + k) % 4 + 1)
+            };
             let e = json!({"resourceType": "Encounter", "id": format!("e{i}-{k}"), "status": "finished",
                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
                 "subject": {"reference": format!("Patient/p{i}")},
@@ -263,6 +273,11 @@ fn continuous_variable_observations_come_from_a_cql_function() {
             if year == 2020 {
                 encounters += 1;
                 days += len;
+                let stay = stays
+                    .entry(if len >= 3 { "long" } else { "short" })
+                    .or_default();
+                stay.0 += 1;
+                stay.1 += len;
             }
         }
     }
@@ -281,4 +296,15 @@ fn continuous_variable_observations_come_from_a_cql_function() {
         Some(days as f64),
         "{group}"
     );
+    // A stratifier function of the Encounter: each encounter in the stratum of its stay,
+    // however the patient's other encounters fall.
+    let strata = group["stratifier"][0]["stratum"].as_array().unwrap();
+    assert_eq!(strata.len(), stays.len(), "{group}");
+    assert!(stays.len() == 2, "both strata occur in the data");
+    for st in strata {
+        let (n, d) = stays[st["value"]["text"].as_str().unwrap()];
+        assert_eq!(count(st, "initial-population"), n, "{st}");
+        assert_eq!(count(st, "measure-observation"), n, "{st}");
+        assert_eq!(st["measureScore"]["value"].as_f64(), Some(d as f64), "{st}");
+    }
 }

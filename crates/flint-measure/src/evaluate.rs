@@ -32,7 +32,9 @@
 //!
 //! A stratifier's criteria (or each of its components) is evaluated for every subject with a
 //! non-empty initial population; all the subject's members fall in the stratum of that value
-//! (`null` is a stratum of its own, text `null`). Each stratum has the group's populations
+//! (`null` is a stratum of its own, text `null`). For a resource basis whose stratifier
+//! criteria are functions of one argument (CQFM: `define function "Stay"(E Encounter)`),
+//! each member is stratified on its own, by the function called with it. Each stratum has the group's populations
 //! counted over its members and its own score. Values are reported as a CodeableConcept
 //! ([`Scalar::stratum_value`]).
 //!
@@ -233,7 +235,47 @@ struct GroupOutcome {
     observations: Vec<Vec<(String, f64)>>,
     /// Per stratifier: the subject's values (one per component); `None` when the subject has
     /// no members.
-    strata: Vec<Option<Vec<Option<Scalar>>>>,
+    strata: Vec<Option<StratumOf>>,
+}
+
+/// Where a subject's members fall for one stratifier.
+enum StratumOf {
+    /// All of them in the stratum of these values (one per component).
+    Subject(Vec<Option<Scalar>>),
+    /// Each member (of a resource basis) in the stratum of its own values: the stratifier's
+    /// criteria are functions of the member.
+    PerMember(BTreeMap<String, Vec<Option<Scalar>>>),
+}
+
+impl GroupOutcome {
+    /// The part of this outcome about `members` only.
+    fn restricted(&self, members: &BTreeSet<&str>) -> GroupOutcome {
+        GroupOutcome {
+            sets: self
+                .sets
+                .iter()
+                .map(|(k, set)| {
+                    let kept = set
+                        .iter()
+                        .filter(|m| members.contains(m.as_str()))
+                        .cloned()
+                        .collect();
+                    (*k, kept)
+                })
+                .collect(),
+            observations: self
+                .observations
+                .iter()
+                .map(|obs| {
+                    obs.iter()
+                        .filter(|(m, _)| members.contains(m.as_str()))
+                        .cloned()
+                        .collect()
+                })
+                .collect(),
+            strata: Vec::new(),
+        }
+    }
 }
 
 struct SubjectOutcome {
@@ -440,16 +482,38 @@ fn evaluate_subject(
                 strata.push(None);
                 continue;
             }
-            let mut values = Vec::new();
             let names: Vec<&str> = match &s.criteria {
                 Some(c) => vec![c.as_str()],
                 None => s.components.iter().map(|c| c.expression.as_str()).collect(),
             };
+            let per_member = matches!(g.basis, Basis::Resource(_))
+                && names.iter().all(|n| ev.session.has_function(n));
+            if per_member {
+                // Every member is in the initial population (the rules keep the other
+                // populations inside it).
+                let mut by_member = BTreeMap::new();
+                let empty = BTreeSet::new();
+                let ip = sets
+                    .get(&PopulationKind::InitialPopulation)
+                    .unwrap_or(&empty);
+                for m in ip {
+                    let arg = ResourceRef::parse(m);
+                    let mut values = Vec::new();
+                    for name in &names {
+                        let v = ev.session.evaluate_function(name, arg.as_ref())?;
+                        values.push(scalar_of(v, name, subject)?);
+                    }
+                    by_member.insert(m.clone(), values);
+                }
+                strata.push(Some(StratumOf::PerMember(by_member)));
+                continue;
+            }
+            let mut values = Vec::new();
             for name in names {
                 let v = ev.get(name)?;
                 values.push(scalar_of(v, name, subject)?);
             }
-            strata.push(Some(values));
+            strata.push(Some(StratumOf::Subject(values)));
         }
         groups.push(GroupOutcome {
             sets,
@@ -603,17 +667,36 @@ impl Acc {
     fn add(&mut self, o: SubjectOutcome) {
         for (acc, g) in self.groups.iter_mut().zip(o.groups) {
             acc.tally.add(&g, self.keep_members);
-            for (strata, values) in acc.strata.iter_mut().zip(&g.strata) {
-                let Some(values) = values else { continue };
-                let n = g.observations.len();
-                strata
-                    .entry(stratum_key(values))
-                    .or_insert_with(|| Stratum {
-                        values: values.clone(),
-                        tally: Tally::new(n),
-                    })
-                    .tally
-                    .add(&g, false);
+            let n = g.observations.len();
+            for (strata, of) in acc.strata.iter_mut().zip(&g.strata) {
+                let mut add = |values: &Vec<Option<Scalar>>, part: &GroupOutcome| {
+                    strata
+                        .entry(stratum_key(values))
+                        .or_insert_with(|| Stratum {
+                            values: values.clone(),
+                            tally: Tally::new(n),
+                        })
+                        .tally
+                        .add(part, false);
+                };
+                match of {
+                    None => {}
+                    Some(StratumOf::Subject(values)) => add(values, &g),
+                    Some(StratumOf::PerMember(by_member)) => {
+                        let mut groups: BTreeMap<String, (&Vec<Option<Scalar>>, BTreeSet<&str>)> =
+                            BTreeMap::new();
+                        for (m, values) in by_member {
+                            groups
+                                .entry(stratum_key(values))
+                                .or_insert_with(|| (values, BTreeSet::new()))
+                                .1
+                                .insert(m.as_str());
+                        }
+                        for (values, members) in groups.into_values() {
+                            add(values, &g.restricted(&members));
+                        }
+                    }
+                }
             }
         }
         for (acc, values) in self.sde.iter_mut().zip(o.sde) {

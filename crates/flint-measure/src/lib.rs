@@ -117,6 +117,12 @@ pub trait SubjectSession {
         name: &str,
         argument: Option<&ResourceRef>,
     ) -> Result<ExprValue, MeasureError>;
+
+    /// Whether `name` is a function of one argument (then a stratifier of a resource-basis
+    /// measure is evaluated per member, with the member as argument). None by default.
+    fn has_function(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// Settings of measure evaluation.
