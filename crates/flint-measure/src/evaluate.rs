@@ -668,6 +668,7 @@ impl Acc {
         for (acc, g) in self.groups.iter_mut().zip(o.groups) {
             acc.tally.add(&g, self.keep_members);
             let n = g.observations.len();
+            let keep = self.keep_members;
             for (strata, of) in acc.strata.iter_mut().zip(&g.strata) {
                 let mut add = |values: &Vec<Option<Scalar>>, part: &GroupOutcome| {
                     strata
@@ -677,7 +678,7 @@ impl Acc {
                             tally: Tally::new(n),
                         })
                         .tally
-                        .add(part, false);
+                        .add(part, keep);
                 };
                 match of {
                     None => {}
@@ -858,9 +859,10 @@ fn report(
                         .collect();
                     st.insert("component".into(), json!(comps));
                 }
+                let l = (req.report_type == ReportType::SubjectList).then_some(&mut lists);
                 st.insert(
                     "population".into(),
-                    json!(populations(g, &stratum.tally, None, &mut *new_id)),
+                    json!(populations(g, &stratum.tally, l, &mut *new_id)),
                 );
                 if let Some(sc) = score_json(stratum.tally.score(g)) {
                     st.insert("measureScore".into(), sc);

@@ -890,6 +890,38 @@ async fn stratifiers_with_criteria_and_components() {
         let (want, _) = expected_proportion(fs.values().filter(|f| f.max_x == Some(v)));
         assert_eq!(counts(s), want);
     }
+
+    // A subject list: every stratum population has its own List of exactly its members.
+    let e = run(&node, &m, &request(ReportType::SubjectList, None), 3).await;
+    let lists: std::collections::HashMap<String, &Value> = e
+        .lists
+        .iter()
+        .map(|l| (format!("List/{}", l["id"].as_str().unwrap()), l))
+        .collect();
+    for s in e.report["group"][0]["stratifier"][0]["stratum"]
+        .as_array()
+        .unwrap()
+    {
+        let g = s["value"]["coding"][0]["code"].as_str().unwrap();
+        for (i, p) in s["population"].as_array().unwrap().iter().enumerate() {
+            let list = lists[p["subjectResults"]["reference"].as_str().unwrap()];
+            let got: BTreeSet<String> = list["entry"]
+                .as_array()
+                .map(|es| {
+                    es.iter()
+                        .map(|e| e["item"]["reference"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let want: BTreeSet<String> = fs
+                .iter()
+                .filter(|(_, f)| f.gender == g && proportion_of(f)[i])
+                .map(|(id, _)| format!("Patient/{id}"))
+                .collect();
+            assert_eq!(got, want, "{g} {}", KINDS[i]);
+            assert_eq!(p["count"].as_u64().unwrap() as usize, want.len());
+        }
+    }
 }
 
 #[tokio::test]
