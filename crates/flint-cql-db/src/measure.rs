@@ -60,6 +60,11 @@ impl CqlMeasureEvaluator {
         self.parsed = Arc::new(crate::parsed_cache(resources));
         self
     }
+
+    /// The parsed-resource cache of this evaluator (to share with `$cql`).
+    pub fn parsed_cache(&self) -> Arc<ParsedCache> {
+        self.parsed.clone()
+    }
 }
 
 #[async_trait]

@@ -27,8 +27,8 @@
 //! `value[x]` of their type (backbone elements a tuple of their properties); value set and
 //! code system references a `valueCanonical`.
 
-use crate::PatientData;
 use crate::library::{self, unprocessable};
+use crate::{ParsedCache, PatientData};
 use async_trait::async_trait;
 use flint_cql::temporal::{Kind, Tm};
 use flint_cql::{Context, DataProvider, Engine, Error, Library, Value};
@@ -50,6 +50,7 @@ pub struct CqlOperations {
     terminology: Arc<dyn Terminology>,
     budget: u64,
     timeout: Option<Duration>,
+    parsed: Option<Arc<ParsedCache>>,
 }
 
 impl CqlOperations {
@@ -61,7 +62,15 @@ impl CqlOperations {
             terminology,
             budget: Context::default().budget,
             timeout: None,
+            parsed: None,
         }
+    }
+
+    /// The same, taking parsed resources from (and adding them to) `cache`, e.g. the one
+    /// `$evaluate-measure` uses ([`crate::CqlMeasureEvaluator::parsed_cache`]).
+    pub fn with_parsed_cache(mut self, cache: Arc<ParsedCache>) -> Self {
+        self.parsed = Some(cache);
+        self
     }
 
     /// The same with at most `steps` evaluation steps per request.
@@ -134,10 +143,15 @@ impl CqlOperations {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let handle = tokio::runtime::Handle::current();
         let name = job.name.clone();
+        let parsed = self.parsed.clone();
         tokio::task::spawn_blocking(move || {
             let data = match &job.patient {
                 Some(id) => PatientData::new(&db, &search, &*terminology, id.clone(), handle),
                 None => PatientData::unfiltered(&db, &search, &*terminology, handle),
+            };
+            let data = match &parsed {
+                Some(c) => data.with_parsed_cache(c),
+                None => data,
             };
             let data = Bounded {
                 inner: &data,

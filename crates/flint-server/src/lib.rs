@@ -194,6 +194,15 @@ async fn run(c: Config) -> Result<(), String> {
             format!("cannot start the metrics server on {metrics_addr} (METRICS_SERVER_PORT): {e}")
         })?;
 
+    let measure_evaluator = Arc::new(
+        flint_cql_db::CqlMeasureEvaluator::new(
+            engine.clone(),
+            Arc::new(flint_terminology::DbTerminology::new(engine.clone())),
+        )
+        .with_parsed_cache_size(c.cql_resource_cache_size),
+    );
+    // `$cql` and `Library/$evaluate` share the parsed resources of `$evaluate-measure`.
+    let parsed = measure_evaluator.parsed_cache();
     let state = AppState::new(
         node.clone(),
         RestConfig {
@@ -210,23 +219,15 @@ async fn run(c: Config) -> Result<(), String> {
         },
         engine.clone(),
     )
-    .with_measure_evaluator(
-        Arc::new(
-            flint_cql_db::CqlMeasureEvaluator::new(
-                engine.clone(),
-                Arc::new(flint_terminology::DbTerminology::new(engine.clone())),
-            )
-            .with_parsed_cache_size(c.cql_resource_cache_size),
-        ),
-        c.measure.clone(),
-    )
+    .with_measure_evaluator(measure_evaluator, c.measure.clone())
     .with_cql_service(
         Arc::new(
             flint_cql_db::operations::CqlOperations::new(
                 engine.clone(),
                 Arc::new(flint_terminology::DbTerminology::new(engine)),
             )
-            .with_timeout(c.measure.timeout),
+            .with_timeout(c.measure.timeout)
+            .with_parsed_cache(parsed),
         ),
         flint_measure::CqlConfig {
             timeout: c.measure.timeout,
