@@ -369,7 +369,7 @@ impl DataProvider for PatientData<'_> {
         if let Some(hit) = self.retrieved_lock().get(&key) {
             return Ok(hit.clone());
         }
-        let (handles, filter) = match self.plan(data_type, code_path, codes)? {
+        let (handles, filter) = match self.plan(data_type, code_path, codes, true)? {
             Plan::Patient(id) => return self.patient(&id),
             Plan::Empty => return Ok(Vec::new()),
             Plan::Matches(m, f) => (m.into_handles(self.db).map_err(data_err)?, f),
@@ -403,7 +403,7 @@ impl DataProvider for PatientData<'_> {
         if !flint_model::defs::definitions().is_resource_type(data_type) {
             return Err(data_err(format!("unknown resource type {data_type}")));
         }
-        match self.plan(data_type, code_path, codes)? {
+        match self.plan(data_type, code_path, codes, false)? {
             Plan::Empty => Ok(false),
             // Answered by the index: no resource is read, no version looked up.
             Plan::Matches(m, None) => Ok(!m.is_empty()),
@@ -451,12 +451,14 @@ enum Plan<'c> {
 }
 
 impl PatientData<'_> {
-    /// The plan of a retrieve of `data_type` (codes at `code_path`).
+    /// The plan of a retrieve of `data_type` (codes at `code_path`); `read`: the resources
+    /// will be read (else only whether there are any matters).
     fn plan<'c>(
         &self,
         data_type: &'c str,
         code_path: Option<&'c str>,
         codes: Option<&Value>,
+        read: bool,
     ) -> Result<Plan<'c>, Error> {
         if let (Some(id), "Patient", None) = (&self.patient_id, data_type, codes) {
             return Ok(Plan::Patient(id.clone()));
@@ -492,6 +494,11 @@ impl PatientData<'_> {
                 params.push(("_id".into(), esc(id)));
                 self.search.matches(self.db, &query(&params)?)
             }
+            // Resources are read: their versions straight from the index scan.
+            (Some(id), _) if read => self
+                .search
+                .execute_in_compartment(self.db, "Patient", id, &query(&params)?)
+                .map(flint_search::Matches::Handles),
             (Some(id), _) => {
                 self.search
                     .matches_in_compartment(self.db, "Patient", id, &query(&params)?)

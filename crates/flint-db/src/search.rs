@@ -360,6 +360,48 @@ impl Db {
         })
     }
 
+    /// Like [`Db::compartment_search_ids`], but the current versions of the hits, in id
+    /// order: each hit's version is looked up once (instead of a currency check during the
+    /// scan and a look-up afterwards).
+    pub fn compartment_search_handles(
+        &self,
+        compartment: (&str, &str),
+        type_name: &str,
+        param: u32,
+        scans: &[ValueScan<'_>],
+    ) -> Result<Vec<ResourceHandle>> {
+        let tid = codec::tid(type_name);
+        let base =
+            codec::compartment_search_prefix(codec::tid(compartment.0), compartment.1, param, tid);
+        let mut cur = self.as_of_cursor();
+        let mut hits: Vec<ResourceHandle> = Vec::new();
+        for (m, f) in scans {
+            self.scan_entries_under(
+                Cf::CompartmentSearchParamValue,
+                base.clone(),
+                m,
+                |v| f(v),
+                |id, hp| {
+                    if hits.last().is_some_and(|h| h.id == id) {
+                        return Ok(true);
+                    }
+                    if let Some(h) = self
+                        .resource_at(&mut cur, type_name, tid, id)?
+                        .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp)
+                    {
+                        hits.push(h);
+                    }
+                    Ok(true)
+                },
+            )?;
+        }
+        if scans.len() > 1 || !scans.iter().all(|(m, _)| matches!(m, ValueMatch::Exact(_))) {
+            hits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            hits.dedup_by(|a, b| a.id == b.id);
+        }
+        Ok(hits)
+    }
+
     /// Runs `scan` with a [`Current`] check for `type_name` and returns its result, unless
     /// versions of the type written meanwhile may have been missed three times in a row or
     /// too many resources changed after `t` (then `None`: look every hit up instead).

@@ -449,6 +449,21 @@ impl Engine {
         id: &str,
         query: &Query,
     ) -> Result<Vec<ResourceHandle>, Error> {
+        let ty = &query.resource_type;
+        if let Some((_, p)) = self.compartment_indexed_clause(compartment, ty, &query.clauses)
+            && query.clauses.len() == 1
+            && query.result.sort.is_empty()
+        {
+            // One code clause: the versions straight from the compartment index scan.
+            let plans = plan_values(&p.param, &p.values, None);
+            let scans = value_scans(&plans);
+            return Ok(db.compartment_search_handles(
+                (compartment, id),
+                ty,
+                param_hash(&p.param.code),
+                &scans,
+            )?);
+        }
         self.matches_in_compartment(db, compartment, id, query)?
             .into_handles(db)
     }
