@@ -144,6 +144,10 @@ impl CqlOperations {
         let handle = tokio::runtime::Handle::current();
         let name = job.name.clone();
         let parsed = self.parsed.clone();
+        // Set when this future is dropped (a cancelled request): the evaluation stops within
+        // a few thousand steps instead of running to its budget.
+        let stop = StopOnDrop::default();
+        let flag = stop.0.clone();
         tokio::task::spawn_blocking(move || {
             let data = match &job.patient {
                 Some(id) => PatientData::new(&db, &search, &*terminology, id.clone(), handle),
@@ -160,6 +164,7 @@ impl CqlOperations {
             let engine = Engine::resolved(&job.resolved).with_data(&data);
             let mut ctx = Context::default();
             ctx.budget = budget;
+            ctx.stop = Some(flag);
             ctx.parameters = job.parameters;
             match wanted {
                 Wanted::Expression(e) => Ok(vec![engine.eval(&e, &mut ctx)?]),
@@ -172,6 +177,16 @@ impl CqlOperations {
         .await
         .map_err(|e| DbError::fault(format!("CQL evaluation task failed: {e}")))?
         .map_err(|e| evaluation_error(&name, budget, e))
+    }
+}
+
+/// A flag set when it is dropped.
+#[derive(Default)]
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

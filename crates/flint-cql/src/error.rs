@@ -42,6 +42,9 @@ pub enum Error {
     /// The evaluation ran out of its step budget.
     #[error("evaluation budget exhausted")]
     Budget,
+    /// The caller stopped the evaluation ([`crate::eval::Context::stop`]).
+    #[error("evaluation stopped")]
+    Stopped,
 }
 
 /// Shorthand for an evaluation error.

@@ -25,6 +25,9 @@ pub struct Context {
     /// Values of the library's parameters given by the caller (e.g. `Measurement Period`);
     /// a parameter not here takes its default.
     pub parameters: std::collections::HashMap<String, Value>,
+    /// Set by the caller to stop the evaluation (a cancelled request): checked every few
+    /// thousand steps, the evaluation then ends with [`Error::Stopped`].
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Results of defines already evaluated (a define has one value per evaluation).
     defines: std::collections::HashMap<String, Value>,
     scopes: Vec<(String, Value)>,
@@ -59,6 +62,7 @@ impl Default for Context {
             max_depth: 400,
             depth: 0,
             parameters: std::collections::HashMap::new(),
+            stop: None,
             defines: std::collections::HashMap::new(),
             scopes: Vec::new(),
         }
@@ -66,6 +70,14 @@ impl Default for Context {
 }
 
 impl Context {
+    /// [`Error::Stopped`] once the caller set [`Context::stop`].
+    fn check_stop(&self) -> R<()> {
+        match &self.stop {
+            Some(s) if s.load(std::sync::atomic::Ordering::Relaxed) => Err(Error::Stopped),
+            _ => Ok(()),
+        }
+    }
+
     fn lookup(&self, n: &str) -> Option<&Value> {
         self.scopes
             .iter()
@@ -178,7 +190,7 @@ fn charge(ctx: &mut Context, n: usize) -> R<()> {
         return Err(Error::Budget);
     }
     ctx.budget -= n;
-    Ok(())
+    ctx.check_stop()
 }
 
 fn b(v: Option<bool>) -> Value {
@@ -1337,6 +1349,9 @@ impl<'a> Engine<'a> {
             return Err(Error::Budget);
         }
         ctx.budget -= 1;
+        if ctx.budget & 0xFFF == 0 {
+            ctx.check_stop()?;
+        }
         if ctx.depth >= ctx.max_depth {
             return Err(Error::Budget);
         }

@@ -45,6 +45,36 @@ define "Q": ({1, 2, 3}) X where X > 1 return X * 10
 }
 
 #[test]
+fn a_stop_flag_ends_evaluation_within_a_few_thousand_steps() {
+    let lib = Library::default();
+    let e = parse_expression(
+        "Count((expand Interval[1, 20000]) A where Count((expand Interval[1, 20000]) B where B = A) = 1)",
+    )
+    .unwrap();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut ctx = Context::default();
+    ctx.budget = u64::MAX / 2;
+    ctx.stop = Some(flag.clone());
+    let before = ctx.budget;
+    assert!(matches!(
+        Engine::new(&lib).eval(&e, &mut ctx),
+        Err(Error::Stopped)
+    ));
+    assert!(
+        before - ctx.budget < 50_000,
+        "{} steps",
+        before - ctx.budget
+    );
+    // Not set: the same context evaluates as usual.
+    flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    let small = parse_expression("Count((expand Interval[1, 100]) A where A > 50)").unwrap();
+    assert_eq!(
+        Engine::new(&lib).eval(&small, &mut ctx).unwrap(),
+        Value::Int(50)
+    );
+}
+
+#[test]
 fn syntax_errors_carry_positions() {
     let e = parse_expression("1 +\n  (2 * )").unwrap_err();
     assert_eq!((e.line, e.column), (2, 8));

@@ -1,13 +1,17 @@
 //! `STORAGE=distributed` against a real Apache Kafka broker and a real Apache Cassandra node
 //! started by `scripts/services.sh`: two Flint nodes share one log and one resource store; a
 //! write on one node is read at once on the other; concurrent writers on both produce one
-//! history; a killed node resumes, and a node with a wiped index rebuilds it from the log.
+//! history; a measure stored on one node evaluates on the other; a killed node resumes, and a
+//! node with a wiped index rebuilds it from the log.
 
 mod common;
+#[path = "common/measure.rs"]
+mod measure;
 #[path = "common/services.rs"]
 mod services;
 
 use common::{Server, json, link};
+use measure::{check_bp_report, load_bp};
 use serde_json::json;
 use services::{Options, Services};
 use std::path::Path;
@@ -75,16 +79,27 @@ fn two_nodes_share_one_log_and_store() {
     let a = start_node(&services, &a_dir, "zstd");
     let mut b = start_node(&services, &b_dir, "snappy");
 
+    // A measure stored through one node evaluates on the other from its local index, with the
+    // counts of the data (before any other Patient exists, which would join the population).
+    load_bp(&a);
+    let (st, report) = json(
+        b.get("Measure/bp/$evaluate-measure?periodStart=2020&periodEnd=2020")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 200, "{report}");
+    check_bp_report(&report);
+
     // A write on one node is visible on the other at once (reads sync to the log end).
     let r = a
         .put_json(
-            "Patient/p1",
-            &json!({"resourceType": "Patient", "id": "p1", "active": true}),
+            "Patient/n1",
+            &json!({"resourceType": "Patient", "id": "n1", "active": true}),
         )
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
-    let (st, v) = json(b.get("Patient/p1").send().unwrap());
+    let (st, v) = json(b.get("Patient/n1").send().unwrap());
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["active"], true);
 

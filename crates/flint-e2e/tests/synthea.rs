@@ -1,12 +1,17 @@
 //! Loads the 120 Synthea patients of `../shared/synthea` (two batch bundles of Organizations,
 //! Locations and Practitioners with `ifNoneExist`, then one transaction per patient whose
 //! references to them are conditional) into one server, then runs realistic searches and
-//! compares each result with a count this test computes itself from the raw bundles.
+//! compares each result with a count this test computes itself from the raw bundles; then
+//! evaluates research measures over the population the same way (`synthea/measures.rs`).
 //!
 //! Storage: `standalone` unless `FLINT_SYNTHEA_STORAGE` names another variant (`in-memory`).
 //! Without `../shared/synthea` the test fails.
 
 mod common;
+#[path = "common/measure.rs"]
+mod measure;
+#[path = "synthea/measures.rs"]
+mod measures;
 
 use common::{Server, entries_with_mode, json, link, search_all_pages, search_page};
 use serde_json::Value;
@@ -597,4 +602,6 @@ fn synthea_load_and_search() {
         .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{q}");
     t.done(q, all.len());
+
+    measures::run(&s, &data);
 }

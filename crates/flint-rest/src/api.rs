@@ -235,6 +235,8 @@ pub struct Reply {
     pub last_modified: Option<i64>,
     /// `Location`.
     pub location: Option<String>,
+    /// Other headers (`Content-Location`, `X-Progress`, ...), lower-case names.
+    pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: Body,
 }
@@ -247,6 +249,7 @@ impl Reply {
             etag: None,
             last_modified: None,
             location: None,
+            headers: Vec::new(),
             body,
         }
     }

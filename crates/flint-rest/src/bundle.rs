@@ -214,6 +214,13 @@ fn response_entry(reply: Reply) -> Value {
     Value::Object(entry)
 }
 
+/// A `batch-response` Bundle of one entry answering the error `e` (the answer of an
+/// asynchronous request that failed as a whole).
+pub fn error_response(e: &FhirError) -> Value {
+    json!({"resourceType": "Bundle", "type": "batch-response",
+           "entry": [response_entry(Reply::error(e))]})
+}
+
 fn response_bundle(ty: &str, entries: Vec<Value>) -> Reply {
     let mut b = json!({"resourceType": "Bundle", "type": ty});
     if !entries.is_empty() {

@@ -20,13 +20,29 @@ pub struct Ctx {
     pub state: AppState,
     /// Base URL for links and `Location` (e.g. `http://localhost:8080/fhir`).
     pub base: String,
+    /// The database value reads use: `None` for the newest, `Some(t)` for an asynchronous
+    /// request, which answers as of the `t` it was submitted at.
+    pub at: Option<T>,
 }
 
 impl Ctx {
     /// The context of a request with `headers`, its base URL resolved by [`request_base`].
     pub fn new(state: AppState, headers: &HeaderMap) -> Ctx {
         let base = request_base(&state, headers);
-        Ctx { state, base }
+        Ctx {
+            state,
+            base,
+            at: None,
+        }
+    }
+
+    /// The database value this request reads: the newest one (synced with the log), or the
+    /// one as of [`Ctx::at`].
+    pub async fn read_db(&self) -> FhirResult<flint_db::Db> {
+        Ok(match self.at {
+            Some(t) => self.state.node().sync_to(t).await?,
+            None => self.state.node().sync().await?,
+        })
     }
 
     /// The absolute URL of `Type/id`.

@@ -4,6 +4,7 @@
 //! answers liveness checks.
 
 use crate::api::{Body, FhirRequest, Payload, Reply};
+use crate::async_request;
 use crate::context::{self, Ctx, check_type_and_id, header_str, path_segments, query_pairs};
 use crate::format::{self, Accept, Format, apply_subset};
 use crate::history::{self, Scope};
@@ -79,6 +80,7 @@ fn interaction_name(req: &FhirRequest) -> &'static str {
         ("GET", ["_history"]) => "history-system",
         ("GET", []) => "search-system",
         ("GET", ["__page", _]) => "search-page",
+        (_, ["__async-status", _]) => "async-status",
         ("POST", [_, "_search"]) => "search-type",
         ("GET", [_, _, t]) if *t != "_history" => "search-compartment",
         ("GET", [_]) => "search-type",
@@ -160,6 +162,13 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
             &subset,
             &parts.headers,
         )
+    } else if async_request::prefers_async(&parts.headers) && async_request::eligible(&req) {
+        let reply = match async_request::submit(&ctx, &req).await {
+            Ok(Some(accepted)) => accepted,
+            Ok(None) => dispatch(&ctx, req).await,
+            Err(e) => Reply::error(&e),
+        };
+        render(reply, out_format, pretty, &accept, &subset)
     } else {
         let reply = dispatch(&ctx, req).await;
         render(reply, out_format, pretty, &accept, &subset)
@@ -246,6 +255,11 @@ fn render(
     {
         headers.insert(header::LOCATION, v);
     }
+    for (name, value) in &reply.headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(*name, v);
+        }
+    }
     let body = match reply.body {
         Body::None => Bytes::new(),
         Body::Raw(ct, b) => {
@@ -290,6 +304,7 @@ fn render(
             r.etag = reply.etag;
             r.last_modified = reply.last_modified;
             r.location = reply.location;
+            r.headers = reply.headers;
             return render(r, format, pretty, accept, subset);
         }
         Body::Bundle(b) if format == Format::Json && !pretty => {
@@ -360,17 +375,16 @@ pub async fn dispatch(ctx: &Ctx, req: FhirRequest) -> Reply {
 }
 
 /// [`dispatch`] as the [`bundle::Dispatch`] that answers bundle entries.
-fn dispatch_entry(ctx: &Ctx, req: FhirRequest) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+pub(crate) fn dispatch_entry(
+    ctx: &Ctx,
+    req: FhirRequest,
+) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
     Box::pin(dispatch(ctx, req))
 }
 
 /// Answers the search `req` asks for in `scope` (a `POST` is a `POST _search`).
 async fn search_in(ctx: &Ctx, scope: search::Scope, req: &FhirRequest) -> FhirResult<Reply> {
     search::search(ctx, SearchRequest::of(scope, req)?).await
-}
-
-async fn read_db(ctx: &Ctx) -> Result<flint_db::Db, FhirError> {
-    Ok(ctx.state.node().sync().await?)
 }
 
 async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirError> {
@@ -412,6 +426,11 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
             "DELETE" => conditional::delete(ctx, ty, &req).await,
             _ => not_allowed(),
         },
+        ["__async-status", id] => match method.as_str() {
+            "GET" => async_request::status(ctx, id).await,
+            "DELETE" => async_request::cancel(ctx, id).await,
+            _ => not_allowed(),
+        },
         ["__page", token] => match method.as_str() {
             "GET" | "POST" => search::page(ctx, token).await,
             _ => not_allowed(),
@@ -427,7 +446,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         [ty, id] => match method.as_str() {
             "GET" => {
                 check_type_and_id(ty, id)?;
-                interaction::read(&read_db(ctx).await?, ty, id).await
+                interaction::read(&ctx.read_db().await?, ty, id).await
             }
             "PUT" => interaction::update(ctx, ty, id, &req).await,
             "DELETE" => interaction::delete(ctx, ty, id, &req).await,
@@ -457,7 +476,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         [ty, id, "_history", vid] => match method.as_str() {
             "GET" => {
                 check_type_and_id(ty, id)?;
-                interaction::vread(&read_db(ctx).await?, ty, id, vid).await
+                interaction::vread(&ctx.read_db().await?, ty, id, vid).await
             }
             _ => not_allowed(),
         },

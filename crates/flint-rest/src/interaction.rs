@@ -49,6 +49,7 @@ fn ok_reply(db: &Db, h: &ResourceHandle, status: u16, body: Body) -> FhirResult<
         etag: Some(h.t),
         last_modified: Some(db.instant(h.t)?),
         location: None,
+        headers: Vec::new(),
         body,
     })
 }
@@ -304,6 +305,7 @@ pub fn write_reply(ctx: &Ctx, p: &Prepared, out: &TxOutcome, ret: Return) -> Fhi
         etag: Some(t),
         last_modified: Some(db.instant(t)?),
         location: created.then(|| ctx.version_url(&p.cmd.type_name, &p.cmd.id, t)),
+        headers: Vec::new(),
         body,
     })
 }

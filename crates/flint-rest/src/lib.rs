@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod async_request;
 pub mod bundle;
 pub mod capabilities;
 pub mod conditional;

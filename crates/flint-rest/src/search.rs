@@ -153,7 +153,7 @@ pub async fn search(ctx: &Ctx, req: SearchRequest) -> FhirResult<Reply> {
         }
         Scope::System => {}
     }
-    let db = ctx.state.node().sync().await?;
+    let db = ctx.read_db().await?;
     run(ctx, &db, &req, 0).await
 }
 

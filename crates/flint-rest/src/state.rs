@@ -23,6 +23,7 @@ struct StateInner {
     capabilities: FhirResult<Capabilities>,
     measure: std::sync::OnceLock<MeasureEvaluation>,
     cql: std::sync::OnceLock<CqlEvaluation>,
+    jobs: std::sync::OnceLock<flint_jobs::Scheduler>,
 }
 
 /// What `$evaluate-measure` evaluates with: the CQL engine and the settings.
@@ -84,6 +85,7 @@ impl AppState {
                 capabilities,
                 measure: std::sync::OnceLock::new(),
                 cql: std::sync::OnceLock::new(),
+                jobs: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -91,6 +93,18 @@ impl AppState {
     /// The database node.
     pub fn node(&self) -> &Node {
         &self.inner.node
+    }
+
+    /// The state with `jobs` running asynchronous requests over the admin database; without
+    /// it `Prefer: respond-async` is answered synchronously. Only the first scheduler counts.
+    pub fn with_jobs(self, jobs: flint_jobs::Scheduler) -> Self {
+        let _ = self.inner.jobs.set(jobs);
+        self
+    }
+
+    /// The job scheduler, if there is an admin database.
+    pub fn jobs(&self) -> Option<&flint_jobs::Scheduler> {
+        self.inner.jobs.get()
     }
 
     /// The state with `evaluator` answering `$evaluate-measure` with `config` (threads,

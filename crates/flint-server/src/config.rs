@@ -45,6 +45,12 @@ pub struct Config {
     pub index_db_dir: PathBuf,
     /// `TRANSACTION_DB_DIR`.
     pub transaction_db_dir: PathBuf,
+    /// `ADMIN_INDEX_DB_DIR` (default: `admin-index` beside `INDEX_DB_DIR`).
+    pub admin_index_db_dir: PathBuf,
+    /// `ADMIN_TRANSACTION_DB_DIR` (default: `admin-transaction` beside `TRANSACTION_DB_DIR`).
+    pub admin_transaction_db_dir: PathBuf,
+    /// `DB_KAFKA_ADMIN_TOPIC`.
+    pub kafka_admin_topic: String,
     /// `RESOURCE_DB_DIR`.
     pub resource_db_dir: PathBuf,
     /// `DB_BLOCK_CACHE_SIZE` in MiB.
@@ -145,6 +151,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "data/resource",
         "RocksDB directory of the resource store (standalone)",
     ),
+    (
+        "ADMIN_INDEX_DB_DIR",
+        "admin-index beside INDEX_DB_DIR",
+        "RocksDB directory of the admin database's index (jobs, asynchronous requests)",
+    ),
+    (
+        "ADMIN_TRANSACTION_DB_DIR",
+        "admin-transaction beside TRANSACTION_DB_DIR",
+        "RocksDB directory of the admin database's transaction log (standalone)",
+    ),
     ("DB_BLOCK_CACHE_SIZE", "128", "RocksDB block cache in MiB"),
     (
         "DB_RESOURCE_CACHE_SIZE",
@@ -197,6 +213,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "DB_KAFKA_TOPIC",
         "flint-tx",
         "the transaction-log topic: 1 partition, LogAppendTime, retention.ms=-1",
+    ),
+    (
+        "DB_KAFKA_ADMIN_TOPIC",
+        "flint-tx-admin",
+        "the admin database's transaction-log topic (distributed; created like DB_KAFKA_TOPIC)",
     ),
     (
         "DB_KAFKA_MAX_REQUEST_SIZE",
@@ -284,6 +305,14 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The directory `name` in the parent directory of `dir` (`data/index` → `data/admin-index`).
+fn beside(dir: &str, name: &str) -> PathBuf {
+    match std::path::Path::new(dir).parent() {
+        Some(p) => p.join(name),
+        None => PathBuf::from(name),
+    }
+}
+
 fn bad(name: &str, value: &str, expected: &str) -> String {
     format!("invalid value `{value}` of environment variable {name}: expected {expected}")
 }
@@ -341,6 +370,8 @@ impl Config {
         };
         let enforce = boolean("ENFORCE_REFERENTIAL_INTEGRITY")?;
         let optional = |name: &str| Some(var(name)).filter(|v| !v.is_empty());
+        // A variable whose default is derived from another one: only its given value.
+        let given = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let positive = |name: &str| -> Result<usize, String> {
             let v: usize = num(name, var(name), "a positive integer")?;
             if v == 0 {
@@ -377,6 +408,15 @@ impl Config {
             index_db_dir: PathBuf::from(var("INDEX_DB_DIR")),
             transaction_db_dir: PathBuf::from(var("TRANSACTION_DB_DIR")),
             resource_db_dir: PathBuf::from(var("RESOURCE_DB_DIR")),
+            admin_index_db_dir: given("ADMIN_INDEX_DB_DIR").map_or_else(
+                || beside(&var("INDEX_DB_DIR"), "admin-index"),
+                PathBuf::from,
+            ),
+            admin_transaction_db_dir: given("ADMIN_TRANSACTION_DB_DIR").map_or_else(
+                || beside(&var("TRANSACTION_DB_DIR"), "admin-transaction"),
+                PathBuf::from,
+            ),
+            kafka_admin_topic: var("DB_KAFKA_ADMIN_TOPIC"),
             db_block_cache_size_mib: num(
                 "DB_BLOCK_CACHE_SIZE",
                 var("DB_BLOCK_CACHE_SIZE"),
@@ -514,6 +554,22 @@ mod tests {
         assert!(c.enforce_referential_integrity);
         assert_eq!(c.db_sync_timeout, Duration::from_secs(10));
         assert!(!c.enable_operation_cql);
+        assert_eq!(c.admin_index_db_dir, PathBuf::from("data/admin-index"));
+        assert_eq!(
+            c.admin_transaction_db_dir,
+            PathBuf::from("data/admin-transaction")
+        );
+        assert_eq!(c.kafka_admin_topic, "flint-tx-admin");
+        let moved = cfg(&[
+            ("INDEX_DB_DIR", "/var/flint/ix"),
+            ("ADMIN_TRANSACTION_DB_DIR", "/tx"),
+        ])
+        .unwrap();
+        assert_eq!(
+            moved.admin_index_db_dir,
+            PathBuf::from("/var/flint/admin-index")
+        );
+        assert_eq!(moved.admin_transaction_db_dir, PathBuf::from("/tx"));
         assert!(
             cfg(&[("ENABLE_OPERATION_CQL", "true")])
                 .unwrap()

@@ -27,23 +27,28 @@ fn print_help() {
     }
 }
 
-/// The opened storage: index, log, resource store, and the page-link key.
-type Parts = (
-    Arc<dyn KvStore>,
-    Arc<dyn TxLog>,
-    Arc<dyn ResourceStore>,
-    [u8; 32],
-);
+/// The opened storage: index, log, resource store, the page-link key, and the admin
+/// database's index and log (it shares the resource store).
+struct Parts {
+    kv: Arc<dyn KvStore>,
+    log: Arc<dyn TxLog>,
+    store: Arc<dyn ResourceStore>,
+    page_key: [u8; 32],
+    admin_kv: Arc<dyn KvStore>,
+    admin_log: Arc<dyn TxLog>,
+}
 
 async fn open_storage(c: &Config) -> Result<Parts, String> {
     let key = page_key(c.page_secret.as_deref());
     match c.storage {
-        Storage::InMemory => Ok((
-            Arc::new(MemKv::new()),
-            Arc::new(MemLog::new()),
-            Arc::new(MemStore::new()),
-            key,
-        )),
+        Storage::InMemory => Ok(Parts {
+            kv: Arc::new(MemKv::new()),
+            log: Arc::new(MemLog::new()),
+            store: Arc::new(MemStore::new()),
+            page_key: key,
+            admin_kv: Arc::new(MemKv::new()),
+            admin_log: Arc::new(MemLog::new()),
+        }),
         Storage::Standalone => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
             let open_err = |what: &str, dir: &std::path::Path, e: flint_db::DbError| {
@@ -61,7 +66,25 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                     e,
                 )
             })?;
-            Ok((Arc::new(kv), Arc::new(log), Arc::new(store), key))
+            let admin_kv = RocksKv::open(&c.admin_index_db_dir, &rc).map_err(|e| {
+                open_err("admin index (ADMIN_INDEX_DB_DIR)", &c.admin_index_db_dir, e)
+            })?;
+            let admin_log = RocksLog::open_syncing(&c.admin_transaction_db_dir, &rc, &store)
+                .map_err(|e| {
+                    open_err(
+                        "admin transaction log (ADMIN_TRANSACTION_DB_DIR)",
+                        &c.admin_transaction_db_dir,
+                        e,
+                    )
+                })?;
+            Ok(Parts {
+                kv: Arc::new(kv),
+                log: Arc::new(log),
+                store: Arc::new(store),
+                page_key: key,
+                admin_kv: Arc::new(admin_kv),
+                admin_log: Arc::new(admin_log),
+            })
         }
         Storage::Distributed => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
@@ -96,7 +119,32 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                     .await
                     .map_err(|e| format!("Cassandra: cannot read the shared page key: {e}"))?,
             };
-            Ok((Arc::new(kv), Arc::new(log), Arc::new(store), key))
+            let admin_kv = RocksKv::open(&c.admin_index_db_dir, &rc).map_err(|e| {
+                format!(
+                    "cannot open the admin index (ADMIN_INDEX_DB_DIR) in {}: {e}",
+                    c.admin_index_db_dir.display()
+                )
+            })?;
+            let admin_kafka = flint_kafka::KafkaConfig {
+                topic: c.kafka_admin_topic.clone(),
+                ..c.kafka.clone()
+            };
+            let admin_log = flint_kafka::KafkaLog::open(admin_kafka)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "Kafka, admin topic (DB_KAFKA_ADMIN_TOPIC={}): {e}",
+                        c.kafka_admin_topic
+                    )
+                })?;
+            Ok(Parts {
+                kv: Arc::new(kv),
+                log: Arc::new(log),
+                store: Arc::new(store),
+                page_key: key,
+                admin_kv: Arc::new(admin_kv),
+                admin_log: Arc::new(admin_log),
+            })
         }
     }
 }
@@ -159,7 +207,33 @@ fn page_key(secret: Option<&str>) -> [u8; 32] {
 async fn run(c: Config) -> Result<(), String> {
     let engine = search_engine(&c)?;
     let fingerprint = engine.index_fingerprint();
-    let (kv, log, store, page_key) = open_storage(&c).await?;
+    let Parts {
+        kv,
+        log,
+        store,
+        page_key,
+        admin_kv,
+        admin_log,
+    } = open_storage(&c).await?;
+    // The admin database (jobs, asynchronous requests) shares the resource store; it needs no
+    // search index.
+    let admin = Node::start(
+        admin_kv,
+        admin_log,
+        store.clone(),
+        NodeConfig {
+            resource_cache_size: 1000,
+            sync_timeout: c.db_sync_timeout,
+            max_in_flight: c.db_max_in_flight_transactions,
+            resource_indexer: None,
+        },
+    )
+    .await
+    .map_err(|e| format!("cannot start the admin database: {e}"))?;
+    admin
+        .sync()
+        .await
+        .map_err(|e| format!("cannot read the admin database: {e}"))?;
     let node = Node::start(
         kv,
         log,
@@ -232,7 +306,21 @@ async fn run(c: Config) -> Result<(), String> {
         flint_measure::CqlConfig {
             timeout: c.measure.timeout,
         },
-    );
+    )
+    .with_jobs(flint_jobs::Scheduler::new(flint_jobs::JobStore::new(
+        admin.clone(),
+    )));
+    // Asynchronous requests that were accepted or running when the server stopped run again.
+    match flint_rest::async_request::resume(&state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(requests = n, "asynchronous requests resumed"),
+        Err(e) => {
+            return Err(format!(
+                "cannot resume the asynchronous requests: {}",
+                e.message
+            ));
+        }
+    }
     let addr = SocketAddr::from(([0, 0, 0, 0], c.server_port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -243,6 +331,7 @@ async fn run(c: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("server error: {e}"))?;
     node.shutdown().await;
+    admin.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

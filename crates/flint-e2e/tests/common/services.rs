@@ -49,7 +49,7 @@ impl Services {
         assert!(st.success(), "scripts/services.sh {args:?} failed");
     }
 
-    /// Starts Kafka (topic `flint-tx`) and Cassandra (keyspace `flint`) with data in `data`.
+    /// Starts Kafka (topics `flint-tx` and `flint-tx-admin`) and Cassandra (keyspace `flint`) with data in `data`.
     pub fn start(data: &Path, o: Options) -> Services {
         let mut env: Vec<(String, String)> = vec![
             ("SERVICES_DATA".into(), data.display().to_string()),
@@ -68,6 +68,7 @@ impl Services {
         };
         s.run(&["kafka", "start"]);
         s.run(&["topic", "flint-tx"]);
+        s.run(&["topic", "flint-tx-admin"]);
         s.run(&["cassandra", "start"]);
         s.run(&["keyspace", "flint", &o.replication.to_string()]);
         s

@@ -277,7 +277,7 @@ async fn cql(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Reply> {
     };
     let subject = input.subject()?;
     let setup = evaluation(ctx, "cql")?;
-    let db = ctx.state.node().sync().await?;
+    let db = ctx.read_db().await?;
     let result = limited(
         setup,
         setup

@@ -303,7 +303,7 @@ async fn evaluate_measure(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> F
         ))
         .at(name.as_str()));
     }
-    let db = ctx.state.node().sync().await?;
+    let db = ctx.read_db().await?;
     let measure = match target {
         Target::Instance(_, id) => crate::interaction::current(&db, "Measure", id).await?.0,
         _ => {

@@ -64,7 +64,7 @@ async fn evaluate(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirResul
         .collect();
     let expressions = (!names.is_empty()).then_some(names.as_slice());
     let setup = evaluation(ctx, "evaluate")?;
-    let db = ctx.state.node().sync().await?;
+    let db = ctx.read_db().await?;
     let results = limited(
         setup,
         setup

@@ -45,9 +45,23 @@ impl Answer {
 
 /// Sends `method` `/fhir/{path}` with a FHIR JSON `body` (none when empty) to `router`.
 pub async fn send(router: &Router, method: &str, path: &str, body: &str) -> Answer {
+    send_with(router, method, path, body, &[]).await
+}
+
+/// [`send`] with extra request `headers`.
+pub async fn send_with(
+    router: &Router,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
     let mut req = Request::builder()
         .method(method)
         .uri(format!("/fhir/{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
     if !body.is_empty() {
         req = req.header("content-type", "application/fhir+json");
     }
