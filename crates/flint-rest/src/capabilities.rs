@@ -53,7 +53,7 @@ const COMMON_PARAMS: [(&str, &str, &str); 9] = [
 /// The system operations (name, OperationDefinition), as the operations registry has them (a
 /// test of the operations module checks that the two agree). `cql` is listed only when
 /// [`RestConfig::enable_operation_cql`] is on ([`system_operation_enabled`]).
-pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 2] = [
+pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 3] = [
     (
         "versions",
         "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
@@ -61,6 +61,10 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 2] = [
     (
         "cql",
         "http://hl7.org/fhir/uv/cpg/OperationDefinition/cpg-cql",
+    ),
+    (
+        "totals",
+        "https://samply.github.io/blaze/fhir/OperationDefinition/totals",
     ),
 ];
 
@@ -71,7 +75,7 @@ pub(crate) fn system_operation_enabled(name: &str, cfg: &RestConfig) -> bool {
 
 /// The type and instance operations (type, name, OperationDefinition), as the operations
 /// registry has them (a test of the operations module checks that the two agree).
-pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 2] = [
+pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 3] = [
     (
         "Measure",
         "evaluate-measure",
@@ -81,6 +85,11 @@ pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 2] = [
         "Library",
         "evaluate",
         "http://hl7.org/fhir/uv/cpg/OperationDefinition/cpg-library-evaluate",
+    ),
+    (
+        "Patient",
+        "everything",
+        "http://hl7.org/fhir/OperationDefinition/Patient-everything",
     ),
 ];
 

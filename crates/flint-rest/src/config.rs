@@ -1,5 +1,9 @@
 //! The settings of the REST layer.
 
+/// The most resources `$everything` answers without `_count` (then 409 `too-costly`), as
+/// Blaze.
+pub const EVERYTHING_LIMIT: usize = 10_000;
+
 /// Settings of the REST layer.
 #[derive(Debug, Clone)]
 pub struct RestConfig {
@@ -24,6 +28,9 @@ pub struct RestConfig {
     /// Whether `[base]/$cql` is offered (`ENABLE_OPERATION_CQL`, off by default: it runs
     /// arbitrary expressions over all data).
     pub enable_operation_cql: bool,
+    /// The most resources `Patient/$everything` answers in one Bundle without `_count`
+    /// (more: 409 `too-costly`); [`EVERYTHING_LIMIT`] by default.
+    pub everything_limit: usize,
 }
 
 impl Default for RestConfig {
@@ -39,6 +46,7 @@ impl Default for RestConfig {
             allow_multiple_delete: false,
             page_key: rand::random(),
             enable_operation_cql: false,
+            everything_limit: EVERYTHING_LIMIT,
         }
     }
 }

@@ -543,7 +543,7 @@ fn entry(url: &str, resource: Value, mode: &str) -> Value {
 }
 
 /// The stored versions of `handles`, in order.
-async fn stored_all(db: &Db, handles: &[ResourceHandle]) -> FhirResult<Vec<Stored>> {
+pub(crate) async fn stored_all(db: &Db, handles: &[ResourceHandle]) -> FhirResult<Vec<Stored>> {
     let bytes = db.pull_many(handles).await?;
     // Results often come from a few transactions (bundles): look each instant up once.
     let mut last: Option<(flint_db::T, i64)> = None;
@@ -633,6 +633,16 @@ fn cipher(ctx: &Ctx) -> ChaCha20Poly1305 {
 }
 
 fn seal(ctx: &Ctx, state: &PageState) -> FhirResult<String> {
+    Ok(format!("{}/__page/{}", ctx.base, seal_token(ctx, state)?))
+}
+
+fn open(ctx: &Ctx, token: &str) -> FhirResult<PageState> {
+    open_token(ctx, token)
+}
+
+/// `state` as JSON sealed with ChaCha20-Poly1305 under the server's page key, as URL-safe
+/// Base64 (the token of a page link; operations that page use it too).
+pub(crate) fn seal_token<S: Serialize>(ctx: &Ctx, state: &S) -> FhirResult<String> {
     let plain = serde_json::to_vec(state)
         .map_err(|e| FhirError::from(flint_db::DbError::fault(e.to_string())))?;
     let nonce: [u8; 12] = rand::random();
@@ -641,14 +651,12 @@ fn seal(ctx: &Ctx, state: &PageState) -> FhirResult<String> {
         .encrypt(Nonce::from_slice(&nonce), plain.as_slice())
         .map_err(|_| FhirError::from(flint_db::DbError::fault("cannot seal a page link")))?;
     out.extend_from_slice(&sealed);
-    Ok(format!(
-        "{}/__page/{}",
-        ctx.base,
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
-    ))
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
 }
 
-fn open(ctx: &Ctx, token: &str) -> FhirResult<PageState> {
+/// The state [`seal_token`] sealed in `token`; 400 when the token was changed, made with
+/// another key or holds another kind of state.
+pub(crate) fn open_token<D: serde::de::DeserializeOwned>(ctx: &Ctx, token: &str) -> FhirResult<D> {
     let bad = || {
         FhirError::invalid(
             "Invalid page link: it was changed, or made by a server with another page key.",

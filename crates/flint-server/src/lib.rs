@@ -290,6 +290,7 @@ async fn run(c: Config) -> Result<(), String> {
             allow_multiple_delete: c.allow_multiple_delete,
             page_key,
             enable_operation_cql: c.enable_operation_cql,
+            everything_limit: flint_rest::config::EVERYTHING_LIMIT,
         },
         engine.clone(),
     )

@@ -36,7 +36,9 @@
 
 pub mod cql;
 pub mod evaluate_measure;
+pub mod everything;
 pub mod library_evaluate;
+pub mod totals;
 pub mod versions;
 
 use crate::api::{FhirRequest, Reply};
@@ -52,6 +54,8 @@ pub const OPERATIONS: &[Operation] = &[
     evaluate_measure::OPERATION,
     cql::OPERATION,
     library_evaluate::OPERATION,
+    everything::OPERATION,
+    totals::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
@@ -260,7 +264,16 @@ mod tests {
         let names = |cfg: &crate::config::RestConfig| -> Vec<&str> {
             offered(cfg).iter().map(|o| o.name).collect()
         };
-        assert_eq!(names(&cfg), ["versions", "evaluate-measure", "evaluate"]);
+        assert_eq!(
+            names(&cfg),
+            [
+                "versions",
+                "evaluate-measure",
+                "evaluate",
+                "everything",
+                "totals"
+            ]
+        );
         let e = find(&offered(&cfg), "cql", Level::System, "POST").unwrap_err();
         assert_eq!(
             (e.status, e.code),
