@@ -177,13 +177,17 @@ async fn answer(
                 ));
             };
             let list = Arc::new(vec![Matches::Handles(found)]);
-            if params.count.is_some_and(|c| list[0].len() > c) {
+            if params
+                .count
+                .is_some_and(|c| list.iter().map(Matches::len).sum::<usize>() > c)
+            {
                 ctx.state.results().insert(key, list.clone());
             }
             list
         }
     };
-    let all = &list[0];
+    let none = Matches::Handles(Vec::new());
+    let all = list.first().unwrap_or(&none);
     let total = all.len();
     let count = params.count.unwrap_or(total.max(1));
     let page = all.page(db, offset, count).map_err(search_error)?;
