@@ -16,6 +16,7 @@
 //! ([`resume`]), at its `t`.
 
 use crate::api::{Body, FhirRequest, Payload, Reply, Return};
+use crate::bundle::Dispatch;
 use crate::context::Ctx;
 use crate::outcome::{FhirError, FhirResult};
 use crate::state::AppState;
@@ -91,7 +92,7 @@ fn request_bundle(req: &FhirRequest) -> FhirResult<Option<Value>> {
 
 /// Accepts `req` as an asynchronous request: `None` when it runs synchronously after all (no
 /// admin database, or a transaction Bundle), else the 202 answer.
-pub async fn submit(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Option<Reply>> {
+pub async fn submit(ctx: &Ctx, req: &FhirRequest, dispatch: Dispatch) -> FhirResult<Option<Reply>> {
     let Some(jobs) = ctx.state.jobs() else {
         return Ok(None);
     };
@@ -115,7 +116,7 @@ pub async fn submit(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Option<Reply>> {
     );
     task["meta"] = json!({"profile": ["https://samply.github.io/blaze/fhir/StructureDefinition/AsyncInteractionJob"]});
     let job = store.create(task).await?;
-    start(&ctx.state, &ctx.base, jobs, &job).await?;
+    start(&ctx.state, &ctx.base, jobs, &job, dispatch).await?;
     metrics::counter!("flint_async_requests_total").increment(1);
     let mut reply = Reply::new(
         202,
@@ -137,7 +138,13 @@ fn information(text: &str) -> Value {
 }
 
 /// Runs the request of `job` (as of its `t`, with links on `base`).
-async fn start(state: &AppState, base: &str, jobs: &Scheduler, job: &Job) -> FhirResult<()> {
+async fn start(
+    state: &AppState,
+    base: &str,
+    jobs: &Scheduler,
+    job: &Job,
+    dispatch: Dispatch,
+) -> FhirResult<()> {
     let t = job
         .parameter("input", ASYNC_PARAMETER_SYSTEM, "t")
         .and_then(Value::as_u64);
@@ -162,13 +169,8 @@ async fn start(state: &AppState, base: &str, jobs: &Scheduler, job: &Job) -> Fhi
             Ok(None) => return Err(format!("the request Bundle/{bundle_id} is gone")),
             Err(e) => return Err(format!("cannot read the request Bundle/{bundle_id}: {e}")),
         };
-        let reply = crate::bundle::process(
-            &ctx,
-            bundle,
-            Some(Return::Representation),
-            crate::http::dispatch_entry,
-        )
-        .await;
+        let reply =
+            crate::bundle::process(&ctx, bundle, Some(Return::Representation), dispatch).await;
         let response = match reply {
             Ok(Reply {
                 body: Body::Resource(v),
@@ -203,8 +205,8 @@ async fn start(state: &AppState, base: &str, jobs: &Scheduler, job: &Job) -> Fhi
 
 /// Runs again, at their `t`, the asynchronous requests that were accepted or running when the
 /// server stopped; fails the unfinished jobs of other types (they do not resume yet), with the
-/// reason. Returns how many requests run again.
-pub async fn resume(state: &AppState) -> FhirResult<usize> {
+/// reason. Returns how many requests run again. `dispatch` answers the requests' entries.
+pub async fn resume(state: &AppState, dispatch: Dispatch) -> FhirResult<usize> {
     let Some(jobs) = state.jobs() else {
         return Ok(0);
     };
@@ -212,7 +214,7 @@ pub async fn resume(state: &AppState) -> FhirResult<usize> {
     let mut n = 0;
     for job in jobs.store().unfinished().await? {
         if job.job_type() == Some(JOB_TYPE) {
-            start(state, &base, jobs, &job).await?;
+            start(state, &base, jobs, &job, dispatch).await?;
             n += 1;
         } else {
             jobs.store()

@@ -163,7 +163,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
             &parts.headers,
         )
     } else if async_request::prefers_async(&parts.headers) && async_request::eligible(&req) {
-        let reply = match async_request::submit(&ctx, &req).await {
+        let reply = match async_request::submit(&ctx, &req, dispatch_entry).await {
             Ok(Some(accepted)) => accepted,
             Ok(None) => dispatch(&ctx, req).await,
             Err(e) => Reply::error(&e),
@@ -374,11 +374,14 @@ pub async fn dispatch(ctx: &Ctx, req: FhirRequest) -> Reply {
     Reply::from_result(dispatch_inner(ctx, req).await)
 }
 
+/// Runs again the asynchronous requests that were unfinished when the server stopped (see
+/// [`async_request::resume`]); how many.
+pub async fn resume_async_requests(state: &AppState) -> FhirResult<usize> {
+    async_request::resume(state, dispatch_entry).await
+}
+
 /// [`dispatch`] as the [`bundle::Dispatch`] that answers bundle entries.
-pub(crate) fn dispatch_entry(
-    ctx: &Ctx,
-    req: FhirRequest,
-) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+fn dispatch_entry(ctx: &Ctx, req: FhirRequest) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
     Box::pin(dispatch(ctx, req))
 }
 

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["conditional"],
     &["bundle"],
     &["operations"],
+    &["async_request"],
     &["http"],
 ];
 

@@ -312,7 +312,7 @@ async fn run(c: Config) -> Result<(), String> {
         admin.clone(),
     )));
     // Asynchronous requests that were accepted or running when the server stopped run again.
-    match flint_rest::async_request::resume(&state).await {
+    match flint_rest::http::resume_async_requests(&state).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(requests = n, "asynchronous requests resumed"),
         Err(e) => {

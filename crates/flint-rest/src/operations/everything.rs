@@ -128,7 +128,7 @@ async fn everything(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirRes
         return answer(ctx, &db, patient.as_deref(), &page.params, page.offset).await;
     }
     let params = parse_params(ctx, req)?;
-    let db = ctx.state.node().sync().await?;
+    let db = ctx.read_db().await?;
     answer(ctx, &db, patient.as_deref(), &params, 0).await
 }
 

@@ -26,7 +26,7 @@ fn run<'a>(ctx: &'a Ctx, _target: Target<'a>, _req: &'a FhirRequest) -> OpFuture
 }
 
 async fn totals(ctx: &Ctx) -> FhirResult<Reply> {
-    let db = ctx.state.node().sync().await?;
+    let db = ctx.read_db().await?;
     let mut types: Vec<&String> = flint_model::defs::definitions()
         .resource_types()
         .iter()
