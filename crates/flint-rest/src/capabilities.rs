@@ -52,7 +52,7 @@ const COMMON_PARAMS: [(&str, &str, &str); 9] = [
 
 /// The system operations (name, OperationDefinition), as the operations registry has them (a
 /// test of the operations module checks that the two agree). `cql` is listed only when
-/// [`RestConfig::enable_operation_cql`] is on ([`system_operation_enabled`]).
+/// [`RestConfig::enable_operation_cql`] is on ([`operation_enabled`]).
 pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 3] = [
     (
         "versions",
@@ -68,9 +68,27 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 3] = [
     ),
 ];
 
-/// Whether the system operation `name` is offered with `cfg` (`$cql` only when enabled).
-pub(crate) fn system_operation_enabled(name: &str, cfg: &RestConfig) -> bool {
-    name != "cql" || cfg.enable_operation_cql
+/// The operations a setting turns on, with the environment variable that does.
+const SWITCHED_OPERATIONS: [(&str, &str); 2] = [
+    ("cql", "ENABLE_OPERATION_CQL"),
+    ("graph", "ENABLE_OPERATION_GRAPH"),
+];
+
+/// The environment variable that turns operation `name` on, if a setting switches it.
+pub(crate) fn operation_switch(name: &str) -> Option<&'static str> {
+    SWITCHED_OPERATIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, var)| *var)
+}
+
+/// Whether operation `name` is offered with `cfg` (`$cql` and `$graph` only when enabled).
+pub(crate) fn operation_enabled(name: &str, cfg: &RestConfig) -> bool {
+    match name {
+        "cql" => cfg.enable_operation_cql,
+        "graph" => cfg.enable_operation_graph,
+        _ => true,
+    }
 }
 
 /// The type and instance operations (type, name, OperationDefinition), as the operations
@@ -92,6 +110,14 @@ pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 3] = [
         "http://hl7.org/fhir/OperationDefinition/Patient-everything",
     ),
 ];
+
+/// The instance operations of every resource type (name, OperationDefinition), as the
+/// operations registry has them; `graph` is listed only when
+/// [`RestConfig::enable_operation_graph`] is on ([`operation_enabled`]).
+pub(crate) const EVERY_TYPE_OPERATIONS: [(&str, &str); 1] = [(
+    "graph",
+    "http://hl7.org/fhir/OperationDefinition/Resource-graph",
+)];
 
 /// Stands for the request's base URL in the statement built at startup.
 const BASE_PLACEHOLDER: &str = "urn:flint:capability-statement:base-url";
@@ -147,7 +173,10 @@ fn build(
             let operations: Vec<Value> = TYPE_OPERATIONS
                 .iter()
                 .filter(|(t, _, _)| t == ty)
-                .map(|(_, name, definition)| json!({"name": name, "definition": definition}))
+                .map(|(_, name, definition)| (*name, *definition))
+                .chain(EVERY_TYPE_OPERATIONS)
+                .filter(|(name, _)| operation_enabled(name, cfg))
+                .map(|(name, definition)| json!({"name": name, "definition": definition}))
                 .collect();
             let mut entry = json!({
                 "type": ty,
@@ -200,7 +229,7 @@ fn build(
             ],
             "operation": SYSTEM_OPERATIONS
                 .iter()
-                .filter(|(name, _)| system_operation_enabled(name, cfg))
+                .filter(|(name, _)| operation_enabled(name, cfg))
                 .map(|(name, definition)| json!({"name": name, "definition": definition}))
                 .collect::<Vec<_>>(),
             "documentation": format!(

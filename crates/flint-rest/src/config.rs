@@ -31,6 +31,9 @@ pub struct RestConfig {
     /// The most resources `Patient/$everything` answers in one Bundle without `_count`
     /// (more: 409 `too-costly`); [`EVERYTHING_LIMIT`] by default.
     pub everything_limit: usize,
+    /// Whether `[base]/[type]/[id]/$graph` is offered (`ENABLE_OPERATION_GRAPH`, off by
+    /// default, as in Blaze).
+    pub enable_operation_graph: bool,
 }
 
 impl Default for RestConfig {
@@ -47,6 +50,7 @@ impl Default for RestConfig {
             page_key: rand::random(),
             enable_operation_cql: false,
             everything_limit: EVERYTHING_LIMIT,
+            enable_operation_graph: false,
         }
     }
 }

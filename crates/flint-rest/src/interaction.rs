@@ -29,7 +29,7 @@ pub async fn materialize(db: &Db, handle: &ResourceHandle) -> FhirResult<Value> 
 }
 
 /// The 410 of a deleted resource, or the storage error that kept its version from being read.
-fn gone(db: &Db, h: &ResourceHandle) -> FhirError {
+pub(crate) fn gone(db: &Db, h: &ResourceHandle) -> FhirError {
     let instant = match db.instant(h.t) {
         Ok(ms) => ms,
         Err(e) => return e.into(),

@@ -676,7 +676,7 @@ pub(crate) fn open_token<D: serde::de::DeserializeOwned>(ctx: &Ctx, token: &str)
 }
 
 /// Whether a query has clauses that [`resolve_stored`] must rewrite.
-fn needs_stored(q: &Query) -> bool {
+pub(crate) fn needs_stored(q: &Query) -> bool {
     fn clause(c: &Clause) -> bool {
         match c {
             Clause::Param(p) => matches!(

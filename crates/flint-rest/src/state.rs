@@ -1,5 +1,6 @@
 //! The shared state of all requests: the database node, the settings, the search engine, the
-//! CapabilityStatement built at startup and the cache of search result lists.
+//! CapabilityStatement built at startup, the cache of search result lists and that of
+//! compiled GraphDefinitions.
 
 use crate::capabilities::Capabilities;
 use crate::config::RestConfig;
@@ -20,6 +21,7 @@ struct StateInner {
     engine: flint_search::Engine,
     terminology: Arc<dyn flint_terminology::Terminology>,
     results: ResultCache,
+    graphs: crate::operations::graph::GraphCache,
     capabilities: FhirResult<Capabilities>,
     measure: std::sync::OnceLock<MeasureEvaluation>,
     cql: std::sync::OnceLock<CqlEvaluation>,
@@ -82,6 +84,7 @@ impl AppState {
                 engine,
                 terminology,
                 results: result_cache(),
+                graphs: crate::operations::graph::graph_cache(),
                 capabilities,
                 measure: std::sync::OnceLock::new(),
                 cql: std::sync::OnceLock::new(),
@@ -173,6 +176,11 @@ impl AppState {
     /// Complete result lists of recent multi-page searches, by query and `t`.
     pub(crate) fn results(&self) -> &ResultCache {
         &self.inner.results
+    }
+
+    /// Compiled GraphDefinitions of `$graph`, by content hash.
+    pub(crate) fn graphs(&self) -> &crate::operations::graph::GraphCache {
+        &self.inner.graphs
     }
 
     /// The CapabilityStatement built when the state was created (dated then).

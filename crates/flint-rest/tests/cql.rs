@@ -364,7 +364,10 @@ async fn cql_is_off_unless_enabled() {
     let a = cql(&api, "1 + 2", &[]).await;
     let issue = a.issue(400);
     assert_eq!(issue["code"], "not-supported");
-    assert_eq!(issue["diagnostics"], "Operation `$cql` is not supported.");
+    assert_eq!(
+        issue["diagnostics"],
+        "Operation `$cql` is not enabled on this server (set ENABLE_OPERATION_CQL=true)."
+    );
     let system_ops = |meta: Value| -> Vec<String> {
         meta["rest"][0]["operation"]
             .as_array()

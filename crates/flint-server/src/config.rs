@@ -85,6 +85,8 @@ pub struct Config {
     pub cql_resource_cache_size: usize,
     /// `ENABLE_OPERATION_CQL`: offer `[base]/$cql`.
     pub enable_operation_cql: bool,
+    /// `ENABLE_OPERATION_GRAPH`: offer `[base]/[type]/[id]/$graph`.
+    pub enable_operation_graph: bool,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -113,6 +115,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "ENABLE_OPERATION_CQL",
         "false",
         "offer [base]/$cql, which evaluates any CQL expression over all data",
+    ),
+    (
+        "ENABLE_OPERATION_GRAPH",
+        "false",
+        "offer [base]/[type]/[id]/$graph, which follows a stored GraphDefinition",
     ),
     (
         "STORAGE",
@@ -399,6 +406,7 @@ impl Config {
                 "a number of resources",
             )?,
             enable_operation_cql: boolean("ENABLE_OPERATION_CQL")?,
+            enable_operation_graph: boolean("ENABLE_OPERATION_GRAPH")?,
             storage,
             base_url,
             context_path,
@@ -575,6 +583,12 @@ mod tests {
                 .unwrap()
                 .enable_operation_cql
         );
+        assert!(!c.enable_operation_graph);
+        assert!(
+            cfg(&[("ENABLE_OPERATION_GRAPH", "true")])
+                .unwrap()
+                .enable_operation_graph
+        );
     }
 
     #[test]
@@ -587,6 +601,7 @@ mod tests {
             ("BASE_URL", "localhost"),
             ("LOG_LEVEL", "loud"),
             ("ENABLE_OPERATION_CQL", "on"),
+            ("ENABLE_OPERATION_GRAPH", "1"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(e.contains(k) && e.contains(v), "{e}");

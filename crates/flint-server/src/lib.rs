@@ -291,6 +291,7 @@ async fn run(c: Config) -> Result<(), String> {
             page_key,
             enable_operation_cql: c.enable_operation_cql,
             everything_limit: flint_rest::config::EVERYTHING_LIMIT,
+            enable_operation_graph: c.enable_operation_graph,
         },
         engine.clone(),
     )

@@ -26,17 +26,21 @@
 //!    A type or instance operation names the resource `types` it is defined for (the router
 //!    answers 400 `not-supported` for the others, see [`evaluate_measure`]).
 //! 3. List it in the CapabilityStatement (`SYSTEM_OPERATIONS` in `capabilities.rs` for system
-//!    operations, `TYPE_OPERATIONS` for type and instance ones); a test here fails while the
-//!    registry and the statement disagree.
+//!    operations, `TYPE_OPERATIONS` for type and instance ones of named types,
+//!    `EVERY_TYPE_OPERATIONS` for those of every type, whose `types` is empty); a test here
+//!    fails while the registry and the statement disagree.
 //!
-//! A system operation that a setting turns off (`$cql`, `RestConfig::enable_operation_cql`)
-//! stays in [`OPERATIONS`] (a constant); `capabilities::system_operation_enabled` decides,
-//! and [`invoke`] looks names up only among the [`offered`] operations, so a disabled one
-//! answers as an unknown operation and the CapabilityStatement does not list it.
+//! An operation that a setting turns off (`$cql`, `RestConfig::enable_operation_cql`;
+//! `$graph`, `RestConfig::enable_operation_graph`) stays in [`OPERATIONS`] (a constant);
+//! `capabilities::operation_enabled` decides, and [`invoke`] looks names up only among the
+//! [`offered`] operations, so the CapabilityStatement does not list a disabled one and it
+//! answers 400 `not-supported` naming the variable that enables it
+//! (`capabilities::operation_switch`).
 
 pub mod cql;
 pub mod evaluate_measure;
 pub mod everything;
+pub mod graph;
 pub mod library_evaluate;
 pub mod totals;
 pub mod versions;
@@ -56,19 +60,31 @@ pub const OPERATIONS: &[Operation] = &[
     library_evaluate::OPERATION,
     everything::OPERATION,
     totals::OPERATION,
+    graph::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
-/// `enable_operation_cql` is on (the rule the CapabilityStatement lists by).
+/// `enable_operation_cql` is on, `$graph` only when `enable_operation_graph` is (the rule the
+/// CapabilityStatement lists by).
 pub fn offered(config: &crate::config::RestConfig) -> Vec<Operation> {
     OPERATIONS
         .iter()
-        .filter(|o| {
-            !o.levels.contains(&Level::System)
-                || crate::capabilities::system_operation_enabled(o.name, config)
-        })
+        .filter(|o| crate::capabilities::operation_enabled(o.name, config))
         .copied()
         .collect()
+}
+
+/// The 400 `not-supported` of operation `name` when a setting turned it off, naming the
+/// variable that turns it on.
+fn disabled(name: &str, config: &crate::config::RestConfig) -> Option<FhirError> {
+    let var = crate::capabilities::operation_switch(name)?;
+    (!crate::capabilities::operation_enabled(name, config)).then(|| {
+        FhirError::new(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            format!("Operation `${name}` is not enabled on this server (set {var}=true)."),
+        )
+    })
 }
 
 /// The level an operation is invoked at.
@@ -187,6 +203,9 @@ pub async fn invoke(
         Target::Type(ty) => check_type(ty)?,
         Target::Instance(ty, id) => check_type_and_id(ty, id)?,
     }
+    if let Some(e) = disabled(name, ctx.state.config()) {
+        return Err(e);
+    }
     let registry = offered(ctx.state.config());
     let op = find(&registry, name, target.level(), &req.method)?;
     if let Target::Type(ty) | Target::Instance(ty, _) = target
@@ -259,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn cql_is_offered_only_when_enabled() {
+    fn cql_and_graph_are_offered_only_when_enabled() {
         let mut cfg = crate::config::RestConfig::default();
         let names = |cfg: &crate::config::RestConfig| -> Vec<&str> {
             offered(cfg).iter().map(|o| o.name).collect()
@@ -279,7 +298,26 @@ mod tests {
             (e.status, e.code),
             (StatusCode::BAD_REQUEST, "not-supported")
         );
+        for (name, var) in [
+            ("cql", "ENABLE_OPERATION_CQL"),
+            ("graph", "ENABLE_OPERATION_GRAPH"),
+        ] {
+            let e = disabled(name, &cfg).unwrap();
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "not-supported")
+            );
+            assert!(e.message.contains(var), "{}", e.message);
+        }
+        assert!(disabled("versions", &cfg).is_none());
         cfg.enable_operation_cql = true;
+        assert!(disabled("cql", &cfg).is_none());
+        assert_eq!(
+            names(&cfg),
+            ["versions", "evaluate-measure", "cql", "evaluate"]
+        );
+        cfg.enable_operation_graph = true;
+        assert!(disabled("graph", &cfg).is_none());
         assert_eq!(names(&cfg).len(), OPERATIONS.len());
     }
 
@@ -314,13 +352,18 @@ mod tests {
             "the CapabilityStatement lists exactly the registered system operations"
         );
         let mut typed: Vec<(&str, &str, &str)> = Vec::new();
+        let mut every: Vec<(&str, &str)> = Vec::new();
         for o in OPERATIONS.iter().filter(|o| o.levels != [Level::System]) {
-            assert!(
-                !o.types.is_empty(),
-                "{o:?}: list the types of a type or instance operation"
-            );
+            if o.types.is_empty() {
+                every.push((o.name, o.definition));
+            }
             typed.extend(o.types.iter().map(|t| (*t, o.name, o.definition)));
         }
+        assert_eq!(
+            every,
+            crate::capabilities::EVERY_TYPE_OPERATIONS,
+            "the CapabilityStatement lists the operations of every type for every type"
+        );
         assert_eq!(
             typed,
             crate::capabilities::TYPE_OPERATIONS,
