@@ -1,6 +1,6 @@
 //! The shared state of all requests: the database node, the settings, the search engine, the
 //! CapabilityStatement built at startup, the cache of search result lists and that of
-//! compiled GraphDefinitions.
+//! compiled definitions (GraphDefinitions).
 
 use crate::capabilities::Capabilities;
 use crate::config::RestConfig;
@@ -21,7 +21,7 @@ struct StateInner {
     engine: flint_search::Engine,
     terminology: Arc<dyn flint_terminology::Terminology>,
     results: ResultCache,
-    graphs: crate::operations::graph::GraphCache,
+    compiled: CompiledCache,
     capabilities: FhirResult<Capabilities>,
     measure: std::sync::OnceLock<MeasureEvaluation>,
     cql: std::sync::OnceLock<CqlEvaluation>,
@@ -84,7 +84,7 @@ impl AppState {
                 engine,
                 terminology,
                 results: result_cache(),
-                graphs: crate::operations::graph::graph_cache(),
+                compiled: compiled_cache(),
                 capabilities,
                 measure: std::sync::OnceLock::new(),
                 cql: std::sync::OnceLock::new(),
@@ -178,9 +178,10 @@ impl AppState {
         &self.inner.results
     }
 
-    /// Compiled GraphDefinitions of `$graph`, by content hash.
-    pub(crate) fn graphs(&self) -> &crate::operations::graph::GraphCache {
-        &self.inner.graphs
+    /// Compiled forms of stored definitions (GraphDefinitions of `$graph`), by the name of
+    /// what compiled them and the content hash of the stored version.
+    pub(crate) fn compiled(&self) -> &CompiledCache {
+        &self.inner.compiled
     }
 
     /// The CapabilityStatement built when the state was created (dated then).
@@ -208,5 +209,21 @@ fn result_cache() -> ResultCache {
         })
         .max_capacity(128 * 1024)
         .time_to_idle(std::time::Duration::from_secs(600))
+        .build()
+}
+
+/// Compiled forms of stored definition resources, kept per state because compiling may
+/// depend on its settings (the search parameters): by the name of what compiled them (e.g.
+/// `graph`) and the content hash of the stored version; each user downcasts its own values.
+pub(crate) type CompiledCache = moka::sync::Cache<
+    (&'static str, flint_db::ContentHash),
+    Arc<dyn std::any::Any + Send + Sync>,
+>;
+
+/// The cache of compiled definitions: at most 1,024, idle ones dropped after an hour.
+fn compiled_cache() -> CompiledCache {
+    moka::sync::Cache::builder()
+        .max_capacity(1024)
+        .time_to_idle(std::time::Duration::from_secs(3600))
         .build()
 }

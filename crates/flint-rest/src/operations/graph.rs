@@ -38,6 +38,9 @@
 //! that can't be followed, naming the link (a path that does not parse or evaluate, a
 //! search that does not parse, a link with both or neither of path and params, unknown
 //! nodes); 503 for a storage fault.
+//!
+//! Compiled graphs are kept in the state's cache of compiled definitions (`AppState`), under
+//! this operation's name and the content hash.
 
 use super::{Level, OpFuture, Operation, Target};
 use crate::api::{Body, FhirRequest, Handling, Payload, Reply, Stored, StreamedBundle};
@@ -69,21 +72,6 @@ pub const EXTENSION_BASE: &str =
 /// How deep R4 `target.link`s may nest.
 const MAX_DEPTH: usize = 32;
 
-/// Compiled GraphDefinitions by the content hash of the stored version (a GraphDefinition
-/// that can't be compiled is kept as its error).
-pub(crate) type GraphCache = moka::sync::Cache<ContentHash, Arc<FhirResult<Graph>>>;
-
-/// The cache of compiled GraphDefinitions: at most about 10,000 links.
-pub(crate) fn graph_cache() -> GraphCache {
-    moka::sync::Cache::builder()
-        .weigher(|_, g: &Arc<FhirResult<Graph>>| match &**g {
-            Ok(g) => (g.links() + 1).min(u32::MAX as usize) as u32,
-            Err(_) => 1,
-        })
-        .max_capacity(10_000)
-        .build()
-}
-
 /// A compiled GraphDefinition: nodes (resource types) and the links between them.
 #[derive(Debug)]
 pub struct Graph {
@@ -93,13 +81,6 @@ pub struct Graph {
     start: usize,
     /// The nodes.
     nodes: Vec<GraphNode>,
-}
-
-impl Graph {
-    /// The number of links.
-    fn links(&self) -> usize {
-        self.nodes.iter().map(|n| n.links.len()).sum()
-    }
 }
 
 /// A node: the type of the resources it stands for (any type when absent) and its links.
@@ -153,14 +134,7 @@ async fn graph(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirResult<R
         return Err(crate::interaction::gone(&db, &start));
     }
     let (hash, definition) = graph_definition(ctx, &db, &canonical).await?;
-    let compiled = match ctx.state.graphs().get(&hash) {
-        Some(g) => g,
-        None => {
-            let g = Arc::new(compile(ctx, &definition));
-            ctx.state.graphs().insert(hash, g.clone());
-            g
-        }
-    };
+    let compiled = compiled(ctx, hash, &definition);
     let graph = compiled.as_ref().as_ref().map_err(Clone::clone)?;
     if let Some(start_type) = &graph.nodes[graph.start].type_name
         && start_type != ty
@@ -190,6 +164,23 @@ async fn graph(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirResult<R
         200,
         Body::Bundle(StreamedBundle { head, entries }),
     ))
+}
+
+/// The compiled form of the stored GraphDefinition `definition` with content hash `hash`
+/// (or the error that it can't be followed), from the state's cache or compiled now.
+fn compiled(ctx: &Ctx, hash: ContentHash, definition: &Value) -> Arc<FhirResult<Graph>> {
+    let key = (OPERATION.name, hash);
+    if let Some(g) = ctx
+        .state
+        .compiled()
+        .get(&key)
+        .and_then(|v| v.downcast::<FhirResult<Graph>>().ok())
+    {
+        return g;
+    }
+    let g = Arc::new(compile(ctx, definition));
+    ctx.state.compiled().insert(key, g.clone());
+    g
 }
 
 /// The `graph` parameter: of the query, or of a POST's `Parameters` body.
