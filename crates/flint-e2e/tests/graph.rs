@@ -11,7 +11,11 @@ use serde_json::{Value, json};
 const URL: &str = "http://example.org/GraphDefinition/patient-observations";
 
 fn put(s: &Server, v: &Value) {
-    let path = format!("{}/{}", v["resourceType"].as_str().unwrap(), v["id"].as_str().unwrap());
+    let path = format!(
+        "{}/{}",
+        v["resourceType"].as_str().unwrap(),
+        v["id"].as_str().unwrap()
+    );
     let (status, body) = json(s.put_json(&path, v).send().expect("PUT"));
     assert!(status == 200 || status == 201, "{path}: {status} {body}");
 }

@@ -215,10 +215,8 @@ fn result_cache() -> ResultCache {
 /// Compiled forms of stored definition resources, kept per state because compiling may
 /// depend on its settings (the search parameters): by the name of what compiled them (e.g.
 /// `graph`) and the content hash of the stored version; each user downcasts its own values.
-pub(crate) type CompiledCache = moka::sync::Cache<
-    (&'static str, flint_db::ContentHash),
-    Arc<dyn std::any::Any + Send + Sync>,
->;
+pub(crate) type CompiledCache =
+    moka::sync::Cache<(&'static str, flint_db::ContentHash), Arc<dyn std::any::Any + Send + Sync>>;
 
 /// The cache of compiled definitions: at most 1,024, idle ones dropped after an hour.
 fn compiled_cache() -> CompiledCache {

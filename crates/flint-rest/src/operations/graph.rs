@@ -43,8 +43,8 @@
 //! this operation's name and the content hash.
 
 use super::{Level, OpFuture, Operation, Target};
-use crate::api::{Body, FhirRequest, Handling, Payload, Reply, Stored, StreamedBundle};
 use crate::api::StreamedEntry;
+use crate::api::{Body, FhirRequest, Handling, Payload, Reply, Stored, StreamedBundle};
 use crate::context::Ctx;
 use crate::outcome::{FhirError, FhirResult};
 use crate::resource;
@@ -126,7 +126,7 @@ async fn graph(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirResult<R
         ));
     };
     let canonical = graph_param(req)?;
-    let db = ctx.state.node().sync().await?;
+    let db = ctx.read_db().await?;
     let start = db
         .resource(ty, id)?
         .ok_or_else(|| FhirError::not_found(format!("Resource `{ty}/{id}` was not found.")))?;
@@ -223,11 +223,7 @@ fn graph_param(req: &FhirRequest) -> FhirResult<String> {
 
 /// The stored GraphDefinition of canonical `url|version` (or `url`) of the highest priority
 /// ([`priority`]), with the content hash of its version.
-async fn graph_definition(
-    ctx: &Ctx,
-    db: &Db,
-    canonical: &str,
-) -> FhirResult<(ContentHash, Value)> {
+async fn graph_definition(ctx: &Ctx, db: &Db, canonical: &str) -> FhirResult<(ContentHash, Value)> {
     let (url, version) = match canonical.split_once('|') {
         Some((u, v)) if !v.is_empty() => (u, Some(v)),
         Some((u, _)) => (u, None),
@@ -372,7 +368,11 @@ fn compile(ctx: &Ctx, definition: &Value) -> FhirResult<Graph> {
             .ok_or_else(|| unprocessable(&url, &at, "a node has no `nodeId`"))?;
         let type_name = extension_str(&node["extension"], "type");
         if c.by_id.contains_key(id) {
-            return Err(unprocessable(&url, &at, format!("the node `{id}` is defined twice")));
+            return Err(unprocessable(
+                &url,
+                &at,
+                format!("the node `{id}` is defined twice"),
+            ));
         }
         let n = c.node(id, type_name, &at)?;
         c.by_id.insert(id.to_string(), n);
@@ -392,7 +392,12 @@ fn compile(ctx: &Ctx, definition: &Value) -> FhirResult<Graph> {
             c.node("start", Some(ty), "GraphDefinition.start")?
         }
     };
-    for (i, link) in definition["link"].as_array().into_iter().flatten().enumerate() {
+    for (i, link) in definition["link"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let at = format!("GraphDefinition.link[{i}]");
         let link_ext = &link["extension"];
         match extension_str(link_ext, &format!("{EXTENSION_BASE}.link.sourceId")) {
@@ -523,7 +528,10 @@ impl Compiler<'_> {
                 unprocessable(
                     &self.url,
                     at,
-                    format!("the path `{p}` of the link `{at}` does not parse: {}", e.message),
+                    format!(
+                        "the path `{p}` of the link `{at}` does not parse: {}",
+                        e.message
+                    ),
                 )
             }),
             (None, Some(q)) => {
@@ -660,10 +668,12 @@ async fn follow(
             // A params link always has a typed target (checked when compiled).
             let ty = target_type.unwrap_or(&h.type_name);
             let params = substitute(params, &format!("{}/{}", h.type_name, h.id));
-            let mut query = crate::search::parse(ctx, ty, &params, Handling::Strict)
-                .map_err(|e| match e.status {
-                    StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => e,
-                    _ => unprocessable(&graph.url, &link.name, e.message.trim_end_matches('.')),
+            let mut query =
+                crate::search::parse(ctx, ty, &params, Handling::Strict).map_err(|e| {
+                    match e.status {
+                        StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR => e,
+                        _ => unprocessable(&graph.url, &link.name, e.message.trim_end_matches('.')),
+                    }
                 })?;
             if crate::search::needs_stored(&query) {
                 crate::search::resolve_stored(ctx, db, &mut query).await?;

@@ -314,7 +314,14 @@ mod tests {
         assert!(disabled("cql", &cfg).is_none());
         assert_eq!(
             names(&cfg),
-            ["versions", "evaluate-measure", "cql", "evaluate"]
+            [
+                "versions",
+                "evaluate-measure",
+                "cql",
+                "evaluate",
+                "everything",
+                "totals"
+            ]
         );
         cfg.enable_operation_graph = true;
         assert!(disabled("graph", &cfg).is_none());
