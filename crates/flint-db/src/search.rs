@@ -110,26 +110,48 @@ impl Db {
         let mut hits: Vec<ResourceHandle> = Vec::with_capacity(256);
         let mut cur = self.as_of_cursor();
         self.scan_entries(tid, param, m, accept, |id, hp| {
-            // One value's entries come in id order and an id's entries are adjacent.
-            if hits.last().is_some_and(|h| h.id == id) {
-                return Ok(true);
-            }
-            // Entries of older versions carry another hash prefix than the current
-            // version's: they do not count.
-            if let Some(h) = self
-                .resource_at(&mut cur, type_name, tid, id)?
-                .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp)
-            {
-                hits.push(h);
-            }
-            Ok(true)
+            self.push_current_hit(&mut hits, &mut cur, type_name, tid, id, hp)
         })?;
         // An exact scan yields sorted, distinct hits. Ranges and prefixes span values.
         if !matches!(m, ValueMatch::Exact(_)) {
-            hits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-            hits.dedup_by(|a, b| a.id == b.id);
+            sort_distinct(&mut hits);
         }
         Ok(hits)
+    }
+
+    /// The current version of `type_name/id` if the index entry with hash prefix `hp` is
+    /// its (entries of older versions carry another prefix and do not count).
+    fn current_with_prefix(
+        &self,
+        cur: &mut AsOfCursor<'_>,
+        type_name: &str,
+        tid: u32,
+        id: &str,
+        hp: [u8; 4],
+    ) -> Result<Option<ResourceHandle>> {
+        Ok(self
+            .resource_at(cur, type_name, tid, id)?
+            .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp))
+    }
+
+    /// Adds the hit `id` (entry hash prefix `hp`) to `hits` if it is current and not the last
+    /// one added (one value's entries come in id order and an id's entries are adjacent);
+    /// always continues the scan.
+    fn push_current_hit(
+        &self,
+        hits: &mut Vec<ResourceHandle>,
+        cur: &mut AsOfCursor<'_>,
+        type_name: &str,
+        tid: u32,
+        id: &str,
+        hp: [u8; 4],
+    ) -> Result<bool> {
+        if hits.last().is_none_or(|h| h.id != id)
+            && let Some(h) = self.current_with_prefix(cur, type_name, tid, id, hp)?
+        {
+            hits.push(h);
+        }
+        Ok(true)
     }
 
     /// Calls `hit(id, hash prefix)` for every SearchParamValue entry of `param` on type `tid`
@@ -355,8 +377,8 @@ impl Db {
         let mut cur = self.as_of_cursor();
         scan_all(&mut |id, hp| {
             Ok(self
-                .resource_at(&mut cur, type_name, tid, id)?
-                .is_some_and(|h| !h.is_deleted() && h.hash.0[..4] == hp))
+                .current_with_prefix(&mut cur, type_name, tid, id, hp)?
+                .is_some())
         })
     }
 
@@ -381,23 +403,11 @@ impl Db {
                 base.clone(),
                 m,
                 |v| f(v),
-                |id, hp| {
-                    if hits.last().is_some_and(|h| h.id == id) {
-                        return Ok(true);
-                    }
-                    if let Some(h) = self
-                        .resource_at(&mut cur, type_name, tid, id)?
-                        .filter(|h| !h.is_deleted() && h.hash.0[..4] == hp)
-                    {
-                        hits.push(h);
-                    }
-                    Ok(true)
-                },
+                |id, hp| self.push_current_hit(&mut hits, &mut cur, type_name, tid, id, hp),
             )?;
         }
         if scans.len() > 1 || !scans.iter().all(|(m, _)| matches!(m, ValueMatch::Exact(_))) {
-            hits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-            hits.dedup_by(|a, b| a.id == b.id);
+            sort_distinct(&mut hits);
         }
         Ok(hits)
     }
@@ -504,8 +514,8 @@ impl Current<'_> {
         if self.changed.contains(id) {
             Ok(self
                 .db
-                .resource_at(&mut self.cursor, self.type_name, self.tid, id)?
-                .is_some_and(|h| !h.is_deleted() && h.hash.0[..4] == hp))
+                .current_with_prefix(&mut self.cursor, self.type_name, self.tid, id, hp)?
+                .is_some())
         } else {
             self.superseded.is_current(id, hp)
         }
@@ -561,4 +571,10 @@ impl<'a> SupersededCursor<'a> {
             && c.key() == self.key.as_slice()
             && codec::read_u64(c.value()) <= self.t))
     }
+}
+
+/// Sorts hits by id and drops repeated ids (scans of ranges, prefixes or several values).
+fn sort_distinct(hits: &mut Vec<ResourceHandle>) {
+    hits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    hits.dedup_by(|a, b| a.id == b.id);
 }

@@ -17,6 +17,19 @@ pub async fn memory_node(indexer: Arc<dyn ResourceIndexer>, kv: Arc<dyn KvStore>
     node_over(indexer, kv, Arc::new(MemStore::new())).await
 }
 
+/// A node over a fresh in-memory index, log and resource store, without a search index
+/// (for what only reads and writes resources: measure fixtures, the admin database).
+pub async fn plain_node() -> Node {
+    Node::start(
+        Arc::new(crate::mem::MemKv::new()),
+        Arc::new(MemLog::new()),
+        Arc::new(MemStore::new()),
+        NodeConfig::default(),
+    )
+    .await
+    .expect("start an in-memory node")
+}
+
 /// Like [`memory_node`], over the resource store `store` too (e.g. a fault-injecting one).
 pub async fn node_over(
     indexer: Arc<dyn ResourceIndexer>,

@@ -10,14 +10,7 @@ async fn node_over(kv: Arc<MemKv>, log: Arc<MemLog>, store: Arc<MemStore>) -> No
 }
 
 async fn store() -> JobStore {
-    JobStore::new(
-        node_over(
-            Arc::new(MemKv::new()),
-            Arc::new(MemLog::new()),
-            Arc::new(MemStore::new()),
-        )
-        .await,
-    )
+    JobStore::new(flint_db::testing::plain_node().await)
 }
 
 fn input(code: &str, v: u64) -> Value {

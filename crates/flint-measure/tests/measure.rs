@@ -3,8 +3,7 @@
 //! expected counts and scores are computed independently from the raw JSON the tests wrote.
 
 use async_trait::async_trait;
-use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{Db, ErrorKind, Node, NodeConfig};
+use flint_db::{Db, ErrorKind, Node};
 use flint_measure::measure::{Aggregate, MeasureDef, PopulationKind, Scoring};
 use flint_measure::{
     Code, EvaluationParams, EvaluationRequest, ExprValue, ExpressionEvaluator, Interval,
@@ -69,14 +68,7 @@ fn data(n: usize) -> Data {
 }
 
 async fn store(d: &Data) -> Node {
-    let node = Node::start(
-        Arc::new(MemKv::new()),
-        Arc::new(MemLog::new()),
-        Arc::new(MemStore::new()),
-        NodeConfig::default(),
-    )
-    .await
-    .unwrap();
+    let node = flint_db::testing::plain_node().await;
     for r in d
         .patients
         .iter()

@@ -157,16 +157,22 @@ pub async fn search(ctx: &Ctx, req: SearchRequest) -> FhirResult<Reply> {
     run(ctx, &db, &req, 0).await
 }
 
-/// `GET [base]/__page/[token]`.
-pub async fn page(ctx: &Ctx, token: &str) -> FhirResult<Reply> {
-    let state = open(ctx, token)?;
-    if state.expires_ms < flint_db::mem::now_ms() {
+/// 410 `expired` once a page link's `expires_ms` has passed; `again` says what to redo.
+pub(crate) fn check_not_expired(expires_ms: i64, again: &str) -> FhirResult<()> {
+    if expires_ms < flint_db::mem::now_ms() {
         return Err(FhirError::new(
             StatusCode::GONE,
             "expired",
-            "This page link has expired; run the search again.",
+            format!("This page link has expired; {again}."),
         ));
     }
+    Ok(())
+}
+
+/// `GET [base]/__page/[token]`.
+pub async fn page(ctx: &Ctx, token: &str) -> FhirResult<Reply> {
+    let state = open(ctx, token)?;
+    check_not_expired(state.expires_ms, "run the search again")?;
     let db = ctx.state.node().sync_to(state.t).await?;
     run(ctx, &db, &state.request(), state.offset).await
 }

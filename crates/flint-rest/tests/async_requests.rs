@@ -6,8 +6,7 @@
 mod common;
 use axum::Router;
 use common::{Answer, send, send_with};
-use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{Node, NodeConfig};
+use flint_db::mem::MemKv;
 use flint_measure::CqlConfig;
 use flint_rest::{AppState, RestConfig};
 use serde_json::json;
@@ -19,14 +18,7 @@ const ASYNC: (&str, &str) = ("prefer", "respond-async");
 async fn api() -> Router {
     let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
     let node = flint_db::testing::memory_node(engine.indexer(), Arc::new(MemKv::new())).await;
-    let admin = Node::start(
-        Arc::new(MemKv::new()),
-        Arc::new(MemLog::new()),
-        Arc::new(MemStore::new()),
-        NodeConfig::default(),
-    )
-    .await
-    .unwrap();
+    let admin = flint_db::testing::plain_node().await;
     let config = RestConfig {
         base_url: "http://flint.test".into(),
         context_path: "/fhir".into(),

@@ -38,24 +38,51 @@ struct Parts {
     admin_log: Arc<dyn TxLog>,
 }
 
+impl Parts {
+    /// The parts of one storage variant.
+    fn new(
+        kv: impl KvStore + 'static,
+        log: impl TxLog + 'static,
+        store: impl ResourceStore + 'static,
+        page_key: [u8; 32],
+        admin_kv: impl KvStore + 'static,
+        admin_log: impl TxLog + 'static,
+    ) -> Parts {
+        Parts {
+            kv: Arc::new(kv),
+            log: Arc::new(log),
+            store: Arc::new(store),
+            page_key,
+            admin_kv: Arc::new(admin_kv),
+            admin_log: Arc::new(admin_log),
+        }
+    }
+}
+
+/// The start-up error of a storage directory that does not open.
+fn open_err(what: &str, dir: &std::path::Path, e: flint_db::DbError) -> String {
+    format!("cannot open the {what} in {}: {e}", dir.display())
+}
+
+/// Opens the RocksDB index in `dir`; `what` names it and its variable in the error.
+fn open_index(dir: &std::path::Path, rc: &RocksConfig, what: &str) -> Result<RocksKv, String> {
+    RocksKv::open(dir, rc).map_err(|e| open_err(what, dir, e))
+}
+
 async fn open_storage(c: &Config) -> Result<Parts, String> {
     let key = page_key(c.page_secret.as_deref());
     match c.storage {
-        Storage::InMemory => Ok(Parts {
-            kv: Arc::new(MemKv::new()),
-            log: Arc::new(MemLog::new()),
-            store: Arc::new(MemStore::new()),
-            page_key: key,
-            admin_kv: Arc::new(MemKv::new()),
-            admin_log: Arc::new(MemLog::new()),
-        }),
+        Storage::InMemory => Ok(Parts::new(
+            MemKv::new(),
+            MemLog::new(),
+            MemStore::new(),
+            key,
+            MemKv::new(),
+            MemLog::new(),
+        )),
         Storage::Standalone => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
-            let open_err = |what: &str, dir: &std::path::Path, e: flint_db::DbError| {
-                format!("cannot open the {what} in {}: {e}", dir.display())
-            };
-            let kv = RocksKv::open(&c.index_db_dir, &rc)
-                .map_err(|e| open_err("index (INDEX_DB_DIR)", &c.index_db_dir, e))?;
+            let kv = open_index(&c.index_db_dir, &rc, "index (INDEX_DB_DIR)")?;
             let store = RocksStore::open(&c.resource_db_dir, &rc)
                 .map_err(|e| open_err("resource store (RESOURCE_DB_DIR)", &c.resource_db_dir, e))?;
             // The log syncs the store's WAL before each append (one fsync per group commit).
@@ -66,9 +93,11 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                     e,
                 )
             })?;
-            let admin_kv = RocksKv::open(&c.admin_index_db_dir, &rc).map_err(|e| {
-                open_err("admin index (ADMIN_INDEX_DB_DIR)", &c.admin_index_db_dir, e)
-            })?;
+            let admin_kv = open_index(
+                &c.admin_index_db_dir,
+                &rc,
+                "admin index (ADMIN_INDEX_DB_DIR)",
+            )?;
             let admin_log = RocksLog::open_syncing(&c.admin_transaction_db_dir, &rc, &store)
                 .map_err(|e| {
                     open_err(
@@ -77,23 +106,11 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                         e,
                     )
                 })?;
-            Ok(Parts {
-                kv: Arc::new(kv),
-                log: Arc::new(log),
-                store: Arc::new(store),
-                page_key: key,
-                admin_kv: Arc::new(admin_kv),
-                admin_log: Arc::new(admin_log),
-            })
+            Ok(Parts::new(kv, log, store, key, admin_kv, admin_log))
         }
         Storage::Distributed => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
-            let kv = RocksKv::open(&c.index_db_dir, &rc).map_err(|e| {
-                format!(
-                    "cannot open the index (INDEX_DB_DIR) in {}: {e}",
-                    c.index_db_dir.display()
-                )
-            })?;
+            let kv = open_index(&c.index_db_dir, &rc, "index (INDEX_DB_DIR)")?;
             let log = flint_kafka::KafkaLog::open(c.kafka.clone())
                 .await
                 .map_err(|e| {
@@ -119,12 +136,11 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                     .await
                     .map_err(|e| format!("Cassandra: cannot read the shared page key: {e}"))?,
             };
-            let admin_kv = RocksKv::open(&c.admin_index_db_dir, &rc).map_err(|e| {
-                format!(
-                    "cannot open the admin index (ADMIN_INDEX_DB_DIR) in {}: {e}",
-                    c.admin_index_db_dir.display()
-                )
-            })?;
+            let admin_kv = open_index(
+                &c.admin_index_db_dir,
+                &rc,
+                "admin index (ADMIN_INDEX_DB_DIR)",
+            )?;
             let admin_kafka = flint_kafka::KafkaConfig {
                 topic: c.kafka_admin_topic.clone(),
                 ..c.kafka.clone()
@@ -137,14 +153,7 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                         c.kafka_admin_topic
                     )
                 })?;
-            Ok(Parts {
-                kv: Arc::new(kv),
-                log: Arc::new(log),
-                store: Arc::new(store),
-                page_key: key,
-                admin_kv: Arc::new(admin_kv),
-                admin_log: Arc::new(admin_log),
-            })
+            Ok(Parts::new(kv, log, store, key, admin_kv, admin_log))
         }
     }
 }

@@ -117,13 +117,7 @@ async fn everything(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirRes
                 "Invalid page link: it belongs to another invocation.",
             ));
         }
-        if page.expires_ms < flint_db::mem::now_ms() {
-            return Err(FhirError::new(
-                StatusCode::GONE,
-                "expired",
-                "This page link has expired; invoke the operation again.",
-            ));
-        }
+        crate::search::check_not_expired(page.expires_ms, "invoke the operation again")?;
         let db = ctx.state.node().sync_to(page.t).await?;
         return answer(ctx, &db, patient.as_deref(), &page.params, page.offset).await;
     }
