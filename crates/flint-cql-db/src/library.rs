@@ -333,10 +333,7 @@ pub(crate) fn param_value(
                 "Range" => "Range",
                 _ => "Ratio",
             };
-            let f = flint_cql::fhir::FhirValue {
-                json: Arc::new(v.clone()),
-                ty,
-            };
+            let f = flint_cql::fhir::FhirValue::new(Arc::new(v.clone()), ty);
             flint_cql::fhir::to_system(Value::Fhir(f)).map_err(|_| bad())?
         }
         _ => return Err(bad()),

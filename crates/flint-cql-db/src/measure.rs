@@ -210,7 +210,7 @@ fn expr_value(v: Value, library: &str, name: &str) -> Result<ExprValue, MeasureE
             for i in &items {
                 if let Value::Fhir(f) = i
                     && let (Some(t), Some(id)) =
-                        (f.json["resourceType"].as_str(), f.json["id"].as_str())
+                        (f.json()["resourceType"].as_str(), f.json()["id"].as_str())
                 {
                     refs.push(ResourceRef::new(t, id));
                 }

@@ -425,7 +425,7 @@ pub fn result_value(v: Value) -> Result<ResultValue, MeasureError> {
         Value::Fhir(f) => {
             let defs = flint_model::defs::definitions();
             if defs.is_resource_type(f.ty) {
-                ResultValue::Resource((*f.json).clone())
+                ResultValue::Resource(f.json().clone())
             } else if f.ty.contains('.') {
                 // A backbone element: its properties.
                 let props = flint_cql::fhir::properties(&f)
@@ -442,7 +442,7 @@ pub fn result_value(v: Value) -> Result<ResultValue, MeasureError> {
                     Some(c) => format!("{}{}", c.to_ascii_uppercase(), chars.as_str()),
                     None => String::new(),
                 };
-                val(&ty, (*f.json).clone())
+                val(&ty, f.json().clone())
             }
         }
     })

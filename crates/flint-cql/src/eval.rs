@@ -1567,7 +1567,69 @@ impl<'a> Engine<'a> {
                     codes.as_ref(),
                 )?))
             }
+            // `exists (query)` stops at the first row that passes: a measure's
+            // `exists [Observation: c] O where ...` need not test every observation.
+            Expr::Call(name, args, None)
+                if name == "Exists"
+                    && matches!(args.as_slice(), [Expr::Query(q)] if q.aggregate.is_none()) =>
+            {
+                let [Expr::Query(q)] = args.as_slice() else {
+                    return err("exists of a query");
+                };
+                match self.query_exists(q, ctx)? {
+                    Some(b) => Ok(Value::Bool(b)),
+                    None => self.call(name, args, &None, ctx),
+                }
+            }
             Expr::Call(name, args, p) => self.call(name, args, p, ctx),
+        }
+    }
+
+    /// `exists` of a query without an aggregate clause, answered lazily: true at the first
+    /// row whose result is not null (sorting and `distinct` cannot change whether one
+    /// exists). `None` when a source is not a list, where the query's single-value rules
+    /// apply and [`Engine::query`] answers.
+    fn query_exists(&self, q: &Query, ctx: &mut Context) -> R<Option<bool>> {
+        let mut lists = Vec::with_capacity(q.sources.len());
+        for (s, _) in &q.sources {
+            match self.eval(s, ctx)? {
+                Value::List(xs) => lists.push(xs),
+                _ => return Ok(None),
+            }
+        }
+        if lists.iter().any(Vec::is_empty) {
+            return Ok(Some(false));
+        }
+        let base = ctx.scopes.len();
+        let (mut agg, mut seen) = (None, Vec::new());
+        // The rows of the sources' cartesian product, in order, one index per source.
+        let mut at = vec![0usize; lists.len()];
+        let mut row = Vec::with_capacity(lists.len());
+        loop {
+            charge(ctx, 1)?;
+            row.clear();
+            for ((l, i), (_, a)) in lists.iter().zip(&at).zip(&q.sources) {
+                row.push(l[*i].clone());
+                ctx.scopes.push((a.clone(), l[*i].clone()));
+            }
+            let r = self.query_row(q, &row, ctx, &mut agg, &mut seen);
+            ctx.scopes.truncate(base);
+            if r?.is_some_and(|v| !v.is_null()) {
+                return Ok(Some(true));
+            }
+            // Next row: the last source moves fastest.
+            let mut k = lists.len();
+            loop {
+                if k == 0 {
+                    return Ok(Some(false));
+                }
+                k -= 1;
+                at[k] += 1;
+                if at[k] < lists[k].len() {
+                    break;
+                }
+                at[k] = 0;
+            }
         }
     }
 

@@ -29,15 +29,40 @@ use std::sync::Arc;
 
 /// A FHIR element: its JSON and its FHIR type name (`Observation`, `CodeableConcept`,
 /// `Patient.contact` for backbone elements).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// An element read from a resource borrows from the resource's JSON instead of copying it:
+/// it keeps the resource's `Arc` (the root) and points at its own node inside that tree, so
+/// property access (`O.value`, `O.code.coding`) costs no allocation of JSON. The root is
+/// never mutated while shared (only `&` access is ever taken through the `Arc`), so the
+/// node stays valid for as long as the value holds the root.
+#[derive(Clone)]
 pub struct FhirValue {
-    /// The element's JSON.
-    pub json: Arc<serde_json::Value>,
+    /// The JSON tree the element lives in (a resource, or the element itself).
+    root: Arc<serde_json::Value>,
+    /// The element's node inside `*root`.
+    node: std::ptr::NonNull<serde_json::Value>,
     /// The FHIR type name, as the definitions spell it.
     pub ty: &'static str,
 }
 
+// SAFETY: `node` points into the heap tree owned by `root`, which is immutable while shared
+// and lives as long as this value; `serde_json::Value` is `Send + Sync`, so sharing or
+// sending a read-only pointer into it is as safe as sharing the `Arc` itself.
+unsafe impl Send for FhirValue {}
+// SAFETY: see `Send`.
+unsafe impl Sync for FhirValue {}
+
 impl FhirValue {
+    /// An element of FHIR type `ty` whose JSON is the whole of `json`.
+    pub fn new(json: Arc<serde_json::Value>, ty: &'static str) -> FhirValue {
+        let node = std::ptr::NonNull::from(&*json);
+        FhirValue {
+            root: json,
+            node,
+            ty,
+        }
+    }
+
     /// A resource as a CQL value, typed by its `resourceType`; `None` when that is not a
     /// known resource type.
     pub fn resource(json: serde_json::Value) -> Option<FhirValue> {
@@ -47,7 +72,39 @@ impl FhirValue {
     /// [`FhirValue::resource`] of JSON shared with others (e.g. a cache of parsed resources).
     pub fn shared(json: Arc<serde_json::Value>) -> Option<FhirValue> {
         let ty = resource_type_of(&json)?;
-        Some(FhirValue { json, ty })
+        Some(FhirValue::new(json, ty))
+    }
+
+    /// The element's JSON.
+    pub fn json(&self) -> &serde_json::Value {
+        // SAFETY: `node` points into `*self.root` (set by `new` or by `child` from a node of
+        // the same tree), which `self.root` keeps alive and nobody mutates.
+        unsafe { self.node.as_ref() }
+    }
+
+    /// An element of type `ty` inside this one's tree; `json` must be a node reached from
+    /// [`FhirValue::json`] of `self`.
+    fn child(&self, json: &serde_json::Value, ty: &'static str) -> FhirValue {
+        FhirValue {
+            root: self.root.clone(),
+            node: std::ptr::NonNull::from(json),
+            ty,
+        }
+    }
+}
+
+impl PartialEq for FhirValue {
+    fn eq(&self, other: &FhirValue) -> bool {
+        self.ty == other.ty && (self.node == other.node || self.json() == other.json())
+    }
+}
+
+impl std::fmt::Debug for FhirValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FhirValue")
+            .field("json", self.json())
+            .field("ty", &self.ty)
+            .finish()
     }
 }
 
@@ -74,8 +131,9 @@ pub fn resource_value(json: serde_json::Value) -> Result<Value, Error> {
     }
 }
 
-/// Wraps the JSON of an element of FHIR type `ty`: primitives become System values.
-fn wrap(json: &serde_json::Value, ty: &'static str) -> Value {
+/// Wraps the JSON of an element of FHIR type `ty` found inside `parent`: primitives become
+/// System values, other elements borrow `parent`'s tree.
+fn wrap(parent: &FhirValue, json: &serde_json::Value, ty: &'static str) -> Value {
     let defs = definitions();
     if defs.is_primitive(ty) {
         return primitive(json, ty);
@@ -85,10 +143,7 @@ fn wrap(json: &serde_json::Value, ty: &'static str) -> Value {
     } else {
         ty
     };
-    Value::Fhir(FhirValue {
-        json: Arc::new(json.clone()),
-        ty,
-    })
+    Value::Fhir(parent.child(json, ty))
 }
 
 /// The System value of a FHIR primitive's JSON value (FHIRHelpers `ToString`, `ToDate`, ...);
@@ -127,7 +182,7 @@ pub fn member(f: &FhirValue, n: &str) -> Result<Value, Error> {
     let Some(td) = defs.type_def(f.ty) else {
         return err(format!("unknown FHIR type {}", f.ty));
     };
-    let Some(obj) = f.json.as_object() else {
+    let Some(obj) = f.json().as_object() else {
         return Ok(Value::Null);
     };
     if n == "resourceType" && td.kind == Kind::Resource {
@@ -154,11 +209,11 @@ pub fn member(f: &FhirValue, n: &str) -> Result<Value, Error> {
     Ok(match v {
         serde_json::Value::Array(xs) => Value::List(
             xs.iter()
-                .map(|x| wrap(x, ty))
+                .map(|x| wrap(f, x, ty))
                 .filter(|x| !x.is_null())
                 .collect(),
         ),
-        v => wrap(v, ty),
+        v => wrap(f, v, ty),
     })
 }
 
@@ -271,7 +326,7 @@ pub fn to_system(v: Value) -> Result<Value, Error> {
 }
 
 fn convert(f: &FhirValue) -> Result<Value, Error> {
-    let j = &*f.json;
+    let j = f.json();
     let ty = f.ty;
     if is_a(ty, "Quantity") {
         return quantity(j);
@@ -333,7 +388,7 @@ pub fn helper(name: &str, arg: Value) -> Option<Result<Value, Error>> {
             if name == "ToQuantityIgnoringComparator"
                 && let Value::Fhir(f) = &arg
             {
-                let mut j = (*f.json).clone();
+                let mut j = f.json().clone();
                 if let Some(o) = j.as_object_mut() {
                     o.remove("comparator");
                 }

@@ -297,3 +297,31 @@ fn included_libraries_resolve_through_their_alias() {
     let v = engine.eval_define("X", &mut Context::default()).unwrap();
     assert_eq!(v, Value::Int(12));
 }
+
+#[test]
+fn exists_of_a_query_stops_at_the_first_row_that_passes() {
+    let src = r#"
+library Ex
+define "Later": exists ({1, 2, 3}) X where X > 2
+define "None": exists ({1, 2}) X where X > 5
+define "NullResults": exists ({1, 2}) X return null
+define "Empty": exists (List<Integer>{}) X where true
+define "Pairs": exists (from ({1, 2}) A, ({3, 4}) B where A + B = 6)
+define "NoPair": exists (from ({1, 2}) A, ({3, 4}) B where A + B = 9)
+define "Single": exists (1) X where X = 1
+define "Stops": exists ({1, 2}) X where (if X = 1 then true else Message(false, true, 'E', 'Error', 'row 2 read'))
+define "Reaches": exists ({1, 2}) X where (if X = 2 then true else Message(false, true, 'E', 'Error', 'row 1 read'))
+"#;
+    let b = |n: &str| eval_define(src, n).unwrap();
+    assert_eq!(b("Later"), Value::Bool(true));
+    assert_eq!(b("None"), Value::Bool(false));
+    assert_eq!(b("NullResults"), Value::Bool(false));
+    assert_eq!(b("Empty"), Value::Bool(false));
+    assert_eq!(b("Pairs"), Value::Bool(true));
+    assert_eq!(b("NoPair"), Value::Bool(false));
+    assert_eq!(b("Single"), Value::Bool(true));
+    // The first row passes, so the second (which raises an error) is never evaluated...
+    assert_eq!(b("Stops"), Value::Bool(true));
+    // ...while a query whose passing row comes later evaluates the rows before it.
+    assert!(eval_define(src, "Reaches").is_err());
+}

@@ -169,7 +169,7 @@ impl fmt::Display for Value {
                 }
                 write!(f, " }}")
             }
-            Value::Fhir(x) => write!(f, "FHIR.{} {}", x.ty, x.json),
+            Value::Fhir(x) => write!(f, "FHIR.{} {}", x.ty, x.json()),
             Value::Tuple(es) => {
                 write!(f, "Tuple {{ ")?;
                 for (i, (k, v)) in es.iter().enumerate() {
