@@ -143,6 +143,29 @@ pub trait DataProvider {
         let _ = (code, vocabulary);
         err("value set and code system membership needs a terminology provider")
     }
+
+    /// The codes of the value set `vocabulary` (a [`Value::Vocabulary`]), for
+    /// `ExpandValueSet`. The default knows none.
+    fn expand_vocabulary(&self, vocabulary: &Value) -> Result<Vec<Code>, Error> {
+        let _ = vocabulary;
+        err("expanding a value set needs a terminology provider")
+    }
+
+    /// A retrieve in a related context (`[Pat -> Observation]`, ELM `Retrieve.context`): the
+    /// values of `data_type` in the context of `context` (e.g. a Patient resource), not the
+    /// evaluation's. The default refuses.
+    fn retrieve_related(
+        &self,
+        context: &Value,
+        data_type: &str,
+        code_path: Option<&str>,
+        codes: Option<&Value>,
+    ) -> Result<Vec<Value>, Error> {
+        let _ = (context, code_path, codes);
+        err(format!(
+            "a retrieve of {data_type} in a related context is not supported by this data source"
+        ))
+    }
 }
 
 /// Deepest nesting of lists, tuples and intervals a selector may build (deeper values would
@@ -477,7 +500,9 @@ pub fn equivalent(a: &Value, b: &Value, tz: i32) -> R<bool> {
         }
         (Value::Dec(_), _) | (_, Value::Dec(_)) if dec_of(a).is_some() && dec_of(b).is_some() => {
             let (x, y) = (dec_of(a).unwrap_or_default(), dec_of(b).unwrap_or_default());
-            let s = x.scale().min(y.scale());
+            // Rounded to the precision of the less precise operand, trailing zeros not
+            // counting (CQL `Equivalent`: `1.001 ~ 1.000` is true).
+            let s = x.normalize().scale().min(y.normalize().scale());
             x.round_dp(s) == y.round_dp(s)
         }
         (Value::Quantity(x, u), Value::Quantity(y, v)) => {
@@ -1783,6 +1808,11 @@ impl<'a> Engine<'a> {
         }
         // Lazily evaluated forms.
         {
+            if name.starts_with('$')
+                && let Some(r) = self.internal(name, args, ctx)?
+            {
+                return Ok(r);
+            }
             if name == "Coalesce" {
                 for a in args {
                     let v = self.eval(a, ctx)?;
@@ -1881,6 +1911,11 @@ impl<'a> Engine<'a> {
                 .map(crate::fhir::to_system)
                 .collect::<R<_>>()?
         };
+        if name == "ExpandValueSet"
+            && let [v] = vals.as_slice()
+        {
+            return self.expand_value_set(v, ctx);
+        }
         if matches!(name, "In" | "Contains") {
             let (x, y) = if name == "In" {
                 (vals.first(), vals.get(1))
@@ -1901,6 +1936,177 @@ impl<'a> Engine<'a> {
         }
         call_builtin(name, vals, p, ctx)
     }
+}
+
+/// The call name of the lazily evaluated `Repeat` (source, element, scope name): not a name
+/// CQL text can call.
+pub const REPEAT: &str = "$Repeat";
+
+/// The call name of a retrieve in a related context (context, retrieve).
+pub const RETRIEVE_IN: &str = "$RetrieveIn";
+
+impl Engine<'_> {
+    /// The lazily evaluated internal forms ([`REPEAT`], [`RETRIEVE_IN`]); `None` for another
+    /// name (kept out of [`Engine::call`], whose frame every nested call pays).
+    #[inline(never)]
+    fn internal(&self, name: &str, args: &[Expr], ctx: &mut Context) -> R<Option<Value>> {
+        // ELM `Repeat` (and the parser's `x.repeat(e)`): `e` for each element, then for
+        // each new result, until nothing new comes.
+        if name == REPEAT
+            && let [src, el, Expr::Lit(Value::Str(scope))] = args
+        {
+            return self.repeat(src, el, scope, ctx).map(Some);
+        }
+        // A retrieve in the context of another value (`[Pat -> Observation]`).
+        if name == RETRIEVE_IN
+            && let [c, Expr::Retrieve(t, path, codes)] = args
+        {
+            let c = self.eval(c, ctx)?;
+            if c.is_null() {
+                return Ok(Some(Value::List(vec![])));
+            }
+            let (data, codes) = self.retrieve_args(t, codes.as_deref(), ctx)?;
+            let rows = data.retrieve_related(&c, t, path.as_deref(), codes.as_ref())?;
+            charge(ctx, rows.len())?;
+            return Ok(Some(Value::List(rows)));
+        }
+        Ok(None)
+    }
+
+    /// `ExpandValueSet`: the codes of a value set, from the data provider.
+    #[inline(never)]
+    fn expand_value_set(&self, v: &Value, ctx: &mut Context) -> R<Value> {
+        match v {
+            Value::Null => Ok(Value::Null),
+            voc @ Value::Vocabulary("ValueSet", ..) => match self.data {
+                Some(d) => {
+                    let codes = d.expand_vocabulary(voc)?;
+                    charge(ctx, codes.len())?;
+                    Ok(Value::List(codes.into_iter().map(Value::Code).collect()))
+                }
+                None => err("expanding a value set needs a terminology provider"),
+            },
+            o => err(format!("ExpandValueSet of a {}", o.type_name())),
+        }
+    }
+
+    /// `Repeat`: `el` (with the element as `scope`) for each element of `src`, then for each new result, until none is new; the
+    /// distinct results in the order found (the source elements themselves are not included).
+    fn repeat(&self, src: &Expr, el: &Expr, scope: &str, ctx: &mut Context) -> R<Value> {
+        let items = match self.eval(src, ctx)? {
+            Value::Null => return Ok(Value::Null),
+            Value::List(xs) => xs,
+            o => vec![o],
+        };
+        let mut out: Vec<Value> = Vec::new();
+        let mut frontier = items;
+        let base = ctx.scopes.len();
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for x in frontier {
+                charge(ctx, 1)?;
+                ctx.scopes.push((scope.to_string(), x));
+                let r = self.eval(el, ctx);
+                ctx.scopes.truncate(base);
+                let ys = match r? {
+                    Value::Null => vec![],
+                    Value::List(ys) => ys,
+                    y => vec![y],
+                };
+                for y in ys {
+                    if y.is_null() {
+                        continue;
+                    }
+                    let mut seen = false;
+                    for o in &out {
+                        if *o == y || equal(o, &y, ctx.tz).ok().flatten() == Some(true) {
+                            seen = true;
+                            break;
+                        }
+                    }
+                    charge(ctx, out.len())?;
+                    if !seen {
+                        out.push(y.clone());
+                        next.push(y);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok(Value::List(out))
+    }
+}
+
+/// The values of the elements of `v` (CQL `Children`): a list's elements' children, a tuple's
+/// or FHIR value's element values (list-valued ones element by element), the parts of a
+/// Quantity, Ratio, Interval, Code or Concept; nothing for a simple value.
+fn children(v: &Value, out: &mut Vec<Value>) -> R<()> {
+    let mut add = |x: Value| match x {
+        Value::Null => {}
+        Value::List(xs) => out.extend(xs.into_iter().filter(|x| !x.is_null())),
+        x => out.push(x),
+    };
+    match v {
+        Value::List(xs) => {
+            for x in xs {
+                children(x, out)?;
+            }
+        }
+        Value::Tuple(es) => es.iter().for_each(|(_, x)| add(x.clone())),
+        Value::Fhir(f) => crate::fhir::properties(f)?
+            .into_iter()
+            .for_each(|(_, x)| add(x)),
+        Value::Quantity(d, u) => {
+            add(Value::Dec(*d));
+            add(Value::Str(u.clone()));
+        }
+        Value::Ratio(a, b2) => {
+            add((**a).clone());
+            add((**b2).clone());
+        }
+        Value::Interval(l, lc, h, hc) => {
+            add((**l).clone());
+            add(Value::Bool(*lc));
+            add((**h).clone());
+            add(Value::Bool(*hc));
+        }
+        Value::Code(c) => {
+            add(Value::Str(c.code.clone()));
+            add(c.system.clone().map(Value::Str).unwrap_or(Value::Null));
+            add(c.version.clone().map(Value::Str).unwrap_or(Value::Null));
+            add(c.display.clone().map(Value::Str).unwrap_or(Value::Null));
+        }
+        Value::Concept(cs, d) => {
+            cs.iter().for_each(|c| add(Value::Code(c.clone())));
+            add(d.clone().map(Value::Str).unwrap_or(Value::Null));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// CQL `Children` (`Descendents` when `all`): null for null, else the list of the children
+/// (and theirs, depth first, for `Descendents`), charged to the budget.
+fn children_of(v: &Value, all: bool, ctx: &mut Context) -> R<Value> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let mut out = Vec::new();
+    children(v, &mut out)?;
+    charge(ctx, out.len())?;
+    if !all {
+        return Ok(Value::List(out));
+    }
+    let mut result = Vec::new();
+    let mut stack: Vec<Value> = out.into_iter().rev().collect();
+    while let Some(x) = stack.pop() {
+        let mut kids = Vec::new();
+        children(&x, &mut kids)?;
+        charge(ctx, kids.len() + 1)?;
+        result.push(x);
+        stack.extend(kids.into_iter().rev());
+    }
+    Ok(Value::List(result))
 }
 
 fn member(v: &Value, n: &str) -> R<Value> {
@@ -3265,6 +3471,8 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
             }
             a
         }
+        "Children" | "children" => children_of(&a, false, ctx)?,
+        "Descendents" | "descendents" => children_of(&a, true, ctx)?,
         _ => return err(format!("unknown function {name}")),
     })
 }

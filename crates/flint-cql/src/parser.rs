@@ -1221,7 +1221,16 @@ impl Parser {
                 if self.eat_sym("(") {
                     let mut args = vec![e];
                     args.extend(self.args()?);
-                    e = Expr::Call(name, args, None);
+                    e = match (name.as_str(), args.len()) {
+                        // `x.repeat(path)`: the path of each element (`$this`), repeated.
+                        ("repeat", 2) => {
+                            let el = this_path(args.pop().unwrap_or(Expr::Lit(Value::Null)));
+                            let src = args.pop().unwrap_or(Expr::Lit(Value::Null));
+                            let this = Expr::Lit(Value::Str("$this".into()));
+                            Expr::Call(crate::eval::REPEAT.into(), vec![src, el, this], None)
+                        }
+                        _ => Expr::Call(name, args, None),
+                    };
                 } else {
                     e = Expr::Member(Box::new(e), name);
                 }
@@ -1669,6 +1678,15 @@ impl Parser {
             }
             self.expect_sym(",")?;
         }
+    }
+}
+
+/// A path read from `$this` (`given` is `$this.given`, `a.b` is `$this.a.b`).
+fn this_path(e: Expr) -> Expr {
+    match e {
+        Expr::Ident(n) if n != "$this" => Expr::Member(Box::new(Expr::Ident("$this".into())), n),
+        Expr::Member(t, n) => Expr::Member(Box::new(this_path(*t)), n),
+        e => e,
     }
 }
 
