@@ -469,6 +469,9 @@ impl Reader {
                 let e = present(s, "expression")
                     .ok_or_else(|| self.error(format!("ELM define '{name}' has no expression")))?;
                 let e = self.expr(e)?;
+                if let Some(c) = str_of(s, "context") {
+                    out.define_contexts.push((name.clone(), c.into()));
+                }
                 out.defines.push((name, e));
             }
             self.locs.pop();

@@ -91,6 +91,9 @@ impl Context {
 pub struct Engine<'a> {
     lib: &'a Library,
     data: Option<&'a dyn DataProvider>,
+    /// The providers of the Patient and the Unfiltered context (see
+    /// [`Engine::with_contexts`]).
+    contexts: Option<(&'a dyn DataProvider, &'a dyn DataProvider)>,
     /// Included libraries by their local alias (`include Lib called Alias`).
     includes: Vec<(std::borrow::Cow<'a, str>, Included<'a>)>,
 }
@@ -1208,6 +1211,7 @@ impl<'a> Engine<'a> {
         Engine {
             lib,
             data: None,
+            contexts: None,
             includes: Vec::new(),
         }
     }
@@ -1226,6 +1230,7 @@ impl<'a> Engine<'a> {
         Engine {
             lib: &r.library,
             data: None,
+            contexts: None,
             includes: r
                 .includes
                 .iter()
@@ -1248,10 +1253,12 @@ impl<'a> Engine<'a> {
                 Included::Flat(lib) => Engine {
                     lib,
                     data: self.data,
+                    contexts: self.contexts,
                     includes: Vec::new(),
                 },
                 Included::Tree(r) => Engine {
                     data: self.data,
+                    contexts: self.contexts,
                     ..Engine::resolved(r)
                 },
             })
@@ -1335,6 +1342,48 @@ impl<'a> Engine<'a> {
         self
     }
 
+    /// The same engine evaluating each define in its own context: a define that follows
+    /// `context Unfiltered` retrieves from `unfiltered`, one that follows another `context`
+    /// statement (`Patient`) from `patient`, the provider of expressions outside defines and of
+    /// defines before any `context` statement. A Patient define referenced from an Unfiltered
+    /// one is the context patient's value (not the list over every patient).
+    pub fn with_contexts(
+        mut self,
+        patient: &'a dyn DataProvider,
+        unfiltered: &'a dyn DataProvider,
+    ) -> Self {
+        self.data = Some(patient);
+        self.contexts = Some((patient, unfiltered));
+        self
+    }
+
+    /// The provider define `name` is evaluated with, when it is not the current one.
+    fn define_provider(&self, name: &str) -> Option<&'a dyn DataProvider> {
+        let (patient, unfiltered) = self.contexts?;
+        let (_, c) = self.lib.define_contexts.iter().find(|(n, _)| n == name)?;
+        let p = if c == "Unfiltered" {
+            unfiltered
+        } else {
+            patient
+        };
+        match self.data {
+            Some(d) if std::ptr::addr_eq(d, p) => None,
+            _ => Some(p),
+        }
+    }
+
+    /// `e` evaluated by this engine with `data` as its provider.
+    #[inline(never)]
+    fn eval_with(&self, data: &'a dyn DataProvider, e: &Expr, ctx: &mut Context) -> R<Value> {
+        let engine = Engine {
+            lib: self.lib,
+            data: Some(data),
+            contexts: self.contexts,
+            includes: self.includes.clone(),
+        };
+        engine.eval(e, ctx)
+    }
+
     /// Evaluates the define named `name`.
     pub fn eval_define(&self, name: &str, ctx: &mut Context) -> R<Value> {
         if !self.lib.defines.iter().any(|(n, _)| n == name) {
@@ -1400,7 +1449,10 @@ impl<'a> Engine<'a> {
                     }
                     // Defines see no aliases of the expression that refers to them.
                     let scopes = std::mem::take(&mut ctx.scopes);
-                    let r = self.eval(d, ctx);
+                    let r = match self.define_provider(n) {
+                        Some(p) => self.eval_with(p, d, ctx),
+                        None => self.eval(d, ctx),
+                    };
                     ctx.scopes = scopes;
                     let v = r?;
                     ctx.defines.insert(key, v.clone());

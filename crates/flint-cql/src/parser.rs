@@ -420,6 +420,9 @@ impl Parser {
                     let n = self.ident()?;
                     self.expect_sym(":")?;
                     let e = self.expr()?;
+                    if let Some(c) = lib.contexts.last() {
+                        lib.define_contexts.push((n.clone(), c.clone()));
+                    }
                     lib.defines.push((n, e));
                 }
             } else {

@@ -153,6 +153,11 @@ fn retrieve_with_codes() {
     .expect("reads");
     assert_eq!(lib.usings, vec![("FHIR".into(), Some("4.0.1".into()))]);
     assert_eq!(lib.contexts, vec!["Patient".to_string()]);
+    // Each define keeps the context its statement names.
+    assert_eq!(
+        lib.define_contexts,
+        [("A", "Patient"), ("B", "Patient")].map(|(a, b)| (a.to_string(), b.to_string()))
+    );
     let rec = Recorder::default();
     let engine = Engine::new(&lib).with_data(&rec);
     let mut ctx = Context::default();
