@@ -1414,6 +1414,14 @@ impl Parser {
                 return Ok((e, true));
             }
             Tok::Sym("[") => {
+                // `[Pat -> Observation]`: the retrieve in the context of the value of `Pat`.
+                let related = if self.is_sym_at(1, "->") {
+                    let c = Expr::Ident(self.ident()?);
+                    self.next();
+                    Some(c)
+                } else {
+                    None
+                };
                 let ty = self.qualified_name()?;
                 let ty = ty.rsplit('.').next().unwrap_or(&ty).to_string();
                 let (mut path, mut codes) = (None, None);
@@ -1428,7 +1436,12 @@ impl Parser {
                     codes = Some(Box::new(self.expr()?));
                 }
                 self.expect_sym("]")?;
-                return Ok((Expr::Retrieve(ty, path, codes), true));
+                let r = Expr::Retrieve(ty, path, codes);
+                let r = match related {
+                    Some(c) => Expr::Call(crate::eval::RETRIEVE_IN.into(), vec![c, r], None),
+                    None => r,
+                };
+                return Ok((r, true));
             }
             Tok::Sym("{") => return Ok((self.brace(None)?, false)),
             Tok::Quoted(s) => {

@@ -605,6 +605,17 @@ fn retrieve_context_id_and_date_range() {
         .collect();
     assert_eq!(of_p1, vec!["e1", "e3"]);
     assert_eq!(ids(run("Related")), of_p1);
+    // The parser's `[Pat -> Encounter]` is the same retrieve.
+    let parsed = crate::parser::parse_library(
+        "library P\nusing FHIR version '4.0.1'\ncontext Unfiltered\n\
+         define \"Pat\": singleton from [Patient]\ndefine \"Related\": [Pat -> Encounter]",
+    )
+    .expect("parses");
+    let by_parser = Engine::new(&parsed)
+        .with_data(&Store)
+        .eval_define("Related", &mut Context::default())
+        .expect("Related");
+    assert_eq!(ids(by_parser), of_p1);
     assert!(ids(run("NoContext")).is_empty());
     assert_eq!(ids(run("ById")), vec!["e2"]);
     assert_eq!(ids(run("ByIdProperty")), vec!["e3"]);
