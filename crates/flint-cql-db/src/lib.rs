@@ -411,6 +411,72 @@ impl DataProvider for PatientData<'_> {
         }
     }
 
+    /// `ExpandValueSet`: the value set's expansion as Codes (an include of a whole code system,
+    /// which has no list of codes here, is an error).
+    fn expand_vocabulary(&self, vocabulary: &Value) -> Result<Vec<flint_cql::value::Code>, Error> {
+        let Value::Vocabulary("ValueSet", url, v) = vocabulary else {
+            return Err(data_err(format!("expanding a {}", vocabulary.type_name())));
+        };
+        let members = self.expansion(&versioned(url, v))?;
+        members
+            .iter()
+            .map(|c| match &c.code {
+                Some(code) => Ok(flint_cql::value::Code {
+                    code: code.clone(),
+                    system: c.system.clone(),
+                    version: None,
+                    display: None,
+                }),
+                None => Err(data_err(format!(
+                    "value set {url} includes all of code system {}: its codes cannot be listed",
+                    c.system.as_deref().unwrap_or("?")
+                ))),
+            })
+            .collect()
+    }
+
+    /// `[Pat -> T]`: the retrieve in the compartment of the Patient `context` (a Patient
+    /// resource, or its id as a String).
+    fn retrieve_related(
+        &self,
+        context: &Value,
+        data_type: &str,
+        code_path: Option<&str>,
+        codes: Option<&Value>,
+    ) -> Result<Vec<Value>, Error> {
+        let id = match context {
+            Value::Fhir(f) if f.ty == "Patient" => match flint_cql::fhir::member(f, "id")? {
+                Value::Str(id) => id,
+                _ => return Err(data_err("the related Patient has no id")),
+            },
+            Value::Str(id) => id.clone(),
+            o => {
+                return Err(data_err(format!(
+                    "a retrieve in the context of a {}: only a Patient is supported",
+                    o.type_name()
+                )));
+            }
+        };
+        if self.patient_id.as_deref() == Some(id.as_str()) {
+            return self.retrieve(data_type, code_path, codes);
+        }
+        let related = PatientData {
+            db: self.db,
+            search: self.search,
+            terminology: self.terminology,
+            patient_id: Some(id),
+            runtime: self.runtime.clone(),
+            expansions: Mutex::new(self.lock().clone()),
+            retrieved: Mutex::new(HashMap::new()),
+            parsed: self.parsed,
+            read: AtomicU64::new(0),
+        };
+        let out = related.retrieve(data_type, code_path, codes);
+        self.read
+            .fetch_add(related.read.load(Ordering::Relaxed), Ordering::Relaxed);
+        out
+    }
+
     fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
         let codes: Vec<(Option<&str>, &str)> = match code {
             Value::Code(c) => vec![(c.system.as_deref(), c.code.as_str())],

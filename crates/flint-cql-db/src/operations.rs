@@ -9,9 +9,11 @@
 //! * `Library/$evaluate`: the stored Library (by id, or by canonical url `url|version`),
 //!   its `text/cql` content parsed, includes resolved as for `$evaluate-measure`; the defines
 //!   asked (all of them by default, in the library's order) are evaluated with one context,
-//!   so a define referenced by several is evaluated once. The parser does not keep which
-//!   `context` statement a define follows, so every define is evaluated in the one context
-//!   of the request (the subject's Patient context, or unfiltered).
+//!   so a define referenced by several is evaluated once. With a subject, each define is
+//!   evaluated in its own context: one that follows `context Patient` in the subject's
+//!   Patient context, one that follows `context Unfiltered` over all the data (a Patient
+//!   define it references is the subject's value); without a subject, every define is
+//!   evaluated unfiltered.
 //!
 //! Evaluation runs on the blocking pool with one [`PatientData`] (or its unfiltered form)
 //! at the request's database value, with a step budget (`flint_cql::Context::budget`) and
@@ -149,19 +151,28 @@ impl CqlOperations {
         let stop = StopOnDrop::default();
         let flag = stop.0.clone();
         tokio::task::spawn_blocking(move || {
-            let data = match &job.patient {
-                Some(id) => PatientData::new(&db, &search, &*terminology, id.clone(), handle),
-                None => PatientData::unfiltered(&db, &search, &*terminology, handle),
-            };
-            let data = match &parsed {
-                Some(c) => data.with_parsed_cache(c),
-                None => data,
-            };
-            let data = Bounded {
-                inner: &data,
+            let parsed = parsed.as_deref();
+            let unfiltered = cached(
+                PatientData::unfiltered(&db, &search, &*terminology, handle.clone()),
+                parsed,
+            );
+            let unfiltered = Bounded {
+                inner: &unfiltered,
                 deadline,
             };
-            let engine = Engine::resolved(&job.resolved).with_data(&data);
+            let patient = job.patient.as_ref().map(|id| {
+                cached(
+                    PatientData::new(&db, &search, &*terminology, id.clone(), handle),
+                    parsed,
+                )
+            });
+            let patient = patient.as_ref().map(|p| Bounded { inner: p, deadline });
+            // With a subject, each define in its own context (`context Patient` defines the
+            // subject's, `context Unfiltered` ones over all the data); without, all unfiltered.
+            let engine = match &patient {
+                Some(p) => Engine::resolved(&job.resolved).with_contexts(p, &unfiltered),
+                None => Engine::resolved(&job.resolved).with_data(&unfiltered),
+            };
             let mut ctx = Context::default();
             ctx.budget = budget;
             ctx.stop = Some(flag);
@@ -177,6 +188,14 @@ impl CqlOperations {
         .await
         .map_err(|e| DbError::fault(format!("CQL evaluation task failed: {e}")))?
         .map_err(|e| evaluation_error(&name, budget, e))
+    }
+}
+
+/// `data` taking parsed resources from `parsed`, if given.
+fn cached<'a>(data: PatientData<'a>, parsed: Option<&'a ParsedCache>) -> PatientData<'a> {
+    match parsed {
+        Some(c) => data.with_parsed_cache(c),
+        None => data,
     }
 }
 
@@ -244,6 +263,23 @@ impl DataProvider for Bounded<'_> {
     fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
         self.check()?;
         self.inner.in_vocabulary(code, vocabulary)
+    }
+
+    fn expand_vocabulary(&self, vocabulary: &Value) -> Result<Vec<flint_cql::value::Code>, Error> {
+        self.check()?;
+        self.inner.expand_vocabulary(vocabulary)
+    }
+
+    fn retrieve_related(
+        &self,
+        context: &Value,
+        data_type: &str,
+        code_path: Option<&str>,
+        codes: Option<&Value>,
+    ) -> Result<Vec<Value>, Error> {
+        self.check()?;
+        self.inner
+            .retrieve_related(context, data_type, code_path, codes)
     }
 }
 

@@ -301,3 +301,98 @@ async fn storage_faults_are_errors_not_empty_lists() {
         Ok(Value::Int(_))
     ));
 }
+
+/// ELM's related-context retrieve (`[P -> Observation]`, here from `context Unfiltered`) is the
+/// Patient compartment of that patient, and `ExpandValueSet` the stored ValueSet's codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn related_context_retrieves_and_value_set_expansion() {
+    let search = Engine::new(Arc::new(Registry::r4()));
+    let node = memory_node(search.indexer(), Arc::new(MemKv::new())).await;
+    let all = resources();
+    for r in &all {
+        put_json(&node, r).await;
+    }
+    let db = node.sync().await.unwrap();
+    let terminology = DbTerminology::new(search.clone());
+    let lib = parse_library(
+        "library R version '1'\nusing FHIR version '4.0.1'\n\
+         valueset \"Blood Pressure\": 'http://example.org/vs/bp'\ncontext Unfiltered\n\
+         define \"Codes\": ExpandValueSet(\"Blood Pressure\")",
+    )
+    .unwrap();
+    let data = PatientData::unfiltered(
+        &db,
+        &search,
+        &terminology,
+        tokio::runtime::Handle::current(),
+    );
+    let cql = Cql::new(&lib).with_data(&data);
+    for p in all.iter().filter(|r| r["resourceType"] == "Patient") {
+        let pid = p["id"].as_str().unwrap();
+        let patient = data.read("Patient", pid).unwrap().expect("stored");
+        let related = flint_cql::Expr::Call(
+            flint_cql::eval::RETRIEVE_IN.into(),
+            vec![
+                flint_cql::Expr::Lit(patient),
+                flint_cql::Expr::Retrieve("Observation".into(), None, None),
+            ],
+            None,
+        );
+        let Value::List(got) = cql.eval(&related, &mut Context::default()).unwrap() else {
+            panic!("a list");
+        };
+        let want = of_patient(&all, "Observation", pid).len();
+        assert_eq!(got.len(), want, "{pid}");
+        // By id as well, and with a code filter (the related patient's blood pressures).
+        let bp = flint_cql::Expr::Call(
+            flint_cql::eval::RETRIEVE_IN.into(),
+            vec![
+                flint_cql::Expr::Lit(Value::Str(pid.into())),
+                flint_cql::Expr::Retrieve(
+                    "Observation".into(),
+                    Some("code".into()),
+                    Some(Box::new(flint_cql::Expr::Ident("Blood Pressure".into()))),
+                ),
+            ],
+            None,
+        );
+        let Value::List(bps) = cql.eval(&bp, &mut Context::default()).unwrap() else {
+            panic!("a list");
+        };
+        let want = of_patient(&all, "Observation", pid)
+            .iter()
+            .filter(|o| has_code(o, "8480-6") || has_code(o, "8462-4"))
+            .count();
+        assert_eq!(bps.len(), want, "{pid}");
+    }
+    let Value::List(codes) = cql.eval_define("Codes", &mut Context::default()).unwrap() else {
+        panic!("a list");
+    };
+    let mut got: Vec<String> = codes
+        .iter()
+        .map(|c| match c {
+            Value::Code(c) => format!("{}|{}", c.system.as_deref().unwrap_or(""), c.code),
+            o => panic!("a code: {o:?}"),
+        })
+        .collect();
+    got.sort();
+    let vs = &all[0];
+    let mut want: Vec<String> = vs["compose"]["include"][0]["concept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{LOINC}|{}", c["code"].as_str().unwrap()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    // A related context that is not a Patient is an error, never an empty list.
+    let bad = flint_cql::Expr::Call(
+        flint_cql::eval::RETRIEVE_IN.into(),
+        vec![
+            flint_cql::Expr::Lit(Value::Int(1)),
+            flint_cql::Expr::Retrieve("Observation".into(), None, None),
+        ],
+        None,
+    );
+    assert!(cql.eval(&bad, &mut Context::default()).is_err());
+}

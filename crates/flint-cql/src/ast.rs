@@ -136,6 +136,9 @@ pub struct Library {
     pub parameters: Vec<(String, Option<TypeSpec>, Option<Expr>)>,
     /// `context X` statements.
     pub contexts: Vec<String>,
+    /// The context each define follows (`context Patient` ... `define X`), by define name; a
+    /// define before any `context` statement is not listed.
+    pub define_contexts: Vec<(String, String)>,
     /// `define Name: e`.
     pub defines: Vec<(String, Expr)>,
     /// `define function`s.

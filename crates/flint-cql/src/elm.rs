@@ -20,9 +20,15 @@
 //! `IdentifierRef`, `Property` (`source`, `scope` or neither; dotted paths), `Query` (sources,
 //! `let`, `With`/`Without` with `suchThat`, `where`, `return` (distinct unless
 //! `"distinct": false`, as ELM defines it), `aggregate`, `sort` by direction, column or
-//! expression), `Retrieve` (`dataType`, `codeProperty`, `codes`, and `dateProperty`/`dateRange`
-//! as a filter of the retrieve), `InValueSet`/`AnyInValueSet`/`InCodeSystem`/
-//! `AnyInCodeSystem`, `CalculateAge`/`CalculateAgeAt`.
+//! expression), `Retrieve` (`dataType`, `codeProperty`, `codes`; `context`, a retrieve in the
+//! context of another value such as a Patient, answered by
+//! [`crate::DataProvider::retrieve_related`]; `id` on `idProperty` (default `id`), and
+//! `dateRange` on `dateProperty` or on the interval from `dateLowProperty` to
+//! `dateHighProperty`, as filters of the retrieve), `InValueSet`/`AnyInValueSet`/
+//! `InCodeSystem`/`AnyInCodeSystem`, `ExpandValueSet` (through
+//! [`crate::DataProvider::expand_vocabulary`]), `CalculateAge`/`CalculateAgeAt`, `Children`,
+//! `Descendents`, `Repeat` (with its `scope`), and `Filter`, `ForEach` and `Sort` as the
+//! queries they abbreviate.
 //!
 //! Operators without their own [`Expr`] become the forms the parser builds: `Indexer` is
 //! [`Expr::Index`], `ProperIn`/`ProperContains` are `ProperIncludedIn`/`ProperIncludes`,
@@ -35,11 +41,10 @@
 //! elements) also admits the System value Flint reads that primitive as.
 //!
 //! Not read (an [`Error::Elm`] naming the node `type` and its `locator`, the nearest enclosing
-//! one when the node has none): nodes the evaluator has no operator for (`Children`,
-//! `Descendents`, `Repeat`, `Filter`, `ForEach`, `Times`, `Current`, `Iteration`, `Total`,
-//! `Sort`, `ExpandValueSet`, `Subsumes`, `SplitOnMatches`, `ToChars`, `GeometricMean`,
-//! `CanConvertQuantity`, ...), retrieves with a related `context`, id or
-//! `dateLowProperty`/`dateHighProperty` filters or non-empty 1.5.3 filter lists, and
+//! one when the node has none): nodes the evaluator has no operator for (`Times`, `Current`,
+//! `Iteration`, `Total`, `Subsumes`, `SplitOnMatches`, `ToChars`, `GeometricMean`,
+//! `CanConvertQuantity`, ...), retrieves with `includedIn` or non-empty 1.5.3 filter lists,
+//! a `dateRange` without a date property, and
 //! `ConvertQuantity` to a computed unit. Ignored: annotations, `localId`, result types,
 //! signatures, access levels, `templateId`, `codeComparator` (codes match as the parser's
 //! retrieve does). A `Code` selector names its code system by name only (a system of an
@@ -464,6 +469,9 @@ impl Reader {
                 let e = present(s, "expression")
                     .ok_or_else(|| self.error(format!("ELM define '{name}' has no expression")))?;
                 let e = self.expr(e)?;
+                if let Some(c) = str_of(s, "context") {
+                    out.define_contexts.push((name.clone(), c.into()));
+                }
                 out.defines.push((name, e));
             }
             self.locs.pop();
@@ -1082,6 +1090,38 @@ impl Reader {
                 "IndexOf",
                 vec![self.sub(o, ty, "source")?, self.sub(o, ty, "element")?],
             ),
+            "Children" | "Descendents" => call(ty, vec![self.sub(o, ty, "source")?]),
+            "ExpandValueSet" => call(ty, self.operands_n(o, ty, 1)?),
+            "Repeat" => {
+                let src = self.sub(o, ty, "source")?;
+                let el = self.sub(o, ty, "element")?;
+                let scope = str_of(o, "scope").unwrap_or("$this");
+                Expr::Call(
+                    crate::eval::REPEAT.into(),
+                    vec![src, el, Expr::Lit(Value::Str(scope.into()))],
+                    None,
+                )
+            }
+            // `Filter`, `ForEach` and `Sort` are the queries they abbreviate.
+            "Filter" | "ForEach" | "Sort" => {
+                let src = self.sub(o, ty, "source")?;
+                let scope = str_of(o, "scope").unwrap_or("$this").to_string();
+                let mut q = Query {
+                    sources: vec![(src, scope)],
+                    lets: vec![],
+                    rels: vec![],
+                    where_: None,
+                    ret: None,
+                    aggregate: None,
+                    sort: None,
+                };
+                match ty {
+                    "Filter" => q.where_ = Some(self.sub(o, ty, "condition")?),
+                    "ForEach" => q.ret = Some((false, self.sub(o, ty, "element")?)),
+                    _ => q.sort = Some(self.sort_items(o)?),
+                }
+                Expr::Query(Box::new(q))
+            }
             "MinValue" | "MaxValue" => {
                 let t = str_of(o, "valueType")
                     .ok_or_else(|| self.error(format!("ELM {ty} without a valueType")))?;
@@ -1359,26 +1399,7 @@ impl Reader {
             None => None,
         };
         let sort = match present(o, "sort").and_then(J::as_object) {
-            Some(s) => Some(self.array(s, "by", |r, b| {
-                let Some(b) = b.as_object() else {
-                    return Err(r.error("ELM sort: bad item"));
-                };
-                let desc = matches!(str_of(b, "direction"), Some("desc" | "descending"));
-                let key = match str_of(b, "type") {
-                    Some("ByDirection") => None,
-                    Some("ByColumn") => match str_of(b, "path") {
-                        Some("$this") | None => None,
-                        Some(p) => {
-                            let mut parts = p.split('.');
-                            let first = Expr::Ident(parts.next().unwrap_or_default().into());
-                            Some(parts.fold(first, |e, x| Expr::Member(Box::new(e), x.into())))
-                        }
-                    },
-                    Some("ByExpression") => Some(r.sub(b, "ByExpression", "expression")?),
-                    t => return Err(r.error(format!("unsupported ELM sort item {t:?}"))),
-                };
-                Ok(SortItem { key, desc })
-            })?),
+            Some(s) => Some(self.sort_items(s)?),
             None => None,
         };
         Ok(Expr::Query(Box::new(Query {
@@ -1392,21 +1413,37 @@ impl Reader {
         })))
     }
 
+    /// The `by` items of a sort clause or `Sort` operator.
+    #[inline(never)]
+    fn sort_items(&mut self, s: &Obj) -> R<Vec<SortItem>> {
+        self.array(s, "by", |r, b| {
+            let Some(b) = b.as_object() else {
+                return Err(r.error("ELM sort: bad item"));
+            };
+            let desc = matches!(str_of(b, "direction"), Some("desc" | "descending"));
+            let key = match str_of(b, "type") {
+                Some("ByDirection") => None,
+                Some("ByColumn") => match str_of(b, "path") {
+                    Some("$this") | None => None,
+                    Some(p) => {
+                        let mut parts = p.split('.');
+                        let first = Expr::Ident(parts.next().unwrap_or_default().into());
+                        Some(parts.fold(first, |e, x| Expr::Member(Box::new(e), x.into())))
+                    }
+                },
+                Some("ByExpression") => Some(r.sub(b, "ByExpression", "expression")?),
+                t => return Err(r.error(format!("unsupported ELM sort item {t:?}"))),
+            };
+            Ok(SortItem { key, desc })
+        })
+    }
+
     #[inline(never)]
     fn retrieve(&mut self, o: &Obj) -> R<Expr> {
         let dt =
             str_of(o, "dataType").ok_or_else(|| self.error("ELM Retrieve without a dataType"))?;
-        for k in [
-            "context",
-            "id",
-            "idProperty",
-            "dateLowProperty",
-            "dateHighProperty",
-            "includedIn",
-        ] {
-            if present(o, k).is_some() {
-                return Err(self.error(format!("ELM Retrieve with '{k}' is not supported")));
-            }
+        if present(o, "includedIn").is_some() {
+            return Err(self.error("ELM Retrieve with 'includedIn' is not supported"));
         }
         for k in ["codeFilter", "dateFilter", "otherFilter", "include"] {
             if present(o, k)
@@ -1430,22 +1467,56 @@ impl Reader {
             None => None,
         };
         let ty = local_name(dt);
-        let r = Expr::Retrieve(
+        let mut r = Expr::Retrieve(
             ty.clone(),
             str_of(o, "codeProperty").map(str::to_string),
             codes.map(Box::new),
         );
-        let Some(range) = self.opt_sub(o, "dateRange")? else {
+        // `[Pat -> Observation]`: the retrieve in the context of the value of `context`.
+        if let Some(c) = self.opt_sub(o, "context")? {
+            r = Expr::Call(crate::eval::RETRIEVE_IN.into(), vec![c, r], None);
+        }
+        // Filters of the retrieve, as a query over it: the id (of `idProperty`, else `id`),
+        // and the date (`dateProperty`, or the interval from `dateLowProperty` to
+        // `dateHighProperty`) included in `dateRange`.
+        let alias = format!("$retrieve:{ty}");
+        let at = |p: &str| Self::path_of(Expr::Ident(alias.clone()), p);
+        let mut conds = Vec::new();
+        if let Some(id) = self.opt_sub(o, "id")? {
+            conds.push(call(
+                "Equal",
+                vec![at(str_of(o, "idProperty").unwrap_or("id")), id],
+            ));
+        }
+        if let Some(range) = self.opt_sub(o, "dateRange")? {
+            let date = match (
+                str_of(o, "dateProperty"),
+                str_of(o, "dateLowProperty"),
+                str_of(o, "dateHighProperty"),
+            ) {
+                (Some(p), None, None) => at(p),
+                (None, Some(l), Some(h)) => {
+                    Expr::Interval(Box::new(at(l)), true, Box::new(at(h)), true)
+                }
+                (None, None, None) => {
+                    return Err(self.error("ELM Retrieve with a dateRange but no date property"));
+                }
+                _ => {
+                    return Err(self.error(
+                        "ELM Retrieve: a dateProperty, or a dateLowProperty with a \
+                         dateHighProperty",
+                    ));
+                }
+            };
+            conds.push(call("IncludedIn", vec![date, range]));
+        }
+        let Some(first) = conds.pop() else {
             return Ok(r);
         };
-        let prop = str_of(o, "dateProperty")
-            .ok_or_else(|| self.error("ELM Retrieve with a dateRange but no dateProperty"))?;
-        // The date filter as a query over the retrieve: the property during the range.
-        let alias = format!("$retrieve:{ty}");
-        let cond = call(
-            "IncludedIn",
-            vec![Self::path_of(Expr::Ident(alias.clone()), prop), range],
-        );
+        let cond = conds
+            .into_iter()
+            .rev()
+            .fold(first, |acc, c| call("And", vec![c, acc]));
         Ok(Expr::Query(Box::new(Query {
             sources: vec![(r, alias)],
             lets: vec![],

@@ -91,6 +91,9 @@ impl Context {
 pub struct Engine<'a> {
     lib: &'a Library,
     data: Option<&'a dyn DataProvider>,
+    /// The providers of the Patient and the Unfiltered context (see
+    /// [`Engine::with_contexts`]).
+    contexts: Option<(&'a dyn DataProvider, &'a dyn DataProvider)>,
     /// Included libraries by their local alias (`include Lib called Alias`).
     includes: Vec<(std::borrow::Cow<'a, str>, Included<'a>)>,
 }
@@ -142,6 +145,29 @@ pub trait DataProvider {
     fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
         let _ = (code, vocabulary);
         err("value set and code system membership needs a terminology provider")
+    }
+
+    /// The codes of the value set `vocabulary` (a [`Value::Vocabulary`]), for
+    /// `ExpandValueSet`. The default knows none.
+    fn expand_vocabulary(&self, vocabulary: &Value) -> Result<Vec<Code>, Error> {
+        let _ = vocabulary;
+        err("expanding a value set needs a terminology provider")
+    }
+
+    /// A retrieve in a related context (`[Pat -> Observation]`, ELM `Retrieve.context`): the
+    /// values of `data_type` in the context of `context` (e.g. a Patient resource), not the
+    /// evaluation's. The default refuses.
+    fn retrieve_related(
+        &self,
+        context: &Value,
+        data_type: &str,
+        code_path: Option<&str>,
+        codes: Option<&Value>,
+    ) -> Result<Vec<Value>, Error> {
+        let _ = (context, code_path, codes);
+        err(format!(
+            "a retrieve of {data_type} in a related context is not supported by this data source"
+        ))
     }
 }
 
@@ -477,7 +503,9 @@ pub fn equivalent(a: &Value, b: &Value, tz: i32) -> R<bool> {
         }
         (Value::Dec(_), _) | (_, Value::Dec(_)) if dec_of(a).is_some() && dec_of(b).is_some() => {
             let (x, y) = (dec_of(a).unwrap_or_default(), dec_of(b).unwrap_or_default());
-            let s = x.scale().min(y.scale());
+            // Rounded to the precision of the less precise operand, trailing zeros not
+            // counting (CQL `Equivalent`: `1.001 ~ 1.000` is true).
+            let s = x.normalize().scale().min(y.normalize().scale());
             x.round_dp(s) == y.round_dp(s)
         }
         (Value::Quantity(x, u), Value::Quantity(y, v)) => {
@@ -1183,6 +1211,7 @@ impl<'a> Engine<'a> {
         Engine {
             lib,
             data: None,
+            contexts: None,
             includes: Vec::new(),
         }
     }
@@ -1201,6 +1230,7 @@ impl<'a> Engine<'a> {
         Engine {
             lib: &r.library,
             data: None,
+            contexts: None,
             includes: r
                 .includes
                 .iter()
@@ -1223,10 +1253,12 @@ impl<'a> Engine<'a> {
                 Included::Flat(lib) => Engine {
                     lib,
                     data: self.data,
+                    contexts: self.contexts,
                     includes: Vec::new(),
                 },
                 Included::Tree(r) => Engine {
                     data: self.data,
+                    contexts: self.contexts,
                     ..Engine::resolved(r)
                 },
             })
@@ -1310,6 +1342,48 @@ impl<'a> Engine<'a> {
         self
     }
 
+    /// The same engine evaluating each define in its own context: a define that follows
+    /// `context Unfiltered` retrieves from `unfiltered`, one that follows another `context`
+    /// statement (`Patient`) from `patient`, the provider of expressions outside defines and of
+    /// defines before any `context` statement. A Patient define referenced from an Unfiltered
+    /// one is the context patient's value (not the list over every patient).
+    pub fn with_contexts(
+        mut self,
+        patient: &'a dyn DataProvider,
+        unfiltered: &'a dyn DataProvider,
+    ) -> Self {
+        self.data = Some(patient);
+        self.contexts = Some((patient, unfiltered));
+        self
+    }
+
+    /// The provider define `name` is evaluated with, when it is not the current one.
+    fn define_provider(&self, name: &str) -> Option<&'a dyn DataProvider> {
+        let (patient, unfiltered) = self.contexts?;
+        let (_, c) = self.lib.define_contexts.iter().find(|(n, _)| n == name)?;
+        let p = if c == "Unfiltered" {
+            unfiltered
+        } else {
+            patient
+        };
+        match self.data {
+            Some(d) if std::ptr::addr_eq(d, p) => None,
+            _ => Some(p),
+        }
+    }
+
+    /// `e` evaluated by this engine with `data` as its provider.
+    #[inline(never)]
+    fn eval_with(&self, data: &'a dyn DataProvider, e: &Expr, ctx: &mut Context) -> R<Value> {
+        let engine = Engine {
+            lib: self.lib,
+            data: Some(data),
+            contexts: self.contexts,
+            includes: self.includes.clone(),
+        };
+        engine.eval(e, ctx)
+    }
+
     /// Evaluates the define named `name`.
     pub fn eval_define(&self, name: &str, ctx: &mut Context) -> R<Value> {
         if !self.lib.defines.iter().any(|(n, _)| n == name) {
@@ -1375,7 +1449,10 @@ impl<'a> Engine<'a> {
                     }
                     // Defines see no aliases of the expression that refers to them.
                     let scopes = std::mem::take(&mut ctx.scopes);
-                    let r = self.eval(d, ctx);
+                    let r = match self.define_provider(n) {
+                        Some(p) => self.eval_with(p, d, ctx),
+                        None => self.eval(d, ctx),
+                    };
                     ctx.scopes = scopes;
                     let v = r?;
                     ctx.defines.insert(key, v.clone());
@@ -1845,6 +1922,11 @@ impl<'a> Engine<'a> {
         }
         // Lazily evaluated forms.
         {
+            if name.starts_with('$')
+                && let Some(r) = self.internal(name, args, ctx)?
+            {
+                return Ok(r);
+            }
             if name == "Coalesce" {
                 for a in args {
                     let v = self.eval(a, ctx)?;
@@ -1943,6 +2025,11 @@ impl<'a> Engine<'a> {
                 .map(crate::fhir::to_system)
                 .collect::<R<_>>()?
         };
+        if name == "ExpandValueSet"
+            && let [v] = vals.as_slice()
+        {
+            return self.expand_value_set(v, ctx);
+        }
         if matches!(name, "In" | "Contains") {
             let (x, y) = if name == "In" {
                 (vals.first(), vals.get(1))
@@ -1963,6 +2050,177 @@ impl<'a> Engine<'a> {
         }
         call_builtin(name, vals, p, ctx)
     }
+}
+
+/// The call name of the lazily evaluated `Repeat` (source, element, scope name): not a name
+/// CQL text can call.
+pub const REPEAT: &str = "$Repeat";
+
+/// The call name of a retrieve in a related context (context, retrieve).
+pub const RETRIEVE_IN: &str = "$RetrieveIn";
+
+impl Engine<'_> {
+    /// The lazily evaluated internal forms ([`REPEAT`], [`RETRIEVE_IN`]); `None` for another
+    /// name (kept out of [`Engine::call`], whose frame every nested call pays).
+    #[inline(never)]
+    fn internal(&self, name: &str, args: &[Expr], ctx: &mut Context) -> R<Option<Value>> {
+        // ELM `Repeat` (and the parser's `x.repeat(e)`): `e` for each element, then for
+        // each new result, until nothing new comes.
+        if name == REPEAT
+            && let [src, el, Expr::Lit(Value::Str(scope))] = args
+        {
+            return self.repeat(src, el, scope, ctx).map(Some);
+        }
+        // A retrieve in the context of another value (`[Pat -> Observation]`).
+        if name == RETRIEVE_IN
+            && let [c, Expr::Retrieve(t, path, codes)] = args
+        {
+            let c = self.eval(c, ctx)?;
+            if c.is_null() {
+                return Ok(Some(Value::List(vec![])));
+            }
+            let (data, codes) = self.retrieve_args(t, codes.as_deref(), ctx)?;
+            let rows = data.retrieve_related(&c, t, path.as_deref(), codes.as_ref())?;
+            charge(ctx, rows.len())?;
+            return Ok(Some(Value::List(rows)));
+        }
+        Ok(None)
+    }
+
+    /// `ExpandValueSet`: the codes of a value set, from the data provider.
+    #[inline(never)]
+    fn expand_value_set(&self, v: &Value, ctx: &mut Context) -> R<Value> {
+        match v {
+            Value::Null => Ok(Value::Null),
+            voc @ Value::Vocabulary("ValueSet", ..) => match self.data {
+                Some(d) => {
+                    let codes = d.expand_vocabulary(voc)?;
+                    charge(ctx, codes.len())?;
+                    Ok(Value::List(codes.into_iter().map(Value::Code).collect()))
+                }
+                None => err("expanding a value set needs a terminology provider"),
+            },
+            o => err(format!("ExpandValueSet of a {}", o.type_name())),
+        }
+    }
+
+    /// `Repeat`: `el` (with the element as `scope`) for each element of `src`, then for each new result, until none is new; the
+    /// distinct results in the order found (the source elements themselves are not included).
+    fn repeat(&self, src: &Expr, el: &Expr, scope: &str, ctx: &mut Context) -> R<Value> {
+        let items = match self.eval(src, ctx)? {
+            Value::Null => return Ok(Value::Null),
+            Value::List(xs) => xs,
+            o => vec![o],
+        };
+        let mut out: Vec<Value> = Vec::new();
+        let mut frontier = items;
+        let base = ctx.scopes.len();
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for x in frontier {
+                charge(ctx, 1)?;
+                ctx.scopes.push((scope.to_string(), x));
+                let r = self.eval(el, ctx);
+                ctx.scopes.truncate(base);
+                let ys = match r? {
+                    Value::Null => vec![],
+                    Value::List(ys) => ys,
+                    y => vec![y],
+                };
+                for y in ys {
+                    if y.is_null() {
+                        continue;
+                    }
+                    let mut seen = false;
+                    for o in &out {
+                        if *o == y || equal(o, &y, ctx.tz).ok().flatten() == Some(true) {
+                            seen = true;
+                            break;
+                        }
+                    }
+                    charge(ctx, out.len())?;
+                    if !seen {
+                        out.push(y.clone());
+                        next.push(y);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok(Value::List(out))
+    }
+}
+
+/// The values of the elements of `v` (CQL `Children`): a list's elements' children, a tuple's
+/// or FHIR value's element values (list-valued ones element by element), the parts of a
+/// Quantity, Ratio, Interval, Code or Concept; nothing for a simple value.
+fn children(v: &Value, out: &mut Vec<Value>) -> R<()> {
+    let mut add = |x: Value| match x {
+        Value::Null => {}
+        Value::List(xs) => out.extend(xs.into_iter().filter(|x| !x.is_null())),
+        x => out.push(x),
+    };
+    match v {
+        Value::List(xs) => {
+            for x in xs {
+                children(x, out)?;
+            }
+        }
+        Value::Tuple(es) => es.iter().for_each(|(_, x)| add(x.clone())),
+        Value::Fhir(f) => crate::fhir::properties(f)?
+            .into_iter()
+            .for_each(|(_, x)| add(x)),
+        Value::Quantity(d, u) => {
+            add(Value::Dec(*d));
+            add(Value::Str(u.clone()));
+        }
+        Value::Ratio(a, b2) => {
+            add((**a).clone());
+            add((**b2).clone());
+        }
+        Value::Interval(l, lc, h, hc) => {
+            add((**l).clone());
+            add(Value::Bool(*lc));
+            add((**h).clone());
+            add(Value::Bool(*hc));
+        }
+        Value::Code(c) => {
+            add(Value::Str(c.code.clone()));
+            add(c.system.clone().map(Value::Str).unwrap_or(Value::Null));
+            add(c.version.clone().map(Value::Str).unwrap_or(Value::Null));
+            add(c.display.clone().map(Value::Str).unwrap_or(Value::Null));
+        }
+        Value::Concept(cs, d) => {
+            cs.iter().for_each(|c| add(Value::Code(c.clone())));
+            add(d.clone().map(Value::Str).unwrap_or(Value::Null));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// CQL `Children` (`Descendents` when `all`): null for null, else the list of the children
+/// (and theirs, depth first, for `Descendents`), charged to the budget.
+fn children_of(v: &Value, all: bool, ctx: &mut Context) -> R<Value> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let mut out = Vec::new();
+    children(v, &mut out)?;
+    charge(ctx, out.len())?;
+    if !all {
+        return Ok(Value::List(out));
+    }
+    let mut result = Vec::new();
+    let mut stack: Vec<Value> = out.into_iter().rev().collect();
+    while let Some(x) = stack.pop() {
+        let mut kids = Vec::new();
+        children(&x, &mut kids)?;
+        charge(ctx, kids.len() + 1)?;
+        result.push(x);
+        stack.extend(kids.into_iter().rev());
+    }
+    Ok(Value::List(result))
 }
 
 fn member(v: &Value, n: &str) -> R<Value> {
@@ -3327,6 +3585,8 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
             }
             a
         }
+        "Children" | "children" => children_of(&a, false, ctx)?,
+        "Descendents" | "descendents" => children_of(&a, true, ctx)?,
         _ => return err(format!("unknown function {name}")),
     })
 }

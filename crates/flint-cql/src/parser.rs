@@ -420,6 +420,9 @@ impl Parser {
                     let n = self.ident()?;
                     self.expect_sym(":")?;
                     let e = self.expr()?;
+                    if let Some(c) = lib.contexts.last() {
+                        lib.define_contexts.push((n.clone(), c.clone()));
+                    }
                     lib.defines.push((n, e));
                 }
             } else {
@@ -1221,7 +1224,16 @@ impl Parser {
                 if self.eat_sym("(") {
                     let mut args = vec![e];
                     args.extend(self.args()?);
-                    e = Expr::Call(name, args, None);
+                    e = match (name.as_str(), args.len()) {
+                        // `x.repeat(path)`: the path of each element (`$this`), repeated.
+                        ("repeat", 2) => {
+                            let el = this_path(args.pop().unwrap_or(Expr::Lit(Value::Null)));
+                            let src = args.pop().unwrap_or(Expr::Lit(Value::Null));
+                            let this = Expr::Lit(Value::Str("$this".into()));
+                            Expr::Call(crate::eval::REPEAT.into(), vec![src, el, this], None)
+                        }
+                        _ => Expr::Call(name, args, None),
+                    };
                 } else {
                     e = Expr::Member(Box::new(e), name);
                 }
@@ -1402,6 +1414,14 @@ impl Parser {
                 return Ok((e, true));
             }
             Tok::Sym("[") => {
+                // `[Pat -> Observation]`: the retrieve in the context of the value of `Pat`.
+                let related = if self.is_sym_at(1, "->") {
+                    let c = Expr::Ident(self.ident()?);
+                    self.next();
+                    Some(c)
+                } else {
+                    None
+                };
                 let ty = self.qualified_name()?;
                 let ty = ty.rsplit('.').next().unwrap_or(&ty).to_string();
                 let (mut path, mut codes) = (None, None);
@@ -1416,7 +1436,12 @@ impl Parser {
                     codes = Some(Box::new(self.expr()?));
                 }
                 self.expect_sym("]")?;
-                return Ok((Expr::Retrieve(ty, path, codes), true));
+                let r = Expr::Retrieve(ty, path, codes);
+                let r = match related {
+                    Some(c) => Expr::Call(crate::eval::RETRIEVE_IN.into(), vec![c, r], None),
+                    None => r,
+                };
+                return Ok((r, true));
             }
             Tok::Sym("{") => return Ok((self.brace(None)?, false)),
             Tok::Quoted(s) => {
@@ -1669,6 +1694,15 @@ impl Parser {
             }
             self.expect_sym(",")?;
         }
+    }
+}
+
+/// A path read from `$this` (`given` is `$this.given`, `a.b` is `$this.a.b`).
+fn this_path(e: Expr) -> Expr {
+    match e {
+        Expr::Ident(n) if n != "$this" => Expr::Member(Box::new(Expr::Ident("$this".into())), n),
+        Expr::Member(t, n) => Expr::Member(Box::new(this_path(*t)), n),
+        e => e,
     }
 }
 

@@ -324,4 +324,48 @@ define "Reaches": exists ({1, 2}) X where (if X = 2 then true else Message(false
     assert_eq!(b("Stops"), Value::Bool(true));
     // ...while a query whose passing row comes later evaluates the rows before it.
     assert!(eval_define(src, "Reaches").is_err());
+
+/// Answers every retrieve with `n` Integers.
+struct Rows(i32);
+
+impl DataProvider for Rows {
+    fn retrieve(&self, _: &str, _: Option<&str>, _: Option<&Value>) -> Result<Vec<Value>, Error> {
+        Ok((0..self.0).map(Value::Int).collect())
+    }
+}
+
+#[test]
+fn each_define_is_evaluated_in_its_own_context() {
+    let src = "library C\nusing FHIR version '4.0.1'\ndefine \"Before any\": Count([Observation])\n\
+               context Patient\ndefine \"Mine\": Count([Observation])\n\
+               context Unfiltered\ndefine \"All\": Count([Observation])\n\
+               define \"Mine from all\": \"Mine\"\n\
+               context Patient\ndefine \"Both\": \"Mine\" * 100 + \"All\"";
+    let lib = parse_library(src).unwrap();
+    assert_eq!(
+        lib.define_contexts,
+        [
+            ("Mine", "Patient"),
+            ("All", "Unfiltered"),
+            ("Mine from all", "Unfiltered"),
+            ("Both", "Patient")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let (patient, unfiltered) = (Rows(2), Rows(7));
+    let engine = Engine::new(&lib).with_contexts(&patient, &unfiltered);
+    let mut ctx = Context::default();
+    let mut ev = |n: &str| engine.eval_define(n, &mut ctx).unwrap();
+    assert_eq!(ev("Mine"), Value::Int(2));
+    assert_eq!(ev("All"), Value::Int(7));
+    assert_eq!(ev("Mine from all"), Value::Int(2));
+    assert_eq!(ev("Both"), Value::Int(207));
+    // Before any context statement: the engine's own (the Patient) provider.
+    assert_eq!(ev("Before any"), Value::Int(2));
+    // One provider for everything without `with_contexts`.
+    let engine = Engine::new(&lib).with_data(&unfiltered);
+    assert_eq!(
+        engine.eval_define("Both", &mut Context::default()).unwrap(),
+        Value::Int(707)
+    );
 }

@@ -17,7 +17,10 @@
 //! * ratio: denominator and numerator ⊆ initial population; denominator exclusion ⊆
 //!   denominator; numerator exclusion ⊆ numerator. Score = (numerator − numerator
 //!   exclusions) / (denominator − denominator exclusions), or, with two measure observations
-//!   (of the numerator and of the denominator), the ratio of their aggregates.
+//!   (of the numerator and of the denominator), the ratio of their aggregates. With two
+//!   initial populations (the numerator's and the denominator's, told apart by
+//!   `cqfm-criteriaReference`), each is counted on its own, the denominator lies in its
+//!   initial population and the numerator in the other; a subject in either is evaluated.
 //! * continuous-variable: measure population ⊆ initial population; measure population
 //!   exclusion ⊆ measure population. The measure observation function is called for every
 //!   member of the measure population that is not excluded (with the member as argument for a
@@ -365,6 +368,12 @@ pub fn apply_rules(scoring: Scoring, group: &GroupDef, raw: &Sets) -> Sets {
             let denex = and(&get(DenominatorExclusion), &den);
             let num = if scoring == Scoring::Proportion {
                 minus(&and(&get(Numerator), &den), &denex)
+            } else if group.population(NumeratorInitialPopulation).is_some() {
+                // Two initial populations: the numerator is inside its own.
+                let num_ip = get(NumeratorInitialPopulation);
+                let num = and(&get(Numerator), &num_ip);
+                out.insert(NumeratorInitialPopulation, num_ip);
+                num
             } else {
                 and(&get(Numerator), &ip)
             };
@@ -427,14 +436,22 @@ fn evaluate_subject(
             subject,
             &ip_def.expression,
         )?;
-        let has_members = !ip.is_empty();
+        let mut has_members = !ip.is_empty();
         raw.insert(PopulationKind::InitialPopulation, ip);
+        // A ratio group's second initial population (the numerator's).
+        if let Some(p) = g.population(PopulationKind::NumeratorInitialPopulation) {
+            let ip = members_of(&ev.get(&p.expression)?, &g.basis, subject, &p.expression)?;
+            has_members |= !ip.is_empty();
+            raw.insert(PopulationKind::NumeratorInitialPopulation, ip);
+        }
         if has_members {
             in_some_ip = true;
             for p in &g.populations {
                 if matches!(
                     p.kind,
-                    PopulationKind::InitialPopulation | PopulationKind::MeasureObservation
+                    PopulationKind::InitialPopulation
+                        | PopulationKind::NumeratorInitialPopulation
+                        | PopulationKind::MeasureObservation
                 ) {
                     continue;
                 }
@@ -489,13 +506,16 @@ fn evaluate_subject(
             let per_member = matches!(g.basis, Basis::Resource(_))
                 && names.iter().all(|n| ev.session.has_function(n));
             if per_member {
-                // Every member is in the initial population (the rules keep the other
-                // populations inside it).
+                // Every member is in an initial population (the rules keep the other
+                // populations inside them).
                 let mut by_member = BTreeMap::new();
-                let empty = BTreeSet::new();
-                let ip = sets
-                    .get(&PopulationKind::InitialPopulation)
-                    .unwrap_or(&empty);
+                let mut ip = BTreeSet::new();
+                for k in [
+                    PopulationKind::InitialPopulation,
+                    PopulationKind::NumeratorInitialPopulation,
+                ] {
+                    ip.extend(sets.get(&k).into_iter().flatten());
+                }
                 for m in ip {
                     let arg = ResourceRef::parse(m);
                     let mut values = Vec::new();

@@ -6,7 +6,9 @@
 //! `cqfm-scoring` (a group's own scoring), `cqfm-aggregateMethod` (on a measure-observation
 //! population; `sum` when absent) and `cqfm-criteriaReference` (the id of the population a
 //! measure observation observes; by default the measure population, or in a ratio measure
-//! the numerator for the first observation and the denominator for the second).
+//! the numerator for the first observation and the denominator for the second; on the
+//! numerator and denominator of a ratio group with two initial populations, the id of the
+//! initial population each belongs to).
 
 use crate::MeasureError;
 use flint_db::ErrorKind;
@@ -69,6 +71,9 @@ pub enum PopulationKind {
     MeasurePopulationExclusion,
     /// `measure-observation`.
     MeasureObservation,
+    /// The numerator's own `initial-population` in a ratio group with two (CQFM: the
+    /// numerator's `cqfm-criteriaReference` names it); its code is `initial-population`.
+    NumeratorInitialPopulation,
 }
 
 /// The code system of population kinds.
@@ -96,7 +101,7 @@ impl PopulationKind {
     pub fn code(self) -> &'static str {
         use PopulationKind::*;
         match self {
-            InitialPopulation => "initial-population",
+            InitialPopulation | NumeratorInitialPopulation => "initial-population",
             Denominator => "denominator",
             DenominatorExclusion => "denominator-exclusion",
             Numerator => "numerator",
@@ -337,6 +342,72 @@ fn str_of<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
     v.get(name).and_then(Value::as_str)
 }
 
+/// A ratio group may have two initial populations, the denominator's and the numerator's
+/// (CQF Measures: each of the numerator and denominator names its own by id in
+/// `cqfm-criteriaReference`). The numerator's becomes [`PopulationKind::NumeratorInitialPopulation`];
+/// one reference is enough (the other initial population is the other side's). Two initial
+/// populations elsewhere, more than two, or references that do not tell them apart are 422s.
+fn two_initial_populations(
+    scoring: Scoring,
+    populations: &mut [PopulationDef],
+    references: &[Option<String>],
+    at: &str,
+) -> Result<(), MeasureError> {
+    let ips: Vec<usize> = populations
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.kind == PopulationKind::InitialPopulation)
+        .map(|(i, _)| i)
+        .collect();
+    if ips.len() < 2 {
+        return Ok(());
+    }
+    let here = format!("{at}.population");
+    if scoring != Scoring::Ratio || ips.len() > 2 {
+        return Err(unprocessable(
+            "Only a ratio group may have two initial-populations (one for the numerator, one for the denominator).",
+            here,
+        ));
+    }
+    // The initial population a numerator or denominator names (its index among `ips`).
+    let named = |kind: PopulationKind| -> Result<Option<usize>, MeasureError> {
+        let Some(i) = populations.iter().position(|p| p.kind == kind) else {
+            return Ok(None);
+        };
+        let Some(r) = &references[i] else {
+            return Ok(None);
+        };
+        match ips
+            .iter()
+            .position(|&ip| populations[ip].id.as_deref() == Some(r.as_str()))
+        {
+            Some(k) => Ok(Some(k)),
+            None => Err(unprocessable(
+                format!(
+                    "The criteria reference `{r}` of the {} names no initial-population of the group.",
+                    kind.code()
+                ),
+                format!("{at}.population[{i}].extension"),
+            )),
+        }
+    };
+    let num = named(PopulationKind::Numerator)?;
+    let den = named(PopulationKind::Denominator)?;
+    let num = match (num, den) {
+        (Some(n), Some(d)) if n != d => n,
+        (Some(n), None) => n,
+        (None, Some(d)) => 1 - d,
+        _ => {
+            return Err(unprocessable(
+                "A ratio group with two initial-populations needs the numerator's and the denominator's cqfm-criteriaReference to name one each.",
+                here,
+            ));
+        }
+    };
+    populations[ips[num]].kind = PopulationKind::NumeratorInitialPopulation;
+    Ok(())
+}
+
 impl MeasureDef {
     /// Reads `measure` (a Measure resource); errors are 422s naming the element at fault.
     pub fn parse(measure: &Value) -> Result<MeasureDef, MeasureError> {
@@ -431,11 +502,11 @@ impl MeasureDef {
                     observes,
                 });
             }
-            for (p, r) in populations.iter_mut().zip(references) {
+            for (p, r) in populations.iter_mut().zip(&references) {
                 if p.kind == PopulationKind::MeasureObservation
                     && let Some(r) = r
                 {
-                    let kind = ids.iter().find(|(id, _)| *id == r).map(|(_, k)| *k);
+                    let kind = ids.iter().find(|(id, _)| id == r).map(|(_, k)| *k);
                     p.observes = Some(kind.ok_or_else(|| {
                         unprocessable(
                             format!(
@@ -446,6 +517,7 @@ impl MeasureDef {
                     })?);
                 }
             }
+            two_initial_populations(scoring, &mut populations, &references, &at)?;
             if !populations
                 .iter()
                 .any(|p| p.kind == PopulationKind::InitialPopulation)

@@ -1077,3 +1077,146 @@ fn measure_definitions() {
             .contains("initial-population")
     );
 }
+
+/// A population with a `cqfm-criteriaReference` to `target`.
+fn pop_ref(code: &str, expr: &str, target: &str) -> Value {
+    let mut p = pop(code, expr);
+    p["extension"] = json!([{
+        "url": "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/cqfm-criteriaReference",
+        "valueString": target}]);
+    p
+}
+
+/// A ratio group with two initial populations: the denominator's (`NotOther`) and the
+/// numerator's (`HasX`), named by the numerator's and the denominator's criteria references.
+fn two_ip_measure(num_ref: Option<&str>, den_ref: Option<&str>) -> Value {
+    let with = |code: &str, expr: &str, r: Option<&str>| match r {
+        Some(r) => pop_ref(code, expr, r),
+        None => pop(code, expr),
+    };
+    let mut ip_den = pop("initial-population", "NotOther");
+    ip_den["id"] = json!("ip-den");
+    let mut ip_num = pop("initial-population", "HasX");
+    ip_num["id"] = json!("ip-num");
+    let mut m = measure(
+        "ratio",
+        vec![
+            ip_num,
+            ip_den,
+            with("denominator", "Old", den_ref),
+            pop("denominator-exclusion", "Female"),
+            with("numerator", "HighX", num_ref),
+            pop("numerator-exclusion", "VeryHighX"),
+        ],
+    );
+    m["group"][0]["stratifier"] = json!([{"id": "by-gender",
+        "criteria": {"language": "text/cql-identifier", "expression": "Gender"}}]);
+    m
+}
+
+/// The expected counts of [`two_ip_measure`] over `fs`, in population order (ip-num, ip-den,
+/// denominator, denominator-exclusion, numerator, numerator-exclusion).
+fn two_ip_counts<'a>(fs: impl Iterator<Item = &'a Facts>) -> [u64; 6] {
+    let mut c = [0u64; 6];
+    for f in fs {
+        let ip_num = f.has_x;
+        let ip_den = f.not_other;
+        let den = ip_den && f.old;
+        let denex = den && f.female;
+        let num = ip_num && f.high_x;
+        let numex = num && f.very_high_x;
+        for (i, b) in [ip_num, ip_den, den, denex, num, numex]
+            .into_iter()
+            .enumerate()
+        {
+            c[i] += u64::from(b);
+        }
+    }
+    c
+}
+
+#[tokio::test]
+async fn ratio_with_two_initial_populations() {
+    let d = data(60);
+    let node = store(&d).await;
+    let fs = facts(&d);
+    let want = two_ip_counts(fs.values());
+    // The fixture tells the two initial populations apart.
+    assert_ne!(want[0], want[1]);
+    assert!(fs.values().any(|f| f.has_x && !f.not_other));
+    assert!(fs.values().any(|f| !f.has_x && f.not_other));
+    let ratio = |c: &[u64; 6]| {
+        let den = c[2] - c[3];
+        (den > 0).then(|| (c[4] - c[5]) as f64 / den as f64)
+    };
+    // Both references, one of them, or the other: the same reading.
+    for (num_ref, den_ref) in [
+        (Some("ip-num"), Some("ip-den")),
+        (Some("ip-num"), None),
+        (None, Some("ip-den")),
+    ] {
+        let m = two_ip_measure(num_ref, den_ref);
+        let def = MeasureDef::parse(&m).unwrap();
+        let kinds: Vec<PopulationKind> = def.groups[0].populations.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds[0], PopulationKind::NumeratorInitialPopulation);
+        assert_eq!(kinds[1], PopulationKind::InitialPopulation);
+        let e = run(&node, &m, &request(ReportType::SubjectList, None), 2).await;
+        let g = &e.report["group"][0];
+        let got: Vec<u64> = counts(g).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(got, want.to_vec(), "{num_ref:?} {den_ref:?}");
+        // Both report as initial-population, each with its own id and subject list.
+        let pops = g["population"].as_array().unwrap();
+        assert_eq!(pops[0]["id"], "ip-num");
+        assert_eq!(pops[1]["id"], "ip-den");
+        assert_eq!(pops[0]["code"]["coding"][0]["code"], "initial-population");
+        assert_eq!(pops[1]["code"]["coding"][0]["code"], "initial-population");
+        let list_len = |p: &Value| {
+            let id = p["subjectResults"]["reference"].as_str().unwrap();
+            let l = e
+                .lists
+                .iter()
+                .find(|l| format!("List/{}", l["id"].as_str().unwrap()) == id)
+                .unwrap();
+            l.get("entry").and_then(Value::as_array).map_or(0, Vec::len) as u64
+        };
+        assert_eq!(list_len(&pops[0]), want[0]);
+        assert_eq!(list_len(&pops[1]), want[1]);
+        close(score(g), ratio(&want));
+        // Strata by gender: the same rules over each gender's patients.
+        for stratum in g["stratifier"][0]["stratum"].as_array().unwrap() {
+            let gender = stratum["value"]["coding"][0]["code"].as_str().unwrap();
+            let want = two_ip_counts(fs.values().filter(|f| f.gender == gender));
+            let got: Vec<u64> = counts(stratum).into_iter().map(|(_, n)| n).collect();
+            assert_eq!(got, want.to_vec(), "{gender}");
+            close(score(stratum), ratio(&want));
+        }
+        // Every subject in either initial population is in some stratum.
+        let stratified: u64 = g["stratifier"][0]["stratum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let genders = s["value"]["coding"][0]["code"].as_str().unwrap();
+                fs.values()
+                    .filter(|f| f.gender == genders && (f.has_x || f.not_other))
+                    .count() as u64
+            })
+            .sum();
+        assert_eq!(
+            stratified,
+            fs.values().filter(|f| f.has_x || f.not_other).count() as u64
+        );
+    }
+    // What cannot be read is a 422 naming the group's populations.
+    let mut proportion = two_ip_measure(Some("ip-num"), Some("ip-den"));
+    proportion["scoring"]["coding"][0]["code"] = json!("proportion");
+    for bad in [
+        two_ip_measure(None, None),
+        two_ip_measure(Some("ip-num"), Some("ip-num")),
+        two_ip_measure(Some("nowhere"), None),
+        proportion,
+    ] {
+        let e = MeasureDef::parse(&bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unprocessable, "{e:?}");
+    }
+}

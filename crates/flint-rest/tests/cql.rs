@@ -28,6 +28,22 @@ define "Common answer": Common."Answer"
 define "Values": [Observation] O return (O.value as Quantity).value sort asc
 "#;
 
+/// Defines in both contexts, referencing each other.
+const CONTEXTS: &str = r#"library Contexts version '1'
+using FHIR version '4.0.1'
+context Patient
+define "Mine": Count([Observation])
+context Unfiltered
+define "All observations": Count([Observation])
+define "All patients": Count([Patient])
+define "Mine, from an Unfiltered define": "Mine"
+context Patient
+define "Share": "Mine" * 1.0 / "All observations"
+"#;
+
+/// The Observations written: (patient, systolic value).
+const OBSERVATIONS: [(&str, i32); 3] = [("p1", 120), ("p1", 95), ("p2", 130)];
+
 const COMMON: &str = "library Common version '1'\ndefine \"Answer\": 42\n";
 
 const BROKEN: &str = "library Broken version '1'\ndefine \"X\": 1 +\n";
@@ -78,7 +94,14 @@ async fn api_with(enable_cql: bool, budget: Option<u64>) -> Router {
             BROKEN,
         ),
     ];
-    for (i, (p, v)) in [("p1", 120), ("p1", 95), ("p2", 130)].iter().enumerate() {
+    written.push(library(
+        "contexts",
+        "Contexts",
+        "http://example.org/Library/contexts",
+        "1",
+        CONTEXTS,
+    ));
+    for (i, (p, v)) in OBSERVATIONS.iter().enumerate() {
         written.push(json!({"resourceType": "Observation", "id": format!("o{i}"), "status": "final",
             "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
             "subject": {"reference": format!("Patient/{p}")},
@@ -521,4 +544,44 @@ async fn library_evaluate_errors() {
     assert_eq!(issue["expression"], json!(["Library.content"]));
     let a = send(&api, "GET", "Patient/$evaluate", "").await;
     assert_eq!(a.issue(400)["code"], "not-supported");
+}
+
+/// Each define is evaluated in its own context: with a subject, `context Patient` defines
+/// see the subject's data and `context Unfiltered` ones all of it, whichever refers to which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_evaluate_keeps_each_defines_context() {
+    let api = api().await;
+    let all = OBSERVATIONS.len() as i64;
+    for p in ["p1", "p2"] {
+        let mine = OBSERVATIONS.iter().filter(|(s, _)| *s == p).count() as i64;
+        let a = post(
+            &api,
+            "Library/contexts/$evaluate",
+            json!([subject(&format!("Patient/{p}"))]),
+        )
+        .await;
+        let got = by_name(&a);
+        let int = |n: &str| {
+            got.iter()
+                .find(|(k, _)| k == n)
+                .unwrap_or_else(|| panic!("{n} in {got:?}"))
+                .1["valueInteger"]
+                .as_i64()
+        };
+        assert_eq!(int("Mine"), Some(mine), "{p}");
+        assert_eq!(int("All observations"), Some(all), "{p}");
+        assert_eq!(int("All patients"), Some(2), "{p}");
+        assert_eq!(int("Mine, from an Unfiltered define"), Some(mine), "{p}");
+        let share = got.iter().find(|(k, _)| k == "Share").unwrap().1["valueDecimal"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (share - mine as f64 / all as f64).abs() < 1e-6,
+            "{p}: {share}"
+        );
+    }
+    // Without a subject every define is unfiltered.
+    let a = post(&api, "Library/contexts/$evaluate", json!([])).await;
+    let got = by_name(&a);
+    assert_eq!(got[0], ("Mine".to_string(), json!({"valueInteger": all})));
 }

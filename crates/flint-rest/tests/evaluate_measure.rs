@@ -127,6 +127,7 @@ impl Prepared {
         Ok(ExprValue::Boolean(match name {
             "InitialPopulation" => mine.count() > 0,
             "Numerator" => mine.into_iter().any(|(_, v)| *v > 5.0),
+            "EvenPatient" => even(&subject.id),
             _ => {
                 return Err(MeasureError::new(
                     ErrorKind::Unprocessable,
@@ -298,6 +299,13 @@ impl Api {
             self.num.len() as u64,
         ]
     }
+}
+
+/// Whether patient `p<i>` has an even `i`.
+fn even(id: &str) -> bool {
+    id.trim_start_matches('p')
+        .parse::<u32>()
+        .is_ok_and(|i| i % 2 == 0)
 }
 
 fn measure(id: &str, library: bool) -> Value {
@@ -726,5 +734,83 @@ async fn evaluate_measure_runs_inside_batch_bundles() {
             .starts_with("404"),
         "{}",
         e[3]
+    );
+}
+
+/// A ratio measure with two initial populations (CQF Measures): the denominator's (patients
+/// with an `X` Observation) and the numerator's (the even patients), linked by the
+/// numerator's and denominator's `cqfm-criteriaReference`.
+#[tokio::test]
+async fn ratio_with_two_initial_populations() {
+    let api = Api::new(true, true).await;
+    let pop = |id: &str, code: &str, expr: &str, r: Option<&str>| {
+        let mut p = json!({"id": id,
+            "code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-population", "code": code}]},
+            "criteria": {"language": "text/cql-identifier", "expression": expr}});
+        if let Some(r) = r {
+            p["extension"] = json!([{"url": "http://hl7.org/fhir/us/cqfmeasures/StructureDefinition/cqfm-criteriaReference",
+                "valueString": r}]);
+        }
+        p
+    };
+    let m = json!({"resourceType": "Measure", "id": "ratio2", "url": format!("{URL}-ratio2"),
+    "status": "active", "library": [LIB],
+    "scoring": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": "ratio"}]},
+    "group": [{"population": [
+        pop("ip-den", "initial-population", "InitialPopulation", None),
+        pop("ip-num", "initial-population", "EvenPatient", None),
+        pop("den", "denominator", "InitialPopulation", Some("ip-den")),
+        pop("num", "numerator", "Numerator", Some("ip-num")),
+    ]}]});
+    let a = api.send("PUT", "Measure/ratio2", &m.to_string()).await;
+    assert!(
+        a.status.is_success(),
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
+    let a = api
+        .get("Measure/ratio2/$evaluate-measure?periodStart=2020&periodEnd=2020")
+        .await;
+    let r = a.json();
+    assert_eq!(a.status, StatusCode::OK, "{r}");
+    let evens: BTreeSet<&String> = api.patients.iter().filter(|p| even(&p[8..])).collect();
+    let num = api.num.iter().filter(|p| evens.contains(p)).count() as u64;
+    let want = vec![
+        api.ip.len() as u64,
+        evens.len() as u64,
+        api.ip.len() as u64,
+        num,
+    ];
+    assert!(
+        evens.iter().any(|p| !api.ip.contains(*p)) && api.ip.iter().any(|p| !evens.contains(p)),
+        "the two initial populations differ"
+    );
+    assert!(
+        num > 0 && num < api.num.len() as u64,
+        "the numerator's own initial population limits it"
+    );
+    assert_eq!(counts(&r), want);
+    let ids: Vec<&str> = r["group"][0]["population"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ip-den", "ip-num", "den", "num"]);
+    assert!((score(&r) - num as f64 / api.ip.len() as f64).abs() < 1e-9);
+    // Two initial populations that nothing tells apart: 422 naming the populations.
+    let mut bad = m.clone();
+    for p in bad["group"][0]["population"].as_array_mut().unwrap() {
+        p.as_object_mut().unwrap().remove("extension");
+    }
+    let a = api.send("PUT", "Measure/ratio2", &bad.to_string()).await;
+    assert!(a.status.is_success());
+    let issue = api
+        .get("Measure/ratio2/$evaluate-measure?periodStart=2020&periodEnd=2020")
+        .await
+        .issue(422);
+    assert_eq!(
+        issue["expression"][0], "Measure.group[0].population",
+        "{issue}"
     );
 }

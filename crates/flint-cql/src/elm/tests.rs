@@ -153,6 +153,11 @@ fn retrieve_with_codes() {
     .expect("reads");
     assert_eq!(lib.usings, vec![("FHIR".into(), Some("4.0.1".into()))]);
     assert_eq!(lib.contexts, vec!["Patient".to_string()]);
+    // Each define keeps the context its statement names.
+    assert_eq!(
+        lib.define_contexts,
+        [("A", "Patient"), ("B", "Patient")].map(|(a, b)| (a.to_string(), b.to_string()))
+    );
     let rec = Recorder::default();
     let engine = Engine::new(&lib).with_data(&rec);
     let mut ctx = Context::default();
@@ -323,5 +328,342 @@ fn deepest_elm_fits_a_default_stack() {
             .join()
             .expect("no overflow");
         assert!(ok, "{name}");
+    }
+}
+
+fn str_lit(s: &str) -> J {
+    json!({"type": "Literal", "valueType": "{urn:hl7-org:elm-types:r1}String", "value": s})
+}
+
+fn tuple(els: &[(&str, J)]) -> J {
+    json!({"type": "Tuple", "element": els.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>()})
+}
+
+fn list(els: Vec<J>) -> J {
+    json!({"type": "List", "element": els})
+}
+
+fn value_of(cql: &str) -> Value {
+    let e = parse_expression(cql).expect("parses");
+    Engine::new(&Library::default())
+        .eval(&e, &mut Context::default())
+        .expect("evaluates")
+}
+
+#[test]
+fn children_and_descendents() {
+    // Tuple { a: 1, b: {2, 3}, c: Tuple { d: 4 } }
+    let t = tuple(&[
+        ("a", int(1)),
+        ("b", list(vec![int(2), int(3)])),
+        ("c", tuple(&[("d", int(4))])),
+    ]);
+    let lib = library(json!([
+        {"name": "C", "expression": {"type": "Children", "source": t}},
+        {"name": "D", "expression": {"type": "Descendents", "source": t}},
+        {"name": "N", "expression": {"type": "Descendents", "source": {"type": "Null"}}},
+        {"name": "L", "expression": {"type": "Children", "source": list(vec![t.clone(), t.clone()])}},
+    ]));
+    let inner = "Tuple { d: 4 }";
+    assert_eq!(eval(&lib, "C"), value_of(&format!("{{1, 2, 3, {inner}}}")));
+    // Depth first: a child, then its own descendents.
+    assert_eq!(
+        eval(&lib, "D"),
+        value_of(&format!("{{1, 2, 3, {inner}, 4}}"))
+    );
+    assert_eq!(eval(&lib, "N"), Value::Null);
+    // A list: the children of each element, flattened.
+    assert_eq!(
+        eval(&lib, "L"),
+        value_of(&format!("{{1, 2, 3, {inner}, 1, 2, 3, {inner}}}"))
+    );
+    // The parser path has the same operators (`(null).descendents()` is null).
+    assert_eq!(value_of("(null).descendents()"), Value::Null);
+    assert_eq!(
+        value_of("Tuple { a: 1, b: {2, 3}, c: Tuple { d: 4 } }.descendents()"),
+        eval(&lib, "D")
+    );
+    // A FHIR resource: its elements' values, and theirs.
+    let enc = encounters().remove(0);
+    let d = Expr::Call("Descendents".into(), vec![Expr::Lit(enc)], None);
+    let ds = Engine::new(&Library::default()).eval(&d, &mut Context::default());
+    let Ok(Value::List(ds)) = ds else {
+        panic!("a list");
+    };
+    assert!(ds.contains(&Value::Str("e1".into())), "{ds:?}");
+    assert!(ds.contains(&Value::Str("Patient/p1".into())), "{ds:?}");
+}
+
+#[test]
+fn repeat_filter_for_each_and_sort() {
+    // T1 -> T2 -> T3 through `next`.
+    let t3 = tuple(&[("n", int(3))]);
+    let t2 = tuple(&[("n", int(2)), ("next", list(vec![t3]))]);
+    let t1 = tuple(&[("n", int(1)), ("next", list(vec![t2]))]);
+    let this = |p: &str| json!({"type": "Property", "path": p, "scope": "$this"});
+    let x = json!({"type": "AliasRef", "name": "X"});
+    let lib = library(json!([
+        {"name": "R", "expression": {"type": "Repeat", "source": list(vec![t1.clone()]),
+            "element": this("next"), "scope": "$this"}},
+        // Numbers: up to 5, where the element stops giving anything new.
+        {"name": "Up", "expression": {"type": "Repeat", "source": list(vec![int(1)]), "scope": "X",
+            "element": {"type": "If",
+                "condition": {"type": "Less", "operand": [x, int(5)]},
+                "then": {"type": "Add", "operand": [x, int(1)]}, "else": x}}},
+        {"name": "RN", "expression": {"type": "Repeat", "source": {"type": "Null"},
+            "element": this("next"), "scope": "$this"}},
+        {"name": "F", "expression": {"type": "Filter", "scope": "X",
+            "source": list(vec![int(1), int(4), int(2), int(4)]),
+            "condition": {"type": "Greater", "operand": [x, int(1)]}}},
+        {"name": "E", "expression": {"type": "ForEach", "scope": "X",
+            "source": list(vec![int(1), int(2), int(1)]),
+            "element": {"type": "Multiply", "operand": [x, int(10)]}}},
+        {"name": "S", "expression": {"type": "Sort",
+            "source": list(vec![int(3), int(1), int(2)]),
+            "by": [{"type": "ByDirection", "direction": "desc"}]}},
+        {"name": "SC", "expression": {"type": "Sort",
+            "source": list(vec![tuple(&[("k", int(2))]), tuple(&[("k", int(1))])]),
+            "by": [{"type": "ByColumn", "path": "k", "direction": "asc"}]}},
+        {"name": "SN", "expression": {"type": "Sort", "source": {"type": "Null"},
+            "by": [{"type": "ByDirection", "direction": "asc"}]}},
+    ]));
+    let t3v = "Tuple { n: 3 }";
+    let t2v = format!("Tuple {{ n: 2, next: {{{t3v}}} }}");
+    assert_eq!(eval(&lib, "R"), value_of(&format!("{{{t2v}, {t3v}}}")));
+    assert_eq!(eval(&lib, "Up"), value_of("{2, 3, 4, 5}"));
+    assert_eq!(eval(&lib, "RN"), Value::Null);
+    // The parser's `x.repeat(path)` is the same operator.
+    assert_eq!(
+        value_of(&format!(
+            "{{Tuple {{ n: 1, next: {{{t2v}}} }}}}.repeat(next)"
+        )),
+        eval(&lib, "R")
+    );
+    assert_eq!(eval(&lib, "F"), value_of("{4, 2, 4}"));
+    assert_eq!(eval(&lib, "E"), value_of("{10, 20, 10}"));
+    assert_eq!(eval(&lib, "S"), value_of("{3, 2, 1}"));
+    assert_eq!(
+        eval(&lib, "SC"),
+        value_of("{Tuple { k: 1 }, Tuple { k: 2 }}")
+    );
+    assert_eq!(eval(&lib, "SN"), Value::Null);
+}
+
+/// Encounters e1 (p1, January 2020), e2 (p2, March 2020), e3 (p1, December 2020 into 2021).
+fn encounters() -> Vec<Value> {
+    [
+        ("e1", "p1", "2020-01-01", "2020-01-10"),
+        ("e2", "p2", "2020-03-01", "2020-03-02"),
+        ("e3", "p1", "2020-12-30", "2021-01-02"),
+    ]
+    .iter()
+    .map(|(id, p, s, e)| {
+        let j = json!({"resourceType": "Encounter", "id": id,
+            "subject": {"reference": format!("Patient/{p}")},
+            "period": {"start": s, "end": e}});
+        Value::Fhir(crate::fhir::FhirValue::shared(std::sync::Arc::new(j)).expect("FHIR"))
+    })
+    .collect()
+}
+
+/// Encounters of every patient, one patient's in a related context, and one value set.
+struct Store;
+
+impl DataProvider for Store {
+    fn retrieve(&self, t: &str, _: Option<&str>, _: Option<&Value>) -> Result<Vec<Value>, Error> {
+        Ok(match t {
+            "Encounter" => encounters(),
+            "Patient" => vec![patient("p1")],
+            _ => vec![],
+        })
+    }
+
+    fn retrieve_related(
+        &self,
+        context: &Value,
+        t: &str,
+        p: Option<&str>,
+        c: Option<&Value>,
+    ) -> Result<Vec<Value>, Error> {
+        let Value::Fhir(f) = context else {
+            return Err(Error::Data("not a resource".into()));
+        };
+        let id = crate::fhir::member(f, "id")?;
+        let Value::Str(id) = id else {
+            return Err(Error::Data("no id".into()));
+        };
+        let want = Value::Str(format!("Patient/{id}"));
+        let mut out = Vec::new();
+        for v in self.retrieve(t, p, c)? {
+            let Value::Fhir(f) = &v else { continue };
+            let subject = crate::fhir::member(f, "subject")?;
+            if let Value::Fhir(s) = subject
+                && crate::fhir::member(&s, "reference")? == want
+            {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn expand_vocabulary(&self, vocabulary: &Value) -> Result<Vec<crate::value::Code>, Error> {
+        let Value::Vocabulary("ValueSet", url, _) = vocabulary else {
+            return Err(Error::Data("not a value set".into()));
+        };
+        Ok(["a", "b"]
+            .iter()
+            .map(|c| crate::value::Code {
+                code: (*c).into(),
+                system: Some(format!("{url}/system")),
+                version: None,
+                display: None,
+            })
+            .collect())
+    }
+}
+
+fn patient(id: &str) -> Value {
+    let j = json!({"resourceType": "Patient", "id": id});
+    Value::Fhir(crate::fhir::FhirValue::shared(std::sync::Arc::new(j)).expect("FHIR"))
+}
+
+fn fhir_library(defs: J) -> Library {
+    library_from_elm(&json!({"library": {
+        "identifier": {"id": "F"},
+        "usings": {"def": [{"localIdentifier": "System", "uri": "urn:hl7-org:elm-types:r1"},
+            {"localIdentifier": "FHIR", "uri": "http://hl7.org/fhir", "version": "4.0.1"}]},
+        "valueSets": {"def": [{"name": "VS", "id": "http://x/vs"}]},
+        "contexts": {"def": [{"name": "Unfiltered"}]},
+        "statements": {"def": defs}
+    }}))
+    .expect("reads")
+}
+
+fn ids(v: Value) -> Vec<String> {
+    let Value::List(xs) = v else {
+        panic!("a list: {v:?}");
+    };
+    xs.iter()
+        .map(|x| match x {
+            Value::Fhir(f) => match crate::fhir::member(f, "id") {
+                Ok(Value::Str(s)) => s,
+                o => panic!("an id: {o:?}"),
+            },
+            o => panic!("a resource: {o:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn retrieve_context_id_and_date_range() {
+    let enc = |extra: J| {
+        let mut r = json!({"type": "Retrieve", "dataType": "{http://hl7.org/fhir}Encounter",
+            "include": [], "codeFilter": [], "dateFilter": [], "otherFilter": []});
+        for (k, v) in extra.as_object().expect("object") {
+            r[k] = v.clone();
+        }
+        r
+    };
+    let dt = |y: i64, m: i64, d: i64| json!({"type": "DateTime", "year": int(y), "month": int(m), "day": int(d)});
+    let year_2020 = json!({"type": "Interval", "lowClosed": true, "highClosed": true,
+        "low": dt(2020, 1, 1), "high": dt(2020, 12, 31)});
+    let lib = fhir_library(json!([
+        {"name": "Pat", "expression": {"type": "SingletonFrom", "operand": {"type": "Retrieve",
+            "dataType": "{http://hl7.org/fhir}Patient"}}},
+        {"name": "Related", "expression": enc(json!({"context": {"type": "ExpressionRef", "name": "Pat"}}))},
+        {"name": "NoContext", "expression": enc(json!({"context": {"type": "Null"}}))},
+        {"name": "ById", "expression": enc(json!({"id": str_lit("e2")}))},
+        {"name": "ByIdProperty", "expression": enc(json!({"idProperty": "id", "id": str_lit("e3")}))},
+        {"name": "Dated", "expression": enc(json!({"dateLowProperty": "period.start",
+            "dateHighProperty": "period.end", "dateRange": year_2020}))},
+        {"name": "DatedStart", "expression": enc(json!({"dateProperty": "period.start",
+            "dateRange": year_2020}))},
+        {"name": "RelatedDated", "expression": enc(json!({
+            "context": {"type": "ExpressionRef", "name": "Pat"},
+            "dateLowProperty": "period.start", "dateHighProperty": "period.end",
+            "dateRange": year_2020}))},
+        {"name": "Expanded", "expression": {"type": "ExpandValueSet",
+            "operand": {"type": "ValueSetRef", "name": "VS", "preserve": true}}},
+        {"name": "ExpandedNull", "expression": {"type": "ExpandValueSet", "operand": {"type": "Null"}}},
+    ]));
+    let engine = Engine::new(&lib).with_data(&Store);
+    let run = |n: &str| engine.eval_define(n, &mut Context::default()).expect(n);
+    // Every encounter's patient, from the encounters themselves.
+    let of_p1: Vec<String> = encounters()
+        .into_iter()
+        .filter(|e| {
+            let Value::Fhir(f) = e else { return false };
+            crate::fhir::member(f, "subject")
+                .ok()
+                .and_then(|s| match s {
+                    Value::Fhir(s) => crate::fhir::member(&s, "reference").ok(),
+                    _ => None,
+                })
+                == Some(Value::Str("Patient/p1".into()))
+        })
+        .map(|e| ids(Value::List(vec![e])).remove(0))
+        .collect();
+    assert_eq!(of_p1, vec!["e1", "e3"]);
+    assert_eq!(ids(run("Related")), of_p1);
+    // The parser's `[Pat -> Encounter]` is the same retrieve.
+    let parsed = crate::parser::parse_library(
+        "library P\nusing FHIR version '4.0.1'\ncontext Unfiltered\n\
+         define \"Pat\": singleton from [Patient]\ndefine \"Related\": [Pat -> Encounter]",
+    )
+    .expect("parses");
+    let by_parser = Engine::new(&parsed)
+        .with_data(&Store)
+        .eval_define("Related", &mut Context::default())
+        .expect("Related");
+    assert_eq!(ids(by_parser), of_p1);
+    assert!(ids(run("NoContext")).is_empty());
+    assert_eq!(ids(run("ById")), vec!["e2"]);
+    assert_eq!(ids(run("ByIdProperty")), vec!["e3"]);
+    // e3 runs into 2021: its period is not included in 2020.
+    assert_eq!(ids(run("Dated")), vec!["e1", "e2"]);
+    assert_eq!(ids(run("DatedStart")), vec!["e1", "e2", "e3"]);
+    assert_eq!(ids(run("RelatedDated")), vec!["e1"]);
+    let Value::List(codes) = run("Expanded") else {
+        panic!("a list");
+    };
+    let codes: Vec<(String, Option<String>)> = codes
+        .into_iter()
+        .map(|c| match c {
+            Value::Code(c) => (c.code, c.system),
+            o => panic!("a code: {o:?}"),
+        })
+        .collect();
+    let sys = Some("http://x/vs/system".to_string());
+    assert_eq!(codes, vec![("a".into(), sys.clone()), ("b".into(), sys)]);
+    assert_eq!(run("ExpandedNull"), Value::Null);
+    // A data source without related contexts or terminology refuses, never answers empty.
+    struct Plain;
+    impl DataProvider for Plain {
+        fn retrieve(
+            &self,
+            t: &str,
+            p: Option<&str>,
+            c: Option<&Value>,
+        ) -> Result<Vec<Value>, Error> {
+            Store.retrieve(t, p, c)
+        }
+    }
+    let plain = Engine::new(&lib).with_data(&Plain);
+    for n in ["Related", "Expanded"] {
+        assert!(
+            plain.eval_define(n, &mut Context::default()).is_err(),
+            "{n}"
+        );
+    }
+    // A date range needs a date property; a low property needs a high one.
+    for bad in [
+        enc(json!({"dateRange": year_2020})),
+        enc(json!({"dateLowProperty": "period.start", "dateRange": year_2020})),
+    ] {
+        assert!(
+            library_from_elm(&json!({"library": {"statements": {"def": [
+                {"name": "X", "expression": bad}]}}}))
+            .is_err()
+        );
     }
 }

@@ -23,6 +23,12 @@ pub const SKIPS: &[(&str, &str)] = &[
         "DecimalNeg10Pow28ToZeroOneStepDecimalMinValue",
         "needs -10^28 + 10^-8 (36 significant digits); rust_decimal holds 28",
     ),
+    (
+        "FloorIntegerLessThanMinInteger",
+        "the test file contradicts itself: -2147483649 is not an Integer literal \
+         (IntegerNeg2Pow31ToInf1 and CeilingIntegerLessThanMinInteger, the same literal, are \
+         marked invalid), yet this case expects Floor of it to be null",
+    ),
 ];
 
 /// One `<test>`.
