@@ -324,6 +324,7 @@ define "Reaches": exists ({1, 2}) X where (if X = 2 then true else Message(false
     assert_eq!(b("Stops"), Value::Bool(true));
     // ...while a query whose passing row comes later evaluates the rows before it.
     assert!(eval_define(src, "Reaches").is_err());
+}
 
 /// Answers every retrieve with `n` Integers.
 struct Rows(i32);
