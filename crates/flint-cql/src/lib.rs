@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod check;
 pub mod elm;
 pub mod error;
 pub mod eval;
@@ -43,9 +44,9 @@ pub mod value;
 
 pub use ast::{Expr, Library};
 pub use elm::{library_from_elm, library_from_elm_bytes};
-pub use error::{Error, SyntaxError};
+pub use error::{Error, SemanticError, SyntaxError};
 pub use eval::{Context, DataProvider, Engine, Resolved};
-pub use parser::{parse_expression, parse_library};
+pub use parser::{parse_expression, parse_expression_with_positions, parse_library};
 pub use value::Value;
 
 /// Parses and evaluates one stand-alone CQL expression with a default context.
