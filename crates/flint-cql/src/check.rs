@@ -1539,7 +1539,9 @@ fn builtin(name: &str, tys: &[Ty]) -> Result<Ty, String> {
         | "AnyFalse" | "OffsetRelation" => Ty::Bool,
         n if n.starts_with("ConvertsTo") => Ty::Bool,
         "Count" | "Length" | "PositionOf" | "LastPositionOf" | "IndexOf" => Ty::Int,
-        "First" | "Last" | "SingletonFrom" => elem(&tys.first().cloned().unwrap_or(Ty::Any)),
+        "First" | "Last" | "SingletonFrom" | "Sum" | "Min" | "Max" => {
+            elem(&tys.first().cloned().unwrap_or(Ty::Any))
+        }
         "Upper" | "Lower" | "Substring" | "ToString" | "ReplaceMatches" => Ty::Str,
         "Today" | "ToDate" | "Date" => Ty::Date,
         "Now" | "ToDateTime" | "DateTime" => Ty::DateTime,
@@ -1555,3 +1557,6 @@ fn builtin(name: &str, tys: &[Ty]) -> Result<Ty, String> {
         _ => Ty::Any,
     })
 }
+
+#[cfg(test)]
+mod tests;

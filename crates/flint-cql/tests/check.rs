@@ -1,6 +1,7 @@
 //! The type checker on real libraries: FHIRHelpers 4.0.1 and every CQL library embedded in
 //! the tests of the CQL crates (flint-cql, flint-cql-db, flint-measure, flint-rest,
-//! flint-e2e) check clean; libraries named `Invalid...` are there to be rejected.
+//! flint-e2e) check clean; libraries named `Invalid...` are there to be rejected, as are
+//! those of the checker's own unit tests (`src/check/tests.rs`).
 
 use flint_cql::check::check_resolved;
 use flint_cql::{Resolved, parse_library};
@@ -151,6 +152,8 @@ fn every_library_embedded_in_the_tests_checks_clean() {
         rust_files(&crates.join(c).join("tests"), &mut files);
     }
     rust_files(&crates.join("flint-cql/src"), &mut files);
+    // The checker's own tests hold libraries with errors on purpose.
+    files.retain(|f| !f.ends_with("src/check/tests.rs"));
     let (mut checked, mut failures) = (0, Vec::new());
     for f in &files {
         let src = std::fs::read_to_string(f).unwrap();
