@@ -168,6 +168,11 @@ impl Positions {
         }
     }
 
+    /// Whether no position is recorded (a tree not parsed from CQL text, e.g. read from ELM).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The position of `name` (this very text of the tree), if recorded.
     pub fn of(&self, name: &str) -> Option<(usize, usize)> {
         if name.is_empty() {

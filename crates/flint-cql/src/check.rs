@@ -298,7 +298,12 @@ fn check_tree(r: &Resolved, out: &mut Vec<SemanticError>, seen: &mut Vec<*const 
         }
         check_tree(inc, out, seen);
     }
-    out.extend(check_library(r));
+    let lib = &r.library;
+    let from_elm =
+        lib.positions.is_empty() && !(lib.defines.is_empty() && lib.functions.is_empty());
+    if !from_elm {
+        out.extend(check_library(r));
+    }
 }
 
 /// The semantic errors of `r`'s own library (not of its includes), in source order.

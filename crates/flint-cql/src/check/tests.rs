@@ -379,3 +379,19 @@ fn builtins_cover_the_evaluator() {
     }
     assert!(missing.is_empty(), "not in BUILTINS: {missing:?}");
 }
+
+/// A library not parsed from CQL text here (read from ELM: no positions) is not checked
+/// again; the same tree parsed from CQL is.
+#[test]
+fn libraries_from_elm_are_not_checked_again() {
+    let elm = r#"{"library": {"identifier": {"id": "E", "version": "1"},
+        "statements": {"def": [{"name": "X", "context": "Patient", "accessLevel": "Public",
+            "expression": {"type": "ExpressionRef", "name": "Nope"}}]}}}"#;
+    let lib = crate::elm::library_from_elm_bytes(elm.as_bytes()).unwrap();
+    let r = Resolved {
+        library: Arc::new(lib),
+        includes: Vec::new(),
+    };
+    assert!(check_resolved(&r).is_empty());
+    assert_eq!(errors("library E version '1'\ndefine X: Nope").len(), 1);
+}
