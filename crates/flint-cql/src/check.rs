@@ -878,7 +878,7 @@ impl<'a> Checker<'a> {
         }
         // Abstract types stand for their subtypes, which have more elements.
         if td.is_abstract {
-            return td.element(n).map_or(Ty::Any, |el| element_ty(el));
+            return td.element(n).map_or(Ty::Any, element_ty);
         }
         match td.element(n) {
             Some(el) => element_ty(el),
