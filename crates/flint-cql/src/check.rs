@@ -452,9 +452,11 @@ impl<'a> Checker<'a> {
             return None;
         }
         let own = match e {
-            Expr::Ident(n) | Expr::Call(n, ..) | Expr::Member(_, n) | Expr::Retrieve(n, ..) => {
-                self.positions.of(n)
-            }
+            Expr::Ident(n)
+            | Expr::Call(n, ..)
+            | Expr::Member(_, n)
+            | Expr::Retrieve(n, ..)
+            | Expr::Code(_, n, _) => self.positions.of(n),
             _ => None,
         };
         if own.is_some() {
@@ -743,7 +745,13 @@ impl<'a> Checker<'a> {
                     _ => Ty::Any,
                 }
             }
-            Expr::Code(..) => Ty::Code,
+            Expr::Code(_, sys, _) => {
+                if !self.lib.codesystems.iter().any(|c| &c.0 == sys) {
+                    let at = self.pos(e);
+                    self.error(at, format!("could not resolve code system `{sys}`"));
+                }
+                Ty::Code
+            }
             Expr::Concept(cs, _) => {
                 for c in cs {
                     let t = self.ty(c);

@@ -382,6 +382,7 @@ impl Parser {
                 let c = self.string()?;
                 self.expect_kw("from")?;
                 let sys = self.ident()?;
+                self.mark(&sys, self.pos - 1);
                 let d = if self.eat_kw("display") {
                     Some(self.string()?)
                 } else {
@@ -1620,6 +1621,7 @@ impl Parser {
                 let c = self.string()?;
                 self.expect_kw("from")?;
                 let sys = self.ident()?;
+                self.mark(&sys, self.pos - 1);
                 let d = if self.eat_kw("display") {
                     Some(self.string()?)
                 } else {

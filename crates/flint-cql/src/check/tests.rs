@@ -163,6 +163,12 @@ fn fhir_properties_and_retrieves() {
         "FHIR type `Patient` has no element `nickname`",
     );
     one_error(
+        &format!("{head}define X: Code '1' from \"SNOMED\""),
+        3,
+        25,
+        "could not resolve code system `SNOMED`",
+    );
+    one_error(
         &format!("{head}define X: [Observaton]"),
         3,
         11,
@@ -253,7 +259,10 @@ fn overloads_resolve_with_implicit_conversions() {
     assert_eq!(type_of_define(src, "Y"), Ty::DateTime);
     assert_eq!(type_of_define(src, "Z"), Ty::Bool);
     // A Code where a Concept is declared.
-    clean("library T\ndefine function F(c Concept): c\ndefine Y: F(Code 'a' from \"s\")");
+    clean(
+        "library T\ncodesystem \"s\": 'urn:s'\ndefine function F(c Concept): c\n\
+         define Y: F(Code 'a' from \"s\")",
+    );
     // List promotion: one element where a list is declared; and demotion.
     let src = "library T\ndefine function Total(xs List<Integer>): Sum(xs)\ndefine Y: Total(4)";
     assert_eq!(type_of_define(src, "Y"), Ty::Int);
