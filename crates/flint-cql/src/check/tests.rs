@@ -404,3 +404,108 @@ fn libraries_from_elm_are_not_checked_again() {
     assert!(check_resolved(&r).is_empty());
     assert_eq!(errors("library E version '1'\ndefine X: Nope").len(), 1);
 }
+
+/// The shapes of published measure libraries (choice-typed helper functions, Period and
+/// Interval parameters, backbone element lists, `let` chains, sort keys that name
+/// properties, selectors of FHIR and System types) check clean.
+#[test]
+fn measure_library_shapes_check_clean() {
+    clean(
+        r#"library Shapes version '1'
+using FHIR version '4.0.1'
+include FHIRHelpers version '4.0.1' called FHIRHelpers
+codesystem "Roles": 'http://terminology.hl7.org/CodeSystem/v3-RoleCode'
+valueset "Inpatient": 'urn:vs:inpatient'
+valueset "Emergency": 'urn:vs:emergency'
+code "ICU": 'ICU' from "Roles" display 'Intensive care unit'
+code "Other": 'X' from Roles
+parameter "Measurement Period" Interval<DateTime>
+  default Interval[@2022-01-01T00:00:00.0, @2023-01-01T00:00:00.0)
+context Patient
+
+define function "AsInterval"(value Choice<FHIR.dateTime, FHIR.Period, FHIR.instant, FHIR.string, FHIR.Age, FHIR.Range>):
+  case
+    when value is FHIR.dateTime then
+      Interval[FHIRHelpers.ToDateTime(value as FHIR.dateTime), FHIRHelpers.ToDateTime(value as FHIR.dateTime)]
+    when value is FHIR.Period then FHIRHelpers.ToInterval(value as FHIR.Period)
+    when value is FHIR.Age then
+      Interval[FHIRHelpers.ToDate(Patient.birthDate) + FHIRHelpers.ToQuantity(value as FHIR.Age),
+        FHIRHelpers.ToDate(Patient.birthDate) + FHIRHelpers.ToQuantity(value as FHIR.Age) + 1 year)
+    when value is FHIR.Range then
+      Interval[FHIRHelpers.ToDate(Patient.birthDate) + FHIRHelpers.ToQuantity((value as FHIR.Range).low),
+        FHIRHelpers.ToDate(Patient.birthDate) + FHIRHelpers.ToQuantity((value as FHIR.Range).high) + 1 year)
+    when value is FHIR.string then
+      Message(null as Interval<DateTime>, true, '1', 'Error', 'no interval from a string')
+    else null as Interval<DateTime>
+  end
+
+define function "Days"(span Interval<DateTime>):
+  difference in days between start of span and end of span
+
+define function "Same Ids"(ref Reference):
+  singleton from ([Location] L where L.id = Last(Split(ref.reference, '/')))
+
+define function "Stays"(stay FHIR.Encounter):
+  stay Visit
+    let Before: Last([Encounter: "Emergency"] E
+          where E.status = 'finished'
+            and E.period ends 1 hour or less on or before start of Visit.period
+          sort by end of period),
+      Begins: Coalesce(start of Before.period, start of Visit.period)
+    return Interval[Begins, end of Visit.period]
+
+define function "First ICU"(stay FHIR.Encounter):
+  First((stay.location) Place
+    where "Same Ids"(Place.location).type ~ "ICU"
+      and Place.period during stay.period
+    sort by start of period)
+
+define function "Has Start"(span Interval<DateTime>):
+  not (start of span is null or start of span = minimum DateTime)
+
+define function "Day Numbers"(span Interval<DateTime>):
+  (expand { Interval[1, duration in days between start of span and end of span] }) N
+    return end of N
+
+define function "Day Spans"(span Interval<DateTime>):
+  ("Day Numbers"(span)) I
+    let From: start of span + (24 hours * (I - 1)),
+      To: if (hours between From and end of span < 24) then From else start of span + (24 hours * I)
+    return Tuple { index: I, day: Interval[From, To) }
+
+define "Stays In Period":
+  [Encounter: "Inpatient"] E
+    where E.status = 'finished'
+      and "Days"(E.period) <= 120
+      and E.period ends during day of "Measurement Period"
+      and E.class ~ "Other"
+      and E.status in { 'finished', 'in-progress' }
+
+define "Onsets":
+  [Condition] C return "AsInterval"(C.onset)
+
+define "Sex":
+  case
+    when Patient.gender = 'male' then Code { code: 'M', system: 'urn:sex', display: 'Male' }
+    when Patient.gender = 'female' then Code { code: 'F', system: 'urn:sex', display: 'Female' }
+    else null
+  end
+
+define "Race":
+  (Patient.extension) X
+    where X.url = 'urn:race'
+    return FHIR.CodeableConcept { text: FHIR.string { value: 'x' } }
+
+define "Payers":
+  [Coverage: type in "Inpatient"] P return { code: P.type, period: P.period }
+
+define "Medication Codes":
+  [MedicationRequest] R
+    return if R.medication is CodeableConcept then R.medication as CodeableConcept
+      else (singleton from ([Medication] M where M.id = (R.medication as Reference).reference)).code
+
+define "Tallies":
+  Count("Stays In Period") + Sum(("Day Spans"("Measurement Period")) S return S.index)
+"#,
+    );
+}
