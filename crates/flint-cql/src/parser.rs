@@ -1549,7 +1549,9 @@ impl Parser {
     }
 
     fn ident_term(&mut self, s: String) -> R<(Expr, bool)> {
-        self.mark(&s, self.pos - 1);
+        // Names are marked only once they are in the tree: a marked text that is dropped
+        // (a keyword) would leave its address to an unmarked one.
+        let at = self.pos - 1;
         match s.as_str() {
             "null" => return Ok((Expr::Lit(Value::Null), false)),
             "true" => return Ok((Expr::Lit(Value::Bool(true)), false)),
@@ -1636,6 +1638,7 @@ impl Parser {
         }
         if self.is_sym("(") {
             self.next();
+            self.mark(&s, at);
             return Ok((Expr::Call(s, self.args()?, None), false));
         }
         // A qualified instance selector: `System.ValueSet { id: '123' }`.
@@ -1664,6 +1667,7 @@ impl Parser {
             }
             return Ok((Expr::Instance(s, els), false));
         }
+        self.mark(&s, at);
         Ok((Expr::Ident(s), true))
     }
 
