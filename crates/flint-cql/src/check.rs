@@ -799,6 +799,9 @@ impl<'a> Checker<'a> {
                 Ty::List(Box::new(if known { Ty::Fhir(t.clone()) } else { Ty::Any }))
             }
             Expr::Call(name, args, _) => self.call(name, args, e),
+            // A node kind added after this checker: not known, so `Any`.
+            #[allow(unreachable_patterns)]
+            _ => Ty::Any,
         }
     }
 
@@ -1144,11 +1147,11 @@ fn children(e: &Expr, f: &mut dyn FnMut(&Expr)) {
                 f(r)
             }
         }
-        Expr::Retrieve(_, _, c) => {
-            if let Some(c) = c {
-                f(c)
-            }
-        }
+        Expr::Retrieve(_, _, Some(c)) => f(c),
+        Expr::Retrieve(_, _, None) => {}
+        // A node kind added after this checker.
+        #[allow(unreachable_patterns)]
+        _ => {}
     }
 }
 
