@@ -21,8 +21,12 @@
 //! `birthDate`. The provider over the database is `flint-cql-db`.
 //!
 //! ELM JSON (the reference translator's output) reads into the same tree: [`library_from_elm`]
-//! (see [`elm`] for what is read). Not here yet: static type checking beyond what evaluation
-//! needs.
+//! (see [`elm`] for what is read).
+//!
+//! [`check`] type-checks a parsed library with its resolved includes (or a stand-alone
+//! expression) before evaluation: unknown identifiers and functions, calls no overload
+//! matches, unknown FHIR elements and type mismatches are [`SemanticError`]s with the line
+//! and column of the offending name.
 //!
 //! ```
 //! let v = flint_cql::evaluate_expression("1 + 2").unwrap();
