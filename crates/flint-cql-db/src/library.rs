@@ -29,6 +29,40 @@ pub(crate) fn cql_error(library: &str, e: flint_cql::Error) -> MeasureError {
     }
 }
 
+/// Type-checks `resolved` (the library and, to any depth, its includes; see
+/// [`flint_cql::check`]): a semantic error (an unknown identifier or function, no matching
+/// overload, a type mismatch) is an error of `kind` naming the library (name and version),
+/// the line and the column; when there are several, the first and how many more.
+pub(crate) fn check(resolved: &flint_cql::Resolved, kind: ErrorKind) -> Result<(), MeasureError> {
+    let errors = flint_cql::check::check_resolved(resolved);
+    let Some(first) = errors.first() else {
+        return Ok(());
+    };
+    Err(DbError::new(
+        kind,
+        semantic_message(first, errors.len() - 1),
+    ))
+}
+
+/// The message of semantic error `e` with `more` others after it.
+pub(crate) fn semantic_message(e: &flint_cql::SemanticError, more: usize) -> String {
+    let what = match &e.library {
+        Some(l) => format!("CQL library `{l}`"),
+        None => "The CQL expression".to_string(),
+    };
+    let at = if e.line > 0 {
+        format!(" at line {}, column {}", e.line, e.column)
+    } else {
+        String::new()
+    };
+    let more = match more {
+        0 => String::new(),
+        1 => " (and 1 more error)".to_string(),
+        n => format!(" (and {n} more errors)"),
+    };
+    format!("{what}: error{at}: {}{more}", e.message)
+}
+
 /// FHIRHelpers 4.0.1, parsed once.
 pub(crate) fn fhir_helpers() -> Result<&'static Library, MeasureError> {
     static LIB: OnceLock<Result<Library, String>> = OnceLock::new();

@@ -79,9 +79,11 @@ impl ExpressionEvaluator for CqlMeasureEvaluator {
         let stored = library::library_resource(&self.search, db, &q)
             .await?
             .ok_or_else(|| unprocessable(format!("Library `{library}` is not stored")))?;
-        let kind = ErrorKind::Unprocessable;
+        // An error in a library (syntax, semantics, include cycles) is a bad request.
+        let kind = ErrorKind::Invalid;
         let lib = library::compile(&stored, library, kind)?;
         let resolved = library::resolve(&self.search, db, lib, library, kind).await?;
+        library::check(&resolved, kind)?;
         let mut parameters = library::parameter_values(&params.named)?;
         let period = flint_cql::evaluate_expression(&format!(
             "Interval[@{}, @{}]",

@@ -292,7 +292,7 @@ impl CqlService for CqlOperations {
         subject: Option<&ResourceRef>,
         params: &[NamedParam],
     ) -> Result<ResultValue, MeasureError> {
-        let expr = flint_cql::parse_expression(expression)
+        let (expr, positions) = flint_cql::parse_expression_with_positions(expression)
             .map_err(|e| invalid(format!("The CQL expression does not parse: {e}")))?;
         let patient = subject_id(db, subject)?;
         let parameters = parameters(params)?;
@@ -313,11 +313,16 @@ impl CqlService for CqlOperations {
             },
             ..Library::default()
         };
+        let resolved = Arc::new(flint_cql::Resolved {
+            library: Arc::new(lib),
+            includes: vec![("FHIRHelpers".into(), library::fhir_helpers_resolved()?)],
+        });
+        let errors = flint_cql::check::check_expression(&resolved, &expr, &positions);
+        if let Some(e) = errors.first() {
+            return Err(invalid(library::semantic_message(e, errors.len() - 1)).at("expression"));
+        }
         let job = Job {
-            resolved: Arc::new(flint_cql::Resolved {
-                library: Arc::new(lib),
-                includes: vec![("FHIRHelpers".into(), library::fhir_helpers_resolved()?)],
-            }),
+            resolved,
             parameters,
             patient,
             name: "The CQL expression".into(),
@@ -368,6 +373,7 @@ impl CqlService for CqlOperations {
                 ErrorKind::Invalid => e.at("Library.content"),
                 _ => e,
             })?;
+        library::check(&resolved, kind).map_err(|e| e.at("Library.content"))?;
         let names: Vec<String> = match expressions {
             None => lib.defines.iter().map(|(n, _)| n.clone()).collect(),
             Some(asked) => {

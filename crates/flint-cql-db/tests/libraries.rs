@@ -140,7 +140,7 @@ async fn elm_is_preferred_and_includes_nest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn include_cycles_and_missing_includes_are_422() {
+async fn include_cycles_and_bad_elm_are_400_missing_includes_422() {
     let (node, evaluator) = setup().await;
     put_json(
         &node,
@@ -174,7 +174,7 @@ async fn include_cycles_and_missing_includes_are_422() {
     put_json(&node, &library("S", None, Some(&bad_elm))).await;
     let db = node.sync().await.unwrap();
     let e = value_of(&evaluator, &db, "P", "X").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Unprocessable, "{e}");
+    assert_eq!(e.kind, ErrorKind::Invalid, "{e}");
     assert!(
         e.message.contains("cycle") || e.message.contains("deeper"),
         "{e}"
@@ -183,9 +183,76 @@ async fn include_cycles_and_missing_includes_are_422() {
     assert_eq!(e.kind, ErrorKind::Unprocessable);
     assert!(e.message.contains("Nowhere"), "{e}");
     let e = value_of(&evaluator, &db, "S", "X").await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Unprocessable);
+    assert_eq!(e.kind, ErrorKind::Invalid);
     assert!(
         e.message.contains("NoSuchNode") && e.message.contains("3:5"),
         "{e}"
     );
+}
+
+/// Semantic errors of a stored library, found before anything is evaluated: a 400 naming
+/// the library with its version, the line and the column; in an included library, that
+/// library.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semantic_errors_are_400_naming_library_line_and_column() {
+    let (node, evaluator) = setup().await;
+    let cases = [
+        (
+            "InvalidIdent",
+            "library InvalidIdent version '1'\ndefine X: 1\ndefine Y:\n  X + Nope\n",
+            "line 4, column 7",
+            "`Nope`",
+        ),
+        (
+            "InvalidType",
+            "library InvalidType version '1'\ndefine X: 1 + 'a'\n",
+            "line 2, column 13",
+            "(Integer, String)",
+        ),
+        (
+            "InvalidWhere",
+            "library InvalidWhere version '1'\nusing FHIR version '4.0.1'\n\
+             define X: [Observation] O where O.status\n",
+            "line 3, column 35",
+            "must be a Boolean, not String",
+        ),
+        (
+            "InvalidProperty",
+            "library InvalidProperty version '1'\nusing FHIR version '4.0.1'\n\
+             define X: [Observation] O return O.nope\n",
+            "line 3, column 36",
+            "`Observation` has no element `nope`",
+        ),
+    ];
+    for (name, src, _, _) in &cases {
+        put_json(&node, &library(name, Some(src), None)).await;
+    }
+    // An include with an error: the error names the included library.
+    put_json(
+        &node,
+        &library(
+            "InvalidOuter",
+            Some(
+                "library InvalidOuter version '1'\ninclude InvalidType version '1'\ndefine Z: 2\n",
+            ),
+            None,
+        ),
+    )
+    .await;
+    let db = node.sync().await.unwrap();
+    for (name, _, at, what) in &cases {
+        let e = value_of(&evaluator, &db, name, "X").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid, "{e}");
+        assert!(
+            e.message.contains(&format!("`{name} version '1'`"))
+                && e.message.contains(at)
+                && e.message.contains(what),
+            "{e}"
+        );
+    }
+    let e = value_of(&evaluator, &db, "InvalidOuter", "Z")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Invalid, "{e}");
+    assert!(e.message.contains("`InvalidType version '1'`"), "{e}");
 }

@@ -143,4 +143,58 @@ pub struct Library {
     pub defines: Vec<(String, Expr)>,
     /// `define function`s.
     pub functions: Vec<FunctionDef>,
+    /// Where the names of this tree stand in the source (for the type checker's messages).
+    pub positions: Positions,
+}
+
+/// Source positions (line, column, 1-based) of the names in a parsed tree: identifiers,
+/// function and operator names, member names, retrieved types, define and function names.
+///
+/// A name is known by the address of its text, which stays put while the tree lives
+/// unchanged (moving a `String` does not move its text); a clone of the tree has new texts
+/// and so no positions, and then messages fall back to an enclosing name's position.
+/// Positions take no part in comparing trees.
+#[derive(Clone, Default)]
+pub struct Positions(std::collections::HashMap<usize, (u32, u32)>);
+
+impl Positions {
+    /// Records that `name` stands at `line`:`column`.
+    pub fn record(&mut self, name: &str, line: usize, column: usize) {
+        if !name.is_empty() {
+            self.0.insert(
+                name.as_ptr() as usize,
+                (
+                    u32::try_from(line).unwrap_or(u32::MAX),
+                    u32::try_from(column).unwrap_or(u32::MAX),
+                ),
+            );
+        }
+    }
+
+    /// Whether no position is recorded (a tree not parsed from CQL text, e.g. read from ELM).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The position of `name` (this very text of the tree), if recorded.
+    pub fn of(&self, name: &str) -> Option<(usize, usize)> {
+        if name.is_empty() {
+            return None;
+        }
+        self.0
+            .get(&(name.as_ptr() as usize))
+            .map(|&(l, c)| (l as usize, c as usize))
+    }
+}
+
+impl PartialEq for Positions {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Positions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Positions({})", self.0.len())
+    }
 }

@@ -14,12 +14,31 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// A semantic error of a library (an unknown identifier or function, no overload matching
+/// the argument types, a type mismatch), found by the type checker ([`crate::check`]) before
+/// evaluation, at a line and column (both 1-based) of the library's source.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}error at {line}:{column}: {message}", library.as_ref().map(|l| format!("library {l}: ")).unwrap_or_default())]
+pub struct SemanticError {
+    /// The library (`Name` or `Name version 'v'`), when the error is in a named library.
+    pub library: Option<String>,
+    /// Line, 1-based (0 when the position is not known, e.g. a library read from ELM).
+    pub line: usize,
+    /// Column, 1-based (0 when not known).
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
 /// Any error of parsing or evaluating CQL.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Error {
     /// The source does not parse.
     #[error(transparent)]
     Syntax(#[from] SyntaxError),
+    /// The library parses but is not well-typed (see [`crate::check`]).
+    #[error(transparent)]
+    Semantic(#[from] SemanticError),
     /// A run-time error (invalid operation, overflow of a value that must raise, bad call).
     #[error("evaluation error: {0}")]
     Eval(String),

@@ -21,8 +21,12 @@
 //! `birthDate`. The provider over the database is `flint-cql-db`.
 //!
 //! ELM JSON (the reference translator's output) reads into the same tree: [`library_from_elm`]
-//! (see [`elm`] for what is read). Not here yet: static type checking beyond what evaluation
-//! needs.
+//! (see [`elm`] for what is read).
+//!
+//! [`check`] type-checks a parsed library with its resolved includes (or a stand-alone
+//! expression) before evaluation: unknown identifiers and functions, calls no overload
+//! matches, unknown FHIR elements and type mismatches are [`SemanticError`]s with the line
+//! and column of the offending name.
 //!
 //! ```
 //! let v = flint_cql::evaluate_expression("1 + 2").unwrap();
@@ -32,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod check;
 pub mod elm;
 pub mod error;
 pub mod eval;
@@ -43,9 +48,9 @@ pub mod value;
 
 pub use ast::{Expr, Library};
 pub use elm::{library_from_elm, library_from_elm_bytes};
-pub use error::{Error, SyntaxError};
+pub use error::{Error, SemanticError, SyntaxError};
 pub use eval::{Context, DataProvider, Engine, Resolved};
-pub use parser::{parse_expression, parse_library};
+pub use parser::{parse_expression, parse_expression_with_positions, parse_library};
 pub use value::Value;
 
 /// Parses and evaluates one stand-alone CQL expression with a default context.

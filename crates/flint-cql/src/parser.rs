@@ -111,12 +111,18 @@ const PRECISIONS: &[&str] = &[
 
 /// Parses a stand-alone expression.
 pub fn parse_expression(src: &str) -> Result<Expr, SyntaxError> {
+    parse_expression_with_positions(src).map(|(e, _)| e)
+}
+
+/// Parses a stand-alone expression, with the source positions of its names (for
+/// [`crate::check::check_expression`]'s messages).
+pub fn parse_expression_with_positions(src: &str) -> Result<(Expr, Positions), SyntaxError> {
     let mut p = Parser::new(src)?;
     let e = p.expr()?;
     if p.peek() != &Tok::Eof {
         return Err(p.error("unexpected input after expression"));
     }
-    Ok(e)
+    Ok((e, p.positions))
 }
 
 /// Parses a library.
@@ -128,6 +134,7 @@ struct Parser {
     toks: Vec<Token>,
     pos: usize,
     depth: usize,
+    positions: Positions,
 }
 
 /// Deepest nesting the parser accepts (keeps the stack bounded on hostile input).
@@ -141,7 +148,22 @@ impl Parser {
             toks: lex(src)?,
             pos: 0,
             depth: 0,
+            positions: Positions::default(),
         })
+    }
+
+    /// Records that `name` (text of the tree) stands at the token at index `at`.
+    fn mark(&mut self, name: &str, at: usize) {
+        let t = self.at(at);
+        let (line, column) = (t.line, t.column);
+        self.positions.record(name, line, column);
+    }
+
+    /// Records the name of call `e` at the token at index `at`.
+    fn mark_call(&mut self, e: &Expr, at: usize) {
+        if let Expr::Call(n, ..) = e {
+            self.mark(n, at);
+        }
     }
 
     /// The token at `pos`, clamped to the final `Eof` (the cursor may step past it).
@@ -190,10 +212,12 @@ impl Parser {
             else {
                 return Ok(l);
             };
+            let at = self.pos;
             self.next();
             let r = next(self)?;
             self.chain()?;
             l = call(op, vec![l, r]);
+            self.mark_call(&l, at);
         }
     }
 
@@ -309,6 +333,7 @@ impl Parser {
         let mut lib = Library::default();
         loop {
             if self.peek() == &Tok::Eof {
+                lib.positions = std::mem::take(&mut self.positions);
                 return Ok(lib);
             }
             self.eat_kw("private");
@@ -357,6 +382,7 @@ impl Parser {
                 let c = self.string()?;
                 self.expect_kw("from")?;
                 let sys = self.ident()?;
+                self.mark(&sys, self.pos - 1);
                 let d = if self.eat_kw("display") {
                     Some(self.string()?)
                 } else {
@@ -393,6 +419,7 @@ impl Parser {
                 let fluent = self.eat_kw("fluent");
                 if self.eat_kw("function") {
                     let name = self.ident()?;
+                    self.mark(&name, self.pos - 1);
                     self.expect_sym("(")?;
                     let mut params = Vec::new();
                     while !self.eat_sym(")") {
@@ -404,7 +431,12 @@ impl Parser {
                     if self.eat_kw("returns") {
                         self.type_spec()?;
                     }
-                    let body = if self.eat_kw("external") {
+                    // `: external` (CQL 1.5) or `external` without the colon.
+                    let body = if self.eat_kw("external")
+                        || (self.is_sym(":") && self.is_kw_at(1, "external") && {
+                            self.pos += 2;
+                            true
+                        }) {
                         None
                     } else {
                         self.expect_sym(":")?;
@@ -418,6 +450,7 @@ impl Parser {
                     });
                 } else {
                     let n = self.ident()?;
+                    self.mark(&n, self.pos - 1);
                     self.expect_sym(":")?;
                     let e = self.expr()?;
                     if let Some(c) = lib.contexts.last() {
@@ -576,11 +609,13 @@ impl Parser {
             } else {
                 return Ok(l);
             };
+            let at = self.pos;
             self.next();
             let p = self.precision_of();
             let r = self.equality()?;
             self.chain()?;
             l = Expr::Call(op.into(), vec![l, r], p);
+            self.mark_call(&l, at);
         }
     }
 
@@ -608,14 +643,15 @@ impl Parser {
         let mut l = self.comparison()?;
         loop {
             let save = self.pos;
-            match self.timing_phrase(l.clone())? {
-                Some(e) => {
+            match self.timing_phrase(l)? {
+                Ok(e) => {
                     self.chain()?;
+                    self.mark_call(&e, save);
                     l = e
                 }
-                None => {
+                Err(back) => {
                     self.pos = save;
-                    return Ok(l);
+                    return Ok(back);
                 }
             }
         }
@@ -633,8 +669,11 @@ impl Parser {
         }
     }
 
-    /// One interval timing phrase and its right operand, or `None` if there is none here.
-    fn timing_phrase(&mut self, l: Expr) -> R<Option<Expr>> {
+    /// One interval timing phrase and its right operand, or `l` back if there is none here.
+    /// Never inlined: its large frame stays off the recursion of operands nested in
+    /// parentheses.
+    #[inline(never)]
+    fn timing_phrase(&mut self, l: Expr) -> R<Result<Expr, Expr>> {
         let lq = if self.is_kw("starts") || self.is_kw("ends") || self.is_kw("occurs") {
             let k = match self.next() {
                 Tok::Ident(s) => s,
@@ -654,7 +693,6 @@ impl Parser {
             Some(q) => call(q, vec![e]),
             None => e,
         };
-        let left = wrap(l.clone(), lq);
         // `starts`/`ends` as operators of their own.
         if had_q
             && lq.is_some()
@@ -672,7 +710,7 @@ impl Parser {
         {
             let p = self.precision_of();
             let r = self.comparison()?;
-            return Ok(Some(Expr::Call(
+            return Ok(Ok(Expr::Call(
                 if lq == Some("Start") {
                     "Starts".into()
                 } else {
@@ -705,7 +743,7 @@ impl Parser {
             };
             let rq = self.start_end();
             let r = wrap(self.comparison()?, rq);
-            return Ok(Some(Expr::Call(op.into(), vec![left, r], p)));
+            return Ok(Ok(Expr::Call(op.into(), vec![wrap(l, lq), r], p)));
         }
         let properly = self.eat_kw("properly");
         if self.eat_kw("includes") {
@@ -717,7 +755,7 @@ impl Parser {
             } else {
                 "Includes"
             };
-            return Ok(Some(Expr::Call(op.into(), vec![left, r], p)));
+            return Ok(Ok(Expr::Call(op.into(), vec![wrap(l, lq), r], p)));
         }
         if self.is_kw("during") || (self.is_kw("included") && self.is_kw_at(1, "in")) {
             if self.eat_kw("included") {
@@ -732,7 +770,7 @@ impl Parser {
             } else {
                 "IncludedIn"
             };
-            return Ok(Some(Expr::Call(op.into(), vec![left, r], p)));
+            return Ok(Ok(Expr::Call(op.into(), vec![wrap(l, lq), r], p)));
         }
         if self.eat_kw("within") {
             let q = self.quantity_term()?;
@@ -740,10 +778,10 @@ impl Parser {
             let rq = self.start_end();
             let r = wrap(self.comparison()?, rq);
             let name = if properly { "ProperWithin" } else { "Within" };
-            return Ok(Some(Expr::Call(name.into(), vec![left, r, q], None)));
+            return Ok(Ok(Expr::Call(name.into(), vec![wrap(l, lq), r, q], None)));
         }
         if properly {
-            return Ok(None);
+            return Ok(Err(l));
         }
         if self.eat_kw("meets") {
             let op = if self.eat_kw("before") {
@@ -755,7 +793,7 @@ impl Parser {
             };
             let p = self.precision_of();
             let r = self.comparison()?;
-            return Ok(Some(Expr::Call(op.into(), vec![l, r], p)));
+            return Ok(Ok(Expr::Call(op.into(), vec![l, r], p)));
         }
         if self.eat_kw("overlaps") {
             let op = if self.eat_kw("before") {
@@ -767,7 +805,7 @@ impl Parser {
             };
             let p = self.precision_of();
             let r = self.comparison()?;
-            return Ok(Some(Expr::Call(op.into(), vec![l, r], p)));
+            return Ok(Ok(Expr::Call(op.into(), vec![l, r], p)));
         }
         // quantity offset
         let mut offset: Option<(Expr, &str)> = None;
@@ -804,7 +842,7 @@ impl Parser {
         } else if self.eat_kw("after") {
             false
         } else {
-            return Ok(None);
+            return Ok(Err(l));
         };
         let or_on = if self.is_kw("or") && self.is_kw_at(1, "on") {
             self.next();
@@ -817,6 +855,7 @@ impl Parser {
         let rq = self.start_end();
         let r = wrap(self.comparison()?, rq);
         let inclusive = on_or || or_on;
+        let left = wrap(l, lq);
         let e = match offset {
             None => {
                 let op = match (before, inclusive) {
@@ -855,7 +894,7 @@ impl Parser {
                 p,
             ),
         };
-        Ok(Some(e))
+        Ok(Ok(e))
     }
 
     fn quantity_term(&mut self) -> R<Expr> {
@@ -953,15 +992,14 @@ impl Parser {
     }
 
     fn unary_logical_inner(&mut self) -> R<Expr> {
-        if self.is_kw("not") {
+        if self.is_kw("not") || self.is_kw("exists") {
+            let at = self.pos;
+            let op = if self.is_kw("not") { "Not" } else { "Exists" };
             self.next();
             let e = self.unary_logical()?;
-            return Ok(call("Not", vec![e]));
-        }
-        if self.is_kw("exists") {
-            self.next();
-            let e = self.unary_logical()?;
-            return Ok(call("Exists", vec![e]));
+            let e = call(op, vec![e]);
+            self.mark_call(&e, at);
+            return Ok(e);
         }
         self.type_op()
     }
@@ -1061,10 +1099,12 @@ impl Parser {
                 Tok::Ident(s) if s == "mod" => "Modulo",
                 _ => return Ok(l),
             };
+            let at = self.pos;
             self.next();
             let r = self.power()?;
             self.chain()?;
             l = call(op, vec![l, r]);
+            self.mark_call(&l, at);
         }
     }
 
@@ -1074,10 +1114,13 @@ impl Parser {
 
     fn power_inner(&mut self) -> R<Expr> {
         let mut l = self.extractor()?;
-        while self.eat_sym("^") {
+        while self.is_sym("^") {
+            let at = self.pos;
+            self.next();
             let r = self.extractor()?;
             self.chain()?;
             l = call("Power", vec![l, r]);
+            self.mark_call(&l, at);
         }
         Ok(l)
     }
@@ -1095,10 +1138,13 @@ impl Parser {
             ("predecessor", "Predecessor"),
         ] {
             if self.is_kw(k) && self.is_kw_at(1, "of") {
+                let at = self.pos;
                 self.next();
                 self.next();
                 let e = self.extractor()?;
-                return Ok(call(op, vec![e]));
+                let e = call(op, vec![e]);
+                self.mark_call(&e, at);
+                return Ok(e);
             }
         }
         for (k, op) in [("singleton", "SingletonFrom"), ("point", "PointFrom")] {
@@ -1221,6 +1267,7 @@ impl Parser {
             }
             if self.eat_sym(".") {
                 let name = self.ident()?;
+                self.mark(&name, self.pos - 1);
                 if self.eat_sym("(") {
                     let mut args = vec![e];
                     args.extend(self.args()?);
@@ -1282,6 +1329,7 @@ impl Parser {
         let mut e = e;
         while self.eat_sym(".") {
             let n = self.ident()?;
+            self.mark(&n, self.pos - 1);
             e = Expr::Member(Box::new(e), n);
         }
         Ok((e, true))
@@ -1385,6 +1433,7 @@ impl Parser {
 
     /// A term; the flag says whether it may be a query source (followed by an alias).
     fn term(&mut self) -> R<(Expr, bool)> {
+        let at = self.pos;
         let t = self.next();
         let e = match t {
             Tok::Number(n) => {
@@ -1436,6 +1485,7 @@ impl Parser {
                     codes = Some(Box::new(self.expr()?));
                 }
                 self.expect_sym("]")?;
+                self.mark(&ty, at);
                 let r = Expr::Retrieve(ty, path, codes);
                 let r = match related {
                     Some(c) => Expr::Call(crate::eval::RETRIEVE_IN.into(), vec![c, r], None),
@@ -1445,6 +1495,7 @@ impl Parser {
             }
             Tok::Sym("{") => return Ok((self.brace(None)?, false)),
             Tok::Quoted(s) => {
+                self.mark(&s, at);
                 if self.eat_sym("(") {
                     return Ok((Expr::Call(s, self.args()?, None), false));
                 }
@@ -1523,6 +1574,9 @@ impl Parser {
     }
 
     fn ident_term(&mut self, s: String) -> R<(Expr, bool)> {
+        // Names are marked only once they are in the tree: a marked text that is dropped
+        // (a keyword) would leave its address to an unmarked one.
+        let at = self.pos - 1;
         match s.as_str() {
             "null" => return Ok((Expr::Lit(Value::Null), false)),
             "true" => return Ok((Expr::Lit(Value::Bool(true)), false)),
@@ -1594,6 +1648,7 @@ impl Parser {
                 let c = self.string()?;
                 self.expect_kw("from")?;
                 let sys = self.ident()?;
+                self.mark(&sys, self.pos - 1);
                 let d = if self.eat_kw("display") {
                     Some(self.string()?)
                 } else {
@@ -1608,6 +1663,7 @@ impl Parser {
         }
         if self.is_sym("(") {
             self.next();
+            self.mark(&s, at);
             return Ok((Expr::Call(s, self.args()?, None), false));
         }
         // A qualified instance selector: `System.ValueSet { id: '123' }`.
@@ -1636,6 +1692,7 @@ impl Parser {
             }
             return Ok((Expr::Instance(s, els), false));
         }
+        self.mark(&s, at);
         Ok((Expr::Ident(s), true))
     }
 

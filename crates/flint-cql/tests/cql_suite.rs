@@ -3,8 +3,14 @@
 
 mod common;
 
-use common::{Case, SKIPS, context, eval, read_cases, same, subst, suite_dir, suite_files};
-use flint_cql::{Engine, Value, parse_library};
+use common::{
+    Case, SKIPS, check_error, context, eval, read_cases, same, subst, suite_dir, suite_files,
+};
+use flint_cql::{Engine, Resolved, Value, parse_library};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Invalid cases the type checker rejected before evaluation.
+static CAUGHT_STATICALLY: AtomicUsize = AtomicUsize::new(0);
 
 /// Passing cases of the default directory that must not regress (raise as the engine grows).
 const FLOOR: usize = 1270;
@@ -16,7 +22,22 @@ fn run_library(c: &Case, src: &str) -> Option<String> {
         Err(_) if c.invalid => return None,
         Err(e) => return Some(format!("library does not parse: {e}")),
     };
-    let engine = Engine::new(&lib);
+    // The type checker must accept every valid library, and may reject an invalid one.
+    let resolved = Resolved {
+        library: std::sync::Arc::new(lib),
+        includes: Vec::new(),
+    };
+    let errors = flint_cql::check::check_resolved(&resolved);
+    match errors.first() {
+        Some(_) if c.invalid => {
+            CAUGHT_STATICALLY.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(e) => return Some(format!("rejected by the type checker: {e}")),
+        None => {}
+    }
+    let lib = &*resolved.library;
+    let engine = Engine::new(lib);
     if c.invalid {
         let any_err = lib
             .defines
@@ -82,6 +103,25 @@ fn run_suite() {
                 }
                 continue;
             }
+            // The type checker must accept every valid expression, and may reject an invalid
+            // one before evaluation.
+            let static_error = check_error(&c.expr);
+            if let Some(e) = &static_error {
+                if c.invalid {
+                    CAUGHT_STATICALLY.fetch_add(1, Ordering::Relaxed);
+                    pass += 1;
+                    fp += 1;
+                } else {
+                    fail += 1;
+                    println!(
+                        "FAIL {}/{}: {} -- rejected by the type checker: {e}",
+                        c.file,
+                        c.name,
+                        c.expr.replace('\n', " ")
+                    );
+                }
+                continue;
+            }
             let got =
                 std::panic::catch_unwind(|| eval(&c.expr)).unwrap_or_else(|_| Err("panic".into()));
             let reason = if c.invalid {
@@ -134,6 +174,10 @@ fn run_suite() {
     for l in per_file {
         println!("{l}");
     }
+    println!(
+        "{} invalid cases rejected by the type checker before evaluation",
+        CAUGHT_STATICALLY.load(Ordering::Relaxed)
+    );
     println!("{pass} passed, {fail} failed, {skip} skipped");
     // The floor guards the default directory; another directory is measured, not judged.
     if std::env::var_os("FLINT_CQL_TESTS").is_none() {

@@ -38,7 +38,7 @@ fn evaluate_measure_counts_match_the_data() {
         assert!(location.contains("/MeasureReport/"), "{location}");
         let (_, num) = bp_expected(160, None);
         assert_eq!(count(&stored["group"][0], "numerator"), num);
-        // A library that does not parse is a 422 naming it.
+        // A library that does not parse is a 400 naming it.
         put(
             &s,
             "Library/bp",
@@ -50,7 +50,7 @@ fn evaluate_measure_counts_match_the_data() {
                 .send()
                 .unwrap(),
         );
-        assert_eq!(st, 422, "{oo}");
+        assert_eq!(st, 400, "{oo}");
         assert!(
             oo["issue"][0]["diagnostics"]
                 .as_str()

@@ -48,6 +48,13 @@ const COMMON: &str = "library Common version '1'\ndefine \"Answer\": 42\n";
 
 const BROKEN: &str = "library Broken version '1'\ndefine \"X\": 1 +\n";
 
+/// A library with an unknown identifier (line 3, column 19).
+const INVALID_IDENT: &str =
+    "library InvalidIdent version '2'\ndefine \"A\": 1\ndefine \"B\": \"A\" + Nope\n";
+
+/// A library with a type mismatch (line 4, column 13): Integer + String.
+const INVALID_TYPE: &str = "library InvalidType version '3'\nusing FHIR version '4.0.1'\ncontext Patient\ndefine X: 1 + Patient.gender\n";
+
 fn library(id: &str, name: &str, url: &str, version: &str, cql: &str) -> Value {
     json!({"resourceType": "Library", "id": id, "url": url, "name": name, "version": version,
         "status": "active",
@@ -92,6 +99,20 @@ async fn api_with(enable_cql: bool, budget: Option<u64>) -> Router {
             "http://example.org/Library/broken",
             "1",
             BROKEN,
+        ),
+        library(
+            "invalid-ident",
+            "InvalidIdent",
+            "http://example.org/Library/invalid-ident",
+            "2",
+            INVALID_IDENT,
+        ),
+        library(
+            "invalid-type",
+            "InvalidType",
+            "http://example.org/Library/invalid-type",
+            "3",
+            INVALID_TYPE,
         ),
     ];
     written.push(library(
@@ -320,8 +341,31 @@ async fn cql_errors() {
         issue["expression"],
         json!(["Parameters.parameter[1].value"])
     );
+    // An unknown identifier and a type mismatch: 400 before evaluation, with line and
+    // column, pointing at the expression.
+    let a = cql(&api, "1 +\n  Foo", &[]).await;
+    let issue = a.issue(400);
+    let msg = issue["diagnostics"].as_str().unwrap();
+    assert!(
+        msg.contains("line 2, column 3") && msg.contains("`Foo`"),
+        "{msg}"
+    );
+    assert_eq!(
+        issue["expression"],
+        json!(["Parameters.parameter[0].value"])
+    );
+    let a = cql(&api, "Patient.gender + 1", &[subject("p1")]).await;
+    let issue = a.issue(400);
+    let msg = issue["diagnostics"].as_str().unwrap();
+    assert!(
+        msg.contains("line 1, column 16") && msg.contains("(String, Integer)"),
+        "{msg}"
+    );
+    let a = cql(&api, "[Observation] O where O.status", &[]).await;
+    let msg = a.issue(400)["diagnostics"].as_str().unwrap().to_string();
+    assert!(msg.contains("must be a Boolean, not String"), "{msg}");
     // An evaluation error.
-    let a = cql(&api, "Foo + 1", &[]).await;
+    let a = cql(&api, "singleton from { 1, 2 }", &[]).await;
     assert_eq!(a.issue(422)["code"], "processing");
     // An unknown parameter.
     let a = cql(&api, "1", &[json!({"name": "bogus", "valueString": "x"})]).await;
@@ -542,6 +586,23 @@ async fn library_evaluate_errors() {
         "{issue}"
     );
     assert_eq!(issue["expression"], json!(["Library.content"]));
+    // Semantic errors of the stored library: 400 naming it, its version, line and column.
+    for (id, want) in [
+        (
+            "invalid-ident",
+            "`InvalidIdent version '2'`: error at line 3, column 19",
+        ),
+        (
+            "invalid-type",
+            "`InvalidType version '3'`: error at line 4, column 13",
+        ),
+    ] {
+        let a = send(&api, "GET", &format!("Library/{id}/$evaluate"), "").await;
+        let issue = a.issue(400);
+        let msg = issue["diagnostics"].as_str().unwrap();
+        assert!(msg.contains(want), "{msg}");
+        assert_eq!(issue["expression"], json!(["Library.content"]));
+    }
     let a = send(&api, "GET", "Patient/$evaluate", "").await;
     assert_eq!(a.issue(400)["code"], "not-supported");
 }

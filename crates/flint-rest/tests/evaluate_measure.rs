@@ -814,3 +814,111 @@ async fn ratio_with_two_initial_populations() {
         "{issue}"
     );
 }
+
+/// A router with the real CQL engine (flint-cql-db) holding a Library `name` (version `3`)
+/// with CQL `cql` and a Measure `m` over it.
+async fn real_engine_with(name: &str, cql: &str) -> Api {
+    use base64::Engine as _;
+    let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
+    let node = flint_db::testing::memory_node(engine.indexer(), Arc::new(MemKv::new())).await;
+    let config = RestConfig {
+        base_url: "http://flint.test".into(),
+        context_path: "/fhir".into(),
+        ..RestConfig::default()
+    };
+    let terminology = Arc::new(flint_terminology::DbTerminology::new(engine.clone()));
+    let evaluator = flint_cql_db::CqlMeasureEvaluator::new(engine.clone(), terminology);
+    let state = AppState::new(node, config, engine).with_measure_evaluator(
+        Arc::new(evaluator),
+        MeasureConfig {
+            threads: 2,
+            report_persistence: false,
+            timeout: None,
+        },
+    );
+    let api = Api {
+        router: flint_rest::router(state),
+        fake: Arc::new(Fake::default()),
+        patients: vec![],
+        ip: BTreeSet::new(),
+        num: BTreeSet::new(),
+    };
+    let lib_url = format!("http://example.org/Library/{name}");
+    let library = json!({"resourceType": "Library", "id": "lib", "url": lib_url, "name": name,
+        "version": "3", "status": "active",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/library-type", "code": "logic-library"}]},
+        "content": [{"contentType": "text/cql",
+            "data": base64::engine::general_purpose::STANDARD.encode(cql)}]});
+    let mut m = measure("m", false);
+    m["library"] = json!([format!("{lib_url}|3")]);
+    for r in [
+        json!({"resourceType": "Patient", "id": "p1", "gender": "female"}),
+        library,
+        m,
+    ] {
+        let path = format!(
+            "{}/{}",
+            r["resourceType"].as_str().unwrap(),
+            r["id"].as_str().unwrap()
+        );
+        let a = api.send("PUT", &path, &r.to_string()).await;
+        assert!(a.status.is_success());
+    }
+    api
+}
+
+/// Errors in the measure's library (an unknown identifier, a type mismatch, a syntax error)
+/// are 400 naming the library, its version, the line and the column; a valid library over
+/// the same data is evaluated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_errors_are_400_with_library_line_and_column() {
+    let head = "using FHIR version '4.0.1'\ncontext Patient\n";
+    let cases = [
+        (
+            "InvalidIdent",
+            format!(
+                "library InvalidIdent version '3'\n{head}define InitialPopulation: true\n\
+                 define Numerator: InitialPopulation and NoSuchDefine\n"
+            ),
+            "CQL library `InvalidIdent version '3'`: error at line 5, column 41",
+            "`NoSuchDefine`",
+        ),
+        (
+            "InvalidType",
+            format!(
+                "library InvalidType version '3'\n{head}define InitialPopulation: true\n\
+                 define Numerator: Patient.gender > 5\n"
+            ),
+            "CQL library `InvalidType version '3'`: error at line 5, column 34",
+            "(String, Integer)",
+        ),
+        (
+            "InvalidSyntax",
+            format!(
+                "library InvalidSyntax version '3'\n{head}define InitialPopulation: true\n\
+                 define Numerator: (1 +\n"
+            ),
+            "syntax error at 6:1",
+            "InvalidSyntax",
+        ),
+    ];
+    for (name, cql, at, what) in &cases {
+        let api = real_engine_with(name, cql).await;
+        let issue = api
+            .get("Measure/m/$evaluate-measure?periodStart=2020&periodEnd=2020")
+            .await
+            .issue(400);
+        let msg = issue["diagnostics"].as_str().unwrap();
+        assert!(msg.contains(at) && msg.contains(what), "{msg}");
+    }
+    let ok = format!(
+        "library Valid version '3'\n{head}define InitialPopulation: true\n\
+         define Numerator: Patient.gender = 'female'\n"
+    );
+    let api = real_engine_with("Valid", &ok).await;
+    let a = api
+        .get("Measure/m/$evaluate-measure?periodStart=2020&periodEnd=2020")
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(counts(&a.json()), vec![1, 1, 1]);
+}

@@ -190,6 +190,18 @@ pub fn eval(src: &str) -> Result<Value, String> {
     engine.eval(&e, &mut context()).map_err(|e| e.to_string())
 }
 
+/// The first semantic error the type checker finds in a stand-alone expression (`None`
+/// when it checks clean or does not parse).
+#[allow(dead_code)]
+pub fn check_error(src: &str) -> Option<String> {
+    let (e, positions) = flint_cql::parse_expression_with_positions(&subst(src)).ok()?;
+    let r = flint_cql::Resolved::default();
+    flint_cql::check::check_expression(&r, &e, &positions)
+        .into_iter()
+        .next()
+        .map(|e| e.to_string())
+}
+
 /// Deep comparison for results: equivalence, but strings and types exact.
 pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {

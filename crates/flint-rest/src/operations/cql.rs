@@ -23,8 +23,8 @@
 //!   `prefetchData`: accepted and ignored (the server's data is always used).
 //!
 //! Errors: 400 `invalid` for a missing or repeated `expression`, an unknown parameter, a
-//! syntax error (line and column in the message, `expression` pointing at the parameter's
-//! value); 404 for an unknown subject; 422 `processing` for an evaluation error (a step
+//! syntax or semantic error (an unknown identifier or function, a type mismatch: line and
+//! column in the message, `expression` pointing at the parameter's value); 404 for an unknown subject; 422 `processing` for an evaluation error (a step
 //! budget stops runaway expressions); 503 for a storage fault and for an evaluation that
 //! takes longer than the limit (`CqlConfig::timeout`); 422 `not-supported` when no CQL
 //! engine is configured.

@@ -16,8 +16,10 @@
 //! * any other name (POST only; also the parts of an R5-style `parameters` resource): a
 //!   named parameter of the library, repeated names as a list.
 //!
-//! Errors: 400 `invalid` with `expression` naming the parameter, 404 for an unknown Measure
-//! or subject, 422 for a Measure that can't be evaluated (no library, a criteria without
+//! Errors: 400 `invalid` with `expression` naming the parameter, 400 `invalid` for an error
+//! in the measure's library or its includes (syntax, unknown identifier or function, type
+//! mismatch, include cycle: the message names the library, its version, the line and the
+//! column), 404 for an unknown Measure or subject, 422 for a Measure that can't be evaluated (no library, a criteria without
 //! expression) and 422 `not-supported` when no evaluator (CQL engine) is configured.
 //!
 //! An evaluation longer than [`flint_measure::MeasureConfig::timeout`] is abandoned: 503

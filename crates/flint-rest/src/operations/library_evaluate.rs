@@ -18,8 +18,10 @@
 //! * `data`, `dataEndpoint`, `contentEndpoint`, `terminologyEndpoint`, `useServerData`,
 //!   `prefetchData`: accepted and ignored.
 //!
-//! Errors: 400 `invalid` for a missing `url`, an unknown parameter or define, a syntax error
-//! in the library (line and column in the message, `expression` `Library.content`); 404 for
+//! Errors: 400 `invalid` for a missing `url`, an unknown parameter or define, a syntax or
+//! semantic error in the library or its includes (an unknown identifier or function, a type
+//! mismatch: the library, its version, line and column in the message, `expression`
+//! `Library.content`); 404 for
 //! an unknown Library or subject; 422 `processing` for an evaluation error or a Library
 //! without `text/cql` content; 503 for a storage fault and for an evaluation longer than
 //! the limit; 422 `not-supported` when no CQL engine is configured.
