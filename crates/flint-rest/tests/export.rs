@@ -24,6 +24,7 @@ const BASE: &str = "http://flint.test/fhir";
 
 struct Api {
     router: Router,
+    state: AppState,
 }
 
 /// An answer whose body may have broken off.
@@ -74,7 +75,8 @@ impl Api {
         let state = AppState::new(node, config, engine)
             .with_jobs(flint_jobs::Scheduler::new(flint_jobs::JobStore::new(admin)));
         Api {
-            router: flint_rest::router(state),
+            router: flint_rest::router(state.clone()),
+            state,
         }
     }
 
@@ -809,4 +811,39 @@ async fn storage_faults_are_errors_never_short_files() {
     );
     faults.heal();
     assert_eq!(ndjson(api.get(&url).await.bytes()).len(), 1500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_unfinished_at_a_stop_is_planned_again_at_start() {
+    let api = Api::new(100_000).await;
+    let current = data(&api).await;
+    let (status, manifest) = api.export("$export").await;
+    let id = status.rsplit('/').next().unwrap();
+    // As the admin database holds it when the server stopped while planning.
+    let jobs = api.state.jobs().unwrap();
+    jobs.store()
+        .update(
+            id,
+            |_| true,
+            |t| {
+                t["status"] = json!("in-progress");
+                t.as_object_mut().unwrap().remove("output");
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(api.get(&status).await.status, 202);
+    api.put(&patient("late", "male")).await;
+    assert_eq!(
+        flint_rest::http::resume_async_requests(&api.state)
+            .await
+            .unwrap(),
+        1
+    );
+    let again = api.wait(&status).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json(), manifest, "planned again at the kick-off's t");
+    assert_eq!(refs_once(&api.files(&manifest).await), current);
 }

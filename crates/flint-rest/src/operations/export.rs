@@ -926,10 +926,13 @@ async fn file_response(
     if job.status() != Status::Completed {
         return Err(gone());
     }
-    let file = files_of(&job)?
-        .into_iter()
-        .find(|f| &f.name == name)
+    let files = files_of(&job)?;
+    let k = files
+        .iter()
+        .position(|f| &f.name == name)
         .ok_or_else(gone)?;
+    let last = files.get(k + 1).is_none_or(|next| next.ty != files[k].ty);
+    let file = files[k].clone();
     let t = job
         .parameter("input", PARAMETER_SYSTEM, "t")
         .and_then(Value::as_u64)
@@ -959,6 +962,7 @@ async fn file_response(
         cursor: Cursor::new(&file.ty, source, file.from.as_deref()),
         db,
         left: file.count,
+        last,
         instants: None,
         gzip: gzip.then(|| {
             flate2::write::GzEncoder::new(Vec::with_capacity(1 << 16), flate2::Compression::fast())
@@ -1004,6 +1008,8 @@ struct FileStream {
     since_t: T,
     /// Resources still to write.
     left: u64,
+    /// Whether this is the type's last file (then nothing may follow its `count`).
+    last: bool,
     /// The last formatted instant.
     instants: Option<(i64, String)>,
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
@@ -1019,6 +1025,12 @@ impl FileStream {
                 return Ok(None);
             }
             if self.left == 0 {
+                if self.last && !self.cursor.next(&self.db, 1, self.since_t)?.is_empty() {
+                    return Err(DbError::fault(
+                        "the export file has more resources than its planned count",
+                    )
+                    .into());
+                }
                 self.finished = true;
                 return match self.gzip.take() {
                     Some(gz) => gz
