@@ -125,11 +125,26 @@ async fn main() {
             let t0 = Instant::now();
             let (mut lines, mut bytes) = (0usize, 0usize);
             for u in &urls {
-                let (st, _, body) = send(&router, "GET", u, headers, String::new()).await;
-                assert_eq!(st, 200);
-                bytes += body.len();
-                if label == "plain" {
-                    lines += body.iter().filter(|b| **b == b'\n').count();
+                // Frame by frame, as a client reading the stream (no concatenation).
+                let mut req = Request::builder().uri(u.as_str());
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                let res = router
+                    .clone()
+                    .oneshot(req.body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+                let mut body = res.into_body();
+                while let Some(frame) = body.frame().await {
+                    let Ok(data) = frame.expect("whole body").into_data() else {
+                        continue;
+                    };
+                    bytes += data.len();
+                    if label == "plain" {
+                        lines += data.iter().filter(|b| **b == b'\n').count();
+                    }
                 }
             }
             let s = t0.elapsed().as_secs_f64();
