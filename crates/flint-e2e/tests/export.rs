@@ -85,7 +85,8 @@ fn bulk_export_over_http() {
         let mut data = Vec::new();
         for i in 0..50 {
             let p = format!("p{i:02}");
-            data.push(json!({"resourceType": "Patient", "id": p, "gender": if i % 2 == 0 { "female" } else { "male" }}));
+            let gender = if i % 2 == 0 { "female" } else { "male" };
+            data.push(json!({"resourceType": "Patient", "id": p, "gender": gender}));
             for k in 0..3 {
                 data.push(json!({"resourceType": "Observation", "id": format!("o{i:02}-{k}"),
                     "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": format!("c{k}")}]},
