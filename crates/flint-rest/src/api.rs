@@ -99,7 +99,7 @@ impl Stored {
 
     /// Appends compact FHIR JSON with version metadata to `out`, spliced into the stored
     /// bytes when possible; `instants` remembers the last formatted instant.
-    fn write_json(
+    pub(crate) fn write_json(
         &self,
         out: &mut Vec<u8>,
         instants: &mut Option<(i64, String)>,

@@ -14,10 +14,14 @@
 //! when it failed) and 404 once it is cancelled; `DELETE` cancels it (202, or 409 when it had
 //! finished). A job that was running when the server stopped runs again at start
 //! ([`resume`]), at its `t`.
+//!
+//! `$export` kick-offs are accepted here too, but as jobs of their own
+//! ([`crate::operations::export`]): their status answers the Bulk Data manifest.
 
 use crate::api::{Body, FhirRequest, Payload, Reply, Return};
 use crate::bundle::Dispatch;
 use crate::context::Ctx;
+use crate::operations::export;
 use crate::outcome::{FhirError, FhirResult};
 use crate::state::AppState;
 use axum::http::{HeaderMap, StatusCode};
@@ -45,6 +49,9 @@ pub fn prefers_async(headers: &HeaderMap) -> bool {
 
 /// Whether `req` is one of the requests that run asynchronously when asked to.
 pub fn eligible(req: &FhirRequest) -> bool {
+    if export::is_kick_off(req) {
+        return true;
+    }
     let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
     match (req.method.as_str(), p.as_slice()) {
         ("GET", [_ty]) => req.param("_summary") == Some("count"),
@@ -93,6 +100,11 @@ fn request_bundle(req: &FhirRequest) -> FhirResult<Option<Value>> {
 /// Accepts `req` as an asynchronous request: `None` when it runs synchronously after all (no
 /// admin database, or a transaction Bundle), else the 202 answer.
 pub async fn submit(ctx: &Ctx, req: &FhirRequest, dispatch: Dispatch) -> FhirResult<Option<Reply>> {
+    if crate::operations::export::is_kick_off(req) {
+        return crate::operations::export::kick_off(ctx, req)
+            .await
+            .map(Some);
+    }
     let Some(jobs) = ctx.state.jobs() else {
         return Ok(None);
     };
@@ -216,6 +228,9 @@ pub async fn resume(state: &AppState, dispatch: Dispatch) -> FhirResult<usize> {
         if job.job_type() == Some(JOB_TYPE) {
             start(state, &base, jobs, &job, dispatch).await?;
             n += 1;
+        } else if job.job_type() == Some(export::JOB_TYPE) {
+            export::start(state, jobs, &job).await?;
+            n += 1;
         } else {
             jobs.store()
                 .update(
@@ -242,6 +257,7 @@ pub async fn status(ctx: &Ctx, id: &str) -> FhirResult<Reply> {
     let jobs = ctx.state.jobs().ok_or_else(|| unknown(id))?;
     let job = match jobs.store().get(id).await? {
         Some(j) if j.job_type() == Some(JOB_TYPE) => j,
+        Some(j) if j.job_type() == Some(export::JOB_TYPE) => return export::status(ctx, &j).await,
         _ => return Err(unknown(id)),
     };
     match job.status() {
@@ -295,6 +311,7 @@ pub async fn cancel(ctx: &Ctx, id: &str) -> FhirResult<Reply> {
     let jobs = ctx.state.jobs().ok_or_else(|| unknown(id))?;
     match jobs.store().get(id).await? {
         Some(j) if j.job_type() == Some(JOB_TYPE) => {}
+        Some(j) if j.job_type() == Some(export::JOB_TYPE) => return export::cancel(jobs, id).await,
         _ => return Err(unknown(id)),
     }
     match jobs.cancel(id).await? {

@@ -53,7 +53,7 @@ const COMMON_PARAMS: [(&str, &str, &str); 9] = [
 /// The system operations (name, OperationDefinition), as the operations registry has them (a
 /// test of the operations module checks that the two agree). `cql` is listed only when
 /// [`RestConfig::enable_operation_cql`] is on ([`operation_enabled`]).
-pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 3] = [
+pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 4] = [
     (
         "versions",
         "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
@@ -65,6 +65,10 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 3] = [
     (
         "totals",
         "https://samply.github.io/blaze/fhir/OperationDefinition/totals",
+    ),
+    (
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
     ),
 ];
 
@@ -93,7 +97,7 @@ pub(crate) fn operation_enabled(name: &str, cfg: &RestConfig) -> bool {
 
 /// The type and instance operations (type, name, OperationDefinition), as the operations
 /// registry has them (a test of the operations module checks that the two agree).
-pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 3] = [
+pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 5] = [
     (
         "Measure",
         "evaluate-measure",
@@ -108,6 +112,16 @@ pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 3] = [
         "Patient",
         "everything",
         "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    ),
+    (
+        "Patient",
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+    ),
+    (
+        "Group",
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
     ),
 ];
 

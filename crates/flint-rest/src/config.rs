@@ -4,6 +4,9 @@
 /// Blaze.
 pub const EVERYTHING_LIMIT: usize = 10_000;
 
+/// The most resources one `$export` output file holds (more: several files of the type).
+pub const EXPORT_FILE_SIZE: usize = 100_000;
+
 /// Settings of the REST layer.
 #[derive(Debug, Clone)]
 pub struct RestConfig {
@@ -34,6 +37,8 @@ pub struct RestConfig {
     /// Whether `[base]/[type]/[id]/$graph` is offered (`ENABLE_OPERATION_GRAPH`, off by
     /// default, as in Blaze).
     pub enable_operation_graph: bool,
+    /// The most resources one `$export` output file holds; [`EXPORT_FILE_SIZE`] by default.
+    pub export_file_size: usize,
 }
 
 impl Default for RestConfig {
@@ -51,6 +56,7 @@ impl Default for RestConfig {
             enable_operation_cql: false,
             everything_limit: EVERYTHING_LIMIT,
             enable_operation_graph: false,
+            export_file_size: EXPORT_FILE_SIZE,
         }
     }
 }

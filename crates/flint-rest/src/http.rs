@@ -81,6 +81,7 @@ fn interaction_name(req: &FhirRequest) -> &'static str {
         ("GET", []) => "search-system",
         ("GET", ["__page", _]) => "search-page",
         (_, ["__async-status", _]) => "async-status",
+        (_, ["__export", _, _]) => "export-file",
         ("POST", [_, "_search"]) => "search-type",
         ("GET", [_, _, t]) if *t != "_history" => "search-compartment",
         ("GET", [_]) => "search-type",
@@ -152,7 +153,9 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
     );
     let interaction = interaction_name(&req);
     let subset = subset_params(&req);
-    let response = if interaction == "capabilities" {
+    let response = if operations::export::is_file_path(&req.path) {
+        operations::export::download(&ctx, &req.method, &parts.headers, &req.path).await
+    } else if interaction == "capabilities" {
         metadata(
             &state,
             &ctx.base,

@@ -717,7 +717,9 @@ async fn the_capability_statement_lists_the_operations() {
     assert_eq!(
         patient["operation"],
         json!([{"name": "everything",
-                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}])
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+               {"name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}])
     );
 }
 

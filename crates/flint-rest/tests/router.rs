@@ -1056,14 +1056,16 @@ async fn operations_are_dispatched_by_name_level_and_method() {
     );
     let xv = flint_model::xml::parse_resource(&x.body).unwrap();
     assert_eq!(xv["parameter"], versions);
-    // The CapabilityStatement lists it (and `$totals`).
+    // The CapabilityStatement lists it (and `$totals`, `$export`).
     let cs = api.get("metadata", &[]).await.json();
     assert_eq!(
         cs["rest"][0]["operation"],
         json!([{"name": "versions",
             "definition": "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions"},
             {"name": "totals",
-            "definition": "https://samply.github.io/blaze/fhir/OperationDefinition/totals"}])
+            "definition": "https://samply.github.io/blaze/fhir/OperationDefinition/totals"},
+            {"name": "export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}])
     );
 
     // An unknown operation is 400 `not-supported` at every level (not an invalid id).

@@ -301,6 +301,7 @@ async fn run(c: Config) -> Result<(), String> {
             enable_operation_cql: c.enable_operation_cql,
             everything_limit: flint_rest::config::EVERYTHING_LIMIT,
             enable_operation_graph: c.enable_operation_graph,
+            export_file_size: flint_rest::config::EXPORT_FILE_SIZE,
         },
         engine.clone(),
     )

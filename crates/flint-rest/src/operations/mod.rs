@@ -40,6 +40,7 @@
 pub mod cql;
 pub mod evaluate_measure;
 pub mod everything;
+pub mod export;
 pub mod graph;
 pub mod library_evaluate;
 pub mod totals;
@@ -61,6 +62,7 @@ pub const OPERATIONS: &[Operation] = &[
     everything::OPERATION,
     totals::OPERATION,
     graph::OPERATION,
+    export::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
@@ -290,7 +292,8 @@ mod tests {
                 "evaluate-measure",
                 "evaluate",
                 "everything",
-                "totals"
+                "totals",
+                "export"
             ]
         );
         let e = find(&offered(&cfg), "cql", Level::System, "POST").unwrap_err();
@@ -320,7 +323,8 @@ mod tests {
                 "cql",
                 "evaluate",
                 "everything",
-                "totals"
+                "totals",
+                "export"
             ]
         );
         cfg.enable_operation_graph = true;
