@@ -9,7 +9,7 @@
 //! `TxSuccess` marker (or a `TxError` row). A [`Db`] reads the index as of a fixed `t`.
 
 pub mod cache;
-pub use flint_storage::{conformance, error, fault, kv, log, mem, store};
+pub use flint_storage::{admin, conformance, error, fault, kv, log, mem, store};
 pub mod codec;
 pub mod db;
 pub mod ids;
@@ -25,6 +25,7 @@ pub use kv::{Cf, KvCursor, KvStore, WriteBatch};
 pub use log::{IfNoneMatch, TxCmd, TxEntry, TxLog, TxOp};
 pub use node::{Node, NodeConfig, TxOutcome};
 pub use search::{CompartmentEntry, IndexEntry, Indexed, ResourceIndexer, ValueMatch};
+pub use admin::{ColumnFamilyStats, DbStats, StoreAdmin};
 pub use store::ResourceStore;
 
 pub use flint_storage::{ContentHash, T};

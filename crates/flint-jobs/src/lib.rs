@@ -322,6 +322,16 @@ impl JobStore {
     /// Every job whose Task is `ready` or `in-progress`: what was accepted or running when
     /// the process stopped.
     pub async fn unfinished(&self) -> Result<Vec<Job>> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|j| matches!(j.status(), Status::Ready | Status::InProgress))
+            .collect())
+    }
+
+    /// Every job, newest state, in id order (synced with the admin log).
+    pub async fn list(&self) -> Result<Vec<Job>> {
         let db = self.node.sync().await?;
         let mut out = Vec::new();
         let mut start: Option<String> = None;
@@ -335,14 +345,11 @@ impl JobStore {
                 let bytes = db.pull(h).await?;
                 let task: Value = serde_json::from_slice(&bytes)
                     .map_err(|e| DbError::fault(format!("Task/{}: {e}", h.id)))?;
-                let job = Job {
+                out.push(Job {
                     id: h.id.clone(),
                     version: h.t,
                     task,
-                };
-                if matches!(job.status(), Status::Ready | Status::InProgress) {
-                    out.push(job);
-                }
+                });
             }
             match page.last() {
                 Some(h) if !last => start = Some(h.id.clone()),

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 pub const JOB_TYPE: &str = "async-interaction";
 
 /// The operations that run asynchronously when asked to.
-const ASYNC_OPERATIONS: &[&str] = &["$evaluate-measure", "$cql", "$export"];
+const ASYNC_OPERATIONS: &[&str] = &["$evaluate-measure", "$cql", "$export", "$compact"];
 
 /// Whether the headers ask for an asynchronous answer (`Prefer: respond-async`).
 pub fn prefers_async(headers: &HeaderMap) -> bool {
@@ -204,8 +204,9 @@ async fn start(
 }
 
 /// Runs again, at their `t`, the asynchronous requests that were accepted or running when the
-/// server stopped; fails the unfinished jobs of other types (they do not resume yet), with the
-/// reason. Returns how many requests run again. `dispatch` answers the requests' entries.
+/// server stopped, and the admin API's jobs ([`crate::admin::jobs::restart`]: a re-index goes
+/// on from its cursor); fails the unfinished jobs of other types, with the reason. Returns
+/// how many jobs run again. `dispatch` answers the requests' entries.
 pub async fn resume(state: &AppState, dispatch: Dispatch) -> FhirResult<usize> {
     let Some(jobs) = state.jobs() else {
         return Ok(0);
@@ -215,6 +216,8 @@ pub async fn resume(state: &AppState, dispatch: Dispatch) -> FhirResult<usize> {
     for job in jobs.store().unfinished().await? {
         if job.job_type() == Some(JOB_TYPE) {
             start(state, &base, jobs, &job, dispatch).await?;
+            n += 1;
+        } else if crate::admin::jobs::restart(state, jobs, &job).await? {
             n += 1;
         } else {
             jobs.store()

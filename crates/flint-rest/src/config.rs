@@ -34,6 +34,9 @@ pub struct RestConfig {
     /// Whether `[base]/[type]/[id]/$graph` is offered (`ENABLE_OPERATION_GRAPH`, off by
     /// default, as in Blaze).
     pub enable_operation_graph: bool,
+    /// Whether the admin API (`[base]/__admin`) and `$compact` are offered
+    /// (`ENABLE_ADMIN_API`, off by default, as in Blaze).
+    pub enable_admin_api: bool,
 }
 
 impl Default for RestConfig {
@@ -51,6 +54,7 @@ impl Default for RestConfig {
             enable_operation_cql: false,
             everything_limit: EVERYTHING_LIMIT,
             enable_operation_graph: false,
+            enable_admin_api: false,
         }
     }
 }

@@ -23,7 +23,8 @@
 //! 9. [`conditional`]: conditional create, update and delete, over search and interactions.
 //! 10. [`bundle`]: batch and transaction bundles; entries are routed through a dispatcher the
 //!     caller passes in, so bundles do not depend on the routing above them.
-//! 11. [`operations`]: the `$name` operations, one file each, and their registry.
+//! 11. [`operations`]: the `$name` operations, one file each, and their registry; [`admin`]:
+//!     the admin API under `__admin` and the jobs created through it.
 //! 12. [`http`]: the HTTP surface on top: request parsing, routing ([`http::dispatch`]) and
 //!     rendering.
 //!
@@ -32,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod api;
 pub mod async_request;
 pub mod bundle;

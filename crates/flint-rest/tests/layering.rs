@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["search", "history"],
     &["conditional"],
     &["bundle"],
-    &["operations"],
+    &["operations", "admin"],
     &["async_request"],
     &["http"],
 ];

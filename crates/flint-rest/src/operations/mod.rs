@@ -31,12 +31,13 @@
 //!    fails while the registry and the statement disagree.
 //!
 //! An operation that a setting turns off (`$cql`, `RestConfig::enable_operation_cql`;
-//! `$graph`, `RestConfig::enable_operation_graph`) stays in [`OPERATIONS`] (a constant);
+//! `$graph`, `RestConfig::enable_operation_graph`; `$compact`, `RestConfig::enable_admin_api`) stays in [`OPERATIONS`] (a constant);
 //! `capabilities::operation_enabled` decides, and [`invoke`] looks names up only among the
 //! [`offered`] operations, so the CapabilityStatement does not list a disabled one and it
 //! answers 400 `not-supported` naming the variable that enables it
 //! (`capabilities::operation_switch`).
 
+pub mod compact;
 pub mod cql;
 pub mod evaluate_measure;
 pub mod everything;
@@ -61,6 +62,7 @@ pub const OPERATIONS: &[Operation] = &[
     everything::OPERATION,
     totals::OPERATION,
     graph::OPERATION,
+    compact::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
