@@ -18,6 +18,7 @@ pub mod node;
 pub mod search;
 pub mod testing;
 
+pub use admin::{ColumnFamilyStats, DbStats, StoreAdmin};
 pub use db::{Db, HistoryEntry, ResourceHandle};
 pub use error::{DbError, ErrorKind};
 pub use ids::IdList;
@@ -25,7 +26,6 @@ pub use kv::{Cf, KvCursor, KvStore, WriteBatch};
 pub use log::{IfNoneMatch, TxCmd, TxEntry, TxLog, TxOp};
 pub use node::{Node, NodeConfig, TxOutcome};
 pub use search::{CompartmentEntry, IndexEntry, Indexed, ResourceIndexer, ValueMatch};
-pub use admin::{ColumnFamilyStats, DbStats, StoreAdmin};
 pub use store::ResourceStore;
 
 pub use flint_storage::{ContentHash, T};

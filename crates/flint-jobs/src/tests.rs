@@ -289,7 +289,9 @@ async fn pausing_stops_the_work_and_resuming_runs_it_again() {
     let refused = sched.resume(&job.id).await.unwrap().unwrap().unwrap_err();
     assert_eq!(refused.status(), Status::Ready);
     sched
-        .run(&resumed, async { Ok(vec![input("resources-processed", 3)]) })
+        .run(&resumed, async {
+            Ok(vec![input("resources-processed", 3)])
+        })
         .await
         .unwrap();
     let done = wait_for(&s, &job.id, Status::Completed).await;

@@ -753,7 +753,10 @@ mod tests {
 
 /// An integer property of column family `cf` (0 when RocksDB does not report it).
 fn cf_property(db: &DB, cf: &rocksdb::ColumnFamily, name: &str) -> Result<u64> {
-    Ok(db.property_int_value_cf(cf, name).map_err(err)?.unwrap_or(0))
+    Ok(db
+        .property_int_value_cf(cf, name)
+        .map_err(err)?
+        .unwrap_or(0))
 }
 
 /// The handles of the column families `names` of `db` (a missing one is a fault).

@@ -1,11 +1,11 @@
 //! Statistics and manual compaction of the RocksDB adapters (`StoreAdmin`), on real databases.
 
 use bytes::Bytes;
+use flint_rocksdb::{RocksConfig, RocksKv, RocksLog, RocksStore};
 use flint_storage::admin::StoreAdmin;
 use flint_storage::kv::{Cf, KvStore, WriteBatch};
 use flint_storage::store::ResourceStore;
 use flint_storage::{ContentHash, TxLog};
-use flint_rocksdb::{RocksConfig, RocksKv, RocksLog, RocksStore};
 
 const KEYS: usize = 20_000;
 
@@ -26,7 +26,12 @@ fn index_statistics_follow_writes_flushes_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let cache = 16 << 20;
     let kv = RocksKv::open(dir.path(), &RocksConfig::new(cache)).unwrap();
-    let names: Vec<String> = kv.column_families().unwrap().into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = kv
+        .column_families()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     let all: Vec<String> = Cf::ALL.iter().map(|c| c.name().to_string()).collect();
     assert_eq!(names, all, "every column family, in order");
 
@@ -37,7 +42,10 @@ fn index_statistics_follow_writes_flushes_and_compaction() {
     }
     kv.write(b, false).unwrap();
     let before_flush = cf_stats(&kv, "tx-error-index");
-    assert!(before_flush.size_all_mem_tables > (KEYS * 100) as u64, "{before_flush:?}");
+    assert!(
+        before_flush.size_all_mem_tables > (KEYS * 100) as u64,
+        "{before_flush:?}"
+    );
     assert_eq!(before_flush.live_sst_files_size, 0, "{before_flush:?}");
     kv.flush().unwrap();
     let flushed = cf_stats(&kv, "tx-error-index");
@@ -51,7 +59,10 @@ fn index_statistics_follow_writes_flushes_and_compaction() {
     assert_eq!(bc.capacity, cache as u64);
     assert!(bc.usage <= bc.capacity);
     assert!(stats.usable_space.is_some_and(|s| s > 0), "{stats:?}");
-    assert!(stats.estimate_live_data_size.is_some_and(|s| s > 0), "{stats:?}");
+    assert!(
+        stats.estimate_live_data_size.is_some_and(|s| s > 0),
+        "{stats:?}"
+    );
     assert_eq!(stats.compactions.map(|c| c.running), Some(0));
 
     // Delete every key (a second file of tombstones), then compact: nothing is left.
@@ -89,9 +100,15 @@ async fn log_and_store_have_one_column_family_each() {
     TxLog::flush(&log).unwrap();
     let s = store.column_families().unwrap();
     assert_eq!(s.len(), 1);
-    assert_eq!((s[0].name.as_str(), s[0].estimate_num_keys), ("default", 100));
+    assert_eq!(
+        (s[0].name.as_str(), s[0].estimate_num_keys),
+        ("default", 100)
+    );
     let l = log.column_families().unwrap();
-    assert_eq!((l[0].name.as_str(), l[0].estimate_num_keys), ("default", 10));
+    assert_eq!(
+        (l[0].name.as_str(), l[0].estimate_num_keys),
+        ("default", 10)
+    );
     assert!(store.compact("default").unwrap() && !store.compact("index").unwrap());
     assert!(log.compact("default").unwrap());
     assert_eq!(store.column_families().unwrap()[0].estimate_num_keys, 100);

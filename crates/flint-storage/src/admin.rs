@@ -106,7 +106,10 @@ mod tests {
     fn usable_space_of_the_temp_dir_is_known_and_missing_paths_are_not() {
         let free = usable_space(&std::env::temp_dir()).expect("statvfs of the temp dir");
         assert!(free > 0);
-        assert_eq!(usable_space(std::path::Path::new("/no/such/dir/here")), None);
+        assert_eq!(
+            usable_space(std::path::Path::new("/no/such/dir/here")),
+            None
+        );
     }
 
     #[test]

@@ -208,7 +208,10 @@ impl StoreAdmin for MemKv {
             .iter()
             .map(|cf| {
                 let map = self.cf(*cf);
-                let bytes = map.iter().map(|e| (e.key().len() + e.value().len()) as u64).sum();
+                let bytes = map
+                    .iter()
+                    .map(|e| (e.key().len() + e.value().len()) as u64)
+                    .sum();
                 mem_cf_stats(cf.name(), map.len() as u64, bytes)
             })
             .collect())
@@ -314,7 +317,10 @@ mod tests {
         let cfs = kv.column_families().unwrap();
         assert_eq!(cfs.len(), Cf::ALL.len());
         let meta = cfs.iter().find(|c| c.name == "default").unwrap();
-        assert_eq!((meta.estimate_num_keys, meta.estimate_live_data_size), (1, 5));
+        assert_eq!(
+            (meta.estimate_num_keys, meta.estimate_live_data_size),
+            (1, 5)
+        );
         assert_eq!(kv.stats().unwrap().estimate_live_data_size, Some(6));
         assert!(kv.compact("tx-error-index").unwrap());
         assert!(!kv.compact("nope").unwrap());

@@ -194,18 +194,23 @@ pub async fn read(ctx: &Ctx, id: &str) -> FhirResult<Reply> {
 
 /// The `value[x]` of the input of `task` whose type is `system|code`, with its index.
 fn input<'a>(task: &'a Value, system: &str, code: &str) -> Option<(usize, &'a str, &'a Value)> {
-    task["input"].as_array()?.iter().enumerate().find_map(|(i, p)| {
-        let typed = p["type"]["coding"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["system"] == system && c["code"] == code));
-        if !typed {
-            return None;
-        }
-        p.as_object()?
-            .iter()
-            .find(|(k, _)| k.starts_with("value"))
-            .map(|(k, v)| (i, k.as_str(), v))
-    })
+    task["input"]
+        .as_array()?
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| {
+            let typed = p["type"]["coding"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["system"] == system && c["code"] == code)
+            });
+            if !typed {
+                return None;
+            }
+            p.as_object()?
+                .iter()
+                .find(|(k, _)| k.starts_with("value"))
+                .map(|(k, v)| (i, k.as_str(), v))
+        })
 }
 
 /// The string value of the required input `code` of `system`, or 400 naming `Task.input`.
@@ -219,7 +224,9 @@ fn string_input<'a>(task: &'a Value, system: &str, code: &str) -> FhirResult<(St
     let at = format!("Task.input[{i}].{key}");
     match v.as_str() {
         Some(s) => Ok((at, s)),
-        None => Err(FhirError::invalid(format!("The input `{code}` must be a string value.")).at(at)),
+        None => {
+            Err(FhirError::invalid(format!("The input `{code}` must be a string value.")).at(at))
+        }
     }
 }
 
@@ -308,7 +315,10 @@ pub async fn create(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Reply> {
         })?
         .to_string();
     validate(ctx, &job_type, &sent)?;
-    let mut task = flint_jobs::new_task(&job_type, sent["input"].as_array().cloned().unwrap_or_default());
+    let mut task = flint_jobs::new_task(
+        &job_type,
+        sent["input"].as_array().cloned().unwrap_or_default(),
+    );
     task["code"] = sent["code"].clone();
     if let Some(p) = sent["meta"].get("profile") {
         task["meta"] = json!({"profile": p});
@@ -373,7 +383,9 @@ pub async fn transition(ctx: &Ctx, id: &str, op: &str) -> FhirResult<Reply> {
         other => Err(FhirError::new(
             StatusCode::BAD_REQUEST,
             "not-supported",
-            format!("Operation `${other}` is not supported on jobs (only $pause, $resume, $cancel)."),
+            format!(
+                "Operation `${other}` is not supported on jobs (only $pause, $resume, $cancel)."
+            ),
         )),
     }
 }
@@ -404,7 +416,9 @@ async fn start(state: &AppState, jobs: &Scheduler, job: &Job) -> FhirResult<()> 
                     .map(str::to_string)
             };
             let (db, cf) = (text("database"), text("column-family"));
-            let store = db.as_deref().and_then(|d| state.admin().database(d).cloned());
+            let store = db
+                .as_deref()
+                .and_then(|d| state.admin().database(d).cloned());
             let work = async move {
                 let (Some(store), Some(db), Some(cf)) = (store, db, cf) else {
                     return Err("the job names no known database or no column family".to_string());
@@ -466,7 +480,10 @@ where
 /// The resource types a parameter with bases `base` applies to, sorted.
 fn base_types(base: &[String]) -> Vec<String> {
     let all = flint_model::defs::definitions().resource_types();
-    let mut out: Vec<String> = if base.iter().any(|b| b == "Resource" || b == "DomainResource") {
+    let mut out: Vec<String> = if base
+        .iter()
+        .any(|b| b == "Resource" || b == "DomainResource")
+    {
         all.iter().cloned().collect()
     } else {
         base.iter().filter(|b| all.contains(*b)).cloned().collect()
@@ -493,7 +510,10 @@ async fn re_index(state: AppState, jobs: Scheduler, id: String) -> Result<Output
         .clone();
     let hashes = [flint_db::codec::param_hash(&param.code)];
     let types = base_types(&param.base);
-    let out = |code: &str| job.parameter("output", RE_INDEX_OUTPUT_SYSTEM, code).cloned();
+    let out = |code: &str| {
+        job.parameter("output", RE_INDEX_OUTPUT_SYSTEM, code)
+            .cloned()
+    };
     let node = state.node().clone();
     let db = retrying("reading the database", || node.sync()).await;
     let total = match out("total-resources").and_then(|v| v.as_u64()) {
@@ -513,7 +533,9 @@ async fn re_index(state: AppState, jobs: Scheduler, id: String) -> Result<Output
         .and_then(|v| v["value"].as_f64())
         .unwrap_or(0.0);
     // Where to go on: `Type/id` (that resource first) or `Type` (from its start).
-    let (mut ty_index, mut start_id) = match out("next-resource").and_then(|v| v.as_str().map(str::to_string)) {
+    let (mut ty_index, mut start_id) = match out("next-resource")
+        .and_then(|v| v.as_str().map(str::to_string))
+    {
         Some(next) => {
             let (ty, id) = match next.split_once('/') {
                 Some((t, i)) => (t.to_string(), Some(i.to_string())),
@@ -528,12 +550,27 @@ async fn re_index(state: AppState, jobs: Scheduler, id: String) -> Result<Output
     };
     let progress = |processed: u64, seconds: f64, next: Option<String>| {
         let mut outs = vec![
-            parameter(RE_INDEX_OUTPUT_SYSTEM, "total-resources", "valueUnsignedInt", json!(total)),
-            parameter(RE_INDEX_OUTPUT_SYSTEM, "resources-processed", "valueUnsignedInt", json!(processed)),
+            parameter(
+                RE_INDEX_OUTPUT_SYSTEM,
+                "total-resources",
+                "valueUnsignedInt",
+                json!(total),
+            ),
+            parameter(
+                RE_INDEX_OUTPUT_SYSTEM,
+                "resources-processed",
+                "valueUnsignedInt",
+                json!(processed),
+            ),
             duration_output(RE_INDEX_OUTPUT_SYSTEM, seconds),
         ];
         if let Some(n) = next {
-            outs.push(parameter(RE_INDEX_OUTPUT_SYSTEM, "next-resource", "valueString", json!(n)));
+            outs.push(parameter(
+                RE_INDEX_OUTPUT_SYSTEM,
+                "next-resource",
+                "valueString",
+                json!(n),
+            ));
         }
         outs
     };
@@ -553,7 +590,9 @@ async fn re_index(state: AppState, jobs: Scheduler, id: String) -> Result<Output
                             |s| s == Status::InProgress,
                             move |t| {
                                 if done && let Some(list) = t["output"].as_array_mut() {
-                                    list.retain(|o| o["type"]["coding"][0]["code"] != "next-resource");
+                                    list.retain(|o| {
+                                        o["type"]["coding"][0]["code"] != "next-resource"
+                                    });
                                 }
                                 for o in &outs {
                                     flint_jobs::set_output(t, o.clone());
@@ -591,7 +630,10 @@ async fn re_index(state: AppState, jobs: Scheduler, id: String) -> Result<Output
             })
             .await;
         }
-        start_id = next.as_deref().and_then(|n| n.split_once('/')).map(|(_, i)| i.to_string());
+        start_id = next
+            .as_deref()
+            .and_then(|n| n.split_once('/'))
+            .map(|(_, i)| i.to_string());
         seconds += started.elapsed().as_secs_f64();
         metrics::counter!("flint_jobs_reindexed_resources_total").increment(page.len() as u64);
         if next.is_some() && !report(progress(processed, seconds, next), false).await {

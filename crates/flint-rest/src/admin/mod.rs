@@ -59,7 +59,10 @@ pub async fn dispatch(ctx: &Ctx, rest: &[&str], req: &FhirRequest) -> FhirResult
             only("GET")?;
             Ok(Reply::new(
                 200,
-                Body::Raw("application/json".into(), Bytes::from_static(OPENAPI.as_bytes())),
+                Body::Raw(
+                    "application/json".into(),
+                    Bytes::from_static(OPENAPI.as_bytes()),
+                ),
             ))
         }
         ["dbs"] => {
@@ -108,7 +111,10 @@ fn json_reply(v: &Value) -> Reply {
 }
 
 /// The database `name`, or 404.
-pub(crate) fn database(ctx: &Ctx, name: &str) -> FhirResult<std::sync::Arc<dyn flint_db::StoreAdmin>> {
+pub(crate) fn database(
+    ctx: &Ctx,
+    name: &str,
+) -> FhirResult<std::sync::Arc<dyn flint_db::StoreAdmin>> {
     ctx.state
         .admin()
         .database(name)
@@ -133,7 +139,10 @@ async fn database_stats(ctx: &Ctx, name: &str) -> FhirResult<Value> {
     let store = database(ctx, name)?;
     let stats = blocking(move || store.stats()).await?;
     let mut v = json!({"name": name});
-    if let (Some(o), Value::Object(s)) = (v.as_object_mut(), serde_json::to_value(stats).unwrap_or_default()) {
+    if let (Some(o), Value::Object(s)) = (
+        v.as_object_mut(),
+        serde_json::to_value(stats).unwrap_or_default(),
+    ) {
         o.extend(s);
     }
     Ok(v)

@@ -56,7 +56,9 @@ async fn compact(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Reply> {
         p => crate::context::payload_resource("Parameters", p)?,
     };
     if crate::resource::type_of(&params) != "Parameters" {
-        return Err(FhirError::invalid("`$compact` takes a Parameters resource."));
+        return Err(FhirError::invalid(
+            "`$compact` takes a Parameters resource.",
+        ));
     }
     let (db, db_at) = param(&params, "database")?;
     let (cf, cf_at) = param(&params, "column-family")?;
