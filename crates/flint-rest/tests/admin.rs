@@ -30,7 +30,7 @@ const PATIENTS: usize = 1203;
 
 /// Whether patient `i` has the nickname `Alpha` (the others `Beta`).
 fn alpha(i: usize) -> bool {
-    i % 3 == 0
+    i.is_multiple_of(3)
 }
 
 /// The storage one server runs on; a "restart" is a new node and state over the same logs

@@ -17,7 +17,8 @@ const LAYERS: &[&[&str]] = &[
     &["search", "history"],
     &["conditional"],
     &["bundle"],
-    &["operations", "admin"],
+    &["admin"],
+    &["operations"],
     &["async_request"],
     &["http"],
 ];

@@ -484,7 +484,7 @@ fn base_types(base: &[String]) -> Vec<String> {
         .iter()
         .any(|b| b == "Resource" || b == "DomainResource")
     {
-        all.iter().cloned().collect()
+        all.to_vec()
     } else {
         base.iter().filter(|b| all.contains(*b)).cloned().collect()
     };
@@ -618,8 +618,7 @@ async fn re_index(state: AppState, jobs: Scheduler, id: String) -> Result<Output
         })
         .await;
         let next = if page.len() > PAGE {
-            let after = page.pop().map(|h| format!("{ty}/{}", h.id));
-            after
+            page.pop().map(|h| format!("{ty}/{}", h.id))
         } else {
             ty_index += 1;
             types.get(ty_index).cloned()

@@ -303,6 +303,7 @@ mod tests {
         for (name, var) in [
             ("cql", "ENABLE_OPERATION_CQL"),
             ("graph", "ENABLE_OPERATION_GRAPH"),
+            ("compact", "ENABLE_ADMIN_API"),
         ] {
             let e = disabled(name, &cfg).unwrap();
             assert_eq!(
@@ -327,6 +328,9 @@ mod tests {
         );
         cfg.enable_operation_graph = true;
         assert!(disabled("graph", &cfg).is_none());
+        assert!(disabled("compact", &cfg).is_some());
+        cfg.enable_admin_api = true;
+        assert!(disabled("compact", &cfg).is_none());
         assert_eq!(names(&cfg).len(), OPERATIONS.len());
     }
 
