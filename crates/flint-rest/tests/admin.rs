@@ -846,3 +846,57 @@ async fn accepted_result(api: &Router, a: Answer) -> Value {
     }
     panic!("{status} did not finish");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_during_a_re_index_are_indexed_correctly() {
+    let s = storage().await;
+    let faults = Faults::new();
+    let (api, _) = server(&s, faults.clone(), true).await;
+    let alphas = (0..PATIENTS).filter(|i| alpha(*i)).count() as u64;
+    // Index writes fail after the job's first page: the job holds its database value there.
+    faults.fail(|op| op == Op::Write, 1, u64::MAX);
+    let job = create(&api, &re_index_task(NICKNAME)).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_until(&api, &id, |t| {
+        output(t, RJO, "resources-processed") == json!(500)
+    })
+    .await;
+    let before = s.log.last_t().await.unwrap();
+    // Meanwhile, after the job's `t`: 90 Alphas become Betas, 30 new Alphas arrive (their
+    // indexing waits for the fault to heal, and then runs beside the job's other pages).
+    let writer = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            for k in 0..90 {
+                let pid = format!("p{:05}", k * 3);
+                let p =
+                    json!({"resourceType": "Patient", "id": pid, "name": [{"given": ["Beta"]}]});
+                let a = send(&api, "PUT", &format!("Patient/{pid}"), &p.to_string()).await;
+                assert!(a.status.is_success(), "{}", a.json());
+                if k % 3 == 0 {
+                    let nid = format!("n{k}");
+                    let n = json!({"resourceType": "Patient", "id": nid, "name": [{"given": ["Alpha"]}]});
+                    let a = send(&api, "PUT", &format!("Patient/{nid}"), &n.to_string()).await;
+                    assert!(a.status.is_success(), "{}", a.json());
+                }
+            }
+        })
+    };
+    while s.log.last_t().await.unwrap() == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    faults.heal();
+    let done = wait_until(&api, &id, |t| t["status"] == "completed").await;
+    writer.await.unwrap();
+    assert_eq!(output(&done, RJO, "total-resources"), json!(PATIENTS));
+    // The job counted and processed the Patients of one database value.
+    assert_eq!(
+        output(&done, RJO, "resources-processed"),
+        output(&done, RJO, "total-resources")
+    );
+    assert_eq!(nickname_count(&api, "Alpha").await, alphas - 90 + 30);
+    assert_eq!(
+        nickname_count(&api, "Beta").await,
+        PATIENTS as u64 - alphas + 90
+    );
+}
