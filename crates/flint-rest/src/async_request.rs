@@ -1,7 +1,7 @@
 //! Asynchronous requests: the FHIR asynchronous request pattern as Blaze answers it.
 //!
 //! A request sent with `Prefer: respond-async` that may run long (a type search with
-//! `_summary=count`, `$evaluate-measure`, `$cql`, `$export`, a batch Bundle) is accepted
+//! `_summary=count`, `$evaluate-measure`, `$cql`, `$export`, `$compact`, a batch Bundle) is accepted
 //! with **202** and `Content-Location: [base]/__async-status/{id}`; the others are answered
 //! as usual. Accepting it writes, to the admin database ([`flint_jobs`]), the request as a
 //! batch Bundle of one entry (a batch Bundle as sent) and a `Task` job of type
