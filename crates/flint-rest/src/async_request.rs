@@ -1,8 +1,8 @@
 //! Asynchronous requests: the FHIR asynchronous request pattern as Blaze answers it.
 //!
 //! A request sent with `Prefer: respond-async` that may run long (a type search with
-//! `_summary=count`, `$evaluate-measure`, `$cql`, `$export`, `$compact`, a batch Bundle) is accepted
-//! with **202** and `Content-Location: [base]/__async-status/{id}`; the others are answered
+//! `_summary=count`, `$evaluate-measure`, `$cql`, `$export`, `$compact`, a batch Bundle) is
+//! accepted with **202** and `Content-Location: [base]/__async-status/{id}`; the others are answered
 //! as usual. Accepting it writes, to the admin database ([`flint_jobs`]), the request as a
 //! batch Bundle of one entry (a batch Bundle as sent) and a `Task` job of type
 //! `async-interaction` naming that Bundle and the database value `t` the request was
