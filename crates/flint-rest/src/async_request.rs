@@ -2,8 +2,8 @@
 //!
 //! A request sent with `Prefer: respond-async` that may run long (a type search with
 //! `_summary=count`, `$evaluate-measure`, `$cql`, `$export`, `$compact`, a batch Bundle) is
-//! accepted with **202** and `Content-Location: [base]/__async-status/{id}`; the others are answered
-//! as usual. Accepting it writes, to the admin database ([`flint_jobs`]), the request as a
+//! accepted with **202** and `Content-Location: [base]/__async-status/{id}`; the others are
+//! answered as usual. Accepting it writes, to the admin database ([`flint_jobs`]), the request as a
 //! batch Bundle of one entry (a batch Bundle as sent) and a `Task` job of type
 //! `async-interaction` naming that Bundle and the database value `t` the request was
 //! received at. The job runs the Bundle as of that `t` (whatever is written meanwhile) and
