@@ -164,8 +164,8 @@ pub async fn search(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Reply> {
         format!("{base}?{q}")
     };
     let mut links = vec![json!({"relation": "self", "url": link(offset)})];
-    if offset + count < total {
-        links.push(json!({"relation": "next", "url": link(offset + count)}));
+    if offset.saturating_add(count) < total {
+        links.push(json!({"relation": "next", "url": link(offset.saturating_add(count))}));
     }
     let entries: Vec<Value> = all
         .iter()
