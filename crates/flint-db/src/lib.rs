@@ -9,7 +9,7 @@
 //! `TxSuccess` marker (or a `TxError` row). A [`Db`] reads the index as of a fixed `t`.
 
 pub mod cache;
-pub use flint_storage::{conformance, error, fault, kv, log, mem, store};
+pub use flint_storage::{admin, conformance, error, fault, kv, log, mem, store};
 pub mod codec;
 pub mod db;
 pub mod ids;
@@ -18,6 +18,7 @@ pub mod node;
 pub mod search;
 pub mod testing;
 
+pub use admin::{ColumnFamilyStats, DbStats, StoreAdmin};
 pub use db::{Db, HistoryEntry, ResourceHandle};
 pub use error::{DbError, ErrorKind};
 pub use ids::IdList;

@@ -189,67 +189,7 @@ impl Node {
                 }
                 let Some(last) = page.last() else { break };
                 start = Some(last.id.clone());
-                let contents = db.pull_many(&page).await?;
-                let tid = codec::tid(ty);
-                let mut b = WriteBatch::default();
-                for (h, content) in page.iter().zip(contents) {
-                    if let Some(old) = db.index_values(h)? {
-                        for (param, value) in indexer.entries_of_values(&old) {
-                            b.delete(
-                                Cf::SearchParamValue,
-                                codec::search_key(param, tid, &value, &h.id, &h.hash),
-                            );
-                        }
-                        for e in indexer.compartment_entries_of_values(ty, &old) {
-                            b.delete(
-                                Cf::CompartmentSearchParamValue,
-                                codec::compartment_search_key(
-                                    (e.compartment_tid, &e.compartment_id),
-                                    e.param,
-                                    tid,
-                                    &e.value,
-                                    &h.id,
-                                    &h.hash,
-                                ),
-                            );
-                        }
-                    }
-                    match indexer.index(ty, &content) {
-                        Ok(indexed) => {
-                            for (param, value) in &indexed.entries {
-                                b.put(
-                                    Cf::SearchParamValue,
-                                    codec::search_key(*param, tid, value, &h.id, &h.hash),
-                                    Vec::new(),
-                                );
-                            }
-                            for e in &indexed.compartment_entries {
-                                b.put(
-                                    Cf::CompartmentSearchParamValue,
-                                    codec::compartment_search_key(
-                                        (e.compartment_tid, &e.compartment_id),
-                                        e.param,
-                                        tid,
-                                        &e.value,
-                                        &h.id,
-                                        &h.hash,
-                                    ),
-                                    Vec::new(),
-                                );
-                            }
-                            b.put(
-                                Cf::ResourceValue,
-                                codec::resource_value_key(tid, &h.id, &h.hash),
-                                indexed.values,
-                            );
-                        }
-                        Err(e) => {
-                            tracing::warn!(type_name = %ty, id = %h.id, error = %e, "re-indexing failed")
-                        }
-                    }
-                    n += 1;
-                }
-                kv.write(b, false)?;
+                n += reindex_page(&db, &indexer, ty, &page, None).await?;
                 if page.len() < 511 {
                     break;
                 }
@@ -259,6 +199,27 @@ impl Node {
         b.put(Cf::Meta, KEY.to_vec(), fingerprint.to_vec());
         kv.write(b, true)?;
         Ok(Some(n))
+    }
+
+    /// Writes again the search entries of parameters `params` (hashes, [`codec::param_hash`]
+    /// of their codes) of the resource versions `page` of `type_name` (current in `db`), as
+    /// the indexer writes them for a new version: stale entries of those parameters named by
+    /// the version's old value blob removed, the new ones and a new value blob written, one
+    /// atomic batch. Entries are keyed by version, so versions written meanwhile (which the
+    /// indexer indexes with the same registry) are unaffected. Extraction runs on the
+    /// blocking pool. Returns how many versions were re-indexed; without a search index
+    /// (no resource indexer), 0.
+    pub async fn reindex_params(
+        &self,
+        db: &Db,
+        type_name: &str,
+        page: &[crate::db::ResourceHandle],
+        params: &[u32],
+    ) -> Result<u64> {
+        let Some(indexer) = self.inner.config.resource_indexer.clone() else {
+            return Ok(0);
+        };
+        reindex_page(db, &indexer, type_name, page, Some(params)).await
     }
 
     /// How long reads wait for the index to reach the log end (`DB_SYNC_TIMEOUT`).
@@ -447,6 +408,99 @@ impl std::fmt::Debug for TxOutcome {
 }
 
 /// Removes the pre-computed search values of one write that the indexer did not take.
+/// Re-indexes the versions `page` of type `ty` (current in `db`): for each, the entries its
+/// old value blob names are deleted and those `indexer` computes now are written, with a new
+/// value blob, in one batch; `only` limits the entries (old and new) to those parameter
+/// hashes. A content the hook refuses keeps its entries, with a warning (as the indexer).
+async fn reindex_page(
+    db: &Db,
+    indexer: &Arc<dyn ResourceIndexer>,
+    ty: &str,
+    page: &[crate::db::ResourceHandle],
+    only: Option<&[u32]>,
+) -> Result<u64> {
+    let keep = |param: u32| only.is_none_or(|ps| ps.contains(&param));
+    let contents = db.pull_many(page).await?;
+    let olds = db.index_values_many(page)?;
+    let (extract, type_name) = (indexer.clone(), ty.to_string());
+    let computed = tokio::task::spawn_blocking(move || {
+        contents
+            .iter()
+            .map(|c| extract.index(&type_name, c))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| DbError::fault(format!("search value extraction failed: {e}")))?;
+    let tid = codec::tid(ty);
+    let mut b = WriteBatch::default();
+    for ((h, indexed), old) in page.iter().zip(computed).zip(olds) {
+        let indexed = match indexed {
+            Ok(indexed) => indexed,
+            Err(e) => {
+                tracing::warn!(type_name = %ty, id = %h.id, error = %e, "re-indexing failed");
+                continue;
+            }
+        };
+        if let Some(old) = old {
+            for (param, value) in indexer.entries_of_values(&old) {
+                if keep(param) {
+                    b.delete(
+                        Cf::SearchParamValue,
+                        codec::search_key(param, tid, &value, &h.id, &h.hash),
+                    );
+                }
+            }
+            for e in indexer.compartment_entries_of_values(ty, &old) {
+                if keep(e.param) {
+                    b.delete(
+                        Cf::CompartmentSearchParamValue,
+                        codec::compartment_search_key(
+                            (e.compartment_tid, &e.compartment_id),
+                            e.param,
+                            tid,
+                            &e.value,
+                            &h.id,
+                            &h.hash,
+                        ),
+                    );
+                }
+            }
+        }
+        for (param, value) in &indexed.entries {
+            if keep(*param) {
+                b.put(
+                    Cf::SearchParamValue,
+                    codec::search_key(*param, tid, value, &h.id, &h.hash),
+                    Vec::new(),
+                );
+            }
+        }
+        for e in &indexed.compartment_entries {
+            if keep(e.param) {
+                b.put(
+                    Cf::CompartmentSearchParamValue,
+                    codec::compartment_search_key(
+                        (e.compartment_tid, &e.compartment_id),
+                        e.param,
+                        tid,
+                        &e.value,
+                        &h.id,
+                        &h.hash,
+                    ),
+                    Vec::new(),
+                );
+            }
+        }
+        b.put(
+            Cf::ResourceValue,
+            codec::resource_value_key(tid, &h.id, &h.hash),
+            indexed.values,
+        );
+    }
+    db.storage.kv.write(b, false)?;
+    Ok(page.len() as u64)
+}
+
 struct PreIndexed<'a> {
     inner: &'a Inner,
     hashes: Vec<ContentHash>,

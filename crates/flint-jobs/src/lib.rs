@@ -137,6 +137,25 @@ pub fn parameter(system: &str, code: &str, key: &str, value: Value) -> Value {
     json!({"type": {"coding": [{"system": system, "code": code}]}, key: value})
 }
 
+/// Puts `output` into `task.output`, replacing the output of the same type (its first coding)
+/// if there is one: progress outputs are updated in place, never repeated.
+pub fn set_output(task: &mut Value, output: Value) {
+    let ty = output["type"]["coding"][0].clone();
+    let same = |o: &Value| {
+        let c = &o["type"]["coding"][0];
+        c["system"] == ty["system"] && c["code"] == ty["code"]
+    };
+    if !task["output"].is_array() {
+        task["output"] = json!([]);
+    }
+    if let Some(list) = task["output"].as_array_mut() {
+        match list.iter_mut().find(|o| same(o)) {
+            Some(slot) => *slot = output,
+            None => list.push(output),
+        }
+    }
+}
+
 /// A new Task for a job of type `job_type` with `inputs`, status `ready`.
 pub fn new_task(job_type: &str, inputs: Vec<Value>) -> Value {
     json!({
@@ -231,7 +250,10 @@ impl JobStore {
         let (id, version) = self.write(task.clone(), TxOp::Create, None).await?;
         let mut task = task;
         task["id"] = json!(id);
-        Ok(Job { id, version, task })
+        let job = Job { id, version, task };
+        let ty = job.job_type().unwrap_or("unknown").to_string();
+        metrics::counter!("flint_jobs_created_total", "type" => ty).increment(1);
+        Ok(job)
     }
 
     /// Keeps `resource` (a request or result Bundle) in the admin database; its id.
@@ -300,6 +322,16 @@ impl JobStore {
     /// Every job whose Task is `ready` or `in-progress`: what was accepted or running when
     /// the process stopped.
     pub async fn unfinished(&self) -> Result<Vec<Job>> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|j| matches!(j.status(), Status::Ready | Status::InProgress))
+            .collect())
+    }
+
+    /// Every job, newest state, in id order (synced with the admin log).
+    pub async fn list(&self) -> Result<Vec<Job>> {
         let db = self.node.sync().await?;
         let mut out = Vec::new();
         let mut start: Option<String> = None;
@@ -313,14 +345,11 @@ impl JobStore {
                 let bytes = db.pull(h).await?;
                 let task: Value = serde_json::from_slice(&bytes)
                     .map_err(|e| DbError::fault(format!("Task/{}: {e}", h.id)))?;
-                let job = Job {
+                out.push(Job {
                     id: h.id.clone(),
                     version: h.t,
                     task,
-                };
-                if matches!(job.status(), Status::Ready | Status::InProgress) {
-                    out.push(job);
-                }
+                });
             }
             match page.last() {
                 Some(h) if !last => start = Some(h.id.clone()),
@@ -389,17 +418,21 @@ impl Scheduler {
         let store = self.store.clone();
         let running = self.running.clone();
         let id = job.id.clone();
+        let job_type = job.job_type().unwrap_or("unknown").to_string();
+        let started = std::time::Instant::now();
         // Registered before the task can finish, so the entry is always removed by it.
         let mut guard = self.running.lock();
         let handle = tokio::spawn(async move {
-            let watch = watch_cancel(&store, &id);
+            let watch = watch_stop(&store, &id);
             let outcome = tokio::select! {
                 out = work => Some(out),
                 () = watch => None,
             };
             if let Some(out) = outcome {
-                finish(&store, &id, out).await;
+                finish(&store, &id, &job_type, out).await;
             }
+            metrics::histogram!("flint_jobs_duration_seconds", "type" => job_type)
+                .record(started.elapsed().as_secs_f64());
             running.lock().remove(&id);
         });
         if !handle.is_finished() {
@@ -430,19 +463,60 @@ impl Scheduler {
         })
     }
 
+    /// Pauses job `id` (`ready` or `in-progress` → `on-hold`) and stops its work if it runs
+    /// on this node (other nodes stop it within [`CANCEL_POLL`]); the work must have kept
+    /// what it needs to go on ([`Scheduler::resume`]). `None`: no such job; `Some(Err(job))`:
+    /// the job was in another state.
+    pub async fn pause(&self, id: &str) -> Result<Option<std::result::Result<Job, Job>>> {
+        let out = self
+            .store
+            .update(
+                id,
+                |s| matches!(s, Status::Ready | Status::InProgress),
+                |t| {
+                    t["status"] = json!("on-hold");
+                    t["statusReason"] = json!({"text": "paused"});
+                },
+            )
+            .await?;
+        if let Some(Ok(_)) = &out {
+            if let Some(h) = self.running.lock().remove(id) {
+                h.abort();
+            }
+            metrics::counter!("flint_jobs_paused_total").increment(1);
+        }
+        Ok(out)
+    }
+
+    /// Marks the paused job `id` ready again (`on-hold` → `ready`); the caller then
+    /// [`Scheduler::run`]s its work, which goes on from what it kept. `None`: no such job;
+    /// `Some(Err(job))`: the job was not paused.
+    pub async fn resume(&self, id: &str) -> Result<Option<std::result::Result<Job, Job>>> {
+        self.store
+            .update(
+                id,
+                |s| s == Status::OnHold,
+                |t| {
+                    t["status"] = json!("ready");
+                    t["statusReason"] = json!({"text": "resumed"});
+                },
+            )
+            .await
+    }
+
     /// Number of jobs running on this node.
     pub fn running(&self) -> usize {
         self.running.lock().len()
     }
 }
 
-/// Resolves when job `id` is cancelled (or gone); a storage error is retried, never taken for a
-/// cancellation.
-async fn watch_cancel(store: &JobStore, id: &str) {
+/// Resolves when job `id` is cancelled or paused (or gone); a storage error is retried, never
+/// taken for either.
+async fn watch_stop(store: &JobStore, id: &str) {
     loop {
         tokio::time::sleep(CANCEL_POLL).await;
         match store.get(id).await {
-            Ok(Some(job)) if job.status() != Status::Cancelled => {}
+            Ok(Some(job)) if !matches!(job.status(), Status::Cancelled | Status::OnHold) => {}
             Ok(_) => return,
             Err(e) => {
                 tracing::warn!(job = id, error = %e, "cannot read the job's status; retrying")
@@ -451,22 +525,32 @@ async fn watch_cancel(store: &JobStore, id: &str) {
     }
 }
 
-/// Stores the end of job `id`: completed with `outputs` or failed with the reason; retried
-/// while the admin database is unavailable (the work is done; its result must not be lost).
-async fn finish(store: &JobStore, id: &str, out: std::result::Result<Outputs, String>) {
+/// Stores the end of job `id` (of type `job_type`): completed with `outputs` or failed with the
+/// reason, unless it is no longer in progress (paused or cancelled meanwhile: then the work
+/// stopped on purpose); retried while the admin database is unavailable (the work is done;
+/// its result must not be lost).
+async fn finish(
+    store: &JobStore,
+    id: &str,
+    job_type: &str,
+    out: std::result::Result<Outputs, String>,
+) {
     let status = if out.is_ok() { "completed" } else { "failed" };
     loop {
         let r = store
             .update(
                 id,
-                |s| !s.is_final(),
+                |s| s == Status::InProgress,
                 |t| {
                     t["status"] = json!(status);
                     match &out {
                         Ok(outputs) => {
-                            let list = t["output"].as_array().cloned().unwrap_or_default();
-                            t["output"] =
-                                Value::Array(list.into_iter().chain(outputs.clone()).collect());
+                            for o in outputs {
+                                set_output(t, o.clone());
+                            }
+                            if let Some(m) = t.as_object_mut() {
+                                m.remove("statusReason");
+                            }
                         }
                         Err(reason) => t["statusReason"] = json!({"text": reason}),
                     }
@@ -474,8 +558,12 @@ async fn finish(store: &JobStore, id: &str, out: std::result::Result<Outputs, St
             )
             .await;
         match r {
-            Ok(_) => {
-                metrics::counter!("flint_jobs_finished_total", "status" => status).increment(1);
+            Ok(done) => {
+                if let Some(Ok(_)) = done {
+                    metrics::counter!("flint_jobs_finished_total", "status" => status,
+                        "type" => job_type.to_string())
+                    .increment(1);
+                }
                 return;
             }
             Err(e) => {

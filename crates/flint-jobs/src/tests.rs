@@ -253,3 +253,98 @@ async fn unfinished_jobs_are_found_after_a_restart() {
     ids.sort();
     assert_eq!(found, ids);
 }
+
+#[tokio::test]
+async fn pausing_stops_the_work_and_resuming_runs_it_again() {
+    let s = store().await;
+    let sched = Scheduler::new(s.clone());
+    let job = s.create(new_task("re-index", vec![])).await.unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let guard = Endless(dropped.clone());
+    sched
+        .run(&job, async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok(vec![])
+        })
+        .await
+        .unwrap();
+    let paused = sched.pause(&job.id).await.unwrap().unwrap().unwrap();
+    assert_eq!(paused.status(), Status::OnHold);
+    for _ in 0..100 {
+        if dropped.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(dropped.load(Ordering::SeqCst), "the work was stopped");
+    assert_eq!(sched.running(), 0);
+    // Pausing twice, or resuming what is not paused, is refused with the job as it is.
+    let again = sched.pause(&job.id).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(again.status(), Status::OnHold);
+    assert!(sched.pause("nope").await.unwrap().is_none());
+    assert!(sched.resume("nope").await.unwrap().is_none());
+    let resumed = sched.resume(&job.id).await.unwrap().unwrap().unwrap();
+    assert_eq!(resumed.status(), Status::Ready);
+    let refused = sched.resume(&job.id).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(refused.status(), Status::Ready);
+    sched
+        .run(&resumed, async {
+            Ok(vec![input("resources-processed", 3)])
+        })
+        .await
+        .unwrap();
+    let done = wait_for(&s, &job.id, Status::Completed).await;
+    assert_eq!(
+        done.parameter("output", ASYNC_PARAMETER_SYSTEM, "resources-processed"),
+        Some(&json!(3))
+    );
+    assert!(done.task.get("statusReason").is_none());
+    assert!(sched.pause(&job.id).await.unwrap().unwrap().is_err());
+}
+
+#[tokio::test]
+async fn work_ending_after_a_pause_does_not_finish_the_job() {
+    let s = store().await;
+    let sched = Scheduler::new(s.clone());
+    let job = s.create(new_task("re-index", vec![])).await.unwrap();
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let store2 = s.clone();
+    let id = job.id.clone();
+    sched
+        .run(&job, async move {
+            let _ = wait.await;
+            // Paused by another node meanwhile: the pause below happened first.
+            let _ = store2.get(&id).await;
+            Ok(vec![])
+        })
+        .await
+        .unwrap();
+    // Paused through a second scheduler (another node): this one's work is not aborted.
+    let other = Scheduler::new(s.clone());
+    other.pause(&job.id).await.unwrap().unwrap().unwrap();
+    let _ = go.send(());
+    for _ in 0..50 {
+        if sched.running() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sched.running(), 0);
+    assert_eq!(
+        s.get(&job.id).await.unwrap().unwrap().status(),
+        Status::OnHold
+    );
+}
+
+#[test]
+fn outputs_replace_those_of_the_same_type() {
+    let mut task = new_task("re-index", vec![]);
+    set_output(&mut task, input("a", 1));
+    set_output(&mut task, input("b", 2));
+    set_output(&mut task, input("a", 3));
+    let out = task["output"].as_array().unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0]["valueUnsignedInt"], 3);
+    assert_eq!(out[1]["valueUnsignedInt"], 2);
+}

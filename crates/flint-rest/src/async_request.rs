@@ -1,9 +1,9 @@
 //! Asynchronous requests: the FHIR asynchronous request pattern as Blaze answers it.
 //!
 //! A request sent with `Prefer: respond-async` that may run long (a type search with
-//! `_summary=count`, `$evaluate-measure`, `$cql`, `$export`, a batch Bundle) is accepted
-//! with **202** and `Content-Location: [base]/__async-status/{id}`; the others are answered
-//! as usual. Accepting it writes, to the admin database ([`flint_jobs`]), the request as a
+//! `_summary=count`, `$evaluate-measure`, `$cql`, `$export`, `$compact`, a batch Bundle) is
+//! accepted with **202** and `Content-Location: [base]/__async-status/{id}`; the others are
+//! answered as usual. Accepting it writes, to the admin database ([`flint_jobs`]), the request as a
 //! batch Bundle of one entry (a batch Bundle as sent) and a `Task` job of type
 //! `async-interaction` naming that Bundle and the database value `t` the request was
 //! received at. The job runs the Bundle as of that `t` (whatever is written meanwhile) and
@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 pub const JOB_TYPE: &str = "async-interaction";
 
 /// The operations that run asynchronously when asked to.
-const ASYNC_OPERATIONS: &[&str] = &["$evaluate-measure", "$cql", "$export"];
+const ASYNC_OPERATIONS: &[&str] = &["$evaluate-measure", "$cql", "$export", "$compact"];
 
 /// Whether the headers ask for an asynchronous answer (`Prefer: respond-async`).
 pub fn prefers_async(headers: &HeaderMap) -> bool {
@@ -216,8 +216,9 @@ async fn start(
 }
 
 /// Runs again, at their `t`, the asynchronous requests that were accepted or running when the
-/// server stopped; fails the unfinished jobs of other types (they do not resume yet), with the
-/// reason. Returns how many requests run again. `dispatch` answers the requests' entries.
+/// server stopped, and the admin API's jobs ([`crate::admin::jobs::restart`]: a re-index goes
+/// on from its cursor); fails the unfinished jobs of other types, with the reason. Returns
+/// how many jobs run again. `dispatch` answers the requests' entries.
 pub async fn resume(state: &AppState, dispatch: Dispatch) -> FhirResult<usize> {
     let Some(jobs) = state.jobs() else {
         return Ok(0);
@@ -230,6 +231,8 @@ pub async fn resume(state: &AppState, dispatch: Dispatch) -> FhirResult<usize> {
             n += 1;
         } else if job.job_type() == Some(export::JOB_TYPE) {
             export::start(state, jobs, &job).await?;
+            n += 1;
+        } else if crate::admin::jobs::restart(state, jobs, &job).await? {
             n += 1;
         } else {
             jobs.store()

@@ -53,7 +53,7 @@ const COMMON_PARAMS: [(&str, &str, &str); 9] = [
 /// The system operations (name, OperationDefinition), as the operations registry has them (a
 /// test of the operations module checks that the two agree). `cql` is listed only when
 /// [`RestConfig::enable_operation_cql`] is on ([`operation_enabled`]).
-pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 4] = [
+pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 5] = [
     (
         "versions",
         "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
@@ -70,12 +70,17 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 4] = [
         "export",
         "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
     ),
+    (
+        "compact",
+        "https://samply.github.io/blaze/fhir/OperationDefinition/compact",
+    ),
 ];
 
 /// The operations a setting turns on, with the environment variable that does.
-const SWITCHED_OPERATIONS: [(&str, &str); 2] = [
+const SWITCHED_OPERATIONS: [(&str, &str); 3] = [
     ("cql", "ENABLE_OPERATION_CQL"),
     ("graph", "ENABLE_OPERATION_GRAPH"),
+    ("compact", "ENABLE_ADMIN_API"),
 ];
 
 /// The environment variable that turns operation `name` on, if a setting switches it.
@@ -91,6 +96,7 @@ pub(crate) fn operation_enabled(name: &str, cfg: &RestConfig) -> bool {
     match name {
         "cql" => cfg.enable_operation_cql,
         "graph" => cfg.enable_operation_graph,
+        "compact" => cfg.enable_admin_api,
         _ => true,
     }
 }

@@ -39,6 +39,9 @@ pub struct RestConfig {
     pub enable_operation_graph: bool,
     /// The most resources one `$export` output file holds; [`EXPORT_FILE_SIZE`] by default.
     pub export_file_size: usize,
+    /// Whether the admin API (`[base]/__admin`) and `$compact` are offered
+    /// (`ENABLE_ADMIN_API`, off by default, as in Blaze).
+    pub enable_admin_api: bool,
 }
 
 impl Default for RestConfig {
@@ -57,6 +60,7 @@ impl Default for RestConfig {
             everything_limit: EVERYTHING_LIMIT,
             enable_operation_graph: false,
             export_file_size: EXPORT_FILE_SIZE,
+            enable_admin_api: false,
         }
     }
 }

@@ -82,6 +82,7 @@ fn interaction_name(req: &FhirRequest) -> &'static str {
         ("GET", ["__page", _]) => "search-page",
         (_, ["__async-status", _]) => "async-status",
         (_, ["__export", _, _]) => "export-file",
+        (_, ["__admin", ..]) => "admin",
         ("POST", [_, "_search"]) => "search-type",
         ("GET", [_, _, t]) if *t != "_history" => "search-compartment",
         ("GET", [_]) => "search-type",
@@ -399,6 +400,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
     let method = req.method.clone();
     let not_allowed = || Err(FhirError::method_not_allowed(&method, &p.join("/")));
     match p.as_slice() {
+        ["__admin", rest @ ..] => crate::admin::dispatch(ctx, rest, &req).await,
         // `$name` operations, at each level (`$` never starts a type or an id).
         [op] if op.starts_with('$') => {
             operations::invoke(ctx, Target::System, &op[1..], &req).await

@@ -23,8 +23,10 @@
 //! 9. [`conditional`]: conditional create, update and delete, over search and interactions.
 //! 10. [`bundle`]: batch and transaction bundles; entries are routed through a dispatcher the
 //!     caller passes in, so bundles do not depend on the routing above them.
-//! 11. [`operations`]: the `$name` operations, one file each, and their registry.
-//! 12. [`http`]: the HTTP surface on top: request parsing, routing ([`http::dispatch`]) and
+//! 11. [`admin`]: the admin API under `__admin` and the jobs created through it (below
+//!     the operations, since `$compact` uses its databases).
+//! 12. [`operations`]: the `$name` operations, one file each, and their registry.
+//! 13. [`http`]: the HTTP surface on top: request parsing, routing ([`http::dispatch`]) and
 //!     rendering.
 //!
 //! The crate root only declares the modules and re-exports [`AppState`], [`RestConfig`] and
@@ -32,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod api;
 pub mod async_request;
 pub mod bundle;

@@ -26,6 +26,30 @@ struct StateInner {
     measure: std::sync::OnceLock<MeasureEvaluation>,
     cql: std::sync::OnceLock<CqlEvaluation>,
     jobs: std::sync::OnceLock<flint_jobs::Scheduler>,
+    admin: std::sync::OnceLock<AdminApi>,
+}
+
+/// What the admin API (`[base]/__admin`, `RestConfig::enable_admin_api`) shows and acts on:
+/// the storage databases by name, the settings and the feature switches of the server.
+#[derive(Clone, Default)]
+pub struct AdminApi {
+    /// The databases (`index`, `transaction`, `resource`, `admin-index`, ...) with their
+    /// statistics and compaction.
+    pub databases: Vec<(String, Arc<dyn flint_db::StoreAdmin>)>,
+    /// The settings: `{"name", "value", "defaultValue"}` objects (secrets masked).
+    pub settings: Vec<serde_json::Value>,
+    /// The feature switches: `{"name", "toggle", "enabled"}` objects.
+    pub features: Vec<serde_json::Value>,
+}
+
+impl AdminApi {
+    /// The database named `name`.
+    pub fn database(&self, name: &str) -> Option<&Arc<dyn flint_db::StoreAdmin>> {
+        self.databases
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d)
+    }
 }
 
 /// What `$evaluate-measure` evaluates with: the CQL engine and the settings.
@@ -89,6 +113,7 @@ impl AppState {
                 measure: std::sync::OnceLock::new(),
                 cql: std::sync::OnceLock::new(),
                 jobs: std::sync::OnceLock::new(),
+                admin: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -103,6 +128,22 @@ impl AppState {
     pub fn with_jobs(self, jobs: flint_jobs::Scheduler) -> Self {
         let _ = self.inner.jobs.set(jobs);
         self
+    }
+
+    /// The state with `admin` behind the admin API (its databases, settings and features).
+    /// Only the first one set counts.
+    pub fn with_admin(self, admin: AdminApi) -> Self {
+        let _ = self.inner.admin.set(admin);
+        self
+    }
+
+    /// What the admin API shows (nothing when none was set).
+    pub fn admin(&self) -> &AdminApi {
+        static NONE: std::sync::OnceLock<AdminApi> = std::sync::OnceLock::new();
+        self.inner
+            .admin
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(AdminApi::default))
     }
 
     /// The job scheduler, if there is an admin database.

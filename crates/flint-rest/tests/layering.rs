@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["search", "history"],
     &["conditional"],
     &["bundle"],
+    &["admin"],
     &["operations"],
     &["async_request"],
     &["http"],

@@ -12,6 +12,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use flint_storage::admin::{BlockCache, ColumnFamilyStats, Compactions, DbStats, StoreAdmin};
 use flint_storage::error::{DbError, Result};
 use flint_storage::kv::{Cf, KvCursor, KvStore, WriteBatch as FlintBatch};
 use flint_storage::log::{TxCmd, TxEntry, TxLog, decode_cmds, encode_cmds};
@@ -526,6 +527,133 @@ impl ResourceStore for RocksStore {
         })
         .await
         .map_err(|e| DbError::fault(format!("resource store write task failed: {e}")))?
+    }
+}
+
+/// An integer property of column family `cf` (0 when RocksDB does not report it).
+fn cf_property(db: &DB, cf: &rocksdb::ColumnFamily, name: &str) -> Result<u64> {
+    Ok(db
+        .property_int_value_cf(cf, name)
+        .map_err(err)?
+        .unwrap_or(0))
+}
+
+/// The handles of the column families `names` of `db` (a missing one is a fault).
+fn handles<'a>(db: &'a DB, names: &[&str]) -> Result<Vec<(String, &'a rocksdb::ColumnFamily)>> {
+    names
+        .iter()
+        .map(|n| {
+            db.cf_handle(n)
+                .map(|h| (n.to_string(), h))
+                .ok_or_else(|| DbError::fault(format!("column family {n} missing")))
+        })
+        .collect()
+}
+
+/// [`StoreAdmin::stats`] of `db` with column families `names`: live data, pending and running
+/// compactions summed over them, the block cache as RocksDB reports it and the free space of
+/// the file system holding the database.
+fn rocks_stats(db: &DB, names: &[&str]) -> Result<DbStats> {
+    let cfs = handles(db, names)?;
+    let (mut live, mut pending, mut pending_bytes) = (0u64, 0u64, 0u64);
+    for (_, h) in &cfs {
+        live += cf_property(db, h, "rocksdb.estimate-live-data-size")?;
+        pending += cf_property(db, h, "rocksdb.compaction-pending")?;
+        pending_bytes += cf_property(db, h, "rocksdb.estimate-pending-compaction-bytes")?;
+    }
+    let int = |name: &str| db.property_int_value(name).map_err(err);
+    let block_cache = match (
+        int("rocksdb.block-cache-capacity")?,
+        int("rocksdb.block-cache-usage")?,
+    ) {
+        (Some(capacity), Some(usage)) => Some(BlockCache { capacity, usage }),
+        _ => None,
+    };
+    Ok(DbStats {
+        estimate_live_data_size: Some(live),
+        usable_space: flint_storage::admin::usable_space(db.path()),
+        block_cache,
+        compactions: Some(Compactions {
+            pending,
+            pending_bytes,
+            running: int("rocksdb.num-running-compactions")?.unwrap_or(0),
+        }),
+    })
+}
+
+/// [`StoreAdmin::column_families`] of `db` with column families `names`.
+fn rocks_cf_stats(db: &DB, names: &[&str]) -> Result<Vec<ColumnFamilyStats>> {
+    handles(db, names)?
+        .into_iter()
+        .map(|(name, h)| {
+            Ok(ColumnFamilyStats {
+                estimate_num_keys: cf_property(db, h, "rocksdb.estimate-num-keys")?,
+                estimate_live_data_size: cf_property(db, h, "rocksdb.estimate-live-data-size")?,
+                live_sst_files_size: cf_property(db, h, "rocksdb.live-sst-files-size")?,
+                size_all_mem_tables: cf_property(db, h, "rocksdb.cur-size-all-mem-tables")?,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// [`StoreAdmin::compact`] of `db` with column families `names`: the whole key range of the
+/// column family, down to the last level.
+fn rocks_compact(db: &DB, names: &[&str], cf: &str) -> Result<bool> {
+    if !names.contains(&cf) {
+        return Ok(false);
+    }
+    let h = db
+        .cf_handle(cf)
+        .ok_or_else(|| DbError::fault(format!("column family {cf} missing")))?;
+    db.compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
+    Ok(true)
+}
+
+/// The names of the index store's column families.
+fn index_cf_names() -> Vec<&'static str> {
+    Cf::ALL.iter().map(|c| c.name()).collect()
+}
+
+impl StoreAdmin for RocksKv {
+    fn stats(&self) -> Result<DbStats> {
+        rocks_stats(&self.db, &index_cf_names())
+    }
+
+    fn column_families(&self) -> Result<Vec<ColumnFamilyStats>> {
+        rocks_cf_stats(&self.db, &index_cf_names())
+    }
+
+    fn compact(&self, column_family: &str) -> Result<bool> {
+        rocks_compact(&self.db, &index_cf_names(), column_family)
+    }
+}
+
+impl StoreAdmin for RocksLog {
+    fn stats(&self) -> Result<DbStats> {
+        rocks_stats(&self.db, &["default"])
+    }
+
+    fn column_families(&self) -> Result<Vec<ColumnFamilyStats>> {
+        rocks_cf_stats(&self.db, &["default"])
+    }
+
+    fn compact(&self, column_family: &str) -> Result<bool> {
+        rocks_compact(&self.db, &["default"], column_family)
+    }
+}
+
+impl StoreAdmin for RocksStore {
+    fn stats(&self) -> Result<DbStats> {
+        rocks_stats(&self.db.db, &["default"])
+    }
+
+    fn column_families(&self) -> Result<Vec<ColumnFamilyStats>> {
+        rocks_cf_stats(&self.db.db, &["default"])
+    }
+
+    fn compact(&self, column_family: &str) -> Result<bool> {
+        rocks_compact(&self.db.db, &["default"], column_family)
     }
 }
 

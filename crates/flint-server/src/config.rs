@@ -87,6 +87,8 @@ pub struct Config {
     pub enable_operation_cql: bool,
     /// `ENABLE_OPERATION_GRAPH`: offer `[base]/[type]/[id]/$graph`.
     pub enable_operation_graph: bool,
+    /// `ENABLE_ADMIN_API`: offer `[base]/__admin` and `$compact`.
+    pub enable_admin_api: bool,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -120,6 +122,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "ENABLE_OPERATION_GRAPH",
         "false",
         "offer [base]/[type]/[id]/$graph, which follows a stored GraphDefinition",
+    ),
+    (
+        "ENABLE_ADMIN_API",
+        "false",
+        "offer the admin API [base]/__admin (settings, database statistics, jobs) and $compact",
     ),
     (
         "STORAGE",
@@ -407,6 +414,7 @@ impl Config {
             )?,
             enable_operation_cql: boolean("ENABLE_OPERATION_CQL")?,
             enable_operation_graph: boolean("ENABLE_OPERATION_GRAPH")?,
+            enable_admin_api: boolean("ENABLE_ADMIN_API")?,
             storage,
             base_url,
             context_path,
@@ -540,10 +548,101 @@ impl Config {
     }
 }
 
+/// The settings the admin API lists: every variable of [`VARIABLES`] with its value as read
+/// through `get` (absent or blank: none) and its default; values of variables whose name
+/// contains `SECRET` or `PASSWORD` are masked.
+pub fn settings(get: impl Fn(&str) -> Option<String>) -> Vec<serde_json::Value> {
+    VARIABLES
+        .iter()
+        .map(|(name, default, _)| {
+            let secret = name.contains("SECRET") || name.contains("PASSWORD");
+            let value = get(name).filter(|v| !v.trim().is_empty());
+            let shown = |v: &str| {
+                if secret && !v.is_empty() {
+                    "[hidden]".to_string()
+                } else {
+                    v.to_string()
+                }
+            };
+            let mut s = serde_json::json!({"name": name, "defaultValue": shown(default)});
+            if let Some(v) = value {
+                s["value"] = serde_json::json!(shown(&v));
+            }
+            s
+        })
+        .collect()
+}
+
+impl Config {
+    /// The feature switches the admin API lists: name, variable and whether it is on.
+    pub fn features(&self) -> Vec<serde_json::Value> {
+        [
+            ("Admin API", "ENABLE_ADMIN_API", self.enable_admin_api),
+            (
+                "Operation $cql",
+                "ENABLE_OPERATION_CQL",
+                self.enable_operation_cql,
+            ),
+            (
+                "Operation $graph",
+                "ENABLE_OPERATION_GRAPH",
+                self.enable_operation_graph,
+            ),
+            (
+                "Referential Integrity",
+                "ENFORCE_REFERENTIAL_INTEGRITY",
+                self.enforce_referential_integrity,
+            ),
+            (
+                "Multiple Delete",
+                "ALLOW_MULTIPLE_DELETE",
+                self.allow_multiple_delete,
+            ),
+        ]
+        .iter()
+        .map(
+            |(name, toggle, on)| serde_json::json!({"name": name, "toggle": toggle, "enabled": on}),
+        )
+        .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn settings_show_values_and_defaults_and_mask_secrets() {
+        let env: HashMap<&str, &str> = [
+            ("STORAGE", "standalone"),
+            ("PAGE_SECRET", "s3cret"),
+            ("DB_CASSANDRA_PASSWORD", "pw"),
+        ]
+        .into_iter()
+        .collect();
+        let s = settings(|n| env.get(n).map(|v| v.to_string()));
+        assert_eq!(s.len(), VARIABLES.len());
+        let find = |n: &str| s.iter().find(|x| x["name"] == n).unwrap().clone();
+        assert_eq!(find("STORAGE")["value"], "standalone");
+        assert_eq!(find("STORAGE")["defaultValue"], "in-memory");
+        assert_eq!(find("PAGE_SECRET")["value"], "[hidden]");
+        assert_eq!(find("DB_CASSANDRA_PASSWORD")["value"], "[hidden]");
+        assert_eq!(find("DB_CASSANDRA_PASSWORD")["defaultValue"], "[hidden]");
+        assert!(find("BASE_URL").get("value").is_none());
+        assert!(
+            !serde_json::Value::Array(s.clone())
+                .to_string()
+                .contains("s3cret")
+        );
+        let c = cfg(&[("ENABLE_ADMIN_API", "true")]).unwrap();
+        assert!(c.enable_admin_api && !cfg(&[]).unwrap().enable_admin_api);
+        let f = c.features();
+        assert!(
+            f.iter()
+                .any(|x| x["toggle"] == "ENABLE_ADMIN_API" && x["enabled"] == true)
+        );
+    }
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, String> {
         let m: HashMap<String, String> = vars
@@ -602,6 +701,7 @@ mod tests {
             ("LOG_LEVEL", "loud"),
             ("ENABLE_OPERATION_CQL", "on"),
             ("ENABLE_OPERATION_GRAPH", "1"),
+            ("ENABLE_ADMIN_API", "yes"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(e.contains(k) && e.contains(v), "{e}");

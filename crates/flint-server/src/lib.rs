@@ -7,7 +7,7 @@ mod config;
 
 use config::{Config, Storage, VARIABLES};
 use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{KvStore, Node, NodeConfig, ResourceStore, TxLog};
+use flint_db::{KvStore, Node, NodeConfig, ResourceStore, StoreAdmin, TxLog};
 use flint_rest::{AppState, RestConfig};
 use flint_rocksdb::{RocksConfig, RocksKv, RocksLog, RocksStore};
 use std::net::SocketAddr;
@@ -36,26 +36,35 @@ struct Parts {
     page_key: [u8; 32],
     admin_kv: Arc<dyn KvStore>,
     admin_log: Arc<dyn TxLog>,
+    /// The databases the admin API shows (statistics, compaction), by name.
+    databases: Vec<(String, Arc<dyn StoreAdmin>)>,
 }
 
 impl Parts {
     /// The parts of one storage variant.
     fn new(
-        kv: impl KvStore + 'static,
-        log: impl TxLog + 'static,
-        store: impl ResourceStore + 'static,
+        kv: Arc<dyn KvStore>,
+        log: Arc<dyn TxLog>,
+        store: Arc<dyn ResourceStore>,
         page_key: [u8; 32],
-        admin_kv: impl KvStore + 'static,
-        admin_log: impl TxLog + 'static,
+        admin_kv: Arc<dyn KvStore>,
+        admin_log: Arc<dyn TxLog>,
     ) -> Parts {
         Parts {
-            kv: Arc::new(kv),
-            log: Arc::new(log),
-            store: Arc::new(store),
+            kv,
+            log,
+            store,
             page_key,
-            admin_kv: Arc::new(admin_kv),
-            admin_log: Arc::new(admin_log),
+            admin_kv,
+            admin_log,
+            databases: Vec::new(),
         }
+    }
+
+    /// The parts with database `name` shown by the admin API.
+    fn show(mut self, name: &str, db: Arc<dyn StoreAdmin>) -> Parts {
+        self.databases.push((name.to_string(), db));
+        self
     }
 }
 
@@ -72,45 +81,74 @@ fn open_index(dir: &std::path::Path, rc: &RocksConfig, what: &str) -> Result<Roc
 async fn open_storage(c: &Config) -> Result<Parts, String> {
     let key = page_key(c.page_secret.as_deref());
     match c.storage {
-        Storage::InMemory => Ok(Parts::new(
-            MemKv::new(),
-            MemLog::new(),
-            MemStore::new(),
-            key,
-            MemKv::new(),
-            MemLog::new(),
-        )),
+        Storage::InMemory => {
+            let (kv, log, store) = (
+                Arc::new(MemKv::new()),
+                Arc::new(MemLog::new()),
+                Arc::new(MemStore::new()),
+            );
+            let (admin_kv, admin_log) = (Arc::new(MemKv::new()), Arc::new(MemLog::new()));
+            Ok(Parts::new(
+                kv.clone(),
+                log.clone(),
+                store.clone(),
+                key,
+                admin_kv.clone(),
+                admin_log.clone(),
+            )
+            .show("index", kv)
+            .show("transaction", log)
+            .show("resource", store)
+            .show("admin-index", admin_kv)
+            .show("admin-transaction", admin_log))
+        }
         Storage::Standalone => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
-            let kv = open_index(&c.index_db_dir, &rc, "index (INDEX_DB_DIR)")?;
+            let kv = Arc::new(open_index(&c.index_db_dir, &rc, "index (INDEX_DB_DIR)")?);
             let store = RocksStore::open(&c.resource_db_dir, &rc)
                 .map_err(|e| open_err("resource store (RESOURCE_DB_DIR)", &c.resource_db_dir, e))?;
             // The log syncs the store's WAL before each append (one fsync per group commit).
-            let log = RocksLog::open_syncing(&c.transaction_db_dir, &rc, &store).map_err(|e| {
-                open_err(
-                    "transaction log (TRANSACTION_DB_DIR)",
-                    &c.transaction_db_dir,
-                    e,
-                )
-            })?;
-            let admin_kv = open_index(
+            let log = Arc::new(
+                RocksLog::open_syncing(&c.transaction_db_dir, &rc, &store).map_err(|e| {
+                    open_err(
+                        "transaction log (TRANSACTION_DB_DIR)",
+                        &c.transaction_db_dir,
+                        e,
+                    )
+                })?,
+            );
+            let admin_kv = Arc::new(open_index(
                 &c.admin_index_db_dir,
                 &rc,
                 "admin index (ADMIN_INDEX_DB_DIR)",
-            )?;
-            let admin_log = RocksLog::open_syncing(&c.admin_transaction_db_dir, &rc, &store)
-                .map_err(|e| {
+            )?);
+            let admin_log = Arc::new(
+                RocksLog::open_syncing(&c.admin_transaction_db_dir, &rc, &store).map_err(|e| {
                     open_err(
                         "admin transaction log (ADMIN_TRANSACTION_DB_DIR)",
                         &c.admin_transaction_db_dir,
                         e,
                     )
-                })?;
-            Ok(Parts::new(kv, log, store, key, admin_kv, admin_log))
+                })?,
+            );
+            let store = Arc::new(store);
+            Ok(Parts::new(
+                kv.clone(),
+                log.clone(),
+                store.clone(),
+                key,
+                admin_kv.clone(),
+                admin_log.clone(),
+            )
+            .show("index", kv)
+            .show("transaction", log)
+            .show("resource", store)
+            .show("admin-index", admin_kv)
+            .show("admin-transaction", admin_log))
         }
         Storage::Distributed => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
-            let kv = open_index(&c.index_db_dir, &rc, "index (INDEX_DB_DIR)")?;
+            let kv = Arc::new(open_index(&c.index_db_dir, &rc, "index (INDEX_DB_DIR)")?);
             let log = flint_kafka::KafkaLog::open(c.kafka.clone())
                 .await
                 .map_err(|e| {
@@ -136,11 +174,11 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                     .await
                     .map_err(|e| format!("Cassandra: cannot read the shared page key: {e}"))?,
             };
-            let admin_kv = open_index(
+            let admin_kv = Arc::new(open_index(
                 &c.admin_index_db_dir,
                 &rc,
                 "admin index (ADMIN_INDEX_DB_DIR)",
-            )?;
+            )?);
             let admin_kafka = flint_kafka::KafkaConfig {
                 topic: c.kafka_admin_topic.clone(),
                 ..c.kafka.clone()
@@ -153,7 +191,17 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                         c.kafka_admin_topic
                     )
                 })?;
-            Ok(Parts::new(kv, log, store, key, admin_kv, admin_log))
+            // Kafka and Cassandra keep their own statistics; the local indexes are shown.
+            Ok(Parts::new(
+                kv.clone(),
+                Arc::new(log),
+                Arc::new(store),
+                key,
+                admin_kv.clone(),
+                Arc::new(admin_log),
+            )
+            .show("index", kv)
+            .show("admin-index", admin_kv))
         }
     }
 }
@@ -223,6 +271,7 @@ async fn run(c: Config) -> Result<(), String> {
         page_key,
         admin_kv,
         admin_log,
+        databases,
     } = open_storage(&c).await?;
     // The admin database (jobs, asynchronous requests) shares the resource store; it needs no
     // search index.
@@ -302,6 +351,7 @@ async fn run(c: Config) -> Result<(), String> {
             everything_limit: flint_rest::config::EVERYTHING_LIMIT,
             enable_operation_graph: c.enable_operation_graph,
             export_file_size: flint_rest::config::EXPORT_FILE_SIZE,
+            enable_admin_api: c.enable_admin_api,
         },
         engine.clone(),
     )
@@ -321,7 +371,12 @@ async fn run(c: Config) -> Result<(), String> {
     )
     .with_jobs(flint_jobs::Scheduler::new(flint_jobs::JobStore::new(
         admin.clone(),
-    )));
+    )))
+    .with_admin(flint_rest::state::AdminApi {
+        databases,
+        settings: config::settings(|n| std::env::var(n).ok()),
+        features: c.features(),
+    });
     // Asynchronous requests that were accepted or running when the server stopped run again.
     match flint_rest::http::resume_async_requests(&state).await {
         Ok(0) => {}

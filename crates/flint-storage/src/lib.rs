@@ -8,6 +8,7 @@
 //! For tests: [`fault`] wraps any adapter with injected faults, [`conformance`] checks an
 //! adapter against the contract.
 
+pub mod admin;
 pub mod conformance;
 pub mod error;
 pub mod fault;
@@ -17,6 +18,7 @@ pub mod log;
 pub mod mem;
 pub mod store;
 
+pub use admin::{ColumnFamilyStats, DbStats, StoreAdmin};
 pub use error::{DbError, ErrorKind, Result};
 pub use kv::{Cf, KvCursor, KvStore, WriteBatch};
 pub use log::{IfNoneMatch, TxCmd, TxEntry, TxLog, TxOp};

@@ -531,13 +531,10 @@ define "Tallies":
 /// Stand-alone expressions the end-to-end tests send to `$cql` check clean.
 #[test]
 fn expressions_of_the_end_to_end_tests_check_clean() {
-    for src in [
-        "Count((expand Interval[1, 1200]) A where Count((expand Interval[1, 1200]) B where B = A) = 1)",
-    ] {
-        let (e, p) = crate::parser::parse_expression_with_positions(src).unwrap();
-        let es = check_expression(&Resolved::default(), &e, &p);
-        assert!(es.is_empty(), "{src}: {es:?}");
-    }
+    let src = "Count((expand Interval[1, 1200]) A where Count((expand Interval[1, 1200]) B where B = A) = 1)";
+    let (e, p) = crate::parser::parse_expression_with_positions(src).unwrap();
+    let es = check_expression(&Resolved::default(), &e, &p);
+    assert!(es.is_empty(), "{src}: {es:?}");
 }
 
 /// The forms the ELM work added to the parser (related-context retrieves, `repeat`,

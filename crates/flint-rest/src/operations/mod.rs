@@ -31,12 +31,13 @@
 //!    fails while the registry and the statement disagree.
 //!
 //! An operation that a setting turns off (`$cql`, `RestConfig::enable_operation_cql`;
-//! `$graph`, `RestConfig::enable_operation_graph`) stays in [`OPERATIONS`] (a constant);
+//! `$graph`, `RestConfig::enable_operation_graph`; `$compact`, `RestConfig::enable_admin_api`) stays in [`OPERATIONS`] (a constant);
 //! `capabilities::operation_enabled` decides, and [`invoke`] looks names up only among the
 //! [`offered`] operations, so the CapabilityStatement does not list a disabled one and it
 //! answers 400 `not-supported` naming the variable that enables it
 //! (`capabilities::operation_switch`).
 
+pub mod compact;
 pub mod cql;
 pub mod evaluate_measure;
 pub mod everything;
@@ -63,6 +64,7 @@ pub const OPERATIONS: &[Operation] = &[
     totals::OPERATION,
     graph::OPERATION,
     export::OPERATION,
+    compact::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
@@ -304,6 +306,7 @@ mod tests {
         for (name, var) in [
             ("cql", "ENABLE_OPERATION_CQL"),
             ("graph", "ENABLE_OPERATION_GRAPH"),
+            ("compact", "ENABLE_ADMIN_API"),
         ] {
             let e = disabled(name, &cfg).unwrap();
             assert_eq!(
@@ -329,6 +332,9 @@ mod tests {
         );
         cfg.enable_operation_graph = true;
         assert!(disabled("graph", &cfg).is_none());
+        assert!(disabled("compact", &cfg).is_some());
+        cfg.enable_admin_api = true;
+        assert!(disabled("compact", &cfg).is_none());
         assert_eq!(names(&cfg).len(), OPERATIONS.len());
     }
 
