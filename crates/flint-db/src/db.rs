@@ -15,6 +15,41 @@ pub(crate) struct Storage {
     pub store: Arc<dyn ResourceStore>,
     pub cache: crate::cache::Cache<ContentHash, Bytes>,
     pub instants: crate::cache::Cache<T, i64>,
+    /// How many database values of each `t` are alive (see [`Lease`]): erasing the contents
+    /// a purge at `t` removed waits until no value older than `t` is.
+    pub leases: parking_lot::Mutex<std::collections::BTreeMap<T, usize>>,
+}
+
+impl Storage {
+    /// The oldest `t` of a database value alive on this node, if any.
+    pub fn oldest_leased(&self) -> Option<T> {
+        self.leases.lock().keys().next().copied()
+    }
+}
+
+/// Registers one database value as alive for as long as it (or a clone) is.
+struct Lease {
+    storage: Arc<Storage>,
+    t: T,
+}
+
+impl Lease {
+    fn new(storage: Arc<Storage>, t: T) -> Arc<Lease> {
+        *storage.leases.lock().entry(t).or_default() += 1;
+        Arc::new(Lease { storage, t })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut leases = self.storage.leases.lock();
+        if let Some(n) = leases.get_mut(&self.t) {
+            *n -= 1;
+            if *n == 0 {
+                leases.remove(&self.t);
+            }
+        }
+    }
 }
 
 /// One version of one resource, as the index knows it.
@@ -66,6 +101,7 @@ pub struct HistoryEntry {
 pub struct Db {
     pub(crate) storage: Arc<Storage>,
     t: T,
+    _lease: Arc<Lease>,
 }
 
 /// A ResourceAsOf cursor kept across look-ups (see [`Db::as_of_cursor`]).
@@ -78,7 +114,12 @@ pub(crate) struct AsOfCursor<'a> {
 
 impl Db {
     pub(crate) fn new(storage: Arc<Storage>, t: T) -> Self {
-        Db { storage, t }
+        let lease = Lease::new(storage.clone(), t);
+        Db {
+            storage,
+            t,
+            _lease: lease,
+        }
     }
 
     /// The logical time of this value.
@@ -457,6 +498,7 @@ impl Db {
             return Ok(b);
         }
         match self.storage.store.get(hash).await? {
+            Some(b) if b.is_empty() => Err(erased(hash)),
             Some(b) => {
                 self.storage.cache.insert(*hash, b.clone());
                 Ok(b)
@@ -490,6 +532,9 @@ impl Db {
                             h.hash.to_hex()
                         ))
                     })?;
+                    if b.is_empty() {
+                        return Err(erased(&h.hash));
+                    }
                     self.storage.cache.insert(h.hash, b.clone());
                     *slot = Some(b);
                 }
@@ -497,6 +542,19 @@ impl Db {
         }
         Ok(out.into_iter().flatten().collect())
     }
+}
+
+/// The error of reading a content that a purge or history deletion erased (only a version
+/// still indexed when its content went can meet it: a write racing with the purge of the
+/// same content, or an index rebuilt from the log before it reaches the purge).
+fn erased(hash: &ContentHash) -> DbError {
+    DbError::new(
+        ErrorKind::NotFound,
+        format!(
+            "The content {} was erased by a purge or a history deletion.",
+            hash.to_hex()
+        ),
+    )
 }
 
 /// Decodes a stored version value; a malformed one is a storage fault, not a missing version.

@@ -175,6 +175,13 @@ impl ResourceStore for MemStore {
         }
         Ok(())
     }
+
+    async fn delete(&self, hashes: &[ContentHash]) -> Result<()> {
+        for h in hashes {
+            self.map.insert(*h, Bytes::new());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
