@@ -18,6 +18,8 @@ pub(crate) struct Storage {
     /// How many database values of each `t` are alive (see [`Lease`]): erasing the contents
     /// a purge at `t` removed waits until no value older than `t` is.
     pub leases: parking_lot::Mutex<std::collections::BTreeMap<T, usize>>,
+    /// The newest `t` of a purge or history deletion this node applied since it started.
+    pub removed_t: std::sync::atomic::AtomicU64,
 }
 
 impl Storage {
@@ -393,6 +395,25 @@ impl Db {
         })
     }
 
+    /// Every resource `(type, id)` that a version, current or not, ever referenced `type/id`
+    /// from (the ReferencedBy index, which keeps a row per referencing resource; rows of
+    /// purged resources are gone), in key order.
+    pub fn referencing_sources(&self, type_name: &str, id: &str) -> Result<Vec<(String, String)>> {
+        let prefix = codec::resource_prefix(codec::tid(type_name), id);
+        let mut out = Vec::new();
+        scan_prefix(self.kv(), Cf::ReferencedBy, &prefix, &prefix, |k, _| {
+            let rest = &k[prefix.len()..];
+            if let (Some(ty), Ok(src)) = (
+                type_name_of(codec::read_u32(rest)),
+                std::str::from_utf8(rest.get(4..).unwrap_or(&[])),
+            ) {
+                out.push((ty.to_string(), src.to_string()));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
     fn stats(&self, cf: Cf, prefix: &[u8]) -> Result<(u64, u64)> {
         let mut key = prefix.to_vec();
         key.extend_from_slice(&codec::desc_t(self.t));
@@ -485,6 +506,31 @@ impl Db {
                 "the outcome of transaction t = {t} could not be read"
             ))),
         }
+    }
+
+    /// Whether this node applied a purge or a history deletion after this value's `t` (since
+    /// it started): versions resolved at this `t` before then (a cached search result) may
+    /// no longer be in the index, see [`Db::still_indexed`].
+    pub fn removals_after(&self) -> bool {
+        self.storage
+            .removed_t
+            .load(std::sync::atomic::Ordering::Acquire)
+            > self.t
+    }
+
+    /// `handles` without the versions that are no longer in the index (removed by a purge or
+    /// a history deletion after they were resolved), in order.
+    pub fn still_indexed(&self, handles: &[ResourceHandle]) -> Result<Vec<ResourceHandle>> {
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            if self
+                .version_at_or_before(&h.type_name, &h.id, h.t)?
+                .is_some_and(|v| v.t == h.t && v.hash == h.hash)
+            {
+                out.push(h.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// The stored content (canonical JSON without versionId/lastUpdated) of a version.

@@ -6,7 +6,7 @@ use crate::db::{Db, Storage};
 use crate::error::{DbError, ErrorKind, Result};
 use crate::index;
 use crate::kv::{Cf, KvStore, WriteBatch};
-use crate::log::{TxCmd, TxEntry, TxLog};
+use crate::log::{TxCmd, TxEntry, TxLog, TxOp};
 use crate::search::{Indexed, ResourceIndexer};
 use crate::store::ResourceStore;
 use crate::{ContentHash, T};
@@ -146,6 +146,7 @@ impl Node {
             cache: crate::cache::new(config.resource_cache_size as usize),
             instants: crate::cache::new(100_000),
             leases: parking_lot::Mutex::new(Default::default()),
+            removed_t: std::sync::atomic::AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
             storage,
@@ -685,7 +686,15 @@ async fn index_group(inner: &Inner, entries: &[TxEntry]) -> Result<()> {
                 indexed: &indexed,
                 indexer: &**ix,
             });
-        match index::index_tx(&*inner.storage.kv, &before, entry, search.as_ref())? {
+        let outcome = index::index_tx(&*inner.storage.kv, &before, entry, search.as_ref())?;
+        let removes = entry
+            .cmds
+            .iter()
+            .any(|c| matches!(c.op, TxOp::Purge | TxOp::DeleteHistory));
+        if removes && outcome.is_ok() {
+            inner.storage.removed_t.fetch_max(entry.t, Ordering::AcqRel);
+        }
+        match outcome {
             Ok(unreferenced) if !unreferenced.is_empty() => {
                 // Erased contents leave the cache at once (no new read finds their versions).
                 for u in &unreferenced {

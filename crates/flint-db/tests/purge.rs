@@ -390,8 +390,17 @@ async fn contents_stay_while_an_older_database_value_is_alive() {
     f.node.transact(purge_p1(), vec![]).await.unwrap();
     assert!(f.node.erase_unreferenced().await.unwrap() > 0);
     assert!(f.node.pending_erasures() > 0);
-    // A read that began before the purge still gets its content.
+    // A read that began before the purge still gets its content, and knows the version is
+    // gone from the index (a cached search result leaves it out).
     let bytes = copy.pull(&handle).await.unwrap();
+    assert!(copy.removals_after());
+    assert!(copy.still_indexed(&[handle.clone()]).unwrap().is_empty());
+    let o3 = copy.resource("Observation", "o3").unwrap().unwrap();
+    assert_eq!(
+        copy.still_indexed(&[handle.clone(), o3.clone()]).unwrap(),
+        [o3]
+    );
+    assert!(!f.node.db().removals_after());
     assert_eq!(ContentHash::of(&bytes), handle.hash);
     drop(old);
     assert!(

@@ -69,9 +69,10 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 3] = [
 ];
 
 /// The operations a setting turns on, with the environment variable that does.
-const SWITCHED_OPERATIONS: [(&str, &str); 2] = [
+const SWITCHED_OPERATIONS: [(&str, &str); 3] = [
     ("cql", "ENABLE_OPERATION_CQL"),
     ("graph", "ENABLE_OPERATION_GRAPH"),
+    ("purge", "ENABLE_OPERATION_PATIENT_PURGE"),
 ];
 
 /// The environment variable that turns operation `name` on, if a setting switches it.
@@ -87,13 +88,14 @@ pub(crate) fn operation_enabled(name: &str, cfg: &RestConfig) -> bool {
     match name {
         "cql" => cfg.enable_operation_cql,
         "graph" => cfg.enable_operation_graph,
+        "purge" => cfg.enable_operation_patient_purge,
         _ => true,
     }
 }
 
 /// The type and instance operations (type, name, OperationDefinition), as the operations
 /// registry has them (a test of the operations module checks that the two agree).
-pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 3] = [
+pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 4] = [
     (
         "Measure",
         "evaluate-measure",
@@ -108,6 +110,11 @@ pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 3] = [
         "Patient",
         "everything",
         "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    ),
+    (
+        "Patient",
+        "purge",
+        "https://samply.github.io/blaze/fhir/OperationDefinition/Patient-purge",
     ),
 ];
 

@@ -34,6 +34,12 @@ pub struct RestConfig {
     /// Whether `[base]/[type]/[id]/$graph` is offered (`ENABLE_OPERATION_GRAPH`, off by
     /// default, as in Blaze).
     pub enable_operation_graph: bool,
+    /// Whether `Patient/[id]/$purge` is offered (`ENABLE_OPERATION_PATIENT_PURGE`, off by
+    /// default, as in Blaze).
+    pub enable_operation_patient_purge: bool,
+    /// Whether `DELETE [type]/[id]/_history` is allowed (`ENABLE_INTERACTION_DELETE_HISTORY`,
+    /// off by default, as in Blaze).
+    pub enable_interaction_delete_history: bool,
 }
 
 impl Default for RestConfig {
@@ -51,6 +57,8 @@ impl Default for RestConfig {
             enable_operation_cql: false,
             everything_limit: EVERYTHING_LIMIT,
             enable_operation_graph: false,
+            enable_operation_patient_purge: false,
+            enable_interaction_delete_history: false,
         }
     }
 }

@@ -301,6 +301,8 @@ async fn run(c: Config) -> Result<(), String> {
             enable_operation_cql: c.enable_operation_cql,
             everything_limit: flint_rest::config::EVERYTHING_LIMIT,
             enable_operation_graph: c.enable_operation_graph,
+            enable_operation_patient_purge: c.enable_operation_patient_purge,
+            enable_interaction_delete_history: c.enable_interaction_delete_history,
         },
         engine.clone(),
     )

@@ -31,7 +31,8 @@
 //!    fails while the registry and the statement disagree.
 //!
 //! An operation that a setting turns off (`$cql`, `RestConfig::enable_operation_cql`;
-//! `$graph`, `RestConfig::enable_operation_graph`) stays in [`OPERATIONS`] (a constant);
+//! `$graph`, `RestConfig::enable_operation_graph`; `$purge`,
+//! `RestConfig::enable_operation_patient_purge`) stays in [`OPERATIONS`] (a constant);
 //! `capabilities::operation_enabled` decides, and [`invoke`] looks names up only among the
 //! [`offered`] operations, so the CapabilityStatement does not list a disabled one and it
 //! answers 400 `not-supported` naming the variable that enables it
@@ -42,6 +43,7 @@ pub mod evaluate_measure;
 pub mod everything;
 pub mod graph;
 pub mod library_evaluate;
+pub mod purge;
 pub mod totals;
 pub mod versions;
 
@@ -61,6 +63,7 @@ pub const OPERATIONS: &[Operation] = &[
     everything::OPERATION,
     totals::OPERATION,
     graph::OPERATION,
+    purge::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
@@ -301,6 +304,7 @@ mod tests {
         for (name, var) in [
             ("cql", "ENABLE_OPERATION_CQL"),
             ("graph", "ENABLE_OPERATION_GRAPH"),
+            ("purge", "ENABLE_OPERATION_PATIENT_PURGE"),
         ] {
             let e = disabled(name, &cfg).unwrap();
             assert_eq!(
@@ -325,6 +329,8 @@ mod tests {
         );
         cfg.enable_operation_graph = true;
         assert!(disabled("graph", &cfg).is_none());
+        cfg.enable_operation_patient_purge = true;
+        assert!(disabled("purge", &cfg).is_none());
         assert_eq!(names(&cfg).len(), OPERATIONS.len());
     }
 
