@@ -394,7 +394,11 @@ async fn contents_stay_while_an_older_database_value_is_alive() {
     // gone from the index (a cached search result leaves it out).
     let bytes = copy.pull(&handle).await.unwrap();
     assert!(copy.removals_after());
-    assert!(copy.still_indexed(std::slice::from_ref(&handle)).unwrap().is_empty());
+    assert!(
+        copy.still_indexed(std::slice::from_ref(&handle))
+            .unwrap()
+            .is_empty()
+    );
     let o3 = copy.resource("Observation", "o3").unwrap().unwrap();
     assert_eq!(
         copy.still_indexed(&[handle.clone(), o3.clone()]).unwrap(),
