@@ -249,4 +249,20 @@ impl ResourceStore for CassandraStore {
         .await?;
         Ok(())
     }
+
+    /// Overwrites each content with the empty erased value (the insert of a put: a newer
+    /// cell that replaces the bytes on every replica; Cassandra drops the old ones at
+    /// compaction).
+    async fn delete(&self, hashes: &[ContentHash]) -> Result<()> {
+        try_join_all(hashes.iter().map(|h| {
+            self.limited("delete", async move {
+                self.session
+                    .execute_unpaged(&self.put, (h.to_hex(), &[0u8; 0][..]))
+                    .await
+                    .map_err(|e| unavailable("delete", e))
+            })
+        }))
+        .await?;
+        Ok(())
+    }
 }

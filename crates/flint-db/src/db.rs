@@ -15,6 +15,43 @@ pub(crate) struct Storage {
     pub store: Arc<dyn ResourceStore>,
     pub cache: crate::cache::Cache<ContentHash, Bytes>,
     pub instants: crate::cache::Cache<T, i64>,
+    /// How many database values of each `t` are alive (see [`Lease`]): erasing the contents
+    /// a purge at `t` removed waits until no value older than `t` is.
+    pub leases: parking_lot::Mutex<std::collections::BTreeMap<T, usize>>,
+    /// The newest `t` of a purge or history deletion this node applied since it started.
+    pub removed_t: std::sync::atomic::AtomicU64,
+}
+
+impl Storage {
+    /// The oldest `t` of a database value alive on this node, if any.
+    pub fn oldest_leased(&self) -> Option<T> {
+        self.leases.lock().keys().next().copied()
+    }
+}
+
+/// Registers one database value as alive for as long as it (or a clone) is.
+struct Lease {
+    storage: Arc<Storage>,
+    t: T,
+}
+
+impl Lease {
+    fn new(storage: Arc<Storage>, t: T) -> Arc<Lease> {
+        *storage.leases.lock().entry(t).or_default() += 1;
+        Arc::new(Lease { storage, t })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut leases = self.storage.leases.lock();
+        if let Some(n) = leases.get_mut(&self.t) {
+            *n -= 1;
+            if *n == 0 {
+                leases.remove(&self.t);
+            }
+        }
+    }
 }
 
 /// One version of one resource, as the index knows it.
@@ -66,6 +103,7 @@ pub struct HistoryEntry {
 pub struct Db {
     pub(crate) storage: Arc<Storage>,
     t: T,
+    _lease: Arc<Lease>,
 }
 
 /// A ResourceAsOf cursor kept across look-ups (see [`Db::as_of_cursor`]).
@@ -78,7 +116,12 @@ pub(crate) struct AsOfCursor<'a> {
 
 impl Db {
     pub(crate) fn new(storage: Arc<Storage>, t: T) -> Self {
-        Db { storage, t }
+        let lease = Lease::new(storage.clone(), t);
+        Db {
+            storage,
+            t,
+            _lease: lease,
+        }
     }
 
     /// The logical time of this value.
@@ -352,6 +395,25 @@ impl Db {
         })
     }
 
+    /// Every resource `(type, id)` that a version, current or not, ever referenced `type/id`
+    /// from (the ReferencedBy index, which keeps a row per referencing resource; rows of
+    /// purged resources are gone), in key order.
+    pub fn referencing_sources(&self, type_name: &str, id: &str) -> Result<Vec<(String, String)>> {
+        let prefix = codec::resource_prefix(codec::tid(type_name), id);
+        let mut out = Vec::new();
+        scan_prefix(self.kv(), Cf::ReferencedBy, &prefix, &prefix, |k, _| {
+            let rest = &k[prefix.len()..];
+            if let (Some(ty), Ok(src)) = (
+                type_name_of(codec::read_u32(rest)),
+                std::str::from_utf8(rest.get(4..).unwrap_or(&[])),
+            ) {
+                out.push((ty.to_string(), src.to_string()));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
     fn stats(&self, cf: Cf, prefix: &[u8]) -> Result<(u64, u64)> {
         let mut key = prefix.to_vec();
         key.extend_from_slice(&codec::desc_t(self.t));
@@ -446,6 +508,31 @@ impl Db {
         }
     }
 
+    /// Whether this node applied a purge or a history deletion after this value's `t` (since
+    /// it started): versions resolved at this `t` before then (a cached search result) may
+    /// no longer be in the index, see [`Db::still_indexed`].
+    pub fn removals_after(&self) -> bool {
+        self.storage
+            .removed_t
+            .load(std::sync::atomic::Ordering::Acquire)
+            > self.t
+    }
+
+    /// `handles` without the versions that are no longer in the index (removed by a purge or
+    /// a history deletion after they were resolved), in order.
+    pub fn still_indexed(&self, handles: &[ResourceHandle]) -> Result<Vec<ResourceHandle>> {
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            if self
+                .version_at_or_before(&h.type_name, &h.id, h.t)?
+                .is_some_and(|v| v.t == h.t && v.hash == h.hash)
+            {
+                out.push(h.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// The stored content (canonical JSON without versionId/lastUpdated) of a version.
     pub async fn pull(&self, handle: &ResourceHandle) -> Result<Bytes> {
         self.pull_hash(&handle.hash).await
@@ -457,6 +544,7 @@ impl Db {
             return Ok(b);
         }
         match self.storage.store.get(hash).await? {
+            Some(b) if b.is_empty() => Err(erased(hash)),
             Some(b) => {
                 self.storage.cache.insert(*hash, b.clone());
                 Ok(b)
@@ -490,6 +578,9 @@ impl Db {
                             h.hash.to_hex()
                         ))
                     })?;
+                    if b.is_empty() {
+                        return Err(erased(&h.hash));
+                    }
                     self.storage.cache.insert(h.hash, b.clone());
                     *slot = Some(b);
                 }
@@ -497,6 +588,19 @@ impl Db {
         }
         Ok(out.into_iter().flatten().collect())
     }
+}
+
+/// The error of reading a content that a purge or history deletion erased (only a version
+/// still indexed when its content went can meet it: a write racing with the purge of the
+/// same content, or an index rebuilt from the log before it reaches the purge).
+fn erased(hash: &ContentHash) -> DbError {
+    DbError::new(
+        ErrorKind::NotFound,
+        format!(
+            "The content {} was erased by a purge or a history deletion.",
+            hash.to_hex()
+        ),
+    )
 }
 
 /// Decodes a stored version value; a malformed one is a storage fault, not a missing version.

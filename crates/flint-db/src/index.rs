@@ -74,6 +74,38 @@ pub struct SearchIndexing<'a> {
     /// here fails the indexing of its transaction, which is retried: it is never written
     /// without its entries.
     pub indexed: &'a HashMap<ContentHash, Result<Indexed>>,
+    /// The hook itself: which entries a stored value blob stands for, so that a purge or a
+    /// history deletion removes the entries of the versions it erases.
+    pub indexer: &'a dyn ResourceIndexer,
+}
+
+/// The most versions one history deletion or purge removes (as Blaze's limit of history
+/// deletion); more: 409, nothing removed.
+pub const MAX_REMOVED_VERSIONS: usize = 100_000;
+
+/// A content that a committed purge or history deletion left unreferenced by the index: the
+/// resource it was a version of and its hash. The node erases it from the resource store
+/// once no older database value is alive ([`crate::Node`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Unreferenced {
+    /// Resource type.
+    pub type_name: String,
+    /// Resource id.
+    pub id: String,
+    /// The content hash.
+    pub hash: ContentHash,
+}
+
+/// Versions a purge or a history deletion removes from the index.
+struct Removal<'a> {
+    type_name: &'a str,
+    id: &'a str,
+    /// The versions removed, newest first.
+    versions: Vec<crate::ResourceHandle>,
+    /// The version kept (the current one, for a history deletion).
+    keep: Option<crate::ResourceHandle>,
+    /// The references the purged versions held (a purge's `refs`).
+    refs: &'a [(String, String)],
 }
 
 /// Runs `indexer` over `contents` (content hash → type and bytes) on up to `threads` threads.
@@ -124,18 +156,21 @@ fn extraction_panicked(payload: &Box<dyn std::any::Any + Send>) -> DbError {
 }
 
 /// Indexes `entry` on top of `before` (the database as of `entry.t - 1`). Returns the outcome of
-/// the transaction; storage faults are the outer error.
+/// the transaction (for a committed one the contents its purges and history deletions left
+/// unreferenced); storage faults are the outer error.
 pub fn index_tx(
     kv: &dyn KvStore,
     before: &Db,
     entry: &TxEntry,
     search: Option<&SearchIndexing<'_>>,
-) -> Result<Result<(), DbError>> {
+) -> Result<Result<Vec<Unreferenced>, DbError>> {
     let t = entry.t;
     match verify(before, entry) {
-        Ok(versions) => {
+        Ok((versions, removals)) => {
             let mut b = WriteBatch::default();
-            write_versions(before, t, &versions, &mut b)?;
+            let unreferenced =
+                write_removals(before, &removals, search.map(|s| s.indexer), &mut b)?;
+            write_versions(before, t, &versions, &removals, &mut b)?;
             if let Some(s) = search {
                 write_search_entries(s, &versions, &mut b)?;
             }
@@ -148,7 +183,7 @@ pub fn index_tx(
             k.extend_from_slice(&t.to_be_bytes());
             b.put(Cf::TByInstant, k, Vec::new());
             kv.write(b, false)?;
-            Ok(Ok(()))
+            Ok(Ok(unreferenced))
         }
         Err(Failure::Storage(e)) => Err(e),
         Err(Failure::Reject(e)) => {
@@ -181,7 +216,9 @@ fn conflict(msg: String) -> Failure {
     Failure::Reject(DbError::new(ErrorKind::Conflict, msg))
 }
 
-fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Failure> {
+type Verified<'a> = (Vec<NewVersion<'a>>, Vec<Removal<'a>>);
+
+fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Verified<'a>, Failure> {
     let mut seen = HashSet::new();
     for c in &entry.cmds {
         if !seen.insert((c.type_name.as_str(), c.id.as_str())) {
@@ -197,6 +234,8 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Fa
     // Each touched resource after this transaction: its references if it exists, None if not.
     let mut after: After<'_> = HashMap::new();
     let mut versions = Vec::new();
+    let mut removals = Vec::new();
+    let mut removed = 0usize;
     for c in &entry.cmds {
         let current = before.resource(&c.type_name, &c.id)?;
         let live = current.as_ref().filter(|h| !h.is_deleted());
@@ -253,6 +292,40 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Fa
                     existed: true,
                 });
             }
+            TxOp::Purge | TxOp::DeleteHistory => {
+                let Some(current) = current else {
+                    // Nothing to remove (the REST layer answers 404 before it gets here).
+                    continue;
+                };
+                let mut all = before.instance_history(
+                    &c.type_name,
+                    &c.id,
+                    None,
+                    0,
+                    MAX_REMOVED_VERSIONS + 2,
+                )?;
+                let keep = if c.op == TxOp::Purge {
+                    after.insert((&c.type_name, &c.id), None);
+                    None
+                } else {
+                    Some(all.remove(0))
+                };
+                removed += all.len();
+                if removed > MAX_REMOVED_VERSIONS {
+                    return Err(conflict(format!(
+                        "Removing more than {MAX_REMOVED_VERSIONS} versions in one transaction \
+                         is too costly (`{}/{}` has {} versions).",
+                        c.type_name, c.id, current.num_changes
+                    )));
+                }
+                removals.push(Removal {
+                    type_name: &c.type_name,
+                    id: &c.id,
+                    versions: all,
+                    keep,
+                    refs: if c.op == TxOp::Purge { &c.refs } else { &[] },
+                });
+            }
         }
     }
     // Referential integrity, against the state after the whole transaction.
@@ -271,7 +344,8 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Fa
                     }
                 }
             }
-            TxOp::Delete => {
+            TxOp::DeleteHistory => {}
+            TxOp::Delete | TxOp::Purge => {
                 if let Some((st, sid)) = referencing(before, &c.type_name, &c.id, &after)? {
                     return Err(conflict(format!(
                         "Referential integrity violated. Resource `{}/{}` is referenced by `{st}/{sid}`.",
@@ -281,7 +355,7 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Vec<NewVersion<'a>>, Fa
             }
         }
     }
-    Ok(versions)
+    Ok((versions, removals))
 }
 
 fn check_preconditions(
@@ -438,13 +512,124 @@ fn write_superseded(t: T, tid: u32, v: &NewVersion<'_>, b: &mut WriteBatch) {
     }
 }
 
+/// Deletes every index row of the removed versions: their ResourceAsOf, TypeAsOf and
+/// SystemAsOf rows, and, unless the kept version shares their hash prefix (and with it the
+/// keys), their search and compartment entries (found through their value blob and `indexer`),
+/// value blob and Superseded row; a purge also deletes the ReferencedBy rows of the
+/// references it names. A history deletion rewrites the kept version as the first of its
+/// resource (`num_changes` 1). Returns the contents no remaining version refers to.
+fn write_removals(
+    before: &Db,
+    removals: &[Removal<'_>],
+    indexer: Option<&dyn ResourceIndexer>,
+    b: &mut WriteBatch,
+) -> Result<Vec<Unreferenced>> {
+    let mut unreferenced: Vec<Unreferenced> = Vec::new();
+    for r in removals {
+        let tid = codec::tid(r.type_name);
+        let kept = r.keep.as_ref().filter(|h| !h.is_deleted());
+        for v in &r.versions {
+            b.delete(Cf::ResourceAsOf, codec::resource_as_of_key(tid, r.id, v.t));
+            b.delete(Cf::TypeAsOf, codec::type_as_of_key(tid, v.t, r.id));
+            b.delete(Cf::SystemAsOf, codec::system_as_of_key(v.t, tid, r.id));
+            if v.is_deleted() {
+                continue;
+            }
+            if kept.is_some_and(|k| k.hash.0[..4] == v.hash.0[..4]) {
+                // Same keys as the kept version's rows; its content too when equal.
+                if kept.is_some_and(|k| k.hash != v.hash) {
+                    push_unique(&mut unreferenced, r, v.hash);
+                }
+                continue;
+            }
+            if let (Some(ix), Some(blob)) = (indexer, before.index_values(v)?) {
+                for (param, value) in ix.entries_of_values(&blob) {
+                    b.delete(
+                        Cf::SearchParamValue,
+                        codec::search_key(param, tid, &value, r.id, &v.hash),
+                    );
+                }
+                for e in ix.compartment_entries_of_values(r.type_name, &blob) {
+                    b.delete(
+                        Cf::CompartmentSearchParamValue,
+                        codec::compartment_search_key(
+                            (e.compartment_tid, &e.compartment_id),
+                            e.param,
+                            tid,
+                            &e.value,
+                            r.id,
+                            &v.hash,
+                        ),
+                    );
+                }
+            }
+            b.delete(
+                Cf::ResourceValue,
+                codec::resource_value_key(tid, r.id, &v.hash),
+            );
+            b.delete(Cf::Superseded, codec::superseded_key(tid, r.id, &v.hash));
+            push_unique(&mut unreferenced, r, v.hash);
+        }
+        for (rt, rid) in r.refs {
+            b.delete(
+                Cf::ReferencedBy,
+                codec::referenced_by_key(codec::tid(rt), rid, tid, r.id),
+            );
+        }
+        if let Some(k) = &r.keep
+            && !r.versions.is_empty()
+        {
+            let val = VersionValue {
+                hash: k.hash,
+                num_changes: 1,
+                op: k.op,
+            }
+            .encode();
+            b.put(
+                Cf::ResourceAsOf,
+                codec::resource_as_of_key(tid, r.id, k.t),
+                val.clone(),
+            );
+            b.put(
+                Cf::TypeAsOf,
+                codec::type_as_of_key(tid, k.t, r.id),
+                val.clone(),
+            );
+            b.put(Cf::SystemAsOf, codec::system_as_of_key(k.t, tid, r.id), val);
+        }
+    }
+    Ok(unreferenced)
+}
+
+fn push_unique(out: &mut Vec<Unreferenced>, r: &Removal<'_>, hash: ContentHash) {
+    if !out
+        .iter()
+        .any(|u| u.hash == hash && u.id == r.id && u.type_name == r.type_name)
+    {
+        out.push(Unreferenced {
+            type_name: r.type_name.to_string(),
+            id: r.id.to_string(),
+            hash,
+        });
+    }
+}
+
 fn write_versions(
     before: &Db,
     t: T,
     versions: &[NewVersion<'_>],
+    removals: &[Removal<'_>],
     b: &mut WriteBatch,
 ) -> Result<()> {
-    let mut type_delta: BTreeMap<&str, (i64, u64)> = BTreeMap::new();
+    let mut type_delta: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for r in removals {
+        let d = type_delta.entry(r.type_name).or_default();
+        d.1 -= r.versions.len() as i64;
+        // A purge removes a live resource from the total.
+        if r.keep.is_none() && r.versions.first().is_some_and(|h| !h.is_deleted()) {
+            d.0 -= 1;
+        }
+    }
     for v in versions {
         let tid = codec::tid(v.type_name);
         let val = v.value.encode();
@@ -478,14 +663,14 @@ fn write_versions(
     let (mut sys_total, mut sys_changes) = (before.system_total()?, before.system_changes()?);
     for (ty, (dt, dc)) in type_delta {
         let total = (before.type_total(ty)? as i64 + dt).max(0) as u64;
-        let changes = before.type_changes(ty)? + dc;
+        let changes = (before.type_changes(ty)? as i64 + dc).max(0) as u64;
         let mut k = codec::tid(ty).to_be_bytes().to_vec();
         k.extend_from_slice(&codec::desc_t(t));
         b.put(Cf::TypeStats, k, codec::encode_stats(total, changes));
         sys_total = (sys_total as i64 + dt).max(0) as u64;
-        sys_changes += dc;
+        sys_changes = (sys_changes as i64 + dc).max(0) as u64;
     }
-    if !versions.is_empty() {
+    if !versions.is_empty() || !removals.is_empty() {
         b.put(
             Cf::SystemStats,
             codec::desc_t(t).to_vec(),

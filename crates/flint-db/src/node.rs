@@ -6,7 +6,7 @@ use crate::db::{Db, Storage};
 use crate::error::{DbError, ErrorKind, Result};
 use crate::index;
 use crate::kv::{Cf, KvStore, WriteBatch};
-use crate::log::{TxCmd, TxEntry, TxLog};
+use crate::log::{TxCmd, TxEntry, TxLog, TxOp};
 use crate::search::{Indexed, ResourceIndexer};
 use crate::store::ResourceStore;
 use crate::{ContentHash, T};
@@ -77,6 +77,11 @@ struct Inner {
     /// [`Node::pre_index`] from their parsed form; the indexer takes them instead of parsing
     /// the contents again.
     pre_indexed: parking_lot::Mutex<HashMap<ContentHash, Result<Indexed>>>,
+    /// Contents that committed purges and history deletions left unreferenced, with the `t`
+    /// of their transaction, waiting to be erased from the resource store ([`erase_due`]).
+    unreferenced: parking_lot::Mutex<Vec<(T, index::Unreferenced)>>,
+    /// Serialises erasure runs (the indexer and the lag monitor both start them).
+    erasing: tokio::sync::Mutex<()>,
 }
 
 /// Observations behind [`NodeStatus`].
@@ -140,6 +145,8 @@ impl Node {
             store,
             cache: crate::cache::new(config.resource_cache_size as usize),
             instants: crate::cache::new(100_000),
+            leases: parking_lot::Mutex::new(Default::default()),
+            removed_t: std::sync::atomic::AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
             storage,
@@ -152,6 +159,8 @@ impl Node {
             indexer: parking_lot::Mutex::new(None),
             status: parking_lot::Mutex::new(Observed::default()),
             pre_indexed: parking_lot::Mutex::new(HashMap::new()),
+            unreferenced: parking_lot::Mutex::new(Vec::new()),
+            erasing: tokio::sync::Mutex::new(()),
         });
         let handle = tokio::spawn(run_indexer(Arc::downgrade(&inner)));
         *inner.indexer.lock() = Some(handle);
@@ -395,6 +404,21 @@ impl Node {
         }
     }
 
+    /// Number of contents that purges and history deletions left unreferenced and that are
+    /// not erased from the resource store yet (an older database value is still alive, or
+    /// the store failed and the erasure is retried).
+    pub fn pending_erasures(&self) -> usize {
+        self.inner.unreferenced.lock().len()
+    }
+
+    /// Erases from the resource store the contents that purges and history deletions left
+    /// unreferenced, as far as no older database value is alive; returns how many are still
+    /// pending. The indexer and the lag monitor (once a second) call this on their own.
+    pub async fn erase_unreferenced(&self) -> Result<usize> {
+        erase_due(&self.inner).await?;
+        Ok(self.pending_erasures())
+    }
+
     /// Number of transactions submitted by this node and not yet indexed.
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Acquire)
@@ -588,6 +612,8 @@ async fn fetch_contents(inner: &Inner, entry: &TxEntry) -> Result<HashMap<Conten
         let fetched = inner.storage.store.multi_get(&missing).await?;
         for (h, b) in missing.into_iter().zip(fetched) {
             match b {
+                // Erased by a later purge (an index rebuilt from the log): indexed without
+                // search values, [`index_group`] knows it by the empty content.
                 Some(b) => {
                     out.insert(h, b);
                 }
@@ -656,11 +682,21 @@ async fn index_group(inner: &Inner, entries: &[TxEntry]) -> Result<()> {
                     continue;
                 }
                 let contents = fetch_contents(inner, entry).await?;
-                work.extend(
-                    pending
-                        .into_iter()
-                        .filter_map(|(h, ty)| Some((h, ty.to_string(), contents.get(&h)?.clone()))),
-                );
+                for (h, ty) in pending {
+                    match contents.get(&h) {
+                        Some(b) if b.is_empty() => {
+                            done.insert(
+                                h,
+                                Err(DbError::new(
+                                    ErrorKind::NotFound,
+                                    format!("content {h:?} was erased by a later purge"),
+                                )),
+                            );
+                        }
+                        Some(b) => work.push((h, ty.to_string(), b.clone())),
+                        None => {}
+                    }
+                }
             }
             if !work.is_empty() {
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -700,16 +736,94 @@ async fn index_group(inner: &Inner, entries: &[TxEntry]) -> Result<()> {
             .config
             .resource_indexer
             .as_ref()
-            .map(|_| index::SearchIndexing { indexed: &indexed });
-        if let Err(e) = index::index_tx(&*inner.storage.kv, &before, entry, search.as_ref())? {
-            tracing::debug!(t = entry.t, error = %e, "transaction rejected");
+            .map(|ix| index::SearchIndexing {
+                indexed: &indexed,
+                indexer: &**ix,
+            });
+        let outcome = index::index_tx(&*inner.storage.kv, &before, entry, search.as_ref())?;
+        let removes = entry
+            .cmds
+            .iter()
+            .any(|c| matches!(c.op, TxOp::Purge | TxOp::DeleteHistory));
+        if removes && outcome.is_ok() {
+            inner.storage.removed_t.fetch_max(entry.t, Ordering::AcqRel);
         }
+        match outcome {
+            Ok(unreferenced) if !unreferenced.is_empty() => {
+                // Erased contents leave the cache at once (no new read finds their versions).
+                for u in &unreferenced {
+                    inner.storage.cache.remove(&u.hash);
+                }
+                inner
+                    .unreferenced
+                    .lock()
+                    .extend(unreferenced.into_iter().map(|u| (entry.t, u)));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(t = entry.t, error = %e, "transaction rejected"),
+        }
+        drop(before);
         inner.indexed.send_replace(entry.t);
         let mut o = inner.status.lock();
         o.indexed_instant_ms = Some(entry.instant_ms);
         o.indexer_error = None;
         drop(o);
         metrics::gauge!("flint_index_t").set(entry.t as f64);
+    }
+    if !inner.unreferenced.lock().is_empty()
+        && let Err(e) = erase_due(inner).await
+    {
+        // Retried on the next run; never a reason to stop indexing.
+        tracing::warn!(error = %e, "erasing purged contents failed; retrying later");
+    }
+    Ok(())
+}
+
+/// Erases the unreferenced contents of purges and history deletions at `t` once no database
+/// value older than `t` is alive on this node (such a value could still read them: a paged
+/// search or an asynchronous job that began before the purge). Each content is checked again
+/// against the newest database value first: a later write of the same resource with the same
+/// content keeps it. A failed erasure stays pending and is retried.
+async fn erase_due(inner: &Inner) -> Result<()> {
+    let _running = inner.erasing.lock().await;
+    let oldest = inner.storage.oldest_leased();
+    let due: Vec<(T, index::Unreferenced)> = {
+        let mut pending = inner.unreferenced.lock();
+        let (due, wait) = pending
+            .drain(..)
+            .partition(|(t, _)| oldest.is_none_or(|o| o >= *t));
+        *pending = wait;
+        due
+    };
+    if due.is_empty() {
+        return Ok(());
+    }
+    let result = erase(inner, &due).await;
+    if result.is_err() {
+        inner.unreferenced.lock().extend(due);
+    }
+    result
+}
+
+async fn erase(inner: &Inner, due: &[(T, index::Unreferenced)]) -> Result<()> {
+    let db = Db::new(inner.storage.clone(), *inner.indexed.borrow());
+    let mut hashes = Vec::with_capacity(due.len());
+    for (_, u) in due {
+        let in_use = db
+            .instance_history(&u.type_name, &u.id, None, 0, usize::MAX)?
+            .iter()
+            .any(|h| h.hash == u.hash);
+        if !in_use && !hashes.contains(&u.hash) {
+            hashes.push(u.hash);
+        }
+    }
+    drop(db);
+    if !hashes.is_empty() {
+        inner.storage.store.delete(&hashes).await?;
+        for h in &hashes {
+            inner.storage.cache.remove(h);
+        }
+        metrics::counter!("flint_erased_contents_total").increment(hashes.len() as u64);
     }
     Ok(())
 }
@@ -755,5 +869,10 @@ async fn run_lag_monitor(weak: std::sync::Weak<Inner>) {
             return;
         }
         let _ = read_log_end(&inner).await;
+        if !inner.unreferenced.lock().is_empty()
+            && let Err(e) = erase_due(&inner).await
+        {
+            tracing::warn!(error = %e, "erasing purged contents failed; retrying later");
+        }
     }
 }

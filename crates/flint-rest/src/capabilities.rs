@@ -77,10 +77,11 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 5] = [
 ];
 
 /// The operations a setting turns on, with the environment variable that does.
-const SWITCHED_OPERATIONS: [(&str, &str); 3] = [
+const SWITCHED_OPERATIONS: [(&str, &str); 4] = [
     ("cql", "ENABLE_OPERATION_CQL"),
     ("graph", "ENABLE_OPERATION_GRAPH"),
     ("compact", "ENABLE_ADMIN_API"),
+    ("purge", "ENABLE_OPERATION_PATIENT_PURGE"),
 ];
 
 /// The environment variable that turns operation `name` on, if a setting switches it.
@@ -97,13 +98,14 @@ pub(crate) fn operation_enabled(name: &str, cfg: &RestConfig) -> bool {
         "cql" => cfg.enable_operation_cql,
         "graph" => cfg.enable_operation_graph,
         "compact" => cfg.enable_admin_api,
+        "purge" => cfg.enable_operation_patient_purge,
         _ => true,
     }
 }
 
 /// The type and instance operations (type, name, OperationDefinition), as the operations
 /// registry has them (a test of the operations module checks that the two agree).
-pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 5] = [
+pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 6] = [
     (
         "Measure",
         "evaluate-measure",
@@ -128,6 +130,11 @@ pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 5] = [
         "Group",
         "export",
         "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+    ),
+    (
+        "Patient",
+        "purge",
+        "https://samply.github.io/blaze/fhir/OperationDefinition/Patient-purge",
     ),
 ];
 

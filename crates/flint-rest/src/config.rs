@@ -42,6 +42,12 @@ pub struct RestConfig {
     /// Whether the admin API (`[base]/__admin`) and `$compact` are offered
     /// (`ENABLE_ADMIN_API`, off by default, as in Blaze).
     pub enable_admin_api: bool,
+    /// Whether `Patient/[id]/$purge` is offered (`ENABLE_OPERATION_PATIENT_PURGE`, off by
+    /// default, as in Blaze).
+    pub enable_operation_patient_purge: bool,
+    /// Whether `DELETE [type]/[id]/_history` is allowed (`ENABLE_INTERACTION_DELETE_HISTORY`,
+    /// off by default, as in Blaze).
+    pub enable_interaction_delete_history: bool,
 }
 
 impl Default for RestConfig {
@@ -61,6 +67,8 @@ impl Default for RestConfig {
             enable_operation_graph: false,
             export_file_size: EXPORT_FILE_SIZE,
             enable_admin_api: false,
+            enable_operation_patient_purge: false,
+            enable_interaction_delete_history: false,
         }
     }
 }

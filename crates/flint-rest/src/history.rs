@@ -145,6 +145,43 @@ pub async fn history(ctx: &Ctx, scope: Scope<'_>, req: &FhirRequest) -> FhirResu
     Ok(Reply::new(200, Body::Resource(bundle)))
 }
 
+/// `DELETE [base]/[type]/[id]/_history` (`ENABLE_INTERACTION_DELETE_HISTORY`, off by default,
+/// as in Blaze): removes every version of the resource but the current one (a deletion, when
+/// the resource is deleted), as one `delete-history` log command that every node's indexer
+/// applies: vreads of the removed versions answer 404, the histories show only the current
+/// version and the change counts drop by the versions removed; their contents leave the
+/// resource store once no older database value is in use. 204 with the current version's
+/// `ETag`; 404 for an unknown resource; off: 400 `not-supported` naming the variable; more
+/// than 100,000 versions: 409.
+pub async fn delete_history(ctx: &Ctx, ty: &str, id: &str) -> FhirResult<Reply> {
+    check_type(ty)?;
+    check_id(id)?;
+    if !ctx.state.config().enable_interaction_delete_history {
+        return Err(FhirError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "not-supported",
+            "Deleting the history of a resource is not enabled on this server (set \
+             ENABLE_INTERACTION_DELETE_HISTORY=true).",
+        ));
+    }
+    let db = ctx.read_db().await?;
+    if db.resource(ty, id)?.is_none() {
+        return Err(FhirError::not_found(format!(
+            "Resource `{ty}/{id}` was not found."
+        )));
+    }
+    // The request's database value must not hold back the erasure of what it removes.
+    drop(db);
+    let cmd = flint_db::TxCmd::new(flint_db::TxOp::DeleteHistory, ty, id, None);
+    let out = ctx.state.node().transact(vec![cmd], Vec::new()).await?;
+    let mut reply = Reply::new(204, Body::None);
+    if let Some(h) = out.db.resource(ty, id)? {
+        reply.etag = Some(h.t);
+        reply.last_modified = Some(out.db.instant(h.t)?);
+    }
+    Ok(reply)
+}
+
 fn total(db: &Db, scope: Scope<'_>) -> FhirResult<u64> {
     Ok(match scope {
         Scope::System => db.system_changes()?,

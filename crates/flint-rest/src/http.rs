@@ -93,6 +93,7 @@ fn interaction_name(req: &FhirRequest) -> &'static str {
         ("PATCH", [_, _]) => "patch",
         ("DELETE", [_, _]) => "delete",
         ("GET", [_, _, "_history"]) => "history-instance",
+        ("DELETE", [_, _, "_history"]) => "delete-history",
         ("GET", [_, _, "_history", _]) => "vread",
         _ => "other",
     }
@@ -479,6 +480,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
         },
         [ty, id, "_history"] => match method.as_str() {
             "GET" => history::history(ctx, Scope::Instance(ty, id), &req).await,
+            "DELETE" => history::delete_history(ctx, ty, id).await,
             _ => not_allowed(),
         },
         [ty, id, "_history", vid] => match method.as_str() {

@@ -504,6 +504,15 @@ async fn page_entries(
         }
         Ok::<_, FhirError>(())
     };
+    // A page of a list cached before a purge or history deletion may name versions that
+    // are gone: they are left out (never read).
+    let kept;
+    let page = if db.removals_after() {
+        kept = db.still_indexed(page)?;
+        &kept[..]
+    } else {
+        page
+    };
     add(page, stored_all(db, page).await?, "match")?;
     if !page.is_empty() {
         let engine = ctx.state.engine();

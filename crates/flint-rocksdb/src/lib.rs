@@ -528,6 +528,24 @@ impl ResourceStore for RocksStore {
         .await
         .map_err(|e| DbError::fault(format!("resource store write task failed: {e}")))?
     }
+
+    /// Overwrites each content with the empty erased value (synced like a put); the old
+    /// bytes leave the files at their next compaction.
+    async fn delete(&self, hashes: &[ContentHash]) -> Result<()> {
+        let db = self.db.clone();
+        let hashes = hashes.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut b = WriteBatch::default();
+            for h in hashes {
+                b.put(h.0, []);
+            }
+            let mut o = WriteOptions::default();
+            o.set_sync(true);
+            db.db.write_opt(b, &o).map_err(err)
+        })
+        .await
+        .map_err(|e| DbError::fault(format!("resource store delete task failed: {e}")))?
+    }
 }
 
 /// An integer property of column family `cf` (0 when RocksDB does not report it).

@@ -88,3 +88,76 @@ async fn the_rocksdb_resource_store_and_log_keep_their_contracts() {
     let log = RocksLog::open_syncing(&dir.path().join("transaction"), &cfg, &store).unwrap();
     flint_storage::conformance::tx_log(&log).await;
 }
+
+/// Every version of `Patient/id` this node's index holds, newest first.
+fn versions(node: &Node, id: &str) -> Vec<flint_db::ResourceHandle> {
+    node.db()
+        .instance_history("Patient", id, None, 0, usize::MAX)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_and_history_deleted_contents_stay_erased_after_reopen_and_rebuild() {
+    use flint_db::ResourceStore;
+    let dir = tempfile::tempdir().unwrap();
+    let (erased, kept, t) = {
+        let node = open(dir.path()).await;
+        for i in 0..3 {
+            put(&node, "gone", &format!("gone-{i}")).await;
+            put(&node, "trimmed", &format!("trimmed-{i}")).await;
+        }
+        put(&node, "other", "other").await;
+        let mut erased: Vec<ContentHash> = versions(&node, "gone").iter().map(|h| h.hash).collect();
+        let trimmed = versions(&node, "trimmed");
+        erased.extend(trimmed[1..].iter().map(|h| h.hash));
+        let kept = vec![trimmed[0].hash, versions(&node, "other")[0].hash];
+        node.transact(
+            vec![
+                TxCmd::new(TxOp::Purge, "Patient", "gone", None),
+                TxCmd::new(TxOp::DeleteHistory, "Patient", "trimmed", None),
+            ],
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert_eq!(node.erase_unreferenced().await.unwrap(), 0);
+        let t = node.db().t();
+        node.shutdown().await;
+        (erased, kept, t)
+    };
+    let check = |node: &Node| {
+        let db = node.db();
+        assert_eq!(db.t(), t);
+        assert!(db.resource("Patient", "gone").unwrap().is_none());
+        assert_eq!(versions(node, "trimmed").len(), 1);
+        assert_eq!(db.type_total("Patient").unwrap(), 2);
+        assert_eq!(db.type_changes("Patient").unwrap(), 2);
+    };
+    // Reopen: the erasure is durable, the index unchanged.
+    {
+        let node = open(dir.path()).await;
+        node.sync().await.unwrap();
+        check(&node);
+        node.shutdown().await;
+    }
+    let store_check = |store: RocksStore| async move {
+        for h in &erased {
+            assert_eq!(store.get(h).await.unwrap().as_deref(), Some(&b""[..]));
+        }
+        for h in &kept {
+            assert!(!store.get(h).await.unwrap().unwrap().is_empty());
+        }
+    };
+    store_check(
+        RocksStore::open(&dir.path().join("resource"), &RocksConfig::new(8 << 20)).unwrap(),
+    )
+    .await;
+    // Rebuild: the log replays over erased contents without waiting for them.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let node = open(dir.path()).await;
+    node.sync().await.unwrap();
+    check(&node);
+    let h = node.db().resource("Patient", "other").unwrap().unwrap();
+    assert_eq!(node.db().pull(&h).await.unwrap(), Bytes::from("other"));
+    node.shutdown().await;
+}

@@ -89,6 +89,10 @@ pub struct Config {
     pub enable_operation_graph: bool,
     /// `ENABLE_ADMIN_API`: offer `[base]/__admin` and `$compact`.
     pub enable_admin_api: bool,
+    /// `ENABLE_OPERATION_PATIENT_PURGE`: offer `Patient/[id]/$purge`.
+    pub enable_operation_patient_purge: bool,
+    /// `ENABLE_INTERACTION_DELETE_HISTORY`: allow `DELETE [type]/[id]/_history`.
+    pub enable_interaction_delete_history: bool,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -127,6 +131,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "ENABLE_ADMIN_API",
         "false",
         "offer the admin API [base]/__admin (settings, database statistics, jobs) and $compact",
+    ),
+    (
+        "ENABLE_OPERATION_PATIENT_PURGE",
+        "false",
+        "offer Patient/[id]/$purge, which erases a patient's record with all its versions",
+    ),
+    (
+        "ENABLE_INTERACTION_DELETE_HISTORY",
+        "false",
+        "allow DELETE [type]/[id]/_history, which erases every version but the current one",
     ),
     (
         "STORAGE",
@@ -415,6 +429,8 @@ impl Config {
             enable_operation_cql: boolean("ENABLE_OPERATION_CQL")?,
             enable_operation_graph: boolean("ENABLE_OPERATION_GRAPH")?,
             enable_admin_api: boolean("ENABLE_ADMIN_API")?,
+            enable_operation_patient_purge: boolean("ENABLE_OPERATION_PATIENT_PURGE")?,
+            enable_interaction_delete_history: boolean("ENABLE_INTERACTION_DELETE_HISTORY")?,
             storage,
             base_url,
             context_path,
@@ -589,6 +605,16 @@ impl Config {
                 self.enable_operation_graph,
             ),
             (
+                "Operation Patient $purge",
+                "ENABLE_OPERATION_PATIENT_PURGE",
+                self.enable_operation_patient_purge,
+            ),
+            (
+                "Interaction Delete History",
+                "ENABLE_INTERACTION_DELETE_HISTORY",
+                self.enable_interaction_delete_history,
+            ),
+            (
                 "Referential Integrity",
                 "ENFORCE_REFERENTIAL_INTEGRITY",
                 self.enforce_referential_integrity,
@@ -688,6 +714,14 @@ mod tests {
                 .unwrap()
                 .enable_operation_graph
         );
+        assert!(!c.enable_operation_patient_purge);
+        assert!(!c.enable_interaction_delete_history);
+        let on = cfg(&[
+            ("ENABLE_OPERATION_PATIENT_PURGE", "true"),
+            ("ENABLE_INTERACTION_DELETE_HISTORY", "true"),
+        ])
+        .unwrap();
+        assert!(on.enable_operation_patient_purge && on.enable_interaction_delete_history);
     }
 
     #[test]

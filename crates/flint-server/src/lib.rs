@@ -352,6 +352,8 @@ async fn run(c: Config) -> Result<(), String> {
             enable_operation_graph: c.enable_operation_graph,
             export_file_size: flint_rest::config::EXPORT_FILE_SIZE,
             enable_admin_api: c.enable_admin_api,
+            enable_operation_patient_purge: c.enable_operation_patient_purge,
+            enable_interaction_delete_history: c.enable_interaction_delete_history,
         },
         engine.clone(),
     )

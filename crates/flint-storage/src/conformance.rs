@@ -167,8 +167,10 @@ pub fn kv_store(kv: &dyn KvStore) {
 }
 
 /// The [`ResourceStore`] contract: what is put is got back byte for byte, absent hashes are
-/// `None`, multi-gets answer in the order asked, and putting the same content again is
-/// harmless.
+/// `None`, multi-gets answer in the order asked, putting the same content again is harmless,
+/// and a delete erases exactly the hashes named (they read as empty, erased contents, also
+/// after a flush; the others are untouched; a repeated or absent delete is harmless; a put
+/// stores an erased content again).
 pub async fn resource_store(store: &dyn ResourceStore) {
     let items: Vec<(ContentHash, Bytes)> = (0..20)
         .map(|i| {
@@ -199,6 +201,41 @@ pub async fn resource_store(store: &dyn ResourceStore) {
         let want = items.iter().find(|(x, _)| x == h).map(|(_, b)| b);
         assert_eq!(g.as_ref(), want, "multi_get answers {h:?} in its place");
     }
+    let erased: Vec<ContentHash> = items.iter().step_by(3).map(|(h, _)| *h).collect();
+    store.delete(&erased).await.expect("delete");
+    store.delete(&erased[..2]).await.expect("delete again");
+    store
+        .delete(&[ContentHash::of(b"never stored either")])
+        .await
+        .expect("delete of an absent hash");
+    store.flush().expect("flush");
+    let all: Vec<ContentHash> = items.iter().map(|(h, _)| *h).collect();
+    let got = store.multi_get(&all).await.expect("multi_get");
+    for ((h, b), g) in items.iter().zip(&got) {
+        if erased.contains(h) {
+            assert_eq!(
+                g.as_deref(),
+                Some(&b""[..]),
+                "a deleted hash {h:?} reads as an erased (empty) content"
+            );
+            assert_eq!(
+                store.get(h).await.expect("get").as_deref(),
+                Some(&b""[..]),
+                "get of deleted {h:?}"
+            );
+        } else {
+            assert_eq!(g.as_ref(), Some(b), "delete leaves {h:?} alone");
+        }
+    }
+    store
+        .put(items[..1].to_vec())
+        .await
+        .expect("put after delete");
+    assert_eq!(
+        store.get(&items[0].0).await.expect("get").as_ref(),
+        Some(&items[0].1),
+        "a put after a delete stores the content again"
+    );
     store.flush().expect("flush");
 }
 

@@ -30,6 +30,8 @@ pub enum Op {
     StoreGet,
     /// `ResourceStore::put`.
     StorePut,
+    /// `ResourceStore::delete`.
+    StoreDelete,
 }
 
 /// A fault plan: which calls fail. Shared by the wrappers it is handed to; change it at any
@@ -231,6 +233,11 @@ impl ResourceStore for FaultyStore {
     async fn put(&self, entries: Vec<(ContentHash, Bytes)>) -> Result<()> {
         self.faults.check(Op::StorePut)?;
         self.inner.put(entries).await
+    }
+
+    async fn delete(&self, hashes: &[ContentHash]) -> Result<()> {
+        self.faults.check(Op::StoreDelete)?;
+        self.inner.delete(hashes).await
     }
 
     fn flush(&self) -> Result<()> {

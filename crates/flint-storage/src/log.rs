@@ -16,6 +16,13 @@ pub enum TxOp {
     Put,
     /// Delete a resource (idempotent).
     Delete,
+    /// Erase every version of a resource from the index (`Patient/[id]/$purge` lists the
+    /// patient and each resource of its compartment). `refs` lists the local references its
+    /// versions held, whose referenced-by rows go with it. Appended after the older variants,
+    /// so log entries written before it decode unchanged.
+    Purge,
+    /// Erase every version of a resource but the current one (`DELETE [type]/[id]/_history`).
+    DeleteHistory,
 }
 
 /// `If-None-Match` precondition of a put.
@@ -123,9 +130,34 @@ mod tests {
         c.refs.push(("Organization".into(), "o".into()));
         c.if_match = vec![3, 4];
         c.if_none_match = Some(IfNoneMatch::Version(2));
-        let cmds = vec![c, TxCmd::new(TxOp::Delete, "Patient", "b", None)];
+        let cmds = vec![
+            c,
+            TxCmd::new(TxOp::Delete, "Patient", "b", None),
+            TxCmd::new(TxOp::Purge, "Patient", "c", None),
+            TxCmd::new(TxOp::DeleteHistory, "Patient", "d", None),
+        ];
         assert_eq!(decode_cmds(&encode_cmds(&cmds)).unwrap(), cmds);
         assert!(decode_cmds(&[9, 1, 2]).is_err());
         assert!(decode_cmds(&[]).is_err());
+    }
+
+    #[test]
+    fn entries_written_before_purge_existed_decode_unchanged() {
+        // The encoding of a delete command of `Patient/b` as it was before `Purge` and
+        // `DeleteHistory` were added: the variant index of the older ops is unchanged.
+        let old = [
+            1, 2, 0, 7, b'P', b'a', b't', b'i', b'e', b'n', b't', 1, b'a', 0, 0, 0, 0, 0, 2, 7,
+            b'P', b'a', b't', b'i', b'e', b'n', b't', 1, b'b', 0, 0, 0, 0, 1,
+        ];
+        let cmds = decode_cmds(&old).unwrap();
+        assert_eq!(cmds[0], TxCmd::new(TxOp::Create, "Patient", "a", None));
+        let mut d = TxCmd::new(TxOp::Delete, "Patient", "b", None);
+        d.check_refs = true;
+        assert_eq!(cmds[1], d);
+        assert_eq!(
+            encode_cmds(&cmds),
+            old,
+            "the older ops keep their encoding byte for byte"
+        );
     }
 }

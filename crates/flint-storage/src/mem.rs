@@ -176,6 +176,13 @@ impl ResourceStore for MemStore {
         }
         Ok(())
     }
+
+    async fn delete(&self, hashes: &[ContentHash]) -> Result<()> {
+        for h in hashes {
+            self.map.insert(*h, Bytes::new());
+        }
+        Ok(())
+    }
 }
 
 /// Statistics of one in-memory column family: exact key count and bytes held.

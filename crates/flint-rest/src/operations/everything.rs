@@ -209,6 +209,12 @@ async fn answer(
         "total": total,
         "link": links,
     });
+    // Versions a purge or history deletion removed since the list was computed: left out.
+    let page = if db.removals_after() {
+        db.still_indexed(&page)?
+    } else {
+        page
+    };
     let stored = search::stored_all(db, &page).await?;
     let entries = page
         .iter()

@@ -31,7 +31,9 @@
 //!    fails while the registry and the statement disagree.
 //!
 //! An operation that a setting turns off (`$cql`, `RestConfig::enable_operation_cql`;
-//! `$graph`, `RestConfig::enable_operation_graph`; `$compact`, `RestConfig::enable_admin_api`) stays in [`OPERATIONS`] (a constant);
+//! `$graph`, `RestConfig::enable_operation_graph`; `$compact`, `RestConfig::enable_admin_api`;
+//! `$purge`, `RestConfig::enable_operation_patient_purge`) stays in [`OPERATIONS`] (a
+//! constant);
 //! `capabilities::operation_enabled` decides, and [`invoke`] looks names up only among the
 //! [`offered`] operations, so the CapabilityStatement does not list a disabled one and it
 //! answers 400 `not-supported` naming the variable that enables it
@@ -44,6 +46,7 @@ pub mod everything;
 pub mod export;
 pub mod graph;
 pub mod library_evaluate;
+pub mod purge;
 pub mod totals;
 pub mod versions;
 
@@ -65,6 +68,7 @@ pub const OPERATIONS: &[Operation] = &[
     graph::OPERATION,
     export::OPERATION,
     compact::OPERATION,
+    purge::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
@@ -307,6 +311,7 @@ mod tests {
             ("cql", "ENABLE_OPERATION_CQL"),
             ("graph", "ENABLE_OPERATION_GRAPH"),
             ("compact", "ENABLE_ADMIN_API"),
+            ("purge", "ENABLE_OPERATION_PATIENT_PURGE"),
         ] {
             let e = disabled(name, &cfg).unwrap();
             assert_eq!(
@@ -335,6 +340,8 @@ mod tests {
         assert!(disabled("compact", &cfg).is_some());
         cfg.enable_admin_api = true;
         assert!(disabled("compact", &cfg).is_none());
+        cfg.enable_operation_patient_purge = true;
+        assert!(disabled("purge", &cfg).is_none());
         assert_eq!(names(&cfg).len(), OPERATIONS.len());
     }
 
