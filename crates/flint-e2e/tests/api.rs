@@ -143,7 +143,7 @@ fn read_errors() {
                 .header("accept", "text/plain")
                 .send()
                 .unwrap(),
-            404,
+            406,
         );
         outcome(s.get("metadata?_format=text/html").send().unwrap(), 406);
         outcome(s.get("Patient/1/foo/bar/baz").send().unwrap(), 404);

@@ -153,6 +153,19 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         &parts.headers,
         bytes,
     );
+    if let Accept::Other(m) = &accept
+        && !produces_other_media_types(&req.path)
+    {
+        let e = FhirError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-supported",
+            format!(
+                "Cannot answer in `{m}` (Accept): the server answers application/fhir+json or \
+                 application/fhir+xml."
+            ),
+        );
+        return render(Reply::error(&e), out_format, pretty, &accept, &[]);
+    }
     let interaction = interaction_name(&req);
     let subset = subset_params(&req);
     let response = if operations::export::is_file_path(&req.path) {
@@ -495,4 +508,14 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
             p.join("/")
         ))),
     }
+}
+
+/// Whether a request to `path` may be answered in a media type that is not a FHIR format
+/// (an `Accept` such as `text/plain` is 406 elsewhere, as in Blaze): Binary (its raw content),
+/// `$export` files (NDJSON), the admin API and asynchronous status URLs (plain JSON).
+fn produces_other_media_types(path: &[String]) -> bool {
+    matches!(
+        path.first().map(String::as_str),
+        Some("Binary" | "__export" | "__admin" | "__async-status")
+    )
 }

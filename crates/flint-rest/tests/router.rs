@@ -671,6 +671,38 @@ async fn error_answers() {
         .issue(415);
     assert_eq!(i["code"], "not-supported");
 
+    // An Accept the server cannot produce: 406 (as Blaze), before the request is looked at;
+    // a FHIR type among the ranges, or a wildcard, is served.
+    for path in ["Patient/never", "metadata", "Patient?_count=1"] {
+        let i = api
+            .send("GET", path, &[("accept", "text/plain")], "")
+            .await
+            .issue(406);
+        assert_eq!(i["code"], "not-supported");
+        assert!(
+            i["diagnostics"].as_str().unwrap().contains("text/plain"),
+            "{i}"
+        );
+    }
+    let a = api
+        .send(
+            "GET",
+            "metadata",
+            &[("accept", "text/plain, application/fhir+xml;q=0.5")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = api
+        .send(
+            "GET",
+            "metadata",
+            &[("accept", "text/plain, */*;q=0.1")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+
     // If-Match with a stale version.
     let c = api
         .send_json("PUT", "Patient/im", &[], &patient(Some("im"), "A"))
