@@ -62,6 +62,36 @@ impl Parts {
     }
 
     /// The parts with database `name` shown by the admin API.
+    /// The parts of a variant whose five databases are all local (in-memory, standalone),
+    /// each shown by the admin API.
+    fn local<K, L, S>(
+        kv: Arc<K>,
+        log: Arc<L>,
+        store: Arc<S>,
+        page_key: [u8; 32],
+        admin_kv: Arc<K>,
+        admin_log: Arc<L>,
+    ) -> Parts
+    where
+        K: KvStore + StoreAdmin + 'static,
+        L: TxLog + StoreAdmin + 'static,
+        S: ResourceStore + StoreAdmin + 'static,
+    {
+        Parts::new(
+            kv.clone(),
+            log.clone(),
+            store.clone(),
+            page_key,
+            admin_kv.clone(),
+            admin_log.clone(),
+        )
+        .show("index", kv)
+        .show("transaction", log)
+        .show("resource", store)
+        .show("admin-index", admin_kv)
+        .show("admin-transaction", admin_log)
+    }
+
     fn show(mut self, name: &str, db: Arc<dyn StoreAdmin>) -> Parts {
         self.databases.push((name.to_string(), db));
         self
@@ -88,19 +118,7 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                 Arc::new(MemStore::new()),
             );
             let (admin_kv, admin_log) = (Arc::new(MemKv::new()), Arc::new(MemLog::new()));
-            Ok(Parts::new(
-                kv.clone(),
-                log.clone(),
-                store.clone(),
-                key,
-                admin_kv.clone(),
-                admin_log.clone(),
-            )
-            .show("index", kv)
-            .show("transaction", log)
-            .show("resource", store)
-            .show("admin-index", admin_kv)
-            .show("admin-transaction", admin_log))
+            Ok(Parts::local(kv, log, store, key, admin_kv, admin_log))
         }
         Storage::Standalone => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);
@@ -132,19 +150,7 @@ async fn open_storage(c: &Config) -> Result<Parts, String> {
                 })?,
             );
             let store = Arc::new(store);
-            Ok(Parts::new(
-                kv.clone(),
-                log.clone(),
-                store.clone(),
-                key,
-                admin_kv.clone(),
-                admin_log.clone(),
-            )
-            .show("index", kv)
-            .show("transaction", log)
-            .show("resource", store)
-            .show("admin-index", admin_kv)
-            .show("admin-transaction", admin_log))
+            Ok(Parts::local(kv, log, store, key, admin_kv, admin_log))
         }
         Storage::Distributed => {
             let rc = RocksConfig::new(c.db_block_cache_size_mib * 1024 * 1024);

@@ -280,18 +280,7 @@ fn parse_spec(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Spec> {
                 }
             }
             "_type" => {
-                let types = spec.types.get_or_insert_with(Vec::new);
-                for t in v.split(',').map(str::trim) {
-                    if !flint_model::defs::definitions().is_resource_type(t) {
-                        return Err(FhirError::invalid(format!(
-                            "Invalid `_type` value: `{t}` is not a resource type."
-                        ))
-                        .at("_type"));
-                    }
-                    if !types.iter().any(|x| x == t) {
-                        types.push(t.to_string());
-                    }
-                }
+                super::add_types(spec.types.get_or_insert_with(Vec::new), v)?;
             }
             "_since" => {
                 if spec.since.is_some() {

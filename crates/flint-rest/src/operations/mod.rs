@@ -82,6 +82,23 @@ pub fn offered(config: &crate::config::RestConfig) -> Vec<Operation> {
         .collect()
 }
 
+/// Adds the resource types of one `_type` value (comma-separated) to `types`, each once; a
+/// name that is not a resource type is a 400 pointing at `_type`.
+pub(crate) fn add_types(types: &mut Vec<String>, v: &str) -> FhirResult<()> {
+    for t in v.split(',').map(str::trim) {
+        if !flint_model::defs::definitions().is_resource_type(t) {
+            return Err(FhirError::invalid(format!(
+                "Invalid `_type` value: `{t}` is not a resource type."
+            ))
+            .at("_type"));
+        }
+        if !types.iter().any(|x| x == t) {
+            types.push(t.to_string());
+        }
+    }
+    Ok(())
+}
+
 /// The 400 `not-supported` of operation `name` when a setting turned it off, naming the
 /// variable that turns it on.
 fn disabled(name: &str, config: &crate::config::RestConfig) -> Option<FhirError> {
