@@ -93,6 +93,23 @@ impl VersionValue {
     }
 }
 
+/// The value of a CompartmentSearchParamValue entry: the version it was written for,
+/// `hash(32) · num_changes(8) · op(1) · t(8)`, so a scan builds the hit's handle without a
+/// ResourceAsOf look-up (entries written before this value existed are empty).
+pub fn compartment_entry_value(v: &VersionValue, t: T) -> Vec<u8> {
+    let mut b = v.encode();
+    b.extend_from_slice(&t.to_be_bytes());
+    b
+}
+
+/// Decodes [`compartment_entry_value`]'s output (`None` for an empty or malformed value).
+pub fn decode_compartment_entry_value(b: &[u8]) -> Option<(VersionValue, T)> {
+    if b.len() != 49 {
+        return None;
+    }
+    Some((VersionValue::decode(&b[..41])?, read_u64(&b[41..])))
+}
+
 /// Splits a ResourceAsOf key into `(tid, id, t)`.
 pub fn decode_resource_as_of_key(k: &[u8]) -> Option<(u32, &str, T)> {
     if k.len() < 4 + 1 + 8 {

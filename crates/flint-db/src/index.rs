@@ -172,7 +172,7 @@ pub fn index_tx(
                 write_removals(before, &removals, search.map(|s| s.indexer), &mut b)?;
             write_versions(before, t, &versions, &removals, &mut b)?;
             if let Some(s) = search {
-                write_search_entries(s, &versions, &mut b)?;
+                write_search_entries(s, t, &versions, &mut b)?;
             }
             b.put(
                 Cf::TxSuccess,
@@ -441,6 +441,7 @@ fn referencing(
 /// read) is a fault, so the indexer retries instead of writing it unsearchable.
 fn write_search_entries(
     s: &SearchIndexing<'_>,
+    t: T,
     versions: &[NewVersion<'_>],
     b: &mut WriteBatch,
 ) -> Result<()> {
@@ -477,7 +478,7 @@ fn write_search_entries(
                     v.id,
                     &v.value.hash,
                 ),
-                Vec::new(),
+                codec::compartment_entry_value(&v.value, t),
             );
         }
         b.put(

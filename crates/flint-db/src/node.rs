@@ -511,7 +511,14 @@ async fn reindex_page(
                         &h.id,
                         &h.hash,
                     ),
-                    Vec::new(),
+                    codec::compartment_entry_value(
+                        &codec::VersionValue {
+                            hash: h.hash,
+                            num_changes: h.num_changes,
+                            op: h.op,
+                        },
+                        h.t,
+                    ),
                 );
             }
         }

@@ -165,8 +165,11 @@ impl Db {
         accept: impl FnMut(&[u8]) -> bool,
         hit: impl FnMut(&str, [u8; 4]) -> Result<bool>,
     ) -> Result<()> {
+        let mut hit = hit;
         let base = codec::search_prefix(param, tid);
-        self.scan_entries_under(Cf::SearchParamValue, base, m, accept, hit)
+        self.scan_entries_under(Cf::SearchParamValue, base, m, accept, |id, hp, _| {
+            hit(id, hp)
+        })
     }
 
     /// [`Db::scan_entries`] over the keys of `cf` starting with `base` (a SearchParamValue or
@@ -177,7 +180,7 @@ impl Db {
         base: Vec<u8>,
         m: &ValueMatch,
         mut accept: impl FnMut(&[u8]) -> bool,
-        mut hit: impl FnMut(&str, [u8; 4]) -> Result<bool>,
+        mut hit: impl FnMut(&str, [u8; 4], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let (start, prefix, end) = match m {
             ValueMatch::Exact(v) => {
@@ -205,7 +208,7 @@ impl Db {
             }
         };
         let mut value = Vec::with_capacity(64);
-        try_scan_prefix(&*self.storage.kv, cf, &prefix, &start, |k, _| {
+        try_scan_prefix(&*self.storage.kv, cf, &prefix, &start, |k, entry| {
             if end.as_ref().is_some_and(|e| k >= e.as_slice()) {
                 return Ok(false);
             }
@@ -218,7 +221,7 @@ impl Db {
             value.clear();
             codec::unescape_into(raw, &mut value);
             if accept(&value) {
-                hit(id, hp)
+                hit(id, hp, entry)
             } else {
                 Ok(true)
             }
@@ -358,7 +361,7 @@ impl Db {
                     base.clone(),
                     m,
                     |v| f(v),
-                    |id, hp| {
+                    |id, hp, _| {
                         if !ids.last_is(id) && check(id, hp)? {
                             ids.push(id);
                         }
@@ -395,17 +398,40 @@ impl Db {
         let tid = codec::tid(type_name);
         let base =
             codec::compartment_search_prefix(codec::tid(compartment.0), compartment.1, param, tid);
-        let mut cur = self.as_of_cursor();
-        let mut hits: Vec<ResourceHandle> = Vec::new();
-        for (m, f) in scans {
-            self.scan_entries_under(
-                Cf::CompartmentSearchParamValue,
-                base.clone(),
-                m,
-                |v| f(v),
-                |id, hp| self.push_current_hit(&mut hits, &mut cur, type_name, tid, id, hp),
-            )?;
-        }
+        let scan_all = |check: &mut HandleCheck<'_>| -> Result<Vec<ResourceHandle>> {
+            let mut hits: Vec<ResourceHandle> = Vec::new();
+            for (m, f) in scans {
+                self.scan_entries_under(
+                    Cf::CompartmentSearchParamValue,
+                    base.clone(),
+                    m,
+                    |v| f(v),
+                    |id, hp, entry| {
+                        if hits.last().is_none_or(|h| h.id != id)
+                            && let Some(h) = check(id, hp, entry)?
+                        {
+                            hits.push(h);
+                        }
+                        Ok(true)
+                    },
+                )?;
+            }
+            Ok(hits)
+        };
+        // Entries carry their version: a hit of a resource unchanged since `t` is current
+        // unless the Superseded index says otherwise, and needs no ResourceAsOf look-up.
+        let found = self.stable_scan(type_name, |current| {
+            scan_all(&mut |id, hp, entry| current.handle(id, hp, entry))
+        })?;
+        let mut hits = match found {
+            Some(hits) => hits,
+            None => {
+                let mut cur = self.as_of_cursor();
+                scan_all(&mut |id, hp, _| {
+                    self.current_with_prefix(&mut cur, type_name, tid, id, hp)
+                })?
+            }
+        };
         if scans.len() > 1 || !scans.iter().all(|(m, _)| matches!(m, ValueMatch::Exact(_))) {
             sort_distinct(&mut hits);
         }
@@ -490,6 +516,10 @@ impl Db {
     }
 }
 
+/// Decides a compartment entry `(id, hash prefix, entry value)`: the current version it
+/// belongs to, if any.
+type HandleCheck<'a> = dyn FnMut(&str, [u8; 4], &[u8]) -> Result<Option<ResourceHandle>> + 'a;
+
 /// One scan of a count: a value match and the exact filter of each entry's value.
 pub type ValueScan<'a> = (&'a ValueMatch, &'a dyn Fn(&[u8]) -> bool);
 
@@ -510,6 +540,27 @@ struct Current<'a> {
 }
 
 impl Current<'_> {
+    /// The version of `id` current at `t` if a compartment entry (hash prefix `hp`, value
+    /// `entry`) belongs to it: built from the entry's value when it carries its version
+    /// and `id` did not change after `t`, else looked up.
+    fn handle(&mut self, id: &str, hp: [u8; 4], entry: &[u8]) -> Result<Option<ResourceHandle>> {
+        if !self.changed.contains(id)
+            && let Some((v, vt)) = codec::decode_compartment_entry_value(entry)
+            && v.hash.0[..4] == hp
+        {
+            return Ok(self.superseded.is_current(id, hp)?.then(|| ResourceHandle {
+                type_name: self.type_name.to_string(),
+                id: id.to_string(),
+                t: vt,
+                hash: v.hash,
+                num_changes: v.num_changes,
+                op: v.op,
+            }));
+        }
+        self.db
+            .current_with_prefix(&mut self.cursor, self.type_name, self.tid, id, hp)
+    }
+
     fn is(&mut self, id: &str, hp: [u8; 4]) -> Result<bool> {
         if self.changed.contains(id) {
             Ok(self

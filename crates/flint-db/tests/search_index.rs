@@ -2,9 +2,12 @@
 //! database value's `t`: only versions current at `t` match.
 
 use bytes::Bytes;
-use flint_db::codec::param_hash;
+use flint_db::codec::{param_hash, tid};
 use flint_db::mem::{MemKv, MemLog, MemStore};
-use flint_db::{ContentHash, Indexed, Node, NodeConfig, ResourceIndexer, TxCmd, TxOp, ValueMatch};
+use flint_db::{
+    CompartmentEntry, ContentHash, Indexed, Node, NodeConfig, ResourceIndexer, TxCmd, TxOp,
+    ValueMatch,
+};
 use std::sync::Arc;
 
 /// Indexes `"name"` and `"n"` (a number, big-endian) of JSON objects.
@@ -22,10 +25,20 @@ impl ResourceIndexer for Toy {
             out.push((param_hash("n"), n.to_be_bytes().to_vec()));
         }
         out.push((param_hash("via"), b"bytes".to_vec()));
+        // `code` again under the Patient compartment of `subject`.
+        let compartment_entries = match (v["subject"].as_str(), v["code"].as_str()) {
+            (Some(s), Some(c)) => vec![CompartmentEntry {
+                compartment_tid: tid("Patient"),
+                compartment_id: s.to_string(),
+                param: param_hash("code"),
+                value: c.as_bytes().to_vec(),
+            }],
+            _ => Vec::new(),
+        };
         Ok(Indexed {
             entries: out,
             values: content.to_vec(),
-            ..Indexed::default()
+            compartment_entries,
         })
     }
 
@@ -405,4 +418,81 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> Option
         })
     })
     .await
+}
+
+/// Compartment searches build their hits' handles from the entries' stored versions when the
+/// resource did not change after `t`: at every `t` of a random walk of updates (to other
+/// content and back to earlier content, identical re-writes, deletions and re-creations) they
+/// return exactly the versions a read at that `t` returns for the matching resources.
+#[tokio::test]
+async fn compartment_search_handles_are_the_versions_current_at_every_t() {
+    let node = node().await;
+    let (subjects, codes) = (["s1", "s2"], ["a", "b"]);
+    let mut ts = vec![0];
+    let mut x: u64 = 987;
+    let mut next = |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    for _ in 0..300 {
+        let id = format!("o{}", next(6));
+        let cmd = if next(6) == 0 {
+            (TxCmd::new(TxOp::Delete, "Observation", &id, None), None)
+        } else {
+            let body = format!(
+                r#"{{"subject":"{}","code":"{}"}}"#,
+                subjects[next(2) as usize],
+                codes[next(2) as usize]
+            );
+            let h = ContentHash::of(body.as_bytes());
+            (
+                TxCmd::new(TxOp::Put, "Observation", &id, Some(h)),
+                Some((h, Bytes::from(body))),
+            )
+        };
+        if let Ok(o) = node
+            .transact(vec![cmd.0], cmd.1.into_iter().collect())
+            .await
+        {
+            ts.push(o.t);
+        }
+    }
+    let latest = node.db();
+    let yes = |_: &[u8]| true;
+    let mut found = 0;
+    for &t in &ts {
+        let db = latest.as_of(t);
+        for s in subjects {
+            for c in codes {
+                let m = ValueMatch::Exact(c.as_bytes().to_vec());
+                let got = db
+                    .compartment_search_handles(
+                        ("Patient", s),
+                        "Observation",
+                        param_hash("code"),
+                        &[(&m, &yes)],
+                    )
+                    .unwrap();
+                let mut expected = Vec::new();
+                for i in 0..6 {
+                    let Some(h) = db.resource("Observation", &format!("o{i}")).unwrap() else {
+                        continue;
+                    };
+                    if h.is_deleted() {
+                        continue;
+                    }
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&db.pull(&h).await.unwrap()).unwrap();
+                    if body["subject"] == s && body["code"] == c {
+                        expected.push(h);
+                    }
+                }
+                found += expected.len();
+                assert_eq!(got, expected, "Patient/{s} code {c} at t={t}");
+            }
+        }
+    }
+    assert!(found > 300, "the walk exercises non-empty results: {found}");
 }
