@@ -165,7 +165,7 @@ pub fn index_tx(
     search: Option<&SearchIndexing<'_>>,
 ) -> Result<Result<Vec<Unreferenced>, DbError>> {
     let t = entry.t;
-    match verify(before, entry) {
+    match verify(before, entry, search.map(|s| s.indexer)) {
         Ok((versions, removals)) => {
             let mut b = WriteBatch::default();
             let unreferenced =
@@ -218,7 +218,11 @@ fn conflict(msg: String) -> Failure {
 
 type Verified<'a> = (Vec<NewVersion<'a>>, Vec<Removal<'a>>);
 
-fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Verified<'a>, Failure> {
+fn verify<'a>(
+    before: &Db,
+    entry: &'a TxEntry,
+    indexer: Option<&dyn ResourceIndexer>,
+) -> Result<Verified<'a>, Failure> {
     let mut seen = HashSet::new();
     for c in &entry.cmds {
         if !seen.insert((c.type_name.as_str(), c.id.as_str())) {
@@ -249,6 +253,7 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Verified<'a>, Failure> 
                     )));
                 }
                 check_preconditions(c, current.as_ref()).map_err(Failure::Reject)?;
+                check_condition(before, c, indexer)?;
                 let hash = c.hash.unwrap_or(ContentHash::DELETED);
                 if live.is_some_and(|h| h.hash == hash) {
                     // Identical content: no new version.
@@ -356,6 +361,39 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Verified<'a>, Failure> 
         }
     }
     Ok((versions, removals))
+}
+
+/// A conditional write's search, again at the database before the transaction: any current
+/// match other than the written resource rejects the transaction (409), so that of two
+/// concurrent conditional creates with the same criteria exactly one creates, on every node.
+fn check_condition(
+    before: &Db,
+    c: &crate::log::TxCmd,
+    indexer: Option<&dyn ResourceIndexer>,
+) -> Result<(), Failure> {
+    let Some(query) = &c.condition else {
+        return Ok(());
+    };
+    let Some(indexer) = indexer else {
+        return Err(Failure::Reject(DbError::new(
+            ErrorKind::Invalid,
+            format!("Conditional writes need a search index (`{query}`)."),
+        )));
+    };
+    let ids = indexer
+        .condition_matches(before, &c.type_name, query)
+        .map_err(|e| match e.kind {
+            ErrorKind::Unavailable | ErrorKind::Fault => Failure::Storage(e),
+            _ => Failure::Reject(e),
+        })?;
+    match ids.iter().find(|id| **id != c.id) {
+        Some(other) => Err(conflict(format!(
+            "The condition `{query}` of the conditional write of `{}/{}` matches `{}/{other}`, \
+             written meanwhile.",
+            c.type_name, c.id, c.type_name
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn check_preconditions(

@@ -10,7 +10,7 @@
 use crate::T;
 use crate::codec::{self, VALUE_END};
 use crate::db::{AsOfCursor, Db, ResourceHandle};
-use crate::error::{DbError, Result};
+use crate::error::{DbError, ErrorKind, Result};
 use crate::ids::{IdList, IdListBuilder};
 use crate::kv::{Cf, KvCursor, scan_prefix, try_scan_prefix};
 use std::collections::HashSet;
@@ -71,6 +71,16 @@ pub trait ResourceIndexer: Send + Sync {
         _values: &[u8],
     ) -> Vec<CompartmentEntry> {
         Vec::new()
+    }
+
+    /// The ids of the resources of `type_name` current in `db` that the search `query` (a
+    /// [`crate::TxCmd::condition`]) selects: how the indexer re-checks conditional writes in
+    /// log order. An invalid query is an `Invalid` error, a storage fault `Unavailable`.
+    fn condition_matches(&self, _db: &Db, type_name: &str, query: &str) -> Result<Vec<String>> {
+        Err(DbError::new(
+            ErrorKind::Invalid,
+            format!("Conditional writes of {type_name} need a search index (`{query}`)."),
+        ))
     }
 }
 

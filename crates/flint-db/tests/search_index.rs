@@ -42,6 +42,18 @@ impl ResourceIndexer for Toy {
         })
     }
 
+    /// Conditions `[["name", "x"]]`: the current resources named `x`.
+    fn condition_matches(
+        &self,
+        db: &flint_db::Db,
+        type_name: &str,
+        query: &str,
+    ) -> flint_db::error::Result<Vec<String>> {
+        let params: Vec<(String, String)> = serde_json::from_str(query).unwrap();
+        let m = ValueMatch::Exact(params[0].1.as_bytes().to_vec());
+        Ok(ids(db.search(type_name, param_hash("name"), &m)?))
+    }
+
     /// Like `index`, marked as computed from the parsed form.
     fn index_json(
         &self,
@@ -495,4 +507,52 @@ async fn compartment_search_handles_are_the_versions_current_at_every_t() {
         }
     }
     assert!(found > 300, "the walk exercises non-empty results: {found}");
+}
+
+/// Conditional writes carry their search to the indexer, which evaluates it at the database
+/// before each transaction: of two creates decided against the same older database value
+/// (both saw no match), only the first creates; the second is rejected with a conflict, and
+/// an update of the matching resource itself passes its own condition.
+#[tokio::test]
+async fn conditional_writes_are_checked_again_in_log_order() {
+    let node = node().await;
+    let conditional = |id: &str, body: &str| {
+        let h = ContentHash::of(body.as_bytes());
+        let mut c = TxCmd::new(TxOp::Create, "Patient", id, Some(h));
+        c.condition = Some(r#"[["name","ann"]]"#.to_string());
+        (c, (h, Bytes::from(body.to_string())))
+    };
+    let (a, ca) = conditional("a", r#"{"name":"ann","n":1}"#);
+    let (b, cb) = conditional("b", r#"{"name":"ann","n":2}"#);
+    let (first, second) = tokio::join!(
+        node.transact(vec![a], vec![ca]),
+        node.transact(vec![b], vec![cb])
+    );
+    let outcomes = [first, second];
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    let rejected = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert_eq!(rejected.kind, flint_db::ErrorKind::Conflict, "{rejected}");
+    let db = node.db();
+    let anns = ids(db
+        .search(
+            "Patient",
+            param_hash("name"),
+            &ValueMatch::Exact(b"ann".to_vec()),
+        )
+        .unwrap());
+    assert_eq!(anns.len(), 1, "exactly one ann: {anns:?}");
+    // The match may be updated under the same condition (it matches only itself).
+    let (mut u, cu) = conditional(&anns[0], r#"{"name":"ann","n":3}"#);
+    u.op = TxOp::Put;
+    node.transact(vec![u], vec![cu]).await.unwrap();
+    // Another resource's conditional update is refused while `ann` exists.
+    let (mut other, co) = conditional("c", r#"{"name":"ann","n":4}"#);
+    other.op = TxOp::Put;
+    let e = node.transact(vec![other], vec![co]).await.unwrap_err();
+    assert_eq!(e.kind, flint_db::ErrorKind::Conflict);
+    assert!(node.db().resource("Patient", "c").unwrap().is_none());
 }

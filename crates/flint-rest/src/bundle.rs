@@ -293,6 +293,42 @@ async fn transaction(
     prefer: Option<Return>,
     dispatch: Dispatch,
 ) -> FhirResult<Reply> {
+    // The indexer rejects (409) a transaction whose conditional create or update another
+    // write matched meanwhile: the conditions are then evaluated again on a newer database.
+    let conditional = has_conditional_writes(&bundle);
+    let mut attempt = 0;
+    loop {
+        let retry = conditional && attempt < conditional::CONDITION_RETRIES;
+        let b = if retry {
+            bundle.clone()
+        } else {
+            std::mem::take(&mut bundle)
+        };
+        match transaction_once(ctx, b, prefer, dispatch).await {
+            Err(e) if retry && e.status == StatusCode::CONFLICT => attempt += 1,
+            r => return r,
+        }
+    }
+}
+
+/// Whether a transaction Bundle has a conditional create or update entry.
+fn has_conditional_writes(bundle: &Value) -> bool {
+    bundle["entry"].as_array().is_some_and(|es| {
+        es.iter().any(|e| {
+            let r = &e["request"];
+            r.get("ifNoneExist").is_some()
+                || (r["method"] == "PUT" && r["url"].as_str().is_some_and(|u| u.contains('?')))
+        })
+    })
+}
+
+/// One attempt of [`transaction`].
+async fn transaction_once(
+    ctx: &Ctx,
+    mut bundle: Value,
+    prefer: Option<Return>,
+    dispatch: Dispatch,
+) -> FhirResult<Reply> {
     let mut entries = entries(&mut bundle);
     let db = ctx.state.node().sync().await?;
     let assigned = assign(ctx, &db, &entries).await?;
@@ -466,7 +502,14 @@ async fn plan_writes(
             ("POST", [ty]) => {
                 let v = resource_of(entry).map_err(at)?;
                 let id = ids.remove(&i).unwrap_or_else(resource::new_id);
-                interaction::prepare_create(ctx, ty, v, id).map_err(at)?
+                let mut p = interaction::prepare_create(ctx, ty, v, id).map_err(at)?;
+                if let Some(cond) = header(entry, "ifNoneExist") {
+                    let params = condition_params(&cond);
+                    if search::has_criteria(ctx, ty, &params).map_err(at)? {
+                        p.cmd.condition = Some(search::condition(ctx, ty, &params));
+                    }
+                }
+                p
             }
             ("PUT", [ty, id]) => {
                 let v = resource_of(entry).map_err(at)?;
@@ -484,7 +527,7 @@ async fn plan_writes(
                 let mut v = resource_of(entry).map_err(at)?;
                 let id = conditional::update_id(ctx, db, ty, &v, &er.query).map_err(at)?;
                 resource::set_id(&mut v, &id);
-                interaction::prepare_update(
+                let mut p = interaction::prepare_update(
                     ctx,
                     ty,
                     &id,
@@ -492,7 +535,9 @@ async fn plan_writes(
                     header(entry, "ifMatch").as_deref(),
                     header(entry, "ifNoneMatch").as_deref(),
                 )
-                .map_err(at)?
+                .map_err(at)?;
+                p.cmd.condition = Some(search::condition(ctx, ty, &er.query));
+                p
             }
             ("DELETE", [ty, id]) => interaction::prepare_delete(ctx, ty, id).map_err(at)?,
             ("DELETE", [ty]) => {

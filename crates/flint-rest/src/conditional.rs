@@ -13,17 +13,40 @@ use flint_db::Db;
 use serde_json::Value;
 
 /// `POST [type]`: with `If-None-Exist`, the single current match answers (200) instead of a
-/// create; several matches are a 412.
+/// create; several matches are a 412. The create carries its condition to the indexer, which
+/// rejects it if a match was written meanwhile (a concurrent conditional create): then the
+/// condition is evaluated again and answers with that match.
 pub async fn create(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
     check_type(type_name)?;
     let v = payload_resource(type_name, &req.payload)?;
-    if let Some(cond) = &req.if_none_exist
-        && let Some(existing) = existing(ctx, type_name, cond).await?
-    {
-        return Ok(existing);
+    let params = req.if_none_exist.as_deref().map(condition_params);
+    let (Some(cond), Some(params)) = (&req.if_none_exist, params) else {
+        return interaction::create(ctx, type_name, v, req.prefer_return).await;
+    };
+    if !search::has_criteria(ctx, type_name, &params)? {
+        return interaction::create(ctx, type_name, v, req.prefer_return).await;
     }
-    interaction::create(ctx, type_name, v, req.prefer_return).await
+    let condition = search::condition(ctx, type_name, &params);
+    let ret = req.prefer_return.unwrap_or(Return::Representation);
+    let mut attempt = 0;
+    loop {
+        if let Some(existing) = existing(ctx, type_name, cond).await? {
+            return Ok(existing);
+        }
+        let mut p = interaction::prepare_create(ctx, type_name, v.clone(), resource::new_id())?;
+        p.cmd.condition = Some(condition.clone());
+        match interaction::commit_one(ctx, p, ret).await {
+            Err(e) if e.status == StatusCode::CONFLICT && attempt < CONDITION_RETRIES => {
+                attempt += 1
+            }
+            r => return r,
+        }
+    }
 }
+
+/// How often a conditional write whose condition the indexer found matched meanwhile is
+/// evaluated again (each time a newer database value sees the match that rejected it).
+pub const CONDITION_RETRIES: usize = 2;
 
 /// The single current match of a conditional create's condition, as its 200 reply; `None` if
 /// nothing matches; 412 for several matches.
@@ -140,19 +163,32 @@ fn precondition_failed(type_name: &str, cond: &str, n: usize) -> FhirError {
 /// it, several are a 412.
 pub async fn update(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
     check_type(type_name)?;
-    let mut v = payload_resource(type_name, &req.payload)?;
-    let db = ctx.state.node().sync().await?;
-    let id = update_id(ctx, &db, type_name, &v, &req.query)?;
-    resource::set_id(&mut v, &id);
-    let p = interaction::prepare_update(
-        ctx,
-        type_name,
-        &id,
-        v,
-        req.if_match.as_deref(),
-        req.if_none_match.as_deref(),
-    )?;
-    interaction::commit_one(ctx, p, req.prefer_return.unwrap_or(Return::Representation)).await
+    let v = payload_resource(type_name, &req.payload)?;
+    let condition = search::condition(ctx, type_name, &req.query);
+    let ret = req.prefer_return.unwrap_or(Return::Representation);
+    let mut attempt = 0;
+    loop {
+        let db = ctx.state.node().sync().await?;
+        let id = update_id(ctx, &db, type_name, &v, &req.query)?;
+        let mut v = v.clone();
+        resource::set_id(&mut v, &id);
+        let mut p = interaction::prepare_update(
+            ctx,
+            type_name,
+            &id,
+            v,
+            req.if_match.as_deref(),
+            req.if_none_match.as_deref(),
+        )?;
+        // The indexer rejects the write if another resource matches by then.
+        p.cmd.condition = Some(condition.clone());
+        match interaction::commit_one(ctx, p, ret).await {
+            Err(e) if e.status == StatusCode::CONFLICT && attempt < CONDITION_RETRIES => {
+                attempt += 1
+            }
+            r => return r,
+        }
+    }
 }
 
 /// `DELETE [type]?[search]`: deletes the match (all matches up to 10,000 with

@@ -185,8 +185,22 @@ pub fn parse(
     params: &[(String, String)],
     handling: Handling,
 ) -> FhirResult<Query> {
+    let params = query_params(ctx, ty, params);
+    let q = QueryParser::new(ctx.state.registry())
+        .parse(ty, &params)
+        .map_err(search_error)?;
+    if handling == Handling::Strict {
+        q.strict().map_err(search_error)
+    } else {
+        Ok(q)
+    }
+}
+
+/// The search parameters of `params` (without transport parameters and `_type`), references
+/// to this server's own base URL made local.
+fn query_params(ctx: &Ctx, ty: &str, params: &[(String, String)]) -> Vec<(String, String)> {
     let own = format!("{}/", ctx.base);
-    let params: Vec<(String, String)> = params
+    params
         .iter()
         .filter(|(k, _)| !TRANSPORT_PARAMS.contains(&k.as_str()) && k != "_type")
         .map(|(k, v)| {
@@ -197,15 +211,13 @@ pub fn parse(
                 (k.clone(), v.clone())
             }
         })
-        .collect();
-    let q = QueryParser::new(ctx.state.registry())
-        .parse(ty, &params)
-        .map_err(search_error)?;
-    if handling == Handling::Strict {
-        q.strict().map_err(search_error)
-    } else {
-        Ok(q)
-    }
+        .collect()
+}
+
+/// A conditional write's search as its log command carries it ([`flint_db::TxCmd::condition`]:
+/// the parameters [`parse`] reads, as a JSON array of pairs), for the indexer to check again.
+pub fn condition(ctx: &Ctx, ty: &str, params: &[(String, String)]) -> String {
+    serde_json::to_string(&query_params(ctx, ty, params)).unwrap_or_default()
 }
 
 /// Whether `key` (a parameter name with optional modifier) names a reference parameter of `ty`.

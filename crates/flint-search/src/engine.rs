@@ -101,16 +101,44 @@ pub type BlobValues = Vec<(u32, IndexValue)>;
 /// values with the registry and encodes them as index entries plus one value blob.
 pub struct SearchIndexer {
     registry: Arc<Registry>,
+    /// The engine that re-checks conditional writes ([`ResourceIndexer::condition_matches`]).
+    engine: std::sync::OnceLock<Engine>,
 }
 
 impl SearchIndexer {
     /// An indexer for the parameters of `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
-        SearchIndexer { registry }
+        SearchIndexer {
+            registry,
+            engine: std::sync::OnceLock::new(),
+        }
     }
 }
 
 impl ResourceIndexer for SearchIndexer {
+    fn condition_matches(
+        &self,
+        db: &Db,
+        type_name: &str,
+        query: &str,
+    ) -> flint_db::error::Result<Vec<String>> {
+        let invalid = |m: String| DbError::new(flint_db::ErrorKind::Invalid, m);
+        let params: Vec<(String, String)> = serde_json::from_str(query)
+            .map_err(|e| invalid(format!("malformed condition `{query}`: {e}")))?;
+        let q = crate::QueryParser::new(&self.registry)
+            .parse(type_name, &params)
+            .and_then(|q| q.strict())
+            .map_err(|e| invalid(format!("condition `{query}`: {e}")))?;
+        let engine = self
+            .engine
+            .get_or_init(|| Engine::new(self.registry.clone()));
+        match engine.execute(db, &q) {
+            Ok(hits) => Ok(hits.into_iter().map(|h| h.id).collect()),
+            Err(Error::Storage(e)) => Err(e),
+            Err(e) => Err(invalid(format!("condition `{query}`: {e}"))),
+        }
+    }
+
     fn index(&self, type_name: &str, content: &[u8]) -> flint_db::error::Result<Indexed> {
         let resource: serde_json::Value =
             serde_json::from_slice(content).map_err(|e| DbError::fault(e.to_string()))?;

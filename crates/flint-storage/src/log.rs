@@ -54,6 +54,40 @@ pub struct TxCmd {
     pub if_none_match: Option<IfNoneMatch>,
     /// For deletes: refuse when other resources reference this one.
     pub check_refs: bool,
+    /// The search of a conditional create or update (its parameters as a JSON array of
+    /// `[name, value]` pairs, e.g. `[["name","x"],["birthdate","1970"]]`), evaluated again by every indexer in log order: the transaction is
+    /// rejected (409) when a current resource of the type other than this one matches it, so
+    /// concurrent conditional writes cannot both create.
+    pub condition: Option<String>,
+}
+
+/// [`TxCmd`] as log format 1 wrote it (before `condition`).
+#[derive(Deserialize)]
+struct TxCmdV1 {
+    op: TxOp,
+    type_name: String,
+    id: String,
+    hash: Option<ContentHash>,
+    refs: Vec<(String, String)>,
+    if_match: Vec<T>,
+    if_none_match: Option<IfNoneMatch>,
+    check_refs: bool,
+}
+
+impl From<TxCmdV1> for TxCmd {
+    fn from(c: TxCmdV1) -> Self {
+        TxCmd {
+            op: c.op,
+            type_name: c.type_name,
+            id: c.id,
+            hash: c.hash,
+            refs: c.refs,
+            if_match: c.if_match,
+            if_none_match: c.if_none_match,
+            check_refs: c.check_refs,
+            condition: None,
+        }
+    }
 }
 
 impl TxCmd {
@@ -68,6 +102,7 @@ impl TxCmd {
             if_match: Vec::new(),
             if_none_match: None,
             check_refs: false,
+            condition: None,
         }
     }
 }
@@ -83,7 +118,7 @@ pub struct TxEntry {
     pub cmds: Vec<TxCmd>,
 }
 
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
 
 /// Encodes a command list for storage in a log: a format byte followed by postcard.
 pub fn encode_cmds(cmds: &[TxCmd]) -> Vec<u8> {
@@ -99,6 +134,9 @@ pub fn encode_cmds(cmds: &[TxCmd]) -> Vec<u8> {
 pub fn decode_cmds(bytes: &[u8]) -> Result<Vec<TxCmd>> {
     match bytes.split_first() {
         Some((&FORMAT_VERSION, body)) => postcard::from_bytes(body)
+            .map_err(|e| DbError::fault(format!("corrupt transaction log entry: {e}"))),
+        Some((1, body)) => postcard::from_bytes::<Vec<TxCmdV1>>(body)
+            .map(|cmds| cmds.into_iter().map(TxCmd::from).collect())
             .map_err(|e| DbError::fault(format!("corrupt transaction log entry: {e}"))),
         _ => Err(DbError::fault("unknown transaction log entry format")),
     }
@@ -130,6 +168,7 @@ mod tests {
         c.refs.push(("Organization".into(), "o".into()));
         c.if_match = vec![3, 4];
         c.if_none_match = Some(IfNoneMatch::Version(2));
+        c.condition = Some(r#"[["identifier","http://x|1"],["name","Ann"]]"#.into());
         let cmds = vec![
             c,
             TxCmd::new(TxOp::Delete, "Patient", "b", None),
@@ -154,10 +193,11 @@ mod tests {
         let mut d = TxCmd::new(TxOp::Delete, "Patient", "b", None);
         d.check_refs = true;
         assert_eq!(cmds[1], d);
-        assert_eq!(
-            encode_cmds(&cmds),
-            old,
-            "the older ops keep their encoding byte for byte"
-        );
+        // Format 2 appends `condition` to each command and keeps the rest byte for byte.
+        let new = encode_cmds(&cmds);
+        assert_eq!(new[0], 2);
+        assert_eq!(&new[1..18], &old[1..18], "the first command up to its end");
+        assert_eq!(new[18], 0, "then its absent condition");
+        assert_eq!(decode_cmds(&new).unwrap(), cmds);
     }
 }
