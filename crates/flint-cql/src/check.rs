@@ -280,6 +280,13 @@ pub const BUILTINS: &[&str] = &[
     "Width",
     "Within",
     "Xor",
+    "Times",
+    "Subsumes",
+    "SubsumedBy",
+    "SplitOnMatches",
+    "ToChars",
+    "GeometricMean",
+    "CanConvertQuantity",
 ];
 
 /// Checks a library and, to any depth, the libraries it includes (each once; the built-in
@@ -459,11 +466,10 @@ impl<'a> Checker<'a> {
             return None;
         }
         let own = match e {
-            Expr::Ident(n)
-            | Expr::Call(n, ..)
-            | Expr::Member(_, n)
-            | Expr::Retrieve(n, ..)
-            | Expr::Code(_, n, _) => self.positions.of(n),
+            Expr::Ident(n) | Expr::Call(n, ..) | Expr::Member(_, n) | Expr::Retrieve(n, ..) => {
+                self.positions.of(n)
+            }
+            Expr::Code(c) => self.positions.of(&c.system),
             _ => None,
         };
         if own.is_some() {
@@ -752,10 +758,26 @@ impl<'a> Checker<'a> {
                     _ => Ty::Any,
                 }
             }
-            Expr::Code(_, sys, _) => {
+            Expr::Code(c) if c.library.is_none() => {
+                let sys = &c.system;
                 if !self.lib.codesystems.iter().any(|c| &c.0 == sys) {
                     let at = self.pos(e);
                     self.error(at, format!("could not resolve code system `{sys}`"));
+                }
+                Ty::Code
+            }
+            Expr::Code(c) => {
+                let (sys, alias) = (&c.system, c.library.as_deref().unwrap_or_default());
+                let known = if self.lib.includes.iter().any(|(_, _, a)| a == alias) {
+                    // Checked only when the caller resolved the include.
+                    self.include(alias)
+                        .is_none_or(|c| c.lib.codesystems.iter().any(|c| &c.0 == sys))
+                } else {
+                    false
+                };
+                if !known {
+                    let at = self.pos(e);
+                    self.error(at, format!("could not resolve code system `{alias}.{sys}`"));
                 }
                 Ty::Code
             }
@@ -931,6 +953,8 @@ impl<'a> Checker<'a> {
         if q.sources.len() > 1 {
             single = false;
         }
+        // The row's position (`$index`, FHIRPath-style invocations).
+        self.scopes.push((crate::eval::INDEX.into(), Ty::Int));
         for (n, e) in &q.lets {
             let t = self.ty(e);
             self.scopes.push((n.clone(), t));
@@ -993,6 +1017,7 @@ impl<'a> Checker<'a> {
             self.ty(src);
             let base = self.scopes.len();
             self.scopes.push((scope.clone(), Ty::Any));
+            self.scopes.push((crate::eval::INDEX.into(), Ty::Int));
             self.ty(el);
             self.scopes.truncate(base);
             return Ty::List(Box::new(Ty::Any));
@@ -1589,6 +1614,44 @@ fn builtin(name: &str, tys: &[Ty]) -> Result<Ty, String> {
         "ToConcept" => Ty::Concept,
         "ToRatio" => Ty::Ratio,
         "Message" => tys.first().cloned().unwrap_or(Ty::Any),
+        "Subsumes" | "SubsumedBy" => {
+            for t in &sys {
+                if known_scalar(t) && !matches!(t, Ty::Code | Ty::Concept) {
+                    return Err(format!(
+                        "no overload of `{name}` matches an argument of type {t}"
+                    ));
+                }
+            }
+            Ty::Bool
+        }
+        "SplitOnMatches" | "ToChars" => {
+            for t in &sys {
+                if known_scalar(t) && *t != Ty::Str {
+                    return Err(format!(
+                        "no overload of `{name}` matches an argument of type {t}"
+                    ));
+                }
+            }
+            Ty::List(Box::new(Ty::Str))
+        }
+        "CanConvertQuantity" => {
+            if known_scalar(&a) && a != Ty::Quantity || known_scalar(&b) && b != Ty::Str {
+                return Err(format!(
+                    "no overload of `{name}` matches the arguments ({a}, {b})"
+                ));
+            }
+            Ty::Bool
+        }
+        "GeometricMean" => Ty::Dec,
+        "Times" => match (&a, &b) {
+            (Ty::List(x), Ty::List(y)) => match (&**x, &**y) {
+                (Ty::Tuple(l), Ty::Tuple(r)) => {
+                    Ty::List(Box::new(Ty::Tuple(l.iter().chain(r).cloned().collect())))
+                }
+                _ => Ty::List(Box::new(Ty::Any)),
+            },
+            _ => Ty::List(Box::new(Ty::Any)),
+        },
         _ => Ty::Any,
     })
 }
