@@ -1143,7 +1143,7 @@ enum Resolution {
 }
 
 /// Calls `f` on each direct sub-expression of `e`.
-fn children(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+pub(crate) fn children(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     match e {
         Expr::Lit(_) | Expr::Ident(_) | Expr::Code(..) => {}
         Expr::Member(t, _) => f(t),
@@ -1189,6 +1189,17 @@ fn children(e: &Expr, f: &mut dyn FnMut(&Expr)) {
             }
             if let Some((_, r)) = &q.ret {
                 f(r)
+            }
+            if let Some((_, _, start, e)) = &q.aggregate {
+                if let Some(s) = start {
+                    f(s)
+                }
+                f(e)
+            }
+            for it in q.sort.iter().flatten() {
+                if let Some(k) = &it.key {
+                    f(k)
+                }
             }
         }
         Expr::Retrieve(_, _, Some(c)) => f(c),

@@ -28,6 +28,10 @@ pub struct Context {
     /// Set by the caller to stop the evaluation (a cancelled request): checked every few
     /// thousand steps, the evaluation then ends with [`Error::Stopped`].
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Values of Unfiltered-context defines shared by every context of one evaluation (the
+    /// subjects of a measure): with [`Engine::with_contexts`], such a define is evaluated
+    /// once, by the first context that needs it, and the others wait for and reuse its value.
+    pub shared: Option<std::sync::Arc<SharedDefines>>,
     /// Results of defines already evaluated (a define has one value per evaluation).
     defines: std::collections::HashMap<String, Value>,
     scopes: Vec<(String, Value)>,
@@ -66,6 +70,7 @@ impl Default for Context {
             depth: 0,
             parameters: std::collections::HashMap::new(),
             stop: None,
+            shared: None,
             defines: std::collections::HashMap::new(),
             scopes: Vec::new(),
             index: None,
@@ -88,6 +93,45 @@ impl Context {
             .rev()
             .find(|(k, _)| k == n)
             .map(|(_, v)| v)
+    }
+}
+
+/// The values of Unfiltered-context defines one evaluation shares across its contexts (see
+/// [`Context::shared`]): each evaluated at most once, errors included.
+#[derive(Debug, Default)]
+pub struct SharedDefines(
+    std::sync::Mutex<std::collections::HashMap<String, Option<std::sync::Arc<SharedValue>>>>,
+);
+
+/// One shared define's value, set by the context that evaluated it (`None` in the map: the
+/// define depends on the subject and is not shared).
+type SharedValue = std::sync::OnceLock<Result<Value, Error>>;
+
+impl SharedDefines {
+    /// The cell of the define known by `key`, made empty on first use when `shareable()`
+    /// says so; `None` for a define that is not shared.
+    fn cell(
+        &self,
+        key: &str,
+        shareable: impl FnOnce() -> bool,
+    ) -> Option<std::sync::Arc<SharedValue>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(key) {
+            return c.clone();
+        }
+        let c = shareable().then(std::sync::Arc::default);
+        map.insert(key.to_string(), c.clone());
+        c
+    }
+
+    /// How many Unfiltered defines have been asked for (shared or not).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no shared define has been asked for.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -1384,6 +1428,106 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Whether define `name` is evaluated in the Unfiltered context of [`Engine::with_contexts`]
+    /// (and so has one value for every context of an evaluation).
+    fn is_unfiltered(&self, name: &str) -> bool {
+        self.contexts.is_some()
+            && self
+                .lib
+                .define_contexts
+                .iter()
+                .any(|(n, c)| n == name && c == "Unfiltered")
+    }
+
+    /// Unfiltered define `name` (body `d`, cache key `key`) through [`Context::shared`]: the
+    /// value another context evaluated, or evaluated here for all of them.
+    #[inline(never)]
+    fn shared_define(&self, name: &str, d: &Expr, key: String, ctx: &mut Context) -> R<Value> {
+        let Some(shared) = ctx.shared.clone() else {
+            return err("no shared defines");
+        };
+        let Some(cell) = shared.cell(&key, || self.subject_free(d, &mut Vec::new())) else {
+            // Depends on the subject: evaluated in each context.
+            let scopes = std::mem::take(&mut ctx.scopes);
+            let r = match self.define_provider(name) {
+                Some(p) => self.eval_with(p, d, ctx),
+                None => self.eval(d, ctx),
+            };
+            ctx.scopes = scopes;
+            let v = r?;
+            ctx.defines.insert(key, v.clone());
+            return Ok(v);
+        };
+        let r = cell
+            .get_or_init(|| {
+                let scopes = std::mem::take(&mut ctx.scopes);
+                let index = ctx.index.take();
+                let r = match self.define_provider(name) {
+                    Some(p) => self.eval_with(p, d, ctx),
+                    None => self.eval(d, ctx),
+                };
+                ctx.scopes = scopes;
+                ctx.index = index;
+                r
+            })
+            .clone();
+        let v = r?;
+        ctx.defines.insert(key, v.clone());
+        Ok(v)
+    }
+
+    /// Whether `e` has one value for every subject: it reaches (through this library's
+    /// defines and functions) no define of another context than Unfiltered, no `Patient`, no
+    /// `AgeIn...` of the context patient, and nothing of an included library but
+    /// FHIRHelpers' conversions. Conservative: `false` when unsure.
+    fn subject_free(&self, e: &Expr, seen: &mut Vec<*const Expr>) -> bool {
+        if seen.iter().any(|s| std::ptr::eq(*s, e)) {
+            return true;
+        }
+        seen.push(e);
+        let lib = self.lib;
+        let include = |x: &Expr| match x {
+            Expr::Ident(a) => lib.includes.iter().find(|(_, _, al)| al == a),
+            _ => None,
+        };
+        let own = match e {
+            Expr::Ident(n) => {
+                if let Some((_, d)) = lib.defines.iter().find(|(k, _)| k == n) {
+                    let unfiltered = lib
+                        .define_contexts
+                        .iter()
+                        .any(|(k, c)| k == n && c == "Unfiltered");
+                    return unfiltered && self.subject_free(d, seen);
+                }
+                n != "Patient"
+            }
+            Expr::Member(t, _) => match include(t) {
+                Some((name, _, _)) => return name == "FHIRHelpers",
+                None => true,
+            },
+            Expr::Call(name, args, _) => {
+                if let Some((lib_name, _, _)) = args.first().and_then(include) {
+                    if lib_name != "FHIRHelpers" {
+                        return false;
+                    }
+                } else if name.starts_with("AgeIn") {
+                    return false;
+                }
+                lib.functions
+                    .iter()
+                    .filter(|f| &f.name == name)
+                    .filter_map(|f| f.body.as_ref())
+                    .all(|b| self.subject_free(b, seen))
+            }
+            _ => true,
+        };
+        let mut all = own;
+        crate::check::children(e, &mut |c| {
+            all = all && self.subject_free(c, seen);
+        });
+        all
+    }
+
     /// `e` evaluated by this engine with `data` as its provider.
     #[inline(never)]
     fn eval_with(&self, data: &'a dyn DataProvider, e: &Expr, ctx: &mut Context) -> R<Value> {
@@ -1458,6 +1602,9 @@ impl<'a> Engine<'a> {
                     let key = format!("{:p}/{n}", self.lib);
                     if let Some(v) = ctx.defines.get(&key) {
                         return Ok(v.clone());
+                    }
+                    if ctx.shared.is_some() && self.is_unfiltered(n) {
+                        return self.shared_define(n, d, key, ctx);
                     }
                     // Defines see no aliases of the expression that refers to them.
                     let scopes = std::mem::take(&mut ctx.scopes);

@@ -49,7 +49,7 @@ pub mod value;
 pub use ast::{Expr, Library};
 pub use elm::{library_from_elm, library_from_elm_bytes};
 pub use error::{Error, SemanticError, SyntaxError};
-pub use eval::{Context, DataProvider, Engine, Resolved};
+pub use eval::{Context, DataProvider, Engine, Resolved, SharedDefines};
 pub use parser::{parse_expression, parse_expression_with_positions, parse_library};
 pub use value::Value;
 

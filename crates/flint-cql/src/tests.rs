@@ -623,3 +623,60 @@ define Y: Code '456' from Common."SNOMEDCT"
     );
     assert_eq!(check::check_resolved(&resolved(&unknown)).len(), 1);
 }
+
+/// Answers every retrieve with `n` Integers, counting the retrieves.
+struct Counted(i32, std::sync::atomic::AtomicUsize);
+
+impl DataProvider for Counted {
+    fn retrieve(&self, _: &str, _: Option<&str>, _: Option<&Value>) -> Result<Vec<Value>, Error> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((0..self.0).map(Value::Int).collect())
+    }
+}
+
+#[test]
+fn unfiltered_defines_are_evaluated_once_for_all_contexts_sharing_them() {
+    let src = "library C\nusing FHIR version '4.0.1'\n\
+               context Unfiltered\ndefine \"All\": Count([Observation])\n\
+               define \"Twice all\": \"All\" * 2\n\
+               define \"Mine from all\": \"Mine\"\n\
+               context Patient\ndefine \"Mine\": Count([Observation])\n\
+               define \"Share\": \"Twice all\" + \"Mine\"\n\
+               define \"Mine again\": \"Mine from all\"";
+    let lib = parse_library(src).unwrap();
+    let unfiltered = Counted(7, Default::default());
+    let shared = std::sync::Arc::new(SharedDefines::default());
+    let subjects: Vec<Counted> = (1..=5).map(|n| Counted(n, Default::default())).collect();
+    // Each subject on its own thread, as a measure evaluates them.
+    std::thread::scope(|s| {
+        for p in &subjects {
+            let (lib, unfiltered, shared) = (&lib, &unfiltered, shared.clone());
+            s.spawn(move || {
+                let engine = Engine::new(lib).with_contexts(p, unfiltered);
+                let mut ctx = Context::default();
+                ctx.shared = Some(shared);
+                let mut ev = |n: &str| engine.eval_define(n, &mut ctx).unwrap();
+                assert_eq!(ev("Share"), Value::Int(7 * 2 + p.0));
+                // An Unfiltered define that reads a Patient one is each subject's own.
+                assert_eq!(ev("Mine again"), Value::Int(p.0));
+            });
+        }
+    });
+    // "All" read the unfiltered data once, for all five subjects.
+    assert_eq!(unfiltered.1.load(std::sync::atomic::Ordering::Relaxed), 1);
+    for p in &subjects {
+        assert_eq!(p.1.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+    // Without a shared cache each context evaluates it.
+    let unshared = Counted(7, Default::default());
+    for p in &subjects {
+        let engine = Engine::new(&lib).with_contexts(p, &unshared);
+        engine
+            .eval_define("Share", &mut Context::default())
+            .unwrap();
+    }
+    assert_eq!(
+        unshared.1.load(std::sync::atomic::Ordering::Relaxed),
+        subjects.len()
+    );
+}
