@@ -430,7 +430,8 @@ async fn subsumption_by_stored_code_systems() {
         "obesity",
     ];
     let mut src = format!(
-        "library S version '1'\ncodesystem \"F\": '{CS}'\ncodesystem \"U\": 'http://unknown'\n"
+        "library S version '1'\ncodesystem \"F\": '{CS}'\ncodesystem \"U\": 'http://unknown'\n\
+         define Zero: 0\n"
     );
     for a in codes {
         for b in codes {

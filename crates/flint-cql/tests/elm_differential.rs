@@ -434,7 +434,8 @@ fn newer_operators_agree_with_the_parser() {
         "{1, 2, 3} includes 2",
     ];
     let mut src = String::from(
-        "library Newer version '1'\ncodesystem \"S\": 'http://s'\ncodesystem \"T\": 'http://t'\n",
+        "library Newer version '1'\ncodesystem \"S\": 'http://s'\ncodesystem \"T\": 'http://t'\n\
+         define Zero: 0\n",
     );
     for (i, d) in defines.iter().enumerate() {
         src.push_str(&format!("define \"D{i}\": {d}\n"));
