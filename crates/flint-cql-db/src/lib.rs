@@ -477,6 +477,30 @@ impl DataProvider for PatientData<'_> {
         out
     }
 
+    /// By the stored CodeSystem's hierarchy (the terminology's closure of `ancestor`
+    /// downwards); `None` when no CodeSystem of that url is stored.
+    fn subsumes(
+        &self,
+        ancestor: &flint_cql::value::Code,
+        code: &flint_cql::value::Code,
+    ) -> Result<Option<bool>, Error> {
+        let Some(system) = ancestor.system.as_deref() else {
+            return Ok(None);
+        };
+        if code.system.as_deref() != Some(system) {
+            return Ok(Some(false));
+        }
+        let below = self
+            .block_on(self.terminology.closure(
+                self.db,
+                system,
+                &ancestor.code,
+                flint_terminology::Direction::Descendants,
+            ))
+            .map_err(data_err)?;
+        Ok(below.map(|codes| codes.contains(&code.code)))
+    }
+
     fn in_vocabulary(&self, code: &Value, vocabulary: &Value) -> Result<Option<bool>, Error> {
         let codes: Vec<(Option<&str>, &str)> = match code {
             Value::Code(c) => vec![(c.system.as_deref(), c.code.as_str())],

@@ -13,6 +13,11 @@
 //!   database), one [`PatientData`] and one CQL context per subject (a define is evaluated
 //!   once per subject, whichever criteria use it); results become `ExprValue`s: booleans,
 //!   resource lists (their `Type/id`), scalars or lists of them.
+//! * Each define is evaluated in its own context (`Engine::with_contexts`): one after
+//!   `context Unfiltered` retrieves from all the data, and is evaluated once per evaluation,
+//!   by the first subject that needs it, its value shared with every other subject through
+//!   the evaluation's `flint_cql::SharedDefines` (unless it reads a Patient-context define,
+//!   which makes it the subject's own).
 //!
 //! * Measure observations call the library's function of that name with the observed
 //!   member (a stored resource, for a resource basis) or with no argument.
@@ -21,7 +26,7 @@
 use crate::library::{self, cql_error, unprocessable};
 use crate::{ParsedCache, PatientData};
 use async_trait::async_trait;
-use flint_cql::{Context, Engine, Value};
+use flint_cql::{Context, Engine, SharedDefines, Value};
 use flint_db::{Db, DbError, ErrorKind};
 use flint_measure::{
     EvaluationParams, ExprValue, ExpressionEvaluator, MeasureError, PreparedLibrary, ResourceRef,
@@ -101,6 +106,7 @@ impl ExpressionEvaluator for CqlMeasureEvaluator {
             search: self.search.clone(),
             terminology: self.terminology.clone(),
             parsed: self.parsed.clone(),
+            shared: Arc::new(SharedDefines::default()),
         }))
     }
 }
@@ -113,6 +119,8 @@ struct Prepared {
     search: Search,
     terminology: Arc<dyn Terminology>,
     parsed: Arc<ParsedCache>,
+    /// The Unfiltered defines' values, shared by every subject of this evaluation.
+    shared: Arc<SharedDefines>,
 }
 
 impl PreparedLibrary for Prepared {
@@ -128,14 +136,18 @@ impl PreparedLibrary for Prepared {
             &self.search,
             &*self.terminology,
             subject.id.clone(),
-            handle,
+            handle.clone(),
         )
         .with_parsed_cache(&self.parsed);
+        let unfiltered = PatientData::unfiltered(db, &self.search, &*self.terminology, handle)
+            .with_parsed_cache(&self.parsed);
         let mut ctx = Context::default();
         ctx.parameters = self.parameters.clone();
+        ctx.shared = Some(self.shared.clone());
         Ok(Box::new(Session {
             prepared: self,
             data,
+            unfiltered,
             ctx,
         }))
     }
@@ -145,12 +157,19 @@ impl PreparedLibrary for Prepared {
 struct Session<'s> {
     prepared: &'s Prepared,
     data: PatientData<'s>,
+    /// All the data, for the defines of the Unfiltered context.
+    unfiltered: PatientData<'s>,
     ctx: Context,
 }
 
-/// The engine over `prepared`'s library and includes with `data`.
-fn engine<'a>(prepared: &'a Prepared, data: &'a PatientData<'a>) -> Engine<'a> {
-    Engine::resolved(&prepared.resolved).with_data(data)
+/// The engine over `prepared`'s library and includes: `data` for the Patient context,
+/// `unfiltered` (all the data) for the Unfiltered one.
+fn engine<'a>(
+    prepared: &'a Prepared,
+    data: &'a PatientData<'a>,
+    unfiltered: &'a PatientData<'a>,
+) -> Engine<'a> {
+    Engine::resolved(&prepared.resolved).with_contexts(data, unfiltered)
 }
 
 impl SubjectSession for Session<'_> {
@@ -165,7 +184,7 @@ impl SubjectSession for Session<'_> {
 
     fn evaluate(&mut self, name: &str) -> Result<ExprValue, MeasureError> {
         let p = self.prepared;
-        let value = engine(p, &self.data)
+        let value = engine(p, &self.data, &self.unfiltered)
             .eval_define(name, &mut self.ctx)
             .map_err(|e| cql_error(&p.name, e))?;
         expr_value(value, &p.name, name)
@@ -192,7 +211,7 @@ impl SubjectSession for Session<'_> {
             ),
         };
         let args = arg.into_iter().map(flint_cql::Expr::Lit).collect();
-        let value = engine(p, &self.data)
+        let value = engine(p, &self.data, &self.unfiltered)
             .eval(
                 &flint_cql::Expr::Call(name.to_string(), args, None),
                 &mut self.ctx,

@@ -270,6 +270,15 @@ impl DataProvider for Bounded<'_> {
         self.inner.expand_vocabulary(vocabulary)
     }
 
+    fn subsumes(
+        &self,
+        ancestor: &flint_cql::value::Code,
+        code: &flint_cql::value::Code,
+    ) -> Result<Option<bool>, Error> {
+        self.check()?;
+        self.inner.subsumes(ancestor, code)
+    }
+
     fn retrieve_related(
         &self,
         context: &Value,

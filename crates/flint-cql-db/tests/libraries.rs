@@ -256,3 +256,118 @@ async fn semantic_errors_are_400_naming_library_line_and_column() {
     assert_eq!(e.kind, ErrorKind::Invalid, "{e}");
     assert!(e.message.contains("`InvalidType version '1'`"), "{e}");
 }
+
+/// A define of the Unfiltered context that a Patient-context criterion reads is evaluated
+/// once per evaluation (one `prepare`), over all the data, and shared by every subject:
+/// after the first subject computed it, a later subject answers it with storage failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfiltered_defines_are_evaluated_once_per_evaluation() {
+    use flint_db::fault::{Faults, FaultyKv, Op};
+    const SNOMED: &str = "http://snomed.info/sct";
+    let faults = Faults::new();
+    let search = Engine::new(Arc::new(Registry::r4()));
+    let kv = Arc::new(FaultyKv::new(Arc::new(MemKv::new()), faults.clone()));
+    let node = memory_node(search.indexer(), kv).await;
+    let mut stored = Vec::new();
+    for i in 0..6 {
+        stored.push(json!({"resourceType": "Patient", "id": format!("p{i}")}));
+        for k in 0..(i % 3) {
+            stored.push(
+                json!({"resourceType": "Condition", "id": format!("c{i}-{k}"),
+                "code": {"coding": [{"system": SNOMED, "code": "44054006"}]},
+                "subject": {"reference": format!("Patient/p{i}")}}),
+            );
+        }
+    }
+    let cql = format!(
+        "library Shared version '1'\nusing FHIR version '4.0.1'\n\
+         codesystem \"SNOMED\": '{SNOMED}'\ncode \"Diabetes\": '44054006' from \"SNOMED\"\n\
+         context Unfiltered\n\
+         define \"Diabetes conditions\": Count([Condition: \"Diabetes\"])\n\
+         define \"Patients\": Count([Patient])\n\
+         context Patient\n\
+         define \"All conditions\": \"Diabetes conditions\"\n\
+         define \"Above average\": Count([Condition: \"Diabetes\"]) * \"Patients\" > \"Diabetes conditions\"\n"
+    );
+    stored.push(library("Shared", Some(&cql), None));
+    for r in &stored {
+        put_json(&node, r).await;
+    }
+    let db = node.sync().await.unwrap();
+    let terminology = Arc::new(DbTerminology::new(search.clone()));
+    let evaluator = CqlMeasureEvaluator::new(search, terminology);
+    let prepared = evaluator
+        .prepare(&db, "http://example.org/Library/Shared|1", &params())
+        .await
+        .unwrap();
+    // Counted from the JSON written.
+    let of = |t: &str| stored.iter().filter(|r| r["resourceType"] == t).count();
+    let (conditions, patients) = (of("Condition"), of("Patient"));
+    let mine = |p: &str| {
+        stored
+            .iter()
+            .filter(|r| r["subject"]["reference"] == format!("Patient/{p}"))
+            .count()
+    };
+    let faults2 = faults.clone();
+    // The first subject has conditions of its own.
+    let ids: Vec<String> = (0..patients)
+        .map(|i| format!("p{}", (i + 2) % patients))
+        .collect();
+    let first_above = mine(&ids[0]) * patients > conditions;
+    tokio::task::spawn_blocking(move || {
+        for (n, id) in ids.iter().enumerate() {
+            let subject = ResourceRef::new("Patient", id);
+            let mut session = prepared.subject(&db, &subject).unwrap();
+            if n == 0 {
+                assert_eq!(
+                    session.evaluate("All conditions").unwrap(),
+                    int(conditions as i64)
+                );
+                assert_eq!(
+                    session.evaluate("Above average").unwrap(),
+                    ExprValue::Boolean(first_above),
+                    "{id}"
+                );
+                // From here on every read fails: what the first subject computed is shared.
+                faults2.fail(
+                    |op| matches!(op, Op::Seek(_) | Op::Next(_) | Op::Get(_)),
+                    0,
+                    u64::MAX,
+                );
+            } else {
+                assert_eq!(
+                    session.evaluate("All conditions").unwrap(),
+                    int(conditions as i64),
+                    "{id}"
+                );
+                // The subject's own retrieve still reads, and so fails: no stale answer.
+                let r = session.evaluate("Above average");
+                assert!(r.is_err(), "{id}: {r:?}");
+            }
+        }
+    })
+    .await
+    .unwrap();
+    faults.heal();
+    // A new evaluation evaluates it again (here, over the same data, to the same value).
+    let again = evaluator
+        .prepare(
+            &node.sync().await.unwrap(),
+            "http://example.org/Library/Shared|1",
+            &params(),
+        )
+        .await
+        .unwrap();
+    let db = node.sync().await.unwrap();
+    let v = tokio::task::spawn_blocking(move || {
+        again
+            .subject(&db, &ResourceRef::new("Patient", "p1"))
+            .unwrap()
+            .evaluate("All conditions")
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(v, int(conditions as i64));
+}

@@ -396,3 +396,93 @@ async fn related_context_retrieves_and_value_set_expansion() {
     );
     assert!(cql.eval(&bad, &mut Context::default()).is_err());
 }
+
+/// `Subsumes`/`SubsumedBy` by a stored CodeSystem's hierarchy, each answer checked against the
+/// hierarchy read from the CodeSystem's JSON by `flint_terminology::Hierarchy`; a code system
+/// that is not stored is unknown (null), and a storage fault is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subsumption_by_stored_code_systems() {
+    const CS: &str = "http://example.org/cs/findings";
+    let cs = json!({"resourceType": "CodeSystem", "id": "findings", "url": CS,
+        "status": "active", "content": "complete", "hierarchyMeaning": "is-a",
+        "concept": [
+            {"code": "disorder", "concept": [
+                {"code": "diabetes", "concept": [{"code": "type-1"}, {"code": "type-2"}]},
+                {"code": "hypertension"}]},
+            {"code": "finding"},
+            {"code": "obesity", "property": [{"code": "parent", "valueCode": "disorder"}]}]});
+    let faults = Faults::new();
+    let search = Engine::new(Arc::new(Registry::r4()));
+    let kv = Arc::new(FaultyKv::new(Arc::new(MemKv::new()), faults.clone()));
+    let node = memory_node(search.indexer(), kv).await;
+    put_json(&node, &cs).await;
+    put_json(&node, &json!({"resourceType": "Patient", "id": "p"})).await;
+    let db = node.sync().await.unwrap();
+    let terminology = DbTerminology::new(search.clone());
+    let hierarchy = flint_terminology::Hierarchy::of(&cs);
+    let codes = [
+        "disorder",
+        "diabetes",
+        "type-1",
+        "type-2",
+        "hypertension",
+        "finding",
+        "obesity",
+    ];
+    let mut src = format!(
+        "library S version '1'\ncodesystem \"F\": '{CS}'\ncodesystem \"U\": 'http://unknown'\n\
+         define Zero: 0\n"
+    );
+    for a in codes {
+        for b in codes {
+            src.push_str(&format!(
+                "define \"{a} {b}\": Subsumes(Code '{a}' from \"F\", Code '{b}' from \"F\")\n\
+                 define \"{a} by {b}\": SubsumedBy(Code '{a}' from \"F\", Code '{b}' from \"F\")\n"
+            ));
+        }
+    }
+    src.push_str(
+        "define \"Unknown system\": Subsumes(Code 'a' from \"U\", Code 'b' from \"U\")\n\
+         define \"Concepts\": Subsumes(Concept { Code 'finding' from \"F\", Code 'diabetes' from \"F\" }, \
+           Concept { Code 'type-2' from \"F\" })\n",
+    );
+    let lib = parse_library(&src).unwrap();
+    let data = PatientData::new(
+        &db,
+        &search,
+        &terminology,
+        "p",
+        tokio::runtime::Handle::current(),
+    );
+    let cql = Cql::new(&lib).with_data(&data);
+    let ev = |d: &str| cql.eval_define(d, &mut Context::default());
+    let mut subsuming = 0;
+    for a in codes {
+        for b in codes {
+            let want = hierarchy.subsumes(a, b);
+            subsuming += usize::from(want);
+            assert_eq!(
+                ev(&format!("{a} {b}")).unwrap(),
+                Value::Bool(want),
+                "{a} {b}"
+            );
+            assert_eq!(
+                ev(&format!("{a} by {b}")).unwrap(),
+                Value::Bool(hierarchy.subsumes(b, a)),
+                "{a} by {b}"
+            );
+        }
+    }
+    // Not every pair, not only the equal ones.
+    assert!(subsuming > codes.len() && subsuming < codes.len() * codes.len());
+    assert_eq!(ev("Unknown system").unwrap(), Value::Null);
+    assert_eq!(ev("Concepts").unwrap(), Value::Bool(true));
+    faults.fail(
+        |op| matches!(op, Op::Seek(_) | Op::Next(_) | Op::Get(_)),
+        0,
+        u64::MAX,
+    );
+    let r = ev("disorder type-2");
+    assert!(matches!(r, Err(Error::Data(_))), "{r:?}");
+    faults.heal();
+}

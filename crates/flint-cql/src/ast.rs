@@ -84,8 +84,8 @@ pub enum Expr {
     Tuple(Vec<(String, Expr)>),
     /// `Type { element: value }`.
     Instance(String, Vec<(String, Expr)>),
-    /// `Code 'c' from "System" display 'd'`.
-    Code(String, String, Option<String>),
+    /// `Code 'c' from "System" display 'd'` (boxed: the tree's nodes stay small).
+    Code(Box<CodeSelector>),
     /// `Concept { codes } display 'd'`.
     Concept(Vec<Expr>, Option<String>),
     /// `e is T`.
@@ -100,6 +100,36 @@ pub enum Expr {
     Query(Box<Query>),
     /// A retrieve `[Type: path in "VS"]` (type, code path, codes).
     Retrieve(String, Option<String>, Option<Box<Expr>>),
+}
+
+/// A Code selector or code declaration: `'c' from Lib."System" display 'd'`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeSelector {
+    /// The code.
+    pub code: String,
+    /// The name of the code system (a `codesystem` declaration).
+    pub system: String,
+    /// The alias of the included library declaring the code system (`from Lib."System"`).
+    pub library: Option<String>,
+    /// The display.
+    pub display: Option<String>,
+}
+
+impl CodeSelector {
+    /// The selector as an expression.
+    pub fn expr(
+        code: String,
+        system: String,
+        library: Option<String>,
+        display: Option<String>,
+    ) -> Expr {
+        Expr::Code(Box::new(CodeSelector {
+            code,
+            system,
+            library,
+            display,
+        }))
+    }
 }
 
 /// A function definition.

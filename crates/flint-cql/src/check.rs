@@ -25,99 +25,11 @@ use crate::ast::*;
 use crate::error::SemanticError;
 use crate::eval::Resolved;
 use crate::value::Value;
-use flint_model::defs::{Kind, definitions};
+use flint_model::defs::definitions;
 use std::collections::HashMap;
 
-/// A static type.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Ty {
-    /// Not known statically: matches every type.
-    Any,
-    /// The type of `null`: converts to every type.
-    Null,
-    /// System.Boolean.
-    Bool,
-    /// System.Integer.
-    Int,
-    /// System.Long.
-    Long,
-    /// System.Decimal.
-    Dec,
-    /// System.String.
-    Str,
-    /// System.Date.
-    Date,
-    /// System.DateTime.
-    DateTime,
-    /// System.Time.
-    Time,
-    /// System.Quantity.
-    Quantity,
-    /// System.Ratio.
-    Ratio,
-    /// System.Code.
-    Code,
-    /// System.Concept.
-    Concept,
-    /// A value set or code system reference.
-    Vocabulary,
-    /// `List<T>`.
-    List(Box<Ty>),
-    /// `Interval<T>`.
-    Interval(Box<Ty>),
-    /// A tuple with exactly these elements.
-    Tuple(Vec<(String, Ty)>),
-    /// A FHIR complex type, resource or backbone element (`Patient.contact`), by the
-    /// definitions' name.
-    Fhir(String),
-    /// One of these types (a FHIR choice element, an ambiguous type name).
-    Choice(Vec<Ty>),
-}
-
-impl std::fmt::Display for Ty {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Ty::Any => write!(f, "Any"),
-            Ty::Null => write!(f, "null"),
-            Ty::Bool => write!(f, "Boolean"),
-            Ty::Int => write!(f, "Integer"),
-            Ty::Long => write!(f, "Long"),
-            Ty::Dec => write!(f, "Decimal"),
-            Ty::Str => write!(f, "String"),
-            Ty::Date => write!(f, "Date"),
-            Ty::DateTime => write!(f, "DateTime"),
-            Ty::Time => write!(f, "Time"),
-            Ty::Quantity => write!(f, "Quantity"),
-            Ty::Ratio => write!(f, "Ratio"),
-            Ty::Code => write!(f, "Code"),
-            Ty::Concept => write!(f, "Concept"),
-            Ty::Vocabulary => write!(f, "Vocabulary"),
-            Ty::List(t) => write!(f, "List<{t}>"),
-            Ty::Interval(t) => write!(f, "Interval<{t}>"),
-            Ty::Tuple(es) => {
-                write!(f, "Tuple {{ ")?;
-                for (i, (n, t)) in es.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, ", ")?;
-                    }
-                    write!(f, "{n} {t}")?;
-                }
-                write!(f, " }}")
-            }
-            Ty::Fhir(n) => write!(f, "FHIR.{n}"),
-            Ty::Choice(ts) => {
-                write!(f, "Choice<")?;
-                for (i, t) in ts.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, ", ")?;
-                    }
-                    write!(f, "{t}")?;
-                }
-                write!(f, ">")
-            }
-        }
-    }
-}
+pub use flint_fhirpath::types::Ty;
+use flint_fhirpath::types::{choice, fhir_member, fhir_named};
 
 /// The names the evaluator's System operators and functions answer to (`call_builtin` and
 /// the forms `Engine::call` handles itself). A call of any other name that is not a
@@ -280,6 +192,13 @@ pub const BUILTINS: &[&str] = &[
     "Width",
     "Within",
     "Xor",
+    "Times",
+    "Subsumes",
+    "SubsumedBy",
+    "SplitOnMatches",
+    "ToChars",
+    "GeometricMean",
+    "CanConvertQuantity",
 ];
 
 /// Checks a library and, to any depth, the libraries it includes (each once; the built-in
@@ -459,11 +378,10 @@ impl<'a> Checker<'a> {
             return None;
         }
         let own = match e {
-            Expr::Ident(n)
-            | Expr::Call(n, ..)
-            | Expr::Member(_, n)
-            | Expr::Retrieve(n, ..)
-            | Expr::Code(_, n, _) => self.positions.of(n),
+            Expr::Ident(n) | Expr::Call(n, ..) | Expr::Member(_, n) | Expr::Retrieve(n, ..) => {
+                self.positions.of(n)
+            }
+            Expr::Code(c) => self.positions.of(&c.system),
             _ => None,
         };
         if own.is_some() {
@@ -752,10 +670,26 @@ impl<'a> Checker<'a> {
                     _ => Ty::Any,
                 }
             }
-            Expr::Code(_, sys, _) => {
+            Expr::Code(c) if c.library.is_none() => {
+                let sys = &c.system;
                 if !self.lib.codesystems.iter().any(|c| &c.0 == sys) {
                     let at = self.pos(e);
                     self.error(at, format!("could not resolve code system `{sys}`"));
+                }
+                Ty::Code
+            }
+            Expr::Code(c) => {
+                let (sys, alias) = (&c.system, c.library.as_deref().unwrap_or_default());
+                let known = if self.lib.includes.iter().any(|(_, _, a)| a == alias) {
+                    // Checked only when the caller resolved the include.
+                    self.include(alias)
+                        .is_none_or(|c| c.lib.codesystems.iter().any(|c| &c.0 == sys))
+                } else {
+                    false
+                };
+                if !known {
+                    let at = self.pos(e);
+                    self.error(at, format!("could not resolve code system `{alias}.{sys}`"));
                 }
                 Ty::Code
             }
@@ -887,19 +821,8 @@ impl<'a> Checker<'a> {
     }
 
     fn fhir_member(&mut self, ty: &str, n: &str, e: &Expr) -> Ty {
-        let defs = definitions();
-        let Some(td) = defs.type_def(ty) else {
-            return Ty::Any;
-        };
-        if n == "resourceType" && td.kind == Kind::Resource {
-            return Ty::Str;
-        }
-        // Abstract types stand for their subtypes, which have more elements.
-        if td.is_abstract {
-            return td.element(n).map_or(Ty::Any, element_ty);
-        }
-        match td.element(n) {
-            Some(el) => element_ty(el),
+        match fhir_member(ty, n) {
+            Some(t) => t,
             None => {
                 let at = self.pos(e);
                 self.error(at, format!("FHIR type `{ty}` has no element `{n}`"));
@@ -931,6 +854,8 @@ impl<'a> Checker<'a> {
         if q.sources.len() > 1 {
             single = false;
         }
+        // The row's position (`$index`, FHIRPath-style invocations).
+        self.scopes.push((crate::eval::INDEX.into(), Ty::Int));
         for (n, e) in &q.lets {
             let t = self.ty(e);
             self.scopes.push((n.clone(), t));
@@ -993,6 +918,7 @@ impl<'a> Checker<'a> {
             self.ty(src);
             let base = self.scopes.len();
             self.scopes.push((scope.clone(), Ty::Any));
+            self.scopes.push((crate::eval::INDEX.into(), Ty::Int));
             self.ty(el);
             self.scopes.truncate(base);
             return Ty::List(Box::new(Ty::Any));
@@ -1118,7 +1044,7 @@ enum Resolution {
 }
 
 /// Calls `f` on each direct sub-expression of `e`.
-fn children(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+pub(crate) fn children(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     match e {
         Expr::Lit(_) | Expr::Ident(_) | Expr::Code(..) => {}
         Expr::Member(t, _) => f(t),
@@ -1164,6 +1090,17 @@ fn children(e: &Expr, f: &mut dyn FnMut(&Expr)) {
             }
             if let Some((_, r)) = &q.ret {
                 f(r)
+            }
+            if let Some((_, _, start, e)) = &q.aggregate {
+                if let Some(s) = start {
+                    f(s)
+                }
+                f(e)
+            }
+            for it in q.sort.iter().flatten() {
+                if let Some(k) = &it.key {
+                    f(k)
+                }
             }
         }
         Expr::Retrieve(_, _, Some(c)) => f(c),
@@ -1221,70 +1158,7 @@ fn named_ty(n: &str) -> Ty {
         "Code" => Ty::Code,
         "Concept" => Ty::Concept,
         "ValueSet" | "CodeSystem" | "Vocabulary" => Ty::Vocabulary,
-        n => {
-            let defs = definitions();
-            match defs.type_def(n) {
-                Some(td) if td.kind == Kind::PrimitiveType => system_of(td.system.as_deref()),
-                Some(td) if td.is_abstract => Ty::Any,
-                Some(_) => Ty::Fhir(n.to_string()),
-                None => Ty::Any,
-            }
-        }
-    }
-}
-
-/// The System type a FHIR primitive is read as (`System.String` in the definitions).
-fn system_of(s: Option<&str>) -> Ty {
-    match s.map(|s| s.trim_start_matches("System.")) {
-        Some("Boolean") => Ty::Bool,
-        Some("Integer") => Ty::Int,
-        Some("Decimal") => Ty::Dec,
-        Some("String") => Ty::Str,
-        Some("Date") => Ty::Date,
-        Some("DateTime") => Ty::DateTime,
-        Some("Time") => Ty::Time,
-        _ => Ty::Any,
-    }
-}
-
-/// The type of a FHIR element as evaluation reads it.
-fn element_ty(el: &flint_model::defs::ElementDef) -> Ty {
-    let one = |t: &str| -> Ty {
-        let defs = definitions();
-        match defs.type_def(t) {
-            Some(td) if td.kind == Kind::PrimitiveType => system_of(td.system.as_deref()),
-            Some(td) if td.is_abstract => Ty::Any,
-            Some(_) => Ty::Fhir(t.to_string()),
-            None => Ty::Any,
-        }
-    };
-    let t = if el.choice {
-        choice(el.types.iter().map(|t| one(t)).collect())
-    } else {
-        el.types.first().map_or(Ty::Any, |t| one(t))
-    };
-    if el.is_array() {
-        Ty::List(Box::new(t))
-    } else {
-        t
-    }
-}
-
-/// A choice of types (`Any` if any alternative is).
-fn choice(ts: Vec<Ty>) -> Ty {
-    let mut out: Vec<Ty> = Vec::new();
-    for t in ts {
-        if t == Ty::Any {
-            return Ty::Any;
-        }
-        if !out.contains(&t) {
-            out.push(t);
-        }
-    }
-    match out.len() {
-        0 => Ty::Any,
-        1 => out.pop().unwrap_or(Ty::Any),
-        _ => Ty::Choice(out),
+        n => fhir_named(n),
     }
 }
 
@@ -1589,6 +1463,44 @@ fn builtin(name: &str, tys: &[Ty]) -> Result<Ty, String> {
         "ToConcept" => Ty::Concept,
         "ToRatio" => Ty::Ratio,
         "Message" => tys.first().cloned().unwrap_or(Ty::Any),
+        "Subsumes" | "SubsumedBy" => {
+            for t in &sys {
+                if known_scalar(t) && !matches!(t, Ty::Code | Ty::Concept) {
+                    return Err(format!(
+                        "no overload of `{name}` matches an argument of type {t}"
+                    ));
+                }
+            }
+            Ty::Bool
+        }
+        "SplitOnMatches" | "ToChars" => {
+            for t in &sys {
+                if known_scalar(t) && *t != Ty::Str {
+                    return Err(format!(
+                        "no overload of `{name}` matches an argument of type {t}"
+                    ));
+                }
+            }
+            Ty::List(Box::new(Ty::Str))
+        }
+        "CanConvertQuantity" => {
+            if known_scalar(&a) && a != Ty::Quantity || known_scalar(&b) && b != Ty::Str {
+                return Err(format!(
+                    "no overload of `{name}` matches the arguments ({a}, {b})"
+                ));
+            }
+            Ty::Bool
+        }
+        "GeometricMean" => Ty::Dec,
+        "Times" => match (&a, &b) {
+            (Ty::List(x), Ty::List(y)) => match (&**x, &**y) {
+                (Ty::Tuple(l), Ty::Tuple(r)) => {
+                    Ty::List(Box::new(Ty::Tuple(l.iter().chain(r).cloned().collect())))
+                }
+                _ => Ty::List(Box::new(Ty::Any)),
+            },
+            _ => Ty::List(Box::new(Ty::Any)),
+        },
         _ => Ty::Any,
     })
 }

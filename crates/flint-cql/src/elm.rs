@@ -27,8 +27,13 @@
 //! `dateHighProperty`, as filters of the retrieve), `InValueSet`/`AnyInValueSet`/
 //! `InCodeSystem`/`AnyInCodeSystem`, `ExpandValueSet` (through
 //! [`crate::DataProvider::expand_vocabulary`]), `CalculateAge`/`CalculateAgeAt`, `Children`,
-//! `Descendents`, `Repeat` (with its `scope`), and `Filter`, `ForEach` and `Sort` as the
-//! queries they abbreviate.
+//! `Descendents`, `Repeat` (with its `scope`), `Filter`, `ForEach` and `Sort` as the
+//! queries they abbreviate, `Aggregate` (FHIRPath's `aggregate`) as a query with an aggregate
+//! clause whose accumulator is `$total`, `Current` (the `scope` named, else the innermost
+//! enclosing one, else `$this`), `Iteration` (`$index`) and `Total` (`$total`), `Times`,
+//! `Subsumes`/`SubsumedBy` (through [`crate::DataProvider::subsumes`]), `SplitOnMatches`,
+//! `ToChars`, `GeometricMean`, `CanConvertQuantity`; code system references with a
+//! `libraryName` (a code system of an included library).
 //!
 //! Operators without their own [`Expr`] become the forms the parser builds: `Indexer` is
 //! [`Expr::Index`], `ProperIn`/`ProperContains` are `ProperIncludedIn`/`ProperIncludes`,
@@ -41,14 +46,12 @@
 //! elements) also admits the System value Flint reads that primitive as.
 //!
 //! Not read (an [`Error::Elm`] naming the node `type` and its `locator`, the nearest enclosing
-//! one when the node has none): nodes the evaluator has no operator for (`Times`, `Current`,
-//! `Iteration`, `Total`, `Subsumes`, `SplitOnMatches`, `ToChars`, `GeometricMean`,
-//! `CanConvertQuantity`, ...), retrieves with `includedIn` or non-empty 1.5.3 filter lists,
+//! one when the node has none): nodes the evaluator has no operator for, retrieves with
+//! `includedIn` or non-empty 1.5.3 filter lists,
 //! a `dateRange` without a date property, and
 //! `ConvertQuantity` to a computed unit. Ignored: annotations, `localId`, result types,
 //! signatures, access levels, `templateId`, `codeComparator` (codes match as the parser's
-//! retrieve does). A `Code` selector names its code system by name only (a system of an
-//! included library is not looked up there); a `DateTime` constructor with a computed component
+//! retrieve does). A `DateTime` constructor with a computed component
 //! and an offset loses the offset (the evaluator's constructor takes leading components).
 //! Input nested deeper than 500 levels (a query counts 4) is refused, which keeps the reader
 //! on a 2 MiB stack; `serde_json` itself stops at 128 JSON levels when
@@ -93,6 +96,9 @@ pub fn expr_from_elm(json: &J) -> Result<Expr, Error> {
 #[derive(Default)]
 struct Reader {
     locs: Vec<Option<String>>,
+    /// The scopes of the enclosing `ForEach`/`Filter`/`Sort`/`Repeat`/`Aggregate` nodes
+    /// (what a `Current` without a `scope` names).
+    scopes: Vec<String>,
     /// Nesting so far, in units of [`MAX_DEPTH`] (a query's frame costs several).
     depth: usize,
 }
@@ -317,6 +323,11 @@ const SAME_NAME: &[&str] = &[
     "ConvertsToRatio",
     "ConvertsToString",
     "ConvertsToTime",
+    "Times",
+    "Subsumes",
+    "SubsumedBy",
+    "ToChars",
+    "CanConvertQuantity",
 ];
 
 /// How many operands an operator of [`SAME_NAME`] takes (at least, at most).
@@ -333,7 +344,8 @@ fn arity(ty: &str) -> (usize, usize) {
         | "DifferenceBetween" | "In" | "Contains" | "Includes" | "IncludedIn"
         | "ProperIncludes" | "ProperIncludedIn" | "Before" | "After" | "SameAs"
         | "SameOrBefore" | "SameOrAfter" | "Meets" | "MeetsBefore" | "MeetsAfter" | "Overlaps"
-        | "OverlapsBefore" | "OverlapsAfter" | "Starts" | "Ends" | "Except" => (2, 2),
+        | "OverlapsBefore" | "OverlapsAfter" | "Starts" | "Ends" | "Except" | "Times"
+        | "Subsumes" | "SubsumedBy" | "CanConvertQuantity" => (2, 2),
         _ => (1, 1),
     }
 }
@@ -356,6 +368,7 @@ const AGGREGATES: &[&str] = &[
     "AnyTrue",
     "AllFalse",
     "AnyFalse",
+    "GeometricMean",
 ];
 
 impl Reader {
@@ -408,14 +421,16 @@ impl Reader {
             ));
         }
         for c in defs(lib, "codes") {
-            let system = c
-                .get("codeSystem")
-                .and_then(J::as_object)
+            let system = c.get("codeSystem").and_then(J::as_object);
+            let name = system
                 .and_then(|s| str_of(s, "name"))
                 .ok_or_else(|| self.error("ELM CodeDef without a codeSystem"))?;
-            let code = Expr::Code(
+            let code = CodeSelector::expr(
                 self.id_of(c, "CodeDef")?,
-                system.into(),
+                name.into(),
+                system
+                    .and_then(|s| str_of(s, "libraryName"))
+                    .map(str::to_string),
                 str_of(c, "display").map(str::to_string),
             );
             out.codes.push((self.name_of(c, "CodeDef")?, code));
@@ -1094,8 +1109,11 @@ impl Reader {
             "ExpandValueSet" => call(ty, self.operands_n(o, ty, 1)?),
             "Repeat" => {
                 let src = self.sub(o, ty, "source")?;
-                let el = self.sub(o, ty, "element")?;
-                let scope = str_of(o, "scope").unwrap_or("$this");
+                let scope = str_of(o, "scope").unwrap_or(crate::eval::THIS);
+                self.scopes.push(scope.into());
+                let el = self.sub(o, ty, "element");
+                self.scopes.pop();
+                let el = el?;
                 Expr::Call(
                     crate::eval::REPEAT.into(),
                     vec![src, el, Expr::Lit(Value::Str(scope.into()))],
@@ -1105,9 +1123,9 @@ impl Reader {
             // `Filter`, `ForEach` and `Sort` are the queries they abbreviate.
             "Filter" | "ForEach" | "Sort" => {
                 let src = self.sub(o, ty, "source")?;
-                let scope = str_of(o, "scope").unwrap_or("$this").to_string();
+                let scope = str_of(o, "scope").unwrap_or(crate::eval::THIS).to_string();
                 let mut q = Query {
-                    sources: vec![(src, scope)],
+                    sources: vec![(src, scope.clone())],
                     lets: vec![],
                     rels: vec![],
                     where_: None,
@@ -1115,13 +1133,55 @@ impl Reader {
                     aggregate: None,
                     sort: None,
                 };
-                match ty {
-                    "Filter" => q.where_ = Some(self.sub(o, ty, "condition")?),
-                    "ForEach" => q.ret = Some((false, self.sub(o, ty, "element")?)),
-                    _ => q.sort = Some(self.sort_items(o)?),
-                }
+                self.scopes.push(scope);
+                let r = match ty {
+                    "Filter" => self.sub(o, ty, "condition").map(|c| q.where_ = Some(c)),
+                    "ForEach" => self.sub(o, ty, "element").map(|e| q.ret = Some((false, e))),
+                    _ => self.sort_items(o).map(|s| q.sort = Some(s)),
+                };
+                self.scopes.pop();
+                r?;
                 Expr::Query(Box::new(q))
             }
+            // FHIRPath's `aggregate`: the source folded with `iteration`, the element as
+            // `$this`, the accumulator `$total`.
+            "Aggregate" => {
+                let src = self.sub(o, ty, "source")?;
+                let src = match str_of(o, "path") {
+                    Some(p) => Self::path_of(src, p),
+                    None => src,
+                };
+                let init = self.opt_sub(o, "initialValue")?;
+                self.scopes.push(crate::eval::THIS.into());
+                let it = self.sub(o, ty, "iteration");
+                self.scopes.pop();
+                Expr::Query(Box::new(Query {
+                    sources: vec![(src, crate::eval::THIS.into())],
+                    lets: vec![],
+                    rels: vec![],
+                    where_: None,
+                    ret: None,
+                    aggregate: Some((false, crate::eval::TOTAL.into(), init, it?)),
+                    sort: None,
+                }))
+            }
+            "Current" => Expr::Ident(match str_of(o, "scope") {
+                Some(s) => s.into(),
+                None => self
+                    .scopes
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| crate::eval::THIS.into()),
+            }),
+            "Iteration" => Expr::Ident(crate::eval::INDEX.into()),
+            "Total" => Expr::Ident(crate::eval::TOTAL.into()),
+            "SplitOnMatches" => call(
+                ty,
+                vec![
+                    self.sub(o, ty, "stringToSplit")?,
+                    self.sub(o, ty, "separatorPattern")?,
+                ],
+            ),
             "MinValue" | "MaxValue" => {
                 let t = str_of(o, "valueType")
                     .ok_or_else(|| self.error(format!("ELM {ty} without a valueType")))?;
@@ -1246,14 +1306,16 @@ impl Reader {
     #[inline(never)]
     fn code(&self, o: &Obj) -> R<Expr> {
         let code = str_of(o, "code").ok_or_else(|| self.error("ELM Code without a code"))?;
-        let system = o
-            .get("system")
-            .and_then(J::as_object)
+        let system = o.get("system").and_then(J::as_object);
+        let name = system
             .and_then(|s| str_of(s, "name"))
             .ok_or_else(|| self.error("ELM Code without a system"))?;
-        Ok(Expr::Code(
+        Ok(CodeSelector::expr(
             code.into(),
-            system.into(),
+            name.into(),
+            system
+                .and_then(|s| str_of(s, "libraryName"))
+                .map(str::to_string),
             str_of(o, "display").map(str::to_string),
         ))
     }

@@ -28,9 +28,16 @@ pub struct Context {
     /// Set by the caller to stop the evaluation (a cancelled request): checked every few
     /// thousand steps, the evaluation then ends with [`Error::Stopped`].
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Values of Unfiltered-context defines shared by every context of one evaluation (the
+    /// subjects of a measure): with [`Engine::with_contexts`], such a define is evaluated
+    /// once, by the first context that needs it, and the others wait for and reuse its value.
+    pub shared: Option<std::sync::Arc<SharedDefines>>,
     /// Results of defines already evaluated (a define has one value per evaluation).
     defines: std::collections::HashMap<String, Value>,
     scopes: Vec<(String, Value)>,
+    /// The position of the current element in the innermost iteration (`$index`, ELM
+    /// `Iteration`): a query's row, a `Repeat`'s element.
+    index: Option<i32>,
 }
 
 impl Default for Context {
@@ -63,8 +70,10 @@ impl Default for Context {
             depth: 0,
             parameters: std::collections::HashMap::new(),
             stop: None,
+            shared: None,
             defines: std::collections::HashMap::new(),
             scopes: Vec::new(),
+            index: None,
         }
     }
 }
@@ -84,6 +93,45 @@ impl Context {
             .rev()
             .find(|(k, _)| k == n)
             .map(|(_, v)| v)
+    }
+}
+
+/// The values of Unfiltered-context defines one evaluation shares across its contexts (see
+/// [`Context::shared`]): each evaluated at most once, errors included.
+#[derive(Debug, Default)]
+pub struct SharedDefines(
+    std::sync::Mutex<std::collections::HashMap<String, Option<std::sync::Arc<SharedValue>>>>,
+);
+
+/// One shared define's value, set by the context that evaluated it (`None` in the map: the
+/// define depends on the subject and is not shared).
+type SharedValue = std::sync::OnceLock<Result<Value, Error>>;
+
+impl SharedDefines {
+    /// The cell of the define known by `key`, made empty on first use when `shareable()`
+    /// says so; `None` for a define that is not shared.
+    fn cell(
+        &self,
+        key: &str,
+        shareable: impl FnOnce() -> bool,
+    ) -> Option<std::sync::Arc<SharedValue>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(key) {
+            return c.clone();
+        }
+        let c = shareable().then(std::sync::Arc::default);
+        map.insert(key.to_string(), c.clone());
+        c
+    }
+
+    /// How many Unfiltered defines have been asked for (shared or not).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no shared define has been asked for.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -152,6 +200,14 @@ pub trait DataProvider {
     fn expand_vocabulary(&self, vocabulary: &Value) -> Result<Vec<Code>, Error> {
         let _ = vocabulary;
         err("expanding a value set needs a terminology provider")
+    }
+
+    /// Whether code `ancestor` subsumes code `code` of the same code system (`code` is
+    /// `ancestor` or below it in the system's hierarchy); `None` when the code system is not
+    /// known. The default knows none.
+    fn subsumes(&self, ancestor: &Code, code: &Code) -> Result<Option<bool>, Error> {
+        let _ = (ancestor, code);
+        err("subsumption needs a terminology provider")
     }
 
     /// A retrieve in a related context (`[Pat -> Observation]`, ELM `Retrieve.context`): the
@@ -1372,6 +1428,106 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Whether define `name` is evaluated in the Unfiltered context of [`Engine::with_contexts`]
+    /// (and so has one value for every context of an evaluation).
+    fn is_unfiltered(&self, name: &str) -> bool {
+        self.contexts.is_some()
+            && self
+                .lib
+                .define_contexts
+                .iter()
+                .any(|(n, c)| n == name && c == "Unfiltered")
+    }
+
+    /// Unfiltered define `name` (body `d`, cache key `key`) through [`Context::shared`]: the
+    /// value another context evaluated, or evaluated here for all of them.
+    #[inline(never)]
+    fn shared_define(&self, name: &str, d: &Expr, key: String, ctx: &mut Context) -> R<Value> {
+        let Some(shared) = ctx.shared.clone() else {
+            return err("no shared defines");
+        };
+        let Some(cell) = shared.cell(&key, || self.subject_free(d, &mut Vec::new())) else {
+            // Depends on the subject: evaluated in each context.
+            let scopes = std::mem::take(&mut ctx.scopes);
+            let r = match self.define_provider(name) {
+                Some(p) => self.eval_with(p, d, ctx),
+                None => self.eval(d, ctx),
+            };
+            ctx.scopes = scopes;
+            let v = r?;
+            ctx.defines.insert(key, v.clone());
+            return Ok(v);
+        };
+        let r = cell
+            .get_or_init(|| {
+                let scopes = std::mem::take(&mut ctx.scopes);
+                let index = ctx.index.take();
+                let r = match self.define_provider(name) {
+                    Some(p) => self.eval_with(p, d, ctx),
+                    None => self.eval(d, ctx),
+                };
+                ctx.scopes = scopes;
+                ctx.index = index;
+                r
+            })
+            .clone();
+        let v = r?;
+        ctx.defines.insert(key, v.clone());
+        Ok(v)
+    }
+
+    /// Whether `e` has one value for every subject: it reaches (through this library's
+    /// defines and functions) no define of another context than Unfiltered, no `Patient`, no
+    /// `AgeIn...` of the context patient, and nothing of an included library but
+    /// FHIRHelpers' conversions. Conservative: `false` when unsure.
+    fn subject_free(&self, e: &Expr, seen: &mut Vec<*const Expr>) -> bool {
+        if seen.iter().any(|s| std::ptr::eq(*s, e)) {
+            return true;
+        }
+        seen.push(e);
+        let lib = self.lib;
+        let include = |x: &Expr| match x {
+            Expr::Ident(a) => lib.includes.iter().find(|(_, _, al)| al == a),
+            _ => None,
+        };
+        let own = match e {
+            Expr::Ident(n) => {
+                if let Some((_, d)) = lib.defines.iter().find(|(k, _)| k == n) {
+                    let unfiltered = lib
+                        .define_contexts
+                        .iter()
+                        .any(|(k, c)| k == n && c == "Unfiltered");
+                    return unfiltered && self.subject_free(d, seen);
+                }
+                n != "Patient"
+            }
+            Expr::Member(t, _) => match include(t) {
+                Some((name, _, _)) => return name == "FHIRHelpers",
+                None => true,
+            },
+            Expr::Call(name, args, _) => {
+                if let Some((lib_name, _, _)) = args.first().and_then(include) {
+                    if lib_name != "FHIRHelpers" {
+                        return false;
+                    }
+                } else if name.starts_with("AgeIn") {
+                    return false;
+                }
+                lib.functions
+                    .iter()
+                    .filter(|f| &f.name == name)
+                    .filter_map(|f| f.body.as_ref())
+                    .all(|b| self.subject_free(b, seen))
+            }
+            _ => true,
+        };
+        let mut all = own;
+        crate::check::children(e, &mut |c| {
+            all = all && self.subject_free(c, seen);
+        });
+        all
+    }
+
     /// `e` evaluated by this engine with `data` as its provider.
     #[inline(never)]
     fn eval_with(&self, data: &'a dyn DataProvider, e: &Expr, ctx: &mut Context) -> R<Value> {
@@ -1447,6 +1603,9 @@ impl<'a> Engine<'a> {
                     if let Some(v) = ctx.defines.get(&key) {
                         return Ok(v.clone());
                     }
+                    if ctx.shared.is_some() && self.is_unfiltered(n) {
+                        return self.shared_define(n, d, key, ctx);
+                    }
                     // Defines see no aliases of the expression that refers to them.
                     let scopes = std::mem::take(&mut ctx.scopes);
                     let r = match self.define_provider(n) {
@@ -1484,6 +1643,11 @@ impl<'a> Engine<'a> {
                 }
                 if n == "Patient" && self.lib.contexts.iter().any(|c| c == "Patient") {
                     return self.context_patient(ctx);
+                }
+                if n == INDEX
+                    && let Some(i) = ctx.index
+                {
+                    return Ok(Value::Int(i));
                 }
                 err(format!("unknown identifier '{n}'"))
             }
@@ -1563,21 +1727,7 @@ impl<'a> Engine<'a> {
                 }
                 instance(t, vals)
             }
-            Expr::Code(c, sys, d) => {
-                let system = self
-                    .lib
-                    .codesystems
-                    .iter()
-                    .find(|(n, _, _)| n == sys)
-                    .map(|(_, id, _)| id.clone())
-                    .unwrap_or_else(|| sys.clone());
-                Ok(Value::Code(Code {
-                    code: c.clone(),
-                    system: Some(system),
-                    version: None,
-                    display: d.clone(),
-                }))
-            }
+            Expr::Code(c) => self.code(c, ctx),
             Expr::Concept(cs, d) => {
                 let mut codes = Vec::new();
                 for c in cs {
@@ -1682,6 +1832,8 @@ impl<'a> Engine<'a> {
         // The rows of the sources' cartesian product, in order, one index per source.
         let mut at = vec![0usize; lists.len()];
         let mut row = Vec::with_capacity(lists.len());
+        let outer_index = ctx.index;
+        let mut n = 0usize;
         loop {
             charge(ctx, 1)?;
             row.clear();
@@ -1689,8 +1841,11 @@ impl<'a> Engine<'a> {
                 row.push(l[*i].clone());
                 ctx.scopes.push((a.clone(), l[*i].clone()));
             }
+            ctx.index = i32::try_from(n).ok();
+            n += 1;
             let r = self.query_row(q, &row, ctx, &mut agg, &mut seen);
             ctx.scopes.truncate(base);
+            ctx.index = outer_index;
             if r?.is_some_and(|v| !v.is_null()) {
                 return Ok(Some(true));
             }
@@ -1752,12 +1907,15 @@ impl<'a> Engine<'a> {
         }
         let mut seen_agg: Vec<Value> = Vec::new();
         charge(ctx, rows.len())?;
-        for row in rows {
+        let outer_index = ctx.index;
+        for (i, row) in rows.into_iter().enumerate() {
             for ((_, a), v) in q.sources.iter().zip(&row) {
                 ctx.scopes.push((a.clone(), v.clone()));
             }
+            ctx.index = i32::try_from(i).ok();
             let r = self.query_row(q, &row, ctx, &mut agg, &mut seen_agg);
             ctx.scopes.truncate(base);
+            ctx.index = outer_index;
             if let Some(v) = r? {
                 out.push(v);
             }
@@ -2001,6 +2159,41 @@ impl<'a> Engine<'a> {
             ctx.scopes.truncate(base);
             return r;
         }
+        self.system_call(name, vals, p, ctx)
+    }
+}
+
+/// The call name of the lazily evaluated `Repeat` (source, element, scope name): not a name
+/// CQL text can call.
+pub const REPEAT: &str = "$Repeat";
+
+/// The call name of a retrieve in a related context (context, retrieve).
+pub const RETRIEVE_IN: &str = "$RetrieveIn";
+
+/// The element of the innermost iteration (`$this`, ELM `Current` without a scope): the alias
+/// of the queries FHIRPath-style invocations (`X.where(c)`, `X.select(e)`) and ELM
+/// `ForEach`/`Filter`/`Repeat`/`Aggregate` without a scope stand for.
+pub const THIS: &str = "$this";
+
+/// The position of the current element in the innermost iteration (`$index`, ELM
+/// `Iteration`), from 0.
+pub const INDEX: &str = "$index";
+
+/// The accumulator of a FHIRPath-style `aggregate` (`$total`, ELM `Total`): the query's
+/// `aggregate` clause name.
+pub const TOTAL: &str = "$total";
+
+impl Engine<'_> {
+    /// A System operator or function applied to evaluated arguments (kept out of
+    /// [`Engine::call`], whose frame every nested call pays).
+    #[inline(never)]
+    fn system_call(
+        &self,
+        name: &str,
+        vals: Vec<Value>,
+        p: &Option<String>,
+        ctx: &mut Context,
+    ) -> R<Value> {
         // FHIRHelpers conversions for the System operators; operators that only pick or
         // count list elements keep FHIR elements as they are (`First(C.coding).userSelected`).
         let vals: Vec<Value> = if matches!(
@@ -2048,18 +2241,18 @@ impl<'a> Engine<'a> {
                 };
             }
         }
+        if matches!(name, "Subsumes" | "SubsumedBy")
+            && let [x, y] = vals.as_slice()
+        {
+            return if name == "Subsumes" {
+                self.subsumes(x, y)
+            } else {
+                self.subsumes(y, x)
+            };
+        }
         call_builtin(name, vals, p, ctx)
     }
-}
 
-/// The call name of the lazily evaluated `Repeat` (source, element, scope name): not a name
-/// CQL text can call.
-pub const REPEAT: &str = "$Repeat";
-
-/// The call name of a retrieve in a related context (context, retrieve).
-pub const RETRIEVE_IN: &str = "$RetrieveIn";
-
-impl Engine<'_> {
     /// The lazily evaluated internal forms ([`REPEAT`], [`RETRIEVE_IN`]); `None` for another
     /// name (kept out of [`Engine::call`], whose frame every nested call pays).
     #[inline(never)]
@@ -2085,6 +2278,71 @@ impl Engine<'_> {
             return Ok(Some(Value::List(rows)));
         }
         Ok(None)
+    }
+
+    /// `Subsumes(a, b)`: whether a code of `a` (a Code or Concept) is a code of `b` or an
+    /// ancestor of one in their code system; equal codes subsume without asking, codes of
+    /// different systems never do, others ask the data provider's terminology (null when it
+    /// does not know the code system). Null when either is null.
+    #[inline(never)]
+    fn subsumes(&self, a: &Value, b: &Value) -> R<Value> {
+        fn codes(v: &Value) -> R<Option<Vec<&Code>>> {
+            match v {
+                Value::Null => Ok(None),
+                Value::Code(c) => Ok(Some(vec![c])),
+                Value::Concept(cs, _) => Ok(Some(cs.iter().collect())),
+                o => err(format!("subsumption of a {}", o.type_name())),
+            }
+        }
+        let (Some(xs), Some(ys)) = (codes(a)?, codes(b)?) else {
+            return Ok(Value::Null);
+        };
+        let same_system = |x: &Code, y: &Code| x.system == y.system;
+        if xs
+            .iter()
+            .any(|x| ys.iter().any(|y| same_system(x, y) && x.code == y.code))
+        {
+            return Ok(Value::Bool(true));
+        }
+        let mut known = Some(false);
+        for x in &xs {
+            for y in ys.iter().filter(|y| same_system(x, y)) {
+                let Some(data) = self.data else {
+                    return err("subsumption needs a terminology provider");
+                };
+                match data.subsumes(x, y)? {
+                    Some(true) => return Ok(Value::Bool(true)),
+                    Some(false) => {}
+                    None => known = None,
+                }
+            }
+        }
+        Ok(self::b(known))
+    }
+
+    /// A Code selector: `code` of the code system named `sys`, declared in this library or
+    /// (`from Lib."System"`) in the included library `lib`.
+    #[inline(never)]
+    fn code(&self, c: &CodeSelector, ctx: &Context) -> R<Value> {
+        let sys = &c.system;
+        let declared = match c.library.as_deref() {
+            None => self.lib,
+            Some(alias) => match self.included(&Expr::Ident(alias.to_string()), ctx) {
+                Some(inc) => inc.lib,
+                None => return err(format!("unknown library '{alias}'")),
+            },
+        };
+        let system = declared
+            .codesystems
+            .iter()
+            .find(|(n, _, _)| n == sys)
+            .map_or_else(|| sys.clone(), |(_, id, _)| id.clone());
+        Ok(Value::Code(Code {
+            code: c.code.clone(),
+            system: Some(system),
+            version: None,
+            display: c.display.clone(),
+        }))
     }
 
     /// `ExpandValueSet`: the codes of a value set, from the data provider.
@@ -2115,13 +2373,18 @@ impl Engine<'_> {
         let mut out: Vec<Value> = Vec::new();
         let mut frontier = items;
         let base = ctx.scopes.len();
+        let outer_index = ctx.index;
+        let mut n = 0usize;
         while !frontier.is_empty() {
             let mut next = Vec::new();
             for x in frontier {
                 charge(ctx, 1)?;
                 ctx.scopes.push((scope.to_string(), x));
+                ctx.index = i32::try_from(n).ok();
+                n += 1;
                 let r = self.eval(el, ctx);
                 ctx.scopes.truncate(base);
+                ctx.index = outer_index;
                 let ys = match r? {
                     Value::Null => vec![],
                     Value::List(ys) => ys,
@@ -3587,8 +3850,81 @@ fn call_builtin(name: &str, vals: Vec<Value>, p: &Option<String>, ctx: &mut Cont
         }
         "Children" | "children" => children_of(&a, false, ctx)?,
         "Descendents" | "descendents" => children_of(&a, true, ctx)?,
+        "Times" => times(a, b2, ctx)?,
+        "SplitOnMatches" => match (&a, str_arg(&b2)) {
+            (Value::Str(s), Some(pat)) => {
+                let re = regex::Regex::new(pat).map_err(|e| Error::Eval(e.to_string()))?;
+                charge(ctx, s.len())?;
+                Value::List(re.split(s).map(|x| Value::Str(x.into())).collect())
+            }
+            _ => Value::Null,
+        },
+        "ToChars" => match &a {
+            Value::Str(s) => {
+                charge(ctx, s.len())?;
+                Value::List(s.chars().map(|c| Value::Str(c.to_string())).collect())
+            }
+            _ => Value::Null,
+        },
+        "GeometricMean" => geometric_mean(&list_of(a).unwrap_or_default()),
+        "CanConvertQuantity" => match (&a, str_arg(&b2)) {
+            (Value::Quantity(_, from), Some(to)) => Value::Bool(
+                ucum::convert(Decimal::ONE, ucum::ucum_code(from), ucum::ucum_code(to)).is_some(),
+            ),
+            _ => Value::Null,
+        },
         _ => return err(format!("unknown function {name}")),
     })
+}
+
+/// `Times`: the cartesian product of two lists of tuples, each result tuple the elements of
+/// the left one followed by those of the right one (null when either list is null).
+fn times(a: Value, b2: Value, ctx: &mut Context) -> R<Value> {
+    let (Value::List(xs), Value::List(ys)) = (a, b2) else {
+        return Ok(Value::Null);
+    };
+    charge(ctx, xs.len().saturating_mul(ys.len()))?;
+    let elements = |v: &Value| -> R<Vec<(String, Value)>> {
+        match v {
+            Value::Tuple(es) => Ok(es.clone()),
+            Value::Null => Ok(Vec::new()),
+            o => err(format!(
+                "Times of a list of {}, not of tuples",
+                o.type_name()
+            )),
+        }
+    };
+    let mut out = Vec::with_capacity(xs.len() * ys.len());
+    for x in &xs {
+        let left = elements(x)?;
+        for y in &ys {
+            let mut t = left.clone();
+            t.extend(elements(y)?);
+            out.push(Value::Tuple(t));
+        }
+    }
+    Ok(Value::List(out))
+}
+
+/// `GeometricMean`: the n-th root of the product of the non-null elements (null for none or
+/// for a negative element, zero when one is zero).
+fn geometric_mean(xs: &[Value]) -> Value {
+    let ds: Vec<Decimal> = agg_nums(xs).iter().filter_map(dec_of).collect();
+    if ds.is_empty() || ds.iter().any(|d| d.is_sign_negative() && !d.is_zero()) {
+        return Value::Null;
+    }
+    if ds.iter().any(Decimal::is_zero) {
+        return Value::Dec(Decimal::ZERO);
+    }
+    // exp(mean of the logarithms): no overflow of the product on the way.
+    let mut logs = Decimal::ZERO;
+    for d in &ds {
+        match d.checked_ln().and_then(|l| logs.checked_add(l)) {
+            Some(t) => logs = t,
+            None => return Value::Null,
+        }
+    }
+    dec_result((logs / Decimal::from(ds.len())).checked_exp())
 }
 
 fn simple_regex_match(s: &str, pat: &str) -> R<bool> {

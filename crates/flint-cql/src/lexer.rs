@@ -93,8 +93,15 @@ pub fn lex(src: &str) -> Result<Vec<Token>, SyntaxError> {
                 column: sc,
             })
         };
-        if c.is_alphabetic() || c == '_' {
+        // `$this`, `$index`, `$total`: identifiers of the iteration.
+        if c.is_alphabetic()
+            || c == '_'
+            || c == '$' && chars.get(i + 1).is_some_and(|c| c.is_alphabetic())
+        {
             let s = i;
+            if c == '$' {
+                adv(1, &mut i, &mut line, &mut col);
+            }
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
                 adv(1, &mut i, &mut line, &mut col);
             }

@@ -12,7 +12,13 @@
 //! Included libraries resolve when the caller hands them over ([`Engine::with_include`]);
 //! there is no library loader yet.
 //!
-//! Value set membership (`code in "VS"`) asks the [`DataProvider`] (`in_vocabulary`).
+//! Value set membership (`code in "VS"`) asks the [`DataProvider`] (`in_vocabulary`), and so
+//! does code subsumption (`Subsumes`, `SubsumedBy`: `subsumes`).
+//!
+//! With [`Engine::with_contexts`], the contexts of one evaluation (a measure's subjects) can
+//! share the values of Unfiltered-context defines through a [`SharedDefines`] in
+//! [`Context::shared`]: each such define is then evaluated once, by the first context that
+//! needs it.
 //!
 //! FHIR data (`using FHIR version '4.0.1'`): resources a [`DataProvider`] returns are
 //! [`Value::Fhir`] elements with property access by the FHIR definitions and the FHIRHelpers
@@ -49,7 +55,7 @@ pub mod value;
 pub use ast::{Expr, Library};
 pub use elm::{library_from_elm, library_from_elm_bytes};
 pub use error::{Error, SemanticError, SyntaxError};
-pub use eval::{Context, DataProvider, Engine, Resolved};
+pub use eval::{Context, DataProvider, Engine, Resolved, SharedDefines};
 pub use parser::{parse_expression, parse_expression_with_positions, parse_library};
 pub use value::Value;
 

@@ -309,6 +309,21 @@ impl Parser {
         }
     }
 
+    /// The code system of a code (`"LOINC"`, or `Lib."LOINC"` declared in an included
+    /// library): its name and the library alias.
+    #[inline(never)]
+    fn code_system_ref(&mut self) -> R<(String, Option<String>)> {
+        let first = self.ident()?;
+        self.mark(&first, self.pos - 1);
+        if self.is_sym(".") && matches!(self.peek_at(1), Tok::Ident(_) | Tok::Quoted(_)) {
+            self.next();
+            let sys = self.ident()?;
+            self.mark(&sys, self.pos - 1);
+            return Ok((sys, Some(first)));
+        }
+        Ok((first, None))
+    }
+
     fn string(&mut self) -> R<String> {
         match self.next() {
             Tok::Str(s) => Ok(s),
@@ -381,14 +396,14 @@ impl Parser {
                 self.expect_sym(":")?;
                 let c = self.string()?;
                 self.expect_kw("from")?;
-                let sys = self.ident()?;
-                self.mark(&sys, self.pos - 1);
+                let (sys, lib_alias) = self.code_system_ref()?;
                 let d = if self.eat_kw("display") {
                     Some(self.string()?)
                 } else {
                     None
                 };
-                lib.codes.push((n, Expr::Code(c, sys, d)));
+                lib.codes
+                    .push((n, CodeSelector::expr(c, sys, lib_alias, d)));
             } else if self.eat_kw("concept") {
                 let n = self.ident()?;
                 self.expect_sym(":")?;
@@ -1279,6 +1294,10 @@ impl Parser {
                             let this = Expr::Lit(Value::Str("$this".into()));
                             Expr::Call(crate::eval::REPEAT.into(), vec![src, el, this], None)
                         }
+                        // FHIRPath-style invocations: queries over the source as `$this`.
+                        ("where" | "select" | "all", 2) | ("aggregate", 2 | 3) => {
+                            invocation(&name, args)
+                        }
                         _ => Expr::Call(name, args, None),
                     };
                 } else {
@@ -1647,14 +1666,13 @@ impl Parser {
             "Code" if matches!(self.peek(), Tok::Str(_)) => {
                 let c = self.string()?;
                 self.expect_kw("from")?;
-                let sys = self.ident()?;
-                self.mark(&sys, self.pos - 1);
+                let (sys, lib_alias) = self.code_system_ref()?;
                 let d = if self.eat_kw("display") {
                     Some(self.string()?)
                 } else {
                     None
                 };
-                return Ok((Expr::Code(c, sys, d), false));
+                return Ok((CodeSelector::expr(c, sys, lib_alias, d), false));
             }
             "Concept" if self.is_sym("{") && !self.is_sym_at(2, ":") => {
                 return Ok((self.concept_body()?, false));
@@ -1754,10 +1772,52 @@ impl Parser {
     }
 }
 
+/// The query a FHIRPath-style invocation stands for, the source (`args[0]`) as `$this`
+/// (each row's position `$index`): `X.where(c)` keeps the elements where `c` is true,
+/// `X.select(e)` gives the non-null `e` of each, `X.all(c)` whether `c` is true of all (the
+/// nulls ignored, as `AllTrue`), `X.aggregate(e[, init])` folds `e` with the accumulator
+/// `$total` (starting at `init`, else null).
+#[inline(never)]
+fn invocation(name: &str, mut args: Vec<Expr>) -> Expr {
+    use crate::eval::{THIS, TOTAL};
+    let init = (args.len() == 3).then(|| args.pop()).flatten();
+    let e = args.pop().unwrap_or(Expr::Lit(Value::Null));
+    let src = args.pop().unwrap_or(Expr::Lit(Value::Null));
+    let mut q = Query {
+        sources: vec![(src, THIS.into())],
+        lets: vec![],
+        rels: vec![],
+        where_: None,
+        ret: None,
+        aggregate: None,
+        sort: None,
+    };
+    match name {
+        "where" => q.where_ = Some(e),
+        "select" => {
+            let a = "$a".to_string();
+            q.lets.push((a.clone(), this_path(e)));
+            q.where_ = Some(call(
+                "Not",
+                vec![call("IsNull", vec![Expr::Ident(a.clone())])],
+            ));
+            q.ret = Some((false, Expr::Ident(a)));
+        }
+        "all" => {
+            q.ret = Some((false, e));
+            return call("AllTrue", vec![Expr::Query(Box::new(q))]);
+        }
+        _ => q.aggregate = Some((false, TOTAL.into(), init, e)),
+    }
+    Expr::Query(Box::new(q))
+}
+
 /// A path read from `$this` (`given` is `$this.given`, `a.b` is `$this.a.b`).
 fn this_path(e: Expr) -> Expr {
     match e {
-        Expr::Ident(n) if n != "$this" => Expr::Member(Box::new(Expr::Ident("$this".into())), n),
+        Expr::Ident(n) if !n.starts_with('$') => {
+            Expr::Member(Box::new(Expr::Ident("$this".into())), n)
+        }
         Expr::Member(t, n) => Expr::Member(Box::new(this_path(*t)), n),
         e => e,
     }

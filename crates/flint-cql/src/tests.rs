@@ -370,3 +370,313 @@ fn each_define_is_evaluated_in_its_own_context() {
         Value::Int(707)
     );
 }
+
+/// The value of a stand-alone expression.
+fn ev(src: &str) -> Value {
+    evaluate_expression(src).unwrap_or_else(|e| panic!("{src}: {e}"))
+}
+
+#[test]
+fn times_is_the_cartesian_product_of_lists_of_tuples() {
+    // The same product as a query over two sources builds, in the same order.
+    assert_eq!(
+        ev("Times({Tuple { a: 1 }, Tuple { a: 2 }}, {Tuple { b: 'x' }, Tuple { b: 'y' }})"),
+        ev("from ({1, 2}) A, ({'x', 'y'}) B return all Tuple { a: A, b: B }")
+    );
+    let got = ev("Times({Tuple { a: 1 }, Tuple { a: 2 }}, {Tuple { b: 'x' }})");
+    let Value::List(rows) = got else {
+        panic!("not a list: {got}")
+    };
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1], ev("Tuple { a: 2, b: 'x' }"));
+    assert_eq!(
+        ev("Times(null as List<Tuple { a Integer }>, {Tuple { b: 1 }})"),
+        Value::Null
+    );
+    assert_eq!(ev("Times({Tuple { a: 1 }}, {})"), Value::List(vec![]));
+}
+
+#[test]
+fn this_index_and_total_in_fhirpath_style_invocations() {
+    assert_eq!(
+        ev("({1, 2, 3}).where($this > 1)"),
+        ev("({1, 2, 3}) X where X > 1")
+    );
+    assert_eq!(
+        ev("({1, 2, null}).select($this * 10)"),
+        ev("({1, 2}) X return all X * 10")
+    );
+    assert_eq!(ev("({'a', 'b', 'c'}).select($index)"), ev("{0, 1, 2}"));
+    assert_eq!(ev("({'a', 'b', 'c'}).where($index >= 1)"), ev("{'b', 'c'}"));
+    assert_eq!(
+        ev("({1, 2, 3, 4}).aggregate($total + $this, 0)"),
+        ev("Sum({1, 2, 3, 4})")
+    );
+    // Without a start the accumulator begins null.
+    assert_eq!(
+        ev("({2, 3, 4}).aggregate(if $total is null then $this else $total * $this)"),
+        ev("Product({2, 3, 4})")
+    );
+    assert_eq!(ev("({1, 2}).all($this > 0)"), Value::Bool(true));
+    assert_eq!(ev("({1, -2}).all($this > 0)"), Value::Bool(false));
+    // `$index` of the innermost iteration, the outer one's again after it.
+    assert_eq!(
+        ev("({10, 20}).select(First(({7, 8, 9}).where($index = 2)) + $index)"),
+        ev("{9, 10}")
+    );
+    assert!(evaluate_expression("$index").is_err());
+    assert!(evaluate_expression("$total + 1").is_err());
+}
+
+#[test]
+fn split_on_matches_and_to_chars() {
+    assert_eq!(
+        ev("SplitOnMatches('a1b22c', '[0-9]+')"),
+        ev("{'a', 'b', 'c'}")
+    );
+    assert_eq!(ev("SplitOnMatches('abc', ',')"), ev("{'abc'}"));
+    assert_eq!(ev("SplitOnMatches(null, ',')"), Value::Null);
+    assert_eq!(ev("SplitOnMatches('a,b', null)"), Value::Null);
+    assert!(evaluate_expression("SplitOnMatches('a', '(')").is_err());
+    let s = "'héllo'";
+    assert_eq!(
+        ev(&format!("ToChars({s})")),
+        ev("{'h', 'é', 'l', 'l', 'o'}")
+    );
+    assert_eq!(ev(&format!("Combine(ToChars({s}))")), ev(s));
+    assert_eq!(ev("ToChars('')"), Value::List(vec![]));
+    assert_eq!(ev("ToChars(null)"), Value::Null);
+}
+
+#[test]
+fn geometric_mean() {
+    assert_eq!(ev("GeometricMean({2.0, 8.0})"), ev("4.0"));
+    // The n-th root of the product (27), nulls ignored.
+    assert_eq!(ev("GeometricMean({1.0, null, 3.0, 9.0})"), ev("3.0"));
+    assert_eq!(ev("GeometricMean({1, 3, 9})"), ev("3.0"));
+    assert_eq!(ev("GeometricMean({5.0, 0.0})"), ev("0.0"));
+    assert_eq!(ev("GeometricMean(List<Decimal>{})"), Value::Null);
+    assert_eq!(ev("GeometricMean({null as Decimal})"), Value::Null);
+    assert_eq!(ev("GeometricMean({-1.0, 4.0})"), Value::Null);
+}
+
+#[test]
+fn can_convert_quantity_follows_ucum() {
+    assert_eq!(ev("CanConvertQuantity(5 'mg', 'g')"), Value::Bool(true));
+    assert_eq!(ev("CanConvertQuantity(5 'mg', 'm')"), Value::Bool(false));
+    assert_eq!(
+        ev("CanConvertQuantity(5 'mg', 'not a unit')"),
+        Value::Bool(false)
+    );
+    // What it promises, `convert` keeps.
+    assert_eq!(ev("convert 5 'mg' to 'g'"), ev("0.005 'g'"));
+    assert_eq!(ev("CanConvertQuantity(null, 'g')"), Value::Null);
+    assert_eq!(ev("CanConvertQuantity(5 'mg', null)"), Value::Null);
+}
+
+#[test]
+fn list_inclusion_in_every_direction() {
+    for (e, want) in [
+        ("{1, 2} included in {1, 2, 3}", Some(true)),
+        ("{1, 4} included in {1, 2, 3}", Some(false)),
+        ("{1, 2} properly included in {1, 2, 3}", Some(true)),
+        ("{1, 2} properly included in {2, 1}", Some(false)),
+        ("{1, 2, 3} includes {1, 2}", Some(true)),
+        ("{1, 2, 3} properly includes {1, 2}", Some(true)),
+        ("{1, 2} properly includes {1, 2}", Some(false)),
+        ("{1, 2, 3} includes 2", Some(true)),
+        ("2 included in {1, 2}", Some(true)),
+        ("5 included in {1, 2}", Some(false)),
+        ("{'a'} included in null", None),
+    ] {
+        assert_eq!(ev(e), want.map_or(Value::Null, Value::Bool), "{e}");
+    }
+}
+
+/// A code system `http://s` with the hierarchy a > b > c (and d alone).
+struct Hierarchy;
+
+impl DataProvider for Hierarchy {
+    fn retrieve(&self, _: &str, _: Option<&str>, _: Option<&Value>) -> Result<Vec<Value>, Error> {
+        Ok(vec![])
+    }
+
+    fn subsumes(&self, ancestor: &value::Code, code: &value::Code) -> Result<Option<bool>, Error> {
+        if ancestor.system.as_deref() != Some("http://s") {
+            return Ok(None);
+        }
+        let chain = ["a", "b", "c"];
+        let at = |c: &str| chain.iter().position(|x| *x == c);
+        Ok(Some(matches!(
+            (at(&ancestor.code), at(&code.code)),
+            (Some(i), Some(j)) if i <= j
+        )))
+    }
+}
+
+#[test]
+fn subsumes_and_subsumed_by() {
+    let src = r#"library T
+codesystem "S": 'http://s'
+codesystem "U": 'http://unknown'
+define AB: Subsumes(Code 'a' from "S", Code 'b' from "S")
+define AC: Subsumes(Code 'a' from "S", Code 'c' from "S")
+define BA: Subsumes(Code 'b' from "S", Code 'a' from "S")
+define AD: Subsumes(Code 'a' from "S", Code 'd' from "S")
+define ByCB: SubsumedBy(Code 'c' from "S", Code 'b' from "S")
+define ByBC: SubsumedBy(Code 'b' from "S", Code 'c' from "S")
+define Same: Subsumes(Code 'x' from "U", Code 'x' from "U")
+define OtherSystem: Subsumes(Code 'a' from "S", Code 'a' from "U")
+define Unknown: Subsumes(Code 'x' from "U", Code 'y' from "U")
+define Concepts: Subsumes(Concept { Code 'd' from "S", Code 'b' from "S" }, Concept { Code 'c' from "S" })
+define Null: Subsumes(null as Code, Code 'a' from "S")
+"#;
+    let lib = parse_library(src).unwrap();
+    let data = Hierarchy;
+    let engine = Engine::new(&lib).with_data(&data);
+    let get = |n: &str| engine.eval_define(n, &mut Context::default()).unwrap();
+    for (n, want) in [
+        ("AB", Some(true)),
+        ("AC", Some(true)),
+        ("BA", Some(false)),
+        ("AD", Some(false)),
+        ("ByCB", Some(true)),
+        ("ByBC", Some(false)),
+        ("Same", Some(true)),
+        ("OtherSystem", Some(false)),
+        ("Unknown", None),
+        ("Concepts", Some(true)),
+        ("Null", None),
+    ] {
+        assert_eq!(get(n), want.map_or(Value::Null, Value::Bool), "{n}");
+    }
+    // Equal codes subsume without a terminology; others need one.
+    let bare = Engine::new(&lib);
+    assert_eq!(
+        bare.eval_define("Same", &mut Context::default()).unwrap(),
+        Value::Bool(true)
+    );
+    assert!(bare.eval_define("AB", &mut Context::default()).is_err());
+    assert!(
+        check::check_resolved(&Resolved {
+            library: std::sync::Arc::new(lib.clone()),
+            includes: vec![],
+        })
+        .is_empty()
+    );
+}
+
+#[test]
+fn code_systems_of_included_libraries() {
+    let common = parse_library(
+        "library Common version '1'\ncodesystem \"SNOMEDCT\": 'http://snomed.info/sct'\ndefine One: 1",
+    )
+    .unwrap();
+    let src = r#"library T
+include Common version '1' called Common
+code "x": '123' from Common."SNOMEDCT" display 'X'
+define X: "x"
+define Y: Code '456' from Common."SNOMEDCT"
+"#;
+    let lib = parse_library(src).unwrap();
+    assert!(
+        matches!(&lib.codes[0].1, Expr::Code(c) if c.code == "123" && c.system == "SNOMEDCT" && c.library.as_deref() == Some("Common"))
+    );
+    let engine = Engine::new(&lib).with_include("Common", &common);
+    let sys = |v: Value| match v {
+        Value::Code(c) => (c.code, c.system),
+        o => panic!("not a code: {o}"),
+    };
+    let url = Some(common.codesystems[0].1.clone());
+    assert_eq!(
+        sys(engine.eval_define("X", &mut Context::default()).unwrap()),
+        ("123".to_string(), url.clone())
+    );
+    assert_eq!(
+        sys(engine.eval_define("Y", &mut Context::default()).unwrap()),
+        ("456".to_string(), url)
+    );
+    // The checker resolves the system in the include, and reports one it lacks.
+    let resolved = |src: &str| Resolved {
+        library: std::sync::Arc::new(parse_library(src).unwrap()),
+        includes: vec![(
+            "Common".into(),
+            std::sync::Arc::new(Resolved {
+                library: std::sync::Arc::new(common.clone()),
+                includes: vec![],
+            }),
+        )],
+    };
+    assert!(check::check_resolved(&resolved(src)).is_empty());
+    let bad = src.replace("Common.\"SNOMEDCT\" display", "Common.\"LOINC\" display");
+    let errs = check::check_resolved(&resolved(&bad));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!((errs[0].line, errs[0].column), (3, 29));
+    assert!(
+        errs[0].message.contains("Common.LOINC"),
+        "{}",
+        errs[0].message
+    );
+    let unknown = src.replace(
+        "from Common.\"SNOMEDCT\" display",
+        "from Other.\"SNOMEDCT\" display",
+    );
+    assert_eq!(check::check_resolved(&resolved(&unknown)).len(), 1);
+}
+
+/// Answers every retrieve with `n` Integers, counting the retrieves.
+struct Counted(i32, std::sync::atomic::AtomicUsize);
+
+impl DataProvider for Counted {
+    fn retrieve(&self, _: &str, _: Option<&str>, _: Option<&Value>) -> Result<Vec<Value>, Error> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((0..self.0).map(Value::Int).collect())
+    }
+}
+
+#[test]
+fn unfiltered_defines_are_evaluated_once_for_all_contexts_sharing_them() {
+    let src = "library C\nusing FHIR version '4.0.1'\n\
+               context Unfiltered\ndefine \"All\": Count([Observation])\n\
+               define \"Twice all\": \"All\" * 2\n\
+               define \"Mine from all\": \"Mine\"\n\
+               context Patient\ndefine \"Mine\": Count([Observation])\n\
+               define \"Share\": \"Twice all\" + \"Mine\"\n\
+               define \"Mine again\": \"Mine from all\"";
+    let lib = parse_library(src).unwrap();
+    let unfiltered = Counted(7, Default::default());
+    let shared = std::sync::Arc::new(SharedDefines::default());
+    let subjects: Vec<Counted> = (1..=5).map(|n| Counted(n, Default::default())).collect();
+    // Each subject on its own thread, as a measure evaluates them.
+    std::thread::scope(|s| {
+        for p in &subjects {
+            let (lib, unfiltered, shared) = (&lib, &unfiltered, shared.clone());
+            s.spawn(move || {
+                let engine = Engine::new(lib).with_contexts(p, unfiltered);
+                let mut ctx = Context::default();
+                ctx.shared = Some(shared);
+                let mut ev = |n: &str| engine.eval_define(n, &mut ctx).unwrap();
+                assert_eq!(ev("Share"), Value::Int(7 * 2 + p.0));
+                // An Unfiltered define that reads a Patient one is each subject's own.
+                assert_eq!(ev("Mine again"), Value::Int(p.0));
+            });
+        }
+    });
+    // "All" read the unfiltered data once, for all five subjects.
+    assert_eq!(unfiltered.1.load(std::sync::atomic::Ordering::Relaxed), 1);
+    for p in &subjects {
+        assert_eq!(p.1.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+    // Without a shared cache each context evaluates it.
+    let unshared = Counted(7, Default::default());
+    for p in &subjects {
+        let engine = Engine::new(&lib).with_contexts(p, &unshared);
+        engine
+            .eval_define("Share", &mut Context::default())
+            .unwrap();
+    }
+    assert_eq!(
+        unshared.1.load(std::sync::atomic::Ordering::Relaxed),
+        subjects.len()
+    );
+}

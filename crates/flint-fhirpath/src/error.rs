@@ -42,6 +42,11 @@ impl Error {
         }
     }
 
+    /// A semantic error at byte offset `pos` of the expression.
+    pub fn semantic_at(pos: usize, msg: impl fmt::Display) -> Error {
+        Error::semantic(format!("{msg} (at offset {pos})"))
+    }
+
     /// An execution error.
     pub fn execution(msg: impl Into<String>) -> Error {
         Error {

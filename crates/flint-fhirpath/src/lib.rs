@@ -28,7 +28,9 @@
 //!   `string`, as the HL7 test suite expects;
 //! - a date-time with a time part compared to one without a timezone while the other has one
 //!   gives an empty (unknown) result, as the HL7 test suite expects;
-//! - there is no "strict" mode: expressions are not statically type-checked.
+//! - expressions are not statically type-checked unless asked: [`Expression::check_strict`]
+//!   is FHIRPath's strict mode (unknown elements of FHIR types, non-Boolean criteria, each
+//!   a semantic error with its offset), over the shared type model of [`types`].
 //!
 //! Unsupported: terminology functions (`memberOf`, `subsumes`, `subsumedBy`), `conformsTo`
 //! with profiles other than core base definitions, `elementDefinition`, `slice`,
@@ -46,7 +48,9 @@ mod lexer;
 mod model;
 mod parser;
 pub mod patch;
+mod strict;
 pub mod temporal;
+pub mod types;
 pub mod ucum;
 mod value;
 
@@ -169,6 +173,23 @@ impl fmt::Debug for Expression {
     }
 }
 
+/// Compiles `expr` and checks it in FHIRPath's strict mode for an input of FHIR type
+/// `root_type` ([`Expression::check_strict`]): the compiled expression when it passes,
+/// else the syntax or semantic error.
+///
+/// ```
+/// let e = flint_fhirpath::check_strict("(Observation.value as Period).unit", Some("Observation"));
+/// let err = e.unwrap_err();
+/// assert_eq!(err.kind, flint_fhirpath::ErrorKind::Semantic);
+/// assert!(err.message.contains("at offset 30"), "{}", err.message);
+/// assert!(flint_fhirpath::check_strict("Observation.value.unit", Some("Observation")).is_ok());
+/// ```
+pub fn check_strict(expr: &str, root_type: Option<&str>) -> Result<Expression, Error> {
+    let e = compile(expr)?;
+    e.check_strict(root_type)?;
+    Ok(e)
+}
+
 /// Compiles a FHIRPath expression.
 pub fn compile(expr: &str) -> Result<Expression, Error> {
     Ok(Expression {
@@ -197,6 +218,15 @@ impl Expression {
             total: None,
         };
         ev.eval(&self.root, &scope)
+    }
+
+    /// FHIRPath's strict mode: checks the expression statically for an input of FHIR type
+    /// `root_type` (a resource or data type name; `None` when not known), returning the type
+    /// of its result items, or the first semantic error (an element the FHIR type does not
+    /// have, a non-Boolean criterion) with the byte offset of the offending name. See
+    /// [`check_strict`].
+    pub fn check_strict(&self, root_type: Option<&str>) -> Result<types::Ty, Error> {
+        strict::check(&self.root, root_type)
     }
 
     /// Evaluates and reduces the result to a Boolean by FHIRPath's singleton rules

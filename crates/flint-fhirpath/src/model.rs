@@ -43,13 +43,21 @@ pub(crate) fn resource_node(v: &Value) -> Node<'_> {
 pub(crate) struct Name {
     pub(crate) name: String,
     pub(crate) under: String,
+    /// Byte offset of the name in the expression text (0 when not parsed).
+    pub(crate) pos: usize,
 }
 
 impl Name {
     pub(crate) fn new(name: &str) -> Name {
+        Name::at(name, 0)
+    }
+
+    /// The name as written at byte offset `pos`.
+    pub(crate) fn at(name: &str, pos: usize) -> Name {
         Name {
             name: name.to_string(),
             under: format!("_{name}"),
+            pos,
         }
     }
 }

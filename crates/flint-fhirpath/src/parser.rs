@@ -93,6 +93,8 @@ pub(crate) struct Call {
     pub(crate) regex: Option<Regex>,
     /// For `sort`: whether each key sorts descending.
     pub(crate) descending: Vec<bool>,
+    /// Byte offset of the function name in the expression text.
+    pub(crate) pos: usize,
 }
 
 /// An expression tree node.
@@ -339,7 +341,7 @@ impl Parser {
                     self.expect_sym(")")?;
                     make_call(base, &name, args, t.pos)
                 } else {
-                    Ok(Expr::Member(base.map(Box::new), Name::new(&name)))
+                    Ok(Expr::Member(base.map(Box::new), Name::at(&name, t.pos)))
                 }
             }
             Tok::Special(s) if base.is_some() => special(&s, t.pos),
@@ -530,6 +532,7 @@ fn make_call(
         ty: None,
         regex: None,
         descending: Vec::new(),
+        pos,
     };
     match func {
         Func::Is | Func::As | Func::OfType => {

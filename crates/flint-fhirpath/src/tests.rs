@@ -315,3 +315,82 @@ fn compiled_expressions_are_shareable() {
         assert_eq!(h.join().ok(), Some(1));
     }
 }
+
+#[test]
+fn strict_mode_reports_semantic_errors_with_their_offsets() {
+    use crate::types::Ty;
+    let err = |src: &str, root: &str| {
+        let e = crate::check_strict(src, Some(root)).expect_err(src);
+        assert_eq!(e.kind, ErrorKind::Semantic, "{src}: {e}");
+        e.message
+    };
+    // Period has no `unit`; the offset is where `unit` stands.
+    let src = "(Observation.value as Period).unit";
+    let m = err(src, "Observation");
+    assert!(
+        m.contains(&format!("at offset {}", src.find("unit").unwrap())),
+        "{m}"
+    );
+    assert!(m.contains("Period"), "{m}");
+    // On a choice, an element none of its types has.
+    let src = "Observation.value.nope";
+    let m = err(src, "Observation");
+    assert!(
+        m.contains(&format!("at offset {}", src.find("nope").unwrap())),
+        "{m}"
+    );
+    // A first name that is neither the input's type nor an element of it.
+    let m = err("Patient.name", "Observation");
+    assert!(m.contains("at offset 0"), "{m}");
+    // Non-Boolean criteria.
+    let src = "Patient.name.where(given)";
+    let m = err(src, "Patient");
+    assert!(
+        m.contains(&format!("at offset {}", src.find("where").unwrap())),
+        "{m}"
+    );
+    let m = err("iif('non boolean criteria', 'a', 'b')", "Patient");
+    assert!(m.contains("at offset 0"), "{m}");
+    err("Patient.telecom.all(value)", "Patient");
+    // Accepted: what the model has, base types naming the input, primitives' own elements,
+    // what cannot be known.
+    for (src, root) in [
+        ("Observation.value.unit", "Observation"),
+        ("(Observation.value as Quantity).unit", "Observation"),
+        ("Observation.value.ofType(Period).start", "Observation"),
+        ("Resource.id", "Patient"),
+        ("DomainResource.text.div", "Patient"),
+        ("Patient.birthDate.extension.url", "Patient"),
+        ("Patient.name.where(use = 'official').given", "Patient"),
+        ("Patient.name.select(given).first().length()", "Patient"),
+        ("Patient.contact.name.family", "Patient"),
+        ("%resource.whatever", "Patient"),
+        ("Bundle.entry.resource.ofType(Patient).gender", "Bundle"),
+        ("Patient.name.given.exists($this.length() > 3)", "Patient"),
+        ("iif(Patient.active, 'a', 'b')", "Patient"),
+        ("(1).not() = false", "Patient"),
+    ] {
+        assert!(
+            crate::check_strict(src, Some(root)).is_ok(),
+            "{src}: {:?}",
+            crate::check_strict(src, Some(root))
+        );
+    }
+    // The inferred types come from the FHIR definitions.
+    let ty = |src: &str, root: &str| compile(src).unwrap().check_strict(Some(root)).unwrap();
+    assert_eq!(ty("Patient.birthDate", "Patient"), Ty::Date);
+    assert_eq!(ty("Patient.name", "Patient"), Ty::Fhir("HumanName".into()));
+    assert_eq!(ty("Patient.name.given.count()", "Patient"), Ty::Int);
+    assert_eq!(
+        ty("(Observation.value as Period)", "Observation"),
+        Ty::Fhir("Period".into())
+    );
+    // An unknown input type is an error of its own; no type checks nothing of the root.
+    assert!(compile("id").unwrap().check_strict(Some("Nope")).is_err());
+    assert!(
+        compile("anything.at.all")
+            .unwrap()
+            .check_strict(None)
+            .is_ok()
+    );
+}

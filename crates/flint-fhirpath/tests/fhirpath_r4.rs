@@ -3,7 +3,7 @@
 //! The file is `$FLINT_FHIRPATH_TESTS` if set, else the shared copy; input resources are
 //! looked up beside it. Every case must pass unless it is in [`SKIP`] with a reason.
 
-use flint_fhirpath::{EvalContext, Item, compile};
+use flint_fhirpath::{ErrorKind, EvalContext, Item, compile};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use rust_decimal::Decimal;
@@ -14,14 +14,6 @@ use std::str::FromStr;
 
 /// Cases not run, each with the reason.
 const SKIP: &[(&str, &str)] = &[
-    (
-        "testPolymorphismAsB",
-        "mode=strict: needs static type checking of expressions, which the engine does not do",
-    ),
-    (
-        "testIif6",
-        "mode=strict: needs static type checking of expressions, which the engine does not do",
-    ),
     (
         "HighBoundaryDateTimeMillisecond1",
         "expects 08:00:59.999 for an hour-precision value; the FHIRPath spec's own example gives \
@@ -248,7 +240,22 @@ fn run_case(
         Some(r) => EvalContext::new(r),
         None => EvalContext::empty(),
     };
-    let result = compile(&case.expression).and_then(|e| e.evaluate_with(&ctx));
+    // `mode="strict"`: checked statically for the input's type before evaluation.
+    let strict = case.mode.as_deref() == Some("strict");
+    let root_type = resource.and_then(|r| r["resourceType"].as_str());
+    let result = compile(&case.expression).and_then(|e| {
+        if strict {
+            e.check_strict(root_type)?;
+        }
+        e.evaluate_with(&ctx)
+    });
+    if strict
+        && case.invalid.as_deref() == Some("semantic")
+        && let Err(e) = &result
+        && e.kind != ErrorKind::Semantic
+    {
+        return Err(format!("expected a semantic error, got {e}"));
+    }
     let result = result.map(|items| {
         let texts: Vec<String> = if case.predicate {
             let b = match items.as_slice() {
@@ -340,4 +347,48 @@ fn hl7_fhirpath_r4_suite() {
     }
     println!("fhirpath: {passed} passed, {failed} failed, {skipped} skipped");
     assert_eq!(failed, 0, "{failed} FHIRPath test cases failed");
+}
+
+/// The strict check is conservative: every case of the suite that is valid (and passes) also
+/// passes it, for the type of its input, whatever its mode.
+#[test]
+fn strict_mode_accepts_every_valid_case() {
+    let file = tests_file();
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut inputs = HashMap::new();
+    let (mut checked, mut rejected) = (0, Vec::new());
+    for case in read_cases(&file) {
+        if case.invalid.is_some() || SKIP.iter().any(|(n, _)| *n == case.name) {
+            continue;
+        }
+        let root_type = match &case.input {
+            Some(f) => {
+                let v = inputs
+                    .entry(f.clone())
+                    .or_insert_with(|| load_input(&dir, f));
+                match v {
+                    Ok(r) => r["resourceType"].as_str().map(str::to_string),
+                    Err(_) => continue,
+                }
+            }
+            None => None,
+        };
+        let Ok(e) = compile(&case.expression) else {
+            continue;
+        };
+        checked += 1;
+        if let Err(err) = e.check_strict(root_type.as_deref()) {
+            rejected.push(format!(
+                "{}: `{}`: {err}",
+                case.name,
+                case.expression.trim()
+            ));
+        }
+    }
+    println!(
+        "strict mode: {checked} valid cases checked, {} rejected",
+        rejected.len()
+    );
+    assert!(checked > 500, "only {checked} cases");
+    assert!(rejected.is_empty(), "{}", rejected.join("\n"));
 }

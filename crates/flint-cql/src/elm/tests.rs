@@ -667,3 +667,89 @@ fn retrieve_context_id_and_date_range() {
         );
     }
 }
+
+#[test]
+fn iteration_nodes_times_and_string_and_aggregate_operators() {
+    let cur = |scope: Option<&str>| match scope {
+        Some(s) => json!({"type": "Current", "scope": s}),
+        None => json!({"type": "Current"}),
+    };
+    let dec = |d: &str| json!({"type": "Literal", "valueType": "{urn:hl7-org:elm-types:r1}Decimal", "value": d});
+    let lib = library(json!([
+        // ForEach with a scope, the element read by a `Current` without one.
+        {"name": "FE", "expression": {"type": "ForEach", "scope": "X",
+            "source": list(vec![int(1), int(2), int(3)]),
+            "element": {"type": "Multiply", "operand": [cur(None), int(10)]}}},
+        {"name": "FS", "expression": {"type": "ForEach", "scope": "X",
+            "source": list(vec![int(1), int(2)]),
+            "element": {"type": "Add", "operand": [cur(Some("X")), {"type": "Iteration"}]}}},
+        {"name": "FI", "expression": {"type": "Filter",
+            "source": list(vec![int(5), int(6), int(7)]),
+            "condition": {"type": "Greater", "operand": [{"type": "Iteration"}, int(0)]}}},
+        {"name": "AG", "expression": {"type": "Aggregate",
+            "source": list(vec![int(1), int(2), int(3), int(4)]),
+            "initialValue": int(0),
+            "iteration": {"type": "Add", "operand": [{"type": "Total"}, cur(None)]}}},
+        {"name": "TI", "expression": {"type": "Times", "operand": [
+            list(vec![tuple(&[("a", int(1))]), tuple(&[("a", int(2))])]),
+            list(vec![tuple(&[("b", str_lit("x"))])])]}},
+        {"name": "SM", "expression": {"type": "SplitOnMatches",
+            "stringToSplit": str_lit("a1b22c"), "separatorPattern": str_lit("[0-9]+")}},
+        {"name": "TC", "expression": {"type": "ToChars", "operand": str_lit("abc")}},
+        {"name": "GM", "expression": {"type": "GeometricMean",
+            "source": list(vec![dec("2.0"), dec("8.0")])}},
+        {"name": "CQ", "expression": {"type": "CanConvertQuantity", "operand": [
+            {"type": "Quantity", "value": 5, "unit": "mg"}, str_lit("g")]}},
+    ]));
+    for (name, cql) in [
+        ("FE", "({1, 2, 3}).select($this * 10)"),
+        ("FS", "({1, 2}).select($this + $index)"),
+        ("FI", "({5, 6, 7}).where($index > 0)"),
+        ("AG", "({1, 2, 3, 4}).aggregate($total + $this, 0)"),
+        (
+            "TI",
+            "Times({Tuple { a: 1 }, Tuple { a: 2 }}, {Tuple { b: 'x' }})",
+        ),
+        ("SM", "SplitOnMatches('a1b22c', '[0-9]+')"),
+        ("TC", "ToChars('abc')"),
+        ("GM", "GeometricMean({2.0, 8.0})"),
+        ("CQ", "CanConvertQuantity(5 'mg', 'g')"),
+    ] {
+        assert_eq!(eval(&lib, name), value_of(cql), "{name}");
+    }
+    assert_eq!(eval(&lib, "AG"), value_of("10"));
+}
+
+#[test]
+fn subsumes_nodes_and_code_systems_of_included_libraries() {
+    let common = library_from_elm(&json!({"library": {
+        "identifier": {"id": "Common", "version": "1"},
+        "codeSystems": {"def": [{"name": "SNOMEDCT", "id": "http://snomed.info/sct"}]},
+    }}))
+    .expect("reads");
+    let code = |c: &str| {
+        json!({"type": "Code", "code": c,
+            "system": {"type": "CodeSystemRef", "name": "SNOMEDCT", "libraryName": "Common"}})
+    };
+    let lib = library_from_elm(&json!({"library": {
+        "identifier": {"id": "T", "version": "1"},
+        "includes": {"def": [{"localIdentifier": "Common", "path": "Common", "version": "1"}]},
+        "codes": {"def": [{"name": "x", "id": "123",
+            "codeSystem": {"name": "SNOMEDCT", "libraryName": "Common"}}]},
+        "statements": {"def": [
+            {"name": "X", "expression": {"type": "CodeRef", "name": "x"}},
+            {"name": "Same", "expression": {"type": "Subsumes", "operand": [code("1"), code("1")]}},
+            {"name": "Other", "expression": {"type": "SubsumedBy", "operand": [code("1"), code("2")]}},
+        ]}
+    }}))
+    .expect("reads");
+    let engine = Engine::new(&lib).with_include("Common", &common);
+    let get = |n: &str| engine.eval_define(n, &mut Context::default());
+    let Ok(Value::Code(x)) = get("X") else {
+        panic!("not a code: {:?}", get("X"))
+    };
+    assert_eq!(x.system, Some(common.codesystems[0].1.clone()));
+    assert_eq!(get("Same").expect("evaluates"), Value::Bool(true));
+    // Codes that differ need a terminology, which this engine has not.
+    assert!(get("Other").is_err());
+}
