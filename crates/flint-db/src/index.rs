@@ -276,7 +276,10 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Verified<'a>, Failure> 
             }
             TxOp::Delete => {
                 after.insert((&c.type_name, &c.id), None);
-                if live.is_none() {
+                // Deleting a deleted resource changes nothing; deleting an id that never
+                // existed records a deletion as its first version (as Blaze), so the history
+                // shows the delete.
+                if current.is_some() && live.is_none() {
                     continue;
                 }
                 versions.push(NewVersion {
@@ -289,7 +292,7 @@ fn verify<'a>(before: &Db, entry: &'a TxEntry) -> Result<Verified<'a>, Failure> 
                     },
                     refs: &[],
                     previous: live.map(|h| h.hash),
-                    existed: true,
+                    existed: current.is_some(),
                 });
             }
             TxOp::Purge | TxOp::DeleteHistory => {
@@ -656,7 +659,9 @@ fn write_versions(
         d.1 += 1;
         match v.value.op {
             VersionOp::Create | VersionOp::UpdateCreate => d.0 += 1,
-            VersionOp::Delete => d.0 -= 1,
+            // A deletion lowers the total only when it ends a live resource.
+            VersionOp::Delete if v.previous.is_some() => d.0 -= 1,
+            VersionOp::Delete => {}
             VersionOp::Put => {}
         }
     }
