@@ -239,7 +239,10 @@ async fn deleting_an_id_that_never_existed_records_one_deletion() {
     );
     let t = f
         .node
-        .transact(vec![TxCmd::new(TxOp::Delete, "Patient", "never", None)], vec![])
+        .transact(
+            vec![TxCmd::new(TxOp::Delete, "Patient", "never", None)],
+            vec![],
+        )
         .await
         .unwrap()
         .t;
@@ -247,7 +250,9 @@ async fn deleting_an_id_that_never_existed_records_one_deletion() {
     let h = db.resource("Patient", "never").unwrap().unwrap();
     assert!(h.is_deleted());
     assert_eq!((h.t, h.num_changes, h.op), (t, 1, VersionOp::Delete));
-    let hist = db.instance_history("Patient", "never", None, 0, 10).unwrap();
+    let hist = db
+        .instance_history("Patient", "never", None, 0, 10)
+        .unwrap();
     assert_eq!(hist.iter().map(|h| h.t).collect::<Vec<_>>(), vec![t]);
     // The deletion is a change, but no live resource went away.
     assert_eq!(db.type_total("Patient").unwrap(), total);
@@ -259,7 +264,10 @@ async fn deleting_an_id_that_never_existed_records_one_deletion() {
     );
     // Deleting it again changes nothing.
     f.node
-        .transact(vec![TxCmd::new(TxOp::Delete, "Patient", "never", None)], vec![])
+        .transact(
+            vec![TxCmd::new(TxOp::Delete, "Patient", "never", None)],
+            vec![],
+        )
         .await
         .unwrap();
     let db = f.node.db();

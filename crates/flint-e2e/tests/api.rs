@@ -657,16 +657,7 @@ fn batch_answers_each_entry_on_its_own() {
             .iter()
             .map(|e| e["response"]["status"].as_str().unwrap())
             .collect();
-        assert_eq!(
-            statuses,
-            vec![
-                "201",
-                "409",
-                "404",
-                "201",
-                "200"
-            ]
-        );
+        assert_eq!(statuses, vec!["201", "409", "404", "201", "200"]);
         assert_eq!(
             v["entry"][1]["response"]["outcome"]["resourceType"],
             "OperationOutcome"
