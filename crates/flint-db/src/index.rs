@@ -281,7 +281,10 @@ fn verify<'a>(
             }
             TxOp::Delete => {
                 after.insert((&c.type_name, &c.id), None);
-                if live.is_none() {
+                // Deleting a deleted resource changes nothing; deleting an id that never
+                // existed records a deletion as its first version (as Blaze), so the history
+                // shows the delete.
+                if current.is_some() && live.is_none() {
                     continue;
                 }
                 versions.push(NewVersion {
@@ -294,7 +297,7 @@ fn verify<'a>(
                     },
                     refs: &[],
                     previous: live.map(|h| h.hash),
-                    existed: true,
+                    existed: current.is_some(),
                 });
             }
             TxOp::Purge | TxOp::DeleteHistory => {
@@ -695,7 +698,9 @@ fn write_versions(
         d.1 += 1;
         match v.value.op {
             VersionOp::Create | VersionOp::UpdateCreate => d.0 += 1,
-            VersionOp::Delete => d.0 -= 1,
+            // A deletion lowers the total only when it ends a live resource.
+            VersionOp::Delete if v.previous.is_some() => d.0 -= 1,
+            VersionOp::Delete => {}
             VersionOp::Put => {}
         }
     }

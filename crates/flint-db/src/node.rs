@@ -419,6 +419,31 @@ impl Node {
         Ok(self.pending_erasures())
     }
 
+    /// Keeps `bytes` in the resource store under their hash, for state that every node serving
+    /// the database must be able to read (the parameters of a search too long for its page
+    /// links). No index row names them, so no purge erases them; equal bytes are kept once.
+    pub async fn keep(&self, bytes: Bytes) -> Result<ContentHash> {
+        let hash = ContentHash::of(&bytes);
+        self.inner.storage.store.put(vec![(hash, bytes)]).await?;
+        Ok(hash)
+    }
+
+    /// The bytes [`Node::keep`] kept under `hash`; `None` when the store has none (they were
+    /// never kept, or a crash lost them before the log's next sync made them durable).
+    pub async fn kept(&self, hash: &ContentHash) -> Result<Option<Bytes>> {
+        if let Some(b) = self.inner.storage.cache.get(hash) {
+            return Ok(Some(b));
+        }
+        match self.inner.storage.store.get(hash).await? {
+            Some(b) if b.is_empty() => Ok(None),
+            Some(b) => {
+                self.inner.storage.cache.insert(*hash, b.clone());
+                Ok(Some(b))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Number of transactions submitted by this node and not yet indexed.
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Acquire)

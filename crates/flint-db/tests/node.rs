@@ -229,6 +229,53 @@ async fn delete_is_idempotent_and_history_lists_versions_newest_first() {
 }
 
 #[tokio::test]
+async fn deleting_an_id_that_never_existed_records_one_deletion() {
+    let f = fixture().await;
+    put(&f.node, "Patient", "live", "v1").await.unwrap();
+    let before = f.node.db();
+    let (total, changes) = (
+        before.type_total("Patient").unwrap(),
+        before.system_changes().unwrap(),
+    );
+    let t = f
+        .node
+        .transact(
+            vec![TxCmd::new(TxOp::Delete, "Patient", "never", None)],
+            vec![],
+        )
+        .await
+        .unwrap()
+        .t;
+    let db = f.node.db();
+    let h = db.resource("Patient", "never").unwrap().unwrap();
+    assert!(h.is_deleted());
+    assert_eq!((h.t, h.num_changes, h.op), (t, 1, VersionOp::Delete));
+    let hist = db
+        .instance_history("Patient", "never", None, 0, 10)
+        .unwrap();
+    assert_eq!(hist.iter().map(|h| h.t).collect::<Vec<_>>(), vec![t]);
+    // The deletion is a change, but no live resource went away.
+    assert_eq!(db.type_total("Patient").unwrap(), total);
+    assert_eq!(db.system_total().unwrap(), before.system_total().unwrap());
+    assert_eq!(db.system_changes().unwrap(), changes + 1);
+    assert_eq!(
+        db.type_changes("Patient").unwrap(),
+        before.type_changes("Patient").unwrap() + 1
+    );
+    // Deleting it again changes nothing.
+    f.node
+        .transact(
+            vec![TxCmd::new(TxOp::Delete, "Patient", "never", None)],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let db = f.node.db();
+    assert_eq!(db.resource("Patient", "never").unwrap().unwrap().t, t);
+    assert_eq!(db.system_changes().unwrap(), changes + 1);
+}
+
+#[tokio::test]
 async fn type_list_orders_by_id_and_pages() {
     let f = fixture().await;
     for id in ["b", "a", "c", "ab"] {

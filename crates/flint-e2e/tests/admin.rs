@@ -232,7 +232,7 @@ fn databases_settings_and_jobs_on_every_variant() {
         };
         assert_eq!(result.0, 200);
         assert_eq!(
-            result.1["entry"][0]["response"]["status"], "200 OK",
+            result.1["entry"][0]["response"]["status"], "200",
             "{}",
             result.1
         );

@@ -137,17 +137,24 @@ fn two_nodes_share_one_log_and_store() {
     );
 
     // Paging links made by one node open on the other (no PAGE_SECRET: the nodes share a key
-    // kept in Cassandra), including the sealed links of a POST search.
+    // kept in Cassandra), including the sealed links of a POST search, and those of a search
+    // too long for its links, whose parameters one node keeps in Cassandra for the other.
     for i in 0..7 {
         let p = json!({"resourceType": "Patient", "name": [{"family": "Pager", "given": [format!("n{i}")]}]});
         assert_eq!(a.post_json("Patient", &p).send().unwrap().status(), 201);
     }
-    for post in [false, true] {
+    let others: Vec<String> = (0..300).map(|i| format!("Other{i}")).collect();
+    let long_form = format!("family=Pager,{}&_count=2", others.join(","));
+    for (post, form) in [
+        (false, ""),
+        (true, "family=Pager&_count=2"),
+        (true, long_form.as_str()),
+    ] {
         let first = if post {
             a.client
                 .post(a.url("Patient/_search"))
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body("family=Pager&_count=2")
+                .body(form.to_string())
                 .send()
                 .unwrap()
         } else {
@@ -164,6 +171,7 @@ fn two_nodes_share_one_log_and_store() {
             let Some(next) = link(&page, "next") else {
                 break;
             };
+            assert!(next.len() < 1024, "a next link of {} bytes", next.len());
             // Alternate nodes for every page.
             let node = if hops % 2 == 0 { &b } else { &a };
             let path = next.split_once("/fhir/").unwrap().1;

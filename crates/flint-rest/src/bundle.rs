@@ -160,20 +160,11 @@ async fn batch(
     Ok(response_bundle("batch-response", out))
 }
 
-fn status_text(status: u16) -> String {
-    match StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-    {
-        Some(r) => format!("{status} {r}"),
-        None => status.to_string(),
-    }
-}
-
-/// Turns a reply into a response bundle entry.
+/// Turns a reply into a response bundle entry; `response.status` is the bare code (`"201"`),
+/// as Blaze answers (the spec allows a reason phrase after it).
 fn response_entry(reply: Reply) -> Value {
     let mut response = Map::new();
-    response.insert("status".into(), json!(status_text(reply.status)));
+    response.insert("status".into(), json!(reply.status.to_string()));
     if let Some(l) = &reply.location {
         response.insert("location".into(), json!(l));
     }

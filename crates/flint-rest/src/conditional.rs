@@ -124,25 +124,26 @@ pub fn delete_ids(
     type_name: &str,
     query: &[(String, String)],
 ) -> FhirResult<Vec<String>> {
-    let found = search::matches(ctx, db, type_name, query)?;
-    if found.len() > 1 && !ctx.state.config().allow_multiple_delete {
-        return Err(precondition_failed(
-            type_name,
-            &query_text(query),
-            found.len(),
-        ));
+    // Counted before versions are resolved: a condition matching millions is refused cheaply.
+    let found = search::match_list(ctx, db, type_name, query)?;
+    let n = found.len();
+    if n > 1 && !ctx.state.config().allow_multiple_delete {
+        return Err(precondition_failed(type_name, &query_text(query), n));
     }
-    if found.len() > MAX_CONDITIONAL_DELETE {
+    if n > MAX_CONDITIONAL_DELETE {
+        let what = if query.is_empty() {
+            format!("`DELETE {type_name}` would delete {n} resources")
+        } else {
+            format!("The condition matches {n} resources")
+        };
         return Err(FhirError::new(
             StatusCode::CONFLICT,
             "too-costly",
-            format!(
-                "The condition matches {} resources; conditional delete deletes at most {MAX_CONDITIONAL_DELETE}.",
-                found.len()
-            ),
+            format!("{what}; a conditional delete deletes at most {MAX_CONDITIONAL_DELETE}."),
         ));
     }
-    Ok(found.into_iter().map(|h| h.id).collect())
+    let handles = found.into_handles(db).map_err(search::search_error)?;
+    Ok(handles.into_iter().map(|h| h.id).collect())
 }
 
 fn query_text(query: &[(String, String)]) -> String {
@@ -192,7 +193,8 @@ pub async fn update(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult
 }
 
 /// `DELETE [type]?[search]`: deletes the match (all matches up to 10,000 with
-/// `ALLOW_MULTIPLE_DELETE`); no match is a success. One transaction.
+/// `ALLOW_MULTIPLE_DELETE`, then 409 `too-costly`); no match is a success. Without criteria
+/// (`DELETE [type]`) every resource of the type matches, as in Blaze. One transaction.
 pub async fn delete(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
     check_type(type_name)?;
     let db = ctx.state.node().sync().await?;

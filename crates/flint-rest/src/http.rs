@@ -278,6 +278,14 @@ fn render(
             headers.insert(*name, v);
         }
     }
+    let paged = match &reply.body {
+        Body::Bundle(b) => link_header(&b.head),
+        Body::Resource(v) => link_header(v),
+        _ => None,
+    };
+    if let Some(v) = paged.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LINK, v);
+    }
     let body = match reply.body {
         Body::None => Bytes::new(),
         Body::Raw(ct, b) => {
@@ -385,6 +393,61 @@ fn render(
         }
     };
     (status, headers, AxumBody::from(body)).into_response()
+}
+
+/// The most bytes of a `Link` header (as Blaze: proxies' header buffers are small).
+pub const LINK_HEADER_LIMIT: usize = 2048;
+
+/// The RFC 8288 `Link` header of a searchset or history Bundle: its links as
+/// `<url>;rel="relation"`, URLs percent-encoded where a header cannot carry them. Longer than
+/// [`LINK_HEADER_LIMIT`], the `previous`, `first` and `self` links are left out in that order
+/// (as Blaze), never `next`. `None` for other bodies and Bundles without links.
+pub fn link_header(bundle: &serde_json::Value) -> Option<String> {
+    if bundle["resourceType"] != "Bundle"
+        || !matches!(bundle["type"].as_str(), Some("searchset" | "history"))
+    {
+        return None;
+    }
+    let mut links: Vec<(&str, String)> = bundle["link"]
+        .as_array()?
+        .iter()
+        .filter_map(|l| Some((l["relation"].as_str()?, header_url(l["url"].as_str()?))))
+        .collect();
+    let render = |links: &[(&str, String)]| {
+        links
+            .iter()
+            .map(|(rel, url)| format!("<{url}>;rel=\"{rel}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut out = render(&links);
+    for dropped in ["previous", "first", "self"] {
+        if out.len() <= LINK_HEADER_LIMIT {
+            break;
+        }
+        links.retain(|(rel, _)| *rel != dropped);
+        out = render(&links);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `url` with every byte a `Link` header value cannot hold inside `<>` percent-encoded
+/// (non-ASCII such as `ó`, spaces, quotes, angle brackets); `%` sequences stay as they are.
+fn header_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for b in url.bytes() {
+        if b.is_ascii_graphic()
+            && !matches!(
+                b,
+                b'<' | b'>' | b'"' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+            )
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Routes a request to its interaction. Used by the HTTP handler and by bundle entries.

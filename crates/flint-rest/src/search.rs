@@ -6,7 +6,9 @@
 //! (`[base]/__page/[token]`) carry the scope, the parameters, `t` and the offset sealed with
 //! ChaCha20-Poly1305 under the server's page key: intermediaries never see the query (which
 //! matters for `POST _search`), a changed link fails authentication (400) and links expire
-//! after [`PAGE_LIFETIME_MS`] (410).
+//! after [`PAGE_LIFETIME_MS`] (410). Parameters longer than [`PARAMS_INLINE_LIMIT`] are kept
+//! in the resource store and the token names their hash, so links stay short whatever the
+//! search; a `POST _search` page's self link is its sealed link.
 
 use crate::api::{
     Body, FhirRequest, Handling, Payload, Reply, Stored, StreamedBundle, StreamedEntry,
@@ -17,13 +19,14 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use flint_db::{Db, ResourceHandle, T};
+use flint_db::{ContentHash, Db, ResourceHandle, T};
 use flint_search::ParamType;
 use flint_search::query::{
     Clause, Modifier, ParamClause, QueryValue, Summary, SystemMatch, TokenQuery, Total,
 };
 use flint_search::{Error as SearchError, Matches, Query, QueryParser};
 use flint_search_core::Error as QueryError;
+use flint_search_core::value::GeoPoint;
 use flint_terminology::{Direction, Error as TerminologyError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -92,19 +95,35 @@ struct PageState {
     #[serde(default)]
     post: bool,
     expires_ms: i64,
+    /// The parameters were too long for a link ([`PARAMS_INLINE_LIMIT`]): they are kept in
+    /// the resource store under this hash (hex) and `params` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kept: Option<String>,
 }
 
 impl PageState {
-    /// The state of the link to `offset` of `req`'s results at `t`, valid until `expires_ms`.
-    fn new(req: &SearchRequest, t: T, offset: usize, expires_ms: i64) -> PageState {
+    /// The state of the link to `offset` of `req`'s results at `t`, valid until `expires_ms`;
+    /// with `kept`, the hash under which the parameters are kept instead of the parameters.
+    fn new(
+        req: &SearchRequest,
+        t: T,
+        offset: usize,
+        expires_ms: i64,
+        kept: Option<ContentHash>,
+    ) -> PageState {
         PageState {
             scope: req.scope.clone(),
-            params: req.params.clone(),
+            params: if kept.is_some() {
+                Vec::new()
+            } else {
+                req.params.clone()
+            },
             t,
             offset,
             strict: req.handling == Handling::Strict,
             post: req.post,
             expires_ms,
+            kept: kept.map(|h| h.to_hex()),
         }
     }
 
@@ -154,7 +173,7 @@ pub async fn search(ctx: &Ctx, req: SearchRequest) -> FhirResult<Reply> {
         Scope::System => {}
     }
     let db = ctx.read_db().await?;
-    run(ctx, &db, &req, 0).await
+    run(ctx, &db, &req, 0, None).await
 }
 
 /// 410 `expired` once a page link's `expires_ms` has passed; `again` says what to redo.
@@ -173,8 +192,62 @@ pub(crate) fn check_not_expired(expires_ms: i64, again: &str) -> FhirResult<()> 
 pub async fn page(ctx: &Ctx, token: &str) -> FhirResult<Reply> {
     let state = open(ctx, token)?;
     check_not_expired(state.expires_ms, "run the search again")?;
+    let mut req = state.request();
+    let kept = match &state.kept {
+        Some(hex) => {
+            let (hash, params) = kept_params(ctx, hex).await?;
+            req.params = params;
+            Some(hash)
+        }
+        None => None,
+    };
     let db = ctx.state.node().sync_to(state.t).await?;
-    run(ctx, &db, &state.request(), state.offset).await
+    run(ctx, &db, &req, state.offset, kept).await
+}
+
+/// Parameter lists longer than this (as JSON bytes) are kept in the resource store and their
+/// page links carry the hash, so that `next` links stay short however long the search (a
+/// `POST _search` with thousands of references).
+pub const PARAMS_INLINE_LIMIT: usize = 1024;
+
+/// Keeps `req`'s parameters in the resource store when they are too long for a page link;
+/// their hash, or `None` when links carry them.
+async fn keep_params(ctx: &Ctx, req: &SearchRequest) -> FhirResult<Option<ContentHash>> {
+    let bytes = serde_json::to_vec(&req.params)
+        .map_err(|e| FhirError::from(flint_db::DbError::fault(e.to_string())))?;
+    if bytes.len() <= PARAMS_INLINE_LIMIT {
+        return Ok(None);
+    }
+    Ok(Some(ctx.state.node().keep(bytes.into()).await?))
+}
+
+/// The parameters a page link's state names by hash: 410 when the store has them no more
+/// (a standalone server lost them in a crash before they were synced).
+async fn kept_params(ctx: &Ctx, hex: &str) -> FhirResult<(ContentHash, Vec<(String, String)>)> {
+    let gone = || {
+        FhirError::new(
+            StatusCode::GONE,
+            "expired",
+            "The parameters of this page link's search are gone; run the search again.",
+        )
+    };
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(hex, &mut hash).map_err(|_| gone())?;
+    let hash = ContentHash(hash);
+    let bytes = ctx.state.node().kept(&hash).await?.ok_or_else(gone)?;
+    if ContentHash::of(&bytes) != hash {
+        return Err(FhirError::from(flint_db::DbError::fault(format!(
+            "the kept search parameters {} do not match their hash",
+            hash.to_hex()
+        ))));
+    }
+    let params = serde_json::from_slice(&bytes).map_err(|e| {
+        FhirError::from(flint_db::DbError::fault(format!(
+            "the kept search parameters {} are not a parameter list: {e}",
+            hash.to_hex()
+        )))
+    })?;
+    Ok((hash, params))
 }
 
 /// Parses `params` for `ty` (dropping transport parameters); strict handling turns the first
@@ -273,6 +346,22 @@ pub fn matches(
     ctx.state.engine().execute(db, &q).map_err(search_error)
 }
 
+/// Like [`matches`], without resolving versions yet (its length is cheap to know).
+pub fn match_list(
+    ctx: &Ctx,
+    db: &Db,
+    ty: &str,
+    params: &[(String, String)],
+) -> FhirResult<Matches> {
+    let q = parse(ctx, ty, params, Handling::Strict)?;
+    if needs_stored(&q) {
+        return Err(FhirError::unsupported(
+            "Conditions with `:in`, `:not-in`, `:above`, `:below` or `_list` are not supported.",
+        ));
+    }
+    ctx.state.engine().matches(db, &q).map_err(search_error)
+}
+
 /// The versions of matches `offset..offset + count` of a result list's segments.
 fn page_of(
     db: &Db,
@@ -326,7 +415,13 @@ pub fn has_criteria(ctx: &Ctx, ty: &str, params: &[(String, String)]) -> FhirRes
 /// searched type), [`result_list`] (resolve stored clauses, then compute the matches or reuse
 /// those the first page computed), [`page_of`] (the page's versions), [`bundle_head`] (total
 /// and links), [`page_entries`] (matches, then includes) and [`ignored_outcome`].
-async fn run(ctx: &Ctx, db: &Db, req: &SearchRequest, offset: usize) -> FhirResult<Reply> {
+async fn run(
+    ctx: &Ctx,
+    db: &Db,
+    req: &SearchRequest,
+    offset: usize,
+    kept: Option<ContentHash>,
+) -> FhirResult<Reply> {
     let mut plan = plan(ctx, db, req)?;
     let (all, total) = result_list(ctx, db, req, &mut plan).await?;
     let page: Vec<ResourceHandle> = if plan.summary_count {
@@ -334,7 +429,14 @@ async fn run(ctx: &Ctx, db: &Db, req: &SearchRequest, offset: usize) -> FhirResu
     } else {
         page_of(db, &all, offset, plan.count)?
     };
-    let head = bundle_head(ctx, db, req, &plan, offset, total)?;
+    // Later pages come with the hash their link carried; a first page keeps long parameters
+    // once it has links to make.
+    let kept = match kept {
+        Some(h) => Some(h),
+        None if needs_links(&plan) || req.post => keep_params(ctx, req).await?,
+        None => None,
+    };
+    let head = bundle_head(ctx, db, req, &plan, offset, total, kept)?;
     let mut entries = page_entries(ctx, db, &plan, &page).await?;
     if offset == 0 {
         entries.extend(ignored_outcome(&plan.queries));
@@ -359,12 +461,15 @@ struct Plan {
 
 /// Parses `req` into one query per searched type at `db`.
 fn plan(ctx: &Ctx, db: &Db, req: &SearchRequest) -> FhirResult<Plan> {
+    // Types named by `_type` are searched as asked (an inapplicable `_has` is an error).
+    let typed = req.params.iter().any(|(k, _)| k == "_type");
     let queries = match &req.scope {
         Scope::Type(ty) | Scope::Compartment(_, _, ty) => {
             vec![parse(ctx, ty, &req.params, req.handling)?]
         }
         Scope::System => searched_types(db, &req.params)?
             .iter()
+            .filter(|ty| typed || has_applies(ctx, ty, &req.params))
             .map(|ty| parse(ctx, ty, &req.params, req.handling))
             .collect::<FhirResult<Vec<_>>>()?,
     };
@@ -380,6 +485,29 @@ fn plan(ctx: &Ctx, db: &Db, req: &SearchRequest) -> FhirResult<Plan> {
         result,
         count,
         summary_count,
+    })
+}
+
+/// Whether every `_has:[Type]:[reference]:...` parameter of a system search can hold for
+/// resources of `ty`: its reference parameter may point at `ty`. The types it cannot are left
+/// out of a search without `_type` (they match nothing) instead of failing it, so that
+/// `[base]?_has:Observation:subject:code=x` finds the Patients, Groups, ... the Observations
+/// point at (as Blaze). An unknown type or parameter is left to the parser to report.
+fn has_applies(ctx: &Ctx, ty: &str, params: &[(String, String)]) -> bool {
+    params.iter().all(|(k, _)| {
+        let Some(rest) = k.strip_prefix("_has:") else {
+            return true;
+        };
+        let mut parts = rest.splitn(3, ':');
+        let (Some(src), Some(refp)) = (parts.next(), parts.next()) else {
+            return true;
+        };
+        match ctx.state.registry().param(src, refp) {
+            Some(p) if p.kind == ParamType::Reference => {
+                p.target.is_empty() || p.target.iter().any(|t| t == ty)
+            }
+            _ => true,
+        }
     })
 }
 
@@ -467,6 +595,7 @@ fn bundle_head(
     plan: &Plan,
     offset: usize,
     total: usize,
+    kept: Option<ContentHash>,
 ) -> FhirResult<Value> {
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
     if plan.result.total != Some(Total::None) || plan.summary_count {
@@ -476,13 +605,19 @@ fn bundle_head(
     let link = |off: usize| -> FhirResult<String> {
         seal(
             ctx,
-            &PageState::new(req, db.t(), off, now + PAGE_LIFETIME_MS),
+            &PageState::new(req, db.t(), off, now + PAGE_LIFETIME_MS, kept),
         )
     };
     let count = plan.count;
-    let mut links =
-        vec![json!({"relation": "self", "url": self_link(ctx, &req.scope, &req.params, offset)})];
-    if !plan.summary_count && count > 0 {
+    // A `POST _search` never shows its parameters: its self link is the sealed link of
+    // this page.
+    let self_url = if req.post {
+        link(offset)?
+    } else {
+        self_link(ctx, &req.scope, &req.params, offset)
+    };
+    let mut links = vec![json!({"relation": "self", "url": self_url})];
+    if needs_links(plan) {
         links.push(json!({"relation": "first", "url": link(0)?}));
         if offset > 0 {
             links.push(json!({"relation": "previous", "url": link(offset.saturating_sub(count))?}));
@@ -495,6 +630,12 @@ fn bundle_head(
     Ok(bundle)
 }
 
+/// Whether a page has sealed page links (`first`, and `previous`/`next` where they apply):
+/// all but `_summary=count` pages and `_count=0`.
+fn needs_links(plan: &Plan) -> bool {
+    !plan.summary_count && plan.count > 0
+}
+
 /// The entries of a page: its matches, then what each query includes for the matches of its
 /// type; shaped by `_summary`/`_elements`.
 async fn page_entries(
@@ -505,13 +646,29 @@ async fn page_entries(
 ) -> FhirResult<Vec<StreamedEntry>> {
     let mut entries = Vec::with_capacity(page.len());
     let subset = Subset::of(&plan.result);
+    let near = near_points(&plan.queries);
     let mut add = |handles: &[ResourceHandle], stored: Vec<Stored>, mode: &'static str| {
         for (h, s) in handles.iter().zip(stored) {
             let url = ctx.url(&h.type_name, &h.id);
-            entries.push(if subset.is_empty() {
-                StreamedEntry::Stored(url, s, mode)
-            } else {
-                StreamedEntry::Value(entry(&url, subset.apply(s.to_value()?), mode))
+            let distance = match near.get(h.type_name.as_str()) {
+                Some(points) if mode == "match" => location_distance_km(&s, points),
+                _ => None,
+            };
+            entries.push(match distance {
+                None if subset.is_empty() => StreamedEntry::Stored(url, s, mode),
+                None => StreamedEntry::Value(entry(&url, subset.apply(s.to_value()?), mode)),
+                Some(km) => {
+                    let mut e = entry(&url, subset.apply(s.to_value()?), mode);
+                    e["search"] = json!({
+                        "extension": [{
+                            "url": LOCATION_DISTANCE,
+                            "valueDistance": {"value": km, "unit": "km",
+                                "system": "http://unitsofmeasure.org", "code": "km"}
+                        }],
+                        "mode": mode
+                    });
+                    StreamedEntry::Value(e)
+                }
             });
         }
         Ok::<_, FhirError>(())
@@ -539,6 +696,48 @@ async fn page_entries(
         }
     }
     Ok(entries)
+}
+
+/// The extension of a `near` match's `Bundle.entry.search` that gives its distance from the
+/// searched point (R4 search, "near"; a `Distance` in km, as `near`'s default unit).
+pub const LOCATION_DISTANCE: &str = "http://hl7.org/fhir/StructureDefinition/location-distance";
+
+/// The points of each query's top-level `near` clauses, by resource type.
+fn near_points(queries: &[Query]) -> std::collections::HashMap<&str, Vec<GeoPoint>> {
+    let mut out: std::collections::HashMap<&str, Vec<GeoPoint>> = Default::default();
+    for q in queries {
+        for c in &q.clauses {
+            if let Clause::Param(p) = c {
+                for v in &p.values {
+                    if let QueryValue::Near { point, .. } = v {
+                        out.entry(q.resource_type.as_str())
+                            .or_default()
+                            .push(*point);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The distance in km (to the metre) from the nearest of `points` to the resource's
+/// `position`; `None` when it has none.
+fn location_distance_km(s: &Stored, points: &[GeoPoint]) -> Option<f64> {
+    let v: Value = serde_json::from_slice(&s.bytes).ok()?;
+    let coordinate = |name: &str| -> Option<f64> {
+        let n = &v["position"][name];
+        n.as_f64().or_else(|| n.as_str()?.parse().ok())
+    };
+    let at = GeoPoint {
+        latitude: coordinate("latitude")?,
+        longitude: coordinate("longitude")?,
+    };
+    let m = points
+        .iter()
+        .map(|p| p.distance_m(&at))
+        .fold(f64::INFINITY, f64::min);
+    m.is_finite().then(|| m.round() / 1000.0)
 }
 
 /// The OperationOutcome entry warning about the parameters lenient handling ignored, if any

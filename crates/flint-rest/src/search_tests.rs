@@ -16,7 +16,7 @@ fn page_links_carry_the_search_request() {
     for handling in [Handling::Lenient, Handling::Strict] {
         for post in [false, true] {
             let req = request(handling, post);
-            let state = PageState::new(&req, 7, 4, 99);
+            let state = PageState::new(&req, 7, 4, 99, None);
             assert_eq!(state.request(), req);
             assert_eq!((state.t, state.offset, state.expires_ms), (7, 4, 99));
         }
@@ -25,7 +25,7 @@ fn page_links_carry_the_search_request() {
 
 #[test]
 fn page_state_keeps_its_wire_form() {
-    let state = PageState::new(&request(Handling::Strict, true), 7, 4, 99);
+    let state = PageState::new(&request(Handling::Strict, true), 7, 4, 99, None);
     assert_eq!(
         serde_json::to_value(&state).unwrap(),
         json!({
@@ -47,4 +47,17 @@ fn page_state_keeps_its_wire_form() {
         Scope::System,
         serde_json::from_value(json!("System")).unwrap()
     );
+}
+
+#[test]
+fn page_state_names_kept_parameters_by_hash() {
+    let req = request(Handling::Lenient, true);
+    let hash = ContentHash::of(b"kept");
+    let state = PageState::new(&req, 7, 0, 99, Some(hash));
+    let wire = serde_json::to_value(&state).unwrap();
+    assert_eq!(wire["params"], json!([]), "{wire}");
+    assert_eq!(wire["kept"], json!(hash.to_hex()));
+    // Inline parameters keep the old wire form (no `kept`).
+    let inline = serde_json::to_value(PageState::new(&req, 7, 0, 99, None)).unwrap();
+    assert!(inline.get("kept").is_none(), "{inline}");
 }

@@ -800,7 +800,7 @@ async fn compact_runs_asynchronously_only() {
     .await;
     assert_eq!(done["type"], "batch-response");
     let entry = &done["entry"][0]["response"];
-    assert_eq!(entry["status"], "200 OK", "{done}");
+    assert_eq!(entry["status"], "200", "{done}");
     let text = entry["outcome"]["issue"][0]["diagnostics"]
         .as_str()
         .unwrap();

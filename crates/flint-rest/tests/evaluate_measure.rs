@@ -697,7 +697,7 @@ async fn evaluate_measure_runs_inside_batch_bundles() {
     assert_eq!(r["type"], "batch-response");
     let e = r["entry"].as_array().unwrap();
     // A GET answers the report inline.
-    assert_eq!(e[0]["response"]["status"], "200 OK", "{}", e[0]);
+    assert_eq!(e[0]["response"]["status"], "200", "{}", e[0]);
     assert_eq!(e[0]["resource"]["resourceType"], "MeasureReport");
     assert_eq!(counts(&e[0]["resource"]), api.counts());
     // A POST stores it and answers where.

@@ -538,7 +538,7 @@ async fn transaction_bundle() {
     assert_eq!(v["type"], "transaction-response");
     let e = v["entry"].as_array().unwrap();
     assert_eq!(e.len(), 4);
-    assert_eq!(e[0]["response"]["status"], "201 Created");
+    assert_eq!(e[0]["response"]["status"], "201");
     let pid = e[0]["resource"]["id"].as_str().unwrap();
     assert_eq!(
         e[1]["resource"]["subject"]["reference"],
@@ -586,7 +586,7 @@ async fn batch_answers_entries_on_their_own_including_metadata() {
         .iter()
         .map(|x| x["response"]["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["201 Created", "404 Not Found", "200 OK"]);
+    assert_eq!(statuses, ["201", "404", "200"]);
     assert_eq!(e[1]["response"]["outcome"]["issue"][0]["code"], "not-found");
     // The metadata entry is the statement `GET metadata` serves.
     let cs = api.get("metadata", &[]).await.json();
@@ -780,7 +780,27 @@ async fn storage_faults_are_503_never_wrong_answers() {
     unavailable(&api.send("GET", "Patient/_history", &[], "").await);
     faults.fail(|op| matches!(op, Op::Seek(Cf::TypeStats)), 0, 1);
     unavailable(&api.send("GET", "Patient?_summary=count", &[], "").await);
-    assert!(faults.injected() >= 7);
+    // A search too long for its page links, whose parameters cannot be kept: no page with
+    // links that lead nowhere.
+    let names: Vec<String> = (0..300).map(|i| format!("n{i}")).collect();
+    let long = format!("family=doe,{}&_count=5", names.join(","));
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    faults.fail(|op| op == Op::StorePut, 0, 1);
+    unavailable(&api.send("POST", "Patient/_search", &form, &long).await);
+    // Kept, then unreadable when the next page is asked for: 503, not 410 (gone).
+    faults.heal();
+    let first = api
+        .send("POST", "Patient/_search", &form, &long)
+        .await
+        .json();
+    let next = local(link(&first, "next").unwrap());
+    assert!(next.len() < 600, "{next}");
+    faults.fail(|op| op == Op::StoreGet, 0, 1);
+    unavailable(&api.get(&next, &[]).await);
+    faults.heal();
+    let second = api.get(&next, &[]).await.json();
+    assert_eq!(ids(&second, "match").len(), 5, "{second}");
+    assert!(faults.injected() >= 9);
     // Healed: full answers.
     faults.heal();
     let a = api
@@ -1028,16 +1048,7 @@ async fn transaction_resolves_conditionals_and_references_then_answers_in_entry_
         .collect();
     assert_eq!(
         statuses,
-        [
-            "200 OK",
-            "201 Created",
-            "201 Created",
-            "201 Created",
-            "201 Created",
-            "200 OK",
-            "204 No Content",
-            "200 OK"
-        ]
+        ["200", "201", "201", "201", "201", "200", "204", "200"]
     );
     assert_eq!(e[0]["resource"]["id"], "known");
     assert_eq!(e[1]["resource"]["subject"]["reference"], "Patient/known");
@@ -1140,9 +1151,9 @@ async fn operations_are_dispatched_by_name_level_and_method() {
     ]});
     let v = api.send_json("POST", "", &[], &b).await.json();
     let e = v["entry"].as_array().unwrap();
-    assert_eq!(e[0]["response"]["status"], "200 OK");
+    assert_eq!(e[0]["response"]["status"], "200");
     assert_eq!(e[0]["resource"]["parameter"], versions);
-    assert_eq!(e[1]["response"]["status"], "400 Bad Request");
+    assert_eq!(e[1]["response"]["status"], "400");
     assert_eq!(
         e[1]["response"]["outcome"]["issue"][0]["code"],
         "not-supported"

@@ -22,11 +22,22 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// A port that was free, never handed out before in this test process: parallel tests
+/// must not start two servers on one port (the second would exit, and its test would talk
+/// to the first one's server).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The storage variants every interaction test runs on.
