@@ -224,6 +224,23 @@ async fn reads_a_resource_with_selected_fields() {
     );
     let a = get(&router, "Patient", r#"{ Patient(id: "p3") { id } }"#).await;
     assert_eq!(data_of(&a), json!({"Patient": {"id": "p3"}}));
+    // GraphQL clients' media types are accepted (elsewhere a non-FHIR Accept is 406).
+    let q: String = form_urlencoded::byte_serialize(b"{ Patient(id: \"p3\") { id } }").collect();
+    let res = router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(format!("/fhir/$graphql?query={q}"))
+                .header("accept", "application/graphql-response+json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v, json!({"data": {"Patient": {"id": "p3"}}}));
     // Elements that are absent are null (or an empty list); choice elements by type.
     let a = get(
         &router,

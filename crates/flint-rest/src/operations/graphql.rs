@@ -1138,8 +1138,7 @@ impl<'c> Exec<'c> {
                 None => Ok(()),
             }
         };
-        let leaf = |this: &Self| -> Res<()> {
-            let _ = this;
+        let leaf = || -> Res<()> {
             if f.selection_set.items.is_empty() {
                 Ok(())
             } else {
@@ -1165,7 +1164,7 @@ impl<'c> Exec<'c> {
         match kind {
             Kind::Typename | Kind::ResourceType | Kind::Meta => {
                 no_args("the field")?;
-                leaf(self)
+                leaf()
             }
             Kind::Read(t) => {
                 for (a, _) in &f.arguments {
@@ -1220,7 +1219,7 @@ impl<'c> Exec<'c> {
                 };
                 self.check_set(&inner, &f.selection_set, stack)
             }
-            Kind::Element { ty: et, many } => {
+            Kind::Element { ty: et, .. } => {
                 let child = Ty::of(&et);
                 for (a, v) in &f.arguments {
                     let value = self.value(v, f.position)?;
@@ -1270,9 +1269,8 @@ impl<'c> Exec<'c> {
                     )
                     .into());
                 }
-                let _ = many;
                 match child {
-                    None => leaf(self),
+                    None => leaf(),
                     Some(c) => {
                         needs_fields()?;
                         self.check_set(&c, &f.selection_set, stack)
@@ -1535,7 +1533,7 @@ impl<'c> Exec<'c> {
                 let (handles, _) = self
                     .search(f, &t, &args.params, args.offset, args.count)
                     .await?;
-                let resources = self.load(f, &handles).await?;
+                let resources = self.load(&handles).await?;
                 let rt = Ty::Resource(t);
                 self.emit_objects(f, &name, status(true), &rt, resources, out, path)
                     .await
@@ -1897,8 +1895,6 @@ impl<'c> Exec<'c> {
             return Ok(());
         }
         let ty = Ty::Resource(rt);
-        // A contained resource resolves its own `#` references in the same container.
-        let _ = root;
         self.emit_objects(f, name, status, &ty, vec![target], out, path)
             .await
     }
@@ -1940,11 +1936,7 @@ impl<'c> Exec<'c> {
     }
 
     /// The resources of `handles`, in order.
-    async fn load(
-        &mut self,
-        _f: &Field,
-        handles: &[flint_db::ResourceHandle],
-    ) -> Res<Vec<Arc<Value>>> {
+    async fn load(&mut self, handles: &[flint_db::ResourceHandle]) -> Res<Vec<Arc<Value>>> {
         let db = self.db()?.clone();
         let stored = crate::search::stored_all(&db, handles).await?;
         stored
@@ -1971,7 +1963,7 @@ impl<'c> Exec<'c> {
             ),
         };
         let (handles, total) = self.search(f, ty, &params, offset, Some(count)).await?;
-        let resources = self.load(f, &handles).await?;
+        let resources = self.load(&handles).await?;
         let t = self.db()?.t();
         let expires_ms = flint_db::mem::now_ms() + PAGE_LIFETIME_MS;
         let cursor = |offset: usize| -> Res<Value> {
