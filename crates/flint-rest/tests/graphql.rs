@@ -222,7 +222,7 @@ async fn reads_a_resource_with_selected_fields() {
         json!({"id": "p3", "resourceType": "Patient", "__typename": "Patient",
                "gender": of_type("Patient")[2]["gender"]})
     );
-    let a = get(&router, "Patient", r#"{ Patient(id: "p3") { id } }"#).await;
+    let a = get(&router, "Patient", r#"{ Patient(id: "p3") { id id } }"#).await;
     assert_eq!(data_of(&a), json!({"Patient": {"id": "p3"}}));
     // GraphQL clients' media types are accepted (elsewhere a non-FHIR Accept is 406).
     let q: String = form_urlencoded::byte_serialize(b"{ Patient(id: \"p3\") { id } }").collect();
@@ -720,6 +720,14 @@ async fn invalid_queries_are_400_with_locations() {
         ("{ Patient(id: $x) { id } }", "$x"),
         ("{ Patient(id: \"p1\") { gender @flatten } }", "@flatten"),
         ("{ PatientConnection(_count: 0) { count } }", "_count"),
+        (
+            "{ Patient(id: \"p1\") { ObservationList(_reference: code) { id } } }",
+            "code",
+        ),
+        (
+            "{ Patient(id: \"p1\") { ObservationList(_reference: encounter) { id } } }",
+            "encounter",
+        ),
     ];
     for (query, needle) in cases {
         let e = error_of(&get(&router, "", query).await, 400);
@@ -730,6 +738,14 @@ async fn invalid_queries_are_400_with_locations() {
             "{query}: {e}"
         );
     }
+    // Fragments nesting without end (a chain longer than the checker follows).
+    let mut chain = String::from("{ Patient(id: \"p1\") { ...f0 } }");
+    for i in 0..100 {
+        chain.push_str(&format!(" fragment f{i} on Patient {{ id ...f{} }}", i + 1));
+    }
+    chain.push_str(" fragment f100 on Patient { id }");
+    let e = error_of(&get(&router, "", &chain).await, 400);
+    assert!(e["message"].as_str().unwrap().contains("nest"), "{e}");
     // The parse error's location is where the parser stopped.
     let e = error_of(
         &get(&router, "", "{\n  Patient(id: \"p1\") {\n    id\n  }\n").await,

@@ -90,6 +90,9 @@ pub const OPERATION: Operation = Operation {
 /// The most fields one answer may evaluate (a guard against fragment bombs).
 const MAX_STEPS: usize = 2_000_000;
 
+/// How deep fragment spreads may nest (checking and evaluation recurse through them).
+const MAX_FRAGMENT_DEPTH: usize = 32;
+
 type Doc = q::Document<'static, String>;
 type GValue = q::Value<'static, String>;
 type Field = q::Field<'static, String>;
@@ -989,7 +992,23 @@ impl<'c> Exec<'c> {
                     at,
                 ));
             }
-            (Some(r), Some(c)) => out.params.push((r.clone(), c.to_string())),
+            (Some(r), Some(c)) => {
+                let context_type = c.split('/').next().unwrap_or_default();
+                let refers = self.ctx.state.registry().param(ty, r).is_some_and(|p| {
+                    p.kind == flint_search::ParamType::Reference
+                        && (p.target.is_empty() || p.target.iter().any(|t| t == context_type))
+                });
+                if !refers {
+                    return Err(GqlError::new(
+                        format!(
+                            "`_reference: {r}` is not a reference search parameter of `{ty}` \
+                             that can refer to a `{context_type}`."
+                        ),
+                        at,
+                    ));
+                }
+                out.params.push((r.clone(), c.to_string()));
+            }
             (None, None) => {}
         }
         let max = self.ctx.state.config().max_page_size;
@@ -1047,6 +1066,13 @@ impl<'c> Exec<'c> {
                         )
                         .into());
                     };
+                    if stack.len() >= MAX_FRAGMENT_DEPTH {
+                        return Err(GqlError::new(
+                            format!("Fragments nest deeper than {MAX_FRAGMENT_DEPTH} levels."),
+                            Some(s.position),
+                        )
+                        .into());
+                    }
                     if stack.contains(&s.fragment_name) {
                         return Err(GqlError::new(
                             format!("The fragment `{}` spreads itself.", s.fragment_name),
@@ -1475,6 +1501,10 @@ impl<'c> Exec<'c> {
                 ListStatus::Single
             }
         };
+        if !inherited {
+            // A field selected again (same name or alias) answers once.
+            out.slots.retain(|s| s.name != name);
+        }
         path.push(json!(name));
         let r = match kind {
             Kind::Typename => {
