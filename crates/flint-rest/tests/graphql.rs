@@ -496,6 +496,16 @@ async fn aliases_fragments_variables_and_typename() {
             .unwrap()
             .contains("$id")
     );
+    // A form POST carries the parameters of a GET.
+    let a = raw(
+        &router,
+        "POST",
+        "$graphql",
+        "application/x-www-form-urlencoded",
+        &format!("query={q}&variables={vars}"),
+    )
+    .await;
+    assert_eq!(data_of(&a), json!({"Patient": {"id": "p5"}}));
     // Two operations without operationName.
     let a = raw(
         &router,

@@ -11,8 +11,9 @@
 //! * `GET` with the query in `query` (and optionally `variables`, a JSON object, and
 //!   `operationName`);
 //! * `POST` with `Content-Type: application/graphql` (the body is the query, `variables` and
-//!   `operationName` may be query parameters) or `application/json` (a body
-//!   `{"query": ..., "variables": ..., "operationName": ...}`).
+//!   `operationName` may be query parameters), `application/json` (a body
+//!   `{"query": ..., "variables": ..., "operationName": ...}`) or a form
+//!   (`application/x-www-form-urlencoded`, the parameters of a GET).
 //!
 //! At the system and type level the query selects resources (the type level answers the same
 //! queries as the system level); at the instance level the query selects fields of the
@@ -235,6 +236,17 @@ fn request_of(req: &FhirRequest) -> Res<GqlRequest> {
         Payload::Raw(ct, b) if ct == "application/graphql" => {
             out.query =
                 String::from_utf8(b.to_vec()).map_err(|_| bad("The query is not UTF-8.".into()))?;
+        }
+        Payload::Raw(ct, b) if ct == "application/x-www-form-urlencoded" => {
+            // A form (`curl -d query=...`): the same parameters as a GET.
+            for (k, v) in form_urlencoded::parse(b) {
+                match k.as_ref() {
+                    "query" => out.query = v.into_owned(),
+                    "variables" => out.variables = variables(Some(&Value::String(v.into_owned())))?,
+                    "operationName" if !v.is_empty() => out.operation_name = Some(v.into_owned()),
+                    _ => {}
+                }
+            }
         }
         Payload::Fhir(Format::Json, b) => {
             let v: Value = serde_json::from_slice(b)
