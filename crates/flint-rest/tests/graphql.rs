@@ -707,6 +707,7 @@ async fn invalid_queries_are_400_with_locations() {
             "birthdate",
         ),
         ("{ Patient { id } }", "`id`"),
+        ("{ Patient(id: \"a/b\") { id } }", "Invalid resource id"),
         ("{ Patient(id: \"p1\") { name } }", "select"),
         ("{ Patient(id: \"p1\") { gender { x } } }", "scalar"),
         (

@@ -1215,7 +1215,17 @@ impl<'c> Exec<'c> {
                     }
                 }
                 match self.arg(f, "id")? {
-                    Some(Value::String(id)) if !id.is_empty() => {}
+                    Some(Value::String(id)) if flint_model::is_valid_id(&id) => {}
+                    Some(Value::String(id)) => {
+                        return Err(GqlError::new(
+                            format!(
+                                "Invalid resource id `{id}`: ids are 1 to 64 characters of A-Z, \
+                                 a-z, 0-9, '-' and '.'."
+                            ),
+                            at,
+                        )
+                        .into());
+                    }
                     _ => {
                         return Err(GqlError::new(
                             format!("`{}` needs the argument `id` (a string).", f.name),
@@ -1904,7 +1914,9 @@ impl<'c> Exec<'c> {
                 .map(|c| Arc::new(c.clone()))
         } else {
             match crate::resource::local_ref(reference, &self.ctx.base) {
-                Some((t, id)) if definitions().is_resource_type(t) => {
+                Some((t, id))
+                    if definitions().is_resource_type(t) && flint_model::is_valid_id(id) =>
+                {
                     let db = self.db()?.clone();
                     match db.resource(t, id).map_err(FhirError::from)? {
                         Some(h) if !h.is_deleted() => {
