@@ -53,7 +53,7 @@ const COMMON_PARAMS: [(&str, &str, &str); 9] = [
 /// The system operations (name, OperationDefinition), as the operations registry has them (a
 /// test of the operations module checks that the two agree). `cql` is listed only when
 /// [`RestConfig::enable_operation_cql`] is on ([`operation_enabled`]).
-pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 5] = [
+pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 6] = [
     (
         "versions",
         "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions",
@@ -73,6 +73,10 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 5] = [
     (
         "compact",
         "https://samply.github.io/blaze/fhir/OperationDefinition/compact",
+    ),
+    (
+        "graphql",
+        "http://hl7.org/fhir/OperationDefinition/Resource-graphql",
     ),
 ];
 
@@ -141,10 +145,16 @@ pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 6] = [
 /// The instance operations of every resource type (name, OperationDefinition), as the
 /// operations registry has them; `graph` is listed only when
 /// [`RestConfig::enable_operation_graph`] is on ([`operation_enabled`]).
-pub(crate) const EVERY_TYPE_OPERATIONS: [(&str, &str); 1] = [(
-    "graph",
-    "http://hl7.org/fhir/OperationDefinition/Resource-graph",
-)];
+pub(crate) const EVERY_TYPE_OPERATIONS: [(&str, &str); 2] = [
+    (
+        "graph",
+        "http://hl7.org/fhir/OperationDefinition/Resource-graph",
+    ),
+    (
+        "graphql",
+        "http://hl7.org/fhir/OperationDefinition/Resource-graphql",
+    ),
+];
 
 /// Stands for the request's base URL in the statement built at startup.
 const BASE_PLACEHOLDER: &str = "urn:flint:capability-statement:base-url";

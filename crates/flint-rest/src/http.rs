@@ -575,10 +575,11 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
 
 /// Whether a request to `path` may be answered in a media type that is not a FHIR format
 /// (an `Accept` such as `text/plain` is 406 elsewhere, as in Blaze): Binary (its raw content),
-/// `$export` files (NDJSON), the admin API and asynchronous status URLs (plain JSON).
+/// `$export` files (NDJSON), the admin API, asynchronous status URLs and `$graphql` (plain
+/// JSON).
 fn produces_other_media_types(path: &[String]) -> bool {
     matches!(
         path.first().map(String::as_str),
         Some("Binary" | "__export" | "__admin" | "__async-status")
-    )
+    ) || path.last().is_some_and(|l| l == "$graphql")
 }

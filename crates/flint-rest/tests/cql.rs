@@ -444,7 +444,10 @@ async fn cql_is_off_unless_enabled() {
             .collect()
     };
     let meta = send(&api, "GET", "metadata", "").await.ok();
-    assert_eq!(system_ops(meta.clone()), ["versions", "totals", "export"]);
+    assert_eq!(
+        system_ops(meta.clone()),
+        ["versions", "totals", "export", "graphql"]
+    );
     let library = meta["rest"][0]["resource"]
         .as_array()
         .unwrap()
@@ -455,7 +458,10 @@ async fn cql_is_off_unless_enabled() {
     assert_eq!(library["operation"][0]["name"], "evaluate");
     let enabled = api_with(true, None).await;
     let meta = send(&enabled, "GET", "metadata", "").await.ok();
-    assert_eq!(system_ops(meta), ["versions", "cql", "totals", "export"]);
+    assert_eq!(
+        system_ops(meta),
+        ["versions", "cql", "totals", "export", "graphql"]
+    );
 }
 
 /// The values of a `Library/$evaluate` answer by name.

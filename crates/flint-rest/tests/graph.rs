@@ -445,12 +445,18 @@ async fn graph_is_off_unless_enabled() {
     };
     let meta = send(&router, "GET", "metadata", "").await.ok();
     assert!(!operations(&meta, "Patient").contains(&"graph".to_string()));
-    assert_eq!(operations(&meta, "Measure"), ["evaluate-measure"]);
+    assert_eq!(
+        operations(&meta, "Measure"),
+        ["evaluate-measure", "graphql"]
+    );
     // Enabled: every type lists it.
     let on = api(&[]).await;
     let meta = send(&on, "GET", "metadata", "").await.ok();
     assert!(operations(&meta, "Patient").contains(&"graph".to_string()));
-    assert_eq!(operations(&meta, "Measure"), ["evaluate-measure", "graph"]);
+    assert_eq!(
+        operations(&meta, "Measure"),
+        ["evaluate-measure", "graph", "graphql"]
+    );
 }
 
 /// A storage fault anywhere in the traversal is a 503, never a shorter Bundle.

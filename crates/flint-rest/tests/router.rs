@@ -1108,7 +1108,9 @@ async fn operations_are_dispatched_by_name_level_and_method() {
             {"name": "totals",
             "definition": "https://samply.github.io/blaze/fhir/OperationDefinition/totals"},
             {"name": "export",
-            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}])
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
+            {"name": "graphql",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Resource-graphql"}])
     );
 
     // An unknown operation is 400 `not-supported` at every level (not an invalid id).

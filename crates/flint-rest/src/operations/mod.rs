@@ -45,6 +45,7 @@ pub mod evaluate_measure;
 pub mod everything;
 pub mod export;
 pub mod graph;
+pub mod graphql;
 pub mod library_evaluate;
 pub mod purge;
 pub mod totals;
@@ -69,6 +70,7 @@ pub const OPERATIONS: &[Operation] = &[
     export::OPERATION,
     compact::OPERATION,
     purge::OPERATION,
+    graphql::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
@@ -316,7 +318,8 @@ mod tests {
                 "evaluate",
                 "everything",
                 "totals",
-                "export"
+                "export",
+                "graphql"
             ]
         );
         let e = find(&offered(&cfg), "cql", Level::System, "POST").unwrap_err();
@@ -349,7 +352,8 @@ mod tests {
                 "evaluate",
                 "everything",
                 "totals",
-                "export"
+                "export",
+                "graphql"
             ]
         );
         cfg.enable_operation_graph = true;

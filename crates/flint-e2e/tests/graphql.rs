@@ -1,0 +1,283 @@
+//! `$graphql` over HTTP against the real binary (standalone, RocksDB): loads the Organizations,
+//! Locations and Practitioners of `../shared/synthea` and its eight smallest patient bundles,
+//! then answers GraphQL queries (search lists with element filters and `@first`, per-patient
+//! queries with variables and reverse references, an Encounter connection paged by cursors
+//! with each Encounter's service provider resolved) and compares every answer with what this
+//! test computes from the raw bundles. Without `../shared/synthea` the test fails.
+
+mod common;
+
+use common::{Server, json};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::path::PathBuf;
+
+const SYNTHEA: &str = "https://github.com/synthetichealth/synthea";
+const PATIENTS: usize = 8;
+
+/// The raw resources of the bundles and what resolves their references: `urn:uuid:` full
+/// URLs and conditional references `Type?identifier=system|value`.
+struct Data {
+    resources: Vec<Value>,
+    by_full_url: HashMap<String, usize>,
+    by_identifier: HashMap<String, Vec<usize>>,
+}
+
+impl Data {
+    fn new(bundles: &[Value]) -> Data {
+        let mut d = Data {
+            resources: Vec::new(),
+            by_full_url: HashMap::new(),
+            by_identifier: HashMap::new(),
+        };
+        let mut conditional_seen = BTreeSet::new();
+        for b in bundles {
+            for e in b["entry"].as_array().unwrap() {
+                let r = &e["resource"];
+                let t = r["resourceType"].as_str().unwrap();
+                // A conditional create whose criteria already matched creates nothing.
+                if let Some(c) = e["request"]["ifNoneExist"].as_str()
+                    && !conditional_seen.insert(format!("{t}?{c}"))
+                {
+                    continue;
+                }
+                let i = d.resources.len();
+                if let Some(u) = e["fullUrl"].as_str() {
+                    d.by_full_url.insert(u.to_string(), i);
+                }
+                for id in r["identifier"].as_array().into_iter().flatten() {
+                    if let (Some(sys), Some(v)) = (id["system"].as_str(), id["value"].as_str()) {
+                        d.by_identifier
+                            .entry(format!("{t}?identifier={sys}|{v}"))
+                            .or_default()
+                            .push(i);
+                    }
+                }
+                d.resources.push(r.clone());
+            }
+        }
+        d
+    }
+
+    fn of_type<'a>(&'a self, t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.resources
+            .iter()
+            .filter(move |r| r["resourceType"] == t)
+    }
+
+    /// The resource a Reference points at.
+    fn resolve(&self, reference: &Value) -> Option<&Value> {
+        let r = reference["reference"].as_str()?;
+        if let Some(&i) = self.by_full_url.get(r) {
+            return Some(&self.resources[i]);
+        }
+        match self.by_identifier.get(r).map(Vec::as_slice) {
+            Some([i]) => Some(&self.resources[*i]),
+            _ => None,
+        }
+    }
+}
+
+/// The Synthea identifier (the original uuid) of a resource.
+fn synthea_id(r: &Value) -> String {
+    r["identifier"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["system"] == SYNTHEA)
+        .and_then(|i| i["value"].as_str())
+        .unwrap_or_else(|| panic!("no Synthea identifier: {r}"))
+        .to_string()
+}
+
+/// The Synthea identifier of a GraphQL answer's `identifier(system: ...) { value }`.
+fn answered_id(v: &Value) -> String {
+    v["identifier"][0]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no identifier: {v}"))
+        .to_string()
+}
+
+fn has_code(cc: &Value, system: &str, code: &str) -> bool {
+    cc["coding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["system"] == system && c["code"] == code)
+}
+
+fn read_bundle(f: &PathBuf) -> Value {
+    let mut text = String::new();
+    bzip2::read::MultiBzDecoder::new(std::fs::File::open(f).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A POSTed GraphQL query with `variables`: the `data` of a 200 answer without errors.
+fn query(s: &Server, q: &str, variables: Value) -> Value {
+    let (status, v) = json(
+        s.client
+            .post(s.url("$graphql"))
+            .header("content-type", "application/json")
+            .body(json!({"query": q, "variables": variables}).to_string())
+            .send()
+            .expect("POST $graphql"),
+    );
+    assert_eq!(status, 200, "{q}: {v}");
+    assert!(v.get("errors").is_none(), "{q}: {v}");
+    v["data"].clone()
+}
+
+#[test]
+fn graphql_answers_synthea_queries() {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/synthea"
+    ));
+    assert!(dir.is_dir(), "{} not found", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".json.bz2"))
+        .collect();
+    let (mut info, mut patients): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .drain(..)
+        .partition(|f| f.file_name().unwrap().to_string_lossy().starts_with("0-"));
+    info.sort();
+    patients.sort_by_key(|f| std::fs::metadata(f).unwrap().len());
+    patients.truncate(PATIENTS);
+    let bundles: Vec<Value> = info.iter().chain(&patients).map(read_bundle).collect();
+    let data = Data::new(&bundles);
+
+    let s = Server::start("standalone", &[]);
+    for b in &bundles {
+        let (status, v) = json(s.post_json("", b).send().expect("POST bundle"));
+        assert_eq!(status, 200, "{v}");
+    }
+
+    // Every patient with its gender, birth date and first official family name.
+    let answer = query(
+        &s,
+        &format!(
+            "{{ PatientList {{ id identifier(system: \"{SYNTHEA}\") {{ value }} gender birthDate
+                official: name(use: official) @first {{ family }} }} }}"
+        ),
+        json!({}),
+    );
+    let listed = answer["PatientList"].as_array().unwrap();
+    assert_eq!(listed.len(), PATIENTS);
+    let raw_patients: HashMap<String, &Value> = data
+        .of_type("Patient")
+        .map(|p| (synthea_id(p), p))
+        .collect();
+    let mut server_ids: HashMap<String, String> = HashMap::new();
+    for p in listed {
+        let sid = answered_id(p);
+        let raw = raw_patients[&sid];
+        assert_eq!(p["gender"], raw["gender"], "{sid}");
+        assert_eq!(p["birthDate"], raw["birthDate"], "{sid}");
+        let family = raw["name"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["use"] == "official")
+            .map(|n| n["family"].clone())
+            .unwrap_or(Value::Null);
+        assert_eq!(p["official"]["family"], family, "{sid}");
+        server_ids.insert(sid, p["id"].as_str().unwrap().to_string());
+    }
+
+    // Per patient: its Conditions (counted), body heights and Encounters, by reverse reference.
+    let per_patient = "query P($id: String!) { Patient(id: $id) {
+          conditions: ConditionConnection(_reference: patient, _count: 1) { count }
+          heights: ObservationList(_reference: subject, code: \"http://loinc.org|8302-6\") {
+            valueQuantity { value } }
+          EncounterList(_reference: subject) @flatten { id } } }";
+    let d = &data;
+    for (sid, raw) in &raw_patients {
+        let of_patient = |t: &'static str, element: &'static str| {
+            d.of_type(t)
+                .filter(move |r| {
+                    d.resolve(&r[element])
+                        .is_some_and(|p| std::ptr::eq(p, *raw))
+                })
+                .collect::<Vec<_>>()
+        };
+        let got = query(&s, per_patient, json!({"id": server_ids[sid]}))["Patient"].clone();
+        assert_eq!(
+            got["conditions"]["count"],
+            of_patient("Condition", "subject").len(),
+            "{sid}"
+        );
+        let mut heights: Vec<f64> = of_patient("Observation", "subject")
+            .iter()
+            .filter(|o| has_code(&o["code"], "http://loinc.org", "8302-6"))
+            .map(|o| o["valueQuantity"]["value"].as_f64().unwrap())
+            .collect();
+        let mut got_heights: Vec<f64> = got["heights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["valueQuantity"]["value"].as_f64().unwrap())
+            .collect();
+        heights.sort_by(f64::total_cmp);
+        got_heights.sort_by(f64::total_cmp);
+        assert_eq!(got_heights, heights, "{sid}");
+        let encounters = of_patient("Encounter", "subject").len();
+        let got_encounters = got["id"].as_array().map_or(0, Vec::len);
+        assert_eq!(got_encounters, encounters, "{sid}: {got}");
+    }
+
+    // Every Encounter once, through the connection's cursors, with its service provider.
+    let first = "{ EncounterConnection(_count: 7) { count next edges { resource {
+        identifier(system: \"https://github.com/synthetichealth/synthea\") { value }
+        serviceProvider { resource(type: Organization) { name } } } } } }";
+    let later = "query Next($c: String) { EncounterConnection(_cursor: $c) { count next edges {
+        resource { identifier(system: \"https://github.com/synthetichealth/synthea\") { value }
+        serviceProvider { resource(type: Organization) { name } } } } } }";
+    let expected: BTreeMap<String, Value> = data
+        .of_type("Encounter")
+        .map(|e| {
+            let org = data
+                .resolve(&e["serviceProvider"])
+                .map(|o| o["name"].clone())
+                .unwrap_or(Value::Null);
+            (synthea_id(e), org)
+        })
+        .collect();
+    let mut seen: BTreeMap<String, Value> = BTreeMap::new();
+    let mut page = query(&s, first, json!({}))["EncounterConnection"].clone();
+    let mut pages = 1;
+    loop {
+        assert_eq!(page["count"], expected.len());
+        for e in page["edges"].as_array().unwrap() {
+            let r = &e["resource"];
+            let before = seen.insert(
+                answered_id(r),
+                r["serviceProvider"]["resource"]["name"].clone(),
+            );
+            assert!(before.is_none(), "{r} twice");
+        }
+        let Some(next) = page["next"].as_str().map(str::to_string) else {
+            break;
+        };
+        page = query(&s, later, json!({"c": next}))["EncounterConnection"].clone();
+        pages += 1;
+    }
+    assert_eq!(pages, expected.len().div_ceil(7));
+    assert_eq!(seen, expected);
+    // Every Encounter's service provider resolved to a named Organization.
+    assert!(seen.values().all(Value::is_string), "{seen:?}");
+
+    // An invalid query is a 400 with the error's location.
+    let (status, v) = json(
+        s.get("$graphql")
+            .query(&[("query", "{ PatientList { id\n  bogus } }")])
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["errors"][0]["locations"][0]["line"], 2, "{v}");
+}
