@@ -15,7 +15,7 @@
 //! - date: intervals per R4 (the search value's range is `[qs, qe]`, the target's `[ts, te]`):
 //!   `eq` qs ≤ ts ∧ te ≤ qe; `ne` not `eq`; `gt` te > qe; `lt` ts < qs; `ge` `gt` ∨ `eq`;
 //!   `le` `lt` ∨ `eq`; `sa` ts > qe; `eb` te < qs; `ap` overlap with the `ap` interval.
-//!   Floating (zone-less) values are aligned first (see [`crate::date`]).
+//!   Values without a time zone were read in the configured zone (see [`crate::date`]).
 //! - number and quantity: the target's exact value (or range, for Range and comparator
 //!   values) against the query value and its precision range `[low, high)`: `eq` low ≤ v <
 //!   high; `ne` not `eq`; `gt` v > q; `lt` v < q; `ge` v ≥ q; `le` v ≤ q; `sa` v ≥ high; `eb`
@@ -200,11 +200,10 @@ fn reference_matches(q: &ReferenceQuery, t: &ReferenceValue) -> bool {
 
 fn date_matches(q: &DateQuery, t: &DateRange) -> bool {
     if q.prefix == Prefix::Ap {
-        let (a, t) = DateRange::align(&q.approx, t);
+        let a = &q.approx;
         return t.start <= a.end && a.start <= t.end;
     }
-    let (q_range, t) = DateRange::align(&q.range, t);
-    let (qs, qe, ts, te) = (q_range.start, q_range.end, t.start, t.end);
+    let (qs, qe, ts, te) = (q.range.start, q.range.end, t.start, t.end);
     let eq = qs <= ts && te <= qe;
     match q.prefix {
         Prefix::Eq => eq,

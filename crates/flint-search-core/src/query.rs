@@ -822,7 +822,7 @@ impl<'r> QueryParser<'r> {
             ParamType::Date => {
                 let (prefix, rest) = Prefix::split(raw);
                 let text = unescape(rest).replace(' ', "+");
-                let range = DateRange::parse(&text)
+                let range = DateRange::parse(&text, self.registry.zone())
                     .ok_or_else(|| bad("not a FHIR date or dateTime".into()))?;
                 QueryValue::Date(DateQuery {
                     prefix,

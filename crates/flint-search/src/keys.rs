@@ -24,7 +24,7 @@
 //! entry and apply [`crate::matching::value_matches`], so scans are exact: the database never
 //! reads a resource to decide a parameter clause.
 
-use crate::date::{DateRange, MAX_EAST, MAX_WEST};
+use crate::date::DateRange;
 use crate::matching::value_matches;
 use crate::normalize::word_prefix;
 use crate::query::{Modifier, Prefix, QueryValue, ReferenceQuery, SystemMatch, TokenQuery};
@@ -33,8 +33,8 @@ use flint_db::ValueMatch;
 
 const US: u8 = 0x1F;
 const RS: u8 = 0x1E;
-/// Slack around date scan bounds covering every zone alignment (two days).
-const DATE_SLACK: i64 = 2 * (MAX_EAST + MAX_WEST);
+/// Slack around date scan bounds (none: every stored and query date is an interval of instants).
+const DATE_SLACK: i64 = 0;
 
 /// Which entries [`entries`] produces.
 #[derive(Clone, Copy)]
