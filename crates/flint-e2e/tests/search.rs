@@ -1596,3 +1596,92 @@ fn near_source_total_none_and_include_all() {
         assert_eq!(inc, ["Location/mitte", "Patient/src"], "{b}");
     });
 }
+
+/// Dates without a time zone, in resources and in queries, are read in the zone of
+/// `FHIR_DEFAULT_TIME_ZONE` (UTC unless set; the spec: "the server's local time zone should be
+/// assumed"), so neighbouring years and months never share a value; a restart in another
+/// zone re-indexes the stored zone-less values.
+#[test]
+fn zone_less_dates_are_read_in_the_configured_zone() {
+    let obs = |id: &str, at: &str| {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+               "code": {"text": "x"}, "effectiveDateTime": at})
+    };
+    let data = tempfile::tempdir().unwrap();
+    {
+        let s = Server::start_in("standalone", Some(data.path()), &[]);
+        // a: 03:00 UTC on New Year's Day, still New Year's Eve in New York (UTC−5).
+        put(&s, obs("a", "2021-01-01T03:00:00Z"));
+        // b: New Year's Eve without zone (a FHIR dateTime has a zone when it has a time).
+        put(&s, obs("b", "2020-12-31"));
+        // c: 03:30 UTC on 1 July, 30 June in New York (UTC−4 in summer).
+        put(&s, obs("c", "2021-07-01T03:30:00Z"));
+        // d: a whole day without zone.
+        put(&s, obs("d", "2021-03-14"));
+        // UTC: every value in exactly one year and one month.
+        expect(&s, "Observation?date=2021", &["a", "c", "d"]);
+        expect(&s, "Observation?date=2020", &["b"]);
+        expect(&s, "Observation?date=2020-12", &["b"]);
+        expect(&s, "Observation?date=2021-01", &["a"]);
+        expect(&s, "Observation?date=2021-06", &[]);
+        expect(&s, "Observation?date=2021-07", &["c"]);
+        expect(&s, "Observation?date=sa2020&date=eb2022", &["a", "c", "d"]);
+        expect(
+            &s,
+            "Observation?date=ge2021-01-01T04:30:00Z&date=lt2021-01-01T05:00:00Z",
+            &[],
+        );
+        expect(&s, "Observation?date=2021-03-14T00:00:00Z", &[]);
+        expect(
+            &s,
+            "Observation?date=ge2021-03-14T00:00:00Z&date=lt2021-03-15T00:00:00Z",
+            &["d"],
+        );
+    }
+    let s = Server::start_in(
+        "standalone",
+        Some(data.path()),
+        &[("FHIR_DEFAULT_TIME_ZONE", "America/New_York")],
+    );
+    // New York: the query years and months are New York's, and so are the stored wall clocks.
+    expect(&s, "Observation?date=2021", &["c", "d"]);
+    expect(&s, "Observation?date=2020", &["a", "b"]);
+    expect(&s, "Observation?date=2020-12", &["a", "b"]);
+    expect(&s, "Observation?date=2021-01", &[]);
+    expect(&s, "Observation?date=2021-06", &["c"]);
+    expect(&s, "Observation?date=2021-07", &[]);
+    expect(&s, "Observation?date=sa2020&date=eb2022", &["c", "d"]);
+    expect(&s, "Observation?date=sa2019&date=eb2021", &["a", "b"]);
+    // Zoned queries are instants: New Year's Eve in New York lasts until 05:00 UTC.
+    expect(
+        &s,
+        "Observation?date=ge2021-01-01T04:30:00Z&date=lt2021-01-01T05:00:00Z",
+        &["b"],
+    );
+    // d is 14 March in New York, the day clocks went forward: 23 hours from 05:00 UTC
+    // (it starts after 04:59:59 and ends before 04:00 the next day, not before 03:59:59).
+    expect(
+        &s,
+        "Observation?date=sa2021-03-14T04:59:59Z&date=eb2021-03-15T04:00:00Z",
+        &["d"],
+    );
+    expect(
+        &s,
+        "Observation?date=sa2021-03-14T04:59:59Z&date=eb2021-03-15T03:59:59Z",
+        &[],
+    );
+    drop(s);
+    // A zone the server does not know stops it at start, naming the variable.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flint-e2e-server"))
+        .env("STORAGE", "in-memory")
+        .env("SERVER_PORT", "1")
+        .env("FHIR_DEFAULT_TIME_ZONE", "Mars/Olympus")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(err.contains("FHIR_DEFAULT_TIME_ZONE"), "{err}");
+    let failures = FAILURES.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
