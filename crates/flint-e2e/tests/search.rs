@@ -1685,3 +1685,176 @@ fn zone_less_dates_are_read_in_the_configured_zone() {
     let failures = FAILURES.with(|f| std::mem::take(&mut *f.borrow_mut()));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Reference parameters on `canonical` elements (issue 19): the official R4 examples, stored
+/// as they are, are each found by every one of their own canonical values (as the search
+/// registry extracts them: absolute URLs and relative ones such as `Questionnaire/gcs`, as
+/// written), with and without `|version`, and by `:below` on the version; a different version
+/// finds nothing.
+#[test]
+fn official_examples_are_found_by_their_canonical_references() {
+    use flint_search_core::{IndexValue, ReferenceValue, Registry};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir-examples");
+    let reg = Registry::r4();
+    let s = Server::start("in-memory", &[("ENFORCE_REFERENTIAL_INTEGRITY", "false")]);
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("the R4 examples belong in {dir}: {e}"))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let (mut queries, mut failures) = (0, Vec::new());
+    for f in files {
+        let Ok(r) = serde_json::from_slice::<Value>(&std::fs::read(&f).unwrap()) else {
+            continue;
+        };
+        let (Some(ty), Some(id)) = (r["resourceType"].as_str(), r["id"].as_str()) else {
+            continue;
+        };
+        let Ok(values) = reg.extract(&r) else {
+            continue;
+        };
+        let canonicals: Vec<(String, String, Option<String>)> = values
+            .iter()
+            .filter_map(|(p, v)| match v {
+                IndexValue::Reference(ReferenceValue::Canonical { url, version }) => {
+                    Some((p.code.clone(), url.clone(), version.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if canonicals.is_empty() {
+            continue;
+        }
+        let (st, v) = json(s.put_json(&format!("{ty}/{id}"), &r).send().unwrap());
+        if st >= 300 {
+            failures.push(format!("PUT {ty}/{id}: {st} {v}"));
+            continue;
+        }
+        for (code, url, version) in canonicals {
+            let mut qs = vec![(format!("{ty}?{code}={url}"), true)];
+            if let Some(ver) = &version {
+                qs.push((format!("{ty}?{code}={url}|{ver}"), true));
+                qs.push((format!("{ty}?{code}={url}|{ver}-other"), false));
+                qs.push((format!("{ty}?{code}:below={url}|{ver}"), true));
+            }
+            for (q, want) in qs {
+                queries += 1;
+                let (st, b) = json(s.get(&q).send().unwrap());
+                let found = b["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["resource"]["id"] == id);
+                if st != 200 || found != want {
+                    failures.push(format!("{q}: {st}, {ty}/{id} found: {found}"));
+                }
+            }
+        }
+    }
+    println!("{queries} canonical searches");
+    assert!(queries >= 64, "only {queries} canonical searches");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Canonical searches with versions (issue 19, search.html#versions): `url|version` finds that
+/// version, `url` every version, and `:below` on the version part the versions under it
+/// (`|1.2` finds `1.2` and `1.2.3`, not `1.20`); for `_profile` (uri) and for reference
+/// parameters on canonical elements alike.
+#[test]
+fn canonical_searches_with_versions() {
+    in_memory(|s| {
+        let p = "http://example.org/StructureDefinition/p";
+        for (id, profile) in [
+            ("v123", format!("{p}|1.2.3")),
+            ("v12", format!("{p}|1.2")),
+            ("v120", format!("{p}|1.20")),
+            ("none", p.to_string()),
+        ] {
+            put(
+                s,
+                json!({"resourceType": "Patient", "id": id, "meta": {"profile": [profile]}}),
+            );
+        }
+        expect(s, &format!("Patient?_profile={p}|1.2.3"), &["v123"]);
+        expect(
+            s,
+            &format!("Patient?_profile={p}"),
+            &["v123", "v12", "v120", "none"],
+        );
+        expect(
+            s,
+            &format!("Patient?_profile:below={p}|1.2"),
+            &["v123", "v12"],
+        );
+        expect(
+            s,
+            &format!("Patient?_profile:below={p}|1"),
+            &["v123", "v12", "v120"],
+        );
+        expect(s, &format!("Patient?_profile:below={p}|2"), &[]);
+        expect(
+            s,
+            &format!("Patient?_profile:below={p}"),
+            &["v123", "v12", "v120", "none"],
+        );
+        let q = "http://example.org/Questionnaire/q";
+        for (id, questionnaire) in [
+            ("a", format!("{q}|2.0.1")),
+            ("b", format!("{q}|2.1")),
+            ("c", "Questionnaire/local|3".to_string()),
+        ] {
+            put(
+                s,
+                json!({"resourceType": "QuestionnaireResponse", "id": id,
+                       "status": "completed", "questionnaire": questionnaire}),
+            );
+        }
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire={q}"),
+            &["a", "b"],
+        );
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire={q}|2.1"),
+            &["b"],
+        );
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire:below={q}|2"),
+            &["a", "b"],
+        );
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire:below={q}|2.0"),
+            &["a"],
+        );
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire:below={q}|3"),
+            &[],
+        );
+        expect(
+            s,
+            "QuestionnaireResponse?questionnaire=Questionnaire/local",
+            &["c"],
+        );
+        expect(
+            s,
+            "QuestionnaireResponse?questionnaire=Questionnaire/local|3",
+            &["c"],
+        );
+        expect(s, "QuestionnaireResponse?questionnaire=local", &["c"]);
+        expect(
+            s,
+            "QuestionnaireResponse?questionnaire=Questionnaire/local|4",
+            &[],
+        );
+    });
+}

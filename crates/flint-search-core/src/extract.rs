@@ -12,8 +12,8 @@
 //!   boolean as `true`/`false`.
 //! - `reference`: Reference (literal `Type/id[/_history/v]`, absolute URLs and URNs,
 //!   `Reference.identifier`), canonical/uri elements as canonical URLs with `|version` split
-//!   off. References to contained resources (`#id`) and conditional references are not
-//!   indexed.
+//!   off (relative canonicals as written). References to contained resources (`#id`, also
+//!   as canonicals) and conditional references are not indexed.
 //! - `date`: date, dateTime, instant, Period, Timing (see [`crate::date`]).
 //! - `number`: decimal (with precision range), integer types (exact), Range, Quantity values.
 //! - `quantity`: Quantity and its profiles (Age, Duration, ...; a `comparator` turns the value
@@ -325,6 +325,9 @@ fn convert_json(kind: ParamType, ty: &str, v: &Value, zone: &Zone, out: &mut Vec
     match v {
         Value::String(s) => {
             match (kind, ty) {
+                // A canonical of a contained resource (`#x`) is not indexed, like a
+                // reference to one.
+                (ParamType::Reference, "canonical" | "uri" | "url") if s.starts_with('#') => {}
                 (ParamType::Reference, "canonical" | "uri" | "url") => {
                     let (url, version) = match s.split_once('|') {
                         Some((u, ver)) => (u, Some(ver.to_string())),

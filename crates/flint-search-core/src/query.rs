@@ -1203,7 +1203,8 @@ fn reference_query(
     if s.is_empty() {
         return Err("empty reference".into());
     }
-    if s.contains("://") || s.starts_with("urn:") {
+    // A URL, or a canonical with `|version` (relative ones as written: `Questionnaire/x|1`).
+    if s.contains("://") || s.starts_with("urn:") || s.contains('|') {
         let (url, version) = match s.split_once('|') {
             Some((u, v)) => (u.to_string(), Some(v.to_string())),
             None => (s.to_string(), None),
