@@ -1596,3 +1596,265 @@ fn near_source_total_none_and_include_all() {
         assert_eq!(inc, ["Location/mitte", "Patient/src"], "{b}");
     });
 }
+
+/// Dates without a time zone, in resources and in queries, are read in the zone of
+/// `FHIR_DEFAULT_TIME_ZONE` (UTC unless set; the spec: "the server's local time zone should be
+/// assumed"), so neighbouring years and months never share a value; a restart in another
+/// zone re-indexes the stored zone-less values.
+#[test]
+fn zone_less_dates_are_read_in_the_configured_zone() {
+    let obs = |id: &str, at: &str| {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+               "code": {"text": "x"}, "effectiveDateTime": at})
+    };
+    let data = tempfile::tempdir().unwrap();
+    {
+        let s = Server::start_in("standalone", Some(data.path()), &[]);
+        // a: 03:00 UTC on New Year's Day, still New Year's Eve in New York (UTC−5).
+        put(&s, obs("a", "2021-01-01T03:00:00Z"));
+        // b: New Year's Eve without zone (a FHIR dateTime has a zone when it has a time).
+        put(&s, obs("b", "2020-12-31"));
+        // c: 03:30 UTC on 1 July, 30 June in New York (UTC−4 in summer).
+        put(&s, obs("c", "2021-07-01T03:30:00Z"));
+        // d: a whole day without zone.
+        put(&s, obs("d", "2021-03-14"));
+        // UTC: every value in exactly one year and one month.
+        expect(&s, "Observation?date=2021", &["a", "c", "d"]);
+        expect(&s, "Observation?date=2020", &["b"]);
+        expect(&s, "Observation?date=2020-12", &["b"]);
+        expect(&s, "Observation?date=2021-01", &["a"]);
+        expect(&s, "Observation?date=2021-06", &[]);
+        expect(&s, "Observation?date=2021-07", &["c"]);
+        expect(&s, "Observation?date=sa2020&date=eb2022", &["a", "c", "d"]);
+        expect(
+            &s,
+            "Observation?date=ge2021-01-01T04:30:00Z&date=lt2021-01-01T05:00:00Z",
+            &[],
+        );
+        expect(&s, "Observation?date=2021-03-14T00:00:00Z", &[]);
+        expect(
+            &s,
+            "Observation?date=ge2021-03-14T00:00:00Z&date=lt2021-03-15T00:00:00Z",
+            &["d"],
+        );
+    }
+    let s = Server::start_in(
+        "standalone",
+        Some(data.path()),
+        &[("FHIR_DEFAULT_TIME_ZONE", "America/New_York")],
+    );
+    // New York: the query years and months are New York's, and so are the stored wall clocks.
+    expect(&s, "Observation?date=2021", &["c", "d"]);
+    expect(&s, "Observation?date=2020", &["a", "b"]);
+    expect(&s, "Observation?date=2020-12", &["a", "b"]);
+    expect(&s, "Observation?date=2021-01", &[]);
+    expect(&s, "Observation?date=2021-06", &["c"]);
+    expect(&s, "Observation?date=2021-07", &[]);
+    expect(&s, "Observation?date=sa2020&date=eb2022", &["c", "d"]);
+    expect(&s, "Observation?date=sa2019&date=eb2021", &["a", "b"]);
+    // Zoned queries are instants: New Year's Eve in New York lasts until 05:00 UTC.
+    expect(
+        &s,
+        "Observation?date=ge2021-01-01T04:30:00Z&date=lt2021-01-01T05:00:00Z",
+        &["b"],
+    );
+    // d is 14 March in New York, the day clocks went forward: 23 hours from 05:00 UTC
+    // (it starts after 04:59:59 and ends before 04:00 the next day, not before 03:59:59).
+    expect(
+        &s,
+        "Observation?date=sa2021-03-14T04:59:59Z&date=eb2021-03-15T04:00:00Z",
+        &["d"],
+    );
+    expect(
+        &s,
+        "Observation?date=sa2021-03-14T04:59:59Z&date=eb2021-03-15T03:59:59Z",
+        &[],
+    );
+    drop(s);
+    // A zone the server does not know stops it at start, naming the variable.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flint-e2e-server"))
+        .env("STORAGE", "in-memory")
+        .env("SERVER_PORT", "1")
+        .env("FHIR_DEFAULT_TIME_ZONE", "Mars/Olympus")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(err.contains("FHIR_DEFAULT_TIME_ZONE"), "{err}");
+    let failures = FAILURES.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Reference parameters on `canonical` elements (issue 19): the official R4 examples, stored
+/// as they are, are each found by every one of their own canonical values (as the search
+/// registry extracts them: absolute URLs and relative ones such as `Questionnaire/gcs`, as
+/// written), with and without `|version`, and by `:below` on the version; a different version
+/// finds nothing.
+#[test]
+fn official_examples_are_found_by_their_canonical_references() {
+    use flint_search_core::{IndexValue, ReferenceValue, Registry};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir-examples");
+    let reg = Registry::r4();
+    let s = Server::start("in-memory", &[("ENFORCE_REFERENTIAL_INTEGRITY", "false")]);
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("the R4 examples belong in {dir}: {e}"))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let (mut queries, mut failures) = (0, Vec::new());
+    for f in files {
+        let Ok(r) = serde_json::from_slice::<Value>(&std::fs::read(&f).unwrap()) else {
+            continue;
+        };
+        let (Some(ty), Some(id)) = (r["resourceType"].as_str(), r["id"].as_str()) else {
+            continue;
+        };
+        let Ok(values) = reg.extract(&r) else {
+            continue;
+        };
+        let canonicals: Vec<(String, String, Option<String>)> = values
+            .iter()
+            .filter_map(|(p, v)| match v {
+                IndexValue::Reference(ReferenceValue::Canonical { url, version }) => {
+                    Some((p.code.clone(), url.clone(), version.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if canonicals.is_empty() {
+            continue;
+        }
+        let (st, v) = json(s.put_json(&format!("{ty}/{id}"), &r).send().unwrap());
+        if st >= 300 {
+            failures.push(format!("PUT {ty}/{id}: {st} {v}"));
+            continue;
+        }
+        for (code, url, version) in canonicals {
+            let mut qs = vec![(format!("{ty}?{code}={url}"), true)];
+            if let Some(ver) = &version {
+                qs.push((format!("{ty}?{code}={url}|{ver}"), true));
+                qs.push((format!("{ty}?{code}={url}|{ver}-other"), false));
+                qs.push((format!("{ty}?{code}:below={url}|{ver}"), true));
+            }
+            for (q, want) in qs {
+                queries += 1;
+                let (st, b) = json(s.get(&q).send().unwrap());
+                let found = b["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["resource"]["id"] == id);
+                if st != 200 || found != want {
+                    failures.push(format!("{q}: {st}, {ty}/{id} found: {found}"));
+                }
+            }
+        }
+    }
+    println!("{queries} canonical searches");
+    assert!(queries >= 64, "only {queries} canonical searches");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Canonical searches with versions (issue 19, search.html#versions): `url|version` finds that
+/// version, `url` every version, and `:below` on the version part the versions under it
+/// (`|1.2` finds `1.2` and `1.2.3`, not `1.20`); for `_profile` (uri) and for reference
+/// parameters on canonical elements alike.
+#[test]
+fn canonical_searches_with_versions() {
+    in_memory(|s| {
+        let p = "http://example.org/StructureDefinition/p";
+        for (id, profile) in [
+            ("v123", format!("{p}|1.2.3")),
+            ("v12", format!("{p}|1.2")),
+            ("v120", format!("{p}|1.20")),
+            ("none", p.to_string()),
+        ] {
+            put(
+                s,
+                json!({"resourceType": "Patient", "id": id, "meta": {"profile": [profile]}}),
+            );
+        }
+        expect(s, &format!("Patient?_profile={p}|1.2.3"), &["v123"]);
+        expect(
+            s,
+            &format!("Patient?_profile={p}"),
+            &["v123", "v12", "v120", "none"],
+        );
+        expect(
+            s,
+            &format!("Patient?_profile:below={p}|1.2"),
+            &["v123", "v12"],
+        );
+        expect(
+            s,
+            &format!("Patient?_profile:below={p}|1"),
+            &["v123", "v12", "v120"],
+        );
+        expect(s, &format!("Patient?_profile:below={p}|2"), &[]);
+        expect(
+            s,
+            &format!("Patient?_profile:below={p}"),
+            &["v123", "v12", "v120", "none"],
+        );
+        let q = "http://example.org/Questionnaire/q";
+        for (id, questionnaire) in [
+            ("a", format!("{q}|2.0.1")),
+            ("b", format!("{q}|2.1")),
+            ("c", "Questionnaire/local|3".to_string()),
+        ] {
+            put(
+                s,
+                json!({"resourceType": "QuestionnaireResponse", "id": id,
+                       "status": "completed", "questionnaire": questionnaire}),
+            );
+        }
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire={q}"),
+            &["a", "b"],
+        );
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire={q}|2.1"),
+            &["b"],
+        );
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire:below={q}|2"),
+            &["a", "b"],
+        );
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire:below={q}|2.0"),
+            &["a"],
+        );
+        expect(
+            s,
+            &format!("QuestionnaireResponse?questionnaire:below={q}|3"),
+            &[],
+        );
+        expect(
+            s,
+            "QuestionnaireResponse?questionnaire=Questionnaire/local",
+            &["c"],
+        );
+        expect(
+            s,
+            "QuestionnaireResponse?questionnaire=Questionnaire/local|3",
+            &["c"],
+        );
+        expect(s, "QuestionnaireResponse?questionnaire=local", &["c"]);
+        expect(
+            s,
+            "QuestionnaireResponse?questionnaire=Questionnaire/local|4",
+            &[],
+        );
+    });
+}

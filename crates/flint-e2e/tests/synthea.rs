@@ -2,12 +2,15 @@
 //! Locations and Practitioners with `ifNoneExist`, then one transaction per patient whose
 //! references to them are conditional) into one server, then runs realistic searches and
 //! compares each result with a count this test computes itself from the raw bundles; then
-//! evaluates research measures over the population the same way (`synthea/measures.rs`).
+//! checks that date searches partition the timeline (`synthea/dates.rs`) and evaluates
+//! research measures over the population the same way (`synthea/measures.rs`).
 //!
 //! Storage: `standalone` unless `FLINT_SYNTHEA_STORAGE` names another variant (`in-memory`).
 //! Without `../shared/synthea` the test fails.
 
 mod common;
+#[path = "synthea/dates.rs"]
+mod dates;
 #[path = "common/measure.rs"]
 mod measure;
 #[path = "synthea/measures.rs"]
@@ -603,5 +606,6 @@ fn synthea_load_and_search() {
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{q}");
     t.done(q, all.len());
 
+    dates::run(&s, &data);
     measures::run(&s, &data);
 }

@@ -117,10 +117,41 @@ pub(crate) fn equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
                 let s = x.value.scale().min(y.value.scale());
                 return round_to(x.value, s) == round_to(y.value, s);
             }
-            quantity_cmp(x, y) == Some(Ordering::Equal)
+            quantity_equivalent(x, y)
         }
         _ => equals(&a, &b) == Some(true),
     }
+}
+
+/// `~` on quantities of different units (FHIRPath §6.1.4, Quantity equivalence): both in a
+/// common unit, the less precise one's (the larger step of its last digit), compared at
+/// that one's precision: `4 'g' ~ 4040 'mg'` (4.040 g rounds to 4 g), not `4.0 'g' ~ 4040 'mg'`.
+fn quantity_equivalent(x: &Quantity, y: &Quantity) -> bool {
+    let (Some(cx), Some(cy)) = (ucum::canonical(&x.unit), ucum::canonical(&y.unit)) else {
+        return false;
+    };
+    if cx.dims != cy.dims {
+        return false;
+    }
+    // The step of each value's last digit, in base units.
+    let step = |q: &Quantity, factor: Decimal| Decimal::new(1, q.value.scale()).checked_mul(factor);
+    let (Some(sx), Some(sy)) = (step(x, cx.factor), step(y, cy.factor)) else {
+        return false;
+    };
+    // Express the more precise value in the other's unit and round it to that precision.
+    let (coarse, c_factor, fine, f_factor) = if sx >= sy {
+        (x, cx.factor, y, cy.factor)
+    } else {
+        (y, cy.factor, x, cx.factor)
+    };
+    let Some(converted) = fine
+        .value
+        .checked_mul(f_factor)
+        .and_then(|v| v.checked_div(c_factor))
+    else {
+        return false;
+    };
+    round_to(converted, coarse.value.scale()) == coarse.value
 }
 
 fn json_equivalent(x: &Value, y: &Value) -> bool {

@@ -56,13 +56,19 @@ pub(crate) fn to_bool(c: &[Item<'_>], what: &str) -> Result<Option<bool>, Error>
     }
 }
 
-/// Whether `item` is of the type `ts` denotes.
+/// Whether `item` is of the type `ts` denotes (FHIR types by the R4 hierarchy).
 pub(crate) fn is_type(item: &Item<'_>, ts: &TypeSpec) -> bool {
     match item {
-        Item::Node(n) => ts
-            .fhir
-            .as_deref()
-            .is_some_and(|t| model::fhir_type_is(n.ty, n.def, t)),
+        Item::Node(n) => {
+            ts.fhir
+                .as_deref()
+                .is_some_and(|t| model::fhir_type_is(n.ty, n.def, t))
+                // A FHIR `string` or primitive derived from it (`code`, `id`, `markdown`) is
+                // also a `System.String` (`Patient.gender.is(String)`).
+                || (matches!(ts.system, Some(SysType::String))
+                    && n.is_primitive()
+                    && model::fhir_type_is(n.ty, n.def, "string"))
+        }
         other => ts.system.is_some_and(|s| {
             matches!(
                 (s, other),

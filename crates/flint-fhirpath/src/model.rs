@@ -424,9 +424,7 @@ fn number_item<'a>(s: &str, allow_int: bool) -> Option<Item<'a>> {
 }
 
 /// Whether FHIR type `ty` is `target` or derives from it, following the R4 type hierarchy
-/// (`uuid` is a `uri`, `Age` a `Quantity`, `Patient` a `DomainResource`) with one exception
-/// the HL7 test suite requires: `code` is not treated as a `string`
-/// (`Patient.gender.ofType(string)` is empty).
+/// (`uuid` is a `uri`, `code` a `string`, `Age` a `Quantity`, `Patient` a `DomainResource`).
 pub(crate) fn fhir_type_is(ty: &str, def: Option<&TypeDef>, target: &str) -> bool {
     if ty.is_empty() {
         return false;
@@ -435,9 +433,9 @@ pub(crate) fn fhir_type_is(ty: &str, def: Option<&TypeDef>, target: &str) -> boo
         return true;
     }
     match def {
-        Some(d) if d.kind == Kind::PrimitiveType => {
-            ty != "code" && definitions().is_subtype(ty, target)
-        }
+        // R4's primitive hierarchy as its StructureDefinitions give it: `code`, `id` and
+        // `markdown` derive from `string`, `url`, `canonical`, `oid` and `uuid` from `uri`...
+        Some(d) if d.kind == Kind::PrimitiveType => definitions().is_subtype(ty, target),
         // R4 resources derive only from DomainResource or Resource.
         Some(d) if d.kind == Kind::Resource && !d.is_abstract => match target {
             "Resource" => true,

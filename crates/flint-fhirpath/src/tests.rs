@@ -273,9 +273,52 @@ fn primitive_type_hierarchy() {
     ] {
         assert_eq!(eval_strings(e, &params), vec![want], "{e}");
     }
-    let p = json!({"resourceType": "Patient", "gender": "male"});
-    assert_eq!(eval_strings("Patient.gender.is(code)", &p), vec!["true"]);
-    assert!(eval_strings("Patient.gender.ofType(string)", &p).is_empty());
+    // `code`, `id` and `markdown` derive from `string` in R4 (issue 19): they are strings,
+    // FHIR's and System's; a `uri` is not.
+    let p = json!({"resourceType": "Patient", "id": "p1", "gender": "male",
+                   "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},
+                   "implicitRules": "http://example.org/rules", "birthDate": "2000-01-01"});
+    for (e, want) in [
+        ("Patient.gender.is(code)", "true"),
+        ("Patient.gender.is(string)", "true"),
+        ("Patient.gender.is(FHIR.string)", "true"),
+        ("Patient.gender.is(String)", "true"),
+        ("Patient.gender.is(System.String)", "true"),
+        ("Patient.gender is string", "true"),
+        ("Patient.gender.is(id)", "false"),
+        ("Patient.id.is(string)", "true"),
+        ("Patient.id.is(String)", "true"),
+        ("Patient.implicitRules.is(string)", "false"),
+        ("Patient.implicitRules.is(String)", "false"),
+        ("Patient.birthDate.is(string)", "false"),
+        ("Patient.birthDate.is(String)", "false"),
+        ("Patient.gender.ofType(string).count()", "1"),
+        ("Patient.gender.as(string)", "male"),
+    ] {
+        assert_eq!(eval_strings(e, &p), vec![want], "{e}");
+    }
+}
+
+#[test]
+fn quantity_equivalence_at_the_lower_precision() {
+    for (e, want) in [
+        // 4040 mg is 4.040 g, which at the precision of `4 'g'` is 4 g.
+        ("4 'g' ~ 4040 'mg'", "true"),
+        ("4040 'mg' ~ 4 'g'", "true"),
+        ("4 'g' ~ 4600 'mg'", "false"),
+        // At tenths of a gram 4.040 g is 4.0 g; 4.1 g is not.
+        ("4.0 'g' ~ 4040 'mg'", "true"),
+        ("4.1 'g' ~ 4040 'mg'", "false"),
+        ("4.00 'g' ~ 4040 'mg'", "false"),
+        ("4 'g' = 4040 'mg'", "false"),
+        ("1 'm' ~ 100.4 'cm'", "true"),
+        ("1 'm' ~ 1 's'", "false"),
+        ("1.0 'kg' ~ 1000 'g'", "true"),
+        ("7 days ~ 1 week", "true"),
+        ("4.0 'g' ~ 4.04 'g'", "true"),
+    ] {
+        assert_eq!(eval_strings(e, &json!({})), vec![want], "{e}");
+    }
 }
 
 #[test]

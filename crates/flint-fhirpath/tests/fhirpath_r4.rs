@@ -23,6 +23,11 @@ const SKIP: &[(&str, &str)] = &[
         "HighBoundaryDateTimeMillisecond3",
         "same expectation as HighBoundaryDateTimeMillisecond1 (contradicts the spec example)",
     ),
+    (
+        "testFHIRPathAsFunction16",
+        "expects `Patient.gender.ofType(string)` empty, but R4's StructureDefinition of `code` \
+         derives it from `string`, so a code is a string (issue 19, as `is(string)` answers)",
+    ),
 ];
 
 #[derive(Debug, Default)]

@@ -1,5 +1,6 @@
 //! Visiting the literal references (`Reference.reference`) of a resource, driven by the type
-//! definitions, including those inside contained and nested resources.
+//! definitions, including those inside contained and nested resources ([`references`]), or
+//! only the resource's own ([`own_references`]).
 
 use crate::defs::{Definitions, definitions};
 use serde_json::Value;
@@ -7,7 +8,26 @@ use serde_json::Value;
 /// Calls `f` with every `Reference.reference` string of the resource `v`.
 pub fn for_each_reference_mut(v: &mut Value, mut f: impl FnMut(&mut String)) {
     let defs = definitions();
-    visit_resource(defs, v, &mut f, 0);
+    visit_resource(defs, v, &mut f, 0, true);
+}
+
+/// The resource's own `Reference.reference` strings: its elements' and its contained
+/// resources' (which belong to it), not those of other resources it carries as content
+/// (`Bundle.entry.resource`, `Bundle.entry.response.outcome`, `Parameters.parameter.resource`):
+/// a stored document or collection Bundle does not itself refer to what its entries refer
+/// to. These are what referential integrity and `referenced-by` rows are about.
+pub fn own_references(v: &Value) -> Vec<String> {
+    let mut copy = v.clone();
+    let mut out = Vec::new();
+    for_each_own_reference_mut(&mut copy, |r| out.push(r.clone()));
+    out
+}
+
+/// Calls `f` with every one of the resource's own `Reference.reference` strings (see
+/// [`own_references`]): what a transaction rewrites, leaving a carried Bundle's entries as
+/// they are.
+pub fn for_each_own_reference_mut(v: &mut Value, mut f: impl FnMut(&mut String)) {
+    visit_resource(definitions(), v, &mut f, 0, false);
 }
 
 /// All `Reference.reference` strings of the resource `v`.
@@ -18,7 +38,13 @@ pub fn references(v: &Value) -> Vec<String> {
     out
 }
 
-fn visit_resource(defs: &Definitions, v: &mut Value, f: &mut dyn FnMut(&mut String), depth: usize) {
+fn visit_resource(
+    defs: &Definitions,
+    v: &mut Value,
+    f: &mut dyn FnMut(&mut String),
+    depth: usize,
+    nested: bool,
+) {
     let Some(rt) = v
         .get("resourceType")
         .and_then(Value::as_str)
@@ -26,7 +52,7 @@ fn visit_resource(defs: &Definitions, v: &mut Value, f: &mut dyn FnMut(&mut Stri
     else {
         return;
     };
-    visit_object(defs, v, &rt, f, depth);
+    visit_object(defs, v, &rt, f, depth, nested);
 }
 
 fn visit_object(
@@ -35,6 +61,7 @@ fn visit_object(
     ty: &str,
     f: &mut dyn FnMut(&mut String),
     depth: usize,
+    nested: bool,
 ) {
     if depth > 64 {
         return;
@@ -60,11 +87,14 @@ fn visit_object(
             Value::Array(a) => a.iter_mut().collect(),
             other => vec![other],
         };
+        if child_ty == "Resource" && !nested && key != "contained" {
+            continue;
+        }
         for item in items {
             if child_ty == "Resource" {
-                visit_resource(defs, item, f, depth + 1);
+                visit_resource(defs, item, f, depth + 1, nested);
             } else {
-                visit_object(defs, item, child_ty, f, depth + 1);
+                visit_object(defs, item, child_ty, f, depth + 1, nested);
             }
         }
     }
@@ -91,6 +121,28 @@ mod tests {
         );
         for_each_reference_mut(&mut v, |r| r.insert_str(0, "x/"));
         assert_eq!(v["subject"]["reference"], "x/Patient/1");
+    }
+
+    #[test]
+    fn own_references_leave_out_carried_resources() {
+        let doc = json!({"resourceType": "Bundle", "type": "document",
+            "entry": [{"resource": {"resourceType": "Composition", "status": "final",
+                "subject": {"reference": "Patient/x"}}},
+                {"response": {"status": "201", "outcome": {"resourceType": "OperationOutcome",
+                    "issue": [], "contained": []}}}]});
+        assert_eq!(references(&doc), vec!["Patient/x"]);
+        assert!(own_references(&doc).is_empty());
+        let p = json!({"resourceType": "Parameters", "parameter": [{"name": "r",
+            "resource": {"resourceType": "Observation", "subject": {"reference": "Patient/y"}}}]});
+        assert!(own_references(&p).is_empty());
+        // Contained resources belong to the resource: their references are its own.
+        let o = json!({"resourceType": "Observation", "subject": {"reference": "Patient/1"},
+            "specimen": {"reference": "#s"},
+            "contained": [{"resourceType": "Specimen", "id": "s",
+                "subject": {"reference": "Patient/4"}, "parent": [{"reference": "#t"}]}]});
+        let mut own = own_references(&o);
+        own.sort();
+        assert_eq!(own, vec!["#s", "#t", "Patient/1", "Patient/4"]);
     }
 
     #[test]

@@ -396,7 +396,8 @@ async fn assign(ctx: &Ctx, db: &flint_db::Db, entries: &[Value]) -> FhirResult<A
 
 /// Rewrites references between entries (full URLs, and relative references under an entry's
 /// RESTful base) to the local references of `map`, and resolves conditional references
-/// (`Patient?identifier=...`) against `db` before the transaction.
+/// (`Patient?identifier=...`) against `db` before the transaction; only each resource's own
+/// references (a Bundle stored by an entry keeps its entries' references as written).
 fn rewrite_references(
     ctx: &Ctx,
     db: &flint_db::Db,
@@ -415,7 +416,7 @@ fn rewrite_references(
             .map(str::to_string);
         if let Some(r) = entry.get_mut("resource") {
             let mut pending = Vec::new();
-            flint_model::refs::for_each_reference_mut(r, |reference| {
+            flint_model::refs::for_each_own_reference_mut(r, |reference| {
                 if let Some(new) = map.get(reference.as_str()) {
                     *reference = new.clone();
                 } else if let Some(b) = &base
@@ -438,7 +439,7 @@ fn rewrite_references(
                 }
             }
             if !conditional.is_empty() {
-                flint_model::refs::for_each_reference_mut(r, |reference| {
+                flint_model::refs::for_each_own_reference_mut(r, |reference| {
                     if let Some(Ok(new)) = conditional.get(reference.as_str()) {
                         *reference = new.clone();
                     }

@@ -161,9 +161,23 @@ pub fn local_ref<'a>(reference: &'a str, base: &str) -> Option<(&'a str, &'a str
     (defs.is_resource_type(ty) && flint_model::is_valid_id(id)).then_some((ty, id))
 }
 
-/// The local references `(type, id)` of a resource (deduplicated, sorted).
+/// The local references `(type, id)` of a resource (deduplicated, sorted): its own, not
+/// those of resources it carries (a stored Bundle's entries; see
+/// `flint_model::refs::own_references`). References between contained resources (`#id`)
+/// are not local references.
 pub fn local_refs(v: &Value, base: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = flint_model::refs::references(v)
+    local_refs_of(flint_model::refs::own_references(v), base)
+}
+
+/// [`local_refs`] also counting those of carried resources: what a version stored by an
+/// earlier Flint (which counted them) may have written `referenced-by` rows for, so a purge
+/// removes them all.
+pub fn local_refs_with_carried(v: &Value, base: &str) -> Vec<(String, String)> {
+    local_refs_of(flint_model::refs::references(v), base)
+}
+
+fn local_refs_of(refs: Vec<String>, base: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = refs
         .iter()
         .filter_map(|r| local_ref(r, base))
         .map(|(t, i)| (t.to_string(), i.to_string()))

@@ -1161,3 +1161,94 @@ async fn operations_are_dispatched_by_name_level_and_method() {
         "not-supported"
     );
 }
+
+/// Issue 19: a stored Bundle's entries are content, not the Bundle's references. A document
+/// pointing at a Patient the server lacks is stored (referential integrity is about the
+/// resource's own references), leaves no `referenced-by` row (deleting a Patient its entries
+/// point at is allowed), and a transaction leaves its references as written; a resource's
+/// own references, those of its contained resources included, are still checked, and
+/// references between contained resources (`#id`) are no references to check.
+#[tokio::test]
+async fn references_inside_a_stored_bundle_are_not_its_own() {
+    let api = Api::new().await;
+    let composition = |subject: &str| {
+        json!({"resourceType": "Composition", "status": "final", "type": {"text": "note"},
+               "date": "2021-01-01", "title": "t", "author": [{"display": "a"}],
+               "subject": {"reference": subject}})
+    };
+    let doc = json!({"resourceType": "Bundle", "type": "document",
+        "timestamp": "2021-01-01T00:00:00Z",
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:0a3c1d4e-0000-4000-8000-0000000000d1"},
+        "entry": [{"fullUrl": "http://flint.test/fhir/Composition/c", "resource": composition("Patient/x")}]});
+    let r = api.send_json("POST", "Bundle", &[], &doc).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    // The same Patient reference as the resource's own is refused.
+    let own = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                     "subject": {"reference": "Patient/x"}});
+    let i = api
+        .send_json("POST", "Observation", &[], &own)
+        .await
+        .issue(409);
+    assert!(
+        i["diagnostics"].as_str().unwrap().contains("Patient/x"),
+        "{i}"
+    );
+    // So is a contained resource's reference to a missing resource: it belongs to the
+    // resource; references between contained resources are fine.
+    let contained = |subject: &str| {
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+               "specimen": {"reference": "#s"},
+               "contained": [{"resourceType": "Specimen", "id": "s", "subject": {"reference": subject},
+                              "parent": [{"reference": "#t"}]},
+                             {"resourceType": "Specimen", "id": "t"}]})
+    };
+    api.send_json("POST", "Observation", &[], &contained("Patient/x"))
+        .await
+        .issue(409);
+    let r = api
+        .send_json("PUT", "Patient/y", &[], &patient(Some("y"), "Y"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = api
+        .send_json("POST", "Observation", &[], &contained("Patient/y"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let obs = r.json()["id"].as_str().unwrap().to_string();
+    // A collection Bundle pointing at Patient/y does not keep it from being deleted; the
+    // Observation (whose contained Specimen points at it) does.
+    let collection = json!({"resourceType": "Bundle", "type": "collection",
+        "entry": [{"resource": composition("Patient/y")}]});
+    let r = api.send_json("POST", "Bundle", &[], &collection).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    api.send("DELETE", "Patient/y", &[], "").await.issue(409);
+    let r = api
+        .send("DELETE", &format!("Observation/{obs}"), &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = api.send("DELETE", "Patient/y", &[], "").await;
+    assert_eq!(
+        r.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // In a transaction, a stored Bundle's entries keep their references as written: neither
+    // rewritten to the transaction's new ids nor resolved as conditional references.
+    let p = "urn:uuid:0a3c1d4e-0000-4000-8000-0000000000e1";
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": p, "resource": patient(None, "Tx"), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": composition(p)},
+            {"resource": composition("Patient?identifier=urn:sys|none")}]},
+         "request": {"method": "POST", "url": "Bundle"}}]});
+    let r = api
+        .send_json("POST", "", &[("prefer", "return=representation")], &tx)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let stored = &r.json()["entry"][1]["resource"];
+    assert_eq!(stored["entry"][0]["resource"]["subject"]["reference"], p);
+    assert_eq!(
+        stored["entry"][1]["resource"]["subject"]["reference"],
+        "Patient?identifier=urn:sys|none"
+    );
+}

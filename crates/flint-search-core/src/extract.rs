@@ -12,8 +12,8 @@
 //!   boolean as `true`/`false`.
 //! - `reference`: Reference (literal `Type/id[/_history/v]`, absolute URLs and URNs,
 //!   `Reference.identifier`), canonical/uri elements as canonical URLs with `|version` split
-//!   off. References to contained resources (`#id`) and conditional references are not
-//!   indexed.
+//!   off (relative canonicals as written). References to contained resources (`#id`, also
+//!   as canonicals) and conditional references are not indexed.
 //! - `date`: date, dateTime, instant, Period, Timing (see [`crate::date`]).
 //! - `number`: decimal (with precision range), integer types (exact), Range, Quantity values.
 //! - `quantity`: Quantity and its profiles (Age, Duration, ...; a `comparator` turns the value
@@ -26,7 +26,7 @@
 //! Extensions are indexed by their `value[x]`. Elements of other types are skipped. Decimals that do not fit a 96-bit decimal are skipped.
 //! A FHIRPath evaluation error fails the extraction with [`Error::Evaluation`].
 
-use crate::date::{self, DateRange};
+use crate::date::{self, DateRange, Zone};
 use crate::error::Error;
 use crate::normalize::normalize;
 use crate::registry::{ParamRef, ParamType, Registry, SearchParam};
@@ -55,7 +55,7 @@ impl Registry {
         for b in &tp.bound {
             let Some(expr) = &b.expr else { continue };
             buf.clear();
-            values_of(&b.param, expr, resource, &ctx, &mut buf)?;
+            values_of(&b.param, expr, resource, &ctx, self.zone(), &mut buf)?;
             out.extend(buf.drain(..).map(|v| (b.param.clone(), v)));
         }
         Ok(out)
@@ -77,7 +77,7 @@ impl Registry {
         };
         if let Some(expr) = &b.expr {
             let ctx = EvalContext::new(resource);
-            values_of(&b.param, expr, resource, &ctx, &mut out)?;
+            values_of(&b.param, expr, resource, &ctx, self.zone(), &mut out)?;
         }
         Ok(out)
     }
@@ -142,12 +142,13 @@ fn values_of<'a>(
     expr: &Expression,
     resource: &'a Value,
     ctx: &EvalContext<'a>,
+    zone: &Zone,
     out: &mut Vec<IndexValue>,
 ) -> Result<(), Error> {
     let items = expr.evaluate_with(ctx).map_err(|e| eval_err(p, e))?;
     if p.kind != ParamType::Composite {
         for it in &items {
-            convert(p.kind, it, out);
+            convert(p.kind, it, zone, out);
         }
         return Ok(());
     }
@@ -157,7 +158,7 @@ fn values_of<'a>(
         for c in &p.components {
             let mut vals = Vec::new();
             for ci in c.compiled.evaluate_with(&sub).map_err(|e| eval_err(p, e))? {
-                convert(c.param.kind, &ci, &mut vals);
+                convert(c.param.kind, &ci, zone, &mut vals);
             }
             if vals.is_empty() {
                 break;
@@ -196,10 +197,10 @@ fn values_of<'a>(
 }
 
 /// Converts one FHIRPath result item into values of parameter type `kind`.
-pub(crate) fn convert(kind: ParamType, item: &Item<'_>, out: &mut Vec<IndexValue>) {
+pub(crate) fn convert(kind: ParamType, item: &Item<'_>, zone: &Zone, out: &mut Vec<IndexValue>) {
     match item {
-        Item::Node(n) => convert_node(kind, n, out),
-        Item::String(s) => convert_text(kind, s, out),
+        Item::Node(n) => convert_node(kind, n, zone, out),
+        Item::String(s) => convert_text(kind, s, zone, out),
         Item::Boolean(b) => {
             if kind == ParamType::Token {
                 out.push(code_token(if *b { "true" } else { "false" }));
@@ -219,14 +220,14 @@ pub(crate) fn convert(kind: ParamType, item: &Item<'_>, out: &mut Vec<IndexValue
         }
         Item::Date(d) => {
             if kind == ParamType::Date
-                && let Some(r) = DateRange::of(&d.to_datetime())
+                && let Some(r) = DateRange::of(&d.to_datetime(), zone)
             {
                 out.push(IndexValue::Date(r));
             }
         }
         Item::DateTime(d) => {
             if kind == ParamType::Date
-                && let Some(r) = DateRange::of(d)
+                && let Some(r) = DateRange::of(d, zone)
             {
                 out.push(IndexValue::Date(r));
             }
@@ -254,7 +255,7 @@ fn code_token(code: &str) -> IndexValue {
 }
 
 /// A computed string (or a primitive's text) as a value of `kind`.
-fn convert_text(kind: ParamType, s: &str, out: &mut Vec<IndexValue>) {
+fn convert_text(kind: ParamType, s: &str, zone: &Zone, out: &mut Vec<IndexValue>) {
     match kind {
         ParamType::String => out.push(IndexValue::String(StringValue::new(s))),
         ParamType::Token => out.push(code_token(s)),
@@ -265,7 +266,7 @@ fn convert_text(kind: ParamType, s: &str, out: &mut Vec<IndexValue>) {
             }
         }
         ParamType::Date => {
-            if let Some(r) = DateRange::parse(s) {
+            if let Some(r) = DateRange::parse(s, zone) {
                 out.push(IndexValue::Date(r));
             }
         }
@@ -294,9 +295,9 @@ fn is_a(ty: &str, ancestor: &str) -> bool {
     ty == ancestor || definitions().is_subtype(ty, ancestor)
 }
 
-fn convert_node(kind: ParamType, n: &Node<'_>, out: &mut Vec<IndexValue>) {
+fn convert_node(kind: ParamType, n: &Node<'_>, zone: &Zone, out: &mut Vec<IndexValue>) {
     if let Some(v) = n.value() {
-        convert_json(kind, n.type_name(), v, out);
+        convert_json(kind, n.type_name(), v, zone, out);
     }
 }
 
@@ -313,10 +314,10 @@ fn extension_value(v: &Value) -> Option<(&'static str, &Value)> {
 }
 
 /// Converts a JSON element of FHIR type `ty` into values of parameter type `kind`.
-fn convert_json(kind: ParamType, ty: &str, v: &Value, out: &mut Vec<IndexValue>) {
+fn convert_json(kind: ParamType, ty: &str, v: &Value, zone: &Zone, out: &mut Vec<IndexValue>) {
     if ty == "Extension" {
         if let Some((ty, x)) = extension_value(v) {
-            convert_json(kind, ty, x, out);
+            convert_json(kind, ty, x, zone, out);
         }
         return;
     }
@@ -324,6 +325,9 @@ fn convert_json(kind: ParamType, ty: &str, v: &Value, out: &mut Vec<IndexValue>)
     match v {
         Value::String(s) => {
             match (kind, ty) {
+                // A canonical of a contained resource (`#x`) is not indexed, like a
+                // reference to one.
+                (ParamType::Reference, "canonical" | "uri" | "url") if s.starts_with('#') => {}
                 (ParamType::Reference, "canonical" | "uri" | "url") => {
                     let (url, version) = match s.split_once('|') {
                         Some((u, ver)) => (u, Some(ver.to_string())),
@@ -339,7 +343,7 @@ fn convert_json(kind: ParamType, ty: &str, v: &Value, out: &mut Vec<IndexValue>)
                         push_number(kind, ty, d, out);
                     }
                 }
-                _ => convert_text(kind, s, out),
+                _ => convert_text(kind, s, zone, out),
             }
             return;
         }
@@ -368,8 +372,8 @@ fn convert_json(kind: ParamType, ty: &str, v: &Value, out: &mut Vec<IndexValue>)
         ParamType::Reference => reference_values(ty, v, out),
         ParamType::Date => {
             let r = match ty {
-                "Period" => date::period_of(v),
-                "Timing" => date::timing(v),
+                "Period" => date::period_of(v, zone),
+                "Timing" => date::timing(v, zone),
                 _ => None,
             };
             if let Some(r) = r {
@@ -669,7 +673,10 @@ mod tests {
             panic!()
         };
         assert!(d.floating);
-        assert_eq!(d, DateRange::parse("1970-02-03").unwrap());
+        assert_eq!(
+            d,
+            DateRange::parse("1970-02-03", &crate::Zone::utc()).unwrap()
+        );
         let gp = vals(&r, &p, "general-practitioner");
         assert_eq!(
             gp,
@@ -731,7 +738,12 @@ mod tests {
         let IndexValue::Date(d) = vals(&r, &o, "date")[0] else {
             panic!()
         };
-        assert_eq!(d.end, DateRange::parse("2020-01-01T11:00:00Z").unwrap().end);
+        assert_eq!(
+            d.end,
+            DateRange::parse("2020-01-01T11:00:00Z", &crate::Zone::utc())
+                .unwrap()
+                .end
+        );
         assert_eq!(
             vals(&r, &o, "subject"),
             vec![IndexValue::Reference(ReferenceValue::Local {
@@ -803,8 +815,18 @@ mod tests {
         let IndexValue::Date(d) = vals(&r, &cp, "activity-date")[0] else {
             panic!()
         };
-        assert_eq!(d.start, DateRange::parse("2020-01-01").unwrap().start);
-        assert_eq!(d.end, DateRange::parse("2020-03-01").unwrap().end);
+        assert_eq!(
+            d.start,
+            DateRange::parse("2020-01-01", &crate::Zone::utc())
+                .unwrap()
+                .start
+        );
+        assert_eq!(
+            d.end,
+            DateRange::parse("2020-03-01", &crate::Zone::utc())
+                .unwrap()
+                .end
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub mod registry;
 pub mod sort;
 pub mod value;
 
-pub use date::DateRange;
+pub use date::{DateRange, Zone};
 pub use error::Error;
 pub use matching::NeedsDatabase;
 pub use query::{

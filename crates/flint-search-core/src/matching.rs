@@ -11,11 +11,15 @@
 //! - reference: `Type/id` matches local references to that resource in any version (a
 //!   versioned query only that version); a bare id matches any target type unless the type
 //!   is known; URLs match absolute and canonical references (a canonical query version must
-//!   equal the target's); `:identifier` matches `Reference.identifier`.
+//!   equal the target's; with `:below`, the target's version must be it or start with it and
+//!   a dot: `|1.2` finds `1.2` and `1.2.3`, not `1.20`); a relative canonical (`Questionnaire/x`,
+//!   on a canonical element) is matched as written, by `Type/id` or `Type/id|version` (a
+//!   bare one, `x`, by the id `x`);
+//!   `:identifier` matches `Reference.identifier`.
 //! - date: intervals per R4 (the search value's range is `[qs, qe]`, the target's `[ts, te]`):
 //!   `eq` qs ≤ ts ∧ te ≤ qe; `ne` not `eq`; `gt` te > qe; `lt` ts < qs; `ge` `gt` ∨ `eq`;
 //!   `le` `lt` ∨ `eq`; `sa` ts > qe; `eb` te < qs; `ap` overlap with the `ap` interval.
-//!   Floating (zone-less) values are aligned first (see [`crate::date`]).
+//!   Values without a time zone were read in the configured zone (see [`crate::date`]).
 //! - number and quantity: the target's exact value (or range, for Range and comparator
 //!   values) against the query value and its precision range `[low, high)`: `eq` low ≤ v <
 //!   high; `ne` not `eq`; `gt` v > q; `lt` v < q; `ge` v ≥ q; `le` v ≤ q; `sa` v ≥ high; `eb`
@@ -23,7 +27,8 @@
 //!   canonical units when both sides are UCUM and commensurable, else by equal system and code
 //!   (`value|system|code`) or by code or unit (`value||unit`), or by value alone.
 //! - uri: exact; a query without `|version` also matches a canonical value with one;
-//!   `:below` is a prefix match, `:above` the reverse.
+//!   `:below` is a prefix match (on the version, as for references, when the query has a
+//!   `|version`), `:above` the reverse.
 //! - composite: every component matches the tuple's value (with its prefix).
 //! - near: great-circle distance within the query's distance.
 //!
@@ -83,7 +88,10 @@ impl ParamClause {
             Some(Modifier::In | Modifier::NotIn) => Err(NeedsDatabase {
                 reason: "value set membership needs terminology",
             }),
-            Some(Modifier::Above | Modifier::Below) if self.param.kind != crate::ParamType::Uri => {
+            Some(Modifier::Above | Modifier::Below)
+                if self.param.kind != crate::ParamType::Uri
+                    && !self.is_canonical_version_below() =>
+            {
                 Err(NeedsDatabase {
                     reason: "subsumption needs terminology or resource hierarchies",
                 })
@@ -96,6 +104,32 @@ impl ParamClause {
                 .any(|v| self.values.iter().any(|q| value_matches(q, m.as_ref(), v)))),
         }
     }
+}
+
+impl ParamClause {
+    /// Whether this is a reference clause `:below` on canonical URLs with versions
+    /// (`url|1.2`), answered from the index like a uri (no hierarchy is involved).
+    pub fn is_canonical_version_below(&self) -> bool {
+        self.param.kind == crate::ParamType::Reference
+            && self.modifier == Some(Modifier::Below)
+            && !self.values.is_empty()
+            && self.values.iter().all(|v| {
+                matches!(
+                    v,
+                    QueryValue::Reference(ReferenceQuery::Url {
+                        version: Some(_),
+                        ..
+                    })
+                )
+            })
+    }
+}
+
+/// Whether canonical version `version` is `below` (equal to, or a dotted extension of) `v`.
+pub fn version_below(version: &str, v: &str) -> bool {
+    version
+        .strip_prefix(v)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || v.ends_with('.'))
 }
 
 /// Whether one target value matches one query value under `modifier`.
@@ -123,13 +157,29 @@ pub fn value_matches(q: &QueryValue, modifier: Option<&Modifier>, v: &IndexValue
                     s.as_deref() == Some(system.as_str()) && c.as_deref() == Some(code.as_str())
                 })
         }
+        (
+            QueryValue::Reference(ReferenceQuery::Url {
+                url,
+                version: Some(v),
+            }),
+            IndexValue::Reference(ReferenceValue::Canonical {
+                url: tu,
+                version: tv,
+            }),
+        ) if modifier == Some(&Modifier::Below) => {
+            tu == url && tv.as_deref().is_some_and(|t| version_below(t, v))
+        }
         (QueryValue::Reference(q), IndexValue::Reference(t)) => reference_matches(q, t),
         (QueryValue::Date(q), IndexValue::Date(t)) => date_matches(q, t),
         (QueryValue::Number(q), IndexValue::Number(t)) => number_matches(q, t),
         (QueryValue::Quantity(q), IndexValue::Quantity(t)) => quantity_matches(q, t),
         (QueryValue::Number(q), IndexValue::Quantity(t)) => number_matches(q, &t.number),
         (QueryValue::Uri(q), IndexValue::Uri(t)) => match modifier {
-            Some(Modifier::Below) => t.starts_with(q.as_str()),
+            Some(Modifier::Below) => match (q.split_once('|'), t.split_once('|')) {
+                (Some((qu, qv)), Some((tu, tv))) => qu == tu && version_below(tv, qv),
+                (Some(_), None) => false,
+                (None, _) => t.starts_with(q.as_str()),
+            },
             Some(Modifier::Above) => q.starts_with(t.as_str()),
             _ => t == q || (!q.contains('|') && t.split_once('|').is_some_and(|(u, _)| u == q)),
         },
@@ -174,6 +224,18 @@ fn reference_matches(q: &ReferenceQuery, t: &ReferenceValue) -> bool {
                 && type_name.as_ref().is_none_or(|x| x == tt)
                 && version.as_ref().is_none_or(|v| tv.as_ref() == Some(v))
         }
+        (
+            ReferenceQuery::Local {
+                type_name,
+                id,
+                version: None,
+            },
+            ReferenceValue::Canonical { url, .. },
+        ) => {
+            url == id
+                || relative_canonical(url)
+                    .is_some_and(|(t, i)| i == id && type_name.as_ref().is_none_or(|x| x == t))
+        }
         (ReferenceQuery::Url { url, version }, ReferenceValue::Absolute(t)) => {
             version.is_none() && t == url
         }
@@ -198,13 +260,28 @@ fn reference_matches(q: &ReferenceQuery, t: &ReferenceValue) -> bool {
     }
 }
 
+/// The `Type/id` a relative canonical URL names as written (`Questionnaire/gcs`), if any.
+pub fn relative_canonical(url: &str) -> Option<(&str, &str)> {
+    if url.contains("://") || url.starts_with("urn:") {
+        return None;
+    }
+    match crate::value::split_local(url)? {
+        (t, id, None) => Some((t, id)),
+        _ => None,
+    }
+}
+
+/// Whether a canonical URL is a bare id as written (`x`, no type, path or scheme).
+pub fn is_bare_canonical(url: &str) -> bool {
+    flint_model::is_valid_id(url)
+}
+
 fn date_matches(q: &DateQuery, t: &DateRange) -> bool {
     if q.prefix == Prefix::Ap {
-        let (a, t) = DateRange::align(&q.approx, t);
+        let a = &q.approx;
         return t.start <= a.end && a.start <= t.end;
     }
-    let (q_range, t) = DateRange::align(&q.range, t);
-    let (qs, qe, ts, te) = (q_range.start, q_range.end, t.start, t.end);
+    let (qs, qe, ts, te) = (q.range.start, q.range.end, t.start, t.end);
     let eq = qs <= ts && te <= qe;
     match q.prefix {
         Prefix::Eq => eq,

@@ -822,7 +822,7 @@ impl<'r> QueryParser<'r> {
             ParamType::Date => {
                 let (prefix, rest) = Prefix::split(raw);
                 let text = unescape(rest).replace(' ', "+");
-                let range = DateRange::parse(&text)
+                let range = DateRange::parse(&text, self.registry.zone())
                     .ok_or_else(|| bad("not a FHIR date or dateTime".into()))?;
                 QueryValue::Date(DateQuery {
                     prefix,
@@ -1203,7 +1203,8 @@ fn reference_query(
     if s.is_empty() {
         return Err("empty reference".into());
     }
-    if s.contains("://") || s.starts_with("urn:") {
+    // A URL, or a canonical with `|version` (relative ones as written: `Questionnaire/x|1`).
+    if s.contains("://") || s.starts_with("urn:") || s.contains('|') {
         let (url, version) = match s.split_once('|') {
             Some((u, v)) => (u.to_string(), Some(v.to_string())),
             None => (s.to_string(), None),

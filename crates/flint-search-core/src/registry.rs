@@ -18,6 +18,7 @@
 //! SearchParameter *examples* shipped in the core package (ids `example*`: a duplicate `_id`,
 //! a duplicate Condition `subject`) are not part of the R4 parameter set and are listed too.
 
+use crate::date::Zone;
 use crate::error::Error;
 use flint_fhirpath::{Expression, compile};
 use flint_model::defs::{Kind, SearchParamDef, definitions};
@@ -185,6 +186,8 @@ pub struct Registry {
     unsupported: Vec<Unsupported>,
     /// compartment type → resource type → linking parameter codes.
     compartments: HashMap<String, HashMap<String, Vec<String>>>,
+    /// The zone date values without one are read in.
+    zone: Zone,
 }
 
 const ALL_TYPES: [&str; 2] = ["Resource", "DomainResource"];
@@ -198,6 +201,7 @@ impl Registry {
             types: HashMap::new(),
             unsupported: Vec::new(),
             compartments: HashMap::new(),
+            zone: Zone::utc(),
         };
         let defs = definitions().search_params();
         let mut deferred = Vec::new();
@@ -268,6 +272,18 @@ impl Registry {
         self.params.push(p);
     }
 
+    /// The time zone date values without one are read in, in resources and queries
+    /// (`FHIR_DEFAULT_TIME_ZONE`; UTC unless set, see [`crate::date`]).
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// Reads date values without a time zone in `zone` from now on (part of the
+    /// fingerprint: an index built in another zone is re-indexed).
+    pub fn set_zone(&mut self, zone: Zone) {
+        self.zone = zone;
+    }
+
     /// The supported parameter `code` of `resource_type`.
     pub fn param(&self, resource_type: &str, code: &str) -> Option<&ParamRef> {
         let tp = self.types.get(resource_type)?;
@@ -292,8 +308,8 @@ impl Registry {
         &self.params
     }
 
-    /// A digest of every parameter's URL, code, type, bases and expression: an index built
-    /// for another fingerprint needs re-indexing.
+    /// A digest of every parameter's URL, code, type, bases and expression and of the zone
+    /// of zone-less dates: an index built for another fingerprint needs re-indexing.
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint_with(&[])
     }
@@ -318,6 +334,7 @@ impl Registry {
             })
             .collect();
         lines.sort();
+        lines.push(format!("dates v2 zone\t{}", self.zone.name()));
         lines.extend(layout.iter().map(|l| format!("layout\t{l}")));
         let mut h = sha2::Sha256::new();
         for l in lines {

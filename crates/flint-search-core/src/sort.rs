@@ -4,8 +4,8 @@
 //! value descending. Per type: strings by normalised text, tokens by code then system, URIs by
 //! text, references by `Type/id` (or URL), dates by interval start (ascending) or end
 //! (descending), numbers by lower or upper bound (the exact value for points), quantities by
-//! canonical UCUM value when available, else by value. Floating dates sort by their wall-clock
-//! bounds. Composite and `near` values give no sort key. Resources without a key sort last in
+//! canonical UCUM value when available, else by value (dates without a zone by their instants
+//! in the configured zone). Composite and `near` values give no sort key. Resources without a key sort last in
 //! either direction (the caller's choice; FHIR leaves it open).
 
 use crate::value::{IndexValue, NumberValue, ReferenceValue};
@@ -66,17 +66,21 @@ mod tests {
 
     #[test]
     fn lowest_ascending_highest_descending() {
-        let d = |s: &str| IndexValue::Date(DateRange::parse(s).unwrap());
+        let d = |s: &str| IndexValue::Date(DateRange::parse(s, &crate::Zone::utc()).unwrap());
         let vals = [d("2001"), d("2000-06")];
         assert_eq!(
             sort_value(&vals, false),
             Some(SortValue::Instant(
-                DateRange::parse("2000-06").unwrap().start
+                DateRange::parse("2000-06", &crate::Zone::utc())
+                    .unwrap()
+                    .start
             ))
         );
         assert_eq!(
             sort_value(&vals, true),
-            Some(SortValue::Instant(DateRange::parse("2001").unwrap().end))
+            Some(SortValue::Instant(
+                DateRange::parse("2001", &crate::Zone::utc()).unwrap().end
+            ))
         );
         let s = [
             IndexValue::String(StringValue::new("Zoe")),

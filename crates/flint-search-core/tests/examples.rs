@@ -156,3 +156,86 @@ fn extracted_values_match_queries_built_from_them() {
     assert!(checked > 3000);
     assert_eq!(unparsable, 0);
 }
+
+/// Reference parameters on `canonical` elements (issue 19): every official example is found
+/// by each of its own canonical values, as written (absolute or relative), with and without
+/// its `|version`, and a `|version` query finds only that version (or, with `:below`, the
+/// versions under it).
+#[test]
+fn canonical_references_match_their_own_values() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir-examples");
+    let reg = Registry::r4();
+    let (mut checked, mut failures) = (0usize, Vec::new());
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let Ok(res) = serde_json::from_slice::<Value>(&std::fs::read(e.path()).unwrap()) else {
+            continue;
+        };
+        let ty = res["resourceType"].as_str().unwrap_or_default().to_string();
+        let Ok(vals) = reg.extract(&res) else {
+            continue;
+        };
+        for (p, v) in &vals {
+            let IndexValue::Reference(flint_search_core::ReferenceValue::Canonical {
+                url,
+                version,
+            }) = v
+            else {
+                continue;
+            };
+            let own: Vec<IndexValue> = vals
+                .iter()
+                .filter(|(x, _)| x.code == p.code)
+                .map(|(_, v)| v.clone())
+                .collect();
+            let mut queries = vec![(p.code.clone(), esc(url), true)];
+            if let Some(ver) = version {
+                queries.push((p.code.clone(), format!("{}|{}", esc(url), esc(ver)), true));
+                queries.push((
+                    p.code.clone(),
+                    format!("{}|{}-other", esc(url), esc(ver)),
+                    false,
+                ));
+                queries.push((
+                    format!("{}:below", p.code),
+                    format!("{}|{}", esc(url), esc(ver)),
+                    true,
+                ));
+            }
+            for (k, val, want) in queries {
+                let q = flint_search_core::parse_query(&reg, &ty, &[(k.clone(), val.clone())]);
+                let got = q.map_err(|e| e.to_string()).and_then(|q| {
+                    q.clauses[0]
+                        .matches(&own)
+                        .map_err(|e| e.to_string())
+                        .and_then(|m| {
+                            if m == want {
+                                Ok(())
+                            } else {
+                                Err(format!("matched: {m}"))
+                            }
+                        })
+                });
+                if let Err(e) = got {
+                    failures.push(format!("{ty}?{k}={val} ({}): {e}", e_path(&e, &res)));
+                }
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} canonical self-queries");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(checked >= 64, "only {checked} canonical queries");
+}
+
+fn e_path(_e: &str, res: &Value) -> String {
+    format!(
+        "{}/{}",
+        res["resourceType"].as_str().unwrap_or(""),
+        res["id"].as_str().unwrap_or("")
+    )
+}

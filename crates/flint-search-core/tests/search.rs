@@ -3,7 +3,7 @@
 use flint_search_core::query::{Contained, ReferenceQuery, Summary, SystemMatch, Total};
 use flint_search_core::{
     Clause, DateRange, Error, IndexValue, Modifier, NeedsDatabase, Prefix, QueryParser, QueryValue,
-    Registry, parse_query,
+    Registry, Zone, parse_query,
 };
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
@@ -15,7 +15,9 @@ fn reg() -> &'static Registry {
 
 /// 2020-01-01T00:00:00Z, the clock for `ap`.
 fn now() -> i64 {
-    DateRange::parse("2020-01-01T00:00:00.000Z").unwrap().start
+    DateRange::parse("2020-01-01T00:00:00.000Z", &Zone::utc())
+        .unwrap()
+        .start
 }
 
 fn parse(ty: &str, params: &[(&str, &str)]) -> Result<flint_search_core::Query, Error> {
@@ -96,14 +98,24 @@ fn date_eq_floating_against_floating() {
 }
 
 #[test]
-fn date_eq_floating_query_against_zoned_values() {
-    // The query year 2000 without zone: every instant that is in 2000 somewhere on Earth.
+fn date_eq_zone_less_query_against_zoned_values() {
+    // The query year 2000 without zone is the year 2000 in the configured zone (UTC here).
     yes(&obs_at("2000-12-31T23:59:59Z"), "date", "eq2000");
     yes(&obs_at("2000-12-31T23:59:59+01:00"), "date", "eq2000");
-    yes(&obs_at("2001-01-01T11:59:59Z"), "date", "eq2000");
-    no(&obs_at("2001-01-01T12:00:00Z"), "date", "eq2000");
-    yes(&obs_at("1999-12-31T10:00:00Z"), "date", "eq2000");
-    no(&obs_at("1999-12-31T09:59:59Z"), "date", "eq2000");
+    no(&obs_at("2001-01-01T00:00:00Z"), "date", "eq2000");
+    no(&obs_at("2000-12-31T23:00:00-01:00"), "date", "eq2000");
+    yes(&obs_at("2000-01-01T00:00:00Z"), "date", "eq2000");
+    no(&obs_at("1999-12-31T23:59:59.999Z"), "date", "eq2000");
+    // Neighbouring months do not overlap: an instant is in exactly one of them.
+    yes(&obs_at("2000-01-31T23:59:59Z"), "date", "2000-01");
+    no(&obs_at("2000-01-31T23:59:59Z"), "date", "2000-02");
+    no(&obs_at("2000-02-01T00:00:00Z"), "date", "2000-01");
+    yes(&obs_at("2000-02-01T00:00:00Z"), "date", "2000-02");
+    // `sa`/`eb` around the year find what the year finds.
+    yes(&obs_at("2000-01-01T00:00:00Z"), "date", "sa1999");
+    no(&obs_at("1999-12-31T23:59:59Z"), "date", "sa1999");
+    yes(&obs_at("2000-12-31T23:59:59Z"), "date", "eb2001");
+    no(&obs_at("2001-01-01T00:00:00Z"), "date", "eb2001");
     // A zoned query against a zoned value compares instants.
     yes(
         &obs_at("2000-12-31T23:59:59Z"),
@@ -131,8 +143,8 @@ fn date_eq_floating_query_against_zoned_values() {
         "date",
         "eq2001-01-01T00:59:59 01:00",
     );
-    // A zoned query against a floating (date-only) value widens the value: the patient
-    // born 2000-01-01 (somewhere) cannot be placed within the hour.
+    // A zoned query against a date-only value: the day is a UTC day, 24 hours, which no
+    // hour contains but an hour within it approximates.
     no(
         &patient_born("2000-01-01"),
         "birthdate",
@@ -143,6 +155,86 @@ fn date_eq_floating_query_against_zoned_values() {
         "birthdate",
         "ap2000-01-01T10:00:00Z",
     );
+    yes(
+        &patient_born("2000-01-01"),
+        "birthdate",
+        "sa1999-12-31T23:59:59Z",
+    );
+    no(
+        &patient_born("2000-01-01"),
+        "birthdate",
+        "sa2000-01-01T00:00:00Z",
+    );
+    yes(
+        &patient_born("2000-01-01"),
+        "birthdate",
+        "gt1999-12-31T23:59:59Z",
+    );
+    no(
+        &patient_born("2000-01-01"),
+        "birthdate",
+        "gt2000-01-01T23:59:59Z",
+    );
+}
+
+#[test]
+fn zone_less_values_and_queries_are_read_in_the_configured_zone() {
+    let mut r = Registry::r4();
+    r.set_zone(Zone::parse("Pacific/Auckland").unwrap());
+    let check = |resource: &Value, key: &str, value: &str| -> bool {
+        let q = QueryParser::new(&r)
+            .with_now(now())
+            .parse(
+                resource["resourceType"].as_str().unwrap(),
+                &[(key.to_string(), value.to_string())],
+            )
+            .unwrap()
+            .strict()
+            .unwrap();
+        let Clause::Param(p) = &q.clauses[0] else {
+            panic!()
+        };
+        let values: Vec<IndexValue> = r
+            .extract(resource)
+            .unwrap()
+            .into_iter()
+            .filter(|(x, _)| Arc::ptr_eq(x, &p.param))
+            .map(|(_, v)| v)
+            .collect();
+        q.clauses[0].matches(&values).unwrap()
+    };
+    // Auckland is UTC+13 on 1 January 2000 (daylight saving): the year began at
+    // 1999-12-31T11:00Z there.
+    assert!(check(&obs_at("1999-12-31T11:00:00Z"), "date", "2000"));
+    assert!(!check(&obs_at("1999-12-31T10:59:59Z"), "date", "2000"));
+    assert!(check(&obs_at("2000-12-31T10:59:59Z"), "date", "2000"));
+    assert!(!check(&obs_at("2000-12-31T11:00:00Z"), "date", "2000"));
+    // A zoned query is an instant whatever the zone.
+    assert!(check(
+        &obs_at("2000-06-01T00:00:00Z"),
+        "date",
+        "2000-06-01T00:00:00Z"
+    ));
+    // A zone-less stored value is read in the zone too: both sides agree on the wall clock.
+    assert!(check(&obs_at("2000-12-31T23:30:00"), "date", "2000"));
+    assert!(!check(&obs_at("2001-01-01T00:00:00"), "date", "2000"));
+    assert!(check(&patient_born("2000-01-01"), "birthdate", "2000-01"));
+    assert!(check(
+        &patient_born("2000-01-01"),
+        "birthdate",
+        "ge1999-12-31T11:00:00Z"
+    ));
+    assert!(!check(
+        &patient_born("2000-01-01"),
+        "birthdate",
+        "lt1999-12-31T11:00:00Z"
+    ));
+    assert!(check(
+        &patient_born("2000-01-01"),
+        "birthdate",
+        "lt1999-12-31T11:00:01Z"
+    ));
+    assert_ne!(r.fingerprint(), Registry::r4().fingerprint());
 }
 
 #[test]

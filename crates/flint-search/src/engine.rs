@@ -424,14 +424,17 @@ impl Engine {
     }
 
     /// The fingerprint an index built by [`Engine::indexer`] carries: the registry's
-    /// parameters and the derived index layout ([`COMPARTMENT_CODE_PARAMS`]); an index built
+    /// parameters, the zone of zone-less dates and the derived index layout
+    /// ([`COMPARTMENT_CODE_PARAMS`], relative canonicals as `r` entries); an index built
     /// with another one is re-indexed at start-up (`Node::reindex_if_changed`).
     pub fn index_fingerprint(&self) -> [u8; 32] {
         let codes = format!(
             "compartment-code-params v1 {}",
             COMPARTMENT_CODE_PARAMS.join(",")
         );
-        self.registry.fingerprint_with(&[&codes])
+        // v1: relative canonicals also written as `r Type/id` entries (issue 19).
+        self.registry
+            .fingerprint_with(&[&codes, "relative-canonical-references v1"])
     }
 
     /// All matches of `query` at `db`, in `_sort` order (by id without `_sort`).
@@ -1101,9 +1104,14 @@ fn check_supported(p: &ParamClause) -> Result<(), Error> {
             p,
             "value set membership needs a terminology service",
         )),
-        Some(Modifier::Above | Modifier::Below) if p.param.kind != ParamType::Uri => Err(
-            unsupported(p, "subsumption needs a terminology service or hierarchy"),
-        ),
+        Some(Modifier::Above | Modifier::Below)
+            if p.param.kind != ParamType::Uri && !p.is_canonical_version_below() =>
+        {
+            Err(unsupported(
+                p,
+                "subsumption needs a terminology service or hierarchy",
+            ))
+        }
         _ => Ok(()),
     }
 }

@@ -24,7 +24,7 @@
 //! entry and apply [`crate::matching::value_matches`], so scans are exact: the database never
 //! reads a resource to decide a parameter clause.
 
-use crate::date::{DateRange, MAX_EAST, MAX_WEST};
+use crate::date::DateRange;
 use crate::matching::value_matches;
 use crate::normalize::word_prefix;
 use crate::query::{Modifier, Prefix, QueryValue, ReferenceQuery, SystemMatch, TokenQuery};
@@ -33,8 +33,8 @@ use flint_db::ValueMatch;
 
 const US: u8 = 0x1F;
 const RS: u8 = 0x1E;
-/// Slack around date scan bounds covering every zone alignment (two days).
-const DATE_SLACK: i64 = 2 * (MAX_EAST + MAX_WEST);
+/// Slack around date scan bounds (none: every stored and query date is an interval of instants).
+const DATE_SLACK: i64 = 0;
 
 /// Which entries [`entries`] produces.
 #[derive(Clone, Copy)]
@@ -100,7 +100,16 @@ pub(crate) fn entries(v: &IndexValue, rows: Rows<'_>, out: &mut Vec<Vec<u8>>) {
             }
             ReferenceValue::Absolute(url) => out.push(url_key(url, None)),
             ReferenceValue::Canonical { url, version } => {
-                out.push(url_key(url, version.as_deref()))
+                out.push(url_key(url, version.as_deref()));
+                // A relative canonical is found by `Type/id` as written, like a reference.
+                if let Some((t, id)) = crate::matching::relative_canonical(url) {
+                    out.push(local_key(t, id));
+                } else if let Rows::Written(targets) = rows
+                    && crate::matching::is_bare_canonical(url)
+                {
+                    // A bare one (`x`) by the id, as a reference to each target type.
+                    out.extend(targets.iter().map(|t| local_key(t, url)));
+                }
             }
             ReferenceValue::Identifier { system, value } => {
                 let mut k = kind(b'y', system.as_deref().unwrap_or(""));
@@ -362,6 +371,10 @@ pub fn plan(q: &QueryValue, modifier: Option<&Modifier>) -> Option<Scan> {
                 }
                 prefix(pair(b'i', id, ""))
             }
+            ReferenceQuery::Url {
+                url,
+                version: Some(v),
+            } if modifier == Some(&Modifier::Below) => version_below_scan(url, v),
             ReferenceQuery::Url { url, version } => match version {
                 Some(v) => exact(url_key(url, Some(v))),
                 None => prefix(pair(b'u', url, "")),
@@ -397,6 +410,10 @@ pub fn plan(q: &QueryValue, modifier: Option<&Modifier>) -> Option<Scan> {
             },
         },
         QueryValue::Uri(u) => match modifier {
+            Some(Modifier::Below) if u.contains('|') => {
+                let (url, v) = u.split_once('|').unwrap_or_default();
+                version_below_scan(url, v)
+            }
             Some(Modifier::Below) => {
                 let want = u.clone();
                 scan(
@@ -499,6 +516,21 @@ fn decoded(k: u8, q: &QueryValue, modifier: Option<&Modifier>) -> Scan {
 
 fn decode_matches(q: &QueryValue, m: Option<&Modifier>, v: &[u8]) -> bool {
     decode_value(v).is_some_and(|iv| value_matches(q, m, &iv))
+}
+
+/// The `u` entries of `url` whose version is `v` or under it (`:below` on a version).
+fn version_below_scan(url: &str, v: &str) -> Scan {
+    let want = v.to_string();
+    let k = url_key(url, Some(v));
+    let n = k.len() - v.len();
+    scan(
+        ValueMatch::Prefix(k),
+        true,
+        Box::new(move |e| {
+            std::str::from_utf8(&e[n.min(e.len())..])
+                .is_ok_and(|ver| crate::matching::version_below(ver, &want))
+        }),
+    )
 }
 
 /// Start-of-interval bounds `[lo, hi)` a stored date must lie in to possibly match.

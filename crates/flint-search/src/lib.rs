@@ -30,6 +30,6 @@ pub use flint_search_core::{
     BundleReport, Clause, Component, DateRange, GeoPoint, Include, IndexValue, Modifier,
     NeedsDatabase, NumberValue, ParamClause, ParamRef, ParamType, Prefix, QuantityValue, Query,
     QueryParser, QueryValue, ReferenceValue, Registry, ResultParams, SearchParam, SortKey,
-    StringValue, TokenValue, Unsupported, parse_query,
+    StringValue, TokenValue, Unsupported, Zone, parse_query,
 };
 pub use flint_search_core::{date, matching, normalize, query, registry, sort, value};

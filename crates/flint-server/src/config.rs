@@ -75,6 +75,8 @@ pub struct Config {
     pub default_page_size: usize,
     /// `FHIR_MAX_PAGE_SIZE`.
     pub max_page_size: usize,
+    /// `FHIR_DEFAULT_TIME_ZONE`: the zone date values without one are read in (search).
+    pub default_time_zone: flint_search::Zone,
     /// Kafka settings (`DB_KAFKA_*`), used for `STORAGE=distributed`.
     pub kafka: flint_kafka::KafkaConfig,
     /// Cassandra settings (`DB_CASSANDRA_*`), used for `STORAGE=distributed`.
@@ -232,6 +234,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     ("FHIR_DEFAULT_PAGE_SIZE", "50", "page size without _count"),
     ("FHIR_MAX_PAGE_SIZE", "10000", "largest _count"),
+    (
+        "FHIR_DEFAULT_TIME_ZONE",
+        "UTC",
+        "zone of dates without one in resources and searches (IANA name or ±hh:mm)",
+    ),
     (
         "DB_KAFKA_BOOTSTRAP_SERVERS",
         "localhost:9092",
@@ -468,6 +475,15 @@ impl Config {
             max_request_body_size: positive("MAX_REQUEST_BODY_SIZE")?,
             default_page_size: positive("FHIR_DEFAULT_PAGE_SIZE")?,
             max_page_size: positive("FHIR_MAX_PAGE_SIZE")?,
+            default_time_zone: flint_search::Zone::parse(&var("FHIR_DEFAULT_TIME_ZONE")).map_err(
+                |e| {
+                    bad(
+                        "FHIR_DEFAULT_TIME_ZONE",
+                        &var("FHIR_DEFAULT_TIME_ZONE"),
+                        &format!("UTC, an IANA time zone or ±hh:mm ({e})"),
+                    )
+                },
+            )?,
             kafka: flint_kafka::KafkaConfig {
                 bootstrap_servers: var("DB_KAFKA_BOOTSTRAP_SERVERS"),
                 topic: var("DB_KAFKA_TOPIC"),
@@ -722,6 +738,14 @@ mod tests {
         ])
         .unwrap();
         assert!(on.enable_operation_patient_purge && on.enable_interaction_delete_history);
+        assert_eq!(c.default_time_zone, flint_search::Zone::utc());
+        assert_eq!(
+            cfg(&[("FHIR_DEFAULT_TIME_ZONE", "Europe/Berlin")])
+                .unwrap()
+                .default_time_zone
+                .name(),
+            "Europe/Berlin"
+        );
     }
 
     #[test]
@@ -736,6 +760,8 @@ mod tests {
             ("ENABLE_OPERATION_CQL", "on"),
             ("ENABLE_OPERATION_GRAPH", "1"),
             ("ENABLE_ADMIN_API", "yes"),
+            ("FHIR_DEFAULT_TIME_ZONE", "Mars/Olympus"),
+            ("FHIR_DEFAULT_TIME_ZONE", "+25:00"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(e.contains(k) && e.contains(v), "{e}");

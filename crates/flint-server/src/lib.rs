@@ -237,6 +237,7 @@ async fn shutdown_signal() {
 /// The search engine over the R4 parameters plus those of `DB_SEARCH_PARAM_BUNDLE`.
 fn search_engine(c: &Config) -> Result<flint_search::Engine, String> {
     let mut registry = flint_search::Registry::r4();
+    registry.set_zone(c.default_time_zone.clone());
     if let Some(path) = &c.search_param_bundle {
         let bytes = std::fs::read(path).map_err(|e| {
             format!(

@@ -80,7 +80,7 @@ async fn purge(ctx: &Ctx, id: &str) -> FhirResult<Reply> {
                     "stored content of `{ty}/{rid}` is not JSON: {e}"
                 )))
             })?;
-            refs.extend(crate::resource::local_refs(&v, &ctx.base));
+            refs.extend(crate::resource::local_refs_with_carried(&v, &ctx.base));
         }
         let mut cmd = TxCmd::new(TxOp::Purge, ty, rid, None);
         cmd.refs = refs.into_iter().collect();
