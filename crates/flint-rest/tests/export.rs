@@ -1088,16 +1088,78 @@ async fn elements_keep_the_listed_and_the_mandatory_elements() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn include_associated_data_is_refused_with_a_reason() {
+async fn include_associated_data_adds_the_provenance_of_the_exported_resources() {
     let api = Api::new(100_000).await;
     data(&api).await;
+    let provenance = |id: &str, recorded: &str, targets: &[&str]| {
+        let ts: Vec<Value> = targets.iter().map(|t| json!({"reference": t})).collect();
+        json!({"resourceType": "Provenance", "id": id, "target": ts, "recorded": recorded,
+               "agent": [{"who": {"reference": "Organization/org"}}]})
+    };
+    api.put(&provenance(
+        "pv1",
+        "2020-01-01T00:00:00Z",
+        &["Observation/o1a"],
+    ))
+    .await;
+    api.put(&provenance(
+        "pv2",
+        "2021-01-01T00:00:00Z",
+        &["Observation/o1a", "Patient/p2"],
+    ))
+    .await;
+    api.put(&provenance(
+        "pv3",
+        "2019-01-01T00:00:00Z",
+        &["Observation/o0b"],
+    ))
+    .await;
+    api.put(&provenance(
+        "pv4",
+        "2022-01-01T00:00:00Z",
+        &["Organization/org"],
+    ))
+    .await;
+    let provenances = |m: Value| {
+        let api = &api;
+        async move {
+            refs_once(&api.files(&m).await)
+                .into_iter()
+                .filter(|r| r.starts_with("Provenance/"))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Every Provenance of an exported resource (pv4 names an Organization, not exported).
+    let (_, m) = api
+        .export(
+            "$export?_type=Patient,Observation&includeAssociatedData=RelevantProvenanceResources",
+        )
+        .await;
+    assert_eq!(
+        provenances(m).await,
+        ["Provenance/pv1", "Provenance/pv2", "Provenance/pv3"]
+    );
+    // The latest per resource: o1a's is pv2 (2021 after 2020), p2's pv2, o0b's pv3.
+    let (_, m) = api
+        .export("$export?_type=Patient,Observation&includeAssociatedData=LatestProvenanceResources")
+        .await;
+    assert_eq!(provenances(m).await, ["Provenance/pv2", "Provenance/pv3"]);
+    // At the Group level (p1 and p3): o1a's latest only.
+    let (_, m) = api
+        .export("Group/g/$export?_type=Patient,Observation&includeAssociatedData=LatestProvenanceResources")
+        .await;
+    assert_eq!(provenances(m).await, ["Provenance/pv2"]);
+    // Both values: the relevant ones (which hold the latest).
+    let (_, m) = api
+        .export("$export?_type=Observation&includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources")
+        .await;
+    assert_eq!(
+        provenances(m).await,
+        ["Provenance/pv1", "Provenance/pv2", "Provenance/pv3"]
+    );
+
     let asynch = [("prefer", "respond-async")];
-    for (value, says) in [
-        ("LatestProvenanceResources", "not supported"),
-        ("RelevantProvenanceResources", "not supported"),
-        ("_myData", "custom"),
-        ("Everything", "Unknown"),
-    ] {
+    for (value, says) in [("_myData", "custom"), ("Everything", "Unknown")] {
         let body = json!({"resourceType": "Parameters", "parameter": [
             {"name": "includeAssociatedData", "valueCode": value}]});
         let a = api

@@ -19,9 +19,10 @@
 //! matching any of its filters, evaluated by the search engine at `t`), `patient` (Patient
 //! references: only their compartments, at the Patient and Group levels), `_elements`
 //! (`Type.element` or `element`: top-level elements kept besides the mandatory ones, the
-//! resources tagged `SUBSETTED`). A Group's members may be Groups (each read once). An
-//! `includeAssociatedData` is refused (400). Others are ignored, or 400 with
-//! `Prefer: handling=strict`.
+//! resources tagged `SUBSETTED`), `includeAssociatedData` (`LatestProvenanceResources`,
+//! `RelevantProvenanceResources`: the Provenance resources naming exported resources in their
+//! `target`). A Group's members may be Groups (each read once). Others are ignored, or 400
+//! with `Prefer: handling=strict`.
 //!
 //! A storage fault while a file streams cannot change the status already sent: the body
 //! ends without its last chunk (the connection is closed), which every HTTP client reports as
@@ -94,6 +95,20 @@ struct Spec {
     /// `_elements`: the elements to keep, by type (`None`: of every type that has it).
     #[serde(default)]
     elements: Vec<(Option<String>, String)>,
+    /// `includeAssociatedData`: the Provenance resources of the exported resources, all of
+    /// them (`RelevantProvenanceResources`) or the latest per resource
+    /// (`LatestProvenanceResources`).
+    #[serde(default)]
+    associated: Option<Associated>,
+}
+
+/// What `includeAssociatedData` adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Associated {
+    /// Per exported resource, the Provenance targeting it with the latest `recorded`.
+    Latest,
+    /// Every Provenance targeting an exported resource.
+    Relevant,
 }
 
 /// One output file: `count` resources of `type` in id order from `from`.
@@ -362,7 +377,19 @@ fn parse_spec(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Spec> {
                     spec.elements.push(parse_element(e)?);
                 }
             }
-            "includeAssociatedData" => return Err(associated_data(v)),
+            "includeAssociatedData" => {
+                for code in v.split(',').map(str::trim) {
+                    let a = match code {
+                        "LatestProvenanceResources" => Associated::Latest,
+                        "RelevantProvenanceResources" => Associated::Relevant,
+                        _ => return Err(associated_data(code)),
+                    };
+                    // Every relevant one includes the latest ones.
+                    if spec.associated != Some(Associated::Relevant) {
+                        spec.associated = Some(a);
+                    }
+                }
+            }
             _ => filters.extend(split_type_filters(v)),
         }
     }
@@ -481,15 +508,10 @@ fn elements_of(spec: &Spec, ty: &str) -> Option<Vec<String>> {
     (untyped || !names.is_empty()).then_some(names)
 }
 
-/// The 400 of an `includeAssociatedData` value: Flint exports no associated data.
-fn associated_data(v: &str) -> FhirError {
+/// The 400 of an `includeAssociatedData` value Flint does not offer.
+fn associated_data(code: &str) -> FhirError {
     const SPEC: [&str; 2] = ["LatestProvenanceResources", "RelevantProvenanceResources"];
-    let code = v.split(',').map(str::trim).next().unwrap_or(v);
-    let why = if SPEC.contains(&code) {
-        format!(
-            "The `includeAssociatedData` value `{code}` is not supported: Flint exports no Provenance resources as associated data (export the type `Provenance` with `_type` instead)."
-        )
-    } else if code.starts_with('_') {
+    let why = if code.starts_with('_') {
         format!("The custom `includeAssociatedData` value `{code}` is not supported.")
     } else {
         format!(
@@ -668,10 +690,15 @@ fn exported_types(ctx: &Ctx, db: &Db, spec: &Spec) -> FhirResult<Vec<String>> {
             .types
             .as_ref()
             .is_some_and(|ts| !ts.iter().any(|t| t == ty))
+            && !(spec.associated.is_some() && ty == "Provenance")
         {
             continue;
         }
-        if spec.patients && ty != "Patient" && registry.compartment_params("Patient", ty).is_empty()
+        let associated = spec.associated.is_some() && ty == "Provenance";
+        if spec.patients
+            && ty != "Patient"
+            && registry.compartment_params("Patient", ty).is_empty()
+            && !associated
         {
             continue;
         }
@@ -742,6 +769,110 @@ async fn group_members(ctx: &Ctx, db: &Db, group: &str) -> FhirResult<IdList> {
     Ok(IdList::from_unsorted(ids.iter().map(String::as_str)))
 }
 
+/// The source of `ty`'s resources, with the associated Provenance resources
+/// (`includeAssociatedData`) for `Provenance`.
+async fn source(
+    ctx: &Ctx,
+    db: &Db,
+    spec: &Spec,
+    ty: &str,
+    patients: Option<&IdList>,
+) -> FhirResult<Source> {
+    let Some(mode) = spec.associated.filter(|_| ty == "Provenance") else {
+        return base_source(ctx, db, spec, ty, patients).await;
+    };
+    let key = (
+        format!(
+            "$export-provenance\u{0}{mode:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
+            spec.group, spec.patients, spec.patient, spec.types, spec.since, spec.filters
+        ),
+        db.t(),
+    );
+    if let Some(hit) = ctx.state.results().get(&key)
+        && let Some(Matches::Ids { ids, .. }) = hit.first()
+    {
+        return Ok(Source::List(Arc::new(ids.clone())));
+    }
+    // The other exported types' sources, to tell whether a target is exported.
+    let since_t = since_t(db, spec)?;
+    let own = spec
+        .types
+        .as_ref()
+        .is_none_or(|ts| ts.iter().any(|t| t == "Provenance"));
+    let mut sources: std::collections::BTreeMap<String, Source> = Default::default();
+    for t in exported_types(ctx, db, spec)? {
+        if t != "Provenance" {
+            let src = base_source(ctx, db, spec, &t, patients).await?;
+            sources.insert(t, src);
+        }
+    }
+    let mut chosen: Vec<String> = Vec::new();
+    // Latest: per target, the Provenance with the latest `recorded` (then the greatest id).
+    let mut latest: std::collections::BTreeMap<(String, String), (i64, String)> =
+        Default::default();
+    let mut cursor = Cursor::new("Provenance", Source::Scan, None);
+    loop {
+        let batch = cursor.next(db, BATCH, 0)?;
+        if batch.is_empty() {
+            break;
+        }
+        for h in batch {
+            let p = crate::interaction::materialize(db, &h).await?;
+            let recorded = p["recorded"]
+                .as_str()
+                .and_then(crate::resource::parse_instant)
+                .unwrap_or(i64::MIN);
+            for target in p["target"].as_array().into_iter().flatten() {
+                let Some((tty, tid)) = target["reference"]
+                    .as_str()
+                    .and_then(|r| crate::resource::local_ref(r, &ctx.base))
+                else {
+                    continue;
+                };
+                let exported = match sources.get(tty) {
+                    None => false,
+                    Some(Source::List(ids)) => ids.contains(tid),
+                    Some(Source::Scan) => db
+                        .resource(tty, tid)?
+                        .is_some_and(|v| !v.is_deleted() && v.t >= since_t),
+                };
+                if !exported {
+                    continue;
+                }
+                match mode {
+                    Associated::Relevant => chosen.push(h.id.clone()),
+                    Associated::Latest => {
+                        let e = latest
+                            .entry((tty.to_string(), tid.to_string()))
+                            .or_insert((i64::MIN, String::new()));
+                        if (recorded, &h.id) > (e.0, &e.1) {
+                            *e = (recorded, h.id.clone());
+                        }
+                    }
+                }
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    chosen.extend(latest.into_values().map(|(_, id)| id));
+    let mut ids = IdList::from_unsorted(chosen.iter().map(String::as_str));
+    if own {
+        let regular = match base_source(ctx, db, spec, "Provenance", patients).await? {
+            Source::List(regular) => (*regular).clone(),
+            Source::Scan => db.type_ids("Provenance")?,
+        };
+        ids = ids.union(&regular);
+    }
+    ctx.state.results().insert(
+        key,
+        Arc::new(vec![Matches::Ids {
+            type_name: "Provenance".to_string(),
+            ids: ids.clone(),
+        }]),
+    );
+    Ok(Source::List(Arc::new(ids)))
+}
+
 /// Where a type's exported resources come from.
 #[derive(Clone)]
 enum Source {
@@ -755,7 +886,7 @@ enum Source {
 /// of the type's `_typeFilter` queries and, at the Patient and Group levels, of the patients'
 /// compartments. The id lists are kept in the result cache (by request and `t`), so the
 /// downloads of one export compute them once.
-async fn source(
+async fn base_source(
     ctx: &Ctx,
     db: &Db,
     spec: &Spec,
