@@ -62,6 +62,65 @@ fn admin_json(s: &Server, path: &str) -> Value {
     v
 }
 
+/// The SST files of the compacted `search-param-value-index` (standalone: in the last level,
+/// as many and as large as the column family's statistics say), its state; in memory 422.
+fn column_family_files(s: &Server, v: &str) {
+    let cf = "__admin/dbs/index/column-families/search-param-value-index";
+    if v != "standalone" {
+        for view in ["metadata", "tables", "state"] {
+            outcome(s.get(&format!("{cf}/{view}")).send().unwrap(), 422);
+        }
+        return;
+    }
+    let m = admin_json(s, &format!("{cf}/metadata"));
+    assert_eq!(m["name"], "search-param-value-index");
+    let levels = m["levels"].as_array().unwrap();
+    assert!(levels.len() >= 7, "{m}");
+    assert!(
+        m["numFiles"].as_u64().unwrap() >= 1,
+        "compacted data is in files: {m}"
+    );
+    assert_eq!(levels[0]["numFiles"], 0, "compacted out of level 0: {m}");
+    let sum = |k: &str| levels.iter().map(|l| l[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(
+        (sum("numFiles"), sum("fileSize")),
+        (
+            m["numFiles"].as_u64().unwrap(),
+            m["fileSize"].as_u64().unwrap()
+        )
+    );
+    let stats = admin_json(s, "__admin/dbs/index/column-families");
+    let row = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "search-param-value-index")
+        .unwrap();
+    assert_eq!(row["liveSstFilesSize"], m["fileSize"], "{row} {m}");
+    let tables = admin_json(s, &format!("{cf}/tables"));
+    let tables = tables.as_array().unwrap();
+    assert_eq!(tables.len() as u64, m["numFiles"].as_u64().unwrap());
+    for t in tables {
+        assert!(t["name"].as_str().unwrap().ends_with(".sst"), "{t}");
+        assert!(t["numEntries"].as_u64().unwrap() > 0, "{t}");
+        assert!(
+            t["smallestKey"].as_str().unwrap() <= t["largestKey"].as_str().unwrap(),
+            "{t}"
+        );
+        let level = t["level"].as_u64().unwrap() as usize;
+        assert!(levels[level]["numFiles"].as_u64().unwrap() > 0, "{t} {m}");
+    }
+    let state = admin_json(s, &format!("{cf}/state"));
+    assert_eq!(state["writeStopped"], false, "{state}");
+    assert!(state["numEntriesActiveMemTable"].is_u64(), "{state}");
+    outcome(
+        s.get("__admin/dbs/index/column-families/nope/tables")
+            .send()
+            .unwrap(),
+        404,
+    );
+}
+
 #[test]
 fn the_admin_api_is_off_by_default() {
     let s = Server::start("in-memory", &[]);
@@ -209,6 +268,7 @@ fn databases_settings_and_jobs_on_every_variant() {
         );
         assert_eq!(compact["status"], "completed", "{compact}");
         assert!(output(&compact, "processing-duration")["value"].is_number());
+        column_family_files(&s, v);
         let params = json!({"resourceType": "Parameters", "parameter": [
             {"name": "database", "valueCode": "resource"}, {"name": "column-family", "valueCode": "default"}]});
         let r = s

@@ -2,7 +2,9 @@
 //! started by `scripts/services.sh`: two Flint nodes share one log and one resource store; a
 //! write on one node is read at once on the other; concurrent writers on both produce one
 //! history; a measure stored on one node evaluates on the other; a killed node resumes, and a
-//! node with a wiped index rebuilds it from the log.
+//! node with a wiped index rebuilds it from the log; an asynchronous request and a `$export`
+//! kicked off on one node are answered (status, result, files) by the other, and a
+//! `Patient/$purge` on one node leaves nothing of the patient readable on the other.
 
 mod common;
 #[path = "common/measure.rs"]
@@ -10,11 +12,13 @@ mod measure;
 #[path = "common/services.rs"]
 mod services;
 
-use common::{Server, json, link};
+use common::{Server, json, link, outcome};
 use measure::{check_bp_report, load_bp};
-use serde_json::json;
+use serde_json::{Value, json};
 use services::{Options, Services};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// A node writing its transactions with Kafka compression `compression`; nodes with different
 /// codecs read each other's records.
@@ -24,6 +28,9 @@ fn start_node(services: &Services, dir: &Path, compression: &str) -> Server {
     let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     all.push(("INDEX_DB_DIR", &index));
     all.push(("DB_KAFKA_COMPRESSION_TYPE", compression));
+    all.push(("ENABLE_OPERATION_PATIENT_PURGE", "true"));
+    // Small export files, so that one type's files are downloaded from both nodes.
+    all.push(("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "25"));
     Server::start_in("distributed", None, &all)
 }
 
@@ -221,4 +228,304 @@ fn two_nodes_share_one_log_and_store() {
     let (_, hb2) = json(b.get("Patient/shared/_history?_count=100").send().unwrap());
     assert_eq!(strip(hb2), strip(hb));
     assert_eq!(b.get("Patient/p2").send().unwrap().status(), 200);
+
+    async_requests_across_nodes(&a, &b);
+    export_across_nodes(&a, &b);
+    purge_across_nodes(&a, &b);
+}
+
+/// `path` of an absolute URL of node `from`, relative to its FHIR base, for another node.
+fn relative(url: &str) -> &str {
+    url.split_once("/fhir/").expect("a URL under /fhir/").1
+}
+
+/// Sends `req` with `Prefer: respond-async`: the status URL of the 202, relative to the base.
+fn submit_async(req: reqwest::blocking::RequestBuilder) -> String {
+    let r = req.header("prefer", "respond-async").send().unwrap();
+    let headers = r.headers().clone();
+    let (st, body) = json(r);
+    assert_eq!(st, 202, "{body}");
+    let url = headers["content-location"].to_str().unwrap();
+    assert!(url.contains("/__async-status/"), "{url}");
+    relative(url).to_string()
+}
+
+/// Polls `status` (relative) on `node` until it is no longer 202: the final answer.
+fn poll(node: &Server, status: &str) -> reqwest::blocking::Response {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = node.get(status).send().unwrap();
+        if r.status() != 202 {
+            return r;
+        }
+        assert!(r.headers().contains_key("x-progress"), "{status}");
+        assert!(Instant::now() < deadline, "{status} did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn put(node: &Server, r: &Value) {
+    let path = format!(
+        "{}/{}",
+        r["resourceType"].as_str().unwrap(),
+        r["id"].as_str().unwrap()
+    );
+    let (st, b) = json(node.put_json(&path, r).send().unwrap());
+    assert!(st == 200 || st == 201, "PUT {path}: {st} {b}");
+}
+
+fn observation(id: &str, patient: &str, code: &str) -> Value {
+    json!({"resourceType": "Observation", "id": id, "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+           "subject": {"reference": format!("Patient/{patient}")}})
+}
+
+/// A `_summary=count` search and a batch sent asynchronously to node A are answered by node
+/// B (202 while running, then the result), at A's `t` whatever B writes meanwhile; a
+/// finished request cancelled on B is a conflict.
+fn async_requests_across_nodes(a: &Server, b: &Server) {
+    for i in 0..5 {
+        put(
+            a,
+            &json!({"resourceType": "Patient", "id": format!("ax{i}")}),
+        );
+        put(
+            a,
+            &observation(&format!("ax-o{i}"), &format!("ax{i}"), "async-1"),
+        );
+    }
+    let (st, sync) = json(a.get("Observation?_summary=count").send().unwrap());
+    assert_eq!(st, 200, "{sync}");
+    let expected = sync["total"].as_u64().unwrap();
+    assert!(expected >= 5, "{sync}");
+    let status = submit_async(a.get("Observation?_summary=count"));
+    // Written after the kick-off, on the other node: not counted.
+    put(b, &observation("ax-late", "ax0", "async-1"));
+    let (st, bundle) = json(poll(b, &status));
+    assert_eq!(st, 200, "{bundle}");
+    assert_eq!(bundle["type"], "batch-response", "{bundle}");
+    assert_eq!(
+        bundle["entry"][0]["resource"]["total"], expected,
+        "{bundle}"
+    );
+    // Node A answers the same result, and a cancel on B of the finished request is 409.
+    let (st, again) = json(a.get(&status).send().unwrap());
+    assert_eq!((st, &again), (200, &bundle));
+    outcome(b.delete(&status).send().unwrap(), 409);
+
+    // A batch Bundle kicked off on B, answered by A.
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/ax3"}},
+        {"request": {"method": "GET", "url": "Observation?code=http://loinc.org|async-1&_summary=count"}}]});
+    let status = submit_async(b.post_json("", &batch));
+    let (st, bundle) = json(poll(a, &status));
+    assert_eq!(st, 200, "{bundle}");
+    assert_eq!(bundle["entry"][0]["resource"]["id"], "ax3", "{bundle}");
+    assert_eq!(bundle["entry"][1]["resource"]["total"], 6, "{bundle}");
+
+    // Unknown ids are 404 on every node.
+    outcome(b.get("__async-status/unknown").send().unwrap(), 404);
+}
+
+/// Every current resource (of `types`, or all) by `Type/id` with its `meta.versionId`, read
+/// through the search API of `node` (all pages).
+fn current_versions(node: &Server, types: Option<&str>) -> BTreeMap<String, String> {
+    let mut url = match types {
+        Some(t) => format!("?_type={t}&_count=500"),
+        None => "?_count=500".to_string(),
+    };
+    let mut out = BTreeMap::new();
+    loop {
+        let (st, page) = json(
+            node.client
+                .get(common::search_url(node, &url))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(st, 200, "{url}: {page}");
+        for e in page["entry"].as_array().into_iter().flatten() {
+            let r = &e["resource"];
+            let key = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            );
+            out.insert(key, r["meta"]["versionId"].as_str().unwrap().to_string());
+        }
+        match link(&page, "next") {
+            Some(next) => url = next,
+            None => return out,
+        }
+    }
+}
+
+/// Downloads every file of `manifest` alternately from `nodes`: `Type/id` to `versionId`,
+/// asserting each line's type, the counts and that no resource repeats.
+fn download_all(nodes: [&Server; 2], manifest: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, f) in manifest["output"].as_array().unwrap().iter().enumerate() {
+        let node = nodes[k % 2];
+        let r = node
+            .get(relative(f["url"].as_str().unwrap()))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{f}");
+        assert_eq!(r.headers()["content-type"], "application/fhir+ndjson");
+        let body = r.bytes().unwrap();
+        let mut n = 0;
+        for line in body.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
+            let r: Value = serde_json::from_slice(line).unwrap();
+            assert_eq!(r["resourceType"], f["type"], "{f}");
+            let key = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            );
+            let version = r["meta"]["versionId"].as_str().unwrap().to_string();
+            assert!(out.insert(key.clone(), version).is_none(), "{key} twice");
+            n += 1;
+        }
+        assert_eq!(n, f["count"].as_u64().unwrap(), "{f}");
+    }
+    out
+}
+
+/// `$export` kicked off on one node: its status answered and its files downloaded on both,
+/// every resource current at the kick-off exactly once, whatever is written afterwards.
+fn export_across_nodes(a: &Server, b: &Server) {
+    for i in 0..30 {
+        put(
+            a,
+            &json!({"resourceType": "Patient", "id": format!("ex{i:02}")}),
+        );
+        for k in 0..3 {
+            put(
+                b,
+                &observation(&format!("ex{i:02}-{k}"), &format!("ex{i:02}"), "export-1"),
+            );
+        }
+    }
+    // System level: every type.
+    let expected = current_versions(a, None);
+    let status = submit_async(a.get("$export"));
+    // Written after the kick-off on the other node: an update, a delete and a create.
+    put(
+        b,
+        &json!({"resourceType": "Patient", "id": "ex00", "active": false}),
+    );
+    assert!(
+        b.delete("Observation/ex01-0")
+            .send()
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    put(b, &json!({"resourceType": "Patient", "id": "ex-late"}));
+    let r = poll(b, &status);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let (st, manifest) = json(r);
+    assert_eq!(st, 200, "{manifest}");
+    let (st, from_a) = json(a.get(&status).send().unwrap());
+    assert_eq!(st, 200, "{from_a}");
+    assert_eq!(
+        from_a["output"].as_array().unwrap().len(),
+        manifest["output"].as_array().unwrap().len()
+    );
+    // FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES=25: the Patients are in several files.
+    let patient_files = manifest["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["type"] == "Patient")
+        .count();
+    assert!(patient_files >= 2, "{manifest}");
+    assert_eq!(download_all([b, a], &manifest), expected);
+
+    // Patient level on node B, downloaded from A first: the compartments of all patients.
+    let expected = current_versions(b, Some("Patient,Observation"));
+    let status = submit_async(b.get("Patient/$export?_type=Patient,Observation"));
+    let (st, manifest) = json(poll(a, &status));
+    assert_eq!(st, 200, "{manifest}");
+    assert_eq!(download_all([a, b], &manifest), expected);
+
+    // Cancelled on A: the files are gone on B too.
+    let file = relative(manifest["output"][0]["url"].as_str().unwrap()).to_string();
+    assert_eq!(a.delete(&status).send().unwrap().status(), 202);
+    outcome(b.get(&status).send().unwrap(), 404);
+    outcome(b.get(&file).send().unwrap(), 404);
+}
+
+/// `Patient/$purge` on node A: nothing of the patient on node B (read, vread, history,
+/// searches, `$everything`), the other patient's record intact.
+fn purge_across_nodes(a: &Server, b: &Server) {
+    put(
+        a,
+        &json!({"resourceType": "Patient", "id": "pg1", "name": [{"family": "Purgeable"}]}),
+    );
+    put(
+        a,
+        &json!({"resourceType": "Patient", "id": "pg1", "name": [{"family": "Purgeable2"}]}),
+    );
+    put(
+        a,
+        &json!({"resourceType": "Patient", "id": "pg2", "name": [{"family": "Keeper"}]}),
+    );
+    for (id, p) in [("pg-o1", "pg1"), ("pg-o2", "pg1"), ("pg-o3", "pg2")] {
+        put(b, &observation(id, p, "purge-1"));
+    }
+    put(b, &observation("pg-o1", "pg1", "purge-2"));
+    let (st, h) = json(b.get("Patient/pg1/_history").send().unwrap());
+    assert_eq!((st, h["total"].as_u64()), (200, Some(2)), "{h}");
+
+    let (st, r) = json(
+        a.post_json("Patient/pg1/$purge", &json!({"resourceType": "Parameters"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 200, "{r}");
+    for path in [
+        "Patient/pg1",
+        "Patient/pg1/_history",
+        "Patient/pg1/_history/1",
+        "Observation/pg-o1",
+        "Observation/pg-o1/_history",
+        "Observation/pg-o2",
+        "Patient/pg1/$everything",
+    ] {
+        let st = b.get(path).send().unwrap().status();
+        assert_eq!(st, 404, "node B: {path}");
+    }
+    // The versions of the purged resources, which no list may show.
+    for path in [
+        "Patient?name=Purgeable",
+        "Patient?name=Purgeable2",
+        "Observation?subject=Patient/pg1",
+        "Observation?code=http://loinc.org|purge-1,http://loinc.org|purge-2&_count=500",
+        "Observation?code=http://loinc.org|purge-1&_include=Observation:subject",
+        "Patient?_has:Observation:subject:code=purge-2",
+        "Patient/pg1/Observation",
+        "Patient/_history?_count=500",
+        "Observation/_history?_count=500",
+        "_history?_count=500",
+    ] {
+        let (st, page) = json(b.get(path).send().unwrap());
+        assert_eq!(st, 200, "node B: {path}: {page}");
+        let text = page["entry"].to_string();
+        for gone in ["Patient/pg1", "\"pg1\"", "pg-o1", "pg-o2", "Purgeable"] {
+            assert!(!text.contains(gone), "node B: {path} shows {gone}: {text}");
+        }
+    }
+    let (_, page) = json(
+        b.get("Observation?code=http://loinc.org|purge-1&_summary=count")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(page["total"], 1, "{page}");
+    let (st, o3) = json(b.get("Observation/pg-o3").send().unwrap());
+    assert_eq!(
+        (st, &o3["subject"]["reference"]),
+        (200, &json!("Patient/pg2"))
+    );
+    let (st, p2) = json(b.get("Patient/pg2/$everything").send().unwrap());
+    assert_eq!((st, p2["total"].as_u64()), (200, Some(2)), "{p2}");
 }

@@ -58,7 +58,8 @@ fn parse_entry_request(ctx: &Ctx, i: usize, entry: &Value) -> FhirResult<EntryRe
         .map(|r| r.trim_start_matches('/'))
         .unwrap_or(url)
         .trim_start_matches('/');
-    if rel.contains("://") {
+    // A URL in the query (`code=http://loinc.org|…`) is a search value, not a server.
+    if rel.split('?').next().unwrap_or(rel).contains("://") {
         return Err(FhirError::invalid(format!(
             "The request url `{url}` points to another server."
         ))

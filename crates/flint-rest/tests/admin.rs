@@ -389,6 +389,57 @@ async fn settings_features_databases_and_the_openapi_description() {
         .issue(404);
     send(&api, "GET", "__admin/dbs/index", "").await.issue(404);
     send(&api, "GET", "__admin/nothing", "").await.issue(404);
+    // SST files, levels and state: in memory there are none (422); unknown ones 404.
+    for view in ["metadata", "tables", "state"] {
+        let issue = send(
+            &api,
+            "GET",
+            &format!("__admin/dbs/index/column-families/type-as-of-index/{view}"),
+            "",
+        )
+        .await
+        .issue(422);
+        assert!(
+            issue["diagnostics"].as_str().unwrap().contains(view),
+            "{issue}"
+        );
+        let issue = send(
+            &api,
+            "GET",
+            &format!("__admin/dbs/index/column-families/nope/{view}"),
+            "",
+        )
+        .await
+        .issue(404);
+        assert!(
+            issue["diagnostics"].as_str().unwrap().contains("`nope`"),
+            "{issue}"
+        );
+        send(
+            &api,
+            "GET",
+            &format!("__admin/dbs/nope/column-families/default/{view}"),
+            "",
+        )
+        .await
+        .issue(404);
+        send(
+            &api,
+            "POST",
+            &format!("__admin/dbs/resource/column-families/default/{view}"),
+            "{}",
+        )
+        .await
+        .issue(405);
+    }
+    send(
+        &api,
+        "GET",
+        "__admin/dbs/index/column-families/type-as-of-index/other",
+        "",
+    )
+    .await
+    .issue(404);
     send(&api, "DELETE", "__admin/dbs", "").await.issue(405);
     send(&api, "POST", "__admin/settings", "{}")
         .await
@@ -412,9 +463,137 @@ async fn settings_features_databases_and_the_openapi_description() {
         "/Task/{id}/$pause",
         "/Task/{id}/$resume",
         "/Task/{id}/$cancel",
+        "/dbs/{db}/column-families/{cf}/metadata",
+        "/dbs/{db}/column-families/{cf}/tables",
+        "/dbs/{db}/column-families/{cf}/state",
+        "/Task/_history",
+        "/Task/{id}/_history",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
+    // Every schema it refers to is defined.
+    let text = api_doc.to_string();
+    for r in text.split("\"$ref\":\"").skip(1) {
+        let target = r.split('"').next().unwrap();
+        let mut node = &api_doc;
+        for seg in target.trim_start_matches("#/").split('/') {
+            node = &node[seg];
+        }
+        assert!(node.is_object(), "{target} undefined");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_of_jobs_lists_every_version_newest_first() {
+    let s = storage().await;
+    let (api, _) = server(&s, Faults::new(), true).await;
+    let compact = json!({"resourceType": "Task", "status": "ready", "intent": "order",
+        "code": {"coding": [{"system": JOB_TYPE, "code": "compact"}]},
+        "input": [{"type": {"coding": [{"system": CJP, "code": "database"}]}, "valueCode": "index"},
+                  {"type": {"coding": [{"system": CJP, "code": "column-family"}]},
+                   "valueCode": "type-as-of-index"}]});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let task = create(&api, &compact.to_string()).await;
+        let id = task["id"].as_str().unwrap().to_string();
+        wait_until(&api, &id, |t| t["status"] == "completed").await;
+        ids.push(id);
+    }
+    // One job: every version, newest first, the last one as a read answers it.
+    let id = &ids[0];
+    let h = send(&api, "GET", &format!("__admin/Task/{id}/_history"), "")
+        .await
+        .ok();
+    assert_eq!(h["type"], "history");
+    let entries = h["entry"].as_array().unwrap();
+    assert_eq!(h["total"], entries.len());
+    assert!(entries.len() >= 2, "created, then completed: {h}");
+    let versions: Vec<u64> = entries
+        .iter()
+        .map(|e| {
+            e["resource"]["meta"]["versionId"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(versions.windows(2).all(|w| w[0] > w[1]), "{versions:?}");
+    let read = get_task(&api, id).await;
+    assert_eq!(entries[0]["resource"]["status"], "completed");
+    assert_eq!(
+        entries[0]["resource"]["meta"]["versionId"],
+        read["meta"]["versionId"]
+    );
+    assert_eq!(
+        entries[0]["response"]["etag"],
+        format!("W/\"{}\"", versions[0])
+    );
+    let first = entries.last().unwrap();
+    assert_eq!(first["request"]["method"], "POST");
+    assert_eq!(first["response"]["status"], "201");
+    assert_eq!(first["resource"]["status"], "ready");
+    assert!(
+        entries[..entries.len() - 1]
+            .iter()
+            .all(|e| e["request"]["method"] == "PUT")
+    );
+
+    // Every job: the versions of both, paged at one database value.
+    let all = send(&api, "GET", "__admin/Task/_history", "").await.ok();
+    let total = all["total"].as_u64().unwrap() as usize;
+    let mut per_job = std::collections::BTreeMap::<String, usize>::new();
+    for e in all["entry"].as_array().unwrap() {
+        *per_job
+            .entry(e["resource"]["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_job.len(), 2, "{per_job:?}");
+    assert_eq!(per_job[id], entries.len());
+    assert_eq!(per_job.values().sum::<usize>(), total);
+    let mut paged = Vec::new();
+    let mut page = send(&api, "GET", "__admin/Task/_history?_count=1", "")
+        .await
+        .ok();
+    loop {
+        paged.extend(page["entry"].as_array().cloned().unwrap_or_default());
+        let Some(next) = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_string())
+        else {
+            break;
+        };
+        // A version written between pages does not shift them.
+        create(&api, &compact.to_string()).await;
+        let path = next.split_once("/fhir/").unwrap().1.to_string();
+        page = send(&api, "GET", &path, "").await.ok();
+    }
+    assert_eq!(paged, all["entry"].as_array().unwrap().clone());
+
+    // Refused: an unknown job, bad parameters, other methods.
+    send(&api, "GET", "__admin/Task/nope/_history", "")
+        .await
+        .issue(404);
+    for (q, param) in [
+        ("_count=x", "_count"),
+        ("_offset=-1", "_offset"),
+        ("foo=1", "foo"),
+        ("__t=999999999", "__t"),
+    ] {
+        let issue = send(&api, "GET", &format!("__admin/Task/_history?{q}"), "")
+            .await
+            .issue(400);
+        assert_eq!(issue["expression"], json!([param]), "{q}: {issue}");
+    }
+    send(&api, "DELETE", "__admin/Task/_history", "")
+        .await
+        .issue(405);
+    send(&api, "POST", &format!("__admin/Task/{id}/_history"), "{}")
+        .await
+        .issue(405);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

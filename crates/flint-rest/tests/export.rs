@@ -1,8 +1,8 @@
 //! Bulk Data `$export` through the real router over an in-memory node and admin database:
 //! kick-off, status, manifest, the NDJSON files (each current resource exactly once, as a
-//! read answers it, at the kick-off's `t`), `_type`, `_since`, `_typeFilter`, the Patient and
-//! Group levels, several files per type, gzip, cancel, every error and storage faults (an
-//! error, never a short file).
+//! read answers it, at the kick-off's `t`), `_type`, `_since`, `_typeFilter`, `patient`,
+//! `_elements`, the Patient and Group levels (nested Groups), several files per type, gzip,
+//! cancel, every error and storage faults (an error, never a short file).
 
 use axum::Router;
 use axum::body::Body;
@@ -674,11 +674,12 @@ async fn bad_requests_are_refused_with_the_parameter() {
     );
     let strict = [("prefer", "respond-async"), ("prefer", "handling=strict")];
     refused(
-        api.send("GET", "$export?_elements=id", &strict, "").await,
-        "_elements",
+        api.send("GET", "$export?organizeOutputBy=Patient", &strict, "")
+            .await,
+        "organizeOutputBy",
     );
     assert_eq!(
-        api.send("GET", "$export?_elements=id", &asynch, "")
+        api.send("GET", "$export?organizeOutputBy=Patient", &asynch, "")
             .await
             .status,
         202
@@ -846,4 +847,332 @@ async fn an_export_unfinished_at_a_stop_is_planned_again_at_start() {
     assert_eq!(again.status, 200);
     assert_eq!(again.json(), manifest, "planned again at the kick-off's t");
     assert_eq!(refs_once(&api.files(&manifest).await), current);
+}
+
+/// The `Type/id`s of `current` that are in the compartments of `patients` (the Patients and
+/// their Observations; the data set's Group is in the compartments of its members).
+fn compartments(current: &BTreeSet<String>, patients: &[&str], types: &[&str]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for r in current {
+        let (ty, id) = r.split_once('/').unwrap();
+        if !types.contains(&ty) {
+            continue;
+        }
+        let member = match ty {
+            "Patient" => patients.contains(&id),
+            // o{i}a, o{i}b belong to p{i}.
+            "Observation" => patients.iter().any(|p| id.len() == 3 && id[1..2] == p[1..]),
+            // Inactive members too: the compartment is by the `member` search parameter
+            // (p3 is named by an absolute URL, which the compartment index does not hold).
+            "Group" => patients.iter().any(|p| ["p1", "p4"].contains(p)),
+            _ => false,
+        };
+        if member {
+            out.insert(r.clone());
+        }
+    }
+    out
+}
+
+fn patient_param(ids: &[&str]) -> Value {
+    let ps: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"name": "patient", "valueReference": {"reference": format!("Patient/{id}")}}))
+        .collect();
+    json!({"resourceType": "Parameters", "parameter": ps})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_parameter_limits_the_compartments() {
+    let api = Api::new(100_000).await;
+    let current = data(&api).await;
+    let types = ["Patient", "Observation", "Group"];
+    let export = |path: &'static str, ids: &'static [&'static str]| {
+        let api = &api;
+        async move {
+            let status = api
+                .kick_off("POST", path, &patient_param(ids).to_string())
+                .await;
+            let a = api.wait(&status).await;
+            assert_eq!(a.status, 200, "{:?}", a.body);
+            refs_once(&api.files(&a.json()).await)
+        }
+    };
+    assert_eq!(
+        export("Patient/$export", &["p0", "p2"]).await,
+        compartments(&current, &["p0", "p2"], &types)
+    );
+    assert_eq!(
+        export("Group/g/$export", &["p1"]).await,
+        compartments(&current, &["p1"], &types)
+    );
+    // A GET names them as comma-separated references (absolute ones on the base too).
+    let (_, m) = api
+        .export(&format!(
+            "Patient/$export?_type=Patient&patient=Patient/p4,{BASE}/Patient/p1"
+        ))
+        .await;
+    assert_eq!(
+        refs_once(&api.files(&m).await),
+        compartments(&current, &["p1", "p4"], &["Patient"])
+    );
+
+    // Refused: at the system level, a patient that does not exist or is not a member of the
+    // Group (p4 is an inactive one), a reference to another type.
+    let asynch = [("prefer", "respond-async")];
+    for (path, body) in [
+        ("$export", patient_param(&["p0"])),
+        ("Patient/$export", patient_param(&["p0", "nope"])),
+        ("Group/g/$export", patient_param(&["p1", "p0"])),
+        ("Group/g/$export", patient_param(&["p4"])),
+        (
+            "Patient/$export",
+            json!({"resourceType": "Parameters", "parameter": [
+                {"name": "patient", "valueReference": {"reference": "Observation/o1a"}}]}),
+        ),
+    ] {
+        let a = api.send("POST", path, &asynch, &body.to_string()).await;
+        let issue = a.issue(400);
+        assert_eq!(
+            issue["expression"],
+            json!(["patient"]),
+            "{path} {body}: {issue}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_members_that_are_groups_are_followed_once() {
+    let api = Api::new(100_000).await;
+    data(&api).await;
+    // outer: p0 and the Group g (p1, p3); loop1 and loop2 name each other, loop2 also p2.
+    let group = |id: &str, members: &[&str]| {
+        let ms: Vec<Value> = members
+            .iter()
+            .map(|m| json!({"entity": {"reference": m}}))
+            .collect();
+        let mut g = json!({"resourceType": "Group", "id": id, "type": "person", "actual": true});
+        if !ms.is_empty() {
+            g["member"] = json!(ms);
+        }
+        g
+    };
+    api.put(&group("outer", &["Patient/p0", "Group/g"])).await;
+    // (loop1 first without members: references must resolve.)
+    api.put(&group("loop1", &[])).await;
+    api.put(&group(
+        "loop2",
+        &["Group/loop1", "Patient/p2", "Group/outer"],
+    ))
+    .await;
+    api.put(&group("loop1", &["Group/loop2"])).await;
+    let patients = |m: Value| {
+        let api = &api;
+        async move {
+            let files = api.files(&m).await;
+            refs_once(&files)
+                .into_iter()
+                .filter(|r| r.starts_with("Patient/"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (_, m) = api.export("Group/outer/$export?_type=Patient").await;
+    assert_eq!(
+        patients(m).await,
+        ["Patient/p0", "Patient/p1", "Patient/p3"]
+    );
+    let (_, m) = api.export("Group/loop1/$export?_type=Patient").await;
+    assert_eq!(
+        patients(m).await,
+        ["Patient/p0", "Patient/p1", "Patient/p2", "Patient/p3"]
+    );
+}
+
+/// `read` reduced as `_elements` reduces it: `keep` plus `resourceType`, `id`, `meta`, tagged
+/// `SUBSETTED`.
+fn subset_of(read: &Value, keep: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for (k, v) in read.as_object().unwrap() {
+        if ["resourceType", "id", "meta"].contains(&k.as_str()) || keep.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    let tags = out["meta"]
+        .as_object_mut()
+        .unwrap()
+        .entry("tag")
+        .or_insert(json!([]));
+    tags.as_array_mut().unwrap().push(json!({
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+        "code": "SUBSETTED"}));
+    Value::Object(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elements_keep_the_listed_and_the_mandatory_elements() {
+    let api = Api::new(100_000).await;
+    let current = data(&api).await;
+    let reads = api.reads(&current).await;
+    // A typed element: only that type is reduced; the others are whole.
+    let (_, m) = api
+        .export("$export?_type=Patient,Observation&_elements=Patient.gender")
+        .await;
+    for rs in api.files(&m).await.values() {
+        for r in rs {
+            let key = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            );
+            let want = if key.starts_with("Patient/") {
+                subset_of(&reads[&key], &["gender"])
+            } else {
+                reads[&key].clone()
+            };
+            assert_eq!(r, &want, "{key}");
+        }
+    }
+    // An untyped element reduces every type: Observation keeps its mandatory `status` and
+    // `code` (and `subject`, named), Patient keeps nothing else, Organization its `name`.
+    let (_, m) = api
+        .export(
+            "$export?_type=Patient,Observation,Organization&_elements=subject,Organization.name",
+        )
+        .await;
+    let files = api.files(&m).await;
+    assert_eq!(
+        files.values().map(Vec::len).sum::<usize>(),
+        current.iter().filter(|r| !r.starts_with("Group/")).count()
+    );
+    for rs in files.values() {
+        for r in rs {
+            let key = format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            );
+            let keep: &[&str] = match r["resourceType"].as_str().unwrap() {
+                "Observation" => &["status", "code", "subject"],
+                "Organization" => &["name"],
+                _ => &[],
+            };
+            assert_eq!(r, &subset_of(&reads[&key], keep), "{key}");
+        }
+    }
+    // A choice element by its typed name, the same as by its base name.
+    let (_, by_base) = api
+        .export("$export?_type=Observation&_elements=value")
+        .await;
+    let (_, by_type) = api
+        .export("$export?_type=Observation&_elements=valueQuantity")
+        .await;
+    assert_eq!(api.files(&by_base).await, api.files(&by_type).await);
+
+    let asynch = [("prefer", "respond-async")];
+    for bad in [
+        "_elements=Patient.nope",
+        "_elements=Foo.id",
+        "_elements=name.family",
+        "_elements=Patient.name.family",
+        "_elements=nosuchelement",
+        "_elements=",
+        "_type=Observation&_elements=Patient.gender",
+        "_type=Patient&_elements=status",
+    ] {
+        let a = api
+            .send("GET", &format!("$export?{bad}"), &asynch, "")
+            .await;
+        let issue = a.issue(400);
+        assert_eq!(issue["expression"], json!(["_elements"]), "{bad}: {issue}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn include_associated_data_adds_the_provenance_of_the_exported_resources() {
+    let api = Api::new(100_000).await;
+    data(&api).await;
+    let provenance = |id: &str, recorded: &str, targets: &[&str]| {
+        let ts: Vec<Value> = targets.iter().map(|t| json!({"reference": t})).collect();
+        json!({"resourceType": "Provenance", "id": id, "target": ts, "recorded": recorded,
+               "agent": [{"who": {"reference": "Organization/org"}}]})
+    };
+    api.put(&provenance(
+        "pv1",
+        "2020-01-01T00:00:00Z",
+        &["Observation/o1a"],
+    ))
+    .await;
+    api.put(&provenance(
+        "pv2",
+        "2021-01-01T00:00:00Z",
+        &["Observation/o1a", "Patient/p2"],
+    ))
+    .await;
+    api.put(&provenance(
+        "pv3",
+        "2019-01-01T00:00:00Z",
+        &["Observation/o0b"],
+    ))
+    .await;
+    api.put(&provenance(
+        "pv4",
+        "2022-01-01T00:00:00Z",
+        &["Organization/org"],
+    ))
+    .await;
+    let provenances = |m: Value| {
+        let api = &api;
+        async move {
+            refs_once(&api.files(&m).await)
+                .into_iter()
+                .filter(|r| r.starts_with("Provenance/"))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Every Provenance of an exported resource (pv4 names an Organization, not exported).
+    let (_, m) = api
+        .export(
+            "$export?_type=Patient,Observation&includeAssociatedData=RelevantProvenanceResources",
+        )
+        .await;
+    assert_eq!(
+        provenances(m).await,
+        ["Provenance/pv1", "Provenance/pv2", "Provenance/pv3"]
+    );
+    // The latest per resource: o1a's is pv2 (2021 after 2020), p2's pv2, o0b's pv3.
+    let (_, m) = api
+        .export("$export?_type=Patient,Observation&includeAssociatedData=LatestProvenanceResources")
+        .await;
+    assert_eq!(provenances(m).await, ["Provenance/pv2", "Provenance/pv3"]);
+    // At the Group level (p1 and p3): o1a's latest only.
+    let (_, m) = api
+        .export("Group/g/$export?_type=Patient,Observation&includeAssociatedData=LatestProvenanceResources")
+        .await;
+    assert_eq!(provenances(m).await, ["Provenance/pv2"]);
+    // Both values: the relevant ones (which hold the latest).
+    let (_, m) = api
+        .export("$export?_type=Observation&includeAssociatedData=LatestProvenanceResources,RelevantProvenanceResources")
+        .await;
+    assert_eq!(
+        provenances(m).await,
+        ["Provenance/pv1", "Provenance/pv2", "Provenance/pv3"]
+    );
+
+    let asynch = [("prefer", "respond-async")];
+    for (value, says) in [("_myData", "custom"), ("Everything", "Unknown")] {
+        let body = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "includeAssociatedData", "valueCode": value}]});
+        let a = api
+            .send("POST", "Patient/$export", &asynch, &body.to_string())
+            .await;
+        let issue = a.issue(400);
+        assert_eq!(issue["code"], "not-supported", "{issue}");
+        assert_eq!(
+            issue["expression"],
+            json!(["includeAssociatedData"]),
+            "{issue}"
+        );
+        let text = issue["diagnostics"].as_str().unwrap();
+        assert!(text.contains(value) && text.contains(says), "{text}");
+    }
 }

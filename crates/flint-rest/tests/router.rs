@@ -594,6 +594,28 @@ async fn batch_answers_entries_on_their_own_including_metadata() {
 }
 
 #[tokio::test]
+async fn a_batch_entry_url_may_hold_a_url_in_its_query_but_not_name_another_server() {
+    let api = Api::new().await;
+    let b = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient?_profile=http://example.org/p&_summary=count"}},
+        {"request": {"method": "GET", "url": "http://other.example/fhir/Patient?_summary=count"}},
+    ]});
+    let v = api.send_json("POST", "", &[], &b).await.json();
+    let e = v["entry"].as_array().unwrap();
+    assert_eq!(e[0]["response"]["status"], "200 OK", "{v}");
+    assert_eq!(e[0]["resource"]["total"], 0, "{v}");
+    assert_eq!(e[1]["response"]["status"], "400 Bad Request", "{v}");
+    let issue = &e[1]["response"]["outcome"]["issue"][0];
+    assert!(
+        issue["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("another server"),
+        "{issue}"
+    );
+}
+
+#[tokio::test]
 async fn error_answers() {
     let api = Api::new().await;
     // Unknown resource type.

@@ -12,7 +12,10 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use flint_storage::admin::{BlockCache, ColumnFamilyStats, Compactions, DbStats, StoreAdmin};
+use flint_storage::admin::{
+    BlockCache, ColumnFamilyMetadata, ColumnFamilyState, ColumnFamilyStats, Compactions, DbStats,
+    LevelMetadata, SstFile, StoreAdmin,
+};
 use flint_storage::error::{DbError, Result};
 use flint_storage::kv::{Cf, KvCursor, KvStore, WriteBatch as FlintBatch};
 use flint_storage::log::{TxCmd, TxEntry, TxLog, decode_cmds, encode_cmds};
@@ -628,6 +631,86 @@ fn rocks_compact(db: &DB, names: &[&str], cf: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// The live SST files of column family `cf` of `db` (one of `names`), by level and name;
+/// `None` for another column family.
+fn rocks_tables(db: &DB, names: &[&str], cf: &str) -> Result<Option<Vec<SstFile>>> {
+    if !names.contains(&cf) {
+        return Ok(None);
+    }
+    let mut files: Vec<SstFile> = db
+        .live_files()
+        .map_err(err)?
+        .into_iter()
+        .filter(|f| f.column_family_name == cf)
+        .map(|f| SstFile {
+            name: f.name,
+            level: f.level.max(0) as u32,
+            file_size: f.size as u64,
+            num_entries: f.num_entries,
+            num_deletions: f.num_deletions,
+            smallest_key: flint_storage::admin::hex(f.start_key.as_deref().unwrap_or_default()),
+            largest_key: flint_storage::admin::hex(f.end_key.as_deref().unwrap_or_default()),
+        })
+        .collect();
+    files.sort_by(|a, b| (a.level, &a.name).cmp(&(b.level, &b.name)));
+    Ok(Some(files))
+}
+
+/// The levels RocksDB keeps (its default `num_levels`, which Flint does not change).
+const LEVELS: u32 = 7;
+
+/// [`StoreAdmin::column_family_metadata`] from the live files of `cf`: every level (at least
+/// [`LEVELS`]) with its files.
+fn rocks_metadata(db: &DB, names: &[&str], cf: &str) -> Result<Option<ColumnFamilyMetadata>> {
+    let Some(files) = rocks_tables(db, names, cf)? else {
+        return Ok(None);
+    };
+    let n = files
+        .iter()
+        .map(|f| f.level + 1)
+        .max()
+        .unwrap_or(0)
+        .max(LEVELS);
+    let mut levels: Vec<LevelMetadata> = (0..n)
+        .map(|level| LevelMetadata {
+            level,
+            ..LevelMetadata::default()
+        })
+        .collect();
+    for f in &files {
+        let l = &mut levels[f.level as usize];
+        l.file_size += f.file_size;
+        l.num_files += 1;
+    }
+    Ok(Some(ColumnFamilyMetadata {
+        name: cf.to_string(),
+        file_size: files.iter().map(|f| f.file_size).sum(),
+        num_files: files.len() as u64,
+        levels,
+    }))
+}
+
+/// [`StoreAdmin::column_family_state`] of `cf` of `db` from RocksDB's properties.
+fn rocks_state(db: &DB, names: &[&str], cf: &str) -> Result<Option<ColumnFamilyState>> {
+    if !names.contains(&cf) {
+        return Ok(None);
+    }
+    let (_, h) = handles(db, &[cf])?.remove(0);
+    let p = |name: &str| cf_property(db, h, name);
+    let int =
+        |name: &str| -> Result<u64> { Ok(db.property_int_value(name).map_err(err)?.unwrap_or(0)) };
+    Ok(Some(ColumnFamilyState {
+        mem_table_flush_pending: p("rocksdb.mem-table-flush-pending")? > 0,
+        num_immutable_mem_tables: p("rocksdb.num-immutable-mem-table")?,
+        num_entries_active_mem_table: p("rocksdb.num-entries-active-mem-table")?,
+        num_deletes_active_mem_table: p("rocksdb.num-deletes-active-mem-table")?,
+        compaction_pending: p("rocksdb.compaction-pending")? > 0,
+        estimate_pending_compaction_bytes: p("rocksdb.estimate-pending-compaction-bytes")?,
+        write_stopped: int("rocksdb.is-write-stopped")? > 0,
+        actual_delayed_write_rate: int("rocksdb.actual-delayed-write-rate")?,
+    }))
+}
+
 /// The names of the index store's column families.
 fn index_cf_names() -> Vec<&'static str> {
     Cf::ALL.iter().map(|c| c.name()).collect()
@@ -645,6 +728,18 @@ impl StoreAdmin for RocksKv {
     fn compact(&self, column_family: &str) -> Result<bool> {
         rocks_compact(&self.db, &index_cf_names(), column_family)
     }
+
+    fn column_family_metadata(&self, column_family: &str) -> Result<Option<ColumnFamilyMetadata>> {
+        rocks_metadata(&self.db, &index_cf_names(), column_family)
+    }
+
+    fn tables(&self, column_family: &str) -> Result<Option<Vec<SstFile>>> {
+        rocks_tables(&self.db, &index_cf_names(), column_family)
+    }
+
+    fn column_family_state(&self, column_family: &str) -> Result<Option<ColumnFamilyState>> {
+        rocks_state(&self.db, &index_cf_names(), column_family)
+    }
 }
 
 impl StoreAdmin for RocksLog {
@@ -659,6 +754,18 @@ impl StoreAdmin for RocksLog {
     fn compact(&self, column_family: &str) -> Result<bool> {
         rocks_compact(&self.db, &["default"], column_family)
     }
+
+    fn column_family_metadata(&self, column_family: &str) -> Result<Option<ColumnFamilyMetadata>> {
+        rocks_metadata(&self.db, &["default"], column_family)
+    }
+
+    fn tables(&self, column_family: &str) -> Result<Option<Vec<SstFile>>> {
+        rocks_tables(&self.db, &["default"], column_family)
+    }
+
+    fn column_family_state(&self, column_family: &str) -> Result<Option<ColumnFamilyState>> {
+        rocks_state(&self.db, &["default"], column_family)
+    }
 }
 
 impl StoreAdmin for RocksStore {
@@ -672,6 +779,18 @@ impl StoreAdmin for RocksStore {
 
     fn compact(&self, column_family: &str) -> Result<bool> {
         rocks_compact(&self.db.db, &["default"], column_family)
+    }
+
+    fn column_family_metadata(&self, column_family: &str) -> Result<Option<ColumnFamilyMetadata>> {
+        rocks_metadata(&self.db.db, &["default"], column_family)
+    }
+
+    fn tables(&self, column_family: &str) -> Result<Option<Vec<SstFile>>> {
+        rocks_tables(&self.db.db, &["default"], column_family)
+    }
+
+    fn column_family_state(&self, column_family: &str) -> Result<Option<ColumnFamilyState>> {
+        rocks_state(&self.db.db, &["default"], column_family)
     }
 }
 

@@ -114,3 +114,94 @@ async fn log_and_store_have_one_column_family_each() {
     assert_eq!(store.column_families().unwrap()[0].estimate_num_keys, 100);
     assert!(log.stats().unwrap().usable_space.is_some());
 }
+
+#[test]
+fn metadata_tables_and_state_show_the_sst_files_by_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = RocksKv::open(dir.path(), &RocksConfig::new(8 << 20)).unwrap();
+    let cf = "tx-error-index";
+    let empty = kv
+        .column_family_metadata(cf)
+        .unwrap()
+        .expect("a RocksDB family");
+    assert_eq!((empty.num_files, empty.file_size), (0, 0), "{empty:?}");
+    assert_eq!(empty.levels.len(), 7, "every level: {empty:?}");
+    assert_eq!(kv.tables(cf).unwrap(), Some(Vec::new()));
+
+    // Two flushes of disjoint key ranges: two level-0 files.
+    for (from, to) in [(0, KEYS / 2), (KEYS / 2, KEYS)] {
+        let mut b = WriteBatch::default();
+        for i in from..to {
+            b.put(Cf::TxError, key(i), vec![1u8; 50]);
+        }
+        kv.write(b, false).unwrap();
+        let state = kv.column_family_state(cf).unwrap().expect("a state");
+        assert_eq!(
+            state.num_entries_active_mem_table,
+            (to - from) as u64,
+            "{state:?}"
+        );
+        assert!(!state.write_stopped, "{state:?}");
+        kv.flush().unwrap();
+    }
+    let tables = kv.tables(cf).unwrap().unwrap();
+    assert_eq!(tables.len(), 2, "{tables:?}");
+    assert!(
+        tables
+            .iter()
+            .all(|t| t.level == 0 && t.name.ends_with(".sst")),
+        "{tables:?}"
+    );
+    assert_eq!(
+        tables.iter().map(|t| t.num_entries).sum::<u64>(),
+        KEYS as u64
+    );
+    let hex = |k: &[u8]| flint_storage::admin::hex(k);
+    let mut bounds: Vec<(String, String)> = tables
+        .iter()
+        .map(|t| (t.smallest_key.clone(), t.largest_key.clone()))
+        .collect();
+    bounds.sort();
+    assert_eq!(
+        bounds,
+        [
+            (hex(&key(0)), hex(&key(KEYS / 2 - 1))),
+            (hex(&key(KEYS / 2)), hex(&key(KEYS - 1)))
+        ]
+    );
+    let m = kv.column_family_metadata(cf).unwrap().unwrap();
+    assert_eq!(m.num_files, 2);
+    assert_eq!(m.file_size, tables.iter().map(|t| t.file_size).sum::<u64>());
+    assert_eq!(m.file_size, cf_stats(&kv, cf).live_sst_files_size);
+    assert_eq!(
+        (m.levels[0].num_files, m.levels[0].file_size),
+        (2, m.file_size)
+    );
+
+    // Compacted: one file in the last level, none in level 0.
+    assert!(kv.compact(cf).unwrap());
+    let m = kv.column_family_metadata(cf).unwrap().unwrap();
+    assert_eq!(m.levels[0].num_files, 0, "{m:?}");
+    let last = m
+        .levels
+        .iter()
+        .rev()
+        .find(|l| l.num_files > 0)
+        .expect("a level with files");
+    assert!(last.level > 0, "{m:?}");
+    assert_eq!(last.num_files, m.num_files, "{m:?}");
+    let state = kv.column_family_state(cf).unwrap().unwrap();
+    assert_eq!(state.num_entries_active_mem_table, 0, "{state:?}");
+    assert!(!state.mem_table_flush_pending, "{state:?}");
+
+    // Another column family, or none: nothing.
+    assert_eq!(kv.tables("no-such-family").unwrap(), None);
+    assert_eq!(kv.column_family_metadata("no-such-family").unwrap(), None);
+    assert_eq!(kv.column_family_state("no-such-family").unwrap(), None);
+
+    // The log and the store have their `default` family.
+    let cfg = RocksConfig::new(8 << 20);
+    let store = RocksStore::open(&dir.path().join("resource"), &cfg).unwrap();
+    assert!(store.column_family_metadata("default").unwrap().is_some());
+    assert!(store.tables("index").unwrap().is_none());
+}

@@ -95,10 +95,17 @@ pub struct Config {
     pub enable_operation_patient_purge: bool,
     /// `ENABLE_INTERACTION_DELETE_HISTORY`: allow `DELETE [type]/[id]/_history`.
     pub enable_interaction_delete_history: bool,
+    /// `FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES`: the most resources one `$export` file holds.
+    pub export_max_file_resources: usize,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
 pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES",
+        "100000",
+        "the most resources one $export output file holds (more: Type.1.ndjson, Type.2.ndjson, ...)",
+    ),
     (
         "FHIR_OPERATION_EVALUATE_MEASURE_THREADS",
         "",
@@ -428,6 +435,7 @@ impl Config {
         };
         Ok(Config {
             measure,
+            export_max_file_resources: positive("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES")?,
             cql_resource_cache_size: num(
                 "CQL_RESOURCE_CACHE_SIZE",
                 var("CQL_RESOURCE_CACHE_SIZE"),
@@ -746,6 +754,9 @@ mod tests {
                 .name(),
             "Europe/Berlin"
         );
+        assert_eq!(c.export_max_file_resources, 100_000);
+        let small = cfg(&[("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "7")]).unwrap();
+        assert_eq!(small.export_max_file_resources, 7);
     }
 
     #[test]
@@ -762,6 +773,8 @@ mod tests {
             ("ENABLE_ADMIN_API", "yes"),
             ("FHIR_DEFAULT_TIME_ZONE", "Mars/Olympus"),
             ("FHIR_DEFAULT_TIME_ZONE", "+25:00"),
+            ("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "0"),
+            ("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "many"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(e.contains(k) && e.contains(v), "{e}");

@@ -357,7 +357,7 @@ async fn run(c: Config) -> Result<(), String> {
             enable_operation_cql: c.enable_operation_cql,
             everything_limit: flint_rest::config::EVERYTHING_LIMIT,
             enable_operation_graph: c.enable_operation_graph,
-            export_file_size: flint_rest::config::EXPORT_FILE_SIZE,
+            export_file_size: c.export_max_file_resources,
             enable_admin_api: c.enable_admin_api,
             enable_operation_patient_purge: c.enable_operation_patient_purge,
             enable_interaction_delete_history: c.enable_interaction_delete_history,

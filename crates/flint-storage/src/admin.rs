@@ -58,6 +58,80 @@ pub struct ColumnFamilyStats {
     pub size_all_mem_tables: u64,
 }
 
+/// The LSM tree of one column family: its SST files, in total and per level.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnFamilyMetadata {
+    /// The column family's name.
+    pub name: String,
+    /// Bytes of all its SST files.
+    pub file_size: u64,
+    /// Number of its SST files.
+    pub num_files: u64,
+    /// Every level, from 0, with its files.
+    pub levels: Vec<LevelMetadata>,
+}
+
+/// One level of a column family's LSM tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LevelMetadata {
+    /// The level (0 holds the flushed memtables).
+    pub level: u32,
+    /// Bytes of the level's SST files.
+    pub file_size: u64,
+    /// Number of the level's SST files.
+    pub num_files: u64,
+}
+
+/// One SST file of a column family.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SstFile {
+    /// The file name (`/000123.sst`, relative to the database directory).
+    pub name: String,
+    /// The level it is in.
+    pub level: u32,
+    /// Its size in bytes.
+    pub file_size: u64,
+    /// Entries it holds (puts and deletions).
+    pub num_entries: u64,
+    /// Deletions (tombstones) among them.
+    pub num_deletions: u64,
+    /// Its smallest key, hex-encoded.
+    pub smallest_key: String,
+    /// Its largest key, hex-encoded.
+    pub largest_key: String,
+}
+
+/// The flush and compaction state of one column family (RocksDB properties).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnFamilyState {
+    /// Whether a memtable flush is pending (`rocksdb.mem-table-flush-pending`).
+    pub mem_table_flush_pending: bool,
+    /// Immutable memtables not flushed yet (`rocksdb.num-immutable-mem-table`).
+    pub num_immutable_mem_tables: u64,
+    /// Entries in the active memtable (`rocksdb.num-entries-active-mem-table`).
+    pub num_entries_active_mem_table: u64,
+    /// Deletions in the active memtable (`rocksdb.num-deletes-active-mem-table`).
+    pub num_deletes_active_mem_table: u64,
+    /// Whether a compaction is pending (`rocksdb.compaction-pending`).
+    pub compaction_pending: bool,
+    /// Bytes compactions still have to rewrite (`rocksdb.estimate-pending-compaction-bytes`).
+    pub estimate_pending_compaction_bytes: u64,
+    /// Whether writes to the database are stopped (`rocksdb.is-write-stopped`).
+    pub write_stopped: bool,
+    /// The rate writes are delayed to, bytes/s, 0 when not delayed
+    /// (`rocksdb.actual-delayed-write-rate`).
+    pub actual_delayed_write_rate: u64,
+}
+
+/// Hex of `bytes` (lower case).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Statistics and manual compaction of a storage database.
 pub trait StoreAdmin: Send + Sync {
     /// Statistics of the whole database.
@@ -69,6 +143,24 @@ pub trait StoreAdmin: Send + Sync {
     /// Compacts the whole key range of `column_family` (blocking: call it off the async
     /// workers); `Ok(false)` when the database has no such column family.
     fn compact(&self, column_family: &str) -> Result<bool>;
+
+    /// The SST files of `column_family` by level (blocking); `Ok(None)` when the database
+    /// keeps no files (in memory) or has no such column family.
+    fn column_family_metadata(&self, _column_family: &str) -> Result<Option<ColumnFamilyMetadata>> {
+        Ok(None)
+    }
+
+    /// The SST files of `column_family`, by level and name (blocking); `Ok(None)` as for
+    /// [`StoreAdmin::column_family_metadata`].
+    fn tables(&self, _column_family: &str) -> Result<Option<Vec<SstFile>>> {
+        Ok(None)
+    }
+
+    /// The flush and compaction state of `column_family` (blocking); `Ok(None)` when the
+    /// database has none (in memory) or no such column family.
+    fn column_family_state(&self, _column_family: &str) -> Result<Option<ColumnFamilyState>> {
+        Ok(None)
+    }
 }
 
 /// Free bytes for unprivileged users on the file system holding `path` (`statvfs`), where the

@@ -184,6 +184,108 @@ pub async fn search(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Reply> {
     Ok(Reply::new(200, Body::Resource(bundle)))
 }
 
+/// `GET __admin/Task/_history` (every job's versions) and `GET __admin/Task/{id}/_history`
+/// (one job's; 404 for an unknown one): a `history` Bundle, newest first, with `total`, paged
+/// by `_count` and `_offset` at one database value of the admin database (`__t` in the page
+/// links). Each entry is a version of the Task as it was stored (`meta.versionId`,
+/// `meta.lastUpdated`), its `request` (`POST` for the first version, `PUT` after) and
+/// `response` (status, `etag`, `lastModified`).
+pub async fn history(ctx: &Ctx, id: Option<&str>, req: &FhirRequest) -> FhirResult<Reply> {
+    let jobs = scheduler(ctx)?;
+    if let Some(id) = id {
+        crate::context::check_type_and_id("Task", id)?;
+    }
+    let cfg = ctx.state.config();
+    let (mut count, mut offset, mut at) = (cfg.default_page_size, 0usize, None::<u64>);
+    for (k, v) in &req.query {
+        let number = || {
+            v.parse::<u64>().map_err(|_| {
+                FhirError::invalid(format!("`{k}` must be a number, not `{v}`.")).at(k)
+            })
+        };
+        match k.as_str() {
+            "_count" => {
+                count = number()?
+                    .try_into()
+                    .ok()
+                    .filter(|n| *n <= cfg.max_page_size)
+                    .ok_or_else(|| {
+                        FhirError::invalid(format!(
+                            "`_count` must be a number from 0 to {}, not `{v}`.",
+                            cfg.max_page_size
+                        ))
+                        .at("_count")
+                    })?
+            }
+            "_offset" => offset = number()?.try_into().unwrap_or(usize::MAX),
+            "__t" => at = Some(number()?),
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(FhirError::invalid(format!(
+                    "Unknown parameter `{other}` of the job history (supported: _count, _offset)."
+                ))
+                .at(other));
+            }
+        }
+    }
+    let now = jobs.store().node().sync().await?;
+    let db = match at {
+        None => now,
+        Some(t) if t <= now.t() => now.as_of(t),
+        Some(t) => {
+            return Err(FhirError::invalid(format!(
+                "The page link's database value {t} is not known here."
+            ))
+            .at("__t"));
+        }
+    };
+    let versions = match id {
+        Some(id) => db.instance_history("Task", id, None, 0, usize::MAX)?,
+        None => db.type_history("Task", None, 0, usize::MAX)?,
+    };
+    if let Some(id) = id
+        && versions.is_empty()
+    {
+        return Err(unknown(id));
+    }
+    let total = versions.len();
+    let base = format!("{}/__admin/Task", ctx.base);
+    let path = match id {
+        Some(id) => format!("{base}/{id}/_history"),
+        None => format!("{base}/_history"),
+    };
+    let link = |off: usize| format!("{path}?_count={count}&_offset={off}&__t={}", db.t());
+    let mut links = vec![json!({"relation": "self", "url": link(offset)})];
+    if offset.saturating_add(count) < total {
+        links.push(json!({"relation": "next", "url": link(offset.saturating_add(count))}));
+    }
+    let mut entries = Vec::new();
+    for h in versions.iter().skip(offset).take(count) {
+        let instant = crate::resource::format_instant(db.instant(h.t)?);
+        let mut e = json!({"fullUrl": format!("{base}/{}", h.id)});
+        let (method, url, status) = if h.is_deleted() {
+            ("DELETE", format!("Task/{}", h.id), "204")
+        } else if h.num_changes <= 1 {
+            ("POST", "Task".to_string(), "201")
+        } else {
+            ("PUT", format!("Task/{}", h.id), "200")
+        };
+        if !h.is_deleted() {
+            e["resource"] = crate::interaction::materialize(&db, h).await?;
+        }
+        e["request"] = json!({"method": method, "url": url});
+        e["response"] = json!({"status": status, "etag": format!("W/\"{}\"", h.t),
+                               "lastModified": instant});
+        entries.push(e);
+    }
+    let mut bundle =
+        json!({"resourceType": "Bundle", "type": "history", "total": total, "link": links});
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(Reply::new(200, Body::Resource(bundle)))
+}
+
 /// `GET __admin/Task/{id}`.
 pub async fn read(ctx: &Ctx, id: &str) -> FhirResult<Reply> {
     let jobs = scheduler(ctx)?;

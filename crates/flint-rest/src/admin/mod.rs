@@ -6,9 +6,13 @@
 //!   `GET __admin/features` each list alone.
 //! * `GET __admin/openapi.json`: the OpenAPI 3 description of these paths.
 //! * `GET __admin/dbs`: every database with its statistics; `GET __admin/dbs/{db}/stats` one;
-//!   `GET __admin/dbs/{db}/column-families` its column families (unknown database: 404).
+//!   `GET __admin/dbs/{db}/column-families` its column families (unknown database: 404);
+//!   `GET __admin/dbs/{db}/column-families/{cf}/metadata` (its SST files by level), `/tables`
+//!   (each SST file) and `/state` (flush and compaction state): 404 for an unknown column
+//!   family, 422 for a database without files (in memory).
 //! * Jobs ([`jobs`]): `GET`/`POST __admin/Task`, `GET __admin/Task/{id}`, `POST
-//!   __admin/Task/{id}/$pause`, `$resume`, `$cancel`.
+//!   __admin/Task/{id}/$pause`, `$resume`, `$cancel`; `GET __admin/Task/_history` and
+//!   `GET __admin/Task/{id}/_history`.
 //!
 //! Switched off, every `__admin` path answers 404 naming the variable that turns it on.
 
@@ -83,6 +87,24 @@ pub async fn dispatch(ctx: &Ctx, rest: &[&str], req: &FhirRequest) -> FhirResult
             let cfs = blocking(move || store.column_families()).await?;
             Ok(json_reply(&serde_json::to_value(cfs).unwrap_or_default()))
         }
+        [
+            "dbs",
+            db,
+            "column-families",
+            cf,
+            view @ ("metadata" | "tables" | "state"),
+        ] => {
+            only("GET")?;
+            column_family_view(ctx, db, cf, view).await
+        }
+        ["Task", "_history"] => {
+            only("GET")?;
+            jobs::history(ctx, None, req).await
+        }
+        ["Task", id, "_history"] => {
+            only("GET")?;
+            jobs::history(ctx, Some(id), req).await
+        }
         ["Task"] => match method {
             "GET" => jobs::search(ctx, req).await,
             "POST" => jobs::create(ctx, req).await,
@@ -131,6 +153,40 @@ pub(crate) async fn blocking<T: Send + 'static>(
         Err(e) => Err(FhirError::from(flint_db::DbError::fault(format!(
             "the storage call failed: {e}"
         )))),
+    }
+}
+
+/// `metadata`, `tables` or `state` of column family `cf` of database `db`: 404 for an
+/// unknown database or column family, 422 when the database cannot tell (in memory).
+async fn column_family_view(ctx: &Ctx, db: &str, cf: &str, view: &str) -> FhirResult<Reply> {
+    let store = database(ctx, db)?;
+    let (name, view_name) = (cf.to_string(), view.to_string());
+    let answer = blocking(move || {
+        if !store.column_families()?.iter().any(|c| c.name == name) {
+            return Ok(None);
+        }
+        let v = match view_name.as_str() {
+            "metadata" => store
+                .column_family_metadata(&name)?
+                .map(|m| serde_json::to_value(m).unwrap_or_default()),
+            "tables" => store
+                .tables(&name)?
+                .map(|t| serde_json::to_value(t).unwrap_or_default()),
+            _ => store
+                .column_family_state(&name)?
+                .map(|s| serde_json::to_value(s).unwrap_or_default()),
+        };
+        Ok(Some(v))
+    })
+    .await?;
+    match answer {
+        None => Err(FhirError::not_found(format!(
+            "The database `{db}` has no column family `{cf}`."
+        ))),
+        Some(None) => Err(FhirError::unsupported(format!(
+            "The database `{db}` keeps no SST files (it is in memory): it has no `{view}`."
+        ))),
+        Some(Some(v)) => Ok(json_reply(&v)),
     }
 }
 

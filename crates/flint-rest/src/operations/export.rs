@@ -16,8 +16,13 @@
 //! Parameters: `_outputFormat` (`application/fhir+ndjson`, `application/ndjson`, `ndjson`),
 //! `_type` (comma-separated, repeatable), `_since` (an instant: resources changed after it),
 //! `_typeFilter` (`Type?search`, repeatable or comma-separated; a type's resources are those
-//! matching any of its filters, evaluated by the search engine at `t`). Others are ignored, or
-//! 400 with `Prefer: handling=strict`.
+//! matching any of its filters, evaluated by the search engine at `t`), `patient` (Patient
+//! references: only their compartments, at the Patient and Group levels), `_elements`
+//! (`Type.element` or `element`: top-level elements kept besides the mandatory ones, the
+//! resources tagged `SUBSETTED`), `includeAssociatedData` (`LatestProvenanceResources`,
+//! `RelevantProvenanceResources`: the Provenance resources naming exported resources in their
+//! `target`). A Group's members may be Groups (each read once). Others are ignored, or 400
+//! with `Prefer: handling=strict`.
 //!
 //! A storage fault while a file streams cannot change the status already sent: the body
 //! ends without its last chunk (the connection is closed), which every HTTP client reports as
@@ -83,6 +88,27 @@ struct Spec {
     filters: Vec<(String, Vec<(String, String)>)>,
     /// The kick-off URL (the manifest's `request`).
     request: String,
+    /// `patient`: the ids of the only Patients whose compartments are exported (Patient and
+    /// Group levels), sorted.
+    #[serde(default)]
+    patient: Option<Vec<String>>,
+    /// `_elements`: the elements to keep, by type (`None`: of every type that has it).
+    #[serde(default)]
+    elements: Vec<(Option<String>, String)>,
+    /// `includeAssociatedData`: the Provenance resources of the exported resources, all of
+    /// them (`RelevantProvenanceResources`) or the latest per resource
+    /// (`LatestProvenanceResources`).
+    #[serde(default)]
+    associated: Option<Associated>,
+}
+
+/// What `includeAssociatedData` adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Associated {
+    /// Per exported resource, the Provenance targeting it with the latest `recorded`.
+    Latest,
+    /// Every Provenance targeting an exported resource.
+    Relevant,
 }
 
 /// One output file: `count` resources of `type` in id order from `from`.
@@ -162,6 +188,12 @@ pub async fn kick_off(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Reply> {
     if let Target::Instance(_, id) = target {
         spec.group = Some(id.to_string());
     }
+    if spec.patient.is_some() && !spec.patients {
+        return Err(FhirError::invalid(
+            "The parameter `patient` applies to `Patient/$export` and `Group/[id]/$export` only.",
+        )
+        .at("patient"));
+    }
     spec.request = format!("{}/{}", ctx.base, req.path.join("/"));
     if req.method == "GET" && !req.query.is_empty() {
         let q = form_urlencoded::Serializer::new(String::new())
@@ -179,6 +211,26 @@ pub async fn kick_off(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Reply> {
                 return Err(FhirError::not_found(format!(
                     "Resource `Group/{id}` was not found."
                 )));
+            }
+        }
+    }
+    if let Some(given) = &spec.patient {
+        // Every patient asked for must be exportable: current, and a member of the Group.
+        let all = Spec {
+            patient: None,
+            ..spec.clone()
+        };
+        let members = patients(ctx, &db, &all).await?.unwrap_or_default();
+        for id in given {
+            if !members.contains(id) {
+                let why = match &spec.group {
+                    Some(g) => format!("is not a current member of `Group/{g}`"),
+                    None => "is not a current Patient".to_string(),
+                };
+                return Err(FhirError::invalid(format!(
+                    "Invalid `patient`: `Patient/{id}` {why}."
+                ))
+                .at("patient"));
             }
         }
     }
@@ -235,6 +287,10 @@ fn parse_spec(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Spec> {
             };
             let text = value_of(p).and_then(|v| match v.value {
                 Value::String(s) => Some(s),
+                Value::Object(o) if v.fhir_type == "Reference" => o
+                    .get("reference")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 _ => None,
             });
             given.push((name.to_string(), text));
@@ -246,7 +302,13 @@ fn parse_spec(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Spec> {
     for (name, value) in &given {
         let known = matches!(
             name.as_str(),
-            "_outputFormat" | "_type" | "_since" | "_typeFilter"
+            "_outputFormat"
+                | "_type"
+                | "_since"
+                | "_typeFilter"
+                | "patient"
+                | "_elements"
+                | "includeAssociatedData"
         );
         if !known {
             if req.handling == Handling::Strict {
@@ -294,7 +356,60 @@ fn parse_spec(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Spec> {
                 })?;
                 spec.since = Some((v.clone(), ms));
             }
+            "patient" => {
+                let ids = spec.patient.get_or_insert_with(Vec::new);
+                for r in v.split(',').map(str::trim) {
+                    match crate::resource::local_ref(r, &ctx.base) {
+                        Some(("Patient", id)) if !r.contains("/_history/") => {
+                            ids.push(id.to_string())
+                        }
+                        _ => {
+                            return Err(FhirError::invalid(format!(
+                                "Invalid `patient` value `{r}`: expected a reference `Patient/[id]`."
+                            ))
+                            .at("patient"));
+                        }
+                    }
+                }
+            }
+            "_elements" => {
+                for e in v.split(',').map(str::trim) {
+                    spec.elements.push(parse_element(e)?);
+                }
+            }
+            "includeAssociatedData" => {
+                for code in v.split(',').map(str::trim) {
+                    let a = match code {
+                        "LatestProvenanceResources" => Associated::Latest,
+                        "RelevantProvenanceResources" => Associated::Relevant,
+                        _ => return Err(associated_data(code)),
+                    };
+                    // Every relevant one includes the latest ones.
+                    if spec.associated != Some(Associated::Relevant) {
+                        spec.associated = Some(a);
+                    }
+                }
+            }
             _ => filters.extend(split_type_filters(v)),
+        }
+    }
+    if let Some(ids) = &mut spec.patient {
+        ids.sort();
+        ids.dedup();
+    }
+    if let Some(types) = &spec.types {
+        for (ty, e) in &spec.elements {
+            let applies = match ty {
+                Some(ty) => types.contains(ty),
+                None => types.iter().any(|t| has_element(t, e)),
+            };
+            if !applies {
+                return Err(FhirError::invalid(format!(
+                    "Invalid `_elements` value `{}`: no type of `_type` has it.",
+                    ty.as_ref().map_or(e.clone(), |t| format!("{t}.{e}"))
+                ))
+                .at("_elements"));
+            }
         }
     }
     for f in filters {
@@ -327,6 +442,84 @@ fn parse_spec(ctx: &Ctx, req: &FhirRequest) -> FhirResult<Spec> {
         spec.filters.push((ty.to_string(), params));
     }
     Ok(spec)
+}
+
+/// Whether resource type `ty` has the top-level element `name` (its base name).
+fn has_element(ty: &str, name: &str) -> bool {
+    flint_model::defs::definitions()
+        .type_def(ty)
+        .is_some_and(|td| td.element(name).is_some())
+}
+
+/// One `_elements` value: `Type.element` or `element` (top-level elements only; a choice
+/// element by its base name, `value`, or a typed name, `valueQuantity`), as the type and the
+/// element's base name.
+fn parse_element(e: &str) -> FhirResult<(Option<String>, String)> {
+    let defs = flint_model::defs::definitions();
+    let bad = |why: &str| {
+        FhirError::invalid(format!("Invalid `_elements` value `{e}`: {why}")).at("_elements")
+    };
+    let (ty, name) = match e.split_once('.') {
+        Some((ty, name)) => {
+            if !defs.is_resource_type(ty) {
+                return Err(bad(&format!("`{ty}` is not a resource type.")));
+            }
+            (Some(ty), name)
+        }
+        None => (None, e),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(bad(
+            "expected `Type.element` or `element` naming a top-level element.",
+        ));
+    }
+    let base = |ty: &str| -> Option<String> {
+        let td = defs.type_def(ty)?;
+        td.element(name)
+            .or_else(|| td.resolve_property(name).map(|(el, _)| el))
+            .map(|el| el.name.clone())
+    };
+    match ty {
+        Some(ty) => base(ty)
+            .map(|n| (Some(ty.to_string()), n))
+            .ok_or_else(|| bad(&format!("`{ty}` has no element `{name}`."))),
+        None => defs
+            .resource_types()
+            .iter()
+            .find_map(|t| base(t))
+            .map(|n| (None, n))
+            .ok_or_else(|| bad(&format!("no resource type has an element `{name}`."))),
+    }
+}
+
+/// The elements `_elements` keeps of `ty`'s resources (`None`: the whole resources). With an
+/// element given without a type every type is subsetted; else only the types named.
+fn elements_of(spec: &Spec, ty: &str) -> Option<Vec<String>> {
+    if spec.elements.is_empty() {
+        return None;
+    }
+    let untyped = spec.elements.iter().any(|(t, _)| t.is_none());
+    let names: Vec<String> = spec
+        .elements
+        .iter()
+        .filter(|(t, _)| t.as_deref().is_none_or(|t| t == ty))
+        .map(|(_, n)| n.clone())
+        .collect();
+    (untyped || !names.is_empty()).then_some(names)
+}
+
+/// The 400 of an `includeAssociatedData` value Flint does not offer.
+fn associated_data(code: &str) -> FhirError {
+    const SPEC: [&str; 2] = ["LatestProvenanceResources", "RelevantProvenanceResources"];
+    let why = if code.starts_with('_') {
+        format!("The custom `includeAssociatedData` value `{code}` is not supported.")
+    } else {
+        format!(
+            "Unknown `includeAssociatedData` value `{code}`: the specification defines {}.",
+            SPEC.join(" and ")
+        )
+    };
+    FhirError::new(StatusCode::BAD_REQUEST, "not-supported", why).at("includeAssociatedData")
 }
 
 fn twice(name: &str) -> FhirError {
@@ -497,10 +690,15 @@ fn exported_types(ctx: &Ctx, db: &Db, spec: &Spec) -> FhirResult<Vec<String>> {
             .types
             .as_ref()
             .is_some_and(|ts| !ts.iter().any(|t| t == ty))
+            && !(spec.associated.is_some() && ty == "Provenance")
         {
             continue;
         }
-        if spec.patients && ty != "Patient" && registry.compartment_params("Patient", ty).is_empty()
+        let associated = spec.associated.is_some() && ty == "Provenance";
+        if spec.patients
+            && ty != "Patient"
+            && registry.compartment_params("Patient", ty).is_empty()
+            && !associated
         {
             continue;
         }
@@ -517,28 +715,17 @@ async fn patients(ctx: &Ctx, db: &Db, spec: &Spec) -> FhirResult<Option<IdList>>
     if !spec.patients {
         return Ok(None);
     }
-    let Some(group) = &spec.group else {
-        return Ok(Some(db.type_ids("Patient")?));
+    let listed = match (&spec.group, &spec.patient) {
+        (None, None) => return Ok(Some(db.type_ids("Patient")?)),
+        (None, Some(given)) => IdList::from_sorted(given.iter().map(String::as_str)),
+        (Some(group), given) => {
+            let members = group_members(ctx, db, group).await?;
+            match given {
+                Some(g) => members.intersect(&IdList::from_sorted(g.iter().map(String::as_str))),
+                None => members,
+            }
+        }
     };
-    let h = db
-        .resource("Group", group)?
-        .filter(|h| !h.is_deleted())
-        .ok_or_else(|| FhirError::not_found(format!("Resource `Group/{group}` was not found.")))?;
-    let g = crate::interaction::materialize(db, &h).await?;
-    let mut ids: Vec<&str> = Vec::new();
-    for m in g["member"].as_array().into_iter().flatten() {
-        if m["inactive"] == json!(true) {
-            continue;
-        }
-        if let Some((ty, id)) = m["entity"]["reference"]
-            .as_str()
-            .and_then(|r| crate::resource::local_ref(r, &ctx.base))
-            && ty == "Patient"
-        {
-            ids.push(id);
-        }
-    }
-    let listed = IdList::from_unsorted(ids);
     let current: Vec<String> = db
         .resources("Patient", listed.iter())?
         .into_iter()
@@ -547,6 +734,143 @@ async fn patients(ctx: &Ctx, db: &Db, spec: &Spec) -> FhirResult<Option<IdList>>
     Ok(Some(IdList::from_sorted(
         current.iter().map(String::as_str),
     )))
+}
+
+/// The Patient ids of a Group's active members at `db`: its `member.entity` Patients and,
+/// through members that are Groups, theirs (each Group once, so cycles end).
+async fn group_members(ctx: &Ctx, db: &Db, group: &str) -> FhirResult<IdList> {
+    let h = db
+        .resource("Group", group)?
+        .filter(|h| !h.is_deleted())
+        .ok_or_else(|| FhirError::not_found(format!("Resource `Group/{group}` was not found.")))?;
+    let mut seen: std::collections::BTreeSet<String> = [group.to_string()].into();
+    let mut todo = vec![h];
+    let mut ids: Vec<String> = Vec::new();
+    while let Some(h) = todo.pop() {
+        let g = crate::interaction::materialize(db, &h).await?;
+        for m in g["member"].as_array().into_iter().flatten() {
+            if m["inactive"] == json!(true) {
+                continue;
+            }
+            match m["entity"]["reference"]
+                .as_str()
+                .and_then(|r| crate::resource::local_ref(r, &ctx.base))
+            {
+                Some(("Patient", id)) => ids.push(id.to_string()),
+                Some(("Group", id)) if seen.insert(id.to_string()) => {
+                    if let Some(inner) = db.resource("Group", id)?.filter(|h| !h.is_deleted()) {
+                        todo.push(inner);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(IdList::from_unsorted(ids.iter().map(String::as_str)))
+}
+
+/// The source of `ty`'s resources, with the associated Provenance resources
+/// (`includeAssociatedData`) for `Provenance`.
+async fn source(
+    ctx: &Ctx,
+    db: &Db,
+    spec: &Spec,
+    ty: &str,
+    patients: Option<&IdList>,
+) -> FhirResult<Source> {
+    let Some(mode) = spec.associated.filter(|_| ty == "Provenance") else {
+        return base_source(ctx, db, spec, ty, patients).await;
+    };
+    let key = (
+        format!(
+            "$export-provenance\u{0}{mode:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
+            spec.group, spec.patients, spec.patient, spec.types, spec.since, spec.filters
+        ),
+        db.t(),
+    );
+    if let Some(hit) = ctx.state.results().get(&key)
+        && let Some(Matches::Ids { ids, .. }) = hit.first()
+    {
+        return Ok(Source::List(Arc::new(ids.clone())));
+    }
+    // The other exported types' sources, to tell whether a target is exported.
+    let since_t = since_t(db, spec)?;
+    let own = spec
+        .types
+        .as_ref()
+        .is_none_or(|ts| ts.iter().any(|t| t == "Provenance"));
+    let mut sources: std::collections::BTreeMap<String, Source> = Default::default();
+    for t in exported_types(ctx, db, spec)? {
+        if t != "Provenance" {
+            let src = base_source(ctx, db, spec, &t, patients).await?;
+            sources.insert(t, src);
+        }
+    }
+    let mut chosen: Vec<String> = Vec::new();
+    // Latest: per target, the Provenance with the latest `recorded` (then the greatest id).
+    let mut latest: std::collections::BTreeMap<(String, String), (i64, String)> =
+        Default::default();
+    let mut cursor = Cursor::new("Provenance", Source::Scan, None);
+    loop {
+        let batch = cursor.next(db, BATCH, 0)?;
+        if batch.is_empty() {
+            break;
+        }
+        for h in batch {
+            let p = crate::interaction::materialize(db, &h).await?;
+            let recorded = p["recorded"]
+                .as_str()
+                .and_then(crate::resource::parse_instant)
+                .unwrap_or(i64::MIN);
+            for target in p["target"].as_array().into_iter().flatten() {
+                let Some((tty, tid)) = target["reference"]
+                    .as_str()
+                    .and_then(|r| crate::resource::local_ref(r, &ctx.base))
+                else {
+                    continue;
+                };
+                let exported = match sources.get(tty) {
+                    None => false,
+                    Some(Source::List(ids)) => ids.contains(tid),
+                    Some(Source::Scan) => db
+                        .resource(tty, tid)?
+                        .is_some_and(|v| !v.is_deleted() && v.t >= since_t),
+                };
+                if !exported {
+                    continue;
+                }
+                match mode {
+                    Associated::Relevant => chosen.push(h.id.clone()),
+                    Associated::Latest => {
+                        let e = latest
+                            .entry((tty.to_string(), tid.to_string()))
+                            .or_insert((i64::MIN, String::new()));
+                        if (recorded, &h.id) > (e.0, &e.1) {
+                            *e = (recorded, h.id.clone());
+                        }
+                    }
+                }
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    chosen.extend(latest.into_values().map(|(_, id)| id));
+    let mut ids = IdList::from_unsorted(chosen.iter().map(String::as_str));
+    if own {
+        let regular = match base_source(ctx, db, spec, "Provenance", patients).await? {
+            Source::List(regular) => (*regular).clone(),
+            Source::Scan => db.type_ids("Provenance")?,
+        };
+        ids = ids.union(&regular);
+    }
+    ctx.state.results().insert(
+        key,
+        Arc::new(vec![Matches::Ids {
+            type_name: "Provenance".to_string(),
+            ids: ids.clone(),
+        }]),
+    );
+    Ok(Source::List(Arc::new(ids)))
 }
 
 /// Where a type's exported resources come from.
@@ -562,7 +886,7 @@ enum Source {
 /// of the type's `_typeFilter` queries and, at the Patient and Group levels, of the patients'
 /// compartments. The id lists are kept in the result cache (by request and `t`), so the
 /// downloads of one export compute them once.
-async fn source(
+async fn base_source(
     ctx: &Ctx,
     db: &Db,
     spec: &Spec,
@@ -580,8 +904,8 @@ async fn source(
     }
     let key = (
         format!(
-            "$export\u{0}{ty}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
-            spec.group, spec.patients, filters
+            "$export\u{0}{ty}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
+            spec.group, spec.patients, spec.patient, filters
         ),
         db.t(),
     );
@@ -951,6 +1275,7 @@ async fn file_response(
         cursor: Cursor::new(&file.ty, source, file.from.as_deref()),
         db,
         left: file.count,
+        elements: elements_of(&spec, &file.ty),
         last,
         instants: None,
         gzip: gzip.then(|| {
@@ -997,6 +1322,8 @@ struct FileStream {
     since_t: T,
     /// Resources still to write.
     left: u64,
+    /// The elements `_elements` keeps (`None`: whole resources).
+    elements: Option<Vec<String>>,
     /// Whether this is the type's last file (then nothing may follow its `count`).
     last: bool,
     /// The last formatted instant.
@@ -1042,7 +1369,14 @@ impl FileStream {
             let stored = search::stored_all(&self.db, &handles).await?;
             let mut out = Vec::with_capacity(stored.iter().map(|s| s.bytes.len() + 80).sum());
             for s in &stored {
-                s.write_json(&mut out, &mut self.instants)?;
+                match &self.elements {
+                    None => s.write_json(&mut out, &mut self.instants)?,
+                    Some(names) => {
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        let v = flint_model::subset::elements(&s.to_value()?, &names);
+                        out.extend_from_slice(&flint_model::json::to_vec(&v, false));
+                    }
+                }
                 out.push(b'\n');
             }
             if let Some(gz) = &mut self.gzip {
