@@ -1,7 +1,8 @@
 //! Conditional writes racing each other over HTTP against the real binary: 50 identical
 //! conditional creates (`If-None-Exist`) and 50 identical conditional updates fired at once
 //! leave exactly one resource, because the indexer evaluates each write's condition again in
-//! log order (issue 19), also inside transaction Bundles.
+//! log order (issue 19), also inside transaction Bundles. Across two distributed nodes:
+//! `distributed.rs`.
 
 mod common;
 

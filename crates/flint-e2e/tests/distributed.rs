@@ -232,6 +232,57 @@ fn two_nodes_share_one_log_and_store() {
     async_requests_across_nodes(&a, &b);
     export_across_nodes(&a, &b);
     purge_across_nodes(&a, &b);
+    conditional_creates_across_nodes(&a, &b);
+}
+
+/// 50 identical conditional creates, alternating between the two nodes and released at once,
+/// create one Patient: every node's indexer checks each create's condition again in log
+/// order, and the losers answer with the winner (issue 19).
+fn conditional_creates_across_nodes(a: &Server, b: &Server) {
+    const RACERS: usize = 50;
+    let system = "http://example.org/race-distributed";
+    let barrier = std::sync::Barrier::new(RACERS);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (node, barrier) = (if i % 2 == 0 { a } else { b }, &barrier);
+                scope.spawn(move || {
+                    let r = node
+                        .post_json(
+                            "Patient",
+                            &json!({"resourceType": "Patient",
+                                    "identifier": [{"system": system, "value": "1"}]}),
+                        )
+                        .header("If-None-Exist", format!("identifier={system}|1"));
+                    barrier.wait();
+                    json(r.send().unwrap())
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(
+        answers.iter().all(|(st, _)| *st == 200 || *st == 201),
+        "{:?}",
+        answers
+            .iter()
+            .map(|(st, b)| (st, b.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(answers.iter().filter(|(st, _)| *st == 201).count(), 1);
+    let winner = answers[0].1["id"].clone();
+    assert!(
+        answers.iter().all(|(_, b)| b["id"] == winner),
+        "one resource"
+    );
+    for node in [a, b] {
+        let (_, found) = json(
+            node.get(&format!("Patient?identifier={system}|1&_summary=count"))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(found["total"], 1, "{found}");
+    }
 }
 
 /// `path` of an absolute URL of node `from`, relative to its FHIR base, for another node.
