@@ -6,78 +6,18 @@
 //! test computes from the raw bundles. Without `../shared/synthea` the test fails.
 
 mod common;
+#[path = "common/synthea_data.rs"]
+mod synthea_data;
 
 use common::{Server, json};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::PathBuf;
+use synthea_data::Data;
 
 const SYNTHEA: &str = "https://github.com/synthetichealth/synthea";
 const PATIENTS: usize = 8;
-
-/// The raw resources of the bundles and what resolves their references: `urn:uuid:` full
-/// URLs and conditional references `Type?identifier=system|value`.
-struct Data {
-    resources: Vec<Value>,
-    by_full_url: HashMap<String, usize>,
-    by_identifier: HashMap<String, Vec<usize>>,
-}
-
-impl Data {
-    fn new(bundles: &[Value]) -> Data {
-        let mut d = Data {
-            resources: Vec::new(),
-            by_full_url: HashMap::new(),
-            by_identifier: HashMap::new(),
-        };
-        let mut conditional_seen = BTreeSet::new();
-        for b in bundles {
-            for e in b["entry"].as_array().unwrap() {
-                let r = &e["resource"];
-                let t = r["resourceType"].as_str().unwrap();
-                // A conditional create whose criteria already matched creates nothing.
-                if let Some(c) = e["request"]["ifNoneExist"].as_str()
-                    && !conditional_seen.insert(format!("{t}?{c}"))
-                {
-                    continue;
-                }
-                let i = d.resources.len();
-                if let Some(u) = e["fullUrl"].as_str() {
-                    d.by_full_url.insert(u.to_string(), i);
-                }
-                for id in r["identifier"].as_array().into_iter().flatten() {
-                    if let (Some(sys), Some(v)) = (id["system"].as_str(), id["value"].as_str()) {
-                        d.by_identifier
-                            .entry(format!("{t}?identifier={sys}|{v}"))
-                            .or_default()
-                            .push(i);
-                    }
-                }
-                d.resources.push(r.clone());
-            }
-        }
-        d
-    }
-
-    fn of_type<'a>(&'a self, t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.resources
-            .iter()
-            .filter(move |r| r["resourceType"] == t)
-    }
-
-    /// The resource a Reference points at.
-    fn resolve(&self, reference: &Value) -> Option<&Value> {
-        let r = reference["reference"].as_str()?;
-        if let Some(&i) = self.by_full_url.get(r) {
-            return Some(&self.resources[i]);
-        }
-        match self.by_identifier.get(r).map(Vec::as_slice) {
-            Some([i]) => Some(&self.resources[*i]),
-            _ => None,
-        }
-    }
-}
 
 /// The Synthea identifier (the original uuid) of a resource.
 fn synthea_id(r: &Value) -> String {

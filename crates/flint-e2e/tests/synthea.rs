@@ -15,6 +15,8 @@ mod dates;
 mod measure;
 #[path = "synthea/measures.rs"]
 mod measures;
+#[path = "common/synthea_data.rs"]
+mod synthea_data;
 
 use common::{Server, entries_with_mode, json, link, search_all_pages, search_page};
 use serde_json::Value;
@@ -22,6 +24,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
+use synthea_data::{Data, has_coding};
 
 const SYNTHEA: &str = "https://github.com/synthetichealth/synthea";
 const LOINC: &str = "http://loinc.org";
@@ -32,78 +35,6 @@ fn synthea_dir() -> PathBuf {
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/synthea"
     ))
-}
-
-/// The raw resources of all bundles, with what is needed to resolve their references the way
-/// the server must: `urn:uuid:` full URLs within the data and conditional references
-/// `Type?identifier=system|value`.
-struct Data {
-    resources: Vec<Value>,
-    by_full_url: HashMap<String, usize>,
-    by_identifier: HashMap<String, Vec<usize>>,
-}
-
-impl Data {
-    fn new(bundles: &[Value]) -> Data {
-        let mut d = Data {
-            resources: Vec::new(),
-            by_full_url: HashMap::new(),
-            by_identifier: HashMap::new(),
-        };
-        let mut conditional_seen = BTreeSet::new();
-        for b in bundles {
-            for e in b["entry"].as_array().unwrap() {
-                let r = &e["resource"];
-                let t = r["resourceType"].as_str().unwrap();
-                // A conditional create whose criteria already matched creates nothing.
-                if let Some(c) = e["request"]["ifNoneExist"].as_str()
-                    && !conditional_seen.insert(format!("{t}?{c}"))
-                {
-                    continue;
-                }
-                let i = d.resources.len();
-                if let Some(u) = e["fullUrl"].as_str() {
-                    d.by_full_url.insert(u.to_string(), i);
-                }
-                for id in r["identifier"].as_array().into_iter().flatten() {
-                    if let (Some(sys), Some(v)) = (id["system"].as_str(), id["value"].as_str()) {
-                        d.by_identifier
-                            .entry(format!("{t}?identifier={sys}|{v}"))
-                            .or_default()
-                            .push(i);
-                    }
-                }
-                d.resources.push(r.clone());
-            }
-        }
-        d
-    }
-
-    fn of_type<'a>(&'a self, t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.resources
-            .iter()
-            .filter(move |r| r["resourceType"] == t)
-    }
-
-    /// The resource a Reference points at.
-    fn resolve(&self, reference: &Value) -> Option<&Value> {
-        let r = reference["reference"].as_str()?;
-        if let Some(&i) = self.by_full_url.get(r) {
-            return Some(&self.resources[i]);
-        }
-        match self.by_identifier.get(r).map(Vec::as_slice) {
-            Some([i]) => Some(&self.resources[*i]),
-            _ => None,
-        }
-    }
-}
-
-fn has_coding(cc: &Value, system: &str, code: &str) -> bool {
-    cc["coding"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["system"] == system && c["code"] == code)
 }
 
 /// The Synthea identifier (the original uuid) of a resource.

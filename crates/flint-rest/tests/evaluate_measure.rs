@@ -648,7 +648,8 @@ async fn without_an_evaluator_the_operation_is_not_supported() {
         .clone();
     assert_eq!(
         m["operation"],
-        json!([{"name": "evaluate-measure", "definition": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"}])
+        json!([{"name": "evaluate-measure", "definition": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"},
+               {"name": "graphql", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-graphql"}])
     );
 }
 

@@ -719,7 +719,9 @@ async fn the_capability_statement_lists_the_operations() {
         json!([{"name": "everything",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
                {"name": "export",
-                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}])
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
+               {"name": "graphql",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-graphql"}])
     );
 }
 

@@ -10,7 +10,7 @@ use common::{Answer, send};
 use flint_db::Cf;
 use flint_db::fault::{Faults, FaultyKv, FaultyStore, Op};
 use flint_db::mem::{MemKv, MemStore};
-use flint_rest::{AppState, RestConfig};
+
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -22,15 +22,7 @@ async fn router_over(
     kv: Arc<dyn flint_db::KvStore>,
     store: Arc<dyn flint_db::ResourceStore>,
 ) -> Router {
-    let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
-    let node = flint_db::testing::node_over(engine.indexer(), kv, store).await;
-    let config = RestConfig {
-        base_url: "http://flint.test".into(),
-        context_path: "/fhir".into(),
-        enable_operation_graph: enabled,
-        ..RestConfig::default()
-    };
-    flint_rest::router(AppState::new(node, config, engine))
+    common::router_over(kv, store, |c| c.enable_operation_graph = enabled).await
 }
 
 /// Patients p1 (managed by org1) and p2; Observations o1 (p1, encounter e1), o2 (p1) and o3

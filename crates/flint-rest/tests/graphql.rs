@@ -13,7 +13,7 @@ use common::{Answer, send};
 use flint_db::Cf;
 use flint_db::fault::{Faults, FaultyKv, FaultyStore, Op};
 use flint_db::mem::{MemKv, MemStore};
-use flint_rest::{AppState, RestConfig};
+
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -25,15 +25,7 @@ async fn router_over(
     store: Arc<dyn flint_db::ResourceStore>,
     limit: usize,
 ) -> Router {
-    let engine = flint_search::Engine::new(Arc::new(flint_search::Registry::r4()));
-    let node = flint_db::testing::node_over(engine.indexer(), kv, store).await;
-    let config = RestConfig {
-        base_url: "http://flint.test".into(),
-        context_path: "/fhir".into(),
-        everything_limit: limit,
-        ..RestConfig::default()
-    };
-    flint_rest::router(AppState::new(node, config, engine))
+    common::router_over(kv, store, |c| c.everything_limit = limit).await
 }
 
 /// Patients p1..p5 (names official and usual, genders, birth dates, p1 and p2 with a general
@@ -127,25 +119,12 @@ fn of_type(ty: &str) -> Vec<Value> {
 
 /// Sends a request with `content_type` (none when empty).
 async fn raw(router: &Router, method: &str, path: &str, content_type: &str, body: &str) -> Answer {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("/fhir/{path}"));
-    if !content_type.is_empty() {
-        req = req.header("content-type", content_type);
-    }
-    let res = router
-        .clone()
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    let headers: &[(&str, &str)] = if content_type.is_empty() {
+        &[]
+    } else {
+        &[("content-type", content_type)]
+    };
+    common::send_raw(router, method, path, body, headers).await
 }
 
 /// `query` by GET on `on` (`$graphql` at the system level when empty).

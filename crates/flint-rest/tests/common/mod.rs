@@ -56,14 +56,26 @@ pub async fn send_with(
     body: &str,
     headers: &[(&str, &str)],
 ) -> Answer {
+    let mut all = headers.to_vec();
+    if !body.is_empty() {
+        all.push(("content-type", "application/fhir+json"));
+    }
+    send_raw(router, method, path, body, &all).await
+}
+
+/// Sends `method` `/fhir/{path}` with `body` and exactly `headers` (no content type of its own).
+pub async fn send_raw(
+    router: &Router,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
     let mut req = Request::builder()
         .method(method)
         .uri(format!("/fhir/{path}"));
     for (k, v) in headers {
         req = req.header(*k, *v);
-    }
-    if !body.is_empty() {
-        req = req.header("content-type", "application/fhir+json");
     }
     let res = router
         .clone()
@@ -78,4 +90,22 @@ pub async fn send_with(
         headers,
         body,
     }
+}
+
+/// A router over `kv` and `store` with the R4 search parameters, base URL
+/// `http://flint.test/fhir` and the configuration `adjust` makes of the default.
+pub async fn router_over(
+    kv: std::sync::Arc<dyn flint_db::KvStore>,
+    store: std::sync::Arc<dyn flint_db::ResourceStore>,
+    adjust: impl FnOnce(&mut flint_rest::RestConfig),
+) -> Router {
+    let engine = flint_search::Engine::new(std::sync::Arc::new(flint_search::Registry::r4()));
+    let node = flint_db::testing::node_over(engine.indexer(), kv, store).await;
+    let mut config = flint_rest::RestConfig {
+        base_url: "http://flint.test".into(),
+        context_path: "/fhir".into(),
+        ..flint_rest::RestConfig::default()
+    };
+    adjust(&mut config);
+    flint_rest::router(flint_rest::AppState::new(node, config, engine))
 }
