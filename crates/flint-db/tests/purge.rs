@@ -238,35 +238,23 @@ fn obs(id: &str, subject: &str, code: &str) -> Value {
 
 /// Two patients with observations and histories: p1 (to purge) and p2 (to keep).
 async fn two_patients(node: &Node) -> (Vec<ContentHash>, Vec<ContentHash>) {
-    let mut gone = Vec::new();
-    let mut kept = Vec::new();
-    gone.push(
-        put(
-            node,
-            &json!({"resourceType": "Patient", "id": "p1", "code": "a"}),
-            &[],
-        )
-        .await,
-    );
-    gone.push(
-        put(
-            node,
-            &json!({"resourceType": "Patient", "id": "p1", "code": "b"}),
-            &[],
-        )
-        .await,
-    );
-    kept.push(
-        put(
-            node,
-            &json!({"resourceType": "Patient", "id": "p2", "code": "a"}),
-            &[],
-        )
-        .await,
-    );
-    gone.push(put(node, &obs("o1", "p1", "x"), &[("Patient", "p1")]).await);
-    gone.push(put(node, &obs("o1", "p1", "y"), &[("Patient", "p1")]).await);
-    gone.push(put(node, &obs("o2", "p1", "x"), &[("Patient", "p1")]).await);
+    let patient = |id: &str, code: &str| json!({"resourceType": "Patient", "id": id, "code": code});
+    // In write order: each version, the patient it references, and whether the purge of p1
+    // removes it; o2 is deleted after these.
+    let versions = [
+        (patient("p1", "a"), None, true),
+        (patient("p1", "b"), None, true),
+        (patient("p2", "a"), None, false),
+        (obs("o1", "p1", "x"), Some("p1"), true),
+        (obs("o1", "p1", "y"), Some("p1"), true),
+        (obs("o2", "p1", "x"), Some("p1"), true),
+    ];
+    let (mut gone, mut kept) = (Vec::new(), Vec::new());
+    for (v, subject, purged) in &versions {
+        let refs: Vec<(&str, &str)> = subject.iter().map(|s| ("Patient", *s)).collect();
+        let h = put(node, v, &refs).await;
+        if *purged { gone.push(h) } else { kept.push(h) }
+    }
     delete(node, "Observation", "o2").await;
     kept.push(put(node, &obs("o3", "p2", "x"), &[("Patient", "p2")]).await);
     (gone, kept)
