@@ -57,7 +57,7 @@ use flint_db::{Db, ErrorKind};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 
 /// The DEQM extension naming the supplemental data element a contained Observation reports.
 pub const CRITERIA_REFERENCE: &str =
@@ -172,22 +172,38 @@ pub async fn evaluate(
     // Set when this evaluation is dropped (a time-out) or done: the blocking tasks stop at
     // their next subject.
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
-    let size = subjects.len().div_ceil(threads).max(1);
+    // Subjects are handed out in small batches from a shared counter, so that a thread that
+    // drew subjects with little data takes the next batch instead of idling while another
+    // works through a slow stretch. Each batch has its own accumulator and they are merged in
+    // batch order, so member lists and observations keep the subjects' order whatever the
+    // scheduling.
+    let batch = batch_size(subjects.len(), threads);
+    let subjects = Arc::new(subjects);
+    let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, chunk) in subjects.chunks(size).enumerate() {
-        let (lib, db, def, chunk) = (lib.clone(), db.clone(), def.clone(), chunk.to_vec());
-        let stop = stop.0.clone();
-        tasks.spawn_blocking(move || {
-            (
-                i,
-                evaluate_chunk(&*lib, &db, &def, &chunk, keep_members, &stop),
-            )
+    for _ in 0..threads {
+        let (lib, db, def) = (lib.clone(), db.clone(), def.clone());
+        let (subjects, next, stop) = (subjects.clone(), next.clone(), stop.0.clone());
+        tasks.spawn_blocking(move || -> Result<Vec<(usize, Acc)>, MeasureError> {
+            let mut parts = Vec::new();
+            loop {
+                let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                let start = i * batch;
+                if start >= subjects.len() {
+                    return Ok(parts);
+                }
+                let chunk = &subjects[start..subjects.len().min(start + batch)];
+                parts.push((
+                    i,
+                    evaluate_chunk(&*lib, &db, &def, chunk, keep_members, &stop)?,
+                ));
+            }
         });
     }
     let mut parts = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        let (i, acc) = r.map_err(|e| MeasureError::fault(format!("evaluation task: {e}")))?;
-        parts.push((i, acc?));
+        let done = r.map_err(|e| MeasureError::fault(format!("evaluation task: {e}")))?;
+        parts.extend(done?);
     }
     parts.sort_by_key(|(i, _)| *i);
     let mut parts = parts.into_iter().map(|(_, a)| a);
@@ -196,6 +212,12 @@ pub async fn evaluate(
         acc.merge(p);
     }
     Ok(report(&def, req, acc, new_id))
+}
+
+/// How many subjects a thread takes at a time: small enough that the threads finish
+/// together (about 16 batches per thread), large enough that the shared counter is cheap.
+fn batch_size(subjects: usize, threads: usize) -> usize {
+    (subjects / (threads * 16)).clamp(1, 64)
 }
 
 /// Raises its flag when dropped.

@@ -1220,3 +1220,23 @@ async fn ratio_with_two_initial_populations() {
         assert_eq!(e.kind, ErrorKind::Unprocessable, "{e:?}");
     }
 }
+
+#[tokio::test]
+async fn reports_do_not_depend_on_how_subjects_are_shared_among_threads() {
+    // 300 subjects are handed out in batches from a shared counter: whatever thread takes which
+    // batch, the report and the member lists (in subject order) are those of one thread.
+    let d = data(300);
+    let node = store(&d).await;
+    let fs = facts(&d);
+    let m = proportion_measure();
+    let req = request(ReportType::SubjectList, None);
+    let one = run(&node, &m, &req, 1).await;
+    for threads in [2, 3, 7] {
+        let many = run(&node, &m, &req, threads).await;
+        assert_eq!(many.report, one.report, "{threads} threads");
+        assert_eq!(many.lists, one.lists, "{threads} threads");
+    }
+    let ip = counts(&one.report["group"][0])[0].1;
+    assert_eq!(ip, fs.values().filter(|f| f.has_x).count() as u64);
+    assert!(ip > 0);
+}
