@@ -46,7 +46,7 @@ pub struct CqlMeasureEvaluator {
 }
 
 /// How many parsed resources an evaluator keeps by default ([`CqlMeasureEvaluator::new`]).
-pub const DEFAULT_PARSED_CACHE_SIZE: usize = 50_000;
+pub const DEFAULT_PARSED_CACHE_SIZE: usize = 200_000;
 
 impl CqlMeasureEvaluator {
     /// An evaluator over the data `search` indexes, with value sets from `terminology`,

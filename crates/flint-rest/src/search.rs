@@ -395,12 +395,13 @@ fn cache_params(params: &[(String, String)]) -> String {
         .filter(|(k, _)| !matches!(k.as_str(), "_count" | "_elements" | "_format" | "_pretty"))
         .collect();
     ps.sort();
+    // Lengths first, so that no value (which may hold `&` or `=`) can make two different
+    // parameter lists one key.
     let mut out = String::new();
     for (k, v) in ps {
+        out.push_str(&format!("{}:{}:", k.len(), v.len()));
         out.push_str(k);
-        out.push('=');
         out.push_str(v);
-        out.push('&');
     }
     out
 }
@@ -536,10 +537,11 @@ fn searched_types(db: &Db, params: &[(String, String)]) -> FhirResult<Vec<String
 }
 
 /// The complete result list of a search (one segment per query) and its total: reused from
-/// the cache when an earlier page computed it at the same `t` (the list is immutable at `t`;
-/// without it, paging through n results costs n²/count), else computed after
-/// [`resolve_stored`] rewrote the queries' stored clauses. `_summary=count` searches only
-/// count (outside compartments, from the index without handles) and are never cached.
+/// the cache when an earlier request computed it at the same `t` (the list is immutable at
+/// `t`; without it, paging through n results costs n²/count, and a repeated first page
+/// searches again), else computed after [`resolve_stored`] rewrote the queries' stored
+/// clauses. `_summary=count` searches only count (outside compartments, from the index
+/// without handles) and keep their total in the count cache.
 async fn result_list(
     ctx: &Ctx,
     db: &Db,
@@ -550,9 +552,11 @@ async fn result_list(
         format!("{:?}\u{0}{}", req.scope, cache_params(&req.params)),
         db.t(),
     );
-    if !plan.summary_count
-        && let Some(hit) = ctx.state.results().get(&key)
-    {
+    if plan.summary_count {
+        if let Some(n) = ctx.state.counts().get(&key) {
+            return Ok((Arc::new(Vec::new()), n));
+        }
+    } else if let Some(hit) = ctx.state.results().get(&key) {
         let n = hit.iter().map(Matches::len).sum();
         return Ok((hit, n));
     }
@@ -567,6 +571,7 @@ async fn result_list(
         for q in &plan.queries {
             n += engine.count(db, q).map_err(search_error)?;
         }
+        ctx.state.counts().insert(key, n);
         return Ok((Arc::new(Vec::new()), n));
     }
     let mut all: Vec<Matches> = Vec::new();
@@ -579,10 +584,12 @@ async fn result_list(
         all.push(found);
     }
     let n = all.iter().map(Matches::len).sum();
-    let all = Arc::new(all);
-    if !plan.summary_count && n > plan.count {
-        ctx.state.results().insert(key, all.clone());
+    if plan.summary_count {
+        ctx.state.counts().insert(key, n);
+        return Ok((Arc::new(Vec::new()), n));
     }
+    let all = Arc::new(all);
+    ctx.state.results().insert(key, all.clone());
     Ok((all, n))
 }
 

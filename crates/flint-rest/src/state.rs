@@ -21,6 +21,7 @@ struct StateInner {
     engine: flint_search::Engine,
     terminology: Arc<dyn flint_terminology::Terminology>,
     results: ResultCache,
+    counts: CountCache,
     compiled: CompiledCache,
     capabilities: FhirResult<Capabilities>,
     measure: std::sync::OnceLock<MeasureEvaluation>,
@@ -108,6 +109,7 @@ impl AppState {
                 engine,
                 terminology,
                 results: result_cache(),
+                counts: count_cache(),
                 compiled: compiled_cache(),
                 capabilities,
                 measure: std::sync::OnceLock::new(),
@@ -214,9 +216,14 @@ impl AppState {
         &*self.inner.terminology
     }
 
-    /// Complete result lists of recent multi-page searches, by query and `t`.
+    /// Complete result lists of recent searches, by query and `t`.
     pub(crate) fn results(&self) -> &ResultCache {
         &self.inner.results
+    }
+
+    /// Totals of recent `_summary=count` searches, by query and `t`.
+    pub(crate) fn counts(&self) -> &CountCache {
+        &self.inner.counts
     }
 
     /// Compiled forms of stored definitions (GraphDefinitions of `$graph`), by the name of
@@ -236,19 +243,31 @@ impl AppState {
     }
 }
 
-/// Complete result lists of multi-page searches (one segment per searched type), keyed by
-/// scope and parameters (without the page size) and `t`; bounded by the memory they hold.
+/// Complete result lists of searches (one segment per searched type), keyed by scope and
+/// parameters (without the page size) and `t`; bounded by the memory they hold. A database
+/// value never changes, so an entry is exact for as long as it lives; a write moves `t`.
 pub(crate) type ResultCache = moka::sync::Cache<(String, flint_db::T), Arc<Vec<Matches>>>;
 
-/// The cache of result lists: at most 128 MiB (about six million ids of 16 characters), idle
-/// ones dropped after ten minutes.
+/// The cache of result lists: at most 128 MiB (about six million ids of 16 characters; every
+/// list weighs at least 1 KiB with its key), idle ones dropped after ten minutes.
 fn result_cache() -> ResultCache {
     moka::sync::Cache::builder()
-        .weigher(|_, v: &Arc<Vec<Matches>>| {
-            let bytes: usize = v.iter().map(Matches::heap_bytes).sum();
-            (bytes / 1024).min(u32::MAX as usize) as u32
+        .weigher(|k: &(String, flint_db::T), v: &Arc<Vec<Matches>>| {
+            let bytes: usize = v.iter().map(Matches::heap_bytes).sum::<usize>() + k.0.len();
+            (bytes / 1024).clamp(1, u32::MAX as usize) as u32
         })
         .max_capacity(128 * 1024)
+        .time_to_idle(std::time::Duration::from_secs(600))
+        .build()
+}
+
+/// Totals of `_summary=count` searches, keyed like [`ResultCache`].
+pub(crate) type CountCache = moka::sync::Cache<(String, flint_db::T), usize>;
+
+/// The cache of totals: at most 100,000 queries, idle ones dropped after ten minutes.
+fn count_cache() -> CountCache {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
         .time_to_idle(std::time::Duration::from_secs(600))
         .build()
 }

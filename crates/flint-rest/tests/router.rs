@@ -1274,3 +1274,69 @@ async fn references_inside_a_stored_bundle_are_not_its_own() {
         "Patient?identifier=urn:sys|none"
     );
 }
+
+/// Counts and result lists are kept by query and `t`: the same search at an unchanged `t`
+/// needs no index scan (it answers while every index scan fails), and a write moves `t`, so
+/// the next request scans again and sees the write.
+#[tokio::test]
+async fn repeated_searches_at_an_unchanged_t_reuse_their_results_and_never_go_stale() {
+    let faults = Faults::new();
+    let api = Api::faulty(&faults).await;
+    let json = [("Content-Type", "application/fhir+json")];
+    let put = |i: usize| {
+        let body =
+            json!({"resourceType": "Patient", "id": format!("c{i}"), "name": [{"family": "Kent"}]});
+        (format!("Patient/c{i}"), body.to_string())
+    };
+    for i in 0..7 {
+        let (path, body) = put(i);
+        assert_eq!(
+            api.send("PUT", &path, &json, &body).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let count = "Patient?family=kent&_summary=count";
+    let page = "Patient?family=kent&_count=3";
+    assert_eq!(api.get(count, &[]).await.json()["total"], 7);
+    let first = api.get(page, &[]).await.json();
+    assert_eq!(ids(&first, "match").len(), 3);
+
+    // Every index scan fails from now on: the repeated count and first page (also with
+    // another page size or parameter order) still answer, from what was computed at this `t`.
+    let scans = |op: Op| {
+        matches!(
+            op,
+            Op::Seek(Cf::SearchParamValue) | Op::Next(Cf::SearchParamValue)
+        )
+    };
+    faults.fail(scans, 0, u64::MAX);
+    assert_eq!(api.get(count, &[]).await.json()["total"], 7);
+    assert_eq!(
+        ids(&api.get(page, &[]).await.json(), "match"),
+        ids(&first, "match")
+    );
+    let other = api.get("Patient?_count=5&family=kent", &[]).await;
+    assert_eq!(ids(&other.json(), "match").len(), 5);
+    assert_eq!(faults.injected(), 0);
+    // A search not computed before does scan, and fails.
+    api.get("Patient?family=other&_summary=count", &[])
+        .await
+        .issue(503);
+    assert!(faults.injected() > 0);
+
+    // A write moves `t`: the same count scans again (and fails while scans fail) ...
+    faults.heal();
+    let (path, body) = put(7);
+    assert_eq!(
+        api.send("PUT", &path, &json, &body).await.status,
+        StatusCode::CREATED
+    );
+    faults.fail(scans, 0, u64::MAX);
+    api.get(count, &[]).await.issue(503);
+    api.get(page, &[]).await.issue(503);
+    // ... and once the storage heals it sees the new resource.
+    faults.heal();
+    assert_eq!(api.get(count, &[]).await.json()["total"], 8);
+    let again = api.get(page, &[]).await.json();
+    assert_eq!(again["total"], 8);
+}

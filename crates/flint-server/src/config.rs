@@ -123,7 +123,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "CQL_RESOURCE_CACHE_SIZE",
-        "50000",
+        "200000",
         "parsed resources CQL evaluation keeps across requests (by content hash; 0 keeps one)",
     ),
     (
