@@ -347,7 +347,17 @@ fn pkcs12(
     path: &str,
 ) -> Res<openssl::pkcs12::ParsedPkcs12_2> {
     let p12 = Pkcs12::from_der(bytes).map_err(|_| unknown_form(var, path))?;
-    p12.parse2(password).map_err(|e| {
+    let parsed = p12.parse2(password).or_else(|e| {
+        // Java before 8u301 and 11.0.12 encrypted PKCS#12 stores with RC2-40 and 3DES, which
+        // OpenSSL 3 keeps in its legacy provider: load it and try once more.
+        let mac_failure = format!("{e}").contains("mac verify failure");
+        if !mac_failure && legacy_provider() {
+            p12.parse2(password)
+        } else {
+            Err(e)
+        }
+    });
+    parsed.map_err(|e| {
         // OpenSSL reports a failed MAC check for a wrong password.
         if format!("{e}").contains("mac verify failure") {
             if password.is_empty() {
@@ -359,6 +369,16 @@ fn pkcs12(
             format!("{var}={path}: cannot open the PKCS#12 store with {pw_var}: {e}")
         }
     })
+}
+
+/// Whether OpenSSL's legacy provider (old PKCS#12 ciphers) is loaded; loaded on first use,
+/// with the default provider kept.
+fn legacy_provider() -> bool {
+    static LEGACY: std::sync::OnceLock<Option<openssl::provider::Provider>> =
+        std::sync::OnceLock::new();
+    LEGACY
+        .get_or_init(|| openssl::provider::Provider::try_load(None, "legacy", true).ok())
+        .is_some()
 }
 
 /// A certificate chain and key from PEM, each with its variable and file (they may be one).

@@ -291,6 +291,43 @@ fn pkcs12_stores_are_read_by_content() {
         e.starts_with("DB_KAFKA_SSL_TRUSTSTORE_PASSWORD is wrong"),
         "{e}"
     );
+    // A store as Java wrote them before 8u301/11.0.12 (RC2-40 and 3DES, in OpenSSL 3's
+    // legacy provider).
+    kt.run(&[
+        "-J-Dkeystore.pkcs12.legacy",
+        "-genkeypair",
+        "-alias",
+        "old-java",
+        "-dname",
+        "CN=old-java",
+        "-keyalg",
+        "EC",
+        "-groupname",
+        "secp256r1",
+        "-storetype",
+        "PKCS12",
+        "-keystore",
+        "legacy.jks",
+        "-storepass",
+        "store-pw",
+    ]);
+    let legacy = std::fs::read(kt.path("legacy.jks")).unwrap();
+    let rc2_40 = [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x0C, 0x01, 0x06];
+    assert!(
+        legacy.windows(10).any(|w| w == rc2_40),
+        "keytool wrote RC2-40"
+    );
+    let old = kt.export("legacy.jks", "old-java", "store-pw", "old.pem");
+    let m = KafkaSsl {
+        ca_location: kt.path("old.pem"),
+        keystore_location: kt.path("legacy.jks"),
+        keystore_password: "store-pw".into(),
+        ..KafkaSsl::default()
+    }
+    .load()
+    .unwrap();
+    assert_material(&m, &old);
+
     // A trust store as the key store: no key in it.
     let e = err(&KafkaSsl {
         keystore_location: kt.path("kafka.truststore.jks"),
