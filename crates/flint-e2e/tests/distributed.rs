@@ -21,9 +21,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A node writing its transactions with Kafka compression `compression`; nodes with different
-/// codecs read each other's records.
-fn start_node(services: &Services, dir: &Path, compression: &str) -> Server {
-    let env = services.node_env("ONE");
+/// codecs read each other's records. It connects over SSL with a client certificate, from key
+/// stores that keytool makes of `store_type` (JKS or PKCS12) as the deployment guide shows.
+fn start_node(services: &Services, dir: &Path, compression: &str, store_type: &str) -> Server {
+    let env = services.node_env_key_stores("ONE", &dir.join("stores"), store_type);
     let index = dir.join("index").display().to_string();
     let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     all.push(("INDEX_DB_DIR", &index));
@@ -47,7 +48,7 @@ fn storage_contracts(services: &Services) {
             max_request_size: 1 << 20,
             compression_type: "none".into(),
             security_protocol: "PLAINTEXT".into(),
-            extra: Vec::new(),
+            ssl: flint_kafka::KafkaSsl::default(),
             request_timeout: std::time::Duration::from_secs(30),
             end_offset_timeout: std::time::Duration::from_secs(30),
         })
@@ -78,13 +79,14 @@ fn two_nodes_share_one_log_and_store() {
         Options {
             cassandra_nodes: 1,
             replication: 1,
-            ssl: false,
+            ssl: true,
         },
     );
     storage_contracts(&services);
     let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
-    let a = start_node(&services, &a_dir, "zstd");
-    let mut b = start_node(&services, &b_dir, "snappy");
+    // Node A reads JKS key stores, node B PKCS#12 ones; the broker requires client certificates.
+    let a = start_node(&services, &a_dir, "zstd", "JKS");
+    let mut b = start_node(&services, &b_dir, "snappy", "PKCS12");
 
     // A measure stored through one node evaluates on the other from its local index, with the
     // counts of the data (before any other Patient exists, which would join the population).
@@ -224,7 +226,7 @@ fn two_nodes_share_one_log_and_store() {
 
     // A node with a wiped index rebuilds it from the log and the store.
     std::fs::remove_dir_all(b_dir.join("index")).unwrap();
-    let b = start_node(&services, &b_dir, "lz4");
+    let b = start_node(&services, &b_dir, "lz4", "PKCS12");
     let (_, hb2) = json(b.get("Patient/shared/_history?_count=100").send().unwrap());
     assert_eq!(strip(hb2), strip(hb));
     assert_eq!(b.get("Patient/p2").send().unwrap().status(), 200);

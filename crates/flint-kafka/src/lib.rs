@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
+mod keystore;
+pub use keystore::{KafkaSsl, SslMaterial};
+
 /// Connection settings (Blaze's `DB_KAFKA_*` variables).
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -32,50 +35,17 @@ pub struct KafkaConfig {
     pub compression_type: String,
     /// `DB_KAFKA_SECURITY_PROTOCOL`: PLAINTEXT or SSL.
     pub security_protocol: String,
-    /// Extra librdkafka properties (SSL locations and passwords).
-    pub extra: Vec<(String, String)>,
+    /// The SSL files and passwords (`DB_KAFKA_SSL_*`), read at [`KafkaLog::open`].
+    pub ssl: KafkaSsl,
     /// How long a produce may take before the write fails with 503.
     pub request_timeout: Duration,
     /// How long reading the log end may take (`DB_SYNC_TIMEOUT`: a read then answers 503).
     pub end_offset_timeout: Duration,
 }
 
-/// Checks that the SSL files librdkafka will read are in a format it reads: PEM for the CA,
-/// certificate and key; PKCS#12 for a key store. A Java key store (JKS, as a Blaze deployment
-/// has) is refused with the keytool command that converts it.
-pub fn check_ssl_files(extra: &[(String, String)]) -> Result<()> {
-    for (prop, path) in extra {
-        let pem = matches!(
-            prop.as_str(),
-            "ssl.ca.location" | "ssl.certificate.location" | "ssl.key.location"
-        );
-        if !pem && prop != "ssl.keystore.location" {
-            continue;
-        }
-        let head = std::fs::read(path)
-            .map_err(|e| DbError::fault(format!("cannot read {path} ({prop}): {e}")))?;
-        let jks = head.starts_with(&[0xFE, 0xED, 0xFE, 0xED]);
-        let is_pem = head.windows(10).take(4096).any(|w| w == b"-----BEGIN");
-        if jks {
-            return Err(DbError::fault(format!(
-                "{path} is a Java key store (JKS), which librdkafka cannot read; convert it: \
-                 keytool -importkeystore -srckeystore {path} -srcstoretype JKS \
-                 -destkeystore store.p12 -deststoretype PKCS12 (then `openssl pkcs12 -in \
-                 store.p12 -nokeys` gives the PEM certificates of a trust store)"
-            )));
-        }
-        if pem && !is_pem {
-            return Err(DbError::fault(format!(
-                "{path} ({prop}) is not a PEM file; a PKCS#12 trust store converts with \
-                 `openssl pkcs12 -in {path} -nokeys -out ca.pem`"
-            )));
-        }
-    }
-    Ok(())
-}
-
 impl KafkaConfig {
-    fn client(&self) -> ClientConfig {
+    /// librdkafka's settings, with the SSL material read at start-up (`ssl.*.pem`).
+    fn client(&self, ssl: &[(String, String)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set(
@@ -88,7 +58,7 @@ impl KafkaConfig {
             .set("socket.timeout.ms", "10000")
             .set("socket.keepalive.enable", "true")
             .set("reconnect.backoff.max.ms", "1000");
-        for (k, v) in &self.extra {
+        for (k, v) in ssl {
             c.set(k, v);
         }
         c
@@ -115,6 +85,8 @@ const REASSIGN_AFTER: Duration = Duration::from_secs(5);
 /// The Kafka transaction log.
 pub struct KafkaLog {
     config: KafkaConfig,
+    /// The SSL material as librdkafka properties (PEM strings, the key decrypted): read once.
+    ssl: Arc<[(String, String)]>,
     /// The producer and its generation; replaced when librdkafka reports a fatal error.
     producer: parking_lot::RwLock<(FutureProducer, u64)>,
     consumer: Mutex<Reader>,
@@ -174,13 +146,22 @@ impl KafkaLog {
     /// Connects producer and consumers and checks the topic (one partition, `LogAppendTime`,
     /// unlimited retention); a misconfigured topic is an error that says what to fix.
     pub async fn open(config: KafkaConfig) -> Result<Self> {
-        check_ssl_files(&config.extra)?;
-        let producer = Self::producer(&config)?;
-        let consumer: StreamConsumer = Self::consumer_config(&config)
+        let ssl: Arc<[(String, String)]> = if config.security_protocol.eq_ignore_ascii_case("SSL") {
+            config
+                .ssl
+                .load()
+                .map_err(DbError::fault)?
+                .properties()
+                .into()
+        } else {
+            Arc::from([])
+        };
+        let producer = Self::producer(&config, &ssl)?;
+        let consumer: StreamConsumer = Self::consumer_config(&config, &ssl)
             .create()
             .map_err(|e| err("consumer", e))?;
         let watermarks: Arc<BaseConsumer> = Arc::new(
-            Self::consumer_config(&config)
+            Self::consumer_config(&config, &ssl)
                 .create()
                 .map_err(|e| err("consumer", e))?,
         );
@@ -193,6 +174,7 @@ impl KafkaLog {
         ));
         let log = KafkaLog {
             config,
+            ssl,
             producer: parking_lot::RwLock::new((producer, 0)),
             consumer: Mutex::new(Reader {
                 consumer,
@@ -206,8 +188,8 @@ impl KafkaLog {
         Ok(log)
     }
 
-    fn consumer_config(config: &KafkaConfig) -> ClientConfig {
-        let mut c = config.client();
+    fn consumer_config(config: &KafkaConfig, ssl: &[(String, String)]) -> ClientConfig {
+        let mut c = config.client(ssl);
         c.set("group.id", "flint-node")
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
@@ -219,9 +201,9 @@ impl KafkaLog {
         c
     }
 
-    fn producer(config: &KafkaConfig) -> Result<FutureProducer> {
+    fn producer(config: &KafkaConfig, ssl: &[(String, String)]) -> Result<FutureProducer> {
         config
-            .client()
+            .client(ssl)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", &config.compression_type)
@@ -241,7 +223,7 @@ impl KafkaLog {
         if guard.1 != generation {
             return;
         }
-        match Self::producer(&self.config) {
+        match Self::producer(&self.config, &self.ssl) {
             Ok(p) => {
                 tracing::warn!("Kafka producer had a fatal error; replaced it");
                 *guard = (p, generation + 1);
@@ -268,8 +250,11 @@ impl KafkaLog {
                  --config retention.ms=-1"
             )));
         }
-        let admin: AdminClient<DefaultClientContext> =
-            self.config.client().create().map_err(|e| err("admin", e))?;
+        let admin: AdminClient<DefaultClientContext> = self
+            .config
+            .client(&self.ssl)
+            .create()
+            .map_err(|e| err("admin", e))?;
         let described = admin
             .describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new())
             .await
@@ -353,7 +338,7 @@ impl TxLog for KafkaLog {
                 Ok(Err(e)) => {
                     // A broker went away (or worse): start over with a fresh consumer at the
                     // index head once the caller retries, rather than trust its fetch state.
-                    match Self::consumer_config(&self.config).create() {
+                    match Self::consumer_config(&self.config, &self.ssl).create() {
                         Ok(c) => reader.consumer = c,
                         Err(e) => tracing::error!(error = %e, "cannot recreate the Kafka consumer"),
                     }

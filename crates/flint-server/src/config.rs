@@ -275,28 +275,28 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "DB_KAFKA_SSL_CA_LOCATION",
         "",
-        "PEM file of the CA that signed the broker certificates (SSL)",
+        "the CA that signed the broker certificates (SSL): PEM, JKS or PKCS#12",
     ),
     (
         "DB_KAFKA_SSL_CERTIFICATE_LOCATION",
         "",
-        "PEM client certificate (SSL client authentication)",
+        "PEM client certificate (SSL client authentication; or DB_KAFKA_SSL_KEYSTORE_LOCATION)",
     ),
     ("DB_KAFKA_SSL_KEY_LOCATION", "", "PEM client private key"),
     (
         "DB_KAFKA_SSL_KEY_PASSWORD",
         "",
-        "password of the client private key",
+        "password of the client key (a JKS key entry's or an encrypted PEM key's)",
     ),
     (
         "DB_KAFKA_SSL_TRUSTSTORE_LOCATION",
         "",
-        "Blaze's name for the CA file; must be PEM here (DB_KAFKA_SSL_CA_LOCATION)",
+        "trust store of the broker CA: JKS, PKCS#12 or PEM (Blaze's name for DB_KAFKA_SSL_CA_LOCATION)",
     ),
     (
         "DB_KAFKA_SSL_TRUSTSTORE_PASSWORD",
         "",
-        "accepted for Blaze compatibility; a PEM trust store has no password",
+        "password of the trust store (checks a JKS store, opens a PKCS#12 one)",
     ),
     (
         "DB_KAFKA_DELIVERY_TIMEOUT",
@@ -306,12 +306,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "DB_KAFKA_SSL_KEYSTORE_LOCATION",
         "",
-        "PKCS#12 client key store (instead of the PEM files)",
+        "client key store: JKS, PKCS#12 or PEM, by content (instead of the PEM pair)",
     ),
     (
         "DB_KAFKA_SSL_KEYSTORE_PASSWORD",
         "",
-        "password of the PKCS#12 key store",
+        "password of the client key store",
     ),
     (
         "DB_CASSANDRA_CONTACT_POINTS",
@@ -521,24 +521,16 @@ impl Config {
                     p @ ("PLAINTEXT" | "SSL") => p.to_string(),
                     p => return Err(bad("DB_KAFKA_SECURITY_PROTOCOL", p, "PLAINTEXT or SSL")),
                 },
-                extra: [
-                    ("DB_KAFKA_SSL_CA_LOCATION", "ssl.ca.location"),
-                    ("DB_KAFKA_SSL_TRUSTSTORE_LOCATION", "ssl.ca.location"),
-                    (
-                        "DB_KAFKA_SSL_CERTIFICATE_LOCATION",
-                        "ssl.certificate.location",
-                    ),
-                    ("DB_KAFKA_SSL_KEY_LOCATION", "ssl.key.location"),
-                    ("DB_KAFKA_SSL_KEY_PASSWORD", "ssl.key.password"),
-                    ("DB_KAFKA_SSL_KEYSTORE_LOCATION", "ssl.keystore.location"),
-                    ("DB_KAFKA_SSL_KEYSTORE_PASSWORD", "ssl.keystore.password"),
-                ]
-                .iter()
-                .filter_map(|(env, prop)| {
-                    let v = var(env);
-                    (!v.is_empty()).then(|| (prop.to_string(), v))
-                })
-                .collect(),
+                ssl: flint_kafka::KafkaSsl {
+                    ca_location: var("DB_KAFKA_SSL_CA_LOCATION"),
+                    truststore_location: var("DB_KAFKA_SSL_TRUSTSTORE_LOCATION"),
+                    truststore_password: var("DB_KAFKA_SSL_TRUSTSTORE_PASSWORD"),
+                    certificate_location: var("DB_KAFKA_SSL_CERTIFICATE_LOCATION"),
+                    key_location: var("DB_KAFKA_SSL_KEY_LOCATION"),
+                    key_password: var("DB_KAFKA_SSL_KEY_PASSWORD"),
+                    keystore_location: var("DB_KAFKA_SSL_KEYSTORE_LOCATION"),
+                    keystore_password: var("DB_KAFKA_SSL_KEYSTORE_PASSWORD"),
+                },
                 request_timeout: Duration::from_millis(
                     positive("DB_KAFKA_DELIVERY_TIMEOUT")? as u64
                 ),

@@ -7,10 +7,10 @@
 #                  kafka.credentials        password of both stores and of the key, one line
 #                  admin.keystore.p12       client certificate of the topic creator and healthcheck
 #                  admin-client.properties  Kafka CLI client settings using the two stores above
-#   certs/flint/   ca.pem                   -> DB_KAFKA_SSL_CA_LOCATION
-#                  flint.pem, flint.key     -> DB_KAFKA_SSL_CERTIFICATE_LOCATION, DB_KAFKA_SSL_KEY_LOCATION
-#                  flint.p12                -> DB_KAFKA_SSL_KEYSTORE_LOCATION (the PKCS#12 alternative)
-#                  flint.p12.password       -> DB_KAFKA_SSL_KEYSTORE_PASSWORD
+#   certs/flint/   kafka.truststore.jks     the CA (JKS)             -> DB_KAFKA_SSL_TRUSTSTORE_LOCATION
+#                  blaze.keystore.jks       client key, certificate (JKS) -> DB_KAFKA_SSL_KEYSTORE_LOCATION
+#                  flint.env                the DB_KAFKA_SSL_*_PASSWORD variables (compose env_file)
+#   The Flint stores are made as a Blaze deployment makes them (docs/deployment/distributed.md).
 #
 # Needs openssl (1.1.1 or 3.x) and keytool (Java 11 or newer).
 #
@@ -143,16 +143,33 @@ ssl.key.password=$password
 EOF
 
 # --- Flint (all nodes share this client certificate) ------------------------------------------
-issue flint flint "clientAuth"
-cp "$out/ca/ca.pem" "$out/flint/ca.pem"
-cp "$work/flint.pem" "$out/flint/flint.pem"
-cp "$work/flint.key" "$out/flint/flint.key"
-p12 flint "$out/flint/flint.p12"
-printf '%s\n' "$password" >"$out/flint/flint.p12.password"
+# Java key stores, made with keytool as for Blaze: a trust store with the CA, and a key store
+# whose key pair keytool generates and whose certificate the CA signs.
+ts="$out/flint/kafka.truststore.jks" ks="$out/flint/blaze.keystore.jks"
+quiet keytool -importcert -noprompt -alias kafka-ca -file "$out/ca/ca.pem" -storetype JKS \
+  -keystore "$ts" -storepass "$password"
+quiet keytool -genkeypair -alias flint -dname "CN=flint, O=Flint demo" -keyalg RSA -keysize 2048 \
+  -validity "$days" -storetype JKS -keystore "$ks" -storepass "$password" -keypass "$password"
+quiet keytool -certreq -alias flint -file "$work/flint.csr" -keystore "$ks" \
+  -storepass "$password" -keypass "$password"
+printf '[leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = clientAuth\n' >"$work/flint.cnf"
+quiet openssl x509 -req -in "$work/flint.csr" -CA "$out/ca/ca.pem" -CAkey "$out/ca/ca.key" \
+  -set_serial "0x$(openssl rand -hex 16)" -days "$days" -sha256 \
+  -extfile "$work/flint.cnf" -extensions leaf -out "$work/flint.pem"
+quiet keytool -importcert -noprompt -alias kafka-ca -file "$out/ca/ca.pem" -keystore "$ks" \
+  -storepass "$password"
+quiet keytool -importcert -noprompt -alias flint -file "$work/flint.pem" -keystore "$ks" \
+  -storepass "$password" -keypass "$password"
+{
+  echo "DB_KAFKA_SSL_TRUSTSTORE_PASSWORD=$password"
+  echo "DB_KAFKA_SSL_KEYSTORE_PASSWORD=$password"
+  echo "DB_KAFKA_SSL_KEY_PASSWORD=$password"
+} >"$out/flint/flint.env"
 
 # --- permissions ---------------------------------------------------------------------------
 chmod 0755 "$out" "$out/kafka" "$out/flint"
 chmod 0644 "$out"/kafka/* "$out"/flint/* "$out/.gitignore"
+chmod 0600 "$out/flint/flint.env"  # read by compose on the host, mounted nowhere
 chmod 0700 "$out/ca"
 chmod 0600 "$out/ca/ca.key"
 chmod 0644 "$out/ca/ca.pem"
@@ -160,4 +177,4 @@ chmod 0644 "$out/ca/ca.pem"
 echo "gen-certs: wrote $out (valid for $days days)"
 echo "  CA:     $(openssl x509 -in "$out/ca/ca.pem" -noout -subject)"
 echo "  broker: $(openssl x509 -in "$work/kafka.pem" -noout -subject), SAN kafka, localhost"
-echo "  Flint:  $(openssl x509 -in "$out/flint/flint.pem" -noout -subject)"
+echo "  Flint:  $(openssl x509 -in "$work/flint.pem" -noout -subject)"

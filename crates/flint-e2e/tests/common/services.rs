@@ -123,6 +123,93 @@ impl Services {
     }
 }
 
+/// Passwords of the key stores made by [`Services::key_stores`].
+pub const TRUSTSTORE_PASSWORD: &str = "trust-secret";
+/// The key store's password.
+pub const KEYSTORE_PASSWORD: &str = "store-secret";
+
+/// The shell block of docs/deployment/distributed.md that creates the key stores with keytool
+/// (the one after the comment that names this file).
+fn key_store_recipe() -> String {
+    let doc = std::fs::read_to_string(repo().join("docs/deployment/distributed.md")).unwrap();
+    let marker = doc
+        .find("<!-- crates/flint-e2e/tests/common/services.rs runs the next block")
+        .expect("the key store recipe in docs/deployment/distributed.md");
+    let rest = &doc[marker..];
+    let start = rest.find("```sh\n").expect("its sh block") + "```sh\n".len();
+    let end = start + rest[start..].find("```").unwrap();
+    rest[start..end].to_string()
+}
+
+impl Services {
+    /// Makes `kafka.truststore.jks` and `blaze.keystore.jks` in `dir` of keytool's
+    /// `store_type` (JKS or PKCS12) by running the guide's recipe, the client certificate signed
+    /// by the test CA; returns the environment of a node using them over SSL. The JKS key gets
+    /// a password of its own (PKCS#12 has one for both).
+    pub fn node_env_key_stores(
+        &self,
+        consistency: &str,
+        dir: &Path,
+        store_type: &str,
+    ) -> Vec<(&'static str, String)> {
+        let key_password = if store_type == "JKS" {
+            "key-secret"
+        } else {
+            KEYSTORE_PASSWORD
+        };
+        let store = |name: &str| dir.join(name).display().to_string();
+        if !dir.join("blaze.keystore.jks").exists() {
+            std::fs::create_dir_all(dir).unwrap();
+            for f in ["ca.pem", "ca.key"] {
+                std::fs::copy(self.cert(f), dir.join(f)).unwrap();
+            }
+            let recipe = key_store_recipe();
+            assert!(recipe.starts_with("STORETYPE=JKS "), "{recipe}");
+            let script = recipe.replace("STORETYPE=JKS", &format!("STORETYPE={store_type}"));
+            let out = Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &script])
+                .current_dir(dir)
+                .env("TRUSTSTORE_PASSWORD", TRUSTSTORE_PASSWORD)
+                .env("KEYSTORE_PASSWORD", KEYSTORE_PASSWORD)
+                .env("KEY_PASSWORD", key_password)
+                .output()
+                .expect("run the key store recipe");
+            assert!(
+                out.status.success(),
+                "the key store recipe failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // The CA's key stays with the CA.
+            std::fs::remove_file(dir.join("ca.key")).unwrap();
+        }
+        let magic = std::fs::read(dir.join("blaze.keystore.jks")).unwrap()[..4].to_vec();
+        assert_eq!(
+            magic == [0xFE, 0xED, 0xFE, 0xED],
+            store_type == "JKS",
+            "keytool wrote a {store_type} store"
+        );
+        let mut env = self.node_env(consistency);
+        env[0].1 = format!("127.0.0.1:{}", self.port("KAFKA_SSL_PORT"));
+        env.push(("DB_KAFKA_SECURITY_PROTOCOL", "SSL".into()));
+        env.push((
+            "DB_KAFKA_SSL_TRUSTSTORE_LOCATION",
+            store("kafka.truststore.jks"),
+        ));
+        env.push((
+            "DB_KAFKA_SSL_TRUSTSTORE_PASSWORD",
+            TRUSTSTORE_PASSWORD.into(),
+        ));
+        env.push((
+            "DB_KAFKA_SSL_KEYSTORE_LOCATION",
+            store("blaze.keystore.jks"),
+        ));
+        env.push(("DB_KAFKA_SSL_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD.into()));
+        env.push(("DB_KAFKA_SSL_KEY_PASSWORD", key_password.into()));
+        env
+    }
+}
+
 impl Drop for Services {
     fn drop(&mut self) {
         self.run(&["stop"]);
