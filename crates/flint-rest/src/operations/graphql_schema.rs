@@ -29,9 +29,12 @@ use flint_search::Registry;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
-/// The introspection types' fields: `(type, [(field, GraphQL type, arguments)])`. A field's
-/// arguments are all `includeDeprecated: Boolean = false`.
-pub(super) const META: &[(&str, &[(&str, &str, bool)])] = &[
+/// A field of an introspection type: its name, its GraphQL type and whether it takes
+/// `includeDeprecated: Boolean = false` (its only argument).
+type MetaField = (&'static str, &'static str, bool);
+
+/// The introspection types' fields.
+pub(super) const META: &[(&str, &[MetaField])] = &[
     (
         "__Schema",
         &[
