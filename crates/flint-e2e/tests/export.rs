@@ -194,12 +194,12 @@ fn entry_keys(b: &Value) -> BTreeSet<String> {
 }
 
 /// Group members and compartment references written as absolute URLs on this server's base
-/// (`http://host/fhir/Patient/x`) name the local patient: `Group/[id]/$export`, `$everything`
-/// and compartment searches find them as they find relative ones.
+/// (`http://host/fhir/Patient/x`) name the local patient: `Group/[id]/$export`, `$everything`,
+/// compartment searches and `$purge` find them as they find relative ones.
 #[test]
 fn absolute_references_to_this_server_are_local() {
     for v in VARIANTS {
-        let s = Server::start(v, &[]);
+        let s = Server::start(v, &[("ENABLE_OPERATION_PATIENT_PURGE", "true")]);
         let abs = |r: &str| s.url(r);
         let obs = |id: &str, subject: String| {
             json!({"resourceType": "Observation", "id": id, "status": "final",
@@ -269,6 +269,21 @@ fn absolute_references_to_this_server_are_local() {
             set(&["Patient/z"]),
             "{v}: another server's reference"
         );
+
+        // A purge of `x` erases what names it by its absolute URL (the Group whole, as
+        // with a relative member), nothing of `y`'s or `z`'s.
+        let (st, b) = json(
+            s.post_json("Patient/x/$purge", &json!({"resourceType": "Parameters"}))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(st, 200, "{v}: {b}");
+        for gone in ["Patient/x", "Observation/ox", "Group/g"] {
+            assert_eq!(s.get(gone).send().unwrap().status(), 404, "{v} {gone}");
+        }
+        for kept in ["Patient/y", "Observation/oy", "Patient/z", "Observation/oz"] {
+            assert_eq!(s.get(kept).send().unwrap().status(), 200, "{v} {kept}");
+        }
     }
 }
 
