@@ -3,7 +3,8 @@
 //! write on one node is read at once on the other; concurrent writers on both produce one
 //! history; a measure stored on one node evaluates on the other; a killed node resumes, and a
 //! node with a wiped index rebuilds it from the log; an asynchronous request and a `$export`
-//! kicked off on one node are answered (status, result, files) by the other, and a
+//! kicked off on one node are answered (status, result, files) by the other (also while the
+//! kicking node is killed in the middle of the export job, which it resumes at restart), and a
 //! `Patient/$purge` on one node leaves nothing of the patient readable on the other.
 
 mod common;
@@ -32,6 +33,8 @@ fn start_node(services: &Services, dir: &Path, compression: &str, store_type: &s
     all.push(("ENABLE_OPERATION_PATIENT_PURGE", "true"));
     // Small export files, so that one type's files are downloaded from both nodes.
     all.push(("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "25"));
+    // Export jobs wait before planning, so that a node can be killed while one runs.
+    all.push(("FLINT_TEST_EXPORT_PLAN_DELAY_MS", "3000"));
     Server::start_in("distributed", None, &all)
 }
 
@@ -85,7 +88,7 @@ fn two_nodes_share_one_log_and_store() {
     storage_contracts(&services);
     let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
     // Node A reads JKS key stores, node B PKCS#12 ones; the broker requires client certificates.
-    let a = start_node(&services, &a_dir, "zstd", "JKS");
+    let mut a = start_node(&services, &a_dir, "zstd", "JKS");
     let mut b = start_node(&services, &b_dir, "snappy", "PKCS12");
 
     // A measure stored through one node evaluates on the other from its local index, with the
@@ -233,6 +236,7 @@ fn two_nodes_share_one_log_and_store() {
 
     async_requests_across_nodes(&a, &b);
     export_across_nodes(&a, &b);
+    export_survives_a_killed_node(&mut a, &b);
     purge_across_nodes(&a, &b);
     conditional_creates_across_nodes(&a, &b);
 }
@@ -506,6 +510,40 @@ fn export_across_nodes(a: &Server, b: &Server) {
     assert_eq!(a.delete(&status).send().unwrap().status(), 202);
     outcome(b.get(&status).send().unwrap(), 404);
     outcome(b.get(&file).send().unwrap(), 404);
+}
+
+/// `$export` kicked off on node A, which is killed (`kill -9`) while the job runs (it waits
+/// `FLINT_TEST_EXPORT_PLAN_DELAY_MS` before planning) and restarted: node B answers the status
+/// URL throughout (202 while A is down, then the manifest once A resumed the job at start),
+/// and the files hold every Patient current at the kick-off, whatever B wrote meanwhile.
+fn export_survives_a_killed_node(a: &mut Server, b: &Server) {
+    for i in 0..20 {
+        put(
+            b,
+            &json!({"resourceType": "Patient", "id": format!("kx{i:02}")}),
+        );
+    }
+    let expected = current_versions(b, Some("Patient"));
+    let status = submit_async(a.get("$export?_type=Patient"));
+    a.kill();
+    for _ in 0..2 {
+        let r = b.get(&status).send().unwrap();
+        assert_eq!(r.status(), 202, "the status while the kicking node is down");
+        assert_eq!(r.headers()["x-progress"], "in-progress");
+        // Written after the kick-off: not exported.
+        put(
+            b,
+            &json!({"resourceType": "Patient", "id": "kx00", "active": false}),
+        );
+        put(b, &json!({"resourceType": "Patient", "id": "kx-late"}));
+    }
+    a.restart();
+    let (st, manifest) = json(poll(b, &status));
+    assert_eq!(st, 200, "{manifest}");
+    assert_eq!(download_all([b, a], &manifest), expected);
+    let (st, from_a) = json(a.get(&status).send().unwrap());
+    assert_eq!(st, 200, "{from_a}");
+    assert_eq!(from_a["transactionTime"], manifest["transactionTime"]);
 }
 
 /// `Patient/$purge` on node A: nothing of the patient on node B (read, vread, history,

@@ -176,3 +176,139 @@ fn bulk_export_over_http() {
         outcome(s.get("$export").send().unwrap(), 400);
     }
 }
+
+/// `Type/id` of a searchset's entries.
+fn entry_keys(b: &Value) -> BTreeSet<String> {
+    b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Group members and compartment references written as absolute URLs on this server's base
+/// (`http://host/fhir/Patient/x`) name the local patient: `Group/[id]/$export`, `$everything`,
+/// compartment searches and `$purge` find them as they find relative ones.
+#[test]
+fn absolute_references_to_this_server_are_local() {
+    for v in VARIANTS {
+        let s = Server::start(v, &[("ENABLE_OPERATION_PATIENT_PURGE", "true")]);
+        let abs = |r: &str| s.url(r);
+        let obs = |id: &str, subject: String| {
+            json!({"resourceType": "Observation", "id": id, "status": "final",
+                   "code": {"coding": [{"system": "http://loinc.org", "code": "c1"}]},
+                   "subject": {"reference": subject}})
+        };
+        transact(
+            &s,
+            &[
+                json!({"resourceType": "Patient", "id": "x"}),
+                json!({"resourceType": "Patient", "id": "y"}),
+                json!({"resourceType": "Patient", "id": "z"}),
+                obs("ox", abs("Patient/x")),
+                obs("oy", "Patient/y".into()),
+                obs("oz", "http://elsewhere.example/fhir/Patient/z".into()),
+                json!({"resourceType": "Group", "id": "g", "type": "person", "actual": true,
+                       "member": [{"entity": {"reference": abs("Patient/x")}},
+                                  {"entity": {"reference": "Patient/y"}},
+                                  {"entity": {"reference": "http://elsewhere.example/fhir/Patient/z"}}]}),
+            ],
+        );
+        let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+
+        // The Group export: both members with their compartments (the Group is in both);
+        // the member on another server is not this server's Patient/z.
+        let m = manifest(&s, &kick_off(&s, "Group/g/$export"));
+        let files = download(&s, &m);
+        assert_eq!(
+            files.keys().cloned().collect::<BTreeSet<_>>(),
+            set(&[
+                "Group/g",
+                "Observation/ox",
+                "Observation/oy",
+                "Patient/x",
+                "Patient/y"
+            ]),
+            "{v}"
+        );
+
+        // `$everything` and compartment searches (with and without a code clause, which
+        // the compartment's code index answers).
+        let (st, b) = json(s.get("Patient/x/$everything").send().unwrap());
+        assert_eq!(st, 200, "{v}: {b}");
+        assert_eq!(
+            entry_keys(&b),
+            set(&["Group/g", "Observation/ox", "Patient/x"]),
+            "{v}"
+        );
+        for q in [
+            "Patient/x/Observation",
+            "Patient/x/Observation?code=http://loinc.org|c1",
+            "Patient/x/Observation?code=http://loinc.org|c1&status=final",
+        ] {
+            let (st, b) = json(s.get(q).send().unwrap());
+            assert_eq!(st, 200, "{v} {q}: {b}");
+            assert_eq!(entry_keys(&b), set(&["Observation/ox"]), "{v} {q}");
+        }
+        let (_, b) = json(
+            s.get("Patient/x/Observation?code=http://loinc.org|c2")
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(entry_keys(&b), set(&[]), "{v}");
+        let (_, b) = json(s.get("Patient/z/$everything").send().unwrap());
+        assert_eq!(
+            entry_keys(&b),
+            set(&["Patient/z"]),
+            "{v}: another server's reference"
+        );
+
+        // A purge of `x` erases what names it by its absolute URL (the Group whole, as
+        // with a relative member), nothing of `y`'s or `z`'s.
+        let (st, b) = json(
+            s.post_json("Patient/x/$purge", &json!({"resourceType": "Parameters"}))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(st, 200, "{v}: {b}");
+        for gone in ["Patient/x", "Observation/ox", "Group/g"] {
+            assert_eq!(s.get(gone).send().unwrap().status(), 404, "{v} {gone}");
+        }
+        for kept in ["Patient/y", "Observation/oy", "Patient/z", "Observation/oz"] {
+            assert_eq!(s.get(kept).send().unwrap().status(), 200, "{v} {kept}");
+        }
+    }
+}
+
+/// An export whose job is killed (`kill -9`) while it plans runs again at start: its status
+/// answers 202 until the manifest, which holds what was current at the kick-off.
+#[test]
+fn an_export_killed_while_planning_resumes() {
+    let mut s = Server::start("standalone", &[("FLINT_TEST_EXPORT_PLAN_DELAY_MS", "4000")]);
+    let data: Vec<Value> = (0..30)
+        .map(|i| json!({"resourceType": "Patient", "id": format!("k{i:02}")}))
+        .collect();
+    transact(&s, &data);
+    let status = kick_off(&s, "$export?_type=Patient");
+    // The job waits 4 s before it plans: it is running when the process dies.
+    s.kill();
+    s.restart();
+    let r = s.client.get(&status).send().unwrap();
+    assert_eq!(r.status(), 202, "the job runs again after the restart");
+    assert_eq!(r.headers()["x-progress"], "in-progress");
+    transact(&s, &[json!({"resourceType": "Patient", "id": "late"})]);
+    let m = manifest(&s, &status);
+    let files = download(&s, &m);
+    let expected: BTreeSet<String> = data
+        .iter()
+        .map(|r| format!("Patient/{}", r["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(files.keys().cloned().collect::<BTreeSet<_>>(), expected);
+}

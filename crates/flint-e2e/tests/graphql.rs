@@ -221,3 +221,224 @@ fn graphql_answers_synthea_queries() {
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["errors"][0]["locations"][0]["line"], 2, "{v}");
 }
+
+/// The introspection query GraphiQL sends (graphql-js `getIntrospectionQuery()`).
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name }
+    mutationType { name }
+    subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) {
+    name description
+    args { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name } } } } } } }
+}
+"#;
+
+/// The named type of a type reference (through `LIST` and `NON_NULL`).
+fn named_type(t: &Value) -> &str {
+    match t["name"].as_str() {
+        Some(n) => n,
+        None => named_type(&t["ofType"]),
+    }
+}
+
+/// A GraphQL GET: status and body.
+fn get_query(s: &Server, q: &str) -> (u16, Value) {
+    json(
+        s.client
+            .get(s.url("$graphql"))
+            .query(&[("query", q)])
+            .send()
+            .unwrap(),
+    )
+}
+
+/// Introspection (`__schema`, `__type`) describes the schema the server checks queries
+/// against: GraphiQL's introspection query is answered, every type it references is
+/// described, every field the schema lists on a resource, a complex type and the root is
+/// accepted in a query (and answered with the data), and fields it does not list are refused.
+#[test]
+fn introspection_describes_what_queries_accept() {
+    let s = Server::start("in-memory", &[]);
+    let (st, _) = json(
+        s.put_json(
+            "Patient/p1",
+            &json!({"resourceType": "Patient", "id": "p1", "gender": "female",
+                    "birthDate": "1970-01-01", "name": [{"family": "Lee", "given": ["Ann"]}]}),
+        )
+        .send()
+        .unwrap(),
+    );
+    assert_eq!(st, 201);
+
+    let data = query(&s, INTROSPECTION, json!({}));
+    let schema = &data["__schema"];
+    assert_eq!(schema["queryType"]["name"], "Query");
+    assert!(schema["mutationType"].is_null());
+    let types: BTreeMap<&str, &Value> = schema["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t))
+        .collect();
+    // Every reference names a described type (what a client's schema builder needs).
+    let mut refs: Vec<&Value> = Vec::new();
+    for t in types.values() {
+        for f in t["fields"].as_array().into_iter().flatten() {
+            refs.push(&f["type"]);
+            refs.extend(f["args"].as_array().unwrap().iter().map(|a| &a["type"]));
+        }
+        refs.extend(t["interfaces"].as_array().into_iter().flatten());
+        refs.extend(t["possibleTypes"].as_array().into_iter().flatten());
+    }
+    for d in schema["directives"].as_array().unwrap() {
+        refs.extend(d["args"].as_array().unwrap().iter().map(|a| &a["type"]));
+    }
+    for r in &refs {
+        assert!(types.contains_key(named_type(r)), "undescribed type in {r}");
+    }
+    let directives: Vec<&str> = schema["directives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    for d in ["include", "skip", "flatten", "first", "singleton", "slice"] {
+        assert!(directives.contains(&d), "{directives:?}");
+    }
+
+    // Each resource type has a read, a list and a connection at the root, which run.
+    let root: Vec<&str> = types["Query"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let resources = &types["Resource"]["possibleTypes"];
+    assert!(resources.as_array().unwrap().len() > 100, "{resources}");
+    for r in resources.as_array().unwrap() {
+        let name = r["name"].as_str().unwrap();
+        for f in [
+            name.to_string(),
+            format!("{name}List"),
+            format!("{name}Connection"),
+        ] {
+            assert!(root.contains(&f.as_str()), "{f}");
+        }
+    }
+
+    // Every field the schema lists on Patient and HumanName is accepted; scalars answer
+    // the stored values, objects are selected through `__typename`.
+    let selection = |type_name: &str| -> String {
+        types[type_name]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let name = f["name"].as_str().unwrap();
+                let inner = named_type(&f["type"]);
+                if types[inner]["kind"] == "SCALAR" {
+                    name.to_string()
+                } else {
+                    format!("{name} {{ __typename }}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let q = format!(
+        "{{ Patient(id: \"p1\") {{ {} name {{ {} }} }} }}",
+        selection("Patient"),
+        selection("HumanName")
+    );
+    let p = &query(&s, &q, json!({}))["Patient"];
+    assert_eq!(p["gender"], "female");
+    assert_eq!(p["birthDate"], "1970-01-01");
+    assert_eq!(p["name"][0]["family"], "Lee");
+    assert_eq!(p["name"][0]["given"], json!(["Ann"]));
+    // The scalar types say how values come back.
+    let field_type = |t: &str, f: &str| -> String {
+        let field = types[t]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == f)
+            .unwrap_or_else(|| panic!("{t}.{f}"));
+        named_type(&field["type"]).to_string()
+    };
+    assert_eq!(field_type("Patient", "active"), "Boolean");
+    assert_eq!(field_type("Patient", "multipleBirthInteger"), "Int");
+    assert_eq!(field_type("Patient", "name"), "HumanName");
+    assert_eq!(types["Patient"]["fields"][0]["name"], "resourceType");
+    assert_eq!(field_type("Patient", "contact"), "Patient_contact");
+    assert_eq!(field_type("Reference", "resource"), "Resource");
+    // A field the schema does not list is refused.
+    let listed = |t: &str, f: &str| {
+        types[t]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == f)
+    };
+    assert!(!listed("Patient", "bogus"));
+    let (st, e) = get_query(&s, "{ Patient(id: \"p1\") { bogus } }");
+    assert_eq!(st, 400, "{e}");
+
+    // `__type` by name, with `__typename` and aliases; an unknown name is null.
+    let t = query(
+        &s,
+        "{ t: __type(name: \"HumanName\") { __typename kind name fields { name } } \
+           none: __type(name: \"Nope\") { name } __typename }",
+        json!({}),
+    );
+    assert_eq!(t["t"]["__typename"], "__Type");
+    assert_eq!(t["t"]["kind"], "OBJECT");
+    let listed_names: Vec<&Value> = types["HumanName"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["name"])
+        .collect();
+    let answered: Vec<&Value> = t["t"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["name"])
+        .collect();
+    assert_eq!(answered, listed_names);
+    assert!(t["none"].is_null());
+    assert_eq!(t["__typename"], "Query");
+
+    // Bad introspection queries: 400 with a location.
+    for bad in [
+        "{ __schema { bogus } }",
+        "{ __schema { types } }",
+        "{ __type { name } }",
+        "{ __type(name: \"Patient\") { name { x } } }",
+        "{ __schema { types { ...F } } } fragment F on Patient { id }",
+    ] {
+        let (st, e) = get_query(&s, bad);
+        assert_eq!(st, 400, "{bad}: {e}");
+        assert!(e["errors"][0]["message"].is_string(), "{bad}: {e}");
+    }
+}

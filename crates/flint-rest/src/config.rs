@@ -48,6 +48,10 @@ pub struct RestConfig {
     /// Whether `DELETE [type]/[id]/_history` is allowed (`ENABLE_INTERACTION_DELETE_HISTORY`,
     /// off by default, as in Blaze).
     pub enable_interaction_delete_history: bool,
+    /// Test hook: how long an `$export` job waits before it plans its files
+    /// (`FLINT_TEST_EXPORT_PLAN_DELAY_MS`, zero by default), so that tests can stop a node
+    /// while a job runs.
+    pub export_plan_delay: std::time::Duration,
 }
 
 impl Default for RestConfig {
@@ -69,6 +73,7 @@ impl Default for RestConfig {
             enable_admin_api: false,
             enable_operation_patient_purge: false,
             enable_interaction_delete_history: false,
+            export_plan_delay: std::time::Duration::ZERO,
         }
     }
 }

@@ -342,6 +342,9 @@ pub struct Engine {
     /// The composites of [`PAIRED_COMPOSITES`] whose definitions in `registry` are the pinned
     /// ones, with the resource type each applies to (checked once, not per query).
     paired: Arc<Vec<(String, ParamRef)>>,
+    /// The service bases of this server (`http://host/fhir`): an absolute reference
+    /// `[base]/Patient/x` makes its resource a member of `Patient/x`'s compartment.
+    local_bases: Arc<Vec<String>>,
 }
 
 /// A set of current resources of one type: their ids (versions are looked up only where a
@@ -410,7 +413,56 @@ impl Engine {
     /// An engine over the parameters of `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
         let paired = Arc::new(paired_composites(&registry));
-        Engine { registry, paired }
+        Engine {
+            registry,
+            paired,
+            local_bases: Arc::new(Vec::new()),
+        }
+    }
+
+    /// The engine with `bases` as this server's service bases (trailing `/` ignored): a
+    /// compartment search also finds the resources that refer to the compartment's resource
+    /// by an absolute URL on one of them (`http://host/fhir/Patient/x`).
+    pub fn with_local_bases(mut self, bases: Vec<String>) -> Self {
+        let mut bases: Vec<String> = bases
+            .into_iter()
+            .map(|b| b.trim_end_matches('/').to_string())
+            .filter(|b| !b.is_empty())
+            .collect();
+        bases.sort();
+        bases.dedup();
+        self.local_bases = Arc::new(bases);
+        self
+    }
+
+    /// The ids of the resources of type `ty` that refer to `compartment/id` through a
+    /// compartment parameter by an absolute URL on one of this server's bases.
+    fn absolute_members(
+        &self,
+        db: &Db,
+        compartment: &str,
+        id: &str,
+        ty: &str,
+    ) -> Result<IdList, Error> {
+        let mut members = IdList::new();
+        if self.local_bases.is_empty() {
+            return Ok(members);
+        }
+        let codes: Vec<u32> = self
+            .registry
+            .compartment_params(compartment, ty)
+            .iter()
+            .filter(|code| self.registry.param(ty, code).is_some())
+            .map(|code| param_hash(code))
+            .collect();
+        for base in self.local_bases.iter() {
+            let exact =
+                ValueMatch::Exact(keys::url_key(&format!("{base}/{compartment}/{id}"), None));
+            for h in &codes {
+                members = members.union(&db.search_ids(ty, *h, &[(&exact, &accept_all)])?);
+            }
+        }
+        Ok(members)
     }
 
     /// The registry.
@@ -484,6 +536,7 @@ impl Engine {
         if let Some((_, p)) = self.compartment_indexed_clause(compartment, ty, &query.clauses)
             && query.clauses.len() == 1
             && query.result.sort.is_empty()
+            && self.absolute_members(db, compartment, id, ty)?.is_empty()
         {
             // One code clause: the versions straight from the compartment index scan.
             let plans = plan_values(&p.param, &p.values, None);
@@ -527,7 +580,13 @@ impl Engine {
                 .filter(|(j, _)| *j != i)
                 .map(|(_, c)| c.clone())
                 .collect();
-            let set = self.evaluate(db, ty, &rest, Some(base))?;
+            let mut set = self.evaluate(db, ty, &rest, Some(base))?;
+            // Members by absolute URL are not in the compartment index (it is written from
+            // local references only): they are checked against every clause.
+            let absolute = self.absolute_members(db, compartment, id, ty)?;
+            if !absolute.is_empty() {
+                set = set.union(&self.evaluate(db, ty, &query.clauses, Some(absolute))?);
+            }
             return self.sorted(db, ty, set, &query.result.sort);
         }
         let key = keys::reference_key(compartment, id);
@@ -543,6 +602,7 @@ impl Engine {
         for h in codes {
             members = members.union(&db.search_ids(ty, h, &[(&exact, &accept_all)])?);
         }
+        members = members.union(&self.absolute_members(db, compartment, id, ty)?);
         if ty == compartment && db.resource(ty, id)?.is_some_and(|h| !h.is_deleted()) {
             members = members.union(&IdList::from_sorted([id]));
         }

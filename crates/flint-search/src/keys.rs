@@ -177,7 +177,8 @@ pub fn parse_reference_key(v: &[u8]) -> Option<(&str, &str)> {
     (!id.contains('/')).then_some((t, id))
 }
 
-fn url_key(url: &str, version: Option<&str>) -> Vec<u8> {
+/// The key of a URL (absolute reference, canonical or uri) with an optional version.
+pub(crate) fn url_key(url: &str, version: Option<&str>) -> Vec<u8> {
     let mut k = kind(b'u', url);
     k.push(US);
     if let Some(v) = version {

@@ -97,6 +97,9 @@ pub struct Config {
     pub enable_interaction_delete_history: bool,
     /// `FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES`: the most resources one `$export` file holds.
     pub export_max_file_resources: usize,
+    /// `FLINT_TEST_EXPORT_PLAN_DELAY_MS` (a test hook, not listed among the settings): how
+    /// long an `$export` job waits before planning; 0 by default.
+    pub export_plan_delay_ms: u64,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -436,6 +439,14 @@ impl Config {
         Ok(Config {
             measure,
             export_max_file_resources: positive("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES")?,
+            export_plan_delay_ms: match given("FLINT_TEST_EXPORT_PLAN_DELAY_MS") {
+                Some(v) => num(
+                    "FLINT_TEST_EXPORT_PLAN_DELAY_MS",
+                    v.trim().to_string(),
+                    "a number of milliseconds",
+                )?,
+                None => 0,
+            },
             cql_resource_cache_size: num(
                 "CQL_RESOURCE_CACHE_SIZE",
                 var("CQL_RESOURCE_CACHE_SIZE"),

@@ -255,7 +255,9 @@ fn search_engine(c: &Config) -> Result<flint_search::Engine, String> {
             "custom search parameters loaded"
         );
     }
-    Ok(flint_search::Engine::new(std::sync::Arc::new(registry)))
+    // Absolute references on this server's base are compartment members too.
+    Ok(flint_search::Engine::new(std::sync::Arc::new(registry))
+        .with_local_bases(vec![format!("{}{}", c.base_url, c.context_path)]))
 }
 
 /// The page-link key: SHA-256 of `PAGE_SECRET`, or random (links then die with the process,
@@ -361,6 +363,7 @@ async fn run(c: Config) -> Result<(), String> {
             enable_admin_api: c.enable_admin_api,
             enable_operation_patient_purge: c.enable_operation_patient_purge,
             enable_interaction_delete_history: c.enable_interaction_delete_history,
+            export_plan_delay: std::time::Duration::from_millis(c.export_plan_delay_ms),
         },
         engine.clone(),
     )

@@ -568,6 +568,10 @@ pub async fn start(state: &AppState, jobs: &Scheduler, job: &Job) -> FhirResult<
             base,
             at: Some(t),
         };
+        let delay = ctx.state.config().export_plan_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         // A transient storage fault is retried a few times before the job fails.
         let mut attempt = 0;
         let (files, instant) = loop {
@@ -746,16 +750,22 @@ async fn group_members(ctx: &Ctx, db: &Db, group: &str) -> FhirResult<IdList> {
     let mut seen: std::collections::BTreeSet<String> = [group.to_string()].into();
     let mut todo = vec![h];
     let mut ids: Vec<String> = Vec::new();
+    // A member may name this server by the request's base or by the configured one.
+    let configured = format!(
+        "{}{}",
+        ctx.state.config().base_url,
+        ctx.state.config().context_path
+    );
     while let Some(h) = todo.pop() {
         let g = crate::interaction::materialize(db, &h).await?;
         for m in g["member"].as_array().into_iter().flatten() {
             if m["inactive"] == json!(true) {
                 continue;
             }
-            match m["entity"]["reference"]
-                .as_str()
-                .and_then(|r| crate::resource::local_ref(r, &ctx.base))
-            {
+            match m["entity"]["reference"].as_str().and_then(|r| {
+                crate::resource::local_ref(r, &ctx.base)
+                    .or_else(|| crate::resource::local_ref(r, &configured))
+            }) {
                 Some(("Patient", id)) => ids.push(id.to_string()),
                 Some(("Group", id)) if seen.insert(id.to_string()) => {
                     if let Some(inner) = db.resource("Group", id)?.filter(|h| !h.is_deleted()) {

@@ -78,6 +78,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+#[path = "graphql_schema.rs"]
+mod schema;
+
 /// The registration of `$graphql`.
 pub const OPERATION: Operation = Operation {
     name: "graphql",
@@ -621,6 +624,10 @@ enum Kind {
     Edges(String),
     /// `resource` of an edge of a type.
     EdgeResource(String),
+    /// `__schema` at the root (introspection).
+    Schema,
+    /// `__type(name: ...)` at the root (introspection).
+    TypeByName,
 }
 
 /// The kind of field `name` of `ty`.
@@ -644,7 +651,11 @@ fn field_kind(ty: &Ty, name: &str) -> Option<Kind> {
     };
     match ty {
         Ty::Query => {
-            if defs.is_resource_type(name) {
+            if name == "__schema" {
+                Some(Kind::Schema)
+            } else if name == "__type" {
+                Some(Kind::TypeByName)
+            } else if defs.is_resource_type(name) {
                 Some(Kind::Read(name.into()))
             } else {
                 search(name)
@@ -794,6 +805,29 @@ struct Exec<'c> {
     cursors: Vec<Cursor>,
     /// The (fragment, type) pairs already checked.
     checked: HashSet<(String, Ty)>,
+}
+
+/// Adds field `name` to `out`; a field selected twice has its objects merged.
+fn merge_into(out: &mut Map<String, Value>, name: String, v: Value) {
+    match (out.get_mut(&name), v) {
+        (Some(Value::Object(a)), Value::Object(b)) => {
+            for (k, x) in b {
+                merge_into(a, k, x);
+            }
+        }
+        (Some(Value::Array(a)), Value::Array(b)) if a.len() == b.len() => {
+            for (x, y) in a.iter_mut().zip(b) {
+                if let (Value::Object(xm), Value::Object(ym)) = (x, y) {
+                    for (k, z) in ym {
+                        merge_into(xm, k, z);
+                    }
+                }
+            }
+        }
+        (_, v) => {
+            out.insert(name, v);
+        }
+    }
 }
 
 /// A value as a search parameter value: lists joined with `,` (OR).
@@ -1376,7 +1410,223 @@ impl<'c> Exec<'c> {
                 needs_fields()?;
                 self.check_set(&Ty::Resource(t), &f.selection_set, stack)
             }
+            Kind::Schema => {
+                no_args("the field")?;
+                needs_fields()?;
+                self.check_meta("__Schema", &f.selection_set, stack)
+            }
+            Kind::TypeByName => {
+                for (a, _) in &f.arguments {
+                    if a != "name" {
+                        return Err(GqlError::new(
+                            format!("Unknown argument `{a}` of `__type`: it takes `name`."),
+                            at,
+                        )
+                        .into());
+                    }
+                }
+                if !matches!(self.arg(f, "name")?, Some(Value::String(_))) {
+                    return Err(GqlError::new(
+                        "`__type` needs the argument `name` (a string).",
+                        at,
+                    )
+                    .into());
+                }
+                needs_fields()?;
+                self.check_meta("__Type", &f.selection_set, stack)
+            }
         }
+    }
+
+    /// Checks a selection on the introspection type `meta` (`__Schema`, `__Type`, ...).
+    fn check_meta(&mut self, meta: &str, set: &'c SelSet, stack: &mut Vec<String>) -> Res<()> {
+        for sel in &set.items {
+            match sel {
+                q::Selection::Field(f) => {
+                    let at = Some(f.position);
+                    self.check_directives(&f.directives, None)?;
+                    if f.name == "__typename" {
+                        continue;
+                    }
+                    let Some(ty) = schema::meta_field(meta, &f.name) else {
+                        return Err(GqlError::new(
+                            format!("Unknown field `{}` on `{meta}`.", f.name),
+                            at,
+                        )
+                        .into());
+                    };
+                    for (a, _) in &f.arguments {
+                        if a != "includeDeprecated" {
+                            return Err(GqlError::new(
+                                format!("Unknown argument `{a}` of `{meta}.{}`.", f.name),
+                                at,
+                            )
+                            .into());
+                        }
+                    }
+                    let inner = schema::named(ty);
+                    match (
+                        schema::is_meta_object(inner),
+                        f.selection_set.items.is_empty(),
+                    ) {
+                        (true, true) => {
+                            return Err(GqlError::new(
+                                format!("`{}` is an object: select some of its fields.", f.name),
+                                at,
+                            )
+                            .into());
+                        }
+                        (false, false) => {
+                            return Err(GqlError::new(
+                                format!("`{}` is a scalar: it has no fields to select.", f.name),
+                                at,
+                            )
+                            .into());
+                        }
+                        (true, false) => self.check_meta(inner, &f.selection_set, stack)?,
+                        (false, true) => {}
+                    }
+                }
+                q::Selection::InlineFragment(i) => {
+                    self.check_directives(&i.directives, None)?;
+                    let inner = match &i.type_condition {
+                        Some(q::TypeCondition::On(t)) => t.as_str(),
+                        None => meta,
+                    };
+                    if !schema::is_meta_object(inner) {
+                        return Err(GqlError::new(
+                            format!("Unknown type `{inner}` in a fragment on `{meta}`."),
+                            Some(i.position),
+                        )
+                        .into());
+                    }
+                    self.check_meta(inner, &i.selection_set, stack)?;
+                }
+                q::Selection::FragmentSpread(sp) => {
+                    self.check_directives(&sp.directives, None)?;
+                    let Some(frag) = self.fragments.get(&sp.fragment_name).copied() else {
+                        return Err(GqlError::new(
+                            format!("Unknown fragment `{}`.", sp.fragment_name),
+                            Some(sp.position),
+                        )
+                        .into());
+                    };
+                    if stack.len() >= MAX_FRAGMENT_DEPTH || stack.contains(&sp.fragment_name) {
+                        return Err(GqlError::new(
+                            format!(
+                                "The fragment `{}` spreads itself or nests too deep.",
+                                sp.fragment_name
+                            ),
+                            Some(sp.position),
+                        )
+                        .into());
+                    }
+                    let q::TypeCondition::On(t) = &frag.type_condition;
+                    if !schema::is_meta_object(t) {
+                        return Err(GqlError::new(
+                            format!("Unknown type `{t}` in a fragment on `{meta}`."),
+                            Some(frag.position),
+                        )
+                        .into());
+                    }
+                    let key = (sp.fragment_name.clone(), Ty::Complex(t.clone()));
+                    if self.checked.insert(key) {
+                        stack.push(sp.fragment_name.clone());
+                        self.check_meta(t, &frag.selection_set, stack)?;
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates a selection on `value`, a value of the introspection type `meta`, into
+    /// `out` (fields selected twice are merged).
+    fn meta_object(
+        &mut self,
+        schema: &schema::Schema,
+        meta: &str,
+        value: &Value,
+        set: &SelSet,
+        out: &mut Map<String, Value>,
+    ) -> Res<()> {
+        let value = schema.resolve(value);
+        for sel in &set.items {
+            match sel {
+                q::Selection::Field(f) => {
+                    if self.skipped(&f.directives)? {
+                        continue;
+                    }
+                    self.steps += 1;
+                    if self.steps > MAX_STEPS {
+                        return Err(Fail::Costly(GqlError::new(
+                            format!("The answer would evaluate more than {MAX_STEPS} fields."),
+                            Some(f.position),
+                        )));
+                    }
+                    let name = f.alias.clone().unwrap_or_else(|| f.name.clone());
+                    let v = if f.name == "__typename" {
+                        json!(meta)
+                    } else {
+                        let inner = schema::meta_field(meta, &f.name).map(schema::named);
+                        let raw = &value[f.name.as_str()];
+                        match inner {
+                            Some(inner) if schema::is_meta_object(inner) => match raw {
+                                Value::Array(items) => {
+                                    let mut list = Vec::with_capacity(items.len());
+                                    for item in items {
+                                        let mut m = Map::new();
+                                        self.meta_object(
+                                            schema,
+                                            inner,
+                                            item,
+                                            &f.selection_set,
+                                            &mut m,
+                                        )?;
+                                        list.push(Value::Object(m));
+                                    }
+                                    Value::Array(list)
+                                }
+                                Value::Null => Value::Null,
+                                one => {
+                                    let mut m = Map::new();
+                                    self.meta_object(schema, inner, one, &f.selection_set, &mut m)?;
+                                    Value::Object(m)
+                                }
+                            },
+                            _ => raw.clone(),
+                        }
+                    };
+                    merge_into(out, name, v);
+                }
+                q::Selection::InlineFragment(i) => {
+                    if self.skipped(&i.directives)? {
+                        continue;
+                    }
+                    let applies = match &i.type_condition {
+                        Some(q::TypeCondition::On(t)) => t == meta,
+                        None => true,
+                    };
+                    if applies {
+                        self.meta_object(schema, meta, value, &i.selection_set, out)?;
+                    }
+                }
+                q::Selection::FragmentSpread(sp) => {
+                    if self.skipped(&sp.directives)? {
+                        continue;
+                    }
+                    let Some(frag) = self.fragments.get(&sp.fragment_name).copied() else {
+                        continue;
+                    };
+                    let q::TypeCondition::On(t) = &frag.type_condition;
+                    if t == meta {
+                        self.meta_object(schema, meta, value, &frag.selection_set, out)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     // ---------------------------------------------------------------- evaluation
@@ -1626,6 +1876,33 @@ impl<'c> Exec<'c> {
             Kind::RefResource => {
                 self.reference(value, root, f, &name, status(false), out, path)
                     .await
+            }
+            k @ (Kind::Schema | Kind::TypeByName) => {
+                let schema = schema::build(self.ctx.state.registry());
+                let found = if matches!(k, Kind::Schema) {
+                    schema.schema_value()
+                } else {
+                    match self.arg(f, "name")? {
+                        Some(Value::String(n)) => {
+                            schema.types.get(&n).cloned().unwrap_or(Value::Null)
+                        }
+                        _ => Value::Null,
+                    }
+                };
+                let meta = if matches!(k, Kind::Schema) {
+                    "__Schema"
+                } else {
+                    "__Type"
+                };
+                let v = if found.is_null() {
+                    Value::Null
+                } else {
+                    let mut m = Map::new();
+                    self.meta_object(&schema, meta, &found, &f.selection_set, &mut m)?;
+                    Value::Object(m)
+                };
+                out.slot(&name, single).values.push(v);
+                Ok(())
             }
         };
         path.pop();
