@@ -48,6 +48,14 @@ pub struct RestConfig {
     /// Whether `DELETE [type]/[id]/_history` is allowed (`ENABLE_INTERACTION_DELETE_HISTORY`,
     /// off by default, as in Blaze).
     pub enable_interaction_delete_history: bool,
+    /// How long a search's page links stay valid, in ms (`PAGE_LINK_LIFETIME`,
+    /// [`crate::search::PAGE_LIFETIME_MS`] by default); parameters too long for a link are
+    /// kept in the resource store that long, then deleted.
+    pub page_lifetime_ms: i64,
+    /// Whether the base StructureDefinitions of R4 are installed and read-only
+    /// (`FHIR_BASE_STRUCTURE_DEFINITIONS`, on by default, as in Blaze): updates and deletes of
+    /// them are 409 (see [`crate::definitions`]).
+    pub base_structure_definitions: bool,
 }
 
 impl Default for RestConfig {
@@ -69,6 +77,8 @@ impl Default for RestConfig {
             enable_admin_api: false,
             enable_operation_patient_purge: false,
             enable_interaction_delete_history: false,
+            page_lifetime_ms: crate::search::PAGE_LIFETIME_MS,
+            base_structure_definitions: true,
         }
     }
 }

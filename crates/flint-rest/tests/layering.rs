@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["outcome", "resource"],
+    &["outcome", "resource", "definitions"],
     &["format"],
     &["api", "config"],
     &["capabilities"],
