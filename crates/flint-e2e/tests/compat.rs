@@ -632,7 +632,7 @@ fn base_structure_definitions_are_read_only_resources() {
                 format!("http://hl7.org/fhir/StructureDefinition/{ty}")
             );
             assert!(sd["snapshot"]["element"].as_array().unwrap().len() > 1);
-            assert_eq!(sd["meta"]["versionId"].as_str().is_some(), true);
+            assert!(sd["meta"]["versionId"].as_str().is_some());
         }
         // Data types too.
         for (id, kind) in [

@@ -244,6 +244,11 @@ impl Definitions {
             .is_some_and(|t| t.kind == Kind::Resource && !t.is_abstract)
     }
 
+    /// Every type by name (primitive, complex, resource and backbone types), in no order.
+    pub fn types(&self) -> impl Iterator<Item = (&str, &TypeDef)> {
+        self.types.iter().map(|(n, t)| (n.as_str(), t))
+    }
+
     /// All concrete resource types, sorted by name.
     pub fn resource_types(&self) -> &[String] {
         &self.resource_types

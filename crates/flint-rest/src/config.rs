@@ -7,6 +7,10 @@ pub const EVERYTHING_LIMIT: usize = 10_000;
 /// The most resources one `$export` output file holds (more: several files of the type).
 pub const EXPORT_FILE_SIZE: usize = 100_000;
 
+/// How long a page link stays valid by default ([`RestConfig::page_lifetime_ms`] for
+/// searches; `$everything` and `$graphql` cursors always use this).
+pub const PAGE_LIFETIME_MS: i64 = 24 * 3_600_000;
+
 /// Settings of the REST layer.
 #[derive(Debug, Clone)]
 pub struct RestConfig {
@@ -49,7 +53,7 @@ pub struct RestConfig {
     /// off by default, as in Blaze).
     pub enable_interaction_delete_history: bool,
     /// How long a search's page links stay valid, in ms (`PAGE_LINK_LIFETIME`,
-    /// [`crate::search::PAGE_LIFETIME_MS`] by default); parameters too long for a link are
+    /// [`PAGE_LIFETIME_MS`] by default); parameters too long for a link are
     /// kept in the resource store that long, then deleted.
     pub page_lifetime_ms: i64,
     /// Whether the base StructureDefinitions of R4 are installed and read-only
@@ -77,7 +81,7 @@ impl Default for RestConfig {
             enable_admin_api: false,
             enable_operation_patient_purge: false,
             enable_interaction_delete_history: false,
-            page_lifetime_ms: crate::search::PAGE_LIFETIME_MS,
+            page_lifetime_ms: PAGE_LIFETIME_MS,
             base_structure_definitions: true,
         }
     }

@@ -28,18 +28,16 @@ fn ndjson() -> Result<String, DbError> {
     Ok(text)
 }
 
-/// The ids of the base StructureDefinitions (read from the embedded package once).
+/// The ids of the base StructureDefinitions: the names of the types of the definitions
+/// tables other than backbone elements (generated from the same definitions, with the type as
+/// id; a test checks them against the embedded ones), so that no check decompresses them.
 pub fn base_ids() -> &'static BTreeSet<String> {
     static IDS: OnceLock<BTreeSet<String>> = OnceLock::new();
     IDS.get_or_init(|| {
-        #[derive(serde::Deserialize)]
-        struct Id {
-            id: String,
-        }
-        let text = ndjson().unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Id>(l).ok())
-            .map(|i| i.id)
+        flint_model::defs::definitions()
+            .types()
+            .filter(|(_, t)| t.kind != flint_model::defs::Kind::Backbone)
+            .map(|(n, _)| n.to_string())
             .collect()
     })
 }
@@ -105,4 +103,39 @@ pub async fn install(node: &Node, base: &str) -> Result<usize, DbError> {
         values.iter().map(|(h, _, v)| (*h, TYPE, v)).collect();
     node.transact_parsed(cmds, contents, parsed).await?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_ids_are_the_embedded_definitions_and_each_is_valid() {
+        let text = ndjson().unwrap();
+        let mut ids = BTreeSet::new();
+        for line in text.lines() {
+            let v = flint_model::json::parse_resource(line.as_bytes()).unwrap();
+            assert_eq!(v["resourceType"], TYPE);
+            assert_eq!(v["id"], v["type"], "the package names each by its type");
+            assert_ne!(v["derivation"], "constraint");
+            ids.insert(v["id"].as_str().unwrap().to_string());
+        }
+        assert_eq!(&ids, base_ids());
+        assert!(ids.contains("Patient") && ids.contains("string") && ids.contains("Element"));
+        assert!(is_base(TYPE, "Patient") && !is_base(TYPE, "my-profile"));
+        assert!(!is_base("Patient", "Patient"));
+    }
+
+    #[test]
+    fn writes_of_base_definitions_are_refused_only_when_installed() {
+        let e = check_writable(true, TYPE, "Observation", "delete").unwrap_err();
+        assert_eq!(e.status, StatusCode::CONFLICT);
+        assert!(
+            e.message.contains("`StructureDefinition/Observation`"),
+            "{}",
+            e.message
+        );
+        assert!(check_writable(false, TYPE, "Observation", "delete").is_ok());
+        assert!(check_writable(true, TYPE, "my-profile", "update").is_ok());
+    }
 }

@@ -12,8 +12,8 @@
 //! Modules only use modules of lower layers, so the module graph has no cycles
 //! (`tests/layering.rs` checks it from the sources):
 //!
-//! 1. [`outcome`] (errors and their OperationOutcomes), [`resource`] (helpers on resources),
-//!    [`definitions`] (the read-only base StructureDefinitions).
+//! 1. [`outcome`] (errors and their OperationOutcomes), [`resource`] (helpers on resources);
+//!    above them [`definitions`] (the read-only base StructureDefinitions).
 //! 2. [`format`](mod@format): content negotiation, encoding, `_summary`/`_elements`.
 //! 3. [`api`] (the request and reply model), [`config`] (settings).
 //! 4. [`capabilities`]: the CapabilityStatement, built from the settings.

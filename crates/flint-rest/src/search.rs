@@ -39,9 +39,7 @@ use std::sync::Arc;
 #[path = "search_tests.rs"]
 mod tests;
 
-/// How long a page link stays valid by default ([`crate::RestConfig::page_lifetime_ms`]
-/// for searches; `$everything` and `$graphql` cursors always use this).
-pub const PAGE_LIFETIME_MS: i64 = 24 * 3_600_000;
+pub use crate::config::PAGE_LIFETIME_MS;
 
 /// Parameters that are not search criteria and never fail a search.
 const TRANSPORT_PARAMS: [&str; 2] = ["_format", "_pretty"];

@@ -7,7 +7,8 @@ use std::path::Path;
 
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["outcome", "resource", "definitions"],
+    &["outcome", "resource"],
+    &["definitions"],
     &["format"],
     &["api", "config"],
     &["capabilities"],
