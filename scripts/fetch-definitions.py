@@ -12,9 +12,14 @@ writes structure-only JSON files (no prose) to `crates/flint-model/definitions/`
 * `search-parameters.json`: every SearchParameter (url, code, base, type, expression, target,
   modifier, comparator, components).
 * `compartments.json`: the CompartmentDefinitions (compartment code, resource type -> params).
+* `structure-definitions.ndjson.gz`: the base StructureDefinitions of the resources and data
+  types (those `types.json` describes: not constraints, not logical models) as the package has
+  them, one per line in id order, gzip-compressed without a timestamp. The server writes them
+  into its database at first start as read-only resources.
 
 Run it again after changing it; the output is deterministic (sorted keys, stable order).
 """
+import gzip
 import hashlib
 import io
 import json
@@ -153,6 +158,15 @@ def compartments(files):
     return out
 
 
+def base_structure_definitions(files):
+    sds = [f for n, f in files.items() if n.startswith("StructureDefinition-")]
+    base = [sd for sd in sds if sd.get("derivation") != "constraint" and sd["kind"] != "logical"]
+    base.sort(key=lambda sd: sd["id"])
+    lines = "".join(json.dumps(sd, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+                    for sd in base)
+    return gzip.compress(lines.encode("utf-8"), compresslevel=9, mtime=0)
+
+
 def write(name, obj):
     path = os.path.join(OUT, name)
     with open(path, "w") as f:
@@ -167,6 +181,10 @@ def main():
     write("types.json", structures(files))
     write("search-parameters.json", search_parameters(files))
     write("compartments.json", compartments(files))
+    path = os.path.join(OUT, "structure-definitions.ndjson.gz")
+    with open(path, "wb") as f:
+        f.write(base_structure_definitions(files))
+    print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")
 
 
 if __name__ == "__main__":

@@ -280,6 +280,7 @@ fn verify<'a>(
                 });
             }
             TxOp::Delete => {
+                check_delete_condition(before, entry, c, indexer)?;
                 after.insert((&c.type_name, &c.id), None);
                 // Deleting a deleted resource changes nothing; deleting an id that never
                 // existed records a deletion as its first version (as Blaze), so the history
@@ -394,6 +395,48 @@ fn check_condition(
             "The condition `{query}` of the conditional write of `{}/{}` matches `{}/{other}`, \
              written meanwhile.",
             c.type_name, c.id, c.type_name
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A conditional delete's search, again at the database before the transaction: every
+/// current match must be deleted by this transaction, so a conditional delete deletes exactly
+/// what its condition selects at its place in the log (a match written meanwhile rejects it,
+/// 409, and the REST layer evaluates the condition again). The condition rides on one delete
+/// command of the transaction (evaluated once); the others of the type count as its deletes.
+fn check_delete_condition(
+    before: &Db,
+    entry: &TxEntry,
+    c: &crate::log::TxCmd,
+    indexer: Option<&dyn ResourceIndexer>,
+) -> Result<(), Failure> {
+    let Some(query) = &c.condition else {
+        return Ok(());
+    };
+    let Some(indexer) = indexer else {
+        return Err(Failure::Reject(DbError::new(
+            ErrorKind::Invalid,
+            format!("Conditional deletes need a search index (`{query}`)."),
+        )));
+    };
+    let ids = indexer
+        .condition_matches(before, &c.type_name, query)
+        .map_err(|e| match e.kind {
+            ErrorKind::Unavailable | ErrorKind::Fault => Failure::Storage(e),
+            _ => Failure::Reject(e),
+        })?;
+    let deleted: HashSet<&str> = entry
+        .cmds
+        .iter()
+        .filter(|d| d.op == TxOp::Delete && d.type_name == c.type_name)
+        .map(|d| d.id.as_str())
+        .collect();
+    match ids.iter().find(|id| !deleted.contains(id.as_str())) {
+        Some(other) => Err(conflict(format!(
+            "The condition `{query}` of the conditional delete of `{}` matches `{}/{other}`, \
+             written meanwhile.",
+            c.type_name, c.type_name
         ))),
         None => Ok(()),
     }

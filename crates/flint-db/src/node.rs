@@ -428,8 +428,29 @@ impl Node {
         Ok(hash)
     }
 
+    /// Like [`Node::keep`] for a bounded time: at `until_ms` (ms since the epoch) or soon
+    /// after, this node deletes the bytes from the resource store ([`Node::sweep_kept`], run
+    /// by the lag monitor once a second). The schedule is a row of this node's index
+    /// (`Meta`), written before the bytes. Bytes kept by several nodes or several times must
+    /// carry their expiry (so equal bytes share one `until_ms` and one deletion).
+    pub async fn keep_until(&self, bytes: Bytes, until_ms: i64) -> Result<ContentHash> {
+        let hash = ContentHash::of(&bytes);
+        let mut b = WriteBatch::default();
+        b.put(Cf::Meta, kept_key(until_ms, &hash), Vec::new());
+        self.inner.storage.kv.write(b, false)?;
+        self.inner.storage.store.put(vec![(hash, bytes)]).await?;
+        Ok(hash)
+    }
+
+    /// Deletes from the resource store what [`Node::keep_until`] kept on this node until
+    /// `now_ms` or earlier; returns how many. A failed deletion keeps its row and is retried.
+    pub async fn sweep_kept(&self, now_ms: i64) -> Result<usize> {
+        sweep_kept(&self.inner, now_ms).await
+    }
+
     /// The bytes [`Node::keep`] kept under `hash`; `None` when the store has none (they were
-    /// never kept, or a crash lost them before the log's next sync made them durable).
+    /// never kept, their time ran out, or a crash lost them before the log's next sync made
+    /// them durable).
     pub async fn kept(&self, hash: &ContentHash) -> Result<Option<Bytes>> {
         if let Some(b) = self.inner.storage.cache.get(hash) {
             return Ok(Some(b));
@@ -890,6 +911,52 @@ async fn read_log_end(inner: &Inner) -> Result<T> {
     result
 }
 
+/// The `Meta` row scheduling the deletion of kept bytes: the prefix, the expiry (big-endian,
+/// so rows sort by it) and the hash.
+const KEPT_PREFIX: &[u8] = b"kept-until/";
+
+fn kept_key(until_ms: i64, hash: &ContentHash) -> Vec<u8> {
+    let mut k = KEPT_PREFIX.to_vec();
+    k.extend_from_slice(&(until_ms.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(&hash.0);
+    k
+}
+
+/// [`Node::sweep_kept`]: the rows due (they sort by expiry, so the scan stops at the first
+/// later one), then the contents, then the rows.
+async fn sweep_kept(inner: &Inner, now_ms: i64) -> Result<usize> {
+    let kv = inner.storage.kv.clone();
+    let mut due: Vec<(Vec<u8>, ContentHash)> = Vec::new();
+    crate::kv::try_scan_prefix(&*kv, Cf::Meta, KEPT_PREFIX, KEPT_PREFIX, |k, _| {
+        let rest = &k[KEPT_PREFIX.len()..];
+        let (Some(until), Some(hash)) = (rest.get(..8), rest.get(8..40)) else {
+            return Err(DbError::fault("malformed kept-until row"));
+        };
+        let until = u64::from_be_bytes(until.try_into().unwrap_or_default());
+        if until > now_ms.max(0) as u64 {
+            return Ok(false);
+        }
+        let mut h = [0u8; 32];
+        h.copy_from_slice(hash);
+        due.push((k.to_vec(), ContentHash(h)));
+        Ok(true)
+    })?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let hashes: Vec<ContentHash> = due.iter().map(|(_, h)| *h).collect();
+    inner.storage.store.delete(&hashes).await?;
+    for h in &hashes {
+        inner.storage.cache.remove(h);
+    }
+    let mut b = WriteBatch::default();
+    for (k, _) in &due {
+        b.delete(Cf::Meta, k.clone());
+    }
+    kv.write(b, false)?;
+    Ok(due.len())
+}
+
 /// Reads the log end once a second so that the lag is known even when no request comes in.
 async fn run_lag_monitor(weak: std::sync::Weak<Inner>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -901,6 +968,9 @@ async fn run_lag_monitor(weak: std::sync::Weak<Inner>) {
             return;
         }
         let _ = read_log_end(&inner).await;
+        if let Err(e) = sweep_kept(&inner, crate::mem::now_ms()).await {
+            tracing::warn!(error = %e, "deleting expired kept search parameters failed; retrying later");
+        }
         if !inner.unreferenced.lock().is_empty()
             && let Err(e) = erase_due(&inner).await
         {

@@ -333,3 +333,51 @@ async fn a_new_node_rebuilds_the_same_database_from_the_log() {
     assert_eq!(db.system_changes().unwrap(), db2.system_changes().unwrap());
     assert!(db2.tx_error(3).unwrap().is_some());
 }
+
+#[tokio::test]
+async fn kept_bytes_are_deleted_once_their_time_ran_out() {
+    let f = fixture().await;
+    // Expiries in the future, so that the lag monitor's own sweeps (at the real time) leave
+    // them alone and only the sweeps below, at chosen instants, delete them.
+    let now = flint_db::mem::now_ms();
+    let day = 86_400_000;
+    let untils = [now + 10 * day, now + 20 * day, now + 30 * day];
+    let mut hashes = Vec::new();
+    for (i, until) in untils.iter().enumerate() {
+        let bytes = Bytes::from(format!("kept {i}"));
+        let h = f.node.keep_until(bytes.clone(), *until).await.unwrap();
+        assert_eq!(h, ContentHash::of(&bytes));
+        // Read once, so the node's cache holds it too.
+        assert_eq!(f.node.kept(&h).await.unwrap(), Some(bytes));
+        hashes.push(h);
+    }
+    assert_eq!(f.node.sweep_kept(now).await.unwrap(), 0);
+    assert_eq!(present(&f.node, &hashes).await, [true, true, true]);
+    assert_eq!(
+        f.node.sweep_kept(untils[0]).await.unwrap(),
+        1,
+        "due at its instant"
+    );
+    assert_eq!(present(&f.node, &hashes).await, [false, true, true]);
+    assert_eq!(f.node.sweep_kept(untils[2] - 1).await.unwrap(), 1);
+    assert_eq!(present(&f.node, &hashes).await, [false, false, true]);
+    // The store itself no longer serves them (not just the node's cache).
+    for h in &hashes[..2] {
+        let stored = flint_db::ResourceStore::get(&*f.store, h).await.unwrap();
+        assert!(stored.is_none_or(|b| b.is_empty()), "{h:?} still stored");
+    }
+    assert_eq!(
+        f.node.sweep_kept(untils[2] - 1).await.unwrap(),
+        0,
+        "swept once"
+    );
+}
+
+/// Which of `hashes` the node still serves.
+async fn present(node: &Node, hashes: &[ContentHash]) -> Vec<bool> {
+    let mut out = Vec::new();
+    for h in hashes {
+        out.push(node.kept(h).await.unwrap().is_some());
+    }
+    out
+}

@@ -556,3 +556,49 @@ async fn conditional_writes_are_checked_again_in_log_order() {
     assert_eq!(e.kind, flint_db::ErrorKind::Conflict);
     assert!(node.db().resource("Patient", "c").unwrap().is_none());
 }
+
+/// A conditional delete carries its search on one of its delete commands: the indexer lets
+/// it through only when the transaction deletes every current match, so a match created
+/// after the REST layer evaluated the condition rejects it (409) and nothing is deleted.
+#[tokio::test]
+async fn conditional_deletes_must_delete_every_match_in_log_order() {
+    let node = node().await;
+    for (id, n) in [("a", 1), ("b", 2)] {
+        let body = format!(r#"{{"name":"bob","n":{n}}}"#);
+        let h = ContentHash::of(body.as_bytes());
+        node.transact(
+            vec![TxCmd::new(TxOp::Put, "Patient", id, Some(h))],
+            vec![(h, Bytes::from(body))],
+        )
+        .await
+        .unwrap();
+    }
+    let delete = |ids: &[&str]| {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut c = TxCmd::new(TxOp::Delete, "Patient", id, None);
+                if i == 0 {
+                    c.condition = Some(r#"[["name","bob"]]"#.to_string());
+                }
+                c
+            })
+            .collect::<Vec<_>>()
+    };
+    // Decided when only `a` matched; `b` matches by now.
+    let e = node.transact(delete(&["a"]), vec![]).await.unwrap_err();
+    assert_eq!(e.kind, flint_db::ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("Patient/b"), "{e}");
+    let live = |id: &str| {
+        node.db()
+            .resource("Patient", id)
+            .unwrap()
+            .is_some_and(|h| !h.is_deleted())
+    };
+    assert!(live("a") && live("b"), "nothing deleted");
+    // Deleting every match passes (the condition on the first command covers the others).
+    node.transact(delete(&["b", "a"]), vec![]).await.unwrap();
+    assert!(!live("a") && !live("b"));
+    // With no match left, a conditional delete of an unrelated id passes too.
+    node.transact(delete(&["zzz"]), vec![]).await.unwrap();
+}

@@ -1,8 +1,9 @@
 //! Blaze compatibility at the REST level (issue 19) over HTTP against the real binary, on every
 //! storage variant: bare status codes in batch, transaction and history entries, `Link`
 //! headers on searchset and history pages, deletions of unknown ids, `DELETE [type]`,
-//! system-level `_has`, the `location-distance` of `near` results and long `POST _search`
-//! forms paged to the end.
+//! system-level `_has`, the `location-distance` of `near` results, long `POST _search`
+//! forms paged to the end (and their links expiring), the read-only base StructureDefinitions
+//! and the profiles in the CapabilityStatement.
 
 mod common;
 
@@ -503,5 +504,336 @@ fn a_long_post_search_pages_to_the_end() {
         found.dedup();
         assert_eq!(found.len(), total, "no match twice");
         assert_eq!(found, expected);
+    }
+}
+
+#[test]
+fn an_expired_long_search_link_is_gone() {
+    for v in VARIANTS {
+        // Page links (and the kept parameters of long searches) live two seconds.
+        let s = Server::start(v, &[("PAGE_LINK_LIFETIME", "2000")]);
+        put_all(&s, &[patient("ex", "Expiry")]);
+        let encounters: Vec<Value> = (0..100)
+            .map(|i| {
+                json!({"resourceType": "Encounter", "id": uuid_id(7, i), "status": "finished",
+                       "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                       "subject": {"reference": "Patient/ex"}})
+            })
+            .collect();
+        put_all(&s, &encounters);
+        let obs: Vec<Value> = (0..3)
+            .map(|i| {
+                let mut o = observation(&uuid_id(8, i), "Patient/ex", "8310-5");
+                o["encounter"] = json!({"reference": format!("Encounter/{}", uuid_id(7, i))});
+                o
+            })
+            .collect();
+        put_all(&s, &obs);
+        let listed: Vec<String> = (0..100)
+            .map(|i| format!("Encounter/{}", uuid_id(7, i)))
+            .collect();
+        // Longer than a link can carry: the parameters are kept by hash.
+        let body = format!("encounter={}&_count=1", listed.join(","));
+        assert!(body.len() > 1024);
+        let search = || {
+            json(
+                s.client
+                    .post(s.url("Observation/_search"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body.clone())
+                    .send()
+                    .unwrap(),
+            )
+        };
+        let (st, b) = search();
+        assert_eq!(st, 200, "{v}: {b}");
+        assert_eq!(b["total"], 3, "{v}: {b}");
+        let next = link(&b, "next").expect("a next link");
+        let (st, page2) = json(s.client.get(&next).send().unwrap());
+        assert_eq!(st, 200, "{v}: the link works while it lives: {page2}");
+        let next2 = link(&page2, "next").expect("a third page");
+        // Past the lifetime the kept parameters are deleted (the node sweeps once a second)
+        // and every link of the search answers 410.
+        std::thread::sleep(std::time::Duration::from_millis(3500));
+        for url in [&next, &next2] {
+            let o = outcome(s.client.get(url).send().unwrap(), 410);
+            assert_eq!(o["code"], "expired", "{v}: {o}");
+            assert!(
+                o["diagnostics"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("run the search again")),
+                "{v}: {o}"
+            );
+        }
+        // The search itself runs again, with new links.
+        let (st, b) = search();
+        assert_eq!(st, 200, "{v}: {b}");
+        let (st, _) = json(s.client.get(link(&b, "next").unwrap()).send().unwrap());
+        assert_eq!(st, 200, "{v}");
+    }
+}
+
+/// The total of a search (asserting 200).
+fn total(s: &Server, query: &str) -> u64 {
+    let (st, b) = json(s.get(query).send().unwrap());
+    assert_eq!(st, 200, "{query}: {b}");
+    b["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{query}: {b}"))
+}
+
+/// The `supportedProfile` of each resource type of the CapabilityStatement that has one.
+fn supported_profiles(s: &Server) -> Vec<(String, Vec<String>)> {
+    let (st, cs) = json(s.get("metadata").send().unwrap());
+    assert_eq!(st, 200, "{cs}");
+    cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let ps: Vec<String> = r["supportedProfile"]
+                .as_array()?
+                .iter()
+                .map(|p| p.as_str().unwrap().to_string())
+                .collect();
+            Some((r["type"].as_str().unwrap().to_string(), ps))
+        })
+        .collect()
+}
+
+#[test]
+fn base_structure_definitions_are_read_only_resources() {
+    for v in VARIANTS {
+        let mut s = Server::start(
+            v,
+            &[
+                ("FHIR_BASE_STRUCTURE_DEFINITIONS", "true"),
+                ("ENABLE_INTERACTION_DELETE_HISTORY", "true"),
+            ],
+        );
+        let (st, cs) = json(s.get("metadata").send().unwrap());
+        assert_eq!(st, 200);
+        let types: Vec<String> = cs["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["type"].as_str().unwrap().to_string())
+            .collect();
+        assert!(types.len() > 140, "{v}: {} types", types.len());
+        // Each resource type's definition, read by the package's id.
+        for ty in &types {
+            let (st, sd) = json(s.get(&format!("StructureDefinition/{ty}")).send().unwrap());
+            assert_eq!(st, 200, "{v}: StructureDefinition/{ty}: {sd}");
+            assert_eq!(sd["type"], ty.as_str());
+            assert_eq!(sd["kind"], "resource");
+            assert_eq!(sd["derivation"], "specialization");
+            assert_eq!(
+                sd["url"],
+                format!("http://hl7.org/fhir/StructureDefinition/{ty}")
+            );
+            assert!(sd["snapshot"]["element"].as_array().unwrap().len() > 1);
+            assert!(sd["meta"]["versionId"].as_str().is_some());
+        }
+        // Data types too.
+        for (id, kind) in [
+            ("string", "primitive-type"),
+            ("HumanName", "complex-type"),
+            ("Element", "complex-type"),
+            ("Resource", "resource"),
+        ] {
+            let (st, sd) = json(s.get(&format!("StructureDefinition/{id}")).send().unwrap());
+            assert_eq!(st, 200, "{v}: {id}");
+            assert_eq!(sd["kind"], kind, "{v}: {id}");
+        }
+        // Searchable like any resource.
+        let (_, b) = json(
+            s.get("StructureDefinition?url=http://hl7.org/fhir/StructureDefinition/Patient")
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(b["total"], 1, "{v}: {b}");
+        assert_eq!(b["entry"][0]["resource"]["id"], "Patient");
+        let (_, b) = json(
+            s.get("StructureDefinition?type=Observation")
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(b["total"], 1, "{v}: {b}");
+        assert_eq!(b["entry"][0]["resource"]["id"], "Observation");
+        // Concrete resource types: those of the CapabilityStatement (Resource and
+        // DomainResource are abstract).
+        assert_eq!(
+            total(
+                &s,
+                "StructureDefinition?kind=resource&abstract=false&_summary=count"
+            ),
+            types.len() as u64,
+            "{v}"
+        );
+        assert_eq!(
+            total(&s, "StructureDefinition?kind=resource&_summary=count"),
+            types.len() as u64 + 2,
+            "{v}"
+        );
+        let all = total(&s, "StructureDefinition?_summary=count");
+        assert_eq!(
+            total(
+                &s,
+                "StructureDefinition?derivation=specialization&_summary=count"
+            ) + total(
+                &s,
+                "StructureDefinition?kind=complex-type&derivation:missing=true&_summary=count"
+            ) + total(
+                &s,
+                "StructureDefinition?kind=resource&derivation:missing=true&_summary=count"
+            ),
+            all,
+            "{v}: every base definition is a specialization (Element and Resource have none)"
+        );
+        assert_eq!(
+            total(
+                &s,
+                "StructureDefinition?derivation=constraint&_summary=count"
+            ),
+            0
+        );
+
+        // Read-only: updates, deletes, conditional ones and history deletion are 409.
+        let (_, patient_sd) = json(s.get("StructureDefinition/Patient").send().unwrap());
+        let version = patient_sd["meta"]["versionId"].clone();
+        let mut changed = patient_sd.clone();
+        changed["description"] = json!("changed");
+        let refused = [
+            s.put_json("StructureDefinition/Patient", &changed),
+            s.put_json(
+                "StructureDefinition?url=http://hl7.org/fhir/StructureDefinition/Patient",
+                &changed,
+            ),
+            s.delete("StructureDefinition/Patient"),
+            s.delete("StructureDefinition?url=http://hl7.org/fhir/StructureDefinition/Patient"),
+            s.delete("StructureDefinition/Patient/_history"),
+            s.patch(
+                "StructureDefinition/Patient",
+                "application/json-patch+json",
+                r#"[{"op": "replace", "path": "/status", "value": "draft"}]"#,
+            ),
+        ];
+        for r in refused {
+            let o = outcome(r.send().unwrap(), 409);
+            assert_eq!(o["code"], "business-rule", "{v}: {o}");
+            assert!(
+                o["diagnostics"].as_str().is_some_and(|d| d
+                    .contains("StructureDefinition/Patient")
+                    && d.contains("read-only")),
+                "{v}: {o}"
+            );
+        }
+        let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"request": {"method": "DELETE", "url": "StructureDefinition/string"}}]});
+        outcome(s.post_json("", &tx).send().unwrap(), 409);
+        let (_, after) = json(s.get("StructureDefinition/Patient").send().unwrap());
+        assert_eq!(after["meta"]["versionId"], version, "{v}: unchanged");
+        assert_eq!(total(&s, "StructureDefinition?_summary=count"), all);
+
+        // Profiles are StructureDefinitions of their own: created, and listed as the
+        // supportedProfile of the type they constrain.
+        assert_eq!(supported_profiles(&s), vec![], "{v}");
+        let profile = |id: &str, url: &str, version: Option<&str>, ty: &str| {
+            let mut p = json!({"resourceType": "StructureDefinition", "id": id, "url": url,
+                "name": id.replace('-', ""), "status": "active", "kind": "resource",
+                "abstract": false, "type": ty, "derivation": "constraint",
+                "baseDefinition": format!("http://hl7.org/fhir/StructureDefinition/{ty}"),
+                "differential": {"element": [{"id": ty, "path": ty}]}});
+            if let Some(ver) = version {
+                p["version"] = json!(ver);
+            }
+            p
+        };
+        for p in [
+            profile(
+                "my-patient",
+                "http://example.org/fhir/StructureDefinition/my-patient",
+                Some("1.0.0"),
+                "Patient",
+            ),
+            profile(
+                "other-patient",
+                "http://example.org/fhir/StructureDefinition/other-patient",
+                None,
+                "Patient",
+            ),
+            profile(
+                "my-observation",
+                "http://example.org/fhir/StructureDefinition/my-observation",
+                Some("2"),
+                "Observation",
+            ),
+        ] {
+            let url = format!("StructureDefinition/{}", p["id"].as_str().unwrap());
+            let (st, b) = json(s.put_json(&url, &p).send().unwrap());
+            assert_eq!(st, 201, "{v}: {b}");
+        }
+        assert_eq!(
+            supported_profiles(&s),
+            vec![
+                (
+                    "Observation".to_string(),
+                    vec![
+                        "http://example.org/fhir/StructureDefinition/my-observation|2".to_string()
+                    ]
+                ),
+                (
+                    "Patient".to_string(),
+                    vec![
+                        "http://example.org/fhir/StructureDefinition/my-patient|1.0.0".to_string(),
+                        "http://example.org/fhir/StructureDefinition/other-patient".to_string(),
+                    ]
+                ),
+            ],
+            "{v}"
+        );
+        // Computed from the current database: a deleted profile leaves the list.
+        let (st, _) = json(
+            s.delete("StructureDefinition/other-patient")
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(st, 204);
+        let patient_profiles: Vec<Vec<String>> = supported_profiles(&s)
+            .into_iter()
+            .filter(|(t, _)| t == "Patient")
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(
+            patient_profiles,
+            vec![vec![
+                "http://example.org/fhir/StructureDefinition/my-patient|1.0.0".to_string()
+            ]]
+        );
+
+        // A restart writes nothing again: one version each.
+        if v == "standalone" {
+            let (_, h) = json(
+                s.get("StructureDefinition/_history?_count=1")
+                    .send()
+                    .unwrap(),
+            );
+            let changes = h["total"].clone();
+            assert!(changes.as_u64().unwrap() > all, "{v}: {h}");
+            s.kill();
+            s.restart();
+            let (_, h) = json(
+                s.get("StructureDefinition/_history?_count=1")
+                    .send()
+                    .unwrap(),
+            );
+            assert_eq!(h["total"], changes, "{v}: no new versions after a restart");
+            let (_, h) = json(
+                s.get("StructureDefinition/Patient/_history")
+                    .send()
+                    .unwrap(),
+            );
+            assert_eq!(h["total"], 1, "{v}");
+        }
     }
 }

@@ -12,6 +12,13 @@ static TYPES_JSON: &str = include_str!("../definitions/types.json");
 static SEARCH_PARAMS_JSON: &str = include_str!("../definitions/search-parameters.json");
 static COMPARTMENTS_JSON: &str = include_str!("../definitions/compartments.json");
 
+/// The base StructureDefinitions of R4's resources and data types (the types of
+/// `types.json`: neither constraints nor logical models), as the package has them: one JSON
+/// object per line in id order, gzip-compressed. The REST layer writes them into the database
+/// as read-only resources.
+pub static BASE_STRUCTURE_DEFINITIONS_NDJSON_GZ: &[u8] =
+    include_bytes!("../definitions/structure-definitions.ndjson.gz");
+
 /// The CQL source of FHIRHelpers 4.0.1, the helper library FHIR R4 measures include
 /// (`include FHIRHelpers version '4.0.1'`), as published in `info.cqframework:quick:3.29.0`
 /// (pulled by `scripts/fetch-cql-definitions.sh`).
@@ -235,6 +242,11 @@ impl Definitions {
         self.types
             .get(name)
             .is_some_and(|t| t.kind == Kind::Resource && !t.is_abstract)
+    }
+
+    /// Every type by name (primitive, complex, resource and backbone types), in no order.
+    pub fn types(&self) -> impl Iterator<Item = (&str, &TypeDef)> {
+        self.types.iter().map(|(n, t)| (n.as_str(), t))
     }
 
     /// All concrete resource types, sorted by name.

@@ -285,8 +285,9 @@ async fn transaction(
     prefer: Option<Return>,
     dispatch: Dispatch,
 ) -> FhirResult<Reply> {
-    // The indexer rejects (409) a transaction whose conditional create or update another
-    // write matched meanwhile: the conditions are then evaluated again on a newer database.
+    // The indexer rejects (409) a transaction whose conditional create, update or delete
+    // another write matched meanwhile: the conditions are then evaluated again on a newer
+    // database.
     let conditional = has_conditional_writes(&bundle);
     let mut attempt = 0;
     loop {
@@ -303,13 +304,16 @@ async fn transaction(
     }
 }
 
-/// Whether a transaction Bundle has a conditional create or update entry.
+/// Whether a transaction Bundle has a conditional create, update or delete entry.
 fn has_conditional_writes(bundle: &Value) -> bool {
     bundle["entry"].as_array().is_some_and(|es| {
         es.iter().any(|e| {
             let r = &e["request"];
+            let url = r["url"].as_str().unwrap_or("");
+            let path = url.split('?').next().unwrap_or("").trim_matches('/');
             r.get("ifNoneExist").is_some()
-                || (r["method"] == "PUT" && r["url"].as_str().is_some_and(|u| u.contains('?')))
+                || (r["method"] == "PUT" && url.contains('?'))
+                || (r["method"] == "DELETE" && (url.contains('?') || !path.contains('/')))
         })
     })
 }
@@ -535,8 +539,12 @@ async fn plan_writes(
             ("DELETE", [ty, id]) => interaction::prepare_delete(ctx, ty, id).map_err(at)?,
             ("DELETE", [ty]) => {
                 let ids = conditional::delete_ids(ctx, db, ty, &er.query).map_err(at)?;
-                for id in ids {
-                    let p = interaction::prepare_delete(ctx, ty, &id).map_err(at)?;
+                for (n, id) in ids.iter().enumerate() {
+                    let mut p = interaction::prepare_delete(ctx, ty, id).map_err(at)?;
+                    if n == 0 {
+                        // The indexer checks that the transaction deletes every match.
+                        p.cmd.condition = Some(search::condition(ctx, ty, &er.query));
+                    }
                     planned.push(Planned::Silent(p));
                 }
                 planned.push(Planned::Deleted(i));

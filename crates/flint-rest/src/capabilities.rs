@@ -1,8 +1,10 @@
 //! The CapabilityStatement (`GET [base]/metadata`): states exactly what this build supports.
 //!
-//! The statement depends only on the settings and the search parameter registry, so it is
-//! built once when the [`AppState`](crate::state::AppState) is created, dated with that moment, and
-//! kept as compact JSON and XML bytes. Its one per-request part, `implementation.url` (the base
+//! The statement depends on the settings and the search parameter registry, so it is built
+//! once when the [`AppState`](crate::state::AppState) is created, dated with that moment, and
+//! kept as compact JSON and XML bytes; and on the profiles stored (each type's
+//! `supportedProfile`, [`Capabilities::with_profiles`]), so the state keeps the statement
+//! for the current ones too. Its one per-request part, `implementation.url` (the base
 //! URL the request resolves to), is spliced into the bytes around a placeholder.
 
 use crate::api::{Body, Reply};
@@ -399,11 +401,44 @@ impl Capabilities {
     ) -> FhirResult<Capabilities> {
         let date = crate::resource::format_instant(started_ms);
         let value = build(cfg, registry, &date, BASE_PLACEHOLDER)?;
+        let default_base = format!("{}{}", cfg.base_url, cfg.context_path);
+        Capabilities::from_value(value, date, default_base)
+    }
+
+    /// The statement with `rest.resource.supportedProfile` of each type in `profiles` (type
+    /// to canonical URLs, `url|version` when versioned), in place of any this one lists.
+    pub fn with_profiles(
+        &self,
+        profiles: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> FhirResult<Capabilities> {
+        let mut value = self.value.clone();
+        if let Some(resources) = value
+            .pointer_mut("/rest/0/resource")
+            .and_then(Value::as_array_mut)
+        {
+            for r in resources {
+                let listed = r["type"].as_str().and_then(|t| profiles.get(t));
+                match (listed, r.as_object_mut()) {
+                    (Some(ps), Some(o)) if !ps.is_empty() => {
+                        o.insert("supportedProfile".into(), json!(ps));
+                    }
+                    (_, Some(o)) => {
+                        o.remove("supportedProfile");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let value = flint_model::validate::resource(value)?;
+        Capabilities::from_value(value, self.date.clone(), self.default_base.clone())
+    }
+
+    /// The serialized forms of the statement `value` (with the base URL placeholder).
+    fn from_value(value: Value, date: String, default_base: String) -> FhirResult<Capabilities> {
         let json = Spliced::new(Format::Json.encode(&value, false), "JSON")?;
         let xml = Spliced::new(Format::Xml.encode(&value, false), "XML")?;
         let digest =
             flint_db::ContentHash::of(&[&json.before[..], &json.after[..]].concat()).to_hex();
-        let default_base = format!("{}{}", cfg.base_url, cfg.context_path);
         Ok(Capabilities {
             default_json: json.with(&json_escaped(&default_base)),
             default_xml: xml.with(&xml_escaped(&default_base)),

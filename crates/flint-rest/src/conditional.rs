@@ -36,7 +36,7 @@ pub async fn create(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult
         let mut p = interaction::prepare_create(ctx, type_name, v.clone(), resource::new_id())?;
         p.cmd.condition = Some(condition.clone());
         match interaction::commit_one(ctx, p, ret).await {
-            Err(e) if e.status == StatusCode::CONFLICT && attempt < CONDITION_RETRIES => {
+            Err(e) if e.status == StatusCode::CONFLICT && attempt < DELETE_CONDITION_RETRIES => {
                 attempt += 1
             }
             r => return r,
@@ -194,18 +194,35 @@ pub async fn update(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult
 
 /// `DELETE [type]?[search]`: deletes the match (all matches up to 10,000 with
 /// `ALLOW_MULTIPLE_DELETE`, then 409 `too-costly`); no match is a success. Without criteria
-/// (`DELETE [type]`) every resource of the type matches, as in Blaze. One transaction.
+/// (`DELETE [type]`) every resource of the type matches, as in Blaze. One transaction, which
+/// carries the condition to the indexer: if a match was written meanwhile, the indexer
+/// rejects it and the condition is evaluated again, so the delete removes exactly what its
+/// condition selects at its place in the log.
 pub async fn delete(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
     check_type(type_name)?;
-    let db = ctx.state.node().sync().await?;
-    let ids = delete_ids(ctx, &db, type_name, &req.query)?;
-    if !ids.is_empty() {
-        let prepared = ids
+    let condition = search::condition(ctx, type_name, &req.query);
+    let mut attempt = 0;
+    let ids = loop {
+        let db = ctx.state.node().sync().await?;
+        let ids = delete_ids(ctx, &db, type_name, &req.query)?;
+        drop(db);
+        if ids.is_empty() {
+            break ids;
+        }
+        let mut prepared = ids
             .iter()
             .map(|id| interaction::prepare_delete(ctx, type_name, id))
             .collect::<FhirResult<Vec<_>>>()?;
-        interaction::commit(ctx, &prepared).await?;
-    }
+        // On one command: the indexer evaluates it once for the whole transaction.
+        prepared[0].cmd.condition = Some(condition.clone());
+        match interaction::commit(ctx, &prepared).await {
+            Ok(_) => break ids,
+            Err(e) if e.status == StatusCode::CONFLICT && attempt < CONDITION_RETRIES => {
+                attempt += 1
+            }
+            Err(e) => return Err(e),
+        }
+    };
     if req.prefer_return == Some(Return::OperationOutcome) {
         return Ok(Reply::new(
             200,
@@ -218,6 +235,11 @@ pub async fn delete(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult
     }
     Ok(Reply::new(204, Body::None))
 }
+
+/// How often a conditional delete that the indexer rejected (a match was written after the
+/// condition was evaluated) is evaluated again: unlike a create, which then finds the match,
+/// a delete can lose again to every new match, so it tries more often.
+pub const DELETE_CONDITION_RETRIES: usize = 10;
 
 /// Most resources one conditional delete removes (as Blaze).
 pub const MAX_CONDITIONAL_DELETE: usize = 10_000;

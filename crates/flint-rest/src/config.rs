@@ -7,6 +7,10 @@ pub const EVERYTHING_LIMIT: usize = 10_000;
 /// The most resources one `$export` output file holds (more: several files of the type).
 pub const EXPORT_FILE_SIZE: usize = 100_000;
 
+/// How long a page link stays valid by default ([`RestConfig::page_lifetime_ms`] for
+/// searches; `$everything` and `$graphql` cursors always use this).
+pub const PAGE_LIFETIME_MS: i64 = 24 * 3_600_000;
+
 /// Settings of the REST layer.
 #[derive(Debug, Clone)]
 pub struct RestConfig {
@@ -52,6 +56,14 @@ pub struct RestConfig {
     /// (`FLINT_TEST_EXPORT_PLAN_DELAY_MS`, zero by default), so that tests can stop a node
     /// while a job runs.
     pub export_plan_delay: std::time::Duration,
+    /// How long a search's page links stay valid, in ms (`PAGE_LINK_LIFETIME`,
+    /// [`PAGE_LIFETIME_MS`] by default); parameters too long for a link are
+    /// kept in the resource store that long, then deleted.
+    pub page_lifetime_ms: i64,
+    /// Whether the base StructureDefinitions of R4 are installed and read-only
+    /// (`FHIR_BASE_STRUCTURE_DEFINITIONS`, on by default, as in Blaze): updates and deletes of
+    /// them are 409 (see [`crate::definitions`]).
+    pub base_structure_definitions: bool,
 }
 
 impl Default for RestConfig {
@@ -74,6 +86,8 @@ impl Default for RestConfig {
             enable_operation_patient_purge: false,
             enable_interaction_delete_history: false,
             export_plan_delay: std::time::Duration::ZERO,
+            page_lifetime_ms: PAGE_LIFETIME_MS,
+            base_structure_definitions: true,
         }
     }
 }

@@ -164,6 +164,8 @@ pub async fn delete_history(ctx: &Ctx, ty: &str, id: &str) -> FhirResult<Reply> 
              ENABLE_INTERACTION_DELETE_HISTORY=true).",
         ));
     }
+    let read_only = ctx.state.config().base_structure_definitions;
+    crate::definitions::check_writable(read_only, ty, id, "history deletion")?;
     let db = ctx.read_db().await?;
     if db.resource(ty, id)?.is_none() {
         return Err(FhirError::not_found(format!(

@@ -23,6 +23,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The application's router: `/health` and everything under the context path.
@@ -172,7 +173,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         operations::export::download(&ctx, &req.method, &parts.headers, &req.path).await
     } else if interaction == "capabilities" {
         metadata(
-            &state,
+            current_capabilities(&ctx).await,
             &ctx.base,
             out_format,
             pretty,
@@ -208,11 +209,22 @@ fn subset_params(req: &FhirRequest) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The CapabilityStatement with the profiles stored now (`supportedProfile`), computed once
+/// per database value.
+async fn current_capabilities(ctx: &Ctx) -> FhirResult<Arc<capabilities::Capabilities>> {
+    let db = ctx.read_db().await?;
+    if let Some(c) = ctx.state.capabilities_at(db.t()) {
+        return Ok(c);
+    }
+    let profiles = search::supported_profiles(ctx, &db).await?;
+    ctx.state.profiled_capabilities(db.t(), profiles)
+}
+
 /// `GET [base]/metadata`: the statement built at startup in the negotiated format, subsetted
 /// by `_summary`/`_elements`, with a weak `ETag`; `304 Not Modified` without a body when an
 /// `If-None-Match` header matches it.
 fn metadata(
-    state: &AppState,
+    capabilities: FhirResult<Arc<capabilities::Capabilities>>,
     base: &str,
     format: Format,
     pretty: bool,
@@ -220,10 +232,7 @@ fn metadata(
     subset: &[(String, String)],
     headers: &HeaderMap,
 ) -> Response {
-    let rendered = match state
-        .capabilities()
-        .and_then(|c| c.render(base, format, pretty, subset))
-    {
+    let rendered = match capabilities.and_then(|c| c.render(base, format, pretty, subset)) {
         Ok(r) => r,
         Err(e) => return render(Reply::error(&e), format, pretty, accept, &[]),
     };
@@ -497,7 +506,7 @@ async fn dispatch_inner(ctx: &Ctx, mut req: FhirRequest) -> Result<Reply, FhirEr
             _ => not_allowed(),
         },
         ["metadata"] => match method.as_str() {
-            "GET" => Ok(ctx.state.capabilities()?.reply(&ctx.base)),
+            "GET" => Ok(current_capabilities(ctx).await?.reply(&ctx.base)),
             _ => not_allowed(),
         },
         ["_history"] => match method.as_str() {

@@ -189,6 +189,8 @@ pub fn prepare_update(
     check_type(type_name)?;
     check_id(id)?;
     check_body_type(&v, type_name)?;
+    let read_only = ctx.state.config().base_structure_definitions;
+    crate::definitions::check_writable(read_only, type_name, id, "update")?;
     match resource::id_of(&v) {
         None => {
             return Err(FhirError::invalid(
@@ -219,6 +221,8 @@ pub fn prepare_update(
 pub fn prepare_delete(ctx: &Ctx, type_name: &str, id: &str) -> FhirResult<Prepared> {
     check_type(type_name)?;
     check_id(id)?;
+    let read_only = ctx.state.config().base_structure_definitions;
+    crate::definitions::check_writable(read_only, type_name, id, "delete")?;
     let mut cmd = TxCmd::new(TxOp::Delete, type_name, id, None);
     cmd.check_refs = ctx.state.config().enforce_referential_integrity;
     Ok(Prepared {

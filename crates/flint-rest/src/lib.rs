@@ -12,7 +12,8 @@
 //! Modules only use modules of lower layers, so the module graph has no cycles
 //! (`tests/layering.rs` checks it from the sources):
 //!
-//! 1. [`outcome`] (errors and their OperationOutcomes), [`resource`] (helpers on resources).
+//! 1. [`outcome`] (errors and their OperationOutcomes), [`resource`] (helpers on resources);
+//!    above them [`definitions`] (the read-only base StructureDefinitions).
 //! 2. [`format`](mod@format): content negotiation, encoding, `_summary`/`_elements`.
 //! 3. [`api`] (the request and reply model), [`config`] (settings).
 //! 4. [`capabilities`]: the CapabilityStatement, built from the settings.
@@ -42,6 +43,7 @@ pub mod capabilities;
 pub mod conditional;
 pub mod config;
 pub mod context;
+pub mod definitions;
 pub mod format;
 pub mod history;
 pub mod http;

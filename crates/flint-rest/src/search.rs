@@ -6,8 +6,9 @@
 //! (`[base]/__page/[token]`) carry the scope, the parameters, `t` and the offset sealed with
 //! ChaCha20-Poly1305 under the server's page key: intermediaries never see the query (which
 //! matters for `POST _search`), a changed link fails authentication (400) and links expire
-//! after [`PAGE_LIFETIME_MS`] (410). Parameters longer than [`PARAMS_INLINE_LIMIT`] are kept
-//! in the resource store and the token names their hash, so links stay short whatever the
+//! after [`RestConfig::page_lifetime_ms`](crate::RestConfig::page_lifetime_ms) (410). Parameters
+//! longer than [`PARAMS_INLINE_LIMIT`] are kept in the resource store for as long as their
+//! links live (then deleted) and the token names their hash, so links stay short whatever the
 //! search; a `POST _search` page's self link is its sealed link.
 
 use crate::api::{
@@ -38,8 +39,7 @@ use std::sync::Arc;
 #[path = "search_tests.rs"]
 mod tests;
 
-/// How long a page link stays valid.
-pub const PAGE_LIFETIME_MS: i64 = 24 * 3_600_000;
+pub use crate::config::PAGE_LIFETIME_MS;
 
 /// Parameters that are not search criteria and never fail a search.
 const TRANSPORT_PARAMS: [&str; 2] = ["_format", "_pretty"];
@@ -109,7 +109,7 @@ impl PageState {
         t: T,
         offset: usize,
         expires_ms: i64,
-        kept: Option<ContentHash>,
+        kept: Option<&Kept>,
     ) -> PageState {
         PageState {
             scope: req.scope.clone(),
@@ -123,7 +123,7 @@ impl PageState {
             strict: req.handling == Handling::Strict,
             post: req.post,
             expires_ms,
-            kept: kept.map(|h| h.to_hex()),
+            kept: kept.map(|k| k.hash.to_hex()),
         }
     }
 
@@ -195,9 +195,9 @@ pub async fn page(ctx: &Ctx, token: &str) -> FhirResult<Reply> {
     let mut req = state.request();
     let kept = match &state.kept {
         Some(hex) => {
-            let (hash, params) = kept_params(ctx, hex).await?;
+            let (kept, params) = kept_params(ctx, hex, state.expires_ms).await?;
             req.params = params;
-            Some(hash)
+            Some(kept)
         }
         None => None,
     };
@@ -210,20 +210,48 @@ pub async fn page(ctx: &Ctx, token: &str) -> FhirResult<Reply> {
 /// `POST _search` with thousands of references).
 pub const PARAMS_INLINE_LIMIT: usize = 1024;
 
-/// Keeps `req`'s parameters in the resource store when they are too long for a page link;
-/// their hash, or `None` when links carry them.
-async fn keep_params(ctx: &Ctx, req: &SearchRequest) -> FhirResult<Option<ContentHash>> {
-    let bytes = serde_json::to_vec(&req.params)
-        .map_err(|e| FhirError::from(flint_db::DbError::fault(e.to_string())))?;
-    if bytes.len() <= PARAMS_INLINE_LIMIT {
+/// Parameters kept in the resource store for the page links of one search: their hash, and
+/// when they are deleted (every link naming them expires then too).
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    hash: ContentHash,
+    until_ms: i64,
+}
+
+/// What is kept: the parameters and their expiry (so that a search kept again later, or by
+/// another node, is kept apart, with its own deletion).
+#[derive(Serialize, Deserialize)]
+struct KeptParams {
+    params: Vec<(String, String)>,
+    until: i64,
+}
+
+/// Keeps `req`'s parameters in the resource store when they are too long for a page link,
+/// until the links of this first page expire; `None` when links carry them.
+async fn keep_params(ctx: &Ctx, req: &SearchRequest) -> FhirResult<Option<Kept>> {
+    let len = serde_json::to_vec(&req.params).map_or(0, |b| b.len());
+    if len <= PARAMS_INLINE_LIMIT {
         return Ok(None);
     }
-    Ok(Some(ctx.state.node().keep(bytes.into()).await?))
+    let until_ms = flint_db::mem::now_ms() + ctx.state.config().page_lifetime_ms;
+    let kept = KeptParams {
+        params: req.params.clone(),
+        until: until_ms,
+    };
+    let bytes = serde_json::to_vec(&kept)
+        .map_err(|e| FhirError::from(flint_db::DbError::fault(e.to_string())))?;
+    let hash = ctx.state.node().keep_until(bytes.into(), until_ms).await?;
+    Ok(Some(Kept { hash, until_ms }))
 }
 
 /// The parameters a page link's state names by hash: 410 when the store has them no more
-/// (a standalone server lost them in a crash before they were synced).
-async fn kept_params(ctx: &Ctx, hex: &str) -> FhirResult<(ContentHash, Vec<(String, String)>)> {
+/// (their time ran out, or a standalone server lost them in a crash before they were
+/// synced). Parameters kept before they carried their expiry (a bare list) keep the link's.
+async fn kept_params(
+    ctx: &Ctx,
+    hex: &str,
+    link_expires_ms: i64,
+) -> FhirResult<(Kept, Vec<(String, String)>)> {
     let gone = || {
         FhirError::new(
             StatusCode::GONE,
@@ -241,13 +269,54 @@ async fn kept_params(ctx: &Ctx, hex: &str) -> FhirResult<(ContentHash, Vec<(Stri
             hash.to_hex()
         ))));
     }
-    let params = serde_json::from_slice(&bytes).map_err(|e| {
+    let not_params = |e: serde_json::Error| {
         FhirError::from(flint_db::DbError::fault(format!(
             "the kept search parameters {} are not a parameter list: {e}",
             hash.to_hex()
         )))
-    })?;
-    Ok((hash, params))
+    };
+    let kept: KeptParams = if bytes.first() == Some(&b'[') {
+        KeptParams {
+            params: serde_json::from_slice(&bytes).map_err(not_params)?,
+            until: link_expires_ms,
+        }
+    } else {
+        serde_json::from_slice(&bytes).map_err(not_params)?
+    };
+    check_not_expired(kept.until, "run the search again")?;
+    let k = Kept {
+        hash,
+        until_ms: kept.until,
+    };
+    Ok((k, kept.params))
+}
+
+/// The profiles stored in `db`: the canonical (`url|version`, or `url` without a version) of
+/// every current StructureDefinition with `derivation` `constraint`, by its `type`, sorted.
+pub async fn supported_profiles(ctx: &Ctx, db: &Db) -> FhirResult<crate::state::Profiles> {
+    let params = [("derivation".to_string(), "constraint".to_string())];
+    let found = matches(ctx, db, "StructureDefinition", &params)?;
+    let mut out = crate::state::Profiles::new();
+    for content in db.pull_many(&found).await? {
+        let sd: Value = serde_json::from_slice(&content).map_err(|e| {
+            FhirError::from(flint_db::DbError::fault(format!(
+                "a stored StructureDefinition is not JSON: {e}"
+            )))
+        })?;
+        let (Some(ty), Some(url)) = (sd["type"].as_str(), sd["url"].as_str()) else {
+            continue;
+        };
+        let canonical = match sd["version"].as_str() {
+            Some(v) => format!("{url}|{v}"),
+            None => url.to_string(),
+        };
+        out.entry(ty.to_string()).or_default().push(canonical);
+    }
+    for list in out.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    Ok(out)
 }
 
 /// Parses `params` for `ty` (dropping transport parameters); strict handling turns the first
@@ -421,7 +490,7 @@ async fn run(
     db: &Db,
     req: &SearchRequest,
     offset: usize,
-    kept: Option<ContentHash>,
+    kept: Option<Kept>,
 ) -> FhirResult<Reply> {
     let mut plan = plan(ctx, db, req)?;
     let (all, total) = result_list(ctx, db, req, &mut plan).await?;
@@ -437,7 +506,7 @@ async fn run(
         None if needs_links(&plan) || req.post => keep_params(ctx, req).await?,
         None => None,
     };
-    let head = bundle_head(ctx, db, req, &plan, offset, total, kept)?;
+    let head = bundle_head(ctx, db, req, &plan, offset, total, kept.as_ref())?;
     let mut entries = page_entries(ctx, db, &plan, &page).await?;
     if offset == 0 {
         entries.extend(ignored_outcome(&plan.queries));
@@ -602,18 +671,19 @@ fn bundle_head(
     plan: &Plan,
     offset: usize,
     total: usize,
-    kept: Option<ContentHash>,
+    kept: Option<&Kept>,
 ) -> FhirResult<Value> {
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
     if plan.result.total != Some(Total::None) || plan.summary_count {
         bundle["total"] = json!(total);
     }
-    let now = flint_db::mem::now_ms();
+    // Links to kept parameters expire with them; the others live the configured time.
+    let expires_ms = kept.map_or_else(
+        || flint_db::mem::now_ms() + ctx.state.config().page_lifetime_ms,
+        |k| k.until_ms,
+    );
     let link = |off: usize| -> FhirResult<String> {
-        seal(
-            ctx,
-            &PageState::new(req, db.t(), off, now + PAGE_LIFETIME_MS, kept),
-        )
+        seal(ctx, &PageState::new(req, db.t(), off, expires_ms, kept))
     };
     let count = plan.count;
     // A `POST _search` never shows its parameters: its self link is the sealed link of

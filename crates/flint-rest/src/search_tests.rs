@@ -53,7 +53,8 @@ fn page_state_keeps_its_wire_form() {
 fn page_state_names_kept_parameters_by_hash() {
     let req = request(Handling::Lenient, true);
     let hash = ContentHash::of(b"kept");
-    let state = PageState::new(&req, 7, 0, 99, Some(hash));
+    let kept = Kept { hash, until_ms: 99 };
+    let state = PageState::new(&req, 7, 0, 99, Some(&kept));
     let wire = serde_json::to_value(&state).unwrap();
     assert_eq!(wire["params"], json!([]), "{wire}");
     assert_eq!(wire["kept"], json!(hash.to_hex()));

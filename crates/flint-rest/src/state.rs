@@ -24,11 +24,22 @@ struct StateInner {
     counts: CountCache,
     compiled: CompiledCache,
     capabilities: FhirResult<Capabilities>,
+    profiled: std::sync::Mutex<Option<Profiled>>,
     measure: std::sync::OnceLock<MeasureEvaluation>,
     cql: std::sync::OnceLock<CqlEvaluation>,
     jobs: std::sync::OnceLock<flint_jobs::Scheduler>,
     admin: std::sync::OnceLock<AdminApi>,
 }
+
+/// The statement for the profiles stored at database value `t`.
+struct Profiled {
+    t: flint_db::T,
+    profiles: Profiles,
+    capabilities: Arc<Capabilities>,
+}
+
+/// Profile canonicals (`url|version`) by the resource type they constrain.
+pub type Profiles = std::collections::BTreeMap<String, Vec<String>>;
 
 /// What the admin API (`[base]/__admin`, `RestConfig::enable_admin_api`) shows and acts on:
 /// the storage databases by name, the settings and the feature switches of the server.
@@ -112,6 +123,7 @@ impl AppState {
                 counts: count_cache(),
                 compiled: compiled_cache(),
                 capabilities,
+                profiled: std::sync::Mutex::new(None),
                 measure: std::sync::OnceLock::new(),
                 cql: std::sync::OnceLock::new(),
                 jobs: std::sync::OnceLock::new(),
@@ -235,6 +247,56 @@ impl AppState {
     /// The CapabilityStatement built when the state was created (dated then).
     pub fn capabilities(&self) -> FhirResult<&Capabilities> {
         self.inner.capabilities.as_ref().map_err(Clone::clone)
+    }
+
+    /// The statement kept for database value `t` by [`AppState::profiled_capabilities`], if
+    /// that is the last one asked for.
+    pub fn capabilities_at(&self, t: flint_db::T) -> Option<Arc<Capabilities>> {
+        let kept = self
+            .inner
+            .profiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        kept.as_ref()
+            .filter(|p| p.t == t)
+            .map(|p| p.capabilities.clone())
+    }
+
+    /// The statement listing `profiles`, those stored at database value `t`, as each type's
+    /// `supportedProfile`; kept for `t` (and reused while the profiles stay the same).
+    pub fn profiled_capabilities(
+        &self,
+        t: flint_db::T,
+        profiles: Profiles,
+    ) -> FhirResult<Arc<Capabilities>> {
+        let reuse = {
+            let kept = self
+                .inner
+                .profiled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            kept.as_ref()
+                .filter(|p| p.profiles == profiles)
+                .map(|p| p.capabilities.clone())
+        };
+        let capabilities = match reuse {
+            Some(c) => c,
+            None if profiles.is_empty() => Arc::new(self.capabilities()?.clone()),
+            None => Arc::new(self.capabilities()?.with_profiles(&profiles)?),
+        };
+        let mut kept = self
+            .inner
+            .profiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(|p| p.t <= t) {
+            *kept = Some(Profiled {
+                t,
+                profiles,
+                capabilities: capabilities.clone(),
+            });
+        }
+        Ok(capabilities)
     }
 
     /// The search parameter registry.

@@ -8,6 +8,7 @@ use std::path::Path;
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
     &["outcome", "resource"],
+    &["definitions"],
     &["format"],
     &["api", "config"],
     &["capabilities"],

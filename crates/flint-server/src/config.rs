@@ -95,6 +95,11 @@ pub struct Config {
     pub enable_operation_patient_purge: bool,
     /// `ENABLE_INTERACTION_DELETE_HISTORY`: allow `DELETE [type]/[id]/_history`.
     pub enable_interaction_delete_history: bool,
+    /// `PAGE_LINK_LIFETIME` in ms: how long search page links (and the kept parameters of
+    /// long searches) live.
+    pub page_link_lifetime_ms: i64,
+    /// `FHIR_BASE_STRUCTURE_DEFINITIONS`: install the base StructureDefinitions, read-only.
+    pub base_structure_definitions: bool,
     /// `FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES`: the most resources one `$export` file holds.
     pub export_max_file_resources: usize,
     /// `FLINT_TEST_EXPORT_PLAN_DELAY_MS` (a test hook, not listed among the settings): how
@@ -153,6 +158,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "ENABLE_INTERACTION_DELETE_HISTORY",
         "false",
         "allow DELETE [type]/[id]/_history, which erases every version but the current one",
+    ),
+    (
+        "PAGE_LINK_LIFETIME",
+        "86400000",
+        "ms a search page link stays valid; parameters of searches too long for a link are kept that long",
+    ),
+    (
+        "FHIR_BASE_STRUCTURE_DEFINITIONS",
+        "true",
+        "write the base StructureDefinitions of R4 into the database at first start, read-only",
     ),
     (
         "STORAGE",
@@ -457,6 +472,8 @@ impl Config {
             enable_admin_api: boolean("ENABLE_ADMIN_API")?,
             enable_operation_patient_purge: boolean("ENABLE_OPERATION_PATIENT_PURGE")?,
             enable_interaction_delete_history: boolean("ENABLE_INTERACTION_DELETE_HISTORY")?,
+            page_link_lifetime_ms: positive("PAGE_LINK_LIFETIME")? as i64,
+            base_structure_definitions: boolean("FHIR_BASE_STRUCTURE_DEFINITIONS")?,
             storage,
             base_url,
             context_path,

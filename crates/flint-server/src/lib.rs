@@ -325,6 +325,19 @@ async fn run(c: Config) -> Result<(), String> {
         Ok(None) => {}
         Err(e) => return Err(format!("cannot re-index: {e}")),
     }
+    // The base StructureDefinitions, once (later starts find them all and write nothing).
+    if c.base_structure_definitions {
+        let started = std::time::Instant::now();
+        let base = format!("{}{}", c.base_url.trim_end_matches('/'), c.context_path);
+        match flint_rest::definitions::install(&node, &base).await {
+            Ok(n) => tracing::info!(
+                written = n,
+                ms = started.elapsed().as_millis() as u64,
+                "base StructureDefinitions in place"
+            ),
+            Err(e) => return Err(format!("cannot write the base StructureDefinitions: {e}")),
+        }
+    }
     tracing::info!(t = db.t(), storage = c.storage.name(), "database ready");
 
     let metrics_addr = SocketAddr::from(([0, 0, 0, 0], c.metrics_server_port));
@@ -364,6 +377,8 @@ async fn run(c: Config) -> Result<(), String> {
             enable_operation_patient_purge: c.enable_operation_patient_purge,
             enable_interaction_delete_history: c.enable_interaction_delete_history,
             export_plan_delay: std::time::Duration::from_millis(c.export_plan_delay_ms),
+            page_lifetime_ms: c.page_link_lifetime_ms,
+            base_structure_definitions: c.base_structure_definitions,
         },
         engine.clone(),
     )

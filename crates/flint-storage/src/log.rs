@@ -54,10 +54,11 @@ pub struct TxCmd {
     pub if_none_match: Option<IfNoneMatch>,
     /// For deletes: refuse when other resources reference this one.
     pub check_refs: bool,
-    /// The search of a conditional create or update (its parameters as a JSON array of
+    /// The search of a conditional create, update or delete (its parameters as a JSON array of
     /// `[name, value]` pairs, e.g. `[["name","x"],["birthdate","1970"]]`), evaluated again by every indexer in log order: the transaction is
     /// rejected (409) when a current resource of the type other than this one matches it, so
-    /// concurrent conditional writes cannot both create.
+    /// concurrent conditional writes cannot both create; on a delete, when a current match is
+    /// not deleted by the transaction.
     pub condition: Option<String>,
 }
 

@@ -75,6 +75,9 @@ impl Server {
                 ("METRICS_SERVER_PORT".into(), free_port().to_string()),
                 ("BASE_URL".into(), format!("http://127.0.0.1:{port}")),
                 ("LOG_LEVEL".into(), "warn".into()),
+                // Tests count what they write from an empty database; those about the base
+                // StructureDefinitions (compat.rs) turn them on.
+                ("FHIR_BASE_STRUCTURE_DEFINITIONS".into(), "false".into()),
             ];
             if let Some(d) = data {
                 for (k, sub) in [
