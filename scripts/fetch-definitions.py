@@ -12,6 +12,11 @@ writes structure-only JSON files (no prose) to `crates/flint-model/definitions/`
 * `search-parameters.json`: every SearchParameter (url, code, base, type, expression, target,
   modifier, comparator, components).
 * `compartments.json`: the CompartmentDefinitions (compartment code, resource type -> params).
+* `crates/flint-terminology/data/r4-core-terminology.json.gz`: every CodeSystem and ValueSet of the
+  package, without narrative and prose (url, version, name, status, content, caseSensitive,
+  property and filter declarations, concepts with display, definition, designations and
+  properties; ValueSet compose and expansion), gzip-compressed (mtime 0, so deterministic); the
+  terminology service's built-in R4 core systems and value sets.
 
 Run it again after changing it; the output is deterministic (sorted keys, stable order).
 """
@@ -153,6 +158,43 @@ def compartments(files):
     return out
 
 
+def concept(c):
+    out = {k: c[k] for k in ("code", "display", "definition", "designation", "property") if k in c}
+    if "concept" in c:
+        out["concept"] = [concept(x) for x in c["concept"]]
+    return out
+
+
+CS_KEYS = ("resourceType", "id", "url", "version", "name", "title", "status", "content",
+           "caseSensitive", "hierarchyMeaning", "valueSet", "compositional", "count",
+           "property", "filter", "supplements")
+VS_KEYS = ("resourceType", "id", "url", "version", "name", "title", "status", "immutable",
+           "compose", "expansion")
+
+
+def terminology(files):
+    out = []
+    for n, r in sorted(files.items()):
+        if n.startswith("CodeSystem-"):
+            cs = {k: r[k] for k in CS_KEYS if k in r}
+            if "concept" in r:
+                cs["concept"] = [concept(c) for c in r["concept"]]
+            out.append(cs)
+        elif n.startswith("ValueSet-"):
+            out.append({k: r[k] for k in VS_KEYS if k in r})
+    return out
+
+
+def write_terminology(obj):
+    import gzip
+    path = os.path.join(ROOT, "crates", "flint-terminology", "data", "r4-core-terminology.json.gz")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    with open(path, "wb") as f:
+        f.write(gzip.compress(data, compresslevel=9, mtime=0))
+    print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")
+
+
 def write(name, obj):
     path = os.path.join(OUT, name)
     with open(path, "w") as f:
@@ -167,6 +209,7 @@ def main():
     write("types.json", structures(files))
     write("search-parameters.json", search_parameters(files))
     write("compartments.json", compartments(files))
+    write_terminology(terminology(files))
 
 
 if __name__ == "__main__":
