@@ -7,6 +7,9 @@ pub const EVERYTHING_LIMIT: usize = 10_000;
 /// The most resources one `$export` output file holds (more: several files of the type).
 pub const EXPORT_FILE_SIZE: usize = 100_000;
 
+/// The most members `ValueSet/$expand` answers without `count` (more: 409 `too-costly`).
+pub const EXPAND_MAX_SIZE: usize = 10_000;
+
 /// Settings of the REST layer.
 #[derive(Debug, Clone)]
 pub struct RestConfig {
@@ -48,6 +51,13 @@ pub struct RestConfig {
     /// Whether `DELETE [type]/[id]/_history` is allowed (`ENABLE_INTERACTION_DELETE_HISTORY`,
     /// off by default, as in Blaze).
     pub enable_interaction_delete_history: bool,
+    /// Whether the terminology operations (`$expand`, `$validate-code`, `$lookup`,
+    /// `$subsumes`, `$translate`) are offered (`ENABLE_TERMINOLOGY_SERVICE`, off by default,
+    /// as in Blaze).
+    pub enable_terminology_service: bool,
+    /// The most members `ValueSet/$expand` answers without `count`
+    /// (`FHIR_OPERATION_EXPAND_MAX_SIZE`); [`EXPAND_MAX_SIZE`] by default.
+    pub expand_max_size: usize,
 }
 
 impl Default for RestConfig {
@@ -69,6 +79,8 @@ impl Default for RestConfig {
             enable_admin_api: false,
             enable_operation_patient_purge: false,
             enable_interaction_delete_history: false,
+            enable_terminology_service: false,
+            expand_max_size: EXPAND_MAX_SIZE,
         }
     }
 }

@@ -20,6 +20,7 @@ struct StateInner {
     config: RestConfig,
     engine: flint_search::Engine,
     terminology: Arc<dyn flint_terminology::Terminology>,
+    terminology_service: flint_terminology::TerminologyService<flint_search::Engine>,
     results: ResultCache,
     compiled: CompiledCache,
     capabilities: FhirResult<Capabilities>,
@@ -105,6 +106,7 @@ impl AppState {
             inner: Arc::new(StateInner {
                 node,
                 config,
+                terminology_service: flint_terminology::TerminologyService::new(engine.clone()),
                 engine,
                 terminology,
                 results: result_cache(),
@@ -207,6 +209,14 @@ impl AppState {
     /// The search engine.
     pub fn engine(&self) -> &flint_search::Engine {
         &self.inner.engine
+    }
+
+    /// The terminology operations' service (stored, built-in and request CodeSystems,
+    /// ValueSets and ConceptMaps).
+    pub fn terminology_service(
+        &self,
+    ) -> &flint_terminology::TerminologyService<flint_search::Engine> {
+        &self.inner.terminology_service
     }
 
     /// The terminology: ValueSet expansion and CodeSystem subsumption.

@@ -97,6 +97,12 @@ pub struct Config {
     pub enable_interaction_delete_history: bool,
     /// `FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES`: the most resources one `$export` file holds.
     pub export_max_file_resources: usize,
+    /// `ENABLE_TERMINOLOGY_SERVICE`: offer `$expand`, `$validate-code`, `$lookup`,
+    /// `$subsumes` and `$translate`.
+    pub enable_terminology_service: bool,
+    /// `FHIR_OPERATION_EXPAND_MAX_SIZE`: the most members `ValueSet/$expand` answers without
+    /// `count`.
+    pub expand_max_size: usize,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -150,6 +156,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "ENABLE_INTERACTION_DELETE_HISTORY",
         "false",
         "allow DELETE [type]/[id]/_history, which erases every version but the current one",
+    ),
+    (
+        "ENABLE_TERMINOLOGY_SERVICE",
+        "false",
+        "offer ValueSet/$expand, $validate-code, CodeSystem/$lookup, $subsumes, ConceptMap/$translate",
+    ),
+    (
+        "FHIR_OPERATION_EXPAND_MAX_SIZE",
+        "10000",
+        "the most members ValueSet/$expand answers without count (more: 409 too-costly)",
     ),
     (
         "STORAGE",
@@ -446,6 +462,8 @@ impl Config {
             enable_admin_api: boolean("ENABLE_ADMIN_API")?,
             enable_operation_patient_purge: boolean("ENABLE_OPERATION_PATIENT_PURGE")?,
             enable_interaction_delete_history: boolean("ENABLE_INTERACTION_DELETE_HISTORY")?,
+            enable_terminology_service: boolean("ENABLE_TERMINOLOGY_SERVICE")?,
+            expand_max_size: positive("FHIR_OPERATION_EXPAND_MAX_SIZE")?,
             storage,
             base_url,
             context_path,
@@ -639,6 +657,11 @@ impl Config {
                 self.enable_interaction_delete_history,
             ),
             (
+                "Terminology Service",
+                "ENABLE_TERMINOLOGY_SERVICE",
+                self.enable_terminology_service,
+            ),
+            (
                 "Referential Integrity",
                 "ENFORCE_REFERENTIAL_INTEGRITY",
                 self.enforce_referential_integrity,
@@ -757,6 +780,15 @@ mod tests {
         assert_eq!(c.export_max_file_resources, 100_000);
         let small = cfg(&[("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "7")]).unwrap();
         assert_eq!(small.export_max_file_resources, 7);
+        assert!(!c.enable_terminology_service);
+        assert_eq!(c.expand_max_size, flint_rest::config::EXPAND_MAX_SIZE);
+        let tx = cfg(&[
+            ("ENABLE_TERMINOLOGY_SERVICE", "true"),
+            ("FHIR_OPERATION_EXPAND_MAX_SIZE", "5"),
+        ])
+        .unwrap();
+        assert!(tx.enable_terminology_service);
+        assert_eq!(tx.expand_max_size, 5);
     }
 
     #[test]
@@ -775,6 +807,8 @@ mod tests {
             ("FHIR_DEFAULT_TIME_ZONE", "+25:00"),
             ("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "0"),
             ("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "many"),
+            ("ENABLE_TERMINOLOGY_SERVICE", "yes"),
+            ("FHIR_OPERATION_EXPAND_MAX_SIZE", "0"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(e.contains(k) && e.contains(v), "{e}");

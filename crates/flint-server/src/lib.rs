@@ -361,6 +361,8 @@ async fn run(c: Config) -> Result<(), String> {
             enable_admin_api: c.enable_admin_api,
             enable_operation_patient_purge: c.enable_operation_patient_purge,
             enable_interaction_delete_history: c.enable_interaction_delete_history,
+            enable_terminology_service: c.enable_terminology_service,
+            expand_max_size: c.expand_max_size,
         },
         engine.clone(),
     )
