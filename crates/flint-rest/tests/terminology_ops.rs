@@ -885,3 +885,51 @@ async fn storage_faults_are_503() {
         assert_eq!(st, 200, "{path}: {b}");
     }
 }
+
+#[tokio::test]
+async fn search_expand_and_validate_code_agree() {
+    let s = serve(Arc::new(MemKv::new()), |_| {}).await;
+    s.scenario().await;
+    let concepts: Vec<String> = flint_terminology::CodeSystem::of(&code_system())
+        .concepts
+        .iter()
+        .map(|c| c.code.clone())
+        .collect();
+    s.put(json!({"resourceType": "Patient", "id": "p"})).await;
+    for code in &concepts {
+        s.put(
+            json!({"resourceType": "Condition", "id": format!("c{code}"),
+            "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": CS, "code": code}]}}),
+        )
+        .await;
+    }
+    for vs in ["http://x/vs/as"] {
+        let (_, expansion) = s.get(&format!("ValueSet/$expand?url={vs}")).await;
+        let members = codes(&expansion);
+        let mut expected: Vec<String> = members.iter().map(|c| format!("c{c}")).collect();
+        expected.sort();
+        let (st, bundle) = s.get(&format!("Condition?code:in={vs}&_count=100")).await;
+        assert_eq!(st, 200, "{bundle}");
+        let mut found: Vec<String> = bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+            .collect();
+        found.sort();
+        assert_eq!(found, expected, "{vs}");
+        for code in &concepts {
+            let (_, v) = s
+                .get(&format!(
+                    "ValueSet/$validate-code?url={vs}&system={CS}&code={code}"
+                ))
+                .await;
+            assert_eq!(
+                param(&v, "result")["valueBoolean"].as_bool(),
+                Some(members.contains(code)),
+                "{vs} {code}"
+            );
+        }
+    }
+}
