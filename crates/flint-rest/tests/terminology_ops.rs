@@ -303,6 +303,22 @@ async fn expand_stored_value_sets_with_every_parameter() {
         assert_eq!(page["expansion"]["total"], json!(every.len()));
         assert_eq!(page["expansion"]["offset"], json!(offset));
     }
+    // system-version: the version of a system where an include names none.
+    let (st, _) = s
+        .get(&format!(
+            "ValueSet/$expand?url=http://x/vs/as&system-version={CS}|2"
+        ))
+        .await;
+    assert_eq!(st, 200);
+    assert_issue(
+        &s.get(&format!(
+            "ValueSet/$expand?url=http://x/vs/as&system-version={CS}|7"
+        ))
+        .await,
+        404,
+        "not-found",
+        None,
+    );
     // filter: every word prefixes a word of the display or a designation.
     let (_, f) = s
         .get("ValueSet/$expand?url=http://x/vs/mixed&filter=alpha%20tw")

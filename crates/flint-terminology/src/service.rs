@@ -77,6 +77,7 @@ impl<R: CanonicalResolver> TerminologyService<R> {
             service: self,
             db,
             tx: tx_resources,
+            system_versions: Vec::new(),
         }
     }
 }
@@ -87,6 +88,7 @@ pub struct Session<'a, R> {
     service: &'a TerminologyService<R>,
     db: &'a Db,
     tx: Vec<Value>,
+    system_versions: Vec<(String, String)>,
 }
 
 /// A member of an expansion: a concept of a system with what the expansion shows of it.
@@ -148,6 +150,30 @@ fn is_canonical(resource: &Value, type_name: &str, url: &str) -> bool {
 }
 
 impl<'a, R: CanonicalResolver> Session<'a, R> {
+    /// The session with default versions of systems (`$expand`'s `system-version`, each a
+    /// canonical `url|version`): an include of one of these systems without a `version`
+    /// takes that version.
+    pub fn with_system_versions(mut self, canonicals: &[String]) -> Self {
+        self.system_versions = canonicals
+            .iter()
+            .filter_map(|c| {
+                let (u, v) = c.split_once('|')?;
+                Some((u.to_string(), v.to_string()))
+            })
+            .collect();
+        self
+    }
+
+    /// The version an include of `system` asks for: its own, else the session's default.
+    fn version_of<'v>(&'v self, inc: &'v Value, system: &str) -> Option<&'v str> {
+        inc["version"].as_str().or_else(|| {
+            self.system_versions
+                .iter()
+                .find(|(u, _)| u == system)
+                .map(|(_, v)| v.as_str())
+        })
+    }
+
     /// The database value the session answers at.
     pub fn db(&self) -> &Db {
         self.db
@@ -281,7 +307,7 @@ impl<'a, R: CanonicalResolver> Session<'a, R> {
     async fn concept_set(&self, vs: &Value, inc: &Value, depth: usize) -> Result<Vec<Member>> {
         let mut base: Option<Vec<Member>> = None;
         if let Some(sys) = inc["system"].as_str() {
-            let canon = canonical(sys, inc["version"].as_str());
+            let canon = canonical(sys, self.version_of(inc, sys));
             let cs = self.code_system(&canon).await?;
             let members = if let Some(listed) = inc["concept"].as_array() {
                 listed
@@ -380,7 +406,7 @@ impl<'a, R: CanonicalResolver> Session<'a, R> {
             if system.is_some_and(|s| s != sys) {
                 return Ok(None);
             }
-            let canon = canonical(sys, inc["version"].as_str());
+            let canon = canonical(sys, self.version_of(inc, sys));
             let cs = self.code_system(&canon).await?;
             if let Some(listed) = inc["concept"].as_array() {
                 let same = |c: &&Value| {

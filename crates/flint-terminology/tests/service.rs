@@ -634,6 +634,20 @@ async fn built_in_r4_core_and_request_resources() {
     let (systems, sets) = builtin::counts();
     assert!(systems > 1000 && sets > 1000, "{systems} {sets}");
 
+    // A default system version (`system-version`) applies to includes without one.
+    let any = vs("any", json!({"include": [{"system": CS}]}));
+    let f2 = f
+        .service
+        .at(&db, vec![])
+        .with_system_versions(&[format!("{CS}|9")]);
+    let e = f2.expand_members(&any).await.unwrap_err();
+    assert_eq!(e, Error::UnknownCodeSystem(format!("{CS}|9")));
+    let f2 = f
+        .service
+        .at(&db, vec![])
+        .with_system_versions(&[format!("{CS}|2")]);
+    assert!(!f2.expand_members(&any).await.unwrap().is_empty());
+
     // A request's own CodeSystem wins over the stored one of the same url.
     let mut own = code_system();
     own["concept"] = json!([{"code": "only-here"}]);

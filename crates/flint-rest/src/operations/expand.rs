@@ -8,7 +8,8 @@
 //! level, the ValueSet `[id]` at the instance level; `filter` (every word must prefix a word
 //! of the display or of a designation), `offset`, `count`, `includeDefinition`,
 //! `includeDesignations`, `activeOnly`, `excludeNested` (expansions are always flat),
-//! `displayLanguage`, `tx-resource`; `property`, `system-version` and `excludeNotForUI` are
+//! `displayLanguage`, `system-version` (`url|version`: the version of that system where an
+//! include names none), `tx-resource`; `property`, `excludeNotForUI` and `context` are
 //! accepted and ignored.
 //!
 //! More members than `RestConfig::expand_max_size` (`FHIR_OPERATION_EXPAND_MAX_SIZE`)
@@ -87,7 +88,7 @@ async fn expand(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirResult<
         p.echo.push(echo("displayLanguage", "valueCode", json!(l)));
     }
     let db = ctx.read_db().await?;
-    let s = session(ctx, &db, &params)?;
+    let s = session(ctx, &db, &params)?.with_system_versions(&params.texts("system-version")?);
     let vs = match target {
         Target::Instance(ty, id) => std::sync::Arc::new(instance(&db, ty, id).await?),
         _ => {
