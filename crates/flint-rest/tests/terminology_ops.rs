@@ -865,13 +865,21 @@ async fn translate_codes() {
         "not-found",
         Some("url"),
     );
-    assert_issue(
-        &s.get(&format!("ConceptMap/$translate?system={CS}&code=A"))
-            .await,
-        400,
-        "invalid",
-        Some("url"),
-    );
+    // Without a map: every stored map with the code.
+    let (st, p) = s
+        .get(&format!("ConceptMap/$translate?system={CS}&code=A"))
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(matches(&p), [pair("equivalent", "a"), pair("wider", "aa")]);
+    assert_eq!(p["parameter"][1]["part"][2]["valueUri"], "http://x/cm");
+    let (_, p) = s
+        .get("ConceptMap/$translate?system=http://z&code=z1&reverse=true")
+        .await;
+    assert_eq!(matches(&p), [pair("wider", "A1")]);
+    let (_, p) = s
+        .get(&format!("ConceptMap/$translate?system={CS}&code=C"))
+        .await;
+    assert_eq!(param(&p, "result")["valueBoolean"], false);
     assert_issue(
         &s.get("ConceptMap/$translate?url=http://x/cm").await,
         400,
