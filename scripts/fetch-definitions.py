@@ -16,6 +16,11 @@ writes structure-only JSON files (no prose) to `crates/flint-model/definitions/`
   types (those `types.json` describes: not constraints, not logical models) as the package has
   them, one per line in id order, gzip-compressed without a timestamp. The server writes them
   into its database at first start as read-only resources.
+* `crates/flint-terminology/data/r4-core-terminology.json.gz`: every CodeSystem and ValueSet of the
+  package, without narrative and prose (url, version, name, status, content, caseSensitive,
+  property and filter declarations, concepts with display, definition, designations and
+  properties; ValueSet compose and expansion), gzip-compressed (mtime 0, so deterministic); the
+  terminology service's built-in R4 core systems and value sets.
 
 Run it again after changing it; the output is deterministic (sorted keys, stable order).
 """
@@ -165,6 +170,41 @@ def base_structure_definitions(files):
     lines = "".join(json.dumps(sd, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
                     for sd in base)
     return gzip.compress(lines.encode("utf-8"), compresslevel=9, mtime=0)
+def concept(c):
+    out = {k: c[k] for k in ("code", "display", "definition", "designation", "property") if k in c}
+    if "concept" in c:
+        out["concept"] = [concept(x) for x in c["concept"]]
+    return out
+
+
+CS_KEYS = ("resourceType", "id", "url", "version", "name", "title", "status", "content",
+           "caseSensitive", "hierarchyMeaning", "valueSet", "compositional", "count",
+           "property", "filter", "supplements")
+VS_KEYS = ("resourceType", "id", "url", "version", "name", "title", "status", "immutable",
+           "compose", "expansion")
+
+
+def terminology(files):
+    out = []
+    for n, r in sorted(files.items()):
+        if n.startswith("CodeSystem-"):
+            cs = {k: r[k] for k in CS_KEYS if k in r}
+            if "concept" in r:
+                cs["concept"] = [concept(c) for c in r["concept"]]
+            out.append(cs)
+        elif n.startswith("ValueSet-"):
+            out.append({k: r[k] for k in VS_KEYS if k in r})
+    return out
+
+
+def write_terminology(obj):
+    import gzip
+    path = os.path.join(ROOT, "crates", "flint-terminology", "data", "r4-core-terminology.json.gz")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    with open(path, "wb") as f:
+        f.write(gzip.compress(data, compresslevel=9, mtime=0))
+    print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")
 
 
 def write(name, obj):
@@ -185,6 +225,7 @@ def main():
     with open(path, "wb") as f:
         f.write(base_structure_definitions(files))
     print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")
+    write_terminology(terminology(files))
 
 
 if __name__ == "__main__":

@@ -83,11 +83,16 @@ pub(crate) const SYSTEM_OPERATIONS: [(&str, &str); 6] = [
 ];
 
 /// The operations a setting turns on, with the environment variable that does.
-const SWITCHED_OPERATIONS: [(&str, &str); 4] = [
+const SWITCHED_OPERATIONS: [(&str, &str); 9] = [
     ("cql", "ENABLE_OPERATION_CQL"),
     ("graph", "ENABLE_OPERATION_GRAPH"),
     ("compact", "ENABLE_ADMIN_API"),
     ("purge", "ENABLE_OPERATION_PATIENT_PURGE"),
+    ("expand", "ENABLE_TERMINOLOGY_SERVICE"),
+    ("validate-code", "ENABLE_TERMINOLOGY_SERVICE"),
+    ("lookup", "ENABLE_TERMINOLOGY_SERVICE"),
+    ("subsumes", "ENABLE_TERMINOLOGY_SERVICE"),
+    ("translate", "ENABLE_TERMINOLOGY_SERVICE"),
 ];
 
 /// The environment variable that turns operation `name` on, if a setting switches it.
@@ -105,13 +110,16 @@ pub(crate) fn operation_enabled(name: &str, cfg: &RestConfig) -> bool {
         "graph" => cfg.enable_operation_graph,
         "compact" => cfg.enable_admin_api,
         "purge" => cfg.enable_operation_patient_purge,
+        "expand" | "validate-code" | "lookup" | "subsumes" | "translate" => {
+            cfg.enable_terminology_service
+        }
         _ => true,
     }
 }
 
 /// The type and instance operations (type, name, OperationDefinition), as the operations
 /// registry has them (a test of the operations module checks that the two agree).
-pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 6] = [
+pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 12] = [
     (
         "Measure",
         "evaluate-measure",
@@ -141,6 +149,36 @@ pub(crate) const TYPE_OPERATIONS: [(&str, &str, &str); 6] = [
         "Patient",
         "purge",
         "https://samply.github.io/blaze/fhir/OperationDefinition/Patient-purge",
+    ),
+    (
+        "ValueSet",
+        "expand",
+        "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+    ),
+    (
+        "ValueSet",
+        "validate-code",
+        "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+    ),
+    (
+        "CodeSystem",
+        "validate-code",
+        "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code",
+    ),
+    (
+        "CodeSystem",
+        "lookup",
+        "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
+    ),
+    (
+        "CodeSystem",
+        "subsumes",
+        "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes",
+    ),
+    (
+        "ConceptMap",
+        "translate",
+        "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
     ),
 ];
 

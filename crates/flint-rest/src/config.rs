@@ -10,6 +10,8 @@ pub const EXPORT_FILE_SIZE: usize = 100_000;
 /// How long a page link stays valid by default ([`RestConfig::page_lifetime_ms`] for
 /// searches; `$everything` and `$graphql` cursors always use this).
 pub const PAGE_LIFETIME_MS: i64 = 24 * 3_600_000;
+/// The most members `ValueSet/$expand` answers without `count` (more: 409 `too-costly`).
+pub const EXPAND_MAX_SIZE: usize = 10_000;
 
 /// Settings of the REST layer.
 #[derive(Debug, Clone)]
@@ -64,6 +66,13 @@ pub struct RestConfig {
     /// (`FHIR_BASE_STRUCTURE_DEFINITIONS`, on by default, as in Blaze): updates and deletes of
     /// them are 409 (see [`crate::definitions`]).
     pub base_structure_definitions: bool,
+    /// Whether the terminology operations (`$expand`, `$validate-code`, `$lookup`,
+    /// `$subsumes`, `$translate`) are offered (`ENABLE_TERMINOLOGY_SERVICE`, off by default,
+    /// as in Blaze).
+    pub enable_terminology_service: bool,
+    /// The most members `ValueSet/$expand` answers without `count`
+    /// (`FHIR_OPERATION_EXPAND_MAX_SIZE`); [`EXPAND_MAX_SIZE`] by default.
+    pub expand_max_size: usize,
 }
 
 impl Default for RestConfig {
@@ -88,6 +97,8 @@ impl Default for RestConfig {
             export_plan_delay: std::time::Duration::ZERO,
             page_lifetime_ms: PAGE_LIFETIME_MS,
             base_structure_definitions: true,
+            enable_terminology_service: false,
+            expand_max_size: EXPAND_MAX_SIZE,
         }
     }
 }

@@ -20,6 +20,7 @@ struct StateInner {
     config: RestConfig,
     engine: flint_search::Engine,
     terminology: Arc<dyn flint_terminology::Terminology>,
+    terminology_service: flint_terminology::TerminologyService<flint_search::Engine>,
     results: ResultCache,
     counts: CountCache,
     compiled: CompiledCache,
@@ -117,6 +118,7 @@ impl AppState {
             inner: Arc::new(StateInner {
                 node,
                 config,
+                terminology_service: flint_terminology::TerminologyService::new(engine.clone()),
                 engine,
                 terminology,
                 results: result_cache(),
@@ -221,6 +223,14 @@ impl AppState {
     /// The search engine.
     pub fn engine(&self) -> &flint_search::Engine {
         &self.inner.engine
+    }
+
+    /// The terminology operations' service (stored, built-in and request CodeSystems,
+    /// ValueSets and ConceptMaps).
+    pub fn terminology_service(
+        &self,
+    ) -> &flint_terminology::TerminologyService<flint_search::Engine> {
+        &self.inner.terminology_service
     }
 
     /// The terminology: ValueSet expansion and CodeSystem subsumption.

@@ -105,6 +105,12 @@ pub struct Config {
     /// `FLINT_TEST_EXPORT_PLAN_DELAY_MS` (a test hook, not listed among the settings): how
     /// long an `$export` job waits before planning; 0 by default.
     pub export_plan_delay_ms: u64,
+    /// `ENABLE_TERMINOLOGY_SERVICE`: offer `$expand`, `$validate-code`, `$lookup`,
+    /// `$subsumes` and `$translate`.
+    pub enable_terminology_service: bool,
+    /// `FHIR_OPERATION_EXPAND_MAX_SIZE`: the most members `ValueSet/$expand` answers without
+    /// `count`.
+    pub expand_max_size: usize,
 }
 
 /// Every variable the server reads, with its default and meaning (for `flint --help`).
@@ -168,6 +174,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "FHIR_BASE_STRUCTURE_DEFINITIONS",
         "true",
         "write the base StructureDefinitions of R4 into the database at first start, read-only",
+    ),
+    (
+        "ENABLE_TERMINOLOGY_SERVICE",
+        "false",
+        "offer ValueSet/$expand, $validate-code, CodeSystem/$lookup, $subsumes, ConceptMap/$translate",
+    ),
+    (
+        "FHIR_OPERATION_EXPAND_MAX_SIZE",
+        "10000",
+        "the most members ValueSet/$expand answers without count (more: 409 too-costly)",
     ),
     (
         "STORAGE",
@@ -474,6 +490,8 @@ impl Config {
             enable_interaction_delete_history: boolean("ENABLE_INTERACTION_DELETE_HISTORY")?,
             page_link_lifetime_ms: positive("PAGE_LINK_LIFETIME")? as i64,
             base_structure_definitions: boolean("FHIR_BASE_STRUCTURE_DEFINITIONS")?,
+            enable_terminology_service: boolean("ENABLE_TERMINOLOGY_SERVICE")?,
+            expand_max_size: positive("FHIR_OPERATION_EXPAND_MAX_SIZE")?,
             storage,
             base_url,
             context_path,
@@ -659,6 +677,11 @@ impl Config {
                 self.enable_interaction_delete_history,
             ),
             (
+                "Terminology Service",
+                "ENABLE_TERMINOLOGY_SERVICE",
+                self.enable_terminology_service,
+            ),
+            (
                 "Referential Integrity",
                 "ENFORCE_REFERENTIAL_INTEGRITY",
                 self.enforce_referential_integrity,
@@ -777,6 +800,15 @@ mod tests {
         assert_eq!(c.export_max_file_resources, 100_000);
         let small = cfg(&[("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "7")]).unwrap();
         assert_eq!(small.export_max_file_resources, 7);
+        assert!(!c.enable_terminology_service);
+        assert_eq!(c.expand_max_size, flint_rest::config::EXPAND_MAX_SIZE);
+        let tx = cfg(&[
+            ("ENABLE_TERMINOLOGY_SERVICE", "true"),
+            ("FHIR_OPERATION_EXPAND_MAX_SIZE", "5"),
+        ])
+        .unwrap();
+        assert!(tx.enable_terminology_service);
+        assert_eq!(tx.expand_max_size, 5);
     }
 
     #[test]
@@ -795,6 +827,8 @@ mod tests {
             ("FHIR_DEFAULT_TIME_ZONE", "+25:00"),
             ("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "0"),
             ("FHIR_OPERATION_EXPORT_MAX_FILE_RESOURCES", "many"),
+            ("ENABLE_TERMINOLOGY_SERVICE", "yes"),
+            ("FHIR_OPERATION_EXPAND_MAX_SIZE", "0"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(e.contains(k) && e.contains(v), "{e}");

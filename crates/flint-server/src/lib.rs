@@ -379,6 +379,8 @@ async fn run(c: Config) -> Result<(), String> {
             export_plan_delay: std::time::Duration::from_millis(c.export_plan_delay_ms),
             page_lifetime_ms: c.page_link_lifetime_ms,
             base_structure_definitions: c.base_structure_definitions,
+            enable_terminology_service: c.enable_terminology_service,
+            expand_max_size: c.expand_max_size,
         },
         engine.clone(),
     )

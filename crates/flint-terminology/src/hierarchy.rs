@@ -152,6 +152,25 @@ impl Hierarchy {
         self.closure(code, Direction::Ancestors)
     }
 
+    /// The direct parents of `code`, in the order the CodeSystem states them.
+    pub fn parents(&self, code: &str) -> Vec<&str> {
+        self.neighbours(code, &self.parents)
+    }
+
+    /// The direct children of `code`, in the order the CodeSystem states them.
+    pub fn children(&self, code: &str) -> Vec<&str> {
+        self.neighbours(code, &self.children)
+    }
+
+    fn neighbours<'a>(&'a self, code: &str, edges: &[Vec<u32>]) -> Vec<&'a str> {
+        self.ids.get(code).map_or_else(Vec::new, |&n| {
+            edges[n as usize]
+                .iter()
+                .map(|&m| self.codes[m as usize].as_str())
+                .collect()
+        })
+    }
+
     /// Whether `a` subsumes `b`: `b` is `a` or below it.
     pub fn subsumes(&self, a: &str, b: &str) -> bool {
         if a == b {
@@ -160,17 +179,18 @@ impl Hierarchy {
         let (Some(&a), Some(&b)) = (self.ids.get(a), self.ids.get(b)) else {
             return false;
         };
-        // Walk up from `b`: codes usually have fewer ancestors than descendants.
-        let mut seen = vec![false; self.codes.len()];
-        seen[b as usize] = true;
+        // Walk up from `b`: codes usually have fewer ancestors than descendants. The visited
+        // set holds only the ancestors reached, so a test costs what `b`'s ancestry does, not
+        // the size of the CodeSystem.
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(b);
         let mut stack = vec![b];
         while let Some(n) = stack.pop() {
             for &p in &self.parents[n as usize] {
                 if p == a {
                     return true;
                 }
-                if !seen[p as usize] {
-                    seen[p as usize] = true;
+                if seen.insert(p) {
                     stack.push(p);
                 }
             }

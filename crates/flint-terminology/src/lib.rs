@@ -8,17 +8,29 @@
 //! with its index). [`Hierarchy`] is the subsumption index of one CodeSystem, built once and
 //! walked in linear time.
 //!
+//! The terminology operations (`$expand`, `$validate-code`, `$lookup`, `$subsumes`,
+//! `$translate`) are answered by a [`TerminologyService`] ([`service`], [`ops`]) over the
+//! stored resources, those a request brings along and the built-in R4 core CodeSystems and
+//! ValueSets ([`builtin`]).
+//!
 //! This crate knows nothing of HTTP; storage faults are [`Error::Storage`], never an empty
 //! answer.
 
 #![warn(missing_docs)]
 
+pub mod builtin;
+pub mod codesystem;
 mod error;
 pub mod hierarchy;
+pub mod ops;
+pub mod service;
 mod stored;
 
+pub use codesystem::{CodeSystem, Concept, Designation};
 pub use error::Error;
 pub use hierarchy::Hierarchy;
+pub use ops::{CodingInput, ExpandParams};
+pub use service::{Member, Session, TerminologyService};
 pub use stored::{CanonicalResolver, DbTerminology};
 
 use flint_db::Db;

@@ -23,6 +23,8 @@
 //!    request: GET parameters are in `req.query`, a POST body in `req.payload` (a
 //!    `Parameters` resource, or the resource the operation takes).
 //! 2. One line in [`OPERATIONS`] (and its `pub mod <name>;` below). The router needs nothing.
+//!    A name may be registered once per resource type (`$validate-code` of ValueSet and of
+//!    CodeSystem, each with its OperationDefinition): [`invoke`] picks the target type's.
 //!    A type or instance operation names the resource `types` it is defined for (the router
 //!    answers 400 `not-supported` for the others, see [`evaluate_measure`]).
 //! 3. List it in the CapabilityStatement (`SYSTEM_OPERATIONS` in `capabilities.rs` for system
@@ -32,7 +34,9 @@
 //!
 //! An operation that a setting turns off (`$cql`, `RestConfig::enable_operation_cql`;
 //! `$graph`, `RestConfig::enable_operation_graph`; `$compact`, `RestConfig::enable_admin_api`;
-//! `$purge`, `RestConfig::enable_operation_patient_purge`) stays in [`OPERATIONS`] (a
+//! `$purge`, `RestConfig::enable_operation_patient_purge`; the terminology operations
+//! `$expand`, `$validate-code`, `$lookup`, `$subsumes`, `$translate`,
+//! `RestConfig::enable_terminology_service`) stays in [`OPERATIONS`] (a
 //! constant);
 //! `capabilities::operation_enabled` decides, and [`invoke`] looks names up only among the
 //! [`offered`] operations, so the CapabilityStatement does not list a disabled one and it
@@ -43,12 +47,18 @@ pub mod compact;
 pub mod cql;
 pub mod evaluate_measure;
 pub mod everything;
+pub mod expand;
 pub mod export;
 pub mod graph;
 pub mod graphql;
 pub mod library_evaluate;
+pub mod lookup;
 pub mod purge;
+pub mod subsumes;
+pub mod terminology;
 pub mod totals;
+pub mod translate;
+pub mod validate_code;
 pub mod versions;
 
 use crate::api::{FhirRequest, Reply};
@@ -71,6 +81,12 @@ pub const OPERATIONS: &[Operation] = &[
     compact::OPERATION,
     purge::OPERATION,
     graphql::OPERATION,
+    expand::OPERATION,
+    validate_code::VALUE_SET,
+    validate_code::CODE_SYSTEM,
+    lookup::OPERATION,
+    subsumes::OPERATION,
+    translate::OPERATION,
 ];
 
 /// The operations of [`OPERATIONS`] offered with `config`: `$cql` only when
@@ -233,7 +249,16 @@ pub async fn invoke(
     if let Some(e) = disabled(name, ctx.state.config()) {
         return Err(e);
     }
-    let registry = offered(ctx.state.config());
+    let mut registry = offered(ctx.state.config());
+    // One name may be registered per type (`$validate-code` of ValueSet and of CodeSystem):
+    // the registration of the target's type answers.
+    if let Target::Type(ty) | Target::Instance(ty, _) = target
+        && registry
+            .iter()
+            .any(|o| o.name == name && o.types.contains(&ty))
+    {
+        registry.retain(|o| o.name != name || o.types.contains(&ty));
+    }
     let op = find(&registry, name, target.level(), &req.method)?;
     if let Target::Type(ty) | Target::Instance(ty, _) = target
         && !op.types.is_empty()
@@ -363,6 +388,16 @@ mod tests {
         assert!(disabled("compact", &cfg).is_none());
         cfg.enable_operation_patient_purge = true;
         assert!(disabled("purge", &cfg).is_none());
+        for name in ["expand", "validate-code", "lookup", "subsumes", "translate"] {
+            let e = disabled(name, &cfg).unwrap();
+            assert!(
+                e.message.contains("ENABLE_TERMINOLOGY_SERVICE"),
+                "{}",
+                e.message
+            );
+        }
+        cfg.enable_terminology_service = true;
+        assert!(disabled("validate-code", &cfg).is_none());
         assert_eq!(names(&cfg).len(), OPERATIONS.len());
     }
 
@@ -376,8 +411,12 @@ mod tests {
     #[test]
     fn registry_names_are_unique_and_the_statement_lists_them() {
         for (i, op) in OPERATIONS.iter().enumerate() {
+            // A name twice only for disjoint resource types.
             assert!(
-                OPERATIONS[..i].iter().all(|o| o.name != op.name),
+                OPERATIONS[..i].iter().all(|o| o.name != op.name
+                    || (!o.types.is_empty()
+                        && !op.types.is_empty()
+                        && o.types.iter().all(|t| !op.types.contains(t)))),
                 "{op:?} twice"
             );
             assert!(!op.name.starts_with('$') && !op.levels.is_empty(), "{op:?}");
