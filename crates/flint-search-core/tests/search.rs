@@ -658,9 +658,10 @@ fn parse_errors() {
         err("Patient", "_content", "x"),
         Error::Unsupported { .. }
     ));
+    // `_filter` is supported: a malformed filter is a malformed value.
     assert!(matches!(
         err("Patient", "_filter", "x"),
-        Error::Unsupported { .. }
+        Error::InvalidValue { .. }
     ));
     assert!(matches!(
         err("Patient", "birthdate", "notadate"),
