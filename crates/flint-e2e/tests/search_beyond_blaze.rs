@@ -119,7 +119,16 @@ fn observation(id: &str, code: &str, subject: &str, mg: f64, unit: &str) -> Valu
 }
 
 /// The families of the patients, as stored, by id.
-const PATIENTS: [(&str, &str, &str, Option<&str>, Option<&str>); 6] = [
+/// A patient's id, family, given name, gender and birth date.
+type PatientRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+const PATIENTS: [PatientRow; 6] = [
     ("p1", "Peter", "Anna", Some("male"), Some("1999-12-31")),
     ("p2", "peter", "Bea", Some("female"), Some("2000-06-15")),
     ("p3", "Peterson", "Carl", Some("male"), Some("2000-01-01")),
