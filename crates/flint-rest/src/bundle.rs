@@ -503,6 +503,9 @@ async fn plan_writes(
                 if let Some(cond) = header(entry, "ifNoneExist") {
                     let params = condition_params(&cond);
                     if search::has_criteria(ctx, ty, &params).map_err(at)? {
+                        let params = search::resolve_condition(ctx, db, ty, &params)
+                            .await
+                            .map_err(at)?;
                         p.cmd.condition = Some(search::condition(ctx, ty, &params));
                     }
                 }
@@ -522,7 +525,10 @@ async fn plan_writes(
             }
             ("PUT", [ty]) => {
                 let mut v = resource_of(entry).map_err(at)?;
-                let id = conditional::update_id(ctx, db, ty, &v, &er.query).map_err(at)?;
+                let query = search::resolve_condition(ctx, db, ty, &er.query)
+                    .await
+                    .map_err(at)?;
+                let id = conditional::update_id(ctx, db, ty, &v, &query).map_err(at)?;
                 resource::set_id(&mut v, &id);
                 let mut p = interaction::prepare_update(
                     ctx,
@@ -533,17 +539,20 @@ async fn plan_writes(
                     header(entry, "ifNoneMatch").as_deref(),
                 )
                 .map_err(at)?;
-                p.cmd.condition = Some(search::condition(ctx, ty, &er.query));
+                p.cmd.condition = Some(search::condition(ctx, ty, &query));
                 p
             }
             ("DELETE", [ty, id]) => interaction::prepare_delete(ctx, ty, id).map_err(at)?,
             ("DELETE", [ty]) => {
-                let ids = conditional::delete_ids(ctx, db, ty, &er.query).map_err(at)?;
+                let query = search::resolve_condition(ctx, db, ty, &er.query)
+                    .await
+                    .map_err(at)?;
+                let ids = conditional::delete_ids(ctx, db, ty, &query).map_err(at)?;
                 for (n, id) in ids.iter().enumerate() {
                     let mut p = interaction::prepare_delete(ctx, ty, id).map_err(at)?;
                     if n == 0 {
                         // The indexer checks that the transaction deletes every match.
-                        p.cmd.condition = Some(search::condition(ctx, ty, &er.query));
+                        p.cmd.condition = Some(search::condition(ctx, ty, &query));
                     }
                     planned.push(Planned::Silent(p));
                 }

@@ -314,8 +314,10 @@ fn build(
                  prefix. Token `:in`/`:not-in` use ValueSets stored here (expansion, or \
                  compose.include with concepts, is-a/descendent-of filters and whole systems; \
                  exclude is not applied), token `:above`/`:below` the concept hierarchy of a \
-                 stored CodeSystem, `_list` stored Lists. Not supported: reference \
-                 `:above`/`:below`, `_text`, `_content`, `_filter`, `_query`, `_contained`. \
+                 stored CodeSystem, `_list` stored Lists, reference `:above`/`:below` the \
+                 hierarchy of a circular reference parameter (`partof`), `_filter` the FHIR \
+                 filter language. Not supported: `_text`, `_content`, `_query`, \
+                 `_contained=true|both`. \
                  `_total` is always accurate. Unsupported parameters: {}. Compartment search: \
                  GET [base]/[Compartment]/[id]/[type] for every R4 compartment. Conditional \
                  references in transactions are resolved before the transaction.",

@@ -26,6 +26,9 @@ pub async fn create(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult
     if !search::has_criteria(ctx, type_name, &params)? {
         return interaction::create(ctx, type_name, v, req.prefer_return).await;
     }
+    // Terminology and `_list` resolved once: the indexer checks the same codes and ids.
+    let db = ctx.state.node().sync().await?;
+    let params = search::resolve_condition(ctx, &db, type_name, &params).await?;
     let condition = search::condition(ctx, type_name, &params);
     let ret = req.prefer_return.unwrap_or(Return::Representation);
     let mut attempt = 0;
@@ -68,6 +71,7 @@ pub async fn existing_at(
     if !search::has_criteria(ctx, type_name, &params)? {
         return Ok(None);
     }
+    let params = search::resolve_condition(ctx, db, type_name, &params).await?;
     let found = search::matches(ctx, db, type_name, &params)?;
     match found.as_slice() {
         [] => Ok(None),
@@ -165,12 +169,13 @@ fn precondition_failed(type_name: &str, cond: &str, n: usize) -> FhirError {
 pub async fn update(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
     check_type(type_name)?;
     let v = payload_resource(type_name, &req.payload)?;
-    let condition = search::condition(ctx, type_name, &req.query);
     let ret = req.prefer_return.unwrap_or(Return::Representation);
     let mut attempt = 0;
     loop {
         let db = ctx.state.node().sync().await?;
-        let id = update_id(ctx, &db, type_name, &v, &req.query)?;
+        let query = search::resolve_condition(ctx, &db, type_name, &req.query).await?;
+        let condition = search::condition(ctx, type_name, &query);
+        let id = update_id(ctx, &db, type_name, &v, &query)?;
         let mut v = v.clone();
         resource::set_id(&mut v, &id);
         let mut p = interaction::prepare_update(
@@ -200,15 +205,18 @@ pub async fn update(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult
 /// condition selects at its place in the log.
 pub async fn delete(ctx: &Ctx, type_name: &str, req: &FhirRequest) -> FhirResult<Reply> {
     check_type(type_name)?;
-    let condition = search::condition(ctx, type_name, &req.query);
     let mut attempt = 0;
     let ids = loop {
         let db = ctx.state.node().sync().await?;
-        let ids = delete_ids(ctx, &db, type_name, &req.query)?;
+        // `:in`, `:below`, `_list` resolved to plain codes and ids at this database value;
+        // the indexer re-checks the resolved search.
+        let query = search::resolve_condition(ctx, &db, type_name, &req.query).await?;
+        let ids = delete_ids(ctx, &db, type_name, &query)?;
         drop(db);
         if ids.is_empty() {
             break ids;
         }
+        let condition = search::condition(ctx, type_name, &query);
         let mut prepared = ids
             .iter()
             .map(|id| interaction::prepare_delete(ctx, type_name, id))

@@ -415,6 +415,74 @@ pub fn matches(
     ctx.state.engine().execute(db, &q).map_err(search_error)
 }
 
+/// `params` of a condition (conditional create, update or delete) with each parameter that
+/// needs stored resources (token `:in`, `:not-in`, `:above`, `:below`, and `_list`) replaced
+/// by the plain parameter it stands for at `db` (the value set's codes, the code system's
+/// related codes, the lists' member ids), so [`matches`] and the indexer's second check
+/// ([`condition`]) evaluate the same search. Such modifiers inside chains, `_has` or
+/// `_filter` of a condition stay unsupported (422 from [`matches`]).
+pub async fn resolve_condition(
+    ctx: &Ctx,
+    db: &Db,
+    ty: &str,
+    params: &[(String, String)],
+) -> FhirResult<Vec<(String, String)>> {
+    let mut out = Vec::with_capacity(params.len());
+    for (k, v) in params {
+        let one = [(k.clone(), v.clone())];
+        let mut q = parse(ctx, ty, &one, Handling::Strict)?;
+        if !needs_stored(&q) {
+            out.push((k.clone(), v.clone()));
+            continue;
+        }
+        resolve_stored(ctx, db, &mut q).await?;
+        let [Clause::Param(p)] = q.clauses.as_slice() else {
+            out.push((k.clone(), v.clone()));
+            continue;
+        };
+        let tokens: Vec<String> = p
+            .values
+            .iter()
+            .filter_map(|q| match q {
+                QueryValue::Token(t) => Some(token_text(t)),
+                _ => None,
+            })
+            .collect();
+        let not = p.modifier == Some(Modifier::Not);
+        match (tokens.is_empty(), not) {
+            // Excluding nothing: no constraint.
+            (true, true) => {}
+            // An empty value set or list: nothing matches (no id contains `#`).
+            (true, false) => out.push(("_id".into(), "#none".into())),
+            (false, _) => {
+                let key = if not {
+                    format!("{}:not", p.param.code)
+                } else {
+                    p.param.code.clone()
+                };
+                out.push((key, tokens.join(",")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A token query as a search value (`code`, `|code`, `system|code`, `system|`), escaped.
+fn token_text(t: &TokenQuery) -> String {
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace(',', "\\,")
+            .replace('|', "\\|")
+            .replace('$', "\\$")
+    };
+    let code = t.code.as_deref().map(esc).unwrap_or_default();
+    match &t.system {
+        SystemMatch::Any => code,
+        SystemMatch::None => format!("|{code}"),
+        SystemMatch::Is(s) => format!("{}|{code}", esc(s)),
+    }
+}
+
 /// Like [`matches`], without resolving versions yet (its length is cheap to know).
 pub fn match_list(
     ctx: &Ctx,
@@ -982,13 +1050,17 @@ pub(crate) fn open_token<D: serde::de::DeserializeOwned>(ctx: &Ctx, token: &str)
 pub(crate) fn needs_stored(q: &Query) -> bool {
     fn clause(c: &Clause) -> bool {
         match c {
-            Clause::Param(p) => matches!(
-                p.modifier,
-                Some(Modifier::In | Modifier::NotIn | Modifier::Above | Modifier::Below)
-            ),
+            Clause::Param(p) => match p.modifier {
+                Some(Modifier::In | Modifier::NotIn) => true,
+                // Reference hierarchies are the engine's; uri `:above`/`:below` are prefixes.
+                Some(Modifier::Above | Modifier::Below) => p.param.kind == ParamType::Token,
+                _ => false,
+            },
             Clause::Chain { targets, .. } => targets.iter().any(|(_, c)| clause(c)),
             Clause::Has { inner, .. } => clause(inner),
             Clause::List(_) => true,
+            Clause::Or(alternatives) => alternatives.iter().flatten().any(clause),
+            Clause::Not(clauses) => clauses.iter().any(clause),
         }
     }
     q.clauses.iter().any(clause)
@@ -1026,6 +1098,18 @@ fn resolve_clause<'a>(
             } => {
                 let st = source_type.clone();
                 resolve_clause(ctx, db, &st, inner).await
+            }
+            Clause::Or(alternatives) => {
+                for c in alternatives.iter_mut().flatten() {
+                    resolve_clause(ctx, db, ty, c).await?;
+                }
+                Ok(())
+            }
+            Clause::Not(clauses) => {
+                for c in clauses.iter_mut() {
+                    resolve_clause(ctx, db, ty, c).await?;
+                }
+                Ok(())
             }
             Clause::List(ids) => {
                 let mut members = Vec::new();

@@ -73,6 +73,9 @@ impl Clause {
             Clause::List(_) => Err(NeedsDatabase {
                 reason: "_list reads List resources",
             }),
+            Clause::Or(_) | Clause::Not(_) => Err(NeedsDatabase {
+                reason: "_filter combines clauses on several parameters",
+            }),
         }
     }
 }
@@ -138,6 +141,8 @@ pub fn value_matches(q: &QueryValue, modifier: Option<&Modifier>, v: &IndexValue
         (QueryValue::String { exact, normalized }, IndexValue::String(t)) => match modifier {
             Some(Modifier::Exact) => t.exact == *exact,
             Some(Modifier::Contains) => t.normalized.contains(normalized.as_str()),
+            Some(Modifier::Equal) => t.normalized == *normalized,
+            Some(Modifier::EndsWith) => t.normalized.ends_with(normalized.as_str()),
             _ => t.normalized.starts_with(normalized.as_str()),
         },
         (QueryValue::Token(q), IndexValue::Token(t)) => token_matches(q, t),

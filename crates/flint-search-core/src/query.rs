@@ -28,7 +28,10 @@
 //! a strict server turns the first into 400 ([`Query::strict`]), a lenient one drops them and
 //! may report them.
 //!
-//! Not supported: `_text`, `_content`, `_filter`, `_query`, `_type` (system search),
+//! - `_filter` (the filter language: `and`, `or`, `not`, groups, every operator that has a
+//!   plain-search equivalent, chains and bracket filters on references; see [`filter`]).
+//!
+//! Not supported: `_text`, `_content`, `_query`, `_type` (system search),
 //! `_containedType` semantics beyond parsing, token `:code-text`/`:text-advanced` (R5).
 
 use crate::date::DateRange;
@@ -41,6 +44,8 @@ use flint_fhirpath::ucum;
 use flint_model::defs::definitions;
 use rust_decimal::Decimal;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+mod filter;
 
 const MAX_DEPTH: usize = 8;
 
@@ -113,6 +118,10 @@ pub enum Modifier {
     Identifier,
     /// `:[Type]` (reference): the target type.
     Type(String),
+    /// Whole-value equality of the normalised string (string; `_filter`'s `eq`, no URL form).
+    Equal,
+    /// The normalised string ends with the value (string; `_filter`'s `ew`, no URL form).
+    EndsWith,
 }
 
 impl Modifier {
@@ -131,6 +140,8 @@ impl Modifier {
             Modifier::OfType => "of-type",
             Modifier::Identifier => "identifier",
             Modifier::Type(t) => t,
+            Modifier::Equal => "eq",
+            Modifier::EndsWith => "ew",
         }
     }
 
@@ -358,6 +369,10 @@ pub enum Clause {
     },
     /// `_list`: members of one of these List ids.
     List(Vec<String>),
+    /// `_filter`'s `or`: the resources matching all clauses of at least one alternative.
+    Or(Vec<Vec<Clause>>),
+    /// `_filter`'s `not`: the resources not matching all of these clauses.
+    Not(Vec<Clause>),
 }
 
 /// A sort key of `_sort`.
@@ -526,6 +541,9 @@ impl<'r> QueryParser<'r> {
                 self.result_param(resource_type, key, value, &mut q.result)
             } else if value.trim().is_empty() || key == "_format" || key == "_pretty" {
                 Ok(())
+            } else if key == "_filter" {
+                self.filter_clauses(resource_type, value)
+                    .map(|c| q.clauses.extend(c))
             } else {
                 self.clause(resource_type, key, value, 0)
                     .map(|c| q.clauses.push(c))
@@ -597,7 +615,7 @@ impl<'r> QueryParser<'r> {
         }))
     }
 
-    fn lookup(&self, ty: &str, code: &str) -> Result<ParamRef, Error> {
+    pub(crate) fn lookup(&self, ty: &str, code: &str) -> Result<ParamRef, Error> {
         if let Some(p) = self.registry.param(ty, code) {
             return Ok(p.clone());
         }
@@ -607,7 +625,7 @@ impl<'r> QueryParser<'r> {
                 reason: u.reason.clone(),
             });
         }
-        if matches!(code, "_filter" | "_query" | "_type" | "_text" | "_content") {
+        if matches!(code, "_query" | "_type" | "_text" | "_content") {
             return Err(Error::Unsupported {
                 code: code.to_string(),
                 reason: "not supported by this server".into(),
@@ -1032,9 +1050,14 @@ impl<'r> QueryParser<'r> {
             "_contained" => {
                 no_modifier()?;
                 r.contained = Some(match value.trim() {
-                    "true" => Contained::True,
+                    // Contained resources are not indexed yet: searching them would silently
+                    // answer with containers matched by their own values.
+                    "true" | "both" => {
+                        return Err(bad(
+                            "searching contained resources is not supported yet (only `false`)",
+                        ));
+                    }
                     "false" => Contained::False,
-                    "both" => Contained::Both,
                     _ => return Err(bad("expected true, false or both")),
                 });
             }
@@ -1042,7 +1065,11 @@ impl<'r> QueryParser<'r> {
                 no_modifier()?;
                 r.contained_type = Some(match value.trim() {
                     "container" => ContainedType::Container,
-                    "contained" => ContainedType::Contained,
+                    "contained" => {
+                        return Err(bad(
+                            "searching contained resources is not supported yet (only `container`)",
+                        ));
+                    }
                     _ => return Err(bad("expected container or contained")),
                 });
             }

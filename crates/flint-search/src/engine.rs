@@ -21,7 +21,9 @@
 use crate::date::DateRange;
 use crate::error::Error;
 use crate::keys::{self, Scan};
-use crate::query::{Clause, Include, Modifier, ParamClause, Query, QueryValue, SortKey};
+use crate::query::{
+    Clause, Include, Modifier, ParamClause, Query, QueryValue, ReferenceQuery, SortKey,
+};
 use crate::registry::{ParamRef, ParamType, Registry, SearchParam};
 use crate::sort::{SortValue, sort_value};
 use crate::value::{IndexValue, ReferenceValue};
@@ -509,7 +511,8 @@ impl Engine {
             [] => return Ok(db.type_total(ty)? as usize),
             [Clause::Param(p)]
                 if !matches!(p.param.code.as_str(), "_id" | "_lastUpdated")
-                    && !matches!(p.modifier, Some(Modifier::Not | Modifier::Missing)) =>
+                    && !matches!(p.modifier, Some(Modifier::Not | Modifier::Missing))
+                    && !is_hierarchy(p) =>
             {
                 check_supported(p)?;
                 let plans = plan_values(&p.param, &p.values, p.modifier.as_ref());
@@ -662,6 +665,10 @@ impl Engine {
             });
         }
         for c in broad {
+            if matches!(c, Clause::Or(_) | Clause::Not(_)) {
+                acc = Some(self.combination_set(db, ty, c, acc)?);
+                continue;
+            }
             acc = Some(match acc {
                 Some(a) if a.len() <= VERIFY_LIMIT => self.verify(db, ty, a, c)?,
                 Some(a) => {
@@ -749,6 +756,9 @@ impl Engine {
                 if p.param.code == "_lastUpdated" {
                     return false;
                 }
+                if is_hierarchy(p) {
+                    return true;
+                }
                 match &p.modifier {
                     Some(Modifier::Not | Modifier::Missing) => false,
                     m => p
@@ -758,6 +768,45 @@ impl Engine {
                 }
             }
             Clause::Chain { .. } | Clause::Has { .. } | Clause::List(_) => true,
+            // Evaluated within what the selective clauses left (see `combination_set`).
+            Clause::Or(_) | Clause::Not(_) => false,
+        }
+    }
+
+    /// The resources of `base` (all current `ty` resources without one) matching `_filter`'s
+    /// `or` (the union of each alternative's matches) or `not` (`base` without the matches of
+    /// the negated clauses). Each alternative is evaluated within `base`, so a selective clause
+    /// AND-ed with a combination bounds the work of the combination.
+    fn combination_set(
+        &self,
+        db: &Db,
+        ty: &str,
+        c: &Clause,
+        base: Option<Set>,
+    ) -> Result<Set, Error> {
+        match c {
+            Clause::Or(alternatives) => {
+                let mut out = IdList::new();
+                for clauses in alternatives {
+                    out = out.union(&self.evaluate(db, ty, clauses, base.clone())?);
+                }
+                Ok(out)
+            }
+            Clause::Not(clauses) => {
+                let within = match base {
+                    Some(b) => b,
+                    None => db.type_ids(ty)?,
+                };
+                let matching = self.evaluate(db, ty, clauses, Some(within.clone()))?;
+                Ok(within.difference(&matching))
+            }
+            _ => {
+                let s = self.clause_set(db, ty, c)?;
+                Ok(match base {
+                    Some(b) => b.intersect(&s),
+                    None => s,
+                })
+            }
         }
     }
 
@@ -868,6 +917,7 @@ impl Engine {
                 }
                 lookup(db, ty, ids)
             }
+            Clause::Or(_) | Clause::Not(_) => self.combination_set(db, ty, c, None),
             Clause::List(_) => Err(SearchError::Unsupported {
                 code: "_list".into(),
                 reason: "list membership is not supported yet".into(),
@@ -887,6 +937,10 @@ impl Engine {
         if p.param.code == "_lastUpdated" {
             let all = db.type_list(ty, None, usize::MAX)?;
             return last_updated_set(db, p, &all);
+        }
+        if is_hierarchy(p) {
+            let values = self.hierarchy_values(db, p)?;
+            return self.union_of_values(db, ty, &p.param, &values, None);
         }
         check_supported(p)?;
         let h = param_hash(&p.param.code);
@@ -914,6 +968,77 @@ impl Engine {
             }
             m => self.union_of_values(db, ty, &p.param, &p.values, m.as_ref()),
         }
+    }
+
+    /// The plain reference values a reference `:above`/`:below` clause stands for: each
+    /// value's target with its ancestors (`:above`) or descendants (`:below`) along the
+    /// target type's circular reference parameters (those referencing only their own type:
+    /// `Location.partof`, `Organization.partof`); cycles in the data end the walk.
+    fn hierarchy_values(&self, db: &Db, p: &ParamClause) -> Result<Vec<QueryValue>, Error> {
+        let below = p.modifier == Some(Modifier::Below);
+        let mut out = Vec::new();
+        for v in &p.values {
+            let QueryValue::Reference(ReferenceQuery::Local {
+                type_name,
+                id,
+                version: None,
+            }) = v
+            else {
+                return Err(unsupported(
+                    p,
+                    "a hierarchy search takes `Type/id` or `id` (versions only on canonicals)",
+                ));
+            };
+            let types: Vec<String> = match type_name {
+                Some(t) => vec![t.clone()],
+                None => p
+                    .param
+                    .target
+                    .iter()
+                    .filter(|t| !self.circular(t).is_empty())
+                    .cloned()
+                    .collect(),
+            };
+            if types.is_empty() {
+                return Err(unsupported(
+                    p,
+                    "no target type has a hierarchy (a reference parameter to its own type only)",
+                ));
+            }
+            for t in types {
+                let circular = self.circular(&t);
+                if circular.is_empty() {
+                    return Err(unsupported(
+                        p,
+                        &format!(
+                            "`{t}` has no hierarchy (no reference parameter of `{t}` to `{t}` only)"
+                        ),
+                    ));
+                }
+                let ids = if below {
+                    descendants(db, &t, &circular, id)?
+                } else {
+                    ancestors(db, &t, &circular, id)?
+                };
+                out.extend(ids.into_iter().map(|id| {
+                    QueryValue::Reference(ReferenceQuery::Local {
+                        type_name: Some(t.clone()),
+                        id,
+                        version: None,
+                    })
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The circular reference parameters of `ty`: those whose only target is `ty`.
+    fn circular(&self, ty: &str) -> Vec<ParamRef> {
+        self.registry
+            .params_of(ty)
+            .filter(|q| q.kind == ParamType::Reference && q.target.len() == 1 && q.target[0] == ty)
+            .cloned()
+            .collect()
     }
 
     fn union_of_values(
@@ -1152,6 +1277,68 @@ fn expression_for_type(expression: &str, ty: &str) -> String {
         .filter(|p| p.trim_start_matches('(').starts_with(&dotted))
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+/// Whether `p` is a reference `:above`/`:below` through a hierarchy (not on a canonical's
+/// version).
+fn is_hierarchy(p: &ParamClause) -> bool {
+    p.param.kind == ParamType::Reference
+        && matches!(p.modifier, Some(Modifier::Above | Modifier::Below))
+        && !p.is_canonical_version_below()
+}
+
+/// `root` and the ids of the `ty` resources below it: those whose `circular` parameters
+/// reference `root` or a resource below it (breadth first, each id once).
+fn descendants(db: &Db, ty: &str, circular: &[ParamRef], root: &str) -> Result<Vec<String>, Error> {
+    let mut seen: HashSet<String> = HashSet::from([root.to_string()]);
+    let mut out = vec![root.to_string()];
+    let mut frontier = vec![root.to_string()];
+    while !frontier.is_empty() {
+        let matches: Vec<ValueMatch> = frontier
+            .iter()
+            .map(|id| ValueMatch::Exact(keys::reference_key(ty, id)))
+            .collect();
+        let scans: Vec<ValueScan<'_>> = matches.iter().map(|m| (m, &accept_all as _)).collect();
+        let mut next = Vec::new();
+        for c in circular {
+            for id in db.search_ids(ty, param_hash(&c.code), &scans)?.iter() {
+                if seen.insert(id.to_string()) {
+                    next.push(id.to_string());
+                }
+            }
+        }
+        out.extend(next.iter().cloned());
+        frontier = next;
+    }
+    Ok(out)
+}
+
+/// `root` and the ids of the `ty` resources above it: those its `circular` parameters
+/// reference, and theirs in turn (each id once).
+fn ancestors(db: &Db, ty: &str, circular: &[ParamRef], root: &str) -> Result<Vec<String>, Error> {
+    let mut seen: HashSet<String> = HashSet::from([root.to_string()]);
+    let mut out = vec![root.to_string()];
+    let mut frontier = vec![root.to_string()];
+    while let Some(id) = frontier.pop() {
+        let Some(h) = db.resource(ty, &id)?.filter(|h| !h.is_deleted()) else {
+            continue;
+        };
+        let Some(blob) = db.index_values(&h)? else {
+            continue;
+        };
+        for c in circular {
+            for v in blob_values(&blob, param_hash(&c.code)) {
+                if let IndexValue::Reference(ReferenceValue::Local { type_name, id, .. }) = v
+                    && type_name == ty
+                    && seen.insert(id.clone())
+                {
+                    out.push(id.clone());
+                    frontier.push(id);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn is_meta_sort(p: &ParamRef) -> bool {

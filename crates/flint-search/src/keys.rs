@@ -326,6 +326,19 @@ pub fn plan(q: &QueryValue, modifier: Option<&Modifier>) -> Option<Scan> {
                     }),
                 )
             }
+            Some(Modifier::Equal) => {
+                let mut k = kind(b'n', normalized);
+                k.push(RS);
+                scan(ValueMatch::Prefix(k), true, Box::new(all))
+            }
+            Some(Modifier::EndsWith) => {
+                let want = normalized.clone();
+                scan(
+                    ValueMatch::Prefix(vec![b'n']),
+                    false,
+                    Box::new(move |v| string_part(v).ends_with(want.as_bytes())),
+                )
+            }
             _ => {
                 let want = normalized.clone();
                 scan(
