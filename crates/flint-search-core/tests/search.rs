@@ -660,8 +660,15 @@ fn parse_errors() {
     ));
     // Contained resources are not searchable yet: asking for them is an error, never the
     // containers' own matches.
-    for (k, v) in [("_contained", "true"), ("_contained", "both"), ("_containedType", "contained")] {
-        assert!(matches!(err("Patient", k, v), Error::InvalidValue { .. }), "{k}={v}");
+    for (k, v) in [
+        ("_contained", "true"),
+        ("_contained", "both"),
+        ("_containedType", "contained"),
+    ] {
+        assert!(
+            matches!(err("Patient", k, v), Error::InvalidValue { .. }),
+            "{k}={v}"
+        );
     }
     // `_filter` is supported: a malformed filter is a malformed value.
     assert!(matches!(
