@@ -367,21 +367,21 @@ fn verify<'a>(
     Ok((versions, removals))
 }
 
-/// A conditional write's search, again at the database before the transaction: any current
-/// match other than the written resource rejects the transaction (409), so that of two
-/// concurrent conditional creates with the same criteria exactly one creates, on every node.
-fn check_condition(
+/// The condition `c` carries (if any) and the ids of its current matches at `before`: a
+/// failed read is a storage failure (retried), a query the indexer refuses rejects the
+/// transaction, as does a condition without a search index.
+fn condition_matches<'c>(
     before: &Db,
-    c: &crate::log::TxCmd,
+    c: &'c crate::log::TxCmd,
     indexer: Option<&dyn ResourceIndexer>,
-) -> Result<(), Failure> {
+) -> Result<Option<(&'c String, Vec<String>)>, Failure> {
     let Some(query) = &c.condition else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(indexer) = indexer else {
         return Err(Failure::Reject(DbError::new(
             ErrorKind::Invalid,
-            format!("Conditional writes need a search index (`{query}`)."),
+            format!("Conditional interactions need a search index (`{query}`)."),
         )));
     };
     let ids = indexer
@@ -390,6 +390,20 @@ fn check_condition(
             ErrorKind::Unavailable | ErrorKind::Fault => Failure::Storage(e),
             _ => Failure::Reject(e),
         })?;
+    Ok(Some((query, ids)))
+}
+
+/// A conditional write's search, again at the database before the transaction: any current
+/// match other than the written resource rejects the transaction (409), so that of two
+/// concurrent conditional creates with the same criteria exactly one creates, on every node.
+fn check_condition(
+    before: &Db,
+    c: &crate::log::TxCmd,
+    indexer: Option<&dyn ResourceIndexer>,
+) -> Result<(), Failure> {
+    let Some((query, ids)) = condition_matches(before, c, indexer)? else {
+        return Ok(());
+    };
     match ids.iter().find(|id| **id != c.id) {
         Some(other) => Err(conflict(format!(
             "The condition `{query}` of the conditional write of `{}/{}` matches `{}/{other}`, \
@@ -411,21 +425,9 @@ fn check_delete_condition(
     c: &crate::log::TxCmd,
     indexer: Option<&dyn ResourceIndexer>,
 ) -> Result<(), Failure> {
-    let Some(query) = &c.condition else {
+    let Some((query, ids)) = condition_matches(before, c, indexer)? else {
         return Ok(());
     };
-    let Some(indexer) = indexer else {
-        return Err(Failure::Reject(DbError::new(
-            ErrorKind::Invalid,
-            format!("Conditional deletes need a search index (`{query}`)."),
-        )));
-    };
-    let ids = indexer
-        .condition_matches(before, &c.type_name, query)
-        .map_err(|e| match e.kind {
-            ErrorKind::Unavailable | ErrorKind::Fault => Failure::Storage(e),
-            _ => Failure::Reject(e),
-        })?;
     let deleted: HashSet<&str> = entry
         .cmds
         .iter()

@@ -16,11 +16,11 @@
 //! without `count` (or with a larger one): 409 `too-costly`. An unknown ValueSet, or a
 //! CodeSystem a compose needs that is not known: 404 `not-found`.
 
-use super::terminology::{Params, canonical, echo, instance, reply, session, tx_error};
+use super::terminology::{Params, echo, reply, session, tx_error, value_set};
 use super::{Level, OpFuture, Operation, Target};
 use crate::api::{FhirRequest, Reply};
 use crate::context::Ctx;
-use crate::outcome::{FhirError, FhirResult};
+use crate::outcome::FhirResult;
 use flint_terminology::ExpandParams;
 use serde_json::json;
 
@@ -89,29 +89,7 @@ async fn expand(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirResult<
     }
     let db = ctx.read_db().await?;
     let s = session(ctx, &db, &params)?.with_system_versions(&params.texts("system-version")?);
-    let vs = match target {
-        Target::Instance(ty, id) => std::sync::Arc::new(instance(&db, ty, id).await?),
-        _ => {
-            if let Some(vs) = params.resource("valueSet", "ValueSet")? {
-                std::sync::Arc::new(vs)
-            } else if let Some(url) = params.text("url")? {
-                let url = canonical(&url, params.text("valueSetVersion")?.as_deref());
-                let found = s
-                    .value_set(&url)
-                    .await
-                    .map_err(|e| tx_error(e, &params, "url"))?;
-                found.ok_or_else(|| {
-                    FhirError::not_found(format!("No ValueSet with url `{url}` is known."))
-                        .at(params.at("url"))
-                })?
-            } else {
-                return Err(FhirError::invalid(
-                    "`$expand` needs the parameter `url` or `valueSet` (or a ValueSet/[id]).",
-                )
-                .at("url"));
-            }
-        }
-    };
+    let vs = value_set(&s, &db, target, &params, "`$expand`").await?;
     let out = s
         .expand(&vs, &p)
         .await

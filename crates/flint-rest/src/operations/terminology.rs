@@ -351,6 +351,38 @@ pub(super) async fn code_system(
     })
 }
 
+/// The ValueSet an operation works on: `ValueSet/[id]` at the instance level, else the one
+/// given inline (`valueSet`) or by canonical `url` (`valueSetVersion`; unknown: 404 there);
+/// without either, 400 `{op} needs ...`.
+pub(super) async fn value_set(
+    s: &Session<'_, flint_search::Engine>,
+    db: &Db,
+    target: super::Target<'_>,
+    params: &Params,
+    op: &str,
+) -> FhirResult<Arc<Value>> {
+    if let super::Target::Instance(ty, id) = target {
+        return Ok(Arc::new(instance(db, ty, id).await?));
+    }
+    if let Some(vs) = params.resource("valueSet", "ValueSet")? {
+        return Ok(Arc::new(vs));
+    }
+    let Some(url) = params.text("url")? else {
+        return Err(FhirError::invalid(format!(
+            "{op} needs the parameter `url` or `valueSet` (or a ValueSet/[id])."
+        ))
+        .at("url"));
+    };
+    let url = canonical(&url, params.text("valueSetVersion")?.as_deref());
+    let found = s
+        .value_set(&url)
+        .await
+        .map_err(|e| tx_error(e, params, "url"))?;
+    found.ok_or_else(|| {
+        FhirError::not_found(format!("No ValueSet with url `{url}` is known.")).at(params.at("url"))
+    })
+}
+
 /// `url|version`, or `url` without a version.
 pub(super) fn canonical(url: &str, version: Option<&str>) -> String {
     match version {

@@ -14,7 +14,7 @@
 //! unknown ValueSet or CodeSystem to validate against: 404 `not-found` at `url`. `date`,
 //! `abstract`, `displayLanguage` and `context` are accepted and ignored.
 
-use super::terminology::{Params, canonical, code_system, instance, reply, session, tx_error};
+use super::terminology::{Params, canonical, code_system, reply, session, tx_error, value_set};
 use super::{Level, OpFuture, Operation, Target};
 use crate::api::{FhirRequest, Reply};
 use crate::context::Ctx;
@@ -89,30 +89,7 @@ async fn in_value_set(ctx: &Ctx, target: Target<'_>, req: &FhirRequest) -> FhirR
     let infer = params.boolean("inferSystem", false)?;
     let db = ctx.read_db().await?;
     let s = session(ctx, &db, &params)?;
-    let vs = match target {
-        Target::Instance(ty, id) => Arc::new(instance(&db, ty, id).await?),
-        _ => {
-            if let Some(vs) = params.resource("valueSet", "ValueSet")? {
-                Arc::new(vs)
-            } else if let Some(url) = params.text("url")? {
-                let url = canonical(&url, params.text("valueSetVersion")?.as_deref());
-                let found = s
-                    .value_set(&url)
-                    .await
-                    .map_err(|e| tx_error(e, &params, "url"))?;
-                found.ok_or_else(|| {
-                    FhirError::not_found(format!("No ValueSet with url `{url}` is known."))
-                        .at(params.at("url"))
-                })?
-            } else {
-                return Err(FhirError::invalid(
-                    "`ValueSet/$validate-code` needs the parameter `url` or `valueSet` (or a \
-                     ValueSet/[id]).",
-                )
-                .at("url"));
-            }
-        }
-    };
+    let vs = value_set(&s, &db, target, &params, "`ValueSet/$validate-code`").await?;
     let out = s
         .validate_in_value_set(&vs, &codings, infer)
         .await
